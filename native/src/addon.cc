@@ -1,0 +1,394 @@
+// The tsvision addon: tensor handles, data in and out, autograd, devices and runtime settings. Operators
+// themselves go through dispatch.cc.
+#include "handle.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <cstring>
+#include <thread>
+
+namespace tsv {
+
+namespace {
+std::thread::id mainThread;
+
+void finalize(Napi::Env env, Handle* h) {
+  if (h->bytes) Napi::MemoryManagement::AdjustExternalMemory(env, -h->bytes);
+  delete h;
+}
+
+Handle* handleOf(const Napi::Value& v, const char* what) {
+  if (!v.IsExternal()) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Tensor");
+  }
+  return v.As<Napi::External<Handle>>().Data();
+}
+
+const struct {
+  const char* name;
+  at::ScalarType type;
+} kDtypes[] = {
+    {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16},
+    {"int64", at::kLong},    {"int32", at::kInt},      {"int16", at::kShort},  {"int8", at::kChar},
+    {"uint8", at::kByte},    {"bool", at::kBool},
+};
+}  // namespace
+
+at::ScalarType parseDtype(const std::string& s) {
+  for (const auto& d : kDtypes)
+    if (s == d.name) return d.type;
+  throw std::invalid_argument("unknown dtype '" + s + "'");
+}
+
+std::string dtypeName(at::ScalarType s) {
+  for (const auto& d : kDtypes)
+    if (s == d.type) return d.name;
+  return c10::toString(s);
+}
+
+std::string describe(const at::Tensor& t) {
+  std::string s = "Tensor[";
+  auto sizes = t.sizes();
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "] " + dtypeName(t.scalar_type()) + " " + t.device().str();
+}
+
+Napi::Value wrap(Napi::Env env, at::Tensor t) {
+  if (!t.defined()) return env.Null();
+  auto* h = new Handle{std::move(t)};
+  // Only CPU bytes pressure V8's heap accounting; a CUDA tensor costs the host nothing.
+  if (h->t.device().is_cpu()) {
+    h->bytes = static_cast<int64_t>(h->t.numel() * h->t.element_size());
+    if (h->bytes) Napi::MemoryManagement::AdjustExternalMemory(env, h->bytes);
+  }
+  return Napi::External<Handle>::New(env, h, finalize);
+}
+
+const at::Tensor& unwrap(const Napi::Value& v, const char* what) {
+  Handle* h = handleOf(v, what);
+  if (!h->t.defined()) throw Napi::Error::New(v.Env(), std::string(what) + ": tensor used after dispose()");
+  return h->t;
+}
+
+namespace {
+
+// free(h): drops this handle's reference now instead of at garbage collection.
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Handle* h = handleOf(info[0], "free");
+  if (h->bytes) {
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -h->bytes);
+    h->bytes = 0;
+  }
+  h->t = at::Tensor();
+  return info.Env().Undefined();
+}
+
+std::vector<int64_t> toShape(const Napi::Value& v) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), "shape must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int64_t> out(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) throw Napi::TypeError::New(v.Env(), "shape must be an array of integers");
+    double d = e.As<Napi::Number>().DoubleValue();
+    if (d < 0 || d != std::floor(d)) throw Napi::RangeError::New(v.Env(), "shape entries must be integers >= 0");
+    out[i] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+// fromBytes(typedArray, shape, dtype, device?): copies raw element bytes into a new tensor.
+Napi::Value FromBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "fromBytes: data must be a TypedArray");
+  auto ta = info[0].As<Napi::TypedArray>();
+  auto shape = toShape(info[1]);
+  return guarded(env, "fromBytes", [&]() -> Napi::Value {
+    auto dtype = parseDtype(info[2].As<Napi::String>().Utf8Value());
+    auto t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    size_t need = t.numel() * t.element_size();
+    if (ta.ByteLength() != need) {
+      throw std::invalid_argument("data has " + std::to_string(ta.ByteLength()) + " bytes but shape and dtype need " +
+                                  std::to_string(need));
+    }
+    auto* src = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (need) std::memcpy(t.data_ptr(), src, need);
+    if (info.Length() > 3 && info[3].IsString()) {
+      c10::Device dev(info[3].As<Napi::String>().Utf8Value());
+      if (dev != t.device()) t = t.to(dev);
+    }
+    return wrap(env, std::move(t));
+  });
+}
+
+// toBytes(h): a copy of the elements, contiguous, in a fresh ArrayBuffer (from any device).
+Napi::Value ToBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t0 = unwrap(info[0], "toBytes");
+  return guarded(env, "toBytes", [&]() -> Napi::Value {
+    at::Tensor t = t0.detach().to(at::kCPU).contiguous();
+    size_t n = t.numel() * t.element_size();
+    auto buf = Napi::ArrayBuffer::New(env, n);
+    if (n) std::memcpy(buf.Data(), t.data_ptr(), n);
+    return buf;
+  });
+}
+
+Napi::Value Meta(const Napi::CallbackInfo& info) {
+  // meta(h) -> [shape, dtype, device, requiresGrad]: one crossing for what the TS side caches lazily.
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrap(info[0], "meta");
+  auto sizes = t.sizes();
+  Napi::Array shape = Napi::Array::New(env, sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) shape.Set(i, Napi::Number::New(env, static_cast<double>(sizes[i])));
+  Napi::Array out = Napi::Array::New(env, 4);
+  out.Set(0u, shape);
+  out.Set(1u, dtypeName(t.scalar_type()));
+  out.Set(2u, t.device().str());
+  out.Set(3u, Napi::Boolean::New(env, t.requires_grad()));
+  return out;
+}
+
+Napi::Value Shape(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrap(info[0], "shape");
+  auto sizes = t.sizes();
+  Napi::Array shape = Napi::Array::New(env, sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) shape.Set(i, Napi::Number::New(env, static_cast<double>(sizes[i])));
+  return shape;
+}
+
+Napi::Value Item(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrap(info[0], "item");
+  return guarded(env, "item", [&]() -> Napi::Value {
+    if (t.numel() != 1) throw std::invalid_argument("item() needs exactly one element, got " + describe(t));
+    if (t.scalar_type() == at::kBool) return Napi::Boolean::New(env, t.item<bool>());
+    return Napi::Number::New(env, t.item<double>());
+  });
+}
+
+Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrap(info[0], "requiresGrad_");
+  return guarded(env, "requiresGrad_", [&]() -> Napi::Value {
+    t.requires_grad_(info[1].As<Napi::Boolean>().Value());
+    return env.Undefined();
+  });
+}
+
+Napi::Value Grad(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = unwrap(info[0], "grad");
+  return wrap(info.Env(), t.grad());
+}
+
+Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrap(info[0], "setGrad");
+  return guarded(env, "setGrad", [&]() -> Napi::Value {
+    if (info[1].IsNull() || info[1].IsUndefined()) t.mutable_grad() = at::Tensor();
+    else t.mutable_grad() = unwrap(info[1], "grad");
+    return env.Undefined();
+  });
+}
+
+Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), unwrap(info[0], "isLeaf").is_leaf());
+}
+
+Napi::Value RetainGrad(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = unwrap(info[0], "retainGrad");
+  return guarded(info.Env(), "retainGrad", [&]() -> Napi::Value {
+    t.retain_grad();
+    return info.Env().Undefined();
+  });
+}
+
+// backward(h, grad?, retainGraph?, createGraph?)
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrap(info[0], "backward");
+  return guarded(env, "backward", [&]() -> Napi::Value {
+    at::Tensor g;
+    if (info.Length() > 1 && info[1].IsExternal()) g = unwrap(info[1], "backward gradient");
+    c10::optional<bool> retain;
+    if (info.Length() > 2 && info[2].IsBoolean()) retain = info[2].As<Napi::Boolean>().Value();
+    bool create = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+    t.backward(g, retain, create);
+    return env.Undefined();
+  });
+}
+
+// autogradGrad(outputs[], inputs[], gradOutputs[]|null, retainGraph, createGraph) -> grads (torch.autograd.grad)
+Napi::Value AutogradGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto list = [&](const Napi::Value& v) {
+    std::vector<at::Tensor> out;
+    if (v.IsArray()) {
+      auto a = v.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(unwrap(a.Get(i), "autograd.grad"));
+    }
+    return out;
+  };
+  auto outputs = list(info[0]);
+  auto inputs = list(info[1]);
+  auto gradOutputs = list(info[2]);
+  return guarded(env, "autograd.grad", [&]() -> Napi::Value {
+    c10::optional<bool> retain;
+    if (info[3].IsBoolean()) retain = info[3].As<Napi::Boolean>().Value();
+    bool create = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+    auto grads = torch::autograd::grad(outputs, inputs, gradOutputs, retain, create, /*allow_unused=*/true);
+    Napi::Array out = Napi::Array::New(env, grads.size());
+    for (size_t i = 0; i < grads.size(); ++i) out.Set(i, wrap(env, grads[i]));
+    return out;
+  });
+}
+
+// registerHook(h, fn): fn(gradHandle) -> gradHandle | null, called during backward. Only on the JS thread:
+// CPU backward runs there; CUDA backward runs on device threads, where calling JavaScript is impossible.
+Napi::Value RegisterHook(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrap(info[0], "registerHook");
+  if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "registerHook: hook must be a function");
+  auto fn = std::make_shared<Napi::FunctionReference>(Napi::Persistent(info[1].As<Napi::Function>()));
+  return guarded(env, "registerHook", [&]() -> Napi::Value {
+    unsigned pos = t.register_hook([fn, env](const at::Tensor& grad) -> at::Tensor {
+      if (std::this_thread::get_id() != mainThread) {
+        throw std::runtime_error("gradient hooks run only when backward runs on the JavaScript thread (CPU)");
+      }
+      Napi::HandleScope scope(env);
+      Napi::Value r = fn->Call({wrap(env, grad)});
+      if (r.IsExternal()) return unwrap(r, "hook result");
+      return at::Tensor();
+    });
+    return Napi::Number::New(env, pos);
+  });
+}
+
+Napi::Value RemoveHook(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = unwrap(info[0], "removeHook");
+  return guarded(info.Env(), "removeHook", [&]() -> Napi::Value {
+    t.remove_hook(info[1].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(info[0].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
+Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
+}
+
+Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  double s = info[0].As<Napi::Number>().DoubleValue();
+  at::manual_seed(static_cast<uint64_t>(s));
+  return info.Env().Undefined();
+}
+
+// The CPU generator's full state, so checkpoints can resume a run's random stream exactly.
+Napi::Value GetRngState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "getRngState", [&]() -> Napi::Value {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return wrap(env, gen.get_state());
+  });
+}
+
+Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& s = unwrap(info[0], "setRngState");
+  return guarded(env, "setRngState", [&]() -> Napi::Value {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(s);
+    return env.Undefined();
+  });
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::get_num_threads());
+}
+
+Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
+}
+
+Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), "cudaSynchronize", [&]() -> Napi::Value {
+    if (torch::cuda::is_available()) torch::cuda::synchronize();
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", TORCH_VERSION);
+  o.Set("cuda", Napi::Boolean::New(env, torch::cuda::is_available()));
+  o.Set("cudaDevices", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+  o.Set("threads", Napi::Number::New(env, at::get_num_threads()));
+  o.Set("allocator", allocatorName());
+  o.Set("parallel", at::get_parallel_info());
+  o.Set("config", at::show_config());
+  return o;
+}
+
+Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
+  mainThread = std::this_thread::get_id();
+  installAllocator();
+  // libtorch picks a single thread on some machines; default to the cores the process may use.
+  unsigned cores = std::thread::hardware_concurrency();
+  if (!std::getenv("OMP_NUM_THREADS") && cores > 0) at::set_num_threads(static_cast<int>(cores));
+
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
+  fn("free", Free);
+  fn("fromBytes", FromBytes);
+  fn("toBytes", ToBytes);
+  fn("meta", Meta);
+  fn("shape", Shape);
+  fn("item", Item);
+  fn("setRequiresGrad", SetRequiresGrad);
+  fn("grad", Grad);
+  fn("setGrad", SetGrad);
+  fn("isLeaf", IsLeaf);
+  fn("retainGrad", RetainGrad);
+  fn("backward", Backward);
+  fn("autogradGrad", AutogradGrad);
+  fn("registerHook", RegisterHook);
+  fn("removeHook", RemoveHook);
+  fn("setGradEnabled", SetGradEnabled);
+  fn("isGradEnabled", IsGradEnabled);
+  fn("manualSeed", ManualSeed);
+  fn("getRngState", GetRngState);
+  fn("setRngState", SetRngState);
+  fn("setNumThreads", SetNumThreads);
+  fn("getNumThreads", GetNumThreads);
+  fn("cudaDeviceCount", CudaDeviceCount);
+  fn("cudaSynchronize", CudaSynchronize);
+  fn("info", Info);
+  initDispatch(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) { return InitImpl(env, exports); }
+}  // namespace tsv
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return tsv::Init(env, exports); }
+NODE_API_MODULE(tsvision, InitAddon)

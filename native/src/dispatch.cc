@@ -1,0 +1,276 @@
+// Boxed calls through the c10 dispatcher: one generic path reaches every ATen operator (forward, autograd,
+// CPU and CUDA kernels) by its schema, so the addon needs almost no per-op C++. JavaScript looks an operator
+// up once (lookup -> integer id) and then calls it with positional arguments in schema order; `undefined`
+// (or a missing trailing argument) takes the schema's default.
+#include "handle.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+
+#include <sstream>
+
+namespace tsv {
+namespace {
+
+struct Op {
+  c10::OperatorHandle handle;
+  std::string name;  // "aten::conv2d" or "aten::add.Tensor", for error messages
+};
+std::vector<Op> ops;
+
+[[noreturn]] void typeError(Napi::Env env, const Op& op, const c10::Argument& a, const char* want) {
+  throw Napi::TypeError::New(env, op.name + ": argument '" + a.name() + "' must be " + want);
+}
+
+int64_t toInt(Napi::Env env, const Op& op, const c10::Argument& a, const Napi::Value& v) {
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d != static_cast<double>(static_cast<int64_t>(d))) typeError(env, op, a, "an integer");
+    return static_cast<int64_t>(d);
+  }
+  if (v.IsBigInt()) {
+    bool lossless;
+    return v.As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
+  if (v.IsString()) {
+    // ScalarType, Layout and MemoryFormat travel as ints in schemas; we accept their names.
+    std::string s = v.As<Napi::String>().Utf8Value();
+    if (s == "strided") return static_cast<int64_t>(at::kStrided);
+    if (s == "contiguous_format") return static_cast<int64_t>(at::MemoryFormat::Contiguous);
+    if (s == "channels_last") return static_cast<int64_t>(at::MemoryFormat::ChannelsLast);
+    if (s == "preserve_format") return static_cast<int64_t>(at::MemoryFormat::Preserve);
+    return static_cast<int64_t>(parseDtype(s));
+  }
+  typeError(env, op, a, "an integer");
+}
+
+double toDouble(Napi::Env env, const Op& op, const c10::Argument& a, const Napi::Value& v) {
+  if (!v.IsNumber()) typeError(env, op, a, "a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+c10::IValue toScalar(Napi::Env env, const Op& op, const c10::Argument& a, const Napi::Value& v) {
+  if (v.IsBoolean()) return c10::IValue(at::Scalar(v.As<Napi::Boolean>().Value()));
+  if (!v.IsNumber()) typeError(env, op, a, "a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  // Integral JS numbers become integer Scalars so integer tensors keep their dtype (t.add(1) on int64).
+  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15)
+    return c10::IValue(at::Scalar(static_cast<int64_t>(d)));
+  return c10::IValue(at::Scalar(d));
+}
+
+c10::IValue convert(Napi::Env env, const Op& op, const c10::Argument& a, const c10::TypePtr& type,
+                    const Napi::Value& v);
+
+c10::IValue convertList(Napi::Env env, const Op& op, const c10::Argument& a, const c10::TypePtr& elem,
+                        const Napi::Value& v) {
+  auto kind = elem->kind();
+  // A single number where the schema wants int[N] (stride=2 for int[2]) expands, as in Python.
+  if (!v.IsArray()) {
+    if (kind == c10::TypeKind::IntType && v.IsNumber() && a.N()) {
+      return c10::IValue(std::vector<int64_t>(*a.N(), toInt(env, op, a, v)));
+    }
+    if (kind == c10::TypeKind::BoolType && v.IsBoolean() && a.N()) {
+      c10::List<bool> l;
+      for (int i = 0; i < *a.N(); ++i) l.push_back(v.As<Napi::Boolean>().Value());
+      return c10::IValue(l);
+    }
+    typeError(env, op, a, "an array");
+  }
+  Napi::Array arr = v.As<Napi::Array>();
+  uint32_t n = arr.Length();
+  switch (kind) {
+    case c10::TypeKind::IntType:
+    case c10::TypeKind::SymIntType: {
+      std::vector<int64_t> out(n);
+      for (uint32_t i = 0; i < n; ++i) out[i] = toInt(env, op, a, arr.Get(i));
+      return c10::IValue(out);
+    }
+    case c10::TypeKind::FloatType: {
+      std::vector<double> out(n);
+      for (uint32_t i = 0; i < n; ++i) out[i] = toDouble(env, op, a, arr.Get(i));
+      return c10::IValue(out);
+    }
+    case c10::TypeKind::BoolType: {
+      c10::List<bool> out;
+      for (uint32_t i = 0; i < n; ++i) {
+        Napi::Value e = arr.Get(i);
+        if (!e.IsBoolean()) typeError(env, op, a, "an array of booleans");
+        out.push_back(e.As<Napi::Boolean>().Value());
+      }
+      return c10::IValue(out);
+    }
+    case c10::TypeKind::TensorType: {
+      c10::List<at::Tensor> out;
+      out.reserve(n);
+      for (uint32_t i = 0; i < n; ++i) out.push_back(unwrap(arr.Get(i), a.name().c_str()));
+      return c10::IValue(out);
+    }
+    case c10::TypeKind::OptionalType: {
+      c10::List<c10::optional<at::Tensor>> out;
+      for (uint32_t i = 0; i < n; ++i) {
+        Napi::Value e = arr.Get(i);
+        if (e.IsNull() || e.IsUndefined()) out.push_back(c10::nullopt);
+        else out.push_back(unwrap(e, a.name().c_str()));
+      }
+      return c10::IValue(out);
+    }
+    default:
+      typeError(env, op, a, ("a supported list (" + elem->str() + "[] is not)").c_str());
+  }
+}
+
+c10::IValue convert(Napi::Env env, const Op& op, const c10::Argument& a, const c10::TypePtr& type,
+                    const Napi::Value& v) {
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType:
+      return c10::IValue(unwrap(v, a.name().c_str()));
+    case c10::TypeKind::OptionalType:
+      if (v.IsNull() || v.IsUndefined()) return c10::IValue();
+      return convert(env, op, a, type->castRaw<c10::OptionalType>()->getElementType(), v);
+    case c10::TypeKind::IntType:
+    case c10::TypeKind::SymIntType:
+    case c10::TypeKind::ScalarTypeType:
+    case c10::TypeKind::LayoutType:
+    case c10::TypeKind::MemoryFormatType:
+      return c10::IValue(toInt(env, op, a, v));
+    case c10::TypeKind::FloatType:
+      return c10::IValue(toDouble(env, op, a, v));
+    case c10::TypeKind::NumberType:
+      return toScalar(env, op, a, v);
+    case c10::TypeKind::BoolType:
+      if (!v.IsBoolean()) typeError(env, op, a, "a boolean");
+      return c10::IValue(v.As<Napi::Boolean>().Value());
+    case c10::TypeKind::StringType:
+      if (!v.IsString()) typeError(env, op, a, "a string");
+      return c10::IValue(v.As<Napi::String>().Utf8Value());
+    case c10::TypeKind::DeviceObjType:
+      if (!v.IsString()) typeError(env, op, a, "a device string such as 'cpu' or 'cuda:0'");
+      return c10::IValue(c10::Device(v.As<Napi::String>().Utf8Value()));
+    case c10::TypeKind::GeneratorType:
+      typeError(env, op, a, "null (explicit generators are not supported; use manualSeed)");
+    case c10::TypeKind::ListType:
+      return convertList(env, op, a, type->castRaw<c10::ListType>()->getElementType(), v);
+    default:
+      typeError(env, op, a, ("of a supported type (" + type->str() + " is not)").c_str());
+  }
+}
+
+Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
+  if (v.isTensor()) return wrap(env, v.toTensor());
+  if (v.isNone()) return env.Null();
+  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isScalar()) return Napi::Number::New(env, v.toScalar().toDouble());
+  if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  if (v.isTensorList()) {
+    auto l = v.toTensorList();
+    Napi::Array out = Napi::Array::New(env, l.size());
+    for (size_t i = 0; i < l.size(); ++i) out.Set(i, wrap(env, l.get(i)));
+    return out;
+  }
+  if (v.isIntList()) {
+    auto l = v.toIntVector();
+    Napi::Array out = Napi::Array::New(env, l.size());
+    for (size_t i = 0; i < l.size(); ++i) out.Set(i, Napi::Number::New(env, static_cast<double>(l[i])));
+    return out;
+  }
+  if (v.isTuple()) {
+    const auto& el = v.toTupleRef().elements();
+    Napi::Array out = Napi::Array::New(env, el.size());
+    for (size_t i = 0; i < el.size(); ++i) out.Set(i, fromIValue(env, el[i]));
+    return out;
+  }
+  throw Napi::TypeError::New(env, "unsupported return type " + v.tagKind());
+}
+
+// Describes the actual arguments, so an error names the shapes and dtypes that caused it.
+std::string describeArgs(const Napi::CallbackInfo& info) {
+  std::ostringstream os;
+  for (size_t i = 1; i < info.Length(); ++i) {
+    if (i > 1) os << ", ";
+    Napi::Value v = info[i];
+    if (v.IsExternal()) {
+      auto* h = v.As<Napi::External<Handle>>().Data();
+      os << (h->t.defined() ? describe(h->t) : std::string("<disposed tensor>"));
+    } else if (v.IsArray()) {
+      os << "[" << v.As<Napi::Array>().Length() << " items]";
+    } else if (v.IsUndefined()) {
+      os << "default";
+    } else {
+      os << v.ToString().Utf8Value();
+    }
+  }
+  return os.str();
+}
+
+template <bool kReturn>
+Napi::Value callOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  if (id >= ops.size()) throw Napi::RangeError::New(env, "unknown operator id");
+  const Op& op = ops[id];
+  const auto& schema = op.handle.schema();
+  const auto& args = schema.arguments();
+  size_t given = info.Length() - 1;
+  if (given > args.size())
+    throw Napi::TypeError::New(env, op.name + ": takes " + std::to_string(args.size()) + " arguments, got " +
+                                        std::to_string(given));
+  torch::jit::Stack stack;
+  stack.reserve(args.size());
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    Napi::Value v = i < given ? info[i + 1] : env.Undefined();
+    if (v.IsUndefined()) {
+      if (!a.default_value()) throw Napi::TypeError::New(env, op.name + ": missing argument '" + a.name() + "'");
+      stack.push_back(*a.default_value());
+    } else {
+      stack.push_back(convert(env, op, a, a.type(), v));
+    }
+  }
+  try {
+    op.handle.callBoxed(stack);
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    throw Napi::Error::New(env, op.name + "(" + describeArgs(info) + "): " + msg);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, op.name + "(" + describeArgs(info) + "): " + e.what());
+  }
+  if (!kReturn) return env.Undefined();
+  if (stack.size() == 1) return fromIValue(env, stack[0]);
+  Napi::Array out = Napi::Array::New(env, stack.size());
+  for (size_t i = 0; i < stack.size(); ++i) out.Set(i, fromIValue(env, stack[i]));
+  return out;
+}
+
+Napi::Value Lookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  std::string overload = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  auto h = c10::Dispatcher::singleton().findSchema({name, overload});
+  if (!h) {
+    throw Napi::Error::New(env, "no operator " + name + (overload.empty() ? "" : "." + overload) +
+                                    " in this libtorch (" + TORCH_VERSION + ")");
+  }
+  ops.push_back({*h, overload.empty() ? name : name + "." + overload});
+  std::ostringstream schema;
+  schema << h->schema();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("id", Napi::Number::New(env, static_cast<double>(ops.size() - 1)));
+  out.Set("schema", schema.str());
+  return out;
+}
+
+}  // namespace
+
+void initDispatch(Napi::Env env, Napi::Object exports) {
+  exports.Set("lookup", Napi::Function::New(env, Lookup, "lookup"));
+  exports.Set("call", Napi::Function::New(env, callOp<true>, "call"));
+  exports.Set("callVoid", Napi::Function::New(env, callOp<false>, "callVoid"));
+}
+
+}  // namespace tsv

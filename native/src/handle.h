@@ -1,0 +1,46 @@
+// Shared declarations of the tsvision addon: how a libtorch tensor travels to JavaScript and back.
+#pragma once
+#include <napi.h>
+#include <ATen/ATen.h>
+#include <torch/version.h>
+
+#define TSV_TORCH_GE(maj, min) \
+  (TORCH_VERSION_MAJOR > (maj) || (TORCH_VERSION_MAJOR == (maj) && TORCH_VERSION_MINOR >= (min)))
+
+namespace tsv {
+
+// A tensor handle is a napi External holding one strong reference to an at::Tensor. Externals are the
+// cheapest object N-API can create (no class instantiation), which keeps per-op overhead low; the TypeScript
+// Tensor class owns the External and releases it deterministically through free().
+struct Handle {
+  at::Tensor t;
+  int64_t bytes = 0;  // reported to V8 as external memory, so the GC knows what a tiny wrapper holds
+};
+
+Napi::Value wrap(Napi::Env env, at::Tensor t);           // undefined tensor -> null
+const at::Tensor& unwrap(const Napi::Value& v, const char* what);  // throws a TypeError naming `what`
+std::string describe(const at::Tensor& t);               // "Tensor[2, 3] float32 cpu"
+
+at::ScalarType parseDtype(const std::string& s);         // "float32" -> at::kFloat; throws on unknown
+std::string dtypeName(at::ScalarType s);
+
+// Runs `body`, turning every libtorch failure into a JS Error whose message starts with `op`.
+template <typename F>
+Napi::Value guarded(Napi::Env env, const char* op, F&& body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(env, std::string(op) + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string(op) + ": " + e.what());
+  }
+}
+
+void installAllocator();        // routes libtorch's CPU allocations through mimalloc where available
+const char* allocatorName();
+void initDispatch(Napi::Env env, Napi::Object exports);
+Napi::Object Init(Napi::Env env, Napi::Object exports);
+
+}  // namespace tsv

@@ -1,0 +1,242 @@
+// Free functions over tensors: joining, selection and the neural-network operators the nine architectures
+// and their training need. Keyword arguments of torch.nn.functional become option objects.
+import { Handle, NativeArg } from './native';
+import { Reduction, ReductionName, op } from './ops';
+import { DType, Tensor, TensorOrScalar, wrap, wrapList } from './tensor';
+
+export type Pair = number | [number, number];
+
+const opt = (t: Tensor | null | undefined): Handle | null => (t ? t.h : null);
+
+export function cat(tensors: Tensor[], dim = 0): Tensor {
+  return wrap(op('aten::cat').handle(tensors.map((t) => t.h), dim));
+}
+export function stack(tensors: Tensor[], dim = 0): Tensor {
+  return wrap(op('aten::stack').handle(tensors.map((t) => t.h), dim));
+}
+/** cond ? a : b, elementwise. */
+export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  if (typeof a === 'number' && typeof b === 'number') return wrap(op('aten::where.Scalar').handle(cond.h, a, b));
+  if (typeof a === 'number') return wrap(op('aten::where.ScalarSelf').handle(cond.h, a, (b as Tensor).h));
+  if (typeof b === 'number') return wrap(op('aten::where.ScalarOther').handle(cond.h, a.h, b));
+  return wrap(op('aten::where.self').handle(cond.h, a.h, b.h));
+}
+export function maximum(a: Tensor, b: Tensor): Tensor {
+  return a.maximum(b);
+}
+export function minimum(a: Tensor, b: Tensor): Tensor {
+  return a.minimum(b);
+}
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
+
+// ---- layers --------------------------------------------------------------------------------------------
+export interface Conv2dOptions {
+  stride?: Pair;
+  /** Numbers, or 'same' / 'valid' as in PyTorch. */
+  padding?: Pair | 'same' | 'valid';
+  dilation?: Pair;
+  groups?: number;
+}
+
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
+  if (typeof o.padding === 'string') {
+    return wrap(op('aten::conv2d.padding').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding, o.dilation ?? 1, o.groups ?? 1));
+  }
+  return wrap(op('aten::conv2d').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1));
+}
+
+export interface ConvTranspose2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  outputPadding?: Pair;
+  groups?: number;
+  dilation?: Pair;
+}
+
+export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvTranspose2dOptions = {}): Tensor {
+  return wrap(
+    op('aten::conv_transpose2d.input').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1),
+  );
+}
+
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return wrap(op('aten::linear').handle(x.h, weight.h, opt(bias)));
+}
+
+export interface BatchNormOptions {
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/** Normalizes over (N, H, W); in training it also updates runningMean/runningVar in place. */
+export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
+  return wrap(
+    op('aten::batch_norm').handle(x.h, opt(o.weight), opt(o.bias), opt(runningMean), opt(runningVar), o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5, true),
+  );
+}
+
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return wrap(op('aten::group_norm').handle(x.h, groups, opt(weight), opt(bias), eps, true));
+}
+
+// ---- activations ---------------------------------------------------------------------------------------
+export function relu(x: Tensor): Tensor {
+  return x.relu();
+}
+/** min(max(x, 0), 6), MobileNet's activation. */
+export function relu6(x: Tensor): Tensor {
+  return wrap(op('aten::hardtanh').handle(x.h, 0, 6));
+}
+export function hardtanh(x: Tensor, min = -1, max = 1): Tensor {
+  return wrap(op('aten::hardtanh').handle(x.h, min, max));
+}
+/** Parametric ReLU (ENet): weight has one slope per channel, or a single shared one. */
+export function prelu(x: Tensor, weight: Tensor): Tensor {
+  return wrap(op('aten::prelu').handle(x.h, weight.h));
+}
+export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
+  return wrap(op('aten::leaky_relu').handle(x.h, slope));
+}
+export function sigmoid(x: Tensor): Tensor {
+  return x.sigmoid();
+}
+export function tanh(x: Tensor): Tensor {
+  return x.tanh();
+}
+export function softmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return wrap(op('aten::softmax.int').handle(x.h, dim, dtype));
+}
+export function logSoftmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return wrap(op('aten::log_softmax.int').handle(x.h, dim, dtype));
+}
+
+// ---- pooling and resampling ----------------------------------------------------------------------------
+export interface Pool2dOptions {
+  /** Defaults to the kernel size, as in PyTorch. */
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  ceilMode?: boolean;
+}
+
+export function maxPool2d(x: Tensor, kernelSize: Pair, o: Pool2dOptions = {}): Tensor {
+  return wrap(op('aten::max_pool2d').handle(x.h, kernelSize, o.stride ?? [], o.padding ?? 0, o.dilation ?? 1, o.ceilMode ?? false));
+}
+/** Max pooling that also returns the argmax positions, which ENet's decoder feeds to maxUnpool2d. */
+export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, o: Pool2dOptions = {}): { output: Tensor; indices: Tensor } {
+  const [output, indices] = wrapList(
+    op('aten::max_pool2d_with_indices').call(x.h, kernelSize, o.stride ?? [], o.padding ?? 0, o.dilation ?? 1, o.ceilMode ?? false),
+  );
+  return { output, indices };
+}
+/** Scatters values back to the positions maxPool2dWithIndices recorded; outputSize is (H, W). */
+export function maxUnpool2d(x: Tensor, indices: Tensor, outputSize: [number, number]): Tensor {
+  return wrap(op('aten::max_unpool2d').handle(x.h, indices.h, outputSize));
+}
+export function avgPool2d(
+  x: Tensor,
+  kernelSize: Pair,
+  o: { stride?: Pair; padding?: Pair; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number } = {},
+): Tensor {
+  return wrap(
+    op('aten::avg_pool2d').handle(x.h, kernelSize, o.stride ?? [], o.padding ?? 0, o.ceilMode ?? false, o.countIncludePad ?? true, o.divisorOverride ?? null),
+  );
+}
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
+  return wrap(op('aten::adaptive_avg_pool2d').handle(x.h, typeof outputSize === 'number' ? [outputSize, outputSize] : outputSize));
+}
+export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
+  const [out] = wrapList(op('aten::adaptive_max_pool2d').call(x.h, typeof outputSize === 'number' ? [outputSize, outputSize] : outputSize));
+  return out;
+}
+
+export interface InterpolateOptions {
+  size?: [number, number];
+  scaleFactor?: number | [number, number];
+  mode?: 'nearest' | 'bilinear';
+  /** Bilinear only. PyTorch's default is false; DeepLab/PSPNet-era code often used true. */
+  alignCorners?: boolean;
+}
+
+/** torch.nn.functional.interpolate for 4-D input. */
+export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
+  if (!o.size && o.scaleFactor === undefined) throw new Error('interpolate: give size or scaleFactor');
+  const size = o.size ?? null;
+  const scales = o.size ? null : typeof o.scaleFactor === 'number' ? [o.scaleFactor, o.scaleFactor] : (o.scaleFactor as number[]);
+  if ((o.mode ?? 'nearest') === 'nearest') {
+    if (o.alignCorners !== undefined) throw new Error('interpolate: alignCorners applies only to bilinear mode');
+    return wrap(op('aten::upsample_nearest2d.vec').handle(x.h, size, scales));
+  }
+  return wrap(op('aten::upsample_bilinear2d.vec').handle(x.h, size, o.alignCorners ?? false, scales));
+}
+
+/** Zero-pads (or pads with value) the last dimensions; pad = [left, right, top, bottom]. */
+export function pad(x: Tensor, padding: number[], value = 0): Tensor {
+  return wrap(op('aten::constant_pad_nd').handle(x.h, padding, value));
+}
+
+// ---- regularization ------------------------------------------------------------------------------------
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  return wrap(op('aten::dropout').handle(x.h, p, training));
+}
+/** Drops whole channels (nn.Dropout2d; ENet's spatial dropout). */
+export function dropout2d(x: Tensor, p = 0.5, training = true): Tensor {
+  return wrap(op('aten::feature_dropout').handle(x.h, p, training));
+}
+
+// ---- losses ---------------------------------------------------------------------------------------------
+export interface CrossEntropyOptions {
+  weight?: Tensor | null;
+  ignoreIndex?: number;
+  reduction?: ReductionName;
+  labelSmoothing?: number;
+}
+
+/** Logits (N, C, ...) against int64 class indices (N, ...); pixels labelled ignoreIndex count for nothing. */
+export function crossEntropy(logits: Tensor, target: Tensor, o: CrossEntropyOptions = {}): Tensor {
+  return wrap(
+    op('aten::cross_entropy_loss').handle(logits.h, target.h, opt(o.weight), Reduction[o.reduction ?? 'mean'], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0),
+  );
+}
+export function nllLoss(logProbs: Tensor, target: Tensor, o: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
+  return wrap(op('aten::nll_loss_nd').handle(logProbs.h, target.h, opt(o.weight), Reduction[o.reduction ?? 'mean'], o.ignoreIndex ?? -100));
+}
+export function mseLoss(input: Tensor, target: Tensor, reduction: ReductionName = 'mean'): Tensor {
+  return wrap(op('aten::mse_loss').handle(input.h, target.h, Reduction[reduction]));
+}
+export function l1Loss(input: Tensor, target: Tensor, reduction: ReductionName = 'mean'): Tensor {
+  return wrap(op('aten::l1_loss').handle(input.h, target.h, Reduction[reduction]));
+}
+/** KL(target || input) with input as log-probabilities, as torch.nn.functional.kl_div. */
+export function klDiv(input: Tensor, target: Tensor, o: { reduction?: ReductionName | 'batchmean'; logTarget?: boolean } = {}): Tensor {
+  const r = o.reduction ?? 'mean';
+  if (r === 'batchmean') {
+    const s = wrap(op('aten::kl_div').handle(input.h, target.h, Reduction.sum, o.logTarget ?? false));
+    return s.div(input.size(0));
+  }
+  return wrap(op('aten::kl_div').handle(input.h, target.h, Reduction[r], o.logTarget ?? false));
+}
+export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, o: { weight?: Tensor; posWeight?: Tensor; reduction?: ReductionName } = {}): Tensor {
+  return wrap(op('aten::binary_cross_entropy_with_logits').handle(input.h, target.h, opt(o.weight), opt(o.posWeight), Reduction[o.reduction ?? 'mean']));
+}
+export function smoothL1Loss(input: Tensor, target: Tensor, beta = 1, reduction: ReductionName = 'mean'): Tensor {
+  return wrap(op('aten::smooth_l1_loss').handle(input.h, target.h, Reduction[reduction], beta));
+}
+
+/** Any operator by schema name, e.g. callOp('aten::pixel_shuffle', x, 2): the whole ATen surface. */
+export function callOp(spec: string, ...args: (Tensor | Tensor[] | NativeArg)[]): Tensor | Tensor[] | number | boolean | null {
+  const conv = (a: Tensor | Tensor[] | NativeArg): NativeArg =>
+    a instanceof Tensor ? a.h : Array.isArray(a) ? (a as (Tensor | NativeArg)[]).map((x) => conv(x)) : a;
+  const r = op(spec).call(...args.map(conv));
+  const back = (v: unknown): Tensor | Tensor[] | number | boolean | null =>
+    v === null || typeof v === 'number' || typeof v === 'boolean' ? v
+    : Array.isArray(v) ? (v.map(back) as Tensor[])
+    : typeof v === 'string' ? null
+    : wrap(v as Handle);
+  return back(r);
+}

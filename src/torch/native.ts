@@ -1,0 +1,79 @@
+// Loads the libtorch addon and declares its surface. Everything here is raw: handles are opaque napi
+// Externals; src/torch/tensor.ts gives them a typed, memory-managed face.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Opaque reference to one at::Tensor inside the addon. */
+export interface Handle {
+  readonly __tensorHandle: unique symbol;
+}
+
+/** What a boxed operator call may take and give back. */
+export type NativeArg = Handle | number | boolean | string | null | undefined | NativeArg[];
+export type NativeResult = Handle | number | boolean | string | null | NativeResult[];
+
+export interface NativeInfo {
+  version: string;
+  cuda: boolean;
+  cudaDevices: number;
+  threads: number;
+  allocator: string;
+  parallel: string;
+  config: string;
+}
+
+export interface Native {
+  lookup(name: string, overload: string): { id: number; schema: string };
+  call(id: number, ...args: NativeArg[]): NativeResult;
+  callVoid(id: number, ...args: NativeArg[]): void;
+  free(h: Handle): void;
+  fromBytes(data: ArrayBufferView, shape: number[], dtype: string, device?: string): Handle;
+  toBytes(h: Handle): ArrayBuffer;
+  meta(h: Handle): [number[], string, string, boolean];
+  shape(h: Handle): number[];
+  item(h: Handle): number | boolean;
+  setRequiresGrad(h: Handle, on: boolean): void;
+  grad(h: Handle): Handle | null;
+  setGrad(h: Handle, g: Handle | null): void;
+  isLeaf(h: Handle): boolean;
+  retainGrad(h: Handle): void;
+  backward(h: Handle, grad?: Handle | null, retainGraph?: boolean, createGraph?: boolean): void;
+  autogradGrad(outputs: Handle[], inputs: Handle[], gradOutputs: Handle[] | null, retainGraph?: boolean, createGraph?: boolean): (Handle | null)[];
+  registerHook(h: Handle, fn: (grad: Handle) => Handle | null | undefined): number;
+  removeHook(h: Handle, id: number): void;
+  setGradEnabled(on: boolean): boolean;
+  isGradEnabled(): boolean;
+  manualSeed(seed: number): void;
+  getRngState(): Handle;
+  setRngState(state: Handle): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  cudaDeviceCount(): number;
+  cudaSynchronize(): void;
+  info(): NativeInfo;
+}
+
+/** Where the addon was loaded from (shown by `tsvision info`). */
+export let addonPath = '';
+
+function load(): Native {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const candidates = [
+    process.env.TSVISION_ADDON,
+    path.join(root, 'native', 'build', 'Release', 'tsvision.node'),
+    path.join(root, 'native', 'build', 'tsvision.node'),
+  ].filter((p): p is string => Boolean(p));
+  for (const p of candidates) {
+    if (fs.existsSync(p)) {
+      addonPath = p;
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      return require(p) as Native;
+    }
+  }
+  throw new Error(
+    `tsvision: the libtorch addon is not built (looked in ${candidates.join(', ')}). ` +
+      'Run `npm run setup` (installs libtorch-dev and builds it), or `npm run build:native`.',
+  );
+}
+
+export const native: Native = load();

@@ -1,0 +1,53 @@
+// Operators by schema name. Each is looked up in the c10 dispatcher on first use (so one missing in an
+// older libtorch fails only where it is used) and then called by integer id.
+import { Handle, NativeArg, NativeResult, native } from './native';
+
+export class Op {
+  private id = -1;
+  private schemaText = '';
+  constructor(readonly spec: string) {}
+
+  private resolve(): number {
+    const dot = this.spec.indexOf('.');
+    const name = dot < 0 ? this.spec : this.spec.slice(0, dot);
+    const overload = dot < 0 ? '' : this.spec.slice(dot + 1);
+    const r = native.lookup(name, overload);
+    this.schemaText = r.schema;
+    return (this.id = r.id);
+  }
+
+  get schema(): string {
+    if (this.id < 0) this.resolve();
+    return this.schemaText;
+  }
+
+  call(...args: NativeArg[]): NativeResult {
+    return native.call(this.id >= 0 ? this.id : this.resolve(), ...args);
+  }
+
+  /** For in-place and out= forms, whose result is an argument the caller already holds. */
+  run(...args: NativeArg[]): void {
+    native.callVoid(this.id >= 0 ? this.id : this.resolve(), ...args);
+  }
+
+  /** The common case: one tensor comes back. */
+  handle(...args: NativeArg[]): Handle {
+    return native.call(this.id >= 0 ? this.id : this.resolve(), ...args) as Handle;
+  }
+}
+
+const table = new Map<string, Op>();
+
+/** The operator for a schema name such as 'aten::conv2d' or 'aten::add.Tensor' (cached). */
+export function op(spec: string): Op {
+  let o = table.get(spec);
+  if (!o) {
+    o = new Op(spec);
+    table.set(spec, o);
+  }
+  return o;
+}
+
+/** Reduction modes as ATen's loss ops number them. */
+export const Reduction = { none: 0, mean: 1, sum: 2 } as const;
+export type ReductionName = keyof typeof Reduction;

@@ -1,0 +1,5 @@
+// tsvision.nn: modules, layers, initializers, and the functional namespace F.
+export * from './module';
+export * from './layers';
+export * as init from './init';
+export * as F from '../torch/functional';

@@ -1,0 +1,190 @@
+// The layers the nine architectures are built from, with PyTorch's defaults and initializations.
+import * as F from '../torch/functional';
+import { Pair } from '../torch/functional';
+import { Tensor, empty, ones, zeros, tensor } from '../torch';
+import { defaultLayerInit } from './init';
+import { Buffer, Module, Parameter } from './module';
+
+const pair = (p: Pair): [number, number] => (typeof p === 'number' ? [p, p] : p);
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair | 'same' | 'valid';
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+  /** 'zeros' (default), 'reflect' or 'replicate'. */
+  paddingMode?: 'zeros' | 'reflect' | 'replicate';
+}
+
+export class Conv2d extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number] | 'same' | 'valid';
+  readonly dilation: [number, number];
+  readonly groups: number;
+  readonly paddingMode: 'zeros' | 'reflect' | 'replicate';
+
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, o: Conv2dOptions = {}) {
+    super();
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(o.stride ?? 1);
+    this.padding = typeof o.padding === 'string' ? o.padding : pair(o.padding ?? 0);
+    this.dilation = pair(o.dilation ?? 1);
+    this.groups = o.groups ?? 1;
+    this.paddingMode = o.paddingMode ?? 'zeros';
+    if (inChannels % this.groups || outChannels % this.groups) {
+      throw new Error(`Conv2d: channels ${inChannels}->${outChannels} are not divisible by groups=${this.groups}`);
+    }
+    this.weight = Parameter.from(empty([outChannels, inChannels / this.groups, ...this.kernelSize]));
+    this.bias = o.bias === false ? null : Parameter.from(empty([outChannels]));
+    defaultLayerInit(this.weight, this.bias);
+  }
+
+  forward(x: Tensor): Tensor {
+    if (this.paddingMode !== 'zeros' && Array.isArray(this.padding)) {
+      const [ph, pw] = this.padding;
+      const mode = this.paddingMode === 'reflect' ? 'aten::reflection_pad2d' : 'aten::replication_pad2d';
+      const padded = F.callOp(mode, x, [pw, pw, ph, ph]) as Tensor;
+      return F.conv2d(padded, this.weight, this.bias, { stride: this.stride, dilation: this.dilation, groups: this.groups });
+    }
+    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+}
+
+export class Linear extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, o: { bias?: boolean } = {}) {
+    super();
+    this.weight = Parameter.from(empty([outFeatures, inFeatures]));
+    this.bias = o.bias === false ? null : Parameter.from(empty([outFeatures]));
+    defaultLayerInit(this.weight, this.bias);
+  }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  momentum?: number;
+  affine?: boolean;
+  trackRunningStats?: boolean;
+}
+
+export class BatchNorm2d extends Module {
+  weight: Parameter | null;
+  bias: Parameter | null;
+  running_mean: Buffer | null;
+  running_var: Buffer | null;
+  num_batches_tracked: Buffer | null;
+  readonly eps: number;
+  readonly momentum: number;
+
+  constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
+    super();
+    this.eps = o.eps ?? 1e-5;
+    this.momentum = o.momentum ?? 0.1;
+    const affine = o.affine ?? true;
+    this.weight = affine ? Parameter.from(ones([numFeatures])) : null;
+    this.bias = affine ? Parameter.from(zeros([numFeatures])) : null;
+    const track = o.trackRunningStats ?? true;
+    this.running_mean = track ? Buffer.from(zeros([numFeatures])) : null;
+    this.running_var = track ? Buffer.from(ones([numFeatures])) : null;
+    this.num_batches_tracked = track ? Buffer.from(tensor(0, { dtype: 'int64' })) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    const useBatchStats = this.training || !this.running_mean;
+    if (this.training && this.num_batches_tracked) this.num_batches_tracked.add_(1);
+    return F.batchNorm(x, this.running_mean, this.running_var, {
+      weight: this.weight,
+      bias: this.bias,
+      training: useBatchStats,
+      momentum: this.momentum,
+      eps: this.eps,
+    });
+  }
+}
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return x.relu();
+  }
+}
+
+export class ReLU6 extends Module {
+  forward(x: Tensor): Tensor {
+    return F.relu6(x);
+  }
+}
+
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return x.sigmoid();
+  }
+}
+
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+export class Flatten extends Module {
+  constructor(readonly startDim = 1, readonly endDim = -1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim, this.endDim);
+  }
+}
+
+export class MaxPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly o: F.Pool2dOptions = {}) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.maxPool2d(x, this.kernelSize, this.o);
+  }
+}
+
+export class AvgPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly o: Parameters<typeof F.avgPool2d>[2] = {}) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.avgPool2d(x, this.kernelSize, this.o);
+  }
+}
+
+export class AdaptiveAvgPool2d extends Module {
+  constructor(readonly outputSize: Pair) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.adaptiveAvgPool2d(x, this.outputSize);
+  }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.p > 0 ? F.dropout(x, this.p, this.training) : x;
+  }
+}
+
+/** Zeroes whole channels (spatial dropout, as ENet uses). */
+export class Dropout2d extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.p > 0 ? F.dropout2d(x, this.p, this.training) : x;
+  }
+}

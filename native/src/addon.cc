@@ -353,9 +353,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   unsigned cores = std::thread::hardware_concurrency();
   if (!std::getenv("OMP_NUM_THREADS") && cores > 0) at::set_num_threads(static_cast<int>(cores));
 
-  auto fn = [&](const char* name, Napi::Function::Callback cb) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
+#define fn(name, cb) exports.Set(name, Napi::Function::New(env, safe<cb>, name))
   fn("free", Free);
   fn("fromBytes", FromBytes);
   fn("toBytes", ToBytes);
@@ -381,6 +379,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   fn("cudaDeviceCount", CudaDeviceCount);
   fn("cudaSynchronize", CudaSynchronize);
   fn("info", Info);
+#undef fn
   initDispatch(env, exports);
   return exports;
 }

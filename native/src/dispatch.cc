@@ -220,17 +220,17 @@ Napi::Value callOp(const Napi::CallbackInfo& info) {
                                         std::to_string(given));
   torch::jit::Stack stack;
   stack.reserve(args.size());
-  for (size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    Napi::Value v = i < given ? info[i + 1] : env.Undefined();
-    if (v.IsUndefined()) {
-      if (!a.default_value()) throw Napi::TypeError::New(env, op.name + ": missing argument '" + a.name() + "'");
-      stack.push_back(*a.default_value());
-    } else {
-      stack.push_back(convert(env, op, a, a.type(), v));
-    }
-  }
   try {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const auto& a = args[i];
+      Napi::Value v = i < given ? info[i + 1] : env.Undefined();
+      if (v.IsUndefined()) {
+        if (!a.default_value()) throw Napi::TypeError::New(env, op.name + ": missing argument '" + a.name() + "'");
+        stack.push_back(*a.default_value());
+      } else {
+        stack.push_back(convert(env, op, a, a.type(), v));
+      }
+    }
     op.handle.callBoxed(stack);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
@@ -268,9 +268,9 @@ Napi::Value Lookup(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void initDispatch(Napi::Env env, Napi::Object exports) {
-  exports.Set("lookup", Napi::Function::New(env, Lookup, "lookup"));
-  exports.Set("call", Napi::Function::New(env, callOp<true>, "call"));
-  exports.Set("callVoid", Napi::Function::New(env, callOp<false>, "callVoid"));
+  exports.Set("lookup", Napi::Function::New(env, safe<Lookup>, "lookup"));
+  exports.Set("call", Napi::Function::New(env, safe<callOp<true>>, "call"));
+  exports.Set("callVoid", Napi::Function::New(env, safe<callOp<false>>, "callVoid"));
 }
 
 }  // namespace tsv

@@ -38,6 +38,22 @@ Napi::Value guarded(Napi::Env env, const char* op, F&& body) {
   }
 }
 
+// Wraps an exported function so that no C++ exception can cross into Node (which would abort the process).
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value safe(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  } catch (...) {
+    throw Napi::Error::New(info.Env(), "unknown native error");
+  }
+}
+
 void installAllocator();        // routes libtorch's CPU allocations through mimalloc where available
 const char* allocatorName();
 void initDispatch(Napi::Env env, Napi::Object exports);

@@ -1,0 +1,51 @@
+// Bad input never crashes the process: every libtorch failure becomes a JS Error naming op, shapes and dtypes.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as T from '../../src/torch';
+
+test('shape mismatch names the op, the shapes and the dtypes', () => {
+  const a = T.ones([2, 3]);
+  const b = T.ones([4], { dtype: 'float64' });
+  assert.throws(() => a.add(b), (e: Error) => /aten::add\.Tensor/.test(e.message) && /Tensor\[2, 3\] float32/.test(e.message) && /Tensor\[4\] float64/.test(e.message));
+});
+
+test('conv2d with mismatched channels is an Error, not an abort', () => {
+  assert.throws(() => T.conv2d(T.ones([1, 3, 8, 8]), T.ones([4, 2, 3, 3])), /aten::conv2d/);
+});
+
+test('wrong argument types are TypeErrors naming the argument', () => {
+  const x = T.ones([1, 1, 4, 4]);
+  assert.throws(() => T.callOp('aten::conv2d', x, 3), (e: Error) => e instanceof TypeError && /weight/.test(e.message));
+  assert.throws(() => T.callOp('aten::conv2d', x, x, null, 'two'), (e: Error) => e instanceof TypeError && /stride/.test(e.message));
+  assert.throws(() => T.callOp('aten::no_such_op'), /no operator aten::no_such_op/);
+  assert.throws(() => T.zeros([2, -1]), /aten::zeros/);
+});
+
+test('bad dtype, device and data are clear errors', () => {
+  assert.throws(() => T.ones([2]).to('float7' as T.DType), /float7/);
+  assert.throws(() => T.fromArray(new Float32Array(5), [2, 3]), /5 bytes|20 bytes|need/);
+  assert.throws(() => T.ones([2]).to('cuda:7'), /cuda|CUDA/);
+  assert.throws(() => T.ones([3]).item(), /exactly one element/);
+});
+
+test('gradient hooks: a hook rescales the gradient, and a throwing hook fails backward cleanly', () => {
+  const x = T.tensor([1, 2, 3], { dtype: 'float32' }).requiresGrad_();
+  const remove = x.registerHook((g) => g.mul(10));
+  x.mul(x).sum().backward();
+  assert.deepEqual(x.grad!.toNumbers(), [20, 40, 60]);
+  remove();
+  const z = T.tensor([1, 2], { dtype: 'float32' }).requiresGrad_();
+  z.registerHook(() => {
+    throw new Error('hook failed');
+  });
+  assert.throws(() => z.sum().backward(), /hook failed/);
+});
+
+test('noGrad stops recording; autograd.grad returns gradients without touching .grad', () => {
+  const x = T.tensor([3], { dtype: 'float32' }).requiresGrad_();
+  const y = T.noGrad(() => x.mul(2));
+  assert.equal(y.requiresGrad, false);
+  const [g] = T.grad(x.mul(x).sum(), x);
+  assert.deepEqual(g!.toNumbers(), [6]);
+  assert.equal(x.grad, null);
+});

@@ -1,0 +1,84 @@
+// torchvision's ImageFolder: root/<class>/<image>, classes sorted by name, labels their positions. Images
+// are decoded by sharp (libvips, off the JavaScript thread), so a DataLoader with prefetch decodes the next
+// batch while the current one trains.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { fromArray, keep, tidy } from '../torch';
+import { Dataset, Sample } from './loader';
+
+export interface ImageFolderOptions {
+  /** Resize every image to this (H, W) (a number: square). Without it images keep their size. */
+  size?: number | readonly [number, number];
+  /** 1 (grey) or 3 (RGB, the default). Alpha is dropped. */
+  channels?: 1 | 3;
+  /** File extensions to include, lower case with the dot. Default .png, .jpg, .jpeg. */
+  extensions?: readonly string[];
+}
+
+export interface ImageFolderSample {
+  path: string;
+  label: number;
+}
+
+// Plain code-unit order, as Python's sorted(), so class indices match torchvision's for the same folder.
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+export class ImageFolder implements Dataset<Sample> {
+  readonly root: string;
+  readonly classes: readonly string[];
+  readonly samples: readonly ImageFolderSample[];
+  readonly channels: 1 | 3;
+  readonly size: [number, number] | null;
+
+  constructor(root: string, o: ImageFolderOptions = {}) {
+    this.root = root;
+    this.channels = o.channels ?? 3;
+    if (this.channels !== 1 && this.channels !== 3) throw new Error(`ImageFolder: channels must be 1 or 3, got ${String(this.channels)}`);
+    this.size = o.size === undefined ? null : typeof o.size === 'number' ? [o.size, o.size] : [o.size[0], o.size[1]];
+    const exts = new Set((o.extensions ?? ['.png', '.jpg', '.jpeg']).map((e) => e.toLowerCase()));
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(root, { withFileTypes: true });
+    } catch (e) {
+      throw new Error(`ImageFolder: cannot read ${root} (${(e as Error).message})`);
+    }
+    this.classes = entries.filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name).sort(byName);
+    if (this.classes.length === 0) throw new Error(`ImageFolder: ${root} has no class folders`);
+    const samples: ImageFolderSample[] = [];
+    this.classes.forEach((cls, label) => {
+      const dir = path.join(root, cls);
+      const files = fs.readdirSync(dir, { withFileTypes: true })
+        .filter((f) => f.isFile() && exts.has(path.extname(f.name).toLowerCase()))
+        .map((f) => f.name)
+        .sort(byName);
+      for (const f of files) samples.push({ path: path.join(dir, f), label });
+    });
+    if (samples.length === 0) throw new Error(`ImageFolder: no ${[...exts].join('/')} images under ${root}`);
+    this.samples = samples;
+  }
+
+  get length(): number {
+    return this.samples.length;
+  }
+
+  /** Decodes sample i to a uint8 tensor [C, H, W] (kept: the caller owns it) and its label. */
+  async get(i: number): Promise<Sample> {
+    const s = this.samples[i];
+    if (!s) throw new RangeError(`ImageFolder.get(${i}): index out of range [0, ${this.length})`);
+    let data: Buffer;
+    let info: sharp.OutputInfo;
+    try {
+      let img = sharp(s.path, { failOn: 'error' }).removeAlpha();
+      img = this.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
+      if (this.size) img = img.resize(this.size[1], this.size[0], { fit: 'fill' });
+      ({ data, info } = await img.raw().toBuffer({ resolveWithObject: true }));
+    } catch (e) {
+      throw new Error(`ImageFolder: cannot decode ${s.path}: ${(e as Error).message}`);
+    }
+    if (info.channels !== this.channels) throw new Error(`ImageFolder: ${s.path} decoded to ${info.channels} channels, expected ${this.channels}`);
+    // This runs in a promise continuation, maybe inside a caller's open scope: keep the result out of it.
+    const x = tidy(() => keep(fromArray(data, [info.height, info.width, info.channels]).permute(2, 0, 1).contiguous()));
+    return { x, y: s.label };
+  }
+}

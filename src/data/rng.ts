@@ -1,0 +1,62 @@
+// A small seeded PRNG in JavaScript for shuffling and augmentation. It is separate from libtorch's generator
+// on purpose: data order and augmentation then depend only on (seed, epoch, batch), so a run resumed from a
+// checkpoint mid-epoch sees exactly the batches it would have seen, whatever the model consumed from
+// libtorch's generator (dropout, initialization) in between.
+
+/** Mixes 32-bit integers into one well-spread 32-bit seed (murmur3's finalizer over a running hash). */
+export function deriveSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    if (!Number.isFinite(p)) throw new RangeError(`deriveSeed: parts must be finite numbers, got ${p}`);
+    // Fold in both 32-bit halves so seeds above 2^32 still count.
+    const lo = p >>> 0;
+    const hi = Math.floor(p / 4294967296) >>> 0;
+    h = Math.imul(h ^ lo, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ hi, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
+/** mulberry32: tiny, fast, and good enough for permutations and crop offsets (not for cryptography). */
+export class Rng {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = deriveSeed(seed);
+  }
+
+  /** A generator for one purpose, e.g. Rng.from(seed, epoch, batch). */
+  static from(...parts: number[]): Rng {
+    const r = new Rng(0);
+    r.state = deriveSeed(...parts);
+    return r;
+  }
+
+  /** Uniform on [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) | 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer uniform on [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
+  permutation(n: number): Int32Array {
+    const p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    return p;
+  }
+}

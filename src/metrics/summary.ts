@@ -1,0 +1,108 @@
+// Layer-by-layer model summary (as torchinfo / Keras' model.summary()): output shapes, parameters and
+// mult-adds, found by running one forward pass and watching every leaf module.
+import { noGrad, randn, tidy, Tensor } from '../torch';
+import { Conv2d, Linear, Module } from '../nn';
+
+export interface SummaryRow {
+  /** Dotted module path, the state-dict prefix (`layer1.0.conv1`). */
+  name: string;
+  /** The module's class name. */
+  type: string;
+  outputShape: number[];
+  /** Parameters held by this leaf module. */
+  params: number;
+  /** Multiply-adds for one sample (batch element). */
+  multAdds: number;
+}
+
+export interface SummaryResult {
+  rows: SummaryRow[];
+  totalParams: number;
+  trainableParams: number;
+  /** Σ rows' multAdds: per sample, convolutions and fully connected layers only. */
+  totalMultAdds: number;
+}
+
+type Forward = (...args: unknown[]) => unknown;
+
+/**
+ * Multiply-adds of one call per sample. Conv2d: outH·outW·outC·(inC/groups)·kH·kW; Linear: in·out per
+ * output row. Bias additions, BN, activations and pooling count 0 — the convention of the MobileNet paper
+ * (Table 6's 569M for α = 1 at 224 px comes out exactly this way, classifier included).
+ */
+export function multAddsOf(m: Module, output: Tensor): number {
+  const perSample = output.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (m instanceof Conv2d) return perSample * (m.inChannels / m.groups) * m.kernelSize[0] * m.kernelSize[1];
+  if (m instanceof Linear) return perSample * m.inFeatures;
+  return 0;
+}
+
+/**
+ * Runs model once on a random input of inputShape ([N, C, H, W], N = 1 is enough) in eval mode without
+ * gradients, records each leaf module's output shape, and restores the model exactly (training flags,
+ * forward methods) afterwards.
+ */
+export function summary(model: Module, inputShape: number[]): SummaryResult {
+  const rows: SummaryRow[] = [];
+  const leaves = model.namedModules().filter(([, m]) => m.namedChildren().length === 0);
+  const wasTraining = new Map(model.modules().map((m) => [m, m.training] as const));
+  const patched: Module[] = [];
+  try {
+    for (const [name, m] of leaves) {
+      const target = m as unknown as { forward: Forward };
+      // The prototype's forward; an own property shadows it until we delete it again.
+      const original = target.forward;
+      target.forward = function (this: Module, ...args: unknown[]): unknown {
+        const out = original.apply(this, args);
+        const first = Array.isArray(out) ? out[0] : out;
+        if (first instanceof Tensor) {
+          const params = m.parameters().reduce((a, p) => a + p.numel(), 0);
+          // A module shared by several call sites (a ReLU) gets one row per call.
+          rows.push({ name: name || '(model)', type: m.constructor.name, outputShape: first.shape, params, multAdds: multAddsOf(m, first) });
+        }
+        return out;
+      };
+      patched.push(m);
+    }
+    model.eval();
+    tidy(() => noGrad(() => void (model as unknown as { forward(x: Tensor): unknown }).forward(randn(inputShape))));
+  } finally {
+    for (const m of patched) delete (m as unknown as { forward?: Forward }).forward;
+    for (const [m, t] of wasTraining) m.training = t;
+  }
+  // A parameter used by a leaf that never ran still counts in the totals (they come from the model).
+  return {
+    rows,
+    totalParams: model.numParameters(),
+    trainableParams: model.numParameters(true),
+    totalMultAdds: rows.reduce((a, r) => a + r.multAdds, 0),
+  };
+}
+
+const thousands = (n: number): string => Math.round(n).toLocaleString('en-US');
+const shape = (s: number[]): string => `[${s.join(', ')}]`;
+const scaled = (n: number, unit: 'M' | 'G'): string => (unit === 'G' ? (n / 1e9).toFixed(2) : (n / 1e6).toFixed(2)) + unit;
+
+/** A torchinfo-like text table with totals. */
+export function formatSummary(r: SummaryResult, opts: { title?: string } = {}): string {
+  const head = ['Layer (type)', 'Output shape', 'Param #', 'Mult-adds'];
+  const body = r.rows.map((x) => [`${x.name} (${x.type})`, shape(x.outputShape), x.params ? thousands(x.params) : '--', x.multAdds ? thousands(x.multAdds) : '--']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ');
+  const total = widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1);
+  const rule = (ch: string): string => ch.repeat(total);
+  const ma = r.totalMultAdds >= 1e9 ? scaled(r.totalMultAdds, 'G') : scaled(r.totalMultAdds, 'M');
+  return [
+    ...(opts.title ? [opts.title] : []),
+    rule('='),
+    line(head),
+    rule('='),
+    ...body.map(line),
+    rule('='),
+    `Total params: ${thousands(r.totalParams)} (${scaled(r.totalParams, 'M')})`,
+    `Trainable params: ${thousands(r.trainableParams)}`,
+    `Non-trainable params: ${thousands(r.totalParams - r.trainableParams)}`,
+    `Mult-adds per sample: ${thousands(r.totalMultAdds)} (${ma})`,
+    rule('='),
+  ].join('\n');
+}

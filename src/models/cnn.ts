@@ -1,0 +1,48 @@
+// A compact CNN for Fashion-MNIST, `npm start`'s default: two VGG-style stages (Simonyan & Zisserman 2015)
+// of two 3×3 conv + BN + ReLU and a 2×2 max-pool, then a small fully connected head. About 0.5M
+// parameters; ≥ 91% test accuracy on Fashion-MNIST within a few epochs.
+import { Tensor } from '../torch';
+import { AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d, ReLU, Sequential } from '../nn';
+import { Classifier, ClassifierOptions, commonDefaults, initConvNet } from './common';
+import { ConvBNReLU } from './mobilenet';
+
+export interface SimpleCNNOptions extends ClassifierOptions {
+  /** Filters of the two stages. */
+  widths?: [number, number];
+  /** Hidden units of the fully connected head. */
+  hidden?: number;
+  /** Dropout before the last layer. */
+  dropout?: number;
+}
+
+export class SimpleCNN extends Classifier {
+  features: Sequential;
+  /** 28 px → 7×7 after two pools; other sizes are pooled to 7×7 so the head's width is fixed. */
+  pool = new AdaptiveAvgPool2d(7);
+  classifier: Sequential;
+
+  constructor(o: SimpleCNNOptions = {}) {
+    super();
+    const { numClasses, inChannels } = commonDefaults(o);
+    // This network is made for small images: smallInput: false only adds a stride-2 first conv.
+    const stride = (o.smallInput ?? true) ? 1 : 2;
+    const [a, b] = o.widths ?? [32, 64];
+    const hidden = o.hidden ?? 128;
+    this.features = new Sequential(
+      new ConvBNReLU(inChannels, a, 3, stride),
+      new ConvBNReLU(a, a, 3, 1),
+      new MaxPool2d(2),
+      new ConvBNReLU(a, b, 3, 1),
+      new ConvBNReLU(b, b, 3, 1),
+      new MaxPool2d(2),
+    );
+    this.classifier = new Sequential(new Linear(b * 49, hidden), new ReLU(), new Dropout(o.dropout ?? 0.3), new Linear(hidden, numClasses));
+    initConvNet(this, 'default');
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.classifier.forward(this.pool.forward(this.features.forward(x)).flatten(1));
+  }
+}
+
+export const simpleCnn = (o: SimpleCNNOptions = {}): SimpleCNN => new SimpleCNN(o);

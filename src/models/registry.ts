@@ -1,0 +1,57 @@
+// Models by name: createModel('mobilenet_v1', { alpha: 0.5, numClasses: 10, inChannels: 1, smallInput: true }).
+import { Classifier } from './common';
+import { SimpleCNNOptions, simpleCnn } from './cnn';
+import { MobileNetV1Options, mobilenetV1 } from './mobilenet';
+import { ResNetOptions, ResNetSmall, ResNetSmallOptions, resnet101, resnet18, resnet34, resnet50 } from './resnet';
+import { seResnet50 } from './senet';
+import { XceptionOptions, xception } from './xception';
+
+/** The options each registered model accepts. */
+export interface ModelOptions {
+  cnn: SimpleCNNOptions;
+  resnet_small: ResNetSmallOptions;
+  resnet18: ResNetOptions;
+  resnet34: ResNetOptions;
+  resnet50: ResNetOptions;
+  resnet101: ResNetOptions;
+  se_resnet50: Omit<ResNetOptions, 'se'> & { reduction?: number };
+  mobilenet_v1: MobileNetV1Options;
+  xception: XceptionOptions;
+}
+export type ModelName = keyof ModelOptions;
+
+interface Entry<N extends ModelName> {
+  create: (o: ModelOptions[N]) => Classifier;
+  description: string;
+}
+
+const REGISTRY: { [N in ModelName]: Entry<N> } = {
+  cnn: { create: simpleCnn, description: 'compact Fashion-MNIST CNN: 2×(conv32-BN-ReLU), pool, 2×(conv64-BN-ReLU), pool, FC' },
+  resnet_small: { create: (o) => new ResNetSmall(o), description: 'CIFAR-style ResNet (He et al. §4.2), depth 6n+2, optional SE' },
+  resnet18: { create: resnet18, description: 'ResNet-18 (He et al. 2016)' },
+  resnet34: { create: resnet34, description: 'ResNet-34 (He et al. 2016)' },
+  resnet50: { create: resnet50, description: 'ResNet-50 (He et al. 2016)' },
+  resnet101: { create: resnet101, description: 'ResNet-101 (He et al. 2016)' },
+  se_resnet50: { create: seResnet50, description: 'SE-ResNet-50 (Hu et al. 2018)' },
+  mobilenet_v1: { create: mobilenetV1, description: 'MobileNet v1 with width multiplier α (Howard et al. 2017)' },
+  xception: { create: xception, description: 'Xception (Chollet 2017)' },
+};
+
+export function listModels(): ModelName[] {
+  return Object.keys(REGISTRY) as ModelName[];
+}
+
+export function isModelName(name: string): name is ModelName {
+  return Object.prototype.hasOwnProperty.call(REGISTRY, name);
+}
+
+export function describeModel(name: ModelName): string {
+  return REGISTRY[name].description;
+}
+
+/** Builds a registered model; throws listing the known names if there is no such model. */
+export function createModel<N extends ModelName>(name: N, options: ModelOptions[N] = {}): Classifier {
+  if (!isModelName(name)) throw new Error(`unknown model '${String(name)}'; known: ${listModels().join(', ')}`);
+  const entry = REGISTRY[name] as Entry<N>;
+  return entry.create(options);
+}

@@ -1,0 +1,254 @@
+// Deep Residual Learning for Image Recognition (He, Zhang, Ren, Sun, CVPR 2016).
+//
+// Layout, field names and initialization follow torchvision's models/resnet.py, so its state dicts
+// (converted to safetensors) load unchanged: conv1, bn1, layer1.0.conv1, layer1.0.downsample.0, fc, ...
+// As in torchvision ("ResNet v1.5") the bottleneck strides in its 3×3 convolution, not in the first 1×1.
+import { Tensor } from '../torch';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, Module, ReLU, Sequential, init } from '../nn';
+import { Classifier, ClassifierOptions, commonDefaults, initConvNet } from './common';
+import { SqueezeExcite } from './senet';
+
+const conv3x3 = (inC: number, outC: number, stride = 1, dilation = 1): Conv2d =>
+  new Conv2d(inC, outC, 3, { stride, padding: dilation, dilation, bias: false });
+const conv1x1 = (inC: number, outC: number, stride = 1): Conv2d => new Conv2d(inC, outC, 1, { stride, bias: false });
+
+/** What a residual block needs to know when a stage builds it. */
+export interface BlockConfig {
+  stride: number;
+  /** 1×1 projection shortcut (Eq. 2, option B) when the shape changes; null: identity shortcut (Eq. 1). */
+  downsample: Sequential | null;
+  dilation: number;
+  /** SE reduction ratio, or 0 for a plain residual block (Hu et al.: SE on the residual branch). */
+  se: number;
+}
+
+/** Two 3×3 convolutions (Fig. 5 left): ResNet-18/34. */
+export class BasicBlock extends Module {
+  static readonly expansion = 1;
+  conv1: Conv2d;
+  bn1: BatchNorm2d;
+  relu = new ReLU();
+  conv2: Conv2d;
+  bn2: BatchNorm2d;
+  se: SqueezeExcite | null;
+  downsample: Sequential | null;
+
+  constructor(inplanes: number, planes: number, c: BlockConfig) {
+    super();
+    if (c.dilation > 1) throw new Error('BasicBlock: dilation > 1 is not supported (as in torchvision)');
+    this.conv1 = conv3x3(inplanes, planes, c.stride);
+    this.bn1 = new BatchNorm2d(planes);
+    this.conv2 = conv3x3(planes, planes);
+    this.bn2 = new BatchNorm2d(planes);
+    this.se = c.se ? new SqueezeExcite(planes, c.se) : null;
+    this.downsample = c.downsample;
+  }
+
+  /** The BN whose γ zeroInitResidual sets to 0, so that each block starts as the identity. */
+  get lastBn(): BatchNorm2d {
+    return this.bn2;
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = this.relu.forward(this.bn1.forward(this.conv1.forward(x)));
+    out = this.bn2.forward(this.conv2.forward(out));
+    if (this.se) out = this.se.forward(out);
+    const identity = this.downsample ? this.downsample.forward(x) : x;
+    return this.relu.forward(out.add(identity));
+  }
+}
+
+/** 1×1 reduce, 3×3, 1×1 expand ×4 (Fig. 5 right): ResNet-50/101/152. */
+export class Bottleneck extends Module {
+  static readonly expansion = 4;
+  conv1: Conv2d;
+  bn1: BatchNorm2d;
+  conv2: Conv2d;
+  bn2: BatchNorm2d;
+  conv3: Conv2d;
+  bn3: BatchNorm2d;
+  relu = new ReLU();
+  se: SqueezeExcite | null;
+  downsample: Sequential | null;
+
+  constructor(inplanes: number, planes: number, c: BlockConfig) {
+    super();
+    const out = planes * Bottleneck.expansion;
+    this.conv1 = conv1x1(inplanes, planes);
+    this.bn1 = new BatchNorm2d(planes);
+    this.conv2 = conv3x3(planes, planes, c.stride, c.dilation);
+    this.bn2 = new BatchNorm2d(planes);
+    this.conv3 = conv1x1(planes, out);
+    this.bn3 = new BatchNorm2d(out);
+    this.se = c.se ? new SqueezeExcite(out, c.se) : null;
+    this.downsample = c.downsample;
+  }
+
+  get lastBn(): BatchNorm2d {
+    return this.bn3;
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = this.relu.forward(this.bn1.forward(this.conv1.forward(x)));
+    out = this.relu.forward(this.bn2.forward(this.conv2.forward(out)));
+    out = this.bn3.forward(this.conv3.forward(out));
+    if (this.se) out = this.se.forward(out);
+    const identity = this.downsample ? this.downsample.forward(x) : x;
+    return this.relu.forward(out.add(identity));
+  }
+}
+
+export type ResidualBlock = BasicBlock | Bottleneck;
+export interface BlockType {
+  new (inplanes: number, planes: number, c: BlockConfig): ResidualBlock;
+  readonly expansion: number;
+}
+
+export interface ResNetOptions extends ClassifierOptions {
+  /**
+   * Replace the stride of layer2, layer3, layer4 by dilation (atrous convolution), as torchvision's
+   * replace_stride_with_dilation: output stride 16 with [false, false, true], 8 with [false, true, true]
+   * (DeepLab, PSPNet).
+   */
+  replaceStrideWithDilation?: [boolean, boolean, boolean];
+  /** Zero γ of each block's last BN (Goyal et al. 2017, "Accurate, Large Minibatch SGD", §5.1). */
+  zeroInitResidual?: boolean;
+  /** Squeeze-and-Excitation reduction ratio on every block (0: none). SE-ResNet uses 16. */
+  se?: number;
+}
+
+export class ResNet extends Classifier {
+  conv1: Conv2d;
+  bn1: BatchNorm2d;
+  relu = new ReLU();
+  maxpool: MaxPool2d | Identity;
+  layer1: Sequential;
+  layer2: Sequential;
+  layer3: Sequential;
+  layer4: Sequential;
+  avgpool = new AdaptiveAvgPool2d(1);
+  fc: Linear;
+  private inplanes = 64;
+  private dilation = 1;
+
+  constructor(block: BlockType, layers: [number, number, number, number], o: ResNetOptions = {}) {
+    super();
+    const { numClasses, inChannels, smallInput } = commonDefaults(o);
+    const dilate = o.replaceStrideWithDilation ?? [false, false, false];
+    const se = o.se ?? 0;
+    // Table 1: conv1 7×7/2 then 3×3/2 max-pool; the small-input stem keeps full resolution.
+    this.conv1 = smallInput
+      ? new Conv2d(inChannels, 64, 3, { stride: 1, padding: 1, bias: false })
+      : new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = new BatchNorm2d(64);
+    this.maxpool = smallInput ? new Identity() : new MaxPool2d(3, { stride: 2, padding: 1 });
+    this.layer1 = this.makeLayer(block, 64, layers[0], 1, false, se);
+    this.layer2 = this.makeLayer(block, 128, layers[1], 2, dilate[0], se);
+    this.layer3 = this.makeLayer(block, 256, layers[2], 2, dilate[1], se);
+    this.layer4 = this.makeLayer(block, 512, layers[3], 2, dilate[2], se);
+    this.fc = new Linear(512 * block.expansion, numClasses);
+
+    initConvNet(this, 'default');
+    if (o.zeroInitResidual) {
+      for (const m of this.modules()) if (m instanceof BasicBlock || m instanceof Bottleneck) if (m.lastBn.weight) init.zeros_(m.lastBn.weight);
+    }
+  }
+
+  /** torchvision's _make_layer: the first block changes stride/width, the rest keep them. */
+  private makeLayer(block: BlockType, planes: number, blocks: number, stride: number, dilate: boolean, se: number): Sequential {
+    const previousDilation = this.dilation;
+    if (dilate) {
+      this.dilation *= stride;
+      stride = 1;
+    }
+    const outC = planes * block.expansion;
+    const downsample = stride !== 1 || this.inplanes !== outC ? new Sequential(conv1x1(this.inplanes, outC, stride), new BatchNorm2d(outC)) : null;
+    const out: ResidualBlock[] = [new block(this.inplanes, planes, { stride, downsample, dilation: previousDilation, se })];
+    this.inplanes = outC;
+    for (let i = 1; i < blocks; i++) out.push(new block(this.inplanes, planes, { stride: 1, downsample: null, dilation: this.dilation, se }));
+    return new Sequential(...out);
+  }
+
+  /** The feature maps after layer1..layer4 (strides 4, 8, 16, 32 without dilation): backbone use. */
+  forwardFeatures(x: Tensor): [Tensor, Tensor, Tensor, Tensor] {
+    x = this.maxpool.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(x))));
+    const c2 = this.layer1.forward(x);
+    const c3 = this.layer2.forward(c2);
+    const c4 = this.layer3.forward(c3);
+    const c5 = this.layer4.forward(c4);
+    return [c2, c3, c4, c5];
+  }
+
+  forward(x: Tensor): Tensor {
+    const c5 = this.forwardFeatures(x)[3];
+    return this.fc.forward(this.avgpool.forward(c5).flatten(1));
+  }
+}
+
+/** Table 1 depths. */
+export const resnet18 = (o: ResNetOptions = {}): ResNet => new ResNet(BasicBlock, [2, 2, 2, 2], o);
+export const resnet34 = (o: ResNetOptions = {}): ResNet => new ResNet(BasicBlock, [3, 4, 6, 3], o);
+export const resnet50 = (o: ResNetOptions = {}): ResNet => new ResNet(Bottleneck, [3, 4, 6, 3], o);
+export const resnet101 = (o: ResNetOptions = {}): ResNet => new ResNet(Bottleneck, [3, 4, 23, 3], o);
+
+export interface ResNetSmallOptions extends ClassifierOptions {
+  /** 6n + 2 weighted layers: 20, 32, 44, 56, 110 in the paper's Table 6. */
+  depth?: number;
+  /** Squeeze-and-Excitation reduction ratio on every block (0: none); 16 in the SENet paper. */
+  se?: number;
+  /** Width of the first stage; the paper's 16 (then 32, 64). */
+  width?: number;
+}
+
+/**
+ * The CIFAR-10 ResNet of §4.2: a 3×3 conv, then three stages of n BasicBlocks on 32×32, 16×16, 8×8 maps
+ * with 16, 32, 64 filters, global pooling and an FC layer. Shortcuts that change shape use 1×1 projections
+ * (the paper's option B) rather than zero padding (option A): the difference is small (Table 3) and it keeps
+ * one block type. smallInput is this network's native stem; smallInput: false adds a stride-2 conv and
+ * max-pool for larger images.
+ */
+export class ResNetSmall extends Classifier {
+  conv1: Conv2d;
+  bn1: BatchNorm2d;
+  relu = new ReLU();
+  maxpool: MaxPool2d | Identity;
+  layer1: Sequential;
+  layer2: Sequential;
+  layer3: Sequential;
+  avgpool = new AdaptiveAvgPool2d(1);
+  fc: Linear;
+
+  constructor(o: ResNetSmallOptions = {}) {
+    super();
+    const { numClasses, inChannels } = commonDefaults(o);
+    const smallInput = o.smallInput ?? true;
+    const depth = o.depth ?? 20;
+    if ((depth - 2) % 6 !== 0) throw new Error(`ResNetSmall: depth must be 6n + 2, got ${depth}`);
+    const n = (depth - 2) / 6;
+    const w = o.width ?? 16;
+    const se = o.se ?? 0;
+    this.conv1 = new Conv2d(inChannels, w, 3, { stride: smallInput ? 1 : 2, padding: 1, bias: false });
+    this.bn1 = new BatchNorm2d(w);
+    this.maxpool = smallInput ? new Identity() : new MaxPool2d(3, { stride: 2, padding: 1 });
+    const stage = (inC: number, outC: number, stride: number): Sequential => {
+      const blocks: BasicBlock[] = [];
+      for (let i = 0; i < n; i++) {
+        const first = i === 0 && (stride !== 1 || inC !== outC);
+        const downsample = first ? new Sequential(conv1x1(inC, outC, stride), new BatchNorm2d(outC)) : null;
+        blocks.push(new BasicBlock(i === 0 ? inC : outC, outC, { stride: i === 0 ? stride : 1, downsample, dilation: 1, se }));
+      }
+      return new Sequential(...blocks);
+    };
+    this.layer1 = stage(w, w, 1);
+    this.layer2 = stage(w, 2 * w, 2);
+    this.layer3 = stage(2 * w, 4 * w, 2);
+    this.fc = new Linear(4 * w, numClasses);
+    initConvNet(this, 'default');
+  }
+
+  forward(x: Tensor): Tensor {
+    x = this.maxpool.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(x))));
+    x = this.layer3.forward(this.layer2.forward(this.layer1.forward(x)));
+    return this.fc.forward(this.avgpool.forward(x).flatten(1));
+  }
+}

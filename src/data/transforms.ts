@@ -1,7 +1,7 @@
 // Batch transforms, all in libtorch ops on whole batches [N, C, H, W]. Per-sample randomness (crop offsets,
 // flips) comes from the JavaScript Rng the loader derives from (seed, epoch, batch), so a run is
 // reproducible and a resumed run augments exactly as the uninterrupted one would have.
-import { Tensor, fromArray, arange, interpolate, pad, where } from '../torch';
+import { Tensor, fromArray, interpolate, pad, where } from '../torch';
 import { Rng } from './rng';
 
 /** Images and labels of one batch. */
@@ -54,7 +54,7 @@ const pairOf = (size: number | readonly [number, number]): [number, number] => (
 
 /**
  * Zero-pads each side by `padding`, then cuts a size×size window at a random offset chosen per sample
- * (torchvision's RandomCrop(size, padding)). One advanced-indexing gather does the whole batch.
+ * (torchvision's RandomCrop(size, padding)). One gather over the flattened planes does the whole batch.
  */
 export function randomCrop(size: number | readonly [number, number], padding = 0): BatchTransform {
   const [h, w] = pairOf(size);
@@ -73,11 +73,11 @@ export function randomCrop(size: number | readonly [number, number], padding = 0
       for (let r = 0; r < h; r++) rows[i * h + r] = oy + r;
       for (let q = 0; q < w; q++) cols[i * w + q] = ox + q;
     }
-    const ni = arange(n).view(n, 1, 1, 1);
-    const ci = arange(c).view(1, c, 1, 1);
-    const ri = fromArray(rows, [n, 1, h, 1]).to('int64');
-    const qi = fromArray(cols, [n, 1, 1, w]).to('int64');
-    return { x: xp.index([ni, ci, ri, qi]), y: b.y };
+    // Flat positions in each padded plane, row * wp + col, gathered for every channel at once.
+    const ri = fromArray(rows, [n, h, 1]).to('int64').mul(wp);
+    const qi = fromArray(cols, [n, 1, w]).to('int64');
+    const flat = ri.add(qi).view(n, 1, h * w).expand(n, c, h * w);
+    return { x: xp.reshape(n, c, hp * wp).gather(2, flat).view(n, c, h, w), y: b.y };
   };
 }
 

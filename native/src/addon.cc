@@ -8,6 +8,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cstring>
+#include <deque>
 #include <thread>
 
 namespace tsv {
@@ -15,18 +16,45 @@ namespace tsv {
 namespace {
 std::thread::id mainThread;
 
-void finalize(Napi::Env env, Handle* h) {
-  if (h->bytes) Napi::MemoryManagement::AdjustExternalMemory(env, -h->bytes);
-  delete h;
+// Tensors live in a slot table; JavaScript holds napi Externals whose data word encodes (slot, generation).
+// Externals without a finalizer cost a tenth of those with one (a V8 weak reference each), which was most
+// of the per-op overhead. The generation makes a stale handle (used after free()) a clear error instead of
+// an alias of whatever tensor reuses the slot. A deque keeps references stable while the table grows.
+struct Slot {
+  at::Tensor t;
+  uint32_t gen = 0;
+  uint32_t idx = 0;
+  int64_t bytes = 0;
+};
+std::deque<Slot> slots;
+std::vector<uint32_t> freeSlots;
+
+inline void* encode(uint32_t idx, uint32_t gen) {
+  return reinterpret_cast<void*>((static_cast<uintptr_t>(gen) << 32) | (static_cast<uintptr_t>(idx) + 1));
 }
 
-Handle* handleOf(const Napi::Value& v, const char* what) {
-  if (!v.IsExternal()) {
-    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Tensor");
-  }
-  return v.As<Napi::External<Handle>>().Data();
+// The live slot a handle names, or nullptr if it was freed.
+Slot* lookupSlot(const Napi::Value& v) {
+  auto word = reinterpret_cast<uintptr_t>(v.As<Napi::External<void>>().Data());
+  uint64_t idx = (word & 0xffffffffu) - 1;
+  auto gen = static_cast<uint32_t>(word >> 32);
+  if (idx >= slots.size()) return nullptr;
+  Slot& s = slots[idx];
+  return s.gen == gen && s.t.defined() ? &s : nullptr;
 }
 
+void requireHandle(const Napi::Value& v, const char* what) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Tensor");
+}
+}  // namespace
+
+const at::Tensor* peek(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  Slot* s = lookupSlot(v);
+  return s ? &s->t : nullptr;
+}
+
+namespace {
 const struct {
   const char* name;
   at::ScalarType type;
@@ -58,31 +86,42 @@ std::string describe(const at::Tensor& t) {
 
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  auto* h = new Handle{std::move(t)};
-  // Only CPU bytes pressure V8's heap accounting; a CUDA tensor costs the host nothing.
-  if (h->t.device().is_cpu()) {
-    h->bytes = static_cast<int64_t>(h->t.numel() * h->t.element_size());
-    if (h->bytes) Napi::MemoryManagement::AdjustExternalMemory(env, h->bytes);
+  uint32_t idx;
+  if (!freeSlots.empty()) {
+    idx = freeSlots.back();
+    freeSlots.pop_back();
+  } else {
+    idx = static_cast<uint32_t>(slots.size());
+    slots.emplace_back();
+    slots.back().idx = idx;
   }
-  return Napi::External<Handle>::New(env, h, finalize);
+  Slot& s = slots[idx];
+  s.t = std::move(t);
+  // Only CPU bytes pressure the host; telling V8 about them lets the GC safety net run when it matters.
+  s.bytes = s.t.device().is_cpu() ? static_cast<int64_t>(s.t.numel() * s.t.element_size()) : 0;
+  if (s.bytes > 4096) Napi::MemoryManagement::AdjustExternalMemory(env, s.bytes);
+  return Napi::External<void>::New(env, encode(idx, s.gen));
 }
 
 const at::Tensor& unwrap(const Napi::Value& v, const char* what) {
-  Handle* h = handleOf(v, what);
-  if (!h->t.defined()) throw Napi::Error::New(v.Env(), std::string(what) + ": tensor used after dispose()");
-  return h->t;
+  requireHandle(v, what);
+  Slot* s = lookupSlot(v);
+  if (!s) throw Napi::Error::New(v.Env(), std::string(what) + ": tensor used after dispose()");
+  return s->t;
 }
 
 namespace {
 
-// free(h): drops this handle's reference now instead of at garbage collection.
+// free(h): drops this handle's reference now instead of at garbage collection. Freeing twice is harmless.
 Napi::Value Free(const Napi::CallbackInfo& info) {
-  Handle* h = handleOf(info[0], "free");
-  if (h->bytes) {
-    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -h->bytes);
-    h->bytes = 0;
+  requireHandle(info[0], "free");
+  Slot* s = lookupSlot(info[0]);
+  if (s) {
+    if (s->bytes > 4096) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -s->bytes);
+    s->t = at::Tensor();
+    s->gen++;
+    freeSlots.push_back(s->idx);
   }
-  h->t = at::Tensor();
   return info.Env().Undefined();
 }
 
@@ -379,6 +418,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   fn("cudaDeviceCount", CudaDeviceCount);
   fn("cudaSynchronize", CudaSynchronize);
   fn("info", Info);
+
 #undef fn
   initDispatch(env, exports);
   return exports;

@@ -193,8 +193,8 @@ std::string describeArgs(const Napi::CallbackInfo& info) {
     if (i > 1) os << ", ";
     Napi::Value v = info[i];
     if (v.IsExternal()) {
-      auto* h = v.As<Napi::External<Handle>>().Data();
-      os << (h->t.defined() ? describe(h->t) : std::string("<disposed tensor>"));
+      const at::Tensor* t = peek(v);
+      os << (t ? describe(*t) : std::string("<disposed tensor>"));
     } else if (v.IsArray()) {
       os << "[" << v.As<Napi::Array>().Length() << " items]";
     } else if (v.IsUndefined()) {

@@ -9,16 +9,12 @@
 
 namespace tsv {
 
-// A tensor handle is a napi External holding one strong reference to an at::Tensor. Externals are the
-// cheapest object N-API can create (no class instantiation), which keeps per-op overhead low; the TypeScript
-// Tensor class owns the External and releases it deterministically through free().
-struct Handle {
-  at::Tensor t;
-  int64_t bytes = 0;  // reported to V8 as external memory, so the GC knows what a tiny wrapper holds
-};
-
+// A tensor handle is a napi External naming one slot of the addon's tensor table (see addon.cc). The
+// TypeScript Tensor class owns it and releases it deterministically through free(); a FinalizationRegistry
+// on the TypeScript side is the safety net for tensors that escape every scope.
 Napi::Value wrap(Napi::Env env, at::Tensor t);           // undefined tensor -> null
 const at::Tensor& unwrap(const Napi::Value& v, const char* what);  // throws a TypeError naming `what`
+const at::Tensor* peek(const Napi::Value& v);           // nullptr if not a live handle
 std::string describe(const at::Tensor& t);               // "Tensor[2, 3] float32 cpu"
 
 at::ScalarType parseDtype(const std::string& s);         // "float32" -> at::kFloat; throws on unknown

@@ -8,19 +8,28 @@ export interface Tracked {
   readonly isDisposed: boolean;
   /** Set by keep(): a kept tensor outlives every scope and is freed only by dispose() or the GC. */
   kept: boolean;
+  /** Hands the tensor to the garbage collector's safety net (it is no longer owned by a scope). */
+  unscoped(): void;
 }
 
 const stack: Tracked[][] = [];
 
-/** Called by every new Tensor: it belongs to the innermost open scope, if any. */
+/**
+ * Called by every new Tensor: it belongs to the innermost open scope, if any. Only tensors that no scope
+ * owns are registered with the GC safety net: a weak reference per tensor would cost more than the op.
+ */
 export function track(t: Tracked): void {
   if (stack.length > 0) stack[stack.length - 1].push(t);
+  else t.unscoped();
 }
 
 /** Marks tensors (or any structure holding them) to survive the enclosing scopes. */
 export function keep<T>(value: T): T {
   visit(value, (t) => {
-    t.kept = true;
+    if (!t.kept) {
+      t.kept = true;
+      if (stack.length > 0) t.unscoped();
+    }
   });
   return value;
 }
@@ -56,6 +65,8 @@ function close(scope: Tracked[], result: unknown): void {
   if (stack.length > 0) {
     const outer = stack[stack.length - 1];
     for (const t of survivors) if (!t.isDisposed && !t.kept) outer.push(t);
+  } else {
+    for (const t of survivors) if (!t.isDisposed && !t.kept) t.unscoped();
   }
 }
 

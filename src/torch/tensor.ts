@@ -51,9 +51,13 @@ export interface SumOptions {
   dtype?: DType;
 }
 
+// The safety net for tensors no scope owns: when such a Tensor is garbage-collected, its handle is freed.
+const collector = new FinalizationRegistry<Handle>((h) => native.free(h));
+
 export class Tensor implements Tracked {
   private h_: Handle | null;
   private meta_: [number[], string, string, boolean] | null = null;
+  private registered = false;
   kept = false;
 
   constructor(h: Handle) {
@@ -76,6 +80,14 @@ export class Tensor implements Tracked {
     if (this.h_ !== null) {
       native.free(this.h_);
       this.h_ = null;
+      if (this.registered) collector.unregister(this);
+    }
+  }
+
+  unscoped(): void {
+    if (!this.registered && this.h_ !== null) {
+      this.registered = true;
+      collector.register(this, this.h_, this);
     }
   }
 

@@ -1,0 +1,65 @@
+// Shared benchmark plumbing: timing, medians, PyTorch peer runs, and BENCHMARKS.md sections.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../src/util/fs';
+import { cuda, engineInfo } from '../src/torch';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const PYTHON = process.env.TSVISION_PYTHON ?? '/usr/bin/python3';
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/** Times fn `n` times after `warmup` calls; returns per-call milliseconds. */
+export function timeEach(fn: () => void, n: number, warmup: number, sync = false): number[] {
+  for (let i = 0; i < warmup; i++) fn();
+  if (sync) cuda.synchronize();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = nowMs();
+    fn();
+    if (sync) cuda.synchronize();
+    out.push(nowMs() - t0);
+  }
+  return out;
+}
+
+/** Runs a bench/*.py peer script with JSON arguments; it prints one JSON object on its last line. */
+export function runPeer<R>(script: string, args: Record<string, unknown>): R {
+  const r = spawnSync(PYTHON, [path.join(ROOT, 'bench', script), JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 16 << 20 });
+  if (r.status !== 0) throw new Error(`${script} failed:\n${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]) as R;
+}
+
+export function machineLine(device: string): string {
+  const e = engineInfo();
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return device.startsWith('cuda')
+    ? `device ${device}, libtorch ${e.libtorchVersion}`
+    : `${cpu}, ${os.cpus().length} cores, ${e.threads} threads for both, libtorch ${e.libtorchVersion}, allocator ${e.allocator}`;
+}
+
+/** Replaces (or appends) the section between <!-- name:start --> and <!-- name:end --> in BENCHMARKS.md. */
+export function writeSection(name: string, body: string): void {
+  const file = path.join(ROOT, 'BENCHMARKS.md');
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  let text = fs.existsSync(file)
+    ? fs.readFileSync(file, 'utf8')
+    : '# Benchmarks\n\nEvery number here was measured by the command shown beside it, tsvision and its PyTorch-eager peer in the same run, interleaved, medians. Ratios below 1.0 mean tsvision is faster.\n';
+  const block = `${start}\n${body.trim()}\n${end}`;
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileAtomic(file, text);
+}

@@ -1,10 +1,9 @@
 // Models by name: createModel('mobilenet_v1', { alpha: 0.5, numClasses: 10, inChannels: 1, smallInput: true }).
-import { Classifier } from './common';
-import { SimpleCNNOptions, simpleCnn } from './cnn';
-import { MobileNetV1Options, mobilenetV1 } from './mobilenet';
-import { ResNetOptions, ResNetSmall, ResNetSmallOptions, resnet101, resnet18, resnet34, resnet50 } from './resnet';
+import { SimpleCNN, SimpleCNNOptions, simpleCnn } from './cnn';
+import { MobileNetV1, MobileNetV1Options, mobilenetV1 } from './mobilenet';
+import { ResNet, ResNetOptions, ResNetSmall, ResNetSmallOptions, resnet101, resnet18, resnet34, resnet50 } from './resnet';
 import { seResnet50 } from './senet';
-import { XceptionOptions, xception } from './xception';
+import { Xception, XceptionOptions, xception } from './xception';
 
 /** The options each registered model accepts. */
 export interface ModelOptions {
@@ -20,8 +19,21 @@ export interface ModelOptions {
 }
 export type ModelName = keyof ModelOptions;
 
+/** The class each registered name builds. */
+export interface ModelTypes {
+  cnn: SimpleCNN;
+  resnet_small: ResNetSmall;
+  resnet18: ResNet;
+  resnet34: ResNet;
+  resnet50: ResNet;
+  resnet101: ResNet;
+  se_resnet50: ResNet;
+  mobilenet_v1: MobileNetV1;
+  xception: Xception;
+}
+
 interface Entry<N extends ModelName> {
-  create: (o: ModelOptions[N]) => Classifier;
+  create: (o: ModelOptions[N]) => ModelTypes[N];
   description: string;
 }
 
@@ -50,7 +62,7 @@ export function describeModel(name: ModelName): string {
 }
 
 /** Builds a registered model; throws listing the known names if there is no such model. */
-export function createModel<N extends ModelName>(name: N, options: ModelOptions[N] = {}): Classifier {
+export function createModel<N extends ModelName>(name: N, options: ModelOptions[N] = {}): ModelTypes[N] {
   if (!isModelName(name)) throw new Error(`unknown model '${String(name)}'; known: ${listModels().join(', ')}`);
   const entry = REGISTRY[name] as Entry<N>;
   return entry.create(options);

@@ -1,6 +1,7 @@
 // A compact CNN for Fashion-MNIST, `npm start`'s default: two VGG-style stages (Simonyan & Zisserman 2015)
-// of two 3×3 conv + BN + ReLU and a 2×2 max-pool, then a small fully connected head. About 0.5M
-// parameters; ≥ 91% test accuracy on Fashion-MNIST within a few epochs.
+// of two 3×3 conv + BN + ReLU and a 2×2 max-pool, then a small fully connected head: 0.47M parameters,
+// 18.7M mult-adds per 28×28 image. Networks of this shape reach 91–93% Fashion-MNIST test accuracy in about
+// five epochs; BN lets them train at high learning rates, dropout in the head keeps them from overfitting.
 import { Tensor } from '../torch';
 import { AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d, ReLU, Sequential } from '../nn';
 import { Classifier, ClassifierOptions, commonDefaults, initConvNet } from './common';

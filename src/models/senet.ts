@@ -35,7 +35,8 @@ export class SqueezeExcite extends Module {
 
 /**
  * SE-ResNet-50 (Table 1): ResNet-50 with an SE block on each bottleneck's residual branch, before the
- * addition with the identity (Fig. 3). 28.09M parameters at 1000 classes (Table 1 / §4).
+ * addition with the identity (Fig. 3). 28.09M parameters at 1000 classes: ResNet-50's 25.56M plus the ~2.5M
+ * the SE blocks add (§4).
  */
 export function seResnet50(o: Omit<ResNetOptions, 'se'> & { reduction?: number } = {}): ResNet {
   return new ResNet(Bottleneck, [3, 4, 6, 3], { ...o, se: o.reduction ?? 16 });

@@ -88,7 +88,7 @@ for (const name of referenced) {
   });
 }
 
-test('published totals: SE-ResNet-50 28.09M (Hu et al. Table 1), Xception 22.86M (Chollet Table 3)', () => {
+test('published totals: SE-ResNet-50 28.09M (Hu et al. §4: ResNet-50 + ~2.5M), Xception 22,855,952 (Chollet Table 3)', () => {
   // The exact counts of the two papers' architectures at 1000 classes, as the reference ports report them.
   assert.equal(createModel('se_resnet50', {}).numParameters(), 28_088_024);
   assert.equal(createModel('xception', {}).numParameters(), 22_855_952);

@@ -40,7 +40,8 @@ export function multAddsOf(m: Module, output: Tensor): number {
 /**
  * Runs model once on a random input of inputShape ([N, C, H, W], N = 1 is enough) in eval mode without
  * gradients, records each leaf module's output shape, and restores the model exactly (training flags,
- * forward methods) afterwards.
+ * forward methods) afterwards. Leaves are modules without children; each call of a leaf is one row, in
+ * execution order.
  */
 export function summary(model: Module, inputShape: number[]): SummaryResult {
   const rows: SummaryRow[] = [];
@@ -65,7 +66,10 @@ export function summary(model: Module, inputShape: number[]): SummaryResult {
       patched.push(m);
     }
     model.eval();
-    tidy(() => noGrad(() => void (model as unknown as { forward(x: Tensor): unknown }).forward(randn(inputShape))));
+    // The input goes where the weights are (a model moved to CUDA or float16 is summarized there).
+    const p = model.parameters()[0];
+    const input = (): Tensor => randn(inputShape, p ? { device: p.device, dtype: p.dtype } : {});
+    tidy(() => noGrad(() => void (model as unknown as { forward(x: Tensor): unknown }).forward(input())));
   } finally {
     for (const m of patched) delete (m as unknown as { forward?: Forward }).forward;
     for (const [m, t] of wasTraining) m.training = t;

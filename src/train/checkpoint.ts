@@ -1,0 +1,85 @@
+// Checkpoints: one safetensors file holding the model's state dict (keys as PyTorch's, so a Python reader
+// gets a plain state dict from the `model.` entries), the optimizer's state, the RNG state, and JSON
+// metadata (epoch, position, schedule, config, history). Written atomically: temp file, fsync, rename.
+import * as fs from 'node:fs';
+import { Tensor, getRngState, loadSafetensors, saveSafetensors, setRngState } from '../torch';
+import { Module } from '../nn';
+
+export const CHECKPOINT_FORMAT = 'tsvision-checkpoint/1';
+
+/** What a trainer needs back to continue exactly where it stopped. */
+export interface TrainingState {
+  /** The epoch to run next (or to continue). */
+  epoch: number;
+  /** The first batch of `epoch` still to run (0 at an epoch boundary). */
+  batch: number;
+  /** Optimizer steps taken so far. */
+  step: number;
+  /** Free-form JSON: config, schedule state, history, best metric. */
+  [key: string]: unknown;
+}
+
+export interface OptimizerState {
+  tensors: Record<string, Tensor>;
+  meta: Record<string, unknown>;
+}
+
+export interface CheckpointContents {
+  model: Record<string, Tensor>;
+  optimizer: OptimizerState | null;
+  rng: Tensor | null;
+  state: TrainingState;
+}
+
+export function saveCheckpoint(file: string, model: Module, optimizer: OptimizerState | null, state: TrainingState): void {
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
+  if (optimizer) for (const [k, t] of Object.entries(optimizer.tensors)) tensors[`optim.${k}`] = t;
+  const rng = getRngState();
+  tensors['rng.cpu'] = rng;
+  try {
+    saveSafetensors(file, tensors, {
+      format: CHECKPOINT_FORMAT,
+      state: JSON.stringify(state),
+      optimizer: JSON.stringify(optimizer?.meta ?? null),
+    });
+  } finally {
+    rng.dispose();
+  }
+}
+
+/** Reads a checkpoint; errors name the file and what is wrong with it. */
+export function readCheckpoint(file: string): CheckpointContents {
+  if (!fs.existsSync(file)) throw new Error(`checkpoint ${file}: no such file`);
+  const { tensors, metadata } = loadSafetensors(file);
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    throw new Error(`checkpoint ${file}: not a tsvision checkpoint (format '${metadata.format ?? 'missing'}'; a plain safetensors state dict loads with Module.loadStateDict)`);
+  }
+  const model: Record<string, Tensor> = {};
+  const optim: Record<string, Tensor> = {};
+  let rng: Tensor | null = null;
+  for (const [k, t] of Object.entries(tensors)) {
+    if (k.startsWith('model.')) model[k.slice(6)] = t;
+    else if (k.startsWith('optim.')) optim[k.slice(6)] = t;
+    else if (k === 'rng.cpu') rng = t;
+  }
+  const optMeta = JSON.parse(metadata.optimizer ?? 'null') as Record<string, unknown> | null;
+  return {
+    model,
+    optimizer: optMeta ? { tensors: optim, meta: optMeta } : null,
+    rng,
+    state: JSON.parse(metadata.state ?? '{}') as TrainingState,
+  };
+}
+
+/** Loads model weights (checked by name, shape and dtype) and restores the RNG; returns the rest. */
+export function restoreCheckpoint(file: string, model: Module): CheckpointContents {
+  const c = readCheckpoint(file);
+  try {
+    model.loadStateDict(c.model);
+  } catch (e) {
+    throw new Error(`checkpoint ${file} does not fit the model: ${(e as Error).message}`);
+  }
+  if (c.rng) setRngState(c.rng);
+  return c;
+}

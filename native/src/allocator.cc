@@ -1,52 +1,158 @@
-// libtorch's default CPU allocator returns large blocks to the OS on every free, so a training loop that
-// frees and re-allocates the same activations each step pays for fresh pages every time. mimalloc keeps
-// them: in a probe, a conv-net backward went from 79 ms (PyTorch's own allocator) to 54 ms.
+// The CPU allocator. libtorch's default returns every block to the system on free, so a training loop that
+// frees and re-allocates the same activations each step pays for fresh pages (page faults, zeroing) every
+// time. Two layers fix that:
+//  - small blocks (< 1 MiB) come from mimalloc, whose free lists keep them warm;
+//  - large blocks (activations, im2col buffers) are cached by size class, as PyTorch's CUDA caching
+//    allocator does on the GPU, up to a cap (TSVISION_CPU_CACHE_MB, default 2048). Measured on a
+//    Fashion-MNIST CNN step (batch 128): mimalloc alone ran 3x slower than glibc because its huge blocks
+//    went back to the OS each step; with the cache, no page is returned while the working set is stable.
 #include "handle.h"
 
 #include <c10/core/CPUAllocator.h>
 
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
 #ifdef TSV_MIMALLOC
 #include <mimalloc.h>
+#endif
 
 namespace tsv {
 namespace {
 // 64-byte alignment, as c10's alloc_cpu guarantees, so vectorized kernels see the same layout.
 constexpr size_t kAlignment = 64;
+constexpr size_t kLarge = size_t(1) << 20;
 
-void miDelete(void* p) { mi_free(p); }
+void* sysAlloc(size_t n) {
+#ifdef TSV_MIMALLOC
+  return mi_malloc_aligned(n, kAlignment);
+#else
+  void* p = nullptr;
+  return posix_memalign(&p, kAlignment, n) == 0 ? p : nullptr;
+#endif
+}
 
-struct MiAllocator final : at::Allocator {
+void sysFree(void* p) {
+#ifdef TSV_MIMALLOC
+  mi_free(p);
+#else
+  std::free(p);
+#endif
+}
+
+// Size classes: four per power of two (at most 25% slack), so a block freed by one step fits the next.
+size_t sizeClass(size_t n) {
+  size_t top = size_t(1) << (63 - __builtin_clzll(n));
+  size_t step = top >= 4 ? top / 4 : 1;
+  return (n + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<void*, size_t> sizes;  // every large block we own, cached or in use
+  std::multimap<size_t, void*> free;        // cached blocks by size class
+  size_t cached = 0;
+  size_t cap = 0;
+
+  void* take(size_t cls) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = free.find(cls);
+    if (it == free.end()) return nullptr;
+    void* p = it->second;
+    free.erase(it);
+    cached -= cls;
+    return p;
+  }
+
+  void adopt(void* p, size_t cls) {
+    std::lock_guard<std::mutex> lock(mu);
+    sizes[p] = cls;
+  }
+
+  // Returns false if p is not a large block of ours.
+  bool give(void* p) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = sizes.find(p);
+    if (it == sizes.end()) return false;
+    if (cached + it->second <= cap) {
+      free.emplace(it->second, p);
+      cached += it->second;
+    } else {
+      sizes.erase(it);
+      sysFree(p);
+    }
+    return true;
+  }
+
+  void trim() {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [cls, p] : free) {
+      sizes.erase(p);
+      sysFree(p);
+    }
+    free.clear();
+    cached = 0;
+  }
+};
+Cache cache;
+
+void smallDelete(void* p) { sysFree(p); }
+void largeDelete(void* p) {
+  if (!cache.give(p)) sysFree(p);
+}
+// For raw_allocate/raw_deallocate users, which get one deleter for blocks of any size.
+void anyDelete(void* p) { largeDelete(p); }
+
+struct CachingAllocator final : at::Allocator {
 #if TSV_TORCH_GE(2, 3)
   at::DataPtr allocate(size_t n) override {
 #else
   at::DataPtr allocate(size_t n) const override {
 #endif
-    void* p = mi_malloc_aligned(n == 0 ? 1 : n, kAlignment);
-    if (!p) throw std::bad_alloc();
-    return {p, p, &miDelete, at::Device(at::DeviceType::CPU)};
+    if (n < kLarge) {
+      void* p = sysAlloc(n == 0 ? 1 : n);
+      if (!p) throw std::bad_alloc();
+      return {p, p, &smallDelete, at::Device(at::DeviceType::CPU)};
+    }
+    size_t cls = sizeClass(n);
+    void* p = cache.take(cls);
+    if (!p) {
+      p = sysAlloc(cls);
+      if (!p) {  // out of memory: give the cache back to the system and try once more
+        cache.trim();
+        p = sysAlloc(cls);
+        if (!p) throw std::bad_alloc();
+      }
+      cache.adopt(p, cls);
+    }
+    return {p, p, &largeDelete, at::Device(at::DeviceType::CPU)};
   }
-  at::DeleterFnPtr raw_deleter() const override { return &miDelete; }
+  at::DeleterFnPtr raw_deleter() const override { return &anyDelete; }
 #if TSV_TORCH_GE(2, 3)
-  void copy_data(void* dest, const void* src, std::size_t count) const override {
-    default_copy_data(dest, src, count);
-  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
 #endif
 };
-MiAllocator allocator;
+CachingAllocator allocator;
 bool installed = false;
 }  // namespace
 
 void installAllocator() {
-  if (std::getenv("TSVISION_ALLOCATOR") && std::string(std::getenv("TSVISION_ALLOCATOR")) == "default") return;
+  const char* choice = std::getenv("TSVISION_ALLOCATOR");
+  if (choice && std::string(choice) == "default") return;
+  const char* mb = std::getenv("TSVISION_CPU_CACHE_MB");
+  cache.cap = (mb ? std::strtoull(mb, nullptr, 10) : 2048ull) << 20;
   c10::SetCPUAllocator(&allocator, /*priority=*/100);
   installed = true;
 }
-const char* allocatorName() { return installed ? "mimalloc" : "libtorch default"; }
-}  // namespace tsv
 
+const char* allocatorName() {
+#ifdef TSV_MIMALLOC
+  return installed ? "mimalloc + large-block cache" : "libtorch default";
 #else
-namespace tsv {
-void installAllocator() {}
-const char* allocatorName() { return "libtorch default (built without mimalloc)"; }
-}  // namespace tsv
+  return installed ? "large-block cache over the system allocator" : "libtorch default";
 #endif
+}
+
+}  // namespace tsv

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// The tsvision command line: train, eval, summary, info.
+import * as path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { engineInfo, setNumThreads } from '../torch';
+import { ModelName, createModel, describeModel, isModelName, listModels } from '../models/registry';
+import { formatSummary, summary } from '../metrics/summary';
+import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
+import { DataSpec, makeLoaders } from '../train/datasets';
+import { readCheckpoint, restoreCheckpoint } from '../train/checkpoint';
+
+const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min) {
+    throw new InvalidArgumentError(`${name} must be ${int ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}, got '${v}'`);
+  }
+  return n;
+};
+
+const modelName = (v: string): ModelName => {
+  if (!isModelName(v)) throw new InvalidArgumentError(`unknown model '${v}'; known: ${listModels().join(', ')}`);
+  return v;
+};
+
+/** --opt key=value (repeatable) → model options; numbers and booleans are parsed. */
+const collectOpt = (v: string, acc: Record<string, unknown>): Record<string, unknown> => {
+  const i = v.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`--opt takes key=value, got '${v}'`);
+  const key = v.slice(0, i);
+  const raw = v.slice(i + 1);
+  acc[key] = raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  return acc;
+};
+
+function dataSpec(o: { trainDir?: string; testDir?: string; imageSize: number; channels: number }): DataSpec {
+  if (!o.trainDir && !o.testDir) return { kind: 'fashion-mnist' };
+  if (!o.trainDir || !o.testDir) throw new InvalidArgumentError('give both --train-dir and --test-dir (folders of class sub-folders)');
+  if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
+  return { kind: 'image-folder', train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels };
+}
+
+const program = new Command('tsvision')
+  .description('Efficient deep vision networks in TypeScript on libtorch')
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('train')
+  .description('train a registered model on Fashion-MNIST (default) or on image folders; writes a checkpoint, weights, report.json and curves.png')
+  .addOption(new Option('-m, --model <name>', `model to train: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName))
+  .option('--opt <key=value>', 'model option, repeatable (e.g. --opt alpha=0.5 --opt se=true)', collectOpt, {})
+  .option('--train-dir <dir>', 'training images as <dir>/<class>/<image> (PNG/JPEG); with --test-dir, replaces Fashion-MNIST')
+  .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>')
+  .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
+  .option('--channels <n>', 'image-folder channels: 1 (grey) or 3 (RGB)', num('--channels', { int: true }), 3)
+  .option('-e, --epochs <n>', 'passes over the training set', num('--epochs', { int: true, min: 1 }), DEFAULT_CONFIG.epochs)
+  .option('-b, --batch-size <n>', 'samples per optimizer step', num('--batch-size', { int: true, min: 1 }), DEFAULT_CONFIG.batchSize)
+  .option('--lr <rate>', 'peak learning rate', num('--lr', { min: 0 }), DEFAULT_CONFIG.lr)
+  .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default(DEFAULT_CONFIG.optimizer))
+  .option('--momentum <m>', 'SGD momentum', num('--momentum', { min: 0 }), DEFAULT_CONFIG.momentum)
+  .option('--weight-decay <wd>', 'L2 penalty (decoupled for adamw)', num('--weight-decay', { min: 0 }), DEFAULT_CONFIG.weightDecay)
+  .addOption(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'poly', 'step', 'none']).default(DEFAULT_CONFIG.schedule))
+  .option('--warmup-epochs <n>', 'linear learning-rate warm-up at the start', num('--warmup-epochs', { min: 0 }), DEFAULT_CONFIG.warmupEpochs)
+  .option('--label-smoothing <e>', 'cross-entropy label smoothing', num('--label-smoothing', { min: 0 }), DEFAULT_CONFIG.labelSmoothing)
+  .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
+  .option('--augment', 'random crops (padding 2 px on 28 px) and horizontal flips', false)
+  .option('--seed <n>', 'seed for weights, shuffling and augmentation', num('--seed', { int: true, min: 0 }), DEFAULT_CONFIG.seed)
+  .option('-o, --out <dir>', 'output folder', DEFAULT_CONFIG.outDir)
+  .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
+  .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
+  .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
+  .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
+  .action(async (o) => {
+    const cfg: Partial<TrainConfig> & { resume?: string } = {
+      model: o.model,
+      modelOptions: o.opt,
+      data: dataSpec(o),
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      optimizer: o.optimizer,
+      momentum: o.momentum,
+      weightDecay: o.weightDecay,
+      schedule: o.schedule,
+      warmupEpochs: o.warmupEpochs,
+      labelSmoothing: o.labelSmoothing,
+      clipGradNorm: o.clipGradNorm,
+      augment: o.augment,
+      seed: o.seed,
+      outDir: o.out,
+      threads: o.threads ?? 0,
+      resume: o.resume,
+      limitBatches: o.limitBatches ?? 0,
+      stopAfterSteps: o.stopAfterSteps ?? 0,
+    };
+    const r = await train(cfg, (line, transient) => process.stderr.write(transient ? `\r${line}\x1b[K` : `${line}\n`));
+    if (r.status === 'interrupted') {
+      process.exitCode = 130;
+      return;
+    }
+    const f = r.final!;
+    console.log(`\nFashion-MNIST`.replace('Fashion-MNIST', cfg.data?.kind === 'image-folder' ? 'Image folders' : 'Fashion-MNIST') + ` test accuracy: top-1 ${(100 * f.testTop1).toFixed(2)}%, top-5 ${(100 * f.testTop5).toFixed(2)}%`);
+    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
+  });
+
+program
+  .command('eval')
+  .description('evaluate a checkpoint (or plain weights with --model) on the test set: loss, top-1, top-5')
+  .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors from `train`, or model.safetensors weights')
+  .option('-m, --model <name>', 'model of plain weights (checkpoints name their own)', modelName)
+  .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
+  .option('--train-dir <dir>', 'image-folder training set (for class names)')
+  .option('--test-dir <dir>', 'image-folder test set')
+  .option('--image-size <px>', 'image-folder resize', num('--image-size', { int: true, min: 8 }), 32)
+  .option('--channels <n>', 'image-folder channels', num('--channels', { int: true }), 3)
+  .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
+  .action(async (o) => {
+    if (o.threads) setNumThreads(o.threads);
+    let cfg: TrainConfig;
+    let isCheckpoint = true;
+    try {
+      cfg = readCheckpoint(o.checkpoint).state.config as TrainConfig;
+    } catch (e) {
+      if (!/not a tsvision checkpoint/.test((e as Error).message)) throw e;
+      if (!o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
+      isCheckpoint = false;
+      cfg = { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
+    }
+    const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
+    const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
+    if (isCheckpoint) restoreCheckpoint(o.checkpoint, model);
+    else {
+      const { loadSafetensors } = await import('../torch');
+      model.loadStateDict(loadSafetensors(o.checkpoint).tensors);
+    }
+    const r = await evaluate(model, loaders.test);
+    console.log(`${cfg.model} on ${r.count} test images: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
+  });
+
+program
+  .command('summary')
+  .description('per-layer output shapes, parameters and mult-adds of a registered model (like torchinfo)')
+  .argument('<model>', `one of: ${listModels().join(', ')}`, modelName)
+  .option('--opt <key=value>', 'model option, repeatable (e.g. --opt alpha=0.5)', collectOpt, {})
+  .option('--input <shape>', 'input shape N,C,H,W', '1,3,224,224')
+  .action((name: ModelName, o) => {
+    const shape = String(o.input).split(',').map(num('--input', { int: true, min: 1 }));
+    if (shape.length !== 4) throw new InvalidArgumentError(`--input needs N,C,H,W, got '${o.input}'`);
+    const model = createModel(name, { inChannels: shape[1], ...o.opt });
+    console.log(formatSummary(summary(model, shape), { title: `${name}: ${describeModel(name)}` }));
+  });
+
+program
+  .command('info')
+  .description('libtorch version and location, CUDA devices, threads, allocator')
+  .action(() => {
+    const i = engineInfo();
+    console.log(
+      [
+        `tsvision ${require(path.join(__dirname, '..', '..', '..', 'package.json')).version}`,
+        `libtorch ${i.libtorchVersion} (${i.libtorch})`,
+        `addon    ${i.addon}`,
+        `CUDA     ${i.cuda ? `available, ${i.cudaDevices} device(s)` : 'not available'}`,
+        `threads  ${i.threads} (of ${i.cores} cores)`,
+        `allocator ${i.allocator}`,
+        `models   ${listModels().join(', ')}`,
+      ].join('\n'),
+    );
+  });
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  // Errors the user can act on get one clear line, not a stack trace from native code.
+  const msg = e instanceof NonFiniteLossError ? e.message : e.message.split('\n').slice(0, 12).join('\n');
+  process.stderr.write(`tsvision: ${msg}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,6 @@
+// Optimizers, learning-rate schedules and gradient clipping; every update runs in libtorch in place.
+export * from './optimizer';
+export * from './sgd';
+export * from './adam';
+export * from './schedule';
+export * from './clip';

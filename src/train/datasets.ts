@@ -1,0 +1,48 @@
+// The data a training run reads: Fashion-MNIST (Debian's package) or a pair of image folders.
+import { DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, toFloat } from '../data';
+
+export type DataSpec =
+  | { kind: 'fashion-mnist'; root?: string }
+  /** root/<class>/<image> folders; images are resized to `size` (square). */
+  | { kind: 'image-folder'; train: string; test: string; size?: number; channels?: 1 | 3 };
+
+export interface Loaders {
+  train: DataLoader;
+  test: DataLoader;
+  numClasses: number;
+  inChannels: number;
+  classes: readonly string[];
+}
+
+export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number; augment: boolean }): Loaders {
+  if (spec.kind === 'fashion-mnist') {
+    const train = loadFashionMNIST({ split: 'train', root: spec.root });
+    const test = loadFashionMNIST({ split: 'test', root: spec.root });
+    const norm = normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]);
+    const aug = o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : [];
+    return {
+      train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm) }),
+      test: new DataLoader(test, { batchSize: 500, transform: compose(toFloat(), norm) }),
+      numClasses: 10,
+      inChannels: 1,
+      classes: train.classes ?? [],
+    };
+  }
+  const size = spec.size ?? 32;
+  const channels = spec.channels ?? 3;
+  const train = new ImageFolder(spec.train, { size, channels });
+  const test = new ImageFolder(spec.test, { size, channels });
+  if (train.classes.join('\n') !== test.classes.join('\n')) {
+    throw new Error(`image folders disagree on classes: ${spec.train} has [${train.classes}], ${spec.test} has [${test.classes}]`);
+  }
+  // Per-channel statistics of ImageNet are a poor fit for arbitrary folders; scale to [-1, 1] instead.
+  const norm = normalize(Array(channels).fill(0.5), Array(channels).fill(0.5));
+  const aug = o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : [];
+  return {
+    train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2 }),
+    test: new DataLoader(test, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 }),
+    numClasses: train.classes.length,
+    inChannels: channels,
+    classes: train.classes,
+  };
+}

@@ -1,0 +1,268 @@
+// The training loop: small and readable, not a framework. Epochs of the documented tidy() idiom, evaluation
+// (loss, top-1, top-5), a progress line (loss, samples/s, ETA), NaN/Inf detection that keeps the last good
+// checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tensor, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads, tidy } from '../torch';
+import { Module } from '../nn';
+import { Classifier } from '../models/common';
+import { ModelName, ModelOptions, createModel } from '../models/registry';
+import { Batch, DataLoader, disposeBatch } from '../data';
+import { ClassificationMeter } from '../metrics/classification';
+import { savePlotsPng } from '../report/plot';
+import { writeFileAtomic } from '../util/fs';
+import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
+import { DataSpec, makeLoaders } from './datasets';
+import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+
+export interface TrainConfig {
+  model: ModelName;
+  modelOptions: Record<string, unknown>;
+  data: DataSpec;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  optimizer: OptimizerName;
+  momentum: number;
+  weightDecay: number;
+  schedule: ScheduleName;
+  warmupEpochs: number;
+  labelSmoothing: number;
+  /** Clip the gradient norm to this value (0: no clipping). */
+  clipGradNorm: number;
+  augment: boolean;
+  seed: number;
+  /** Where the checkpoint, weights, report and curves go. */
+  outDir: string;
+  threads: number;
+  /** Stop after this many optimizer steps as if interrupted (tests of resume). 0: never. */
+  stopAfterSteps: number;
+  /** Use only this many batches per epoch (quick runs). 0: all. */
+  limitBatches: number;
+}
+
+export const DEFAULT_CONFIG: TrainConfig = {
+  model: 'cnn',
+  modelOptions: {},
+  data: { kind: 'fashion-mnist' },
+  epochs: 4,
+  batchSize: 128,
+  lr: 0.05,
+  optimizer: 'sgd',
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  schedule: 'cosine',
+  warmupEpochs: 0,
+  labelSmoothing: 0,
+  clipGradNorm: 0,
+  augment: false,
+  seed: 0,
+  outDir: 'runs/fashion-mnist-cnn',
+  threads: 0,
+  stopAfterSteps: 0,
+  limitBatches: 0,
+};
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  trainTop1: number;
+  testLoss: number;
+  testTop1: number;
+  testTop5: number;
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+export interface TrainResult {
+  status: 'finished' | 'interrupted';
+  history: EpochRecord[];
+  final: EpochRecord | null;
+  checkpoint: string;
+  weights: string;
+  report: string;
+  curves: string;
+  model: Classifier;
+}
+
+export class NonFiniteLossError extends Error {}
+
+export type Logger = (line: string, transient?: boolean) => void;
+
+const fmtTime = (s: number): string => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`);
+
+/** Evaluates a classifier on a loader: mean loss, top-1 and top-5 accuracy. */
+export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0): Promise<{ loss: number; top1: number; top5: number; count: number }> {
+  const meter = new ClassificationMeter([1, 5]);
+  const wasTraining = model.training;
+  model.eval();
+  let k = 0;
+  for await (const b of loader.epoch(0)) {
+    tidy(() =>
+      noGrad(() => {
+        const logits = model.forward(b.x);
+        meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
+      }),
+    );
+    disposeBatch(b);
+    if (limitBatches && ++k >= limitBatches) break;
+  }
+  model.train(wasTraining);
+  return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count };
+}
+
+/**
+ * Trains a registered model. With `resume`, continues from a checkpoint (model, optimizer, schedule, RNG,
+ * position within the epoch) so that the run ends as if it had never stopped.
+ */
+export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<TrainResult> {
+  let cfg: TrainConfig = { ...DEFAULT_CONFIG, ...cfgIn };
+  const ckptFile = path.join(cfg.outDir, 'checkpoint.safetensors');
+  let resumed: ReturnType<typeof readCheckpoint> | null = null;
+  if (cfgIn.resume) {
+    resumed = readCheckpoint(cfgIn.resume);
+    // The run continues with the configuration it started with; only the output place may change.
+    cfg = { ...(resumed.state.config as TrainConfig), outDir: cfg.outDir, stopAfterSteps: cfgIn.stopAfterSteps ?? 0 };
+  }
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  manualSeed(cfg.seed);
+  const { train: trainLoader, test: testLoader, numClasses, inChannels } = makeLoaders(cfg.data, cfg);
+  const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName]);
+  const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
+  const opt: Trainable = makeOptimizer(model.parameters(), cfg, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
+
+  let epoch = 0;
+  let startBatch = 0;
+  let step = 0;
+  let history: EpochRecord[] = [];
+  if (cfgIn.resume && resumed) {
+    restoreCheckpoint(cfgIn.resume, model);
+    if (resumed.optimizer) opt.loadStateDict(resumed.optimizer);
+    ({ epoch, batch: startBatch, step } = resumed.state);
+    history = (resumed.state.history as EpochRecord[]) ?? [];
+    log(`resumed from ${cfgIn.resume}: epoch ${epoch + 1}, batch ${startBatch}, step ${step}`);
+  }
+  fs.mkdirSync(cfg.outDir, { recursive: true });
+  const save = (ep: number, batch: number): void => {
+    const os = opt.stateDict();
+    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history });
+  };
+
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) process.exit(130); // a second Ctrl-C means now
+    interrupted = true;
+    log('\ninterrupt: finishing this step, then saving a checkpoint (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads`);
+  const isTTY = Boolean(process.stderr.isTTY);
+  try {
+    for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
+      model.train();
+      const meter = new ClassificationMeter([1]);
+      const t0 = Date.now();
+      let lastPrint = 0;
+      let b = startBatch;
+      const batches = trainLoader.epoch(epoch, { startBatch });
+      for await (const batch of batches) {
+        if (cfg.limitBatches && b >= cfg.limitBatches) {
+          disposeBatch(batch);
+          break;
+        }
+        const loss = trainStep(model, opt, batch, cfg, meter);
+        disposeBatch(batch);
+        b++;
+        step++;
+        if (!Number.isFinite(loss)) {
+          const where = fs.existsSync(ckptFile) ? `the last good checkpoint is ${ckptFile} (resume with --resume ${ckptFile})` : 'no checkpoint was written yet';
+          throw new NonFiniteLossError(`loss became ${loss} at epoch ${epoch + 1}, batch ${b} (step ${step}); stopped without saving: ${where}. Try a lower --lr or --clip-grad-norm.`);
+        }
+        const now = Date.now();
+        if (now - lastPrint > 1000 || b === stepsPerEpoch) {
+          lastPrint = now;
+          const secs = (now - t0) / 1000;
+          const rate = (meter.count || 1) / Math.max(secs, 1e-3);
+          const left = (stepsPerEpoch - b) * cfg.batchSize / rate + (cfg.epochs - epoch - 1) * stepsPerEpoch * cfg.batchSize / rate;
+          log(`epoch ${epoch + 1}/${cfg.epochs} [${String(b).padStart(String(stepsPerEpoch).length)}/${stepsPerEpoch}] loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}% | ${rate.toFixed(0)} samples/s | ETA ${fmtTime(left)}`, isTTY && b !== stepsPerEpoch);
+        }
+        if (interrupted || (cfg.stopAfterSteps && step >= cfg.stopAfterSteps)) {
+          await batches.return(undefined);
+          save(epoch, b);
+          log(`saved ${ckptFile} at epoch ${epoch + 1}, batch ${b}; continue with: tsvision train --resume ${ckptFile}`);
+          return finish('interrupted');
+        }
+      }
+      const trainSeconds = (Date.now() - t0) / 1000;
+      const ev = await evaluate(model, testLoader, cfg.limitBatches);
+      const rec: EpochRecord = {
+        epoch: epoch + 1,
+        trainLoss: meter.loss,
+        trainTop1: meter.accuracy(),
+        testLoss: ev.loss,
+        testTop1: ev.top1,
+        testTop5: ev.top5,
+        seconds: trainSeconds,
+        samplesPerSecond: meter.count / Math.max(trainSeconds, 1e-3),
+      };
+      history.push(rec);
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}% (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      save(epoch + 1, 0);
+      await writeReport();
+    }
+    return finish('finished');
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+
+  async function writeReport(): Promise<void> {
+    const report = path.join(cfg.outDir, 'report.json');
+    writeFileAtomic(report, JSON.stringify({ config: cfg, parameters: model.numParameters(), history }, null, 2) + '\n');
+    if (history.length) {
+      const ep = history.map((h) => h.epoch);
+      await savePlotsPng(path.join(cfg.outDir, 'curves.png'), [
+        { title: 'Loss', xLabel: 'epoch', yLabel: 'cross-entropy', series: [{ name: 'train', points: history.map((h, i) => [ep[i], h.trainLoss]) }, { name: 'test', points: history.map((h, i) => [ep[i], h.testLoss]) }] },
+        { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [{ name: 'train top-1', points: history.map((h, i) => [ep[i], 100 * h.trainTop1]) }, { name: 'test top-1', points: history.map((h, i) => [ep[i], 100 * h.testTop1]) }] },
+      ]);
+    }
+  }
+
+  function finish(status: TrainResult['status']): TrainResult {
+    const weights = path.join(cfg.outDir, 'model.safetensors');
+    if (status === 'finished') {
+      // Plain state dict, keys as PyTorch's: loads with torch's load_state_dict after a safetensors read.
+      saveCheckpointWeights(weights, model);
+    }
+    return {
+      status,
+      history,
+      final: history[history.length - 1] ?? null,
+      checkpoint: ckptFile,
+      weights,
+      report: path.join(cfg.outDir, 'report.json'),
+      curves: path.join(cfg.outDir, 'curves.png'),
+      model,
+    };
+  }
+}
+
+function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter): number {
+  return tidy(() => {
+    const logits = model.forward(batch.x);
+    const loss = crossEntropy(logits, batch.y, { labelSmoothing: cfg.labelSmoothing });
+    opt.zeroGrad();
+    loss.backward();
+    opt.clipAndStep(cfg.clipGradNorm);
+    const l = loss.item();
+    if (Number.isFinite(l)) meter.update(l, logits.detach(), batch.y);
+    return l;
+  });
+}
+
+function saveCheckpointWeights(file: string, model: Module): void {
+  saveSafetensors(file, model.stateDict(), { format: 'pt' });
+}
+
+function describeData(d: DataSpec): string {
+  return d.kind === 'fashion-mnist' ? 'Fashion-MNIST' : `image folders ${d.train} / ${d.test}`;
+}

@@ -2,7 +2,8 @@
 // same machine, same threads, interleaved rounds, medians.
 //   node dist/bench/engine.js [--device cuda] [--rounds 3] [--steps 30]
 import * as T from '../src/torch';
-import { BatchNorm2d, Conv2d, Linear, Module, Parameter, Sequential, ReLU } from '../src/nn';
+import { BatchNorm2d, Conv2d, Linear, Module, Sequential, ReLU } from '../src/nn';
+import { SGD } from '../src/optim';
 import { machineLine, median, nowMs, runPeer, timeEach, writeSection } from './common';
 
 const arg = (name: string, dflt: string): string => {
@@ -60,24 +61,15 @@ class DSNet extends Module {
   }
 }
 
-/** One SGD-with-momentum training step, torch.optim.SGD's update, with the documented tidy idiom. */
+/** One training step with torch.optim.SGD's update (momentum 0.9), in the documented tidy idiom. */
 function trainer(model: Module & { forward(x: T.Tensor): T.Tensor }, x: T.Tensor, y: T.Tensor): () => void {
-  const params: Parameter[] = model.parameters();
-  const bufs: (T.Tensor | null)[] = params.map(() => null);
+  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   return () =>
     T.tidy(() => {
       const loss = T.crossEntropy(model.forward(x), y);
-      for (const p of params) p.grad = null;
+      opt.zeroGrad();
       loss.backward();
-      T.noGrad(() =>
-        params.forEach((p, i) => {
-          const g = p.grad!;
-          const b = bufs[i];
-          if (b === null) bufs[i] = g.clone().keep();
-          else b.mul_(0.9).add_(g);
-          p.sub_(bufs[i]!, 0.01);
-        }),
-      );
+      opt.step();
     });
 }
 

@@ -179,7 +179,8 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           throw new NonFiniteLossError(`loss became ${loss} at epoch ${epoch + 1}, batch ${b} (step ${step}); stopped without saving: ${where}. Try a lower --lr or --clip-grad-norm.`);
         }
         const now = Date.now();
-        if (now - lastPrint > 1000 || b === stepsPerEpoch) {
+        // On a terminal the line redraws every second; in a log, a line every 15 s is enough.
+        if (now - lastPrint > (isTTY ? 1000 : 15000) || b === stepsPerEpoch) {
           lastPrint = now;
           const secs = (now - t0) / 1000;
           const rate = (meter.count || 1) / Math.max(secs, 1e-3);

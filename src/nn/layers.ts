@@ -1,7 +1,7 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
 import { Pair } from '../torch/functional';
-import { Tensor, empty, ones, zeros, tensor } from '../torch';
+import { Tensor, empty, full, ones, zeros, tensor } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
 
@@ -186,5 +186,103 @@ export class Dropout2d extends Module {
   }
   forward(x: Tensor): Tensor {
     return this.p > 0 ? F.dropout2d(x, this.p, this.training) : x;
+  }
+}
+
+export interface ConvTranspose2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  outputPadding?: Pair;
+  groups?: number;
+  dilation?: Pair;
+  bias?: boolean;
+}
+
+/** Transposed convolution; weight [in, out/groups, kh, kw] as in PyTorch (whose init reads fan_in from dim 1). */
+export class ConvTranspose2d extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, readonly o: ConvTranspose2dOptions = {}) {
+    super();
+    const groups = o.groups ?? 1;
+    if (inChannels % groups || outChannels % groups) throw new Error(`ConvTranspose2d: channels ${inChannels}->${outChannels} are not divisible by groups=${groups}`);
+    this.weight = Parameter.from(empty([inChannels, outChannels / groups, ...pair(kernelSize)]));
+    this.bias = o.bias === false ? null : Parameter.from(empty([outChannels]));
+    defaultLayerInit(this.weight, this.bias);
+  }
+  forward(x: Tensor): Tensor {
+    return F.convTranspose2d(x, this.weight, this.bias, this.o);
+  }
+}
+
+/** Parametric ReLU (He et al. 2015; ENet): one learned slope per channel (numParameters = C) or shared. */
+export class PReLU extends Module {
+  weight: Parameter;
+  constructor(readonly channels = 1, init = 0.25) {
+    super();
+    this.weight = Parameter.from(full([channels], init));
+  }
+  forward(x: Tensor): Tensor {
+    return F.prelu(x, this.weight);
+  }
+}
+
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor {
+    return x.tanh();
+  }
+}
+
+export class LeakyReLU extends Module {
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.leakyRelu(x, this.negativeSlope);
+  }
+}
+
+export class Softmax extends Module {
+  constructor(readonly dim = 1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.softmax(x, this.dim);
+  }
+}
+
+/** Max pooling that also returns where each maximum came from (ENet's encoder, for MaxUnpool2d). */
+export class MaxPool2dWithIndices extends Module {
+  constructor(readonly kernelSize: Pair, readonly o: F.Pool2dOptions = {}) {
+    super();
+  }
+  forward(x: Tensor): { output: Tensor; indices: Tensor } {
+    return F.maxPool2dWithIndices(x, this.kernelSize, this.o);
+  }
+}
+
+/** Puts values back where MaxPool2dWithIndices found them; the output size is explicit (ENet's decoder). */
+export class MaxUnpool2d extends Module {
+  forward(x: Tensor, indices: Tensor, outputSize: [number, number]): Tensor {
+    return F.maxUnpool2d(x, indices, outputSize);
+  }
+}
+
+export class AdaptiveMaxPool2d extends Module {
+  constructor(readonly outputSize: Pair) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.adaptiveMaxPool2d(x, this.outputSize);
+  }
+}
+
+/** nn.Upsample: nearest or bilinear, to a size or by a scale factor. */
+export class Upsample extends Module {
+  constructor(readonly o: F.InterpolateOptions) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.interpolate(x, this.o);
   }
 }

@@ -35,7 +35,7 @@ if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
 h=$(hash_of native/src native/binding.gyp native/find-libtorch.js; echo "${LIBTORCH:-}${LIBTORCH_USE_PYTORCH:-}")
 if [ ! -f native/build/Release/tsvision.node ] || [ "$(cat .setup-stamps/native 2>/dev/null)" != "$h" ]; then
   echo "setup: building the libtorch addon (about 2 minutes on 2 cores)"
-  (cd native && ../node_modules/.bin/node-gyp rebuild -j "$(nproc)")
+  (cd native && ../node_modules/.bin/node-gyp rebuild -j "$(nproc)" --loglevel=warn)
   echo "$h" > .setup-stamps/native
 fi
 
@@ -46,3 +46,7 @@ if [ ! -d dist ] || [ "$(cat .setup-stamps/ts 2>/dev/null)" != "$h" ]; then
   ./node_modules/.bin/tsc -p tsconfig.json
   echo "$h" > .setup-stamps/ts
 fi
+
+# `npx tsvision ...` inside this checkout runs the local CLI (npx looks in node_modules/.bin first).
+chmod +x dist/src/cli/main.js
+ln -sf ../../dist/src/cli/main.js node_modules/.bin/tsvision

@@ -2,7 +2,7 @@
 # One prepared run on a lent GPU machine (see ../shared/GPU.md): build the addon against the PyTorch there
 # (LIBTORCH_USE_PYTORCH=1 brings CUDA), check CUDA ops against the CPU, and run bench/engine on CUDA.
 # Expects, carried from the development machine: .gpu/node.xz, .gpu/include (Node + node-addon-api headers),
-# dist/ (compiled TypeScript). Results land in $OUT.
+# dist/ (compiled TypeScript), node_modules/commander (for the CLI). Results land in $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -20,5 +20,9 @@ export LIBTORCH_USE_PYTORCH=1 NODE_INCLUDE=$PWD/.gpu/include NAPI_INCLUDE=$PWD/.
 echo "build+check rc=$?" >> "$OUT/gpu.log"
 node dist/bench/engine.js --device cuda --rounds 3 --steps 100 >> "$OUT/gpu.log" 2>&1
 echo "bench rc=$?" >> "$OUT/gpu.log"
+if [ -f dist/bench/models.js ]; then
+  node dist/bench/models.js --device cuda >> "$OUT/gpu.log" 2>&1
+  echo "models bench rc=$?" >> "$OUT/gpu.log"
+fi
 cp BENCHMARKS.md "$OUT/" 2>/dev/null
 tail -40 "$OUT/gpu.log"

@@ -163,12 +163,19 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       const meter = new ClassificationMeter([1]);
       const t0 = Date.now();
       let lastPrint = 0;
+      let lastYield = Date.now();
       let b = startBatch;
       const batches = trainLoader.epoch(epoch, { startBatch });
       for await (const batch of batches) {
         if (cfg.limitBatches && b >= cfg.limitBatches) {
           disposeBatch(batch);
           break;
+        }
+        // Training is synchronous libtorch work: let the event loop run now and then, or Ctrl-C (a libuv
+        // signal) would never be delivered.
+        if (Date.now() - lastYield > 200) {
+          await new Promise((r) => setImmediate(r));
+          lastYield = Date.now();
         }
         const loss = trainStep(model, opt, batch, cfg, meter);
         disposeBatch(batch);

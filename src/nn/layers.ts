@@ -7,11 +7,7 @@ import { Buffer, Module, Parameter } from './module';
 
 const pair = (p: Pair): [number, number] => (typeof p === 'number' ? [p, p] : p);
 
-export interface Conv2dOptions {
-  stride?: Pair;
-  padding?: Pair | 'same' | 'valid';
-  dilation?: Pair;
-  groups?: number;
+export interface Conv2dOptions extends F.Conv2dOptions {
   bias?: boolean;
   /** 'zeros' (default), 'reflect' or 'replicate'. */
   paddingMode?: 'zeros' | 'reflect' | 'replicate';
@@ -189,12 +185,7 @@ export class Dropout2d extends Module {
   }
 }
 
-export interface ConvTranspose2dOptions {
-  stride?: Pair;
-  padding?: Pair;
-  outputPadding?: Pair;
-  groups?: number;
-  dilation?: Pair;
+export interface ConvTranspose2dOptions extends F.ConvTranspose2dOptions {
   bias?: boolean;
 }
 

@@ -361,6 +361,11 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::get_num_threads());
 }
 
+// How many tensor handles are alive (leak diagnostics, like tf.memory().numTensors).
+Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(slots.size() - freeSlots.size()));
+}
+
 Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
 }
@@ -418,6 +423,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   fn("cudaDeviceCount", CudaDeviceCount);
   fn("cudaSynchronize", CudaSynchronize);
   fn("info", Info);
+  fn("liveTensors", LiveTensors);
 
 #undef fn
   initDispatch(env, exports);

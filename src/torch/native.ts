@@ -51,6 +51,7 @@ export interface Native {
   cudaDeviceCount(): number;
   cudaSynchronize(): void;
   info(): NativeInfo;
+  liveTensors(): number;
 }
 
 /** Where the addon was loaded from (shown by `tsvision info`). */

@@ -70,3 +70,8 @@ function libtorchPath(): string {
 export function engineConfig(): string {
   return native.info().config;
 }
+
+/** Tensor handles alive right now: a number that stays flat in a leak-free loop. */
+export function liveTensors(): number {
+  return native.liveTensors();
+}

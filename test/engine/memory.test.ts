@@ -94,3 +94,29 @@ test('2,000 training steps with the documented idiom keep RSS flat (within 50 MB
   assert.ok(Number.isFinite(last));
   assert.ok(grown < 50, `RSS grew by ${grown.toFixed(1)} MB over 2,000 steps`);
 });
+
+test('tensors no scope owns are freed by the garbage collector (safety net)', async () => {
+  if (!global.gc) return; // npm test runs with --expose-gc
+  const base = T.liveTensors();
+  for (let i = 0; i < 5000; i++) T.ones([4]).add(1);
+  assert.ok(T.liveTensors() >= base + 5000);
+  for (let k = 0; k < 10 && T.liveTensors() > base + 100; k++) {
+    global.gc();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(T.liveTensors() <= base + 100, `${T.liveTensors() - base} tensors still alive after GC`);
+});
+
+test('the training idiom leaves no tensor behind', () => {
+  const w = T.randn([8, 8]).requiresGrad_().keep();
+  const before = T.liveTensors();
+  for (let i = 0; i < 100; i++) {
+    T.tidy(() => {
+      const loss = T.randn([4, 8]).matmul(w).relu().sum();
+      w.grad = null;
+      loss.backward();
+      T.noGrad(() => w.sub_(w.grad!, 0.01));
+    });
+  }
+  assert.equal(T.liveTensors(), before);
+});

@@ -44,9 +44,12 @@ export function runPeer<R>(script: string, args: Record<string, unknown>): R {
 export function machineLine(device: string): string {
   const e = engineInfo();
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  return device.startsWith('cuda')
-    ? `device ${device}, libtorch ${e.libtorchVersion}`
-    : `${cpu}, ${os.cpus().length} cores, ${e.threads} threads for both, libtorch ${e.libtorchVersion}, allocator ${e.allocator}`;
+  if (device.startsWith('cuda')) {
+    const smi = spawnSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { encoding: 'utf8' });
+    const gpu = smi.status === 0 ? smi.stdout.trim().split('\n')[0] : 'GPU';
+    return `${gpu} (${device}), libtorch ${e.libtorchVersion} from PyTorch (LIBTORCH_USE_PYTORCH=1), peer PyTorch ${e.libtorchVersion}`;
+  }
+  return `${cpu}, ${os.cpus().length} cores, ${e.threads} threads for both, libtorch ${e.libtorchVersion}, allocator ${e.allocator}`;
 }
 
 /** Replaces (or appends) the section between <!-- name:start --> and <!-- name:end --> in BENCHMARKS.md. */

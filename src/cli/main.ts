@@ -8,6 +8,7 @@ import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { DataSpec, makeLoaders } from '../train/datasets';
 import { readCheckpoint, restoreCheckpoint } from '../train/checkpoint';
+import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -147,6 +148,22 @@ program
     if (shape.length !== 4) throw new InvalidArgumentError(`--input needs N,C,H,W, got '${o.input}'`);
     const model = createModel(name, { inChannels: shape[1], ...o.opt });
     console.log(formatSummary(summary(model, shape), { title: `${name}: ${describeModel(name)}` }));
+  });
+
+program
+  .command('reproduce')
+  .description('reproduce a paper\'s central claim at small scale on Fashion-MNIST; writes REPORT.md and a PNG plot')
+  .argument('<paper>', `one of: ${REPRODUCTIONS.join(', ')}`, (v: string): ReproductionName => {
+    if (!(REPRODUCTIONS as readonly string[]).includes(v)) throw new InvalidArgumentError(`unknown paper '${v}'; known: ${REPRODUCTIONS.join(', ')}`);
+    return v as ReproductionName;
+  })
+  .option('-o, --out <dir>', 'output folder (default reports/<paper>)')
+  .option('--quick', 'a tiny version (seconds), to check the pipeline', false)
+  .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
+  .action(async (paper: ReproductionName, o) => {
+    if (o.threads) setNumThreads(o.threads);
+    const r = await runReproduction(paper, { outDir: o.out, quick: o.quick });
+    console.log(`report: ${r.reportPath}`);
   });
 
 program

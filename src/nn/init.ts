@@ -10,13 +10,18 @@ export function fans(w: Tensor): { fanIn: number; fanOut: number } {
   return { fanIn: s[1] * receptive, fanOut: s[0] * receptive };
 }
 
-export type Nonlinearity = 'linear' | 'relu' | 'leaky_relu' | 'tanh' | 'sigmoid';
+export type Nonlinearity = 'linear' | 'conv2d' | 'conv_transpose2d' | 'relu' | 'leaky_relu' | 'tanh' | 'sigmoid' | 'selu';
 
-export function gain(nonlinearity: Nonlinearity, a = 0): number {
+/** torch.nn.init.calculate_gain; for leaky_relu, param is the negative slope (0.01 when omitted, as in torch). */
+export function gain(nonlinearity: Nonlinearity, param?: number): number {
   switch (nonlinearity) {
     case 'relu': return Math.SQRT2;
-    case 'leaky_relu': return Math.sqrt(2 / (1 + a * a));
+    case 'leaky_relu': {
+      const a = param ?? 0.01;
+      return Math.sqrt(2 / (1 + a * a));
+    }
     case 'tanh': return 5 / 3;
+    case 'selu': return 3 / 4;
     default: return 1;
   }
 }

@@ -40,13 +40,24 @@ export class Conv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (this.paddingMode !== 'zeros' && Array.isArray(this.padding)) {
-      const [ph, pw] = this.padding;
+    if (this.paddingMode !== 'zeros') {
+      // As torch.nn.Conv2d: pad explicitly with the mode, then convolve without padding.
       const mode = this.paddingMode === 'reflect' ? 'aten::reflection_pad2d' : 'aten::replication_pad2d';
-      const padded = F.callOp(mode, x, [pw, pw, ph, ph]) as Tensor;
+      const padded = F.callOp(mode, x, this.reversedPadding()) as Tensor;
       return F.conv2d(padded, this.weight, this.bias, { stride: this.stride, dilation: this.dilation, groups: this.groups });
     }
     return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+
+  /** [left, right, top, bottom], torch's _reversed_padding_repeated_twice ('same' puts the odd pixel last). */
+  private reversedPadding(): [number, number, number, number] {
+    if (this.padding === 'valid') return [0, 0, 0, 0];
+    if (this.padding === 'same') {
+      const [th, tw] = [0, 1].map((d) => this.dilation[d] * (this.kernelSize[d] - 1));
+      return [tw >> 1, tw - (tw >> 1), th >> 1, th - (th >> 1)];
+    }
+    const [ph, pw] = this.padding;
+    return [pw, pw, ph, ph];
   }
 }
 
@@ -66,7 +77,8 @@ export class Linear extends Module {
 
 export interface BatchNormOptions {
   eps?: number;
-  momentum?: number;
+  /** Weight of the new batch in the running statistics; null = cumulative average (1/num_batches_tracked). */
+  momentum?: number | null;
   affine?: boolean;
   trackRunningStats?: boolean;
 }
@@ -78,12 +90,12 @@ export class BatchNorm2d extends Module {
   running_var: Buffer | null;
   num_batches_tracked: Buffer | null;
   readonly eps: number;
-  readonly momentum: number;
+  readonly momentum: number | null;
 
   constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
     super();
     this.eps = o.eps ?? 1e-5;
-    this.momentum = o.momentum ?? 0.1;
+    this.momentum = o.momentum === undefined ? 0.1 : o.momentum;
     const affine = o.affine ?? true;
     this.weight = affine ? Parameter.from(ones([numFeatures])) : null;
     this.bias = affine ? Parameter.from(zeros([numFeatures])) : null;
@@ -95,12 +107,17 @@ export class BatchNorm2d extends Module {
 
   forward(x: Tensor): Tensor {
     const useBatchStats = this.training || !this.running_mean;
-    if (this.training && this.num_batches_tracked) this.num_batches_tracked.add_(1);
+    let momentum = this.momentum ?? 0;
+    if (this.training && this.num_batches_tracked) {
+      this.num_batches_tracked.add_(1);
+      // momentum=None in PyTorch: an equal-weight average of every batch seen so far.
+      if (this.momentum === null) momentum = 1 / this.num_batches_tracked.item();
+    }
     return F.batchNorm(x, this.running_mean, this.running_var, {
       weight: this.weight,
       bias: this.bias,
       training: useBatchStats,
-      momentum: this.momentum,
+      momentum,
       eps: this.eps,
     });
   }
@@ -189,26 +206,70 @@ export interface ConvTranspose2dOptions extends F.ConvTranspose2dOptions {
   bias?: boolean;
 }
 
-/** Transposed convolution; weight [in, out/groups, kh, kw] as in PyTorch (whose init reads fan_in from dim 1). */
+/**
+ * Transposed convolution; weight [in, out/groups, kh, kw] as in PyTorch. Its reset_parameters is
+ * _ConvNd's, whose fan_in is read from dim 1 of that weight, i.e. (out/groups)·kh·kw, not in·kh·kw.
+ */
 export class ConvTranspose2d extends Module {
   weight: Parameter;
   bias: Parameter | null;
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, readonly o: ConvTranspose2dOptions = {}) {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly outputPadding: [number, number];
+  readonly dilation: [number, number];
+  readonly groups: number;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, o: ConvTranspose2dOptions = {}) {
     super();
-    const groups = o.groups ?? 1;
-    if (inChannels % groups || outChannels % groups) throw new Error(`ConvTranspose2d: channels ${inChannels}->${outChannels} are not divisible by groups=${groups}`);
-    this.weight = Parameter.from(empty([inChannels, outChannels / groups, ...pair(kernelSize)]));
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(o.stride ?? 1);
+    this.padding = pair(o.padding ?? 0);
+    this.outputPadding = pair(o.outputPadding ?? 0);
+    this.dilation = pair(o.dilation ?? 1);
+    this.groups = o.groups ?? 1;
+    if (inChannels % this.groups || outChannels % this.groups) {
+      throw new Error(`ConvTranspose2d: channels ${inChannels}->${outChannels} are not divisible by groups=${this.groups}`);
+    }
+    for (const d of [0, 1]) {
+      if (this.outputPadding[d] >= Math.max(this.stride[d], this.dilation[d])) {
+        throw new Error(`ConvTranspose2d: outputPadding ${this.outputPadding} must be smaller than stride or dilation`);
+      }
+    }
+    this.weight = Parameter.from(empty([inChannels, outChannels / this.groups, ...this.kernelSize]));
     this.bias = o.bias === false ? null : Parameter.from(empty([outChannels]));
     defaultLayerInit(this.weight, this.bias);
   }
-  forward(x: Tensor): Tensor {
-    return F.convTranspose2d(x, this.weight, this.bias, this.o);
+
+  /** outputSize (H, W) picks the output padding, as torch's forward(input, output_size) does. */
+  forward(x: Tensor, outputSize?: [number, number]): Tensor {
+    const outputPadding = outputSize ? this.outputPaddingFor(x, outputSize) : this.outputPadding;
+    return F.convTranspose2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      outputPadding,
+      groups: this.groups,
+      dilation: this.dilation,
+    });
+  }
+
+  private outputPaddingFor(x: Tensor, size: [number, number]): [number, number] {
+    const [h, w] = x.shape.slice(-2);
+    return [h, w].map((n, d) => {
+      const min = (n - 1) * this.stride[d] - 2 * this.padding[d] + this.dilation[d] * (this.kernelSize[d] - 1) + 1;
+      const max = min + this.stride[d] - 1;
+      if (size[d] < min || size[d] > max) {
+        throw new Error(`ConvTranspose2d: output size ${size} is not reachable from input [${h}, ${w}] (dimension ${d}: ${min}..${max})`);
+      }
+      return size[d] - min;
+    }) as [number, number];
   }
 }
 
 /** Parametric ReLU (He et al. 2015; ENet): one learned slope per channel (numParameters = C) or shared. */
 export class PReLU extends Module {
   weight: Parameter;
+  /** channels: torch's num_parameters (1 = one slope shared by all channels). */
   constructor(readonly channels = 1, init = 0.25) {
     super();
     this.weight = Parameter.from(full([channels], init));
@@ -252,10 +313,29 @@ export class MaxPool2dWithIndices extends Module {
   }
 }
 
-/** Puts values back where MaxPool2dWithIndices found them; the output size is explicit (ENet's decoder). */
+/**
+ * Puts values back where MaxPool2dWithIndices found them. ENet's decoder passes the encoder's size
+ * explicitly (odd sizes are ambiguous); without one, the size follows from kernel, stride and padding.
+ */
 export class MaxUnpool2d extends Module {
-  forward(x: Tensor, indices: Tensor, outputSize: [number, number]): Tensor {
-    return F.maxUnpool2d(x, indices, outputSize);
+  readonly kernelSize: [number, number] | null;
+  readonly stride: [number, number] | null;
+  readonly padding: [number, number];
+  constructor(kernelSize?: Pair, o: { stride?: Pair; padding?: Pair } = {}) {
+    super();
+    this.kernelSize = kernelSize === undefined ? null : pair(kernelSize);
+    this.stride = o.stride !== undefined ? pair(o.stride) : this.kernelSize;
+    this.padding = pair(o.padding ?? 0);
+  }
+  forward(x: Tensor, indices: Tensor, outputSize?: [number, number]): Tensor {
+    return F.maxUnpool2d(x, indices, outputSize ?? this.defaultSize(x));
+  }
+  private defaultSize(x: Tensor): [number, number] {
+    const k = this.kernelSize;
+    const s = this.stride;
+    if (!k || !s) throw new Error('MaxUnpool2d: give outputSize, or construct with a kernel size');
+    const [h, w] = x.shape.slice(-2);
+    return [(h - 1) * s[0] - 2 * this.padding[0] + k[0], (w - 1) * s[1] - 2 * this.padding[1] + k[1]];
   }
 }
 

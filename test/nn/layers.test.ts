@@ -1,20 +1,50 @@
 // Each layer against its torch.nn twin with the same weights: output, input gradient, every parameter
-// gradient, and buffers after the step (BatchNorm running statistics).
+// gradient, and buffers after the step (BatchNorm running statistics). One Python run serves every case.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
 import * as nn from '../../src/nn';
-import { assertClose, runTorch } from '../helpers/pytorch';
+import { assertClose, runTorch, runTorchWithMeta } from '../helpers/pytorch';
 
 type Layer = nn.Module & { forward(x: T.Tensor): T.Tensor };
 interface LayerCase {
   name: string;
-  make: () => Layer;
+  make: () => nn.Module;
   input: number[];
+  /** A Python expression building the torch.nn module (PoolUnpool and friends defined below). */
   py: string;
+  /** The tsvision call when it is not forward(x): outputs after the first are compared but not differentiated. */
+  run?: (m: nn.Module, x: T.Tensor) => T.Tensor[];
+  /** The matching Python call over m and x (default m(x)); may return a tuple. */
+  pyRun?: string;
   train?: boolean;
   seed?: number;
 }
+
+/** Max pooling with indices feeding max unpooling, as ENet's encoder/decoder pair does. */
+class PoolUnpool extends nn.Module {
+  pool: nn.MaxPool2dWithIndices;
+  unpool: nn.MaxUnpool2d;
+  constructor(k: number, s: number, p: number, readonly explicitSize: boolean) {
+    super();
+    this.pool = new nn.MaxPool2dWithIndices(k, { stride: s, padding: p });
+    this.unpool = new nn.MaxUnpool2d(k, { stride: s, padding: p });
+  }
+  forward(x: T.Tensor): T.Tensor[] {
+    const { output, indices } = this.pool.forward(x);
+    const size = this.explicitSize ? (x.shape.slice(-2) as [number, number]) : undefined;
+    return [this.unpool.forward(output.mul(2), indices, size), indices];
+  }
+}
+const PY_CLASSES = [
+  'import torch.nn as nn',
+  'class PoolUnpool(nn.Module):',
+  '    def __init__(s, k, st, p, explicit):',
+  '        super().__init__(); s.pool = nn.MaxPool2d(k, st, p, return_indices=True); s.unpool = nn.MaxUnpool2d(k, st, p); s.explicit = explicit',
+  '    def forward(s, x):',
+  '        y, i = s.pool(x)',
+  '        return s.unpool(y * 2, i, output_size=x.shape[-2:] if s.explicit else None), i',
+];
 
 const cases: LayerCase[] = [
   { name: 'Conv2d stride padding bias', make: () => new nn.Conv2d(3, 5, 3, { stride: 2, padding: 1 }), input: [2, 3, 9, 9], py: 'nn.Conv2d(3, 5, 3, stride=2, padding=1)' },
@@ -35,6 +65,44 @@ const cases: LayerCase[] = [
   { name: 'Upsample bilinear', make: () => new nn.Upsample({ size: [7, 9], mode: 'bilinear' }), input: [1, 2, 4, 5], py: "nn.Upsample(size=(7, 9), mode='bilinear')" },
   { name: 'Dropout (same seed, same mask)', make: () => new nn.Dropout(0.4), input: [4, 30], py: 'nn.Dropout(0.4)', train: true, seed: 21 },
   { name: 'Dropout2d (same seed, same mask)', make: () => new nn.Dropout2d(0.5), input: [4, 8, 3, 3], py: 'nn.Dropout2d(0.5)', train: true, seed: 22 },
+  { name: 'Conv2d same padding, even kernel, reflect', make: () => new nn.Conv2d(2, 3, 4, { padding: 'same', dilation: [1, 2], paddingMode: 'reflect' }), input: [1, 2, 9, 9], py: "nn.Conv2d(2, 3, 4, padding='same', dilation=(1, 2), padding_mode='reflect')" },
+  { name: 'Conv2d same padding, zeros', make: () => new nn.Conv2d(2, 3, [3, 4], { padding: 'same' }), input: [1, 2, 6, 7], py: "nn.Conv2d(2, 3, (3, 4), padding='same')" },
+  { name: 'ConvTranspose2d groups dilation no bias', make: () => new nn.ConvTranspose2d(4, 6, [3, 2], { stride: [2, 1], padding: [1, 0], groups: 2, dilation: 2, bias: false }), input: [2, 4, 5, 4], py: 'nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, dilation=2, bias=False)' },
+  {
+    name: 'ConvTranspose2d with an output size',
+    make: () => new nn.ConvTranspose2d(3, 2, 3, { stride: 2, padding: 1 }),
+    input: [1, 3, 5, 6],
+    py: 'nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)',
+    run: (m, x) => [(m as nn.ConvTranspose2d).forward(x, [10, 12])],
+    pyRun: 'm(x, output_size=[10, 12])',
+  },
+  { name: 'BatchNorm2d cumulative average (momentum null)', make: () => new nn.BatchNorm2d(3, { momentum: null, eps: 1e-3 }), input: [3, 3, 4, 4], py: 'nn.BatchNorm2d(3, momentum=None, eps=1e-3)', train: true },
+  { name: 'BatchNorm2d without running statistics', make: () => new nn.BatchNorm2d(3, { trackRunningStats: false, affine: false }), input: [3, 3, 4, 4], py: 'nn.BatchNorm2d(3, track_running_stats=False, affine=False)', train: false },
+  { name: 'PReLU shared', make: () => new nn.PReLU(), input: [2, 3, 4, 4], py: 'nn.PReLU()' },
+  { name: 'LeakyReLU', make: () => new nn.LeakyReLU(0.2), input: [2, 3, 4], py: 'nn.LeakyReLU(0.2)' },
+  { name: 'Tanh', make: () => new nn.Tanh(), input: [2, 3, 4], py: 'nn.Tanh()' },
+  { name: 'Sigmoid', make: () => new nn.Sigmoid(), input: [2, 3, 4], py: 'nn.Sigmoid()' },
+  { name: 'ReLU6', make: () => new nn.ReLU6(), input: [2, 3, 4], py: 'nn.ReLU6()' },
+  { name: 'Softmax', make: () => new nn.Softmax(1), input: [2, 5, 3], py: 'nn.Softmax(1)' },
+  { name: 'MaxPool2d ceil mode dilation', make: () => new nn.MaxPool2d(2, { stride: 2, dilation: 2, ceilMode: true }), input: [1, 2, 9, 8], py: 'nn.MaxPool2d(2, 2, dilation=2, ceil_mode=True)' },
+  {
+    name: 'MaxPool2d with indices + MaxUnpool2d (size from kernel)',
+    make: () => new PoolUnpool(3, 2, 1, false),
+    input: [2, 3, 9, 9],
+    py: 'PoolUnpool(3, 2, 1, False)',
+    run: (m, x) => (m as PoolUnpool).forward(x),
+  },
+  {
+    name: 'MaxPool2d with indices + MaxUnpool2d (explicit odd size)',
+    make: () => new PoolUnpool(2, 2, 0, true),
+    input: [2, 3, 11, 7],
+    py: 'PoolUnpool(2, 2, 0, True)',
+    run: (m, x) => (m as PoolUnpool).forward(x),
+  },
+  { name: 'AvgPool2d padding, no pad counted, ceil', make: () => new nn.AvgPool2d(3, { stride: 2, padding: 1, countIncludePad: false, ceilMode: true }), input: [2, 3, 8, 8], py: 'nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)' },
+  { name: 'AdaptiveMaxPool2d', make: () => new nn.AdaptiveMaxPool2d([3, 2]), input: [2, 3, 7, 5], py: 'nn.AdaptiveMaxPool2d((3, 2))' },
+  { name: 'Upsample nearest by 1.5', make: () => new nn.Upsample({ scaleFactor: 1.5 }), input: [1, 2, 4, 5], py: 'nn.Upsample(scale_factor=1.5)' },
+  { name: 'Upsample nearest to a size', make: () => new nn.Upsample({ size: [7, 3], mode: 'nearest' }), input: [1, 2, 4, 5], py: "nn.Upsample(size=(7, 3), mode='nearest')" },
   {
     name: 'Sequential of conv, BN, ReLU6, pool, flatten, linear',
     make: () => new nn.Sequential(new nn.Conv2d(2, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU6(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(16, 3)),
@@ -46,15 +114,16 @@ const cases: LayerCase[] = [
 
 T.manualSeed(0);
 const inputs: Record<string, T.Tensor> = {};
+const runOf = (c: LayerCase) => c.run ?? ((m: nn.Module, x: T.Tensor) => [(m as Layer).forward(x)]);
 const prepared = cases.map((c, i) => {
   const layer = c.make().train(c.train ?? true);
   // Random BN statistics and affine parameters, so that mistakes in using them would show.
   for (const m of layer.modules()) {
     if (m instanceof nn.BatchNorm2d) {
       T.noGrad(() => {
-        m.running_mean!.copy_(T.randn([m.numFeatures]));
-        m.running_var!.copy_(T.rand([m.numFeatures]).add(0.5));
-        m.weight!.copy_(T.randn([m.numFeatures]));
+        m.running_mean?.copy_(T.randn([m.numFeatures]));
+        m.running_var?.copy_(T.rand([m.numFeatures]).add(0.5));
+        m.weight?.copy_(T.randn([m.numFeatures]));
       });
     }
   }
@@ -65,7 +134,7 @@ const prepared = cases.map((c, i) => {
 // Output shapes, for the cotangents.
 const outs = prepared.map((l, i) => {
   if (cases[i].seed !== undefined) T.manualSeed(cases[i].seed!);
-  return T.noGrad(() => l.forward(inputs[`c${i}.x`].clone())).keep();
+  return T.noGrad(() => runOf(cases[i])(l, inputs[`c${i}.x`].clone())[0]).keep();
 });
 outs.forEach((o, i) => (inputs[`c${i}.cot`] = T.randn(o.shape).keep()));
 // Forward above ran in train mode and moved BN statistics: restore them for the real comparison.
@@ -75,7 +144,7 @@ prepared.forEach((l, i) => {
   l.loadStateDict(sd);
 });
 
-const py: string[] = ['import torch.nn as nn'];
+const py: string[] = [...PY_CLASSES];
 cases.forEach((c, i) => {
   py.push(
     `m = ${c.py}`,
@@ -83,24 +152,34 @@ cases.forEach((c, i) => {
     `m.train(${c.train ?? true ? 'True' : 'False'})`,
     `x = I["c${i}.x"].clone().requires_grad_()`,
     c.seed !== undefined ? `torch.manual_seed(${c.seed})` : 'pass',
-    'y = m(x)',
-    `(y * I["c${i}.cot"]).sum().backward()`,
-    `O["c${i}.y"] = y.detach(); O["c${i}.gx"] = x.grad`,
+    `ys = ${c.pyRun ?? 'm(x)'}`,
+    'ys = list(ys) if isinstance(ys, (tuple, list)) else [ys]',
+    `(ys[0] * I["c${i}.cot"]).sum().backward()`,
+    `for k, y in enumerate(ys): O[f"c${i}.y{k}"] = y.detach()`,
+    `O["c${i}.gx"] = x.grad`,
     `for k, p in m.named_parameters(): O[f"c${i}.g.{k}"] = p.grad`,
     `for k, b in m.named_buffers(): O[f"c${i}.b.{k}"] = b`,
+    `META["c${i}.keys"] = ",".join(m.state_dict().keys())`,
   );
 });
-const ref = runTorch(py.join('\n'), inputs);
+const { tensors: ref, metadata: refMeta } = runTorchWithMeta(py.join('\n'), inputs);
 
 cases.forEach((c, i) => {
   test(`${c.name} matches torch.nn`, () => {
     const layer = prepared[i];
     const x = inputs[`c${i}.x`].clone().requiresGrad_();
     if (c.seed !== undefined) T.manualSeed(c.seed);
-    const y = layer.forward(x);
-    y.backward(inputs[`c${i}.cot`]);
-    assertClose(y, ref[`c${i}.y`], 1e-5, 'output');
+    const ys = runOf(c)(layer, x);
+    ys[0].backward(inputs[`c${i}.cot`]);
+    ys.forEach((y, k) => {
+      assert.ok(ref[`c${i}.y${k}`], `PyTorch gave no output ${k}`);
+      assert.equal(y.dtype, ref[`c${i}.y${k}`].dtype, `dtype of output ${k}`);
+      assertClose(y, ref[`c${i}.y${k}`], 1e-5, `output ${k}`);
+    });
     assertClose(x.grad!, ref[`c${i}.gx`], 1e-5, 'input gradient');
+    assert.equal(Object.keys(layer.stateDict()).join(','), refMeta[`c${i}.keys`], 'state-dict keys, in order');
+    const theirParams = Object.keys(ref).filter((k) => k.startsWith(`c${i}.g.`)).map((k) => k.slice(`c${i}.g.`.length));
+    assert.deepEqual(layer.namedParameters().map(([k]) => k).sort(), theirParams.sort(), 'parameter names');
     for (const [k, p] of layer.namedParameters()) assertClose(p.grad!, ref[`c${i}.g.${k}`], 1e-5, `gradient of ${k}`);
     for (const [k, b] of layer.namedBuffers()) {
       const want = ref[`c${i}.b.${k}`];
@@ -110,23 +189,40 @@ cases.forEach((c, i) => {
   });
 });
 
-test('state-dict keys equal torch.nn.Sequential\'s', () => {
-  const ours = Object.keys(prepared[prepared.length - 1].stateDict());
-  const theirs = Object.keys(ref).filter((k) => k.startsWith(`c${cases.length - 1}.g.`) || k.startsWith(`c${cases.length - 1}.b.`)).map((k) => k.replace(/^c\d+\.[gb]\./, ''));
-  assert.deepEqual([...ours].sort(), [...theirs].sort());
+test('Sequential state-dict keys equal torch.nn.Sequential\'s, in order', () => {
+  const i = cases.length - 1;
+  const ours = Object.keys(prepared[i].stateDict());
+  assert.deepEqual(ours, refMeta[`c${i}.keys`].split(','));
+  assert.ok(ours.includes('1.num_batches_tracked') && ours.includes('5.weight'));
 });
 
-test('untrained layers are distributed like PyTorch\'s (same init scheme)', () => {
+test('untrained layers are distributed like PyTorch\'s (same init scheme, fans included)', () => {
+  // RNG draws need not line up between the two, so compare statistics: std and largest magnitude.
+  const make: [string, () => T.Tensor[], string][] = [
+    ['conv', () => { const m = new nn.Conv2d(64, 128, 3); return [m.weight, m.bias!]; }, 'nn.Conv2d(64, 128, 3)'],
+    ['grouped', () => { const m = new nn.Conv2d(64, 128, 3, { groups: 4 }); return [m.weight, m.bias!]; }, 'nn.Conv2d(64, 128, 3, groups=4)'],
+    ['linear', () => { const m = new nn.Linear(300, 500); return [m.weight, m.bias!]; }, 'nn.Linear(300, 500)'],
+    // Transposed: fan_in from weight dim 1 = out/groups · k²: 16·16 here, where in·k² would halve the bound.
+    ['transposed', () => { const m = new nn.ConvTranspose2d(256, 16, 4); return [m.weight, m.bias!]; }, 'nn.ConvTranspose2d(256, 16, 4)'],
+    ['transposed grouped', () => { const m = new nn.ConvTranspose2d(256, 64, 3, { groups: 4 }); return [m.weight, m.bias!]; }, 'nn.ConvTranspose2d(256, 64, 3, groups=4)'],
+  ];
   T.manualSeed(5);
-  const conv = new nn.Conv2d(64, 128, 3);
-  const lin = new nn.Linear(300, 50);
-  const stats = (t: T.Tensor): number[] => [t.std().item(), t.abs().max().item()];
-  const r = runTorch('torch.manual_seed(5)\nc = torch.nn.Conv2d(64, 128, 3); l = torch.nn.Linear(300, 50)\nfor n, t in [("c", c.weight), ("cb", c.bias), ("l", l.weight), ("lb", l.bias)]: O[n] = torch.stack([t.std(), t.abs().max()]).detach()');
-  const pairs: [string, T.Tensor][] = [['c', conv.weight], ['cb', conv.bias!], ['l', lin.weight], ['lb', lin.bias!]];
-  for (const [k, t] of pairs) {
-    const [s, m] = stats(t);
-    const [rs, rm] = r[k].toNumbers();
-    assert.ok(Math.abs(s - rs) / rs < 0.1, `${k}: std ${s} vs PyTorch ${rs}`);
-    assert.ok(Math.abs(m - rm) / rm < 0.1, `${k}: bound ${m} vs PyTorch ${rm}`);
-  }
+  const ours = make.map(([, f]) => f());
+  const r = runTorch(
+    ['import torch.nn as nn', 'torch.manual_seed(11)']
+      .concat(make.map(([k, , py]) => `m = ${py}; O["${k}.w"] = torch.stack([m.weight.std(), m.weight.abs().max()]).detach(); O["${k}.b"] = torch.stack([m.bias.std(), m.bias.abs().max()]).detach()`))
+      .join('\n'),
+  );
+  make.forEach(([k], i) => {
+    const [w, b] = ours[i];
+    const [ws, wm] = r[`${k}.w`].toNumbers();
+    const [bs, bm] = r[`${k}.b`].toNumbers();
+    // Tens of thousands of weights: std to well under 3%; the maximum sits just below the uniform bound.
+    const rel = (a: number, e: number) => Math.abs(a - e) / e;
+    assert.ok(rel(w.std().item(), ws) < 0.03, `${k} weight std ${w.std().item()} vs PyTorch ${ws}`);
+    assert.ok(rel(w.abs().max().item(), wm) < 0.01, `${k} weight bound ${w.abs().max().item()} vs PyTorch ${wm}`);
+    // Biases are few (16 to 500): a looser check, still far from the factor-of-2 a wrong fan would give.
+    assert.ok(rel(b.std().item(), bs) < 0.3, `${k} bias std ${b.std().item()} vs PyTorch ${bs}`);
+    assert.ok(rel(b.abs().max().item(), bm) < 0.2, `${k} bias bound ${b.abs().max().item()} vs PyTorch ${bm}`);
+  });
 });

@@ -1,4 +1,6 @@
-// Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019): torch.optim's single-tensor updates.
+// Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019): torch.optim's single-tensor updates (1.13):
+//   g += wd·p (Adam) or p *= 1 − lr·wd (AdamW); m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+//   v̂ = amsgrad ? max(v̂, v) : v; p −= lr/(1−β1^t) · m / (√v̂/√(1−β2^t) + eps).
 import { Tensor, zerosLike } from '../torch';
 import { Parameter } from '../nn/module';
 import { Optimizer, ParamGroup } from './optimizer';
@@ -10,16 +12,28 @@ export interface AdamOptions {
   weightDecay?: number;
   amsgrad?: boolean;
 }
+/** A parameter group: its own entries override the optimizer's options. */
+export type AdamParamGroup = { params: Parameter[] } & AdamOptions;
 type AdamHyper = { beta1: number; beta2: number; eps: number; weightDecay: number; amsgrad: boolean };
+
+/** Groups carry betas as a pair (PyTorch's spelling); the hyperparameters store them as two numbers. */
+function flattenBetas(params: Parameter[] | AdamParamGroup[]): Parameter[] | ({ params: Parameter[] } & Partial<AdamHyper> & { lr?: number })[] {
+  if (!params.length || params[0] instanceof Tensor) return params as Parameter[];
+  return (params as AdamParamGroup[]).map(({ betas, ...g }) => (betas ? { ...g, beta1: betas[0], beta2: betas[1] } : g));
+}
 
 export class Adam extends Optimizer<AdamHyper> {
   /** AdamW decays weights directly (decoupled) instead of adding the decay to the gradient. */
   protected readonly decoupled: boolean = false;
 
-  constructor(params: Parameter[] | { params: Parameter[]; lr?: number }[], o: AdamOptions = {}, defaultDecay = 0) {
+  constructor(params: Parameter[] | AdamParamGroup[], o: AdamOptions = {}, defaultDecay = 0) {
     const [beta1, beta2] = o.betas ?? [0.9, 0.999];
-    super(params, { lr: o.lr ?? 1e-3, beta1, beta2, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? defaultDecay, amsgrad: o.amsgrad ?? false });
-    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) throw new RangeError(`${this.constructor.name}: betas must be in [0, 1), got [${beta1}, ${beta2}]`);
+    super(flattenBetas(params), { lr: o.lr ?? 1e-3, beta1, beta2, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? defaultDecay, amsgrad: o.amsgrad ?? false });
+    for (const g of this.paramGroups) {
+      if (!(g.beta1 >= 0 && g.beta1 < 1 && g.beta2 >= 0 && g.beta2 < 1)) throw new RangeError(`${this.constructor.name}: betas must be in [0, 1), got [${g.beta1}, ${g.beta2}]`);
+      if (!(g.eps >= 0)) throw new RangeError(`${this.constructor.name}: eps must be >= 0, got ${g.eps}`);
+      if (!(g.weightDecay >= 0)) throw new RangeError(`${this.constructor.name}: weightDecay must be >= 0, got ${g.weightDecay}`);
+    }
   }
 
   protected updateGroup(g: ParamGroup<AdamHyper>): void {
@@ -45,15 +59,16 @@ export class Adam extends Optimizer<AdamHyper> {
         max.maximum_(expAvgSq);
         second = max;
       }
-      const denom = second.sqrt().div(bc2Sqrt).add_(g.eps);
+      const denom = second.sqrt().div_(bc2Sqrt).add_(g.eps);
       p.addcdiv_(expAvg, denom, -g.lr / bc1);
     }
   }
 }
 
+/** Adam with decoupled weight decay; PyTorch's default decay 1e-2. */
 export class AdamW extends Adam {
   protected override readonly decoupled: boolean = true;
-  constructor(params: Parameter[] | { params: Parameter[]; lr?: number }[], o: AdamOptions = {}) {
+  constructor(params: Parameter[] | AdamParamGroup[], o: AdamOptions = {}) {
     super(params, o, 1e-2);
   }
 }

@@ -27,11 +27,21 @@ export abstract class Optimizer<H extends Hyper = Hyper> implements OptimizerLik
   /** Per-parameter step counts (Adam's bias correction). */
   protected readonly steps = new Map<Parameter, number>();
 
-  constructor(params: Parameter[] | { params: Parameter[]; lr?: number }[], defaults: H & { lr: number }) {
+  /**
+   * params: a list of parameters, or groups of them whose entries override the defaults (e.g. no weight
+   * decay for BatchNorm parameters, a 10x rate for a segmentation head).
+   */
+  constructor(params: Parameter[] | ({ params: Parameter[] } & Partial<H> & { lr?: number })[], defaults: H & { lr: number }) {
     const groups = params.length && !(params[0] instanceof Tensor) ? (params as { params: Parameter[] }[]) : [{ params: params as Parameter[] }];
-    this.paramGroups = groups.map((g) => ({ ...defaults, ...g }) as ParamGroup<H>);
+    this.paramGroups = groups.map((g) => ({ ...defaults, ...g, params: [...g.params] }) as ParamGroup<H>);
+    const seen = new Set<Parameter>();
     for (const g of this.paramGroups) {
       if (!(g.lr >= 0)) throw new RangeError(`${this.constructor.name}: learning rate must be >= 0, got ${g.lr}`);
+      for (const p of g.params) {
+        // A parameter listed twice would be updated twice per step: torch.optim refuses it too.
+        if (seen.has(p)) throw new Error(`${this.constructor.name}: a parameter appears more than once`);
+        seen.add(p);
+      }
     }
   }
 
@@ -65,17 +75,27 @@ export abstract class Optimizer<H extends Hyper = Hyper> implements OptimizerLik
     return this.paramGroups.flatMap((g) => g.params);
   }
 
+  /**
+   * State tensors keyed `state.<index>.<name>` (index over all groups' parameters in order, as torch numbers
+   * them) and JSON-able meta: the optimizer type, each group's hyperparameters and size, per-parameter steps.
+   * The tensors are the live state: write or copy them before the next step().
+   */
   stateDict(): OptimizerStateDict {
     const tensors: Record<string, Tensor> = {};
     const steps: Record<string, number> = {};
     this.flat().forEach((p, i) => {
       for (const [k, t] of Object.entries(this.state.get(p) ?? {})) tensors[`state.${i}.${k}`] = t;
-      if (this.steps.has(p)) steps[i] = this.steps.get(p)!;
+      const n = this.steps.get(p);
+      if (n !== undefined) steps[i] = n;
     });
     const groups = this.paramGroups.map(({ params, ...h }) => ({ ...h, size: params.length }));
     return { tensors, meta: { type: this.constructor.name, groups, steps } };
   }
 
+  /**
+   * Replaces this optimizer's hyperparameters and state with a saved one (tensors are copied onto each
+   * parameter's device and dtype). Everything is checked first: on any mismatch nothing changes.
+   */
   loadStateDict(s: OptimizerStateDict): void {
     const meta = s.meta as { type?: string; groups?: (Hyper & { size: number })[]; steps?: Record<string, number> };
     if (meta.type !== this.constructor.name) throw new Error(`optimizer state is for ${meta.type}, not ${this.constructor.name}`);
@@ -83,15 +103,25 @@ export abstract class Optimizer<H extends Hyper = Hyper> implements OptimizerLik
     if (groups.length !== this.paramGroups.length || groups.some((g, i) => g.size !== this.paramGroups[i].params.length)) {
       throw new Error(`optimizer state has groups of sizes [${groups.map((g) => g.size)}], this optimizer [${this.paramGroups.map((g) => g.params.length)}]`);
     }
-    groups.forEach(({ size: _size, ...h }, i) => Object.assign(this.paramGroups[i], h));
     const flat = this.flat();
+    const entries: [Parameter, string, Tensor][] = [];
+    const problems: string[] = [];
     for (const [k, t] of Object.entries(s.tensors)) {
       const m = /^state\.(\d+)\.(.+)$/.exec(k);
-      if (!m || Number(m[1]) >= flat.length) throw new Error(`optimizer state has an unexpected entry '${k}'`);
-      const p = flat[Number(m[1])];
-      if (t.shape.join(',') !== p.shape.join(',')) throw new Error(`optimizer state '${k}' has shape [${t.shape}], the parameter [${p.shape}]`);
-      this.setState(p, m[2], noGrad(() => t.to({ device: p.device, dtype: p.dtype, copy: true })));
+      if (!m || Number(m[1]) >= flat.length) problems.push(`unexpected entry '${k}'`);
+      else if (t.shape.join(',') !== flat[Number(m[1])].shape.join(',')) problems.push(`'${k}' has shape [${t.shape}], the parameter [${flat[Number(m[1])].shape}]`);
+      else entries.push([flat[Number(m[1])], m[2], t]);
     }
+    for (const i of Object.keys(meta.steps ?? {})) if (!(Number(i) < flat.length)) problems.push(`step count for parameter ${i}, which does not exist`);
+    if (problems.length) throw new Error(`optimizer state: ${problems.join('; ')}`);
+
+    // Copy before freeing the old state: s may be this optimizer's own stateDict().
+    const copies = entries.map(([p, name, t]) => [p, name, keep(noGrad(() => t.to({ device: p.device, dtype: p.dtype, copy: true })))] as const);
+    groups.forEach(({ size: _size, ...h }, i) => Object.assign(this.paramGroups[i], h));
+    for (const st of this.state.values()) for (const t of Object.values(st)) t.dispose();
+    this.state.clear();
+    this.steps.clear();
+    for (const [p, name, t] of copies) this.stateOf(p)[name] = t;
     for (const [i, n] of Object.entries(meta.steps ?? {})) this.steps.set(flat[Number(i)], n);
   }
 }

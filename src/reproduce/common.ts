@@ -1,7 +1,9 @@
-// Shared plumbing of the small-scale reproductions: a Fashion-MNIST subset, a fixed short training recipe,
-// mean ± std, and REPORT.md writing.
+// Shared plumbing of the small-scale reproductions: a Fashion-MNIST subset, one fixed short training
+// recipe for every network (so that differences come from the architectures, not from tuning), mean ± std,
+// markdown tables, and REPORT.md writing.
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { Tensor, crossEntropy, manualSeed, tidy } from '../torch';
+import { Tensor, crossEntropy, getNumThreads, manualSeed, setNumThreads, tidy } from '../torch';
 import { Module } from '../nn';
 import { DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, TensorDataset, compose, disposeBatch, loadFashionMNIST, normalize, resize, toFloat } from '../data';
 import { BatchTransform } from '../data/transforms';
@@ -11,21 +13,43 @@ import { makeOptimizer } from '../train/optimizers';
 import { writeFileAtomic } from '../util/fs';
 
 export type Net = Module & { forward(x: Tensor): Tensor };
+export type Log = (line: string) => void;
+
+/** Fashion-MNIST's native resolution. */
+export const NATIVE_SIZE = 28;
+
+/**
+ * libtorch threads during a reproduction. One, because (a) a parallel reduction's float sums depend on the
+ * thread count, so pinning it is part of being deterministic, and (b) on a 2-core machine shared with other
+ * jobs, two spinning OpenMP threads slowed training by up to 10× whenever one core was busy elsewhere,
+ * while one thread ran at a steady ~60% of the two-thread speed.
+ */
+export const REPRODUCTION_THREADS = 1;
+
+/** The shared recipe: SGD with Nesterov momentum, a short linear warm-up, cosine decay to zero. */
+export const RECIPE = { optimizer: 'sgd', momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', warmupEpochs: 0.25, evalBatchSize: 500 } as const;
 
 export interface Budget {
-  /** Training images (the first n of a fixed shuffle of the 60k). */
+  /** Training images: the first n of the 60k (the file is already in shuffled class order). */
   trainSamples: number;
-  /** Test images (the first n of the 10k test set). */
+  /** Test images: the first n of the 10k test set. */
   testSamples: number;
   epochs: number;
   batchSize: number;
+  /** Peak learning rate. */
   lr: number;
 }
 
 export interface Fitted {
+  seed: number;
+  /** Input resolution (px). */
+  size: number;
+  /** Test top-1 accuracy in [0, 1]. */
   top1: number;
+  /** Training wall time. */
   seconds: number;
   params: number;
+  /** Mult-adds per image at `size` px (metrics/summary's convention). */
   multAdds: number;
 }
 
@@ -36,22 +60,38 @@ function fashion(): { train: TensorDataset; test: TensorDataset } {
   return cache;
 }
 
-/** The first n samples of a dataset (Fashion-MNIST's files are already in random class order). */
+/**
+ * Disposes the cached Fashion-MNIST tensors. runReproduction calls it when done: besides returning ~50 MB,
+ * it matters because the native engine crashed (SIGSEGV) at process exit whenever a tensor was still alive.
+ */
+export function releaseData(): void {
+  if (!cache) return;
+  for (const d of [cache.train, cache.test]) {
+    d.images.dispose();
+    d.labels.dispose();
+  }
+  cache = null;
+}
+
 function head(d: TensorDataset, n: number): TensorDataset {
   const k = Math.min(n, d.length);
   return new TensorDataset(d.images.narrow(0, 0, k), d.labels.narrow(0, 0, k), d.classes);
 }
 
-/** Trains `make()` with SGD + Nesterov + cosine on a Fashion-MNIST subset at `size` px; returns test top-1. */
-export async function fit(make: () => Net, b: Budget, seed: number, size = 28, log: (l: string) => void = () => {}): Promise<Fitted> {
+/**
+ * Seeds everything from `seed`, builds `make()`, trains it with the shared recipe on the budget's subset
+ * at `size` px (bilinear resize when not 28) and returns its test top-1, size and cost.
+ */
+export async function fit(make: () => Net, b: Budget, seed: number, size: number = NATIVE_SIZE, log: Log = () => {}): Promise<Fitted> {
   manualSeed(seed);
   const model = make();
   const { train, test } = fashion();
   const norm = normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]);
-  const tf: BatchTransform = size === 28 ? compose(toFloat(), norm) : compose(toFloat(), resize(size), norm);
-  const trainLoader = new DataLoader(head(train, b.trainSamples), { batchSize: b.batchSize, shuffle: true, seed, transform: tf, dropLast: true });
-  const testLoader = new DataLoader(head(test, b.testSamples), { batchSize: 250, transform: tf });
-  const opt = makeOptimizer(model.parameters(), { optimizer: 'sgd', lr: b.lr, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', warmupEpochs: 0 }, trainLoader.length * b.epochs, trainLoader.length);
+  const tf: BatchTransform = size === NATIVE_SIZE ? compose(toFloat(), norm) : compose(toFloat(), resize(size), norm);
+  const [trainSet, testSet] = [head(train, b.trainSamples), head(test, b.testSamples)];
+  const trainLoader = new DataLoader(trainSet, { batchSize: b.batchSize, shuffle: true, seed, transform: tf, dropLast: true });
+  const testLoader = new DataLoader(testSet, { batchSize: RECIPE.evalBatchSize, transform: tf });
+  const opt = makeOptimizer(model.parameters(), { ...RECIPE, lr: b.lr }, trainLoader.length * b.epochs, trainLoader.length);
   const t0 = Date.now();
   for (let e = 0; e < b.epochs; e++) {
     model.train();
@@ -68,25 +108,86 @@ export async function fit(make: () => Net, b: Budget, seed: number, size = 28, l
   const seconds = (Date.now() - t0) / 1000;
   const ev = await evaluate(model, testLoader);
   const s = summary(model, [1, 1, size, size]);
-  log(`  seed ${seed}, ${size}px: top-1 ${(100 * ev.top1).toFixed(2)}% (${seconds.toFixed(0)} s, ${(s.totalMultAdds / 1e6).toFixed(2)}M mult-adds, ${s.totalParams} params)`);
-  return { top1: ev.top1, seconds, params: s.totalParams, multAdds: s.totalMultAdds };
+  // Free the run's tensors now rather than leave them to the GC: a reproduction trains dozens of networks,
+  // and the engine must not find tensors still alive when the process exits (see releaseData).
+  opt.zeroGrad();
+  for (const t of Object.values(opt.stateDict().tensors)) t.dispose();
+  for (const [, b] of model.namedBuffers()) b.dispose();
+  for (const p of model.parameters()) p.dispose();
+  for (const d of [trainSet, testSet]) {
+    d.images.dispose();
+    d.labels.dispose();
+  }
+  log(`  seed ${seed}, ${size} px: top-1 ${pct(ev.top1)}% (train ${seconds.toFixed(0)} s, ${mAdds(s.totalMultAdds)}M mult-adds, ${s.totalParams} params)`);
+  return { seed, size, top1: ev.top1, seconds, params: s.totalParams, multAdds: s.totalMultAdds };
 }
 
-export function meanStd(xs: number[]): { mean: number; std: number } {
+/** Runs `fn` with libtorch pinned to `threads` threads, restoring the previous count afterwards. */
+export async function withThreads<T>(threads: number, fn: () => Promise<T>): Promise<T> {
+  const before = getNumThreads();
+  setNumThreads(threads);
+  try {
+    return await fn();
+  } finally {
+    setNumThreads(before);
+  }
+}
+
+/** Mean and sample standard deviation (n − 1); std 0 for a single value. */
+export function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
   return { mean, std };
 }
 
+/** An accuracy in [0, 1] as a percentage with two decimals. */
 export const pct = (x: number): string => (100 * x).toFixed(2);
+/** Mult-adds in millions, two decimals. */
+export const mAdds = (x: number): string => (x / 1e6).toFixed(2);
+/** An integer with thousands separators. */
+export const int = (x: number): string => Math.round(x).toLocaleString('en-US');
 
 export function budgetLine(b: Budget): string {
-  return `${b.trainSamples.toLocaleString('en-US')} training images (the first of the 60,000), ${b.epochs} epochs, batch ${b.batchSize}, SGD + Nesterov momentum 0.9, weight decay 5e-4, learning rate ${b.lr} with cosine decay; test top-1 on ${b.testSamples.toLocaleString('en-US')} test images`;
+  return (
+    `${int(b.trainSamples)} training images (the first of the 60,000), ${b.epochs} epoch${b.epochs === 1 ? '' : 's'}, batch ${b.batchSize}, ` +
+    `SGD with Nesterov momentum ${RECIPE.momentum}, weight decay ${RECIPE.weightDecay}, peak learning rate ${b.lr} ` +
+    `(linear warm-up over ${RECIPE.warmupEpochs} epoch, then cosine decay to 0), no augmentation; test top-1 on ` +
+    `${b.testSamples >= 10000 ? 'the full 10,000-image test set' : `the first ${int(b.testSamples)} test images`}`
+  );
 }
 
-export function writeReport(dir: string, name: string, body: string): string {
+/** A GitHub-flavoured markdown table. */
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/** Every markdown table in `md`, as header cells and body rows of trimmed cells (for tests and tooling). */
+export function parseMarkdownTables(md: string): { header: string[]; rows: string[][] }[] {
+  const tables: { header: string[]; rows: string[][] }[] = [];
+  const cells = (l: string): string[] => l.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+  const lines = md.split('\n');
+  for (let i = 0; i + 1 < lines.length; i++) {
+    if (!lines[i].trim().startsWith('|') || !/^\|(\s*:?-+:?\s*\|)+\s*$/.test(lines[i + 1].trim())) continue;
+    const t = { header: cells(lines[i]), rows: [] as string[][] };
+    let j = i + 2;
+    for (; j < lines.length && lines[j].trim().startsWith('|'); j++) t.rows.push(cells(lines[j]));
+    tables.push(t);
+    i = j - 1;
+  }
+  return tables;
+}
+
+/** The command line that regenerates a report. */
+export const reproduceCommand = (name: string, quick: boolean): string => `node dist/src/cli/main.js reproduce ${name}${quick ? ' --quick' : ''}`;
+
+/** Writes `body` as <dir>/REPORT.md, followed by the command, date, machine and wall time that produced it. */
+export function writeReport(dir: string, name: string, quick: boolean, body: string, wallSeconds: number): string {
   const file = path.join(dir, 'REPORT.md');
-  const command = `node dist/src/cli/main.js reproduce ${name}`;
-  writeFileAtomic(file, `${body.trim()}\n\nProduced by \`${command}\` (${new Date().toISOString().slice(0, 10)}, ${require('node:os').cpus().length} CPU cores).\n`);
+  const footer =
+    `**Reproduce:** \`${reproduceCommand(name, quick)}\` — run on ${new Date().toISOString().slice(0, 10)}, ` +
+    `${os.cpus().length} CPU cores (libtorch pinned to ${REPRODUCTION_THREADS} thread for determinism), ${(wallSeconds / 60).toFixed(1)} min wall time.` +
+    (quick ? '\n\n*Quick mode: a pipeline check on a tiny budget; these numbers say nothing about the claim.*' : '');
+  writeFileAtomic(file, `${body.trim()}\n\n${footer}\n`);
   return file;
 }

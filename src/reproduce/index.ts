@@ -1,7 +1,8 @@
-// `tsvision reproduce senet|mobilenet|xception`: the classification papers' central claims, measured at
-// small scale on Fashion-MNIST, each written to reports/<name>/REPORT.md with a plot.
+// `tsvision reproduce senet|mobilenet|xception`: three classification papers' central claims, measured at
+// small scale on Fashion-MNIST, each written to <outDir>/REPORT.md with a PNG plot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Log, REPRODUCTION_THREADS, releaseData, withThreads } from './common';
 import { reproduceMobilenet } from './mobilenet';
 import { reproduceSenet } from './senet';
 import { reproduceXception } from './xception';
@@ -9,12 +10,35 @@ import { reproduceXception } from './xception';
 export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception'] as const;
 export type ReproductionName = (typeof REPRODUCTIONS)[number];
 
-export async function runReproduction(name: ReproductionName, opts: { outDir?: string; quick?: boolean; log?: (line: string) => void } = {}): Promise<{ reportPath: string }> {
+export interface ReproductionOptions {
+  /** Where REPORT.md and the PNG go; default reports/<name>. */
+  outDir?: string;
+  /** A tiny budget (seconds to a minute) that checks the pipeline, not the claim. */
+  quick?: boolean;
+  /** Progress lines; default stderr. */
+  log?: (line: string) => void;
+  /**
+   * libtorch threads while it runs (restored afterwards). Default REPRODUCTION_THREADS (1): the committed
+   * reports were produced with it, and other counts may change the last digits.
+   */
+  threads?: number;
+}
+
+export async function runReproduction(name: ReproductionName, opts: ReproductionOptions = {}): Promise<{ reportPath: string }> {
   const outDir = opts.outDir ?? path.join('reports', name);
   fs.mkdirSync(outDir, { recursive: true });
-  const log = opts.log ?? ((l: string) => console.error(l));
+  const log: Log = opts.log ?? ((l: string) => console.error(l));
   const quick = opts.quick ?? false;
-  if (name === 'senet') return reproduceSenet(outDir, quick, log);
-  if (name === 'mobilenet') return reproduceMobilenet(outDir, quick, log);
-  return reproduceXception(outDir, quick, log);
+  try {
+    return await withThreads(opts.threads ?? REPRODUCTION_THREADS, async () => {
+      if (name === 'senet') return reproduceSenet(outDir, quick, log);
+      if (name === 'mobilenet') return reproduceMobilenet(outDir, quick, log);
+      if (name === 'xception') return reproduceXception(outDir, quick, log);
+      throw new Error(`runReproduction: unknown reproduction '${String(name)}'; known: ${REPRODUCTIONS.join(', ')}`);
+    });
+  } finally {
+    releaseData();
+  }
 }
+
+export { parseMarkdownTables } from './common';

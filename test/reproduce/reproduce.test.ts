@@ -1,58 +1,128 @@
-// The reproductions' pipeline, in quick mode: each writes a report whose table shows the numbers it
-// measured, and a valid PNG.
-import { test } from 'node:test';
+// The reproductions' pipeline in quick mode: each writes a REPORT.md whose tables hold exactly the numbers
+// it measured (parsed back and compared with the returned results), embeds a valid PNG, and names the
+// command that made it. Nothing here hard-codes an accuracy.
+import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { reproduceSenet } from '../../src/reproduce/senet';
-import { reproduceMobilenet, MobileNetStandardConv } from '../../src/reproduce/mobilenet';
-import { MiniXception, matchedWidth, reproduceXception } from '../../src/reproduce/xception';
+import sharp from 'sharp';
+import { getNumThreads } from '../../src/torch';
 import { summary } from '../../src/metrics/summary';
+import { MobileNetV1 } from '../../src/models/mobilenet';
+import { REPRODUCTION_THREADS, fit, meanStd, parseMarkdownTables, releaseData, withThreads } from '../../src/reproduce/common';
+import { runReproduction } from '../../src/reproduce';
+import { reproduceSenet } from '../../src/reproduce/senet';
+import { MobileNetStandardConv, reproduceMobilenet } from '../../src/reproduce/mobilenet';
+import { MiniXception, matchedChannels, reproduceXception } from '../../src/reproduce/xception';
 
-const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-repro-'));
 const pct = (x: number): string => (100 * x).toFixed(2);
+const millions = (x: number): string => (x / 1e6).toFixed(2);
+const count = (s: string): number => Number(s.replace(/,/g, ''));
+const quiet = (): void => {};
 
-test('senet (quick): the report tables the accuracies measured', async () => {
-  const dir = tmp();
-  const r = await reproduceSenet(dir, true, () => {});
-  const md = fs.readFileSync(r.reportPath, 'utf8');
-  for (const v of [...r.results.plain, ...r.results.se]) assert.ok(md.includes(pct(v.top1)), `report lacks ${pct(v.top1)}`);
-  assert.ok(r.results.se[0].params > r.results.plain[0].params, 'SE adds parameters');
-  assert.ok(fs.readFileSync(path.join(dir, 'senet.png')).subarray(0, 8).equals(PNG));
-  assert.match(md, /reproduce senet/);
-});
+// The tests call the reproductions directly (to see their results), so they free the shared data themselves.
+after(releaseData);
 
-test('mobilenet (quick): grid and separable-vs-standard numbers in the report', async () => {
-  const dir = tmp();
-  const r = await reproduceMobilenet(dir, true, () => {});
-  const md = fs.readFileSync(r.reportPath, 'utf8');
-  for (const g of r.grid) assert.ok(md.includes(`| ${g.alpha} | ${g.size} | ${pct(g.top1)} | ${(g.multAdds / 1e6).toFixed(2)} |`));
-  // Standard 3x3 convolutions cost several times the separable mult-adds at the same width (paper: 8-9x).
-  assert.ok(r.standard.multAdds / r.separable.multAdds > 4);
-  assert.ok(fs.readFileSync(path.join(dir, 'mobilenet.png')).subarray(0, 8).equals(PNG));
-});
+/** The report exists, has the command, embeds `png`, and `png` is a decodable PNG image. */
+async function checkReportAndPng(dir: string, reportPath: string, name: string, png: string): Promise<string> {
+  assert.equal(reportPath, path.join(dir, 'REPORT.md'));
+  const md = fs.readFileSync(reportPath, 'utf8');
+  assert.ok(md.includes(`node dist/src/cli/main.js reproduce ${name}`), 'report names its command');
+  assert.match(md, /\d{4}-\d{2}-\d{2}/, 'report is dated');
+  assert.ok(md.includes(`](${png})`), `report embeds ${png}`);
+  const buf = fs.readFileSync(path.join(dir, png));
+  assert.ok(buf.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'PNG signature');
+  const meta = await sharp(buf).metadata();
+  assert.equal(meta.format, 'png');
+  assert.ok((meta.width ?? 0) > 100 && (meta.height ?? 0) > 100);
+  return md;
+}
 
-test('xception (quick): parameter-matched widths and the measured numbers', async () => {
+function tableWith(md: string, firstHeader: string): { header: string[]; rows: string[][] } {
+  const t = parseMarkdownTables(md).find((x) => x.header[0] === firstHeader);
+  assert.ok(t, `a table whose first column is '${firstHeader}'`);
+  return t;
+}
+
+test('senet (quick): the table holds the measured accuracies, params and mult-adds', async () => {
   const dir = tmp();
-  const r = await reproduceXception(dir, true, () => {});
-  const md = fs.readFileSync(r.reportPath, 'utf8');
-  assert.ok(md.includes(pct(r.separable.top1)) && md.includes(pct(r.standard.top1)));
-  const m = matchedWidth(r.widths[0]);
-  assert.equal(m.width, r.widths[1]);
-  // No other width matches the separable net's parameter count better.
-  for (const w of [m.width - 1, m.width + 1]) {
-    if (w < 1) continue;
-    assert.ok(Math.abs(new MiniXception(w, 'standard').numParameters() - m.target) >= Math.abs(m.params - m.target));
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceSenet(dir, true, quiet));
+  const md = await checkReportAndPng(dir, r.reportPath, 'senet', 'senet.png');
+  const t = tableWith(md, 'model');
+  assert.equal(t.rows.length, 2);
+  for (const [row, runs] of [[t.rows[0], r.results.plain], [t.rows[1], r.results.se]] as const) {
+    const m = meanStd(runs.map((x) => x.top1));
+    assert.equal(row[1], `${pct(m.mean)} ± ${pct(m.std)}`);
+    assert.equal(row[2], runs.map((x) => pct(x.top1)).join(', '));
+    assert.equal(count(row[3]), runs[0].params);
+    assert.equal(row[4], millions(runs[0].multAdds));
+    for (const x of runs) assert.ok(x.top1 >= 0 && x.top1 <= 1);
   }
-  assert.ok(fs.readFileSync(path.join(dir, 'xception.png')).subarray(0, 8).equals(PNG));
+  assert.ok(r.results.se[0].params > r.results.plain[0].params, 'SE adds parameters');
+  assert.ok(r.results.se[0].multAdds >= r.results.plain[0].multAdds, 'SE adds (few) mult-adds');
 });
 
-test('the standard-convolution MobileNet costs about 8-9x the mult-adds at full width (Table 4)', () => {
+test('mobilenet (quick): grid and separable-vs-standard tables hold the measured numbers', async () => {
+  const dir = tmp();
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceMobilenet(dir, true, quiet));
+  const md = await checkReportAndPng(dir, r.reportPath, 'mobilenet', 'mobilenet.png');
+  const grid = tableWith(md, 'α');
+  assert.equal(grid.rows.length, r.grid.length);
+  r.grid.forEach((g, i) => {
+    const row = grid.rows[i];
+    assert.deepEqual([Number(row[0]), Number(row[1]), row[3], row[4], count(row[5])], [g.alpha, g.size, pct(g.top1), millions(g.multAdds), g.params]);
+  });
+  // Mult-adds fall with α and with resolution (the arithmetic half of the trade-off).
+  for (const g of r.grid) for (const h of r.grid) if (g.alpha >= h.alpha && g.size >= h.size && (g.alpha > h.alpha || g.size > h.size)) assert.ok(g.multAdds > h.multAdds);
+  const cmp = tableWith(md, 'convolutions');
+  assert.deepEqual(cmp.rows.map((row) => [row[1], row[2], count(row[3])]), [r.separable, r.standard].map((x) => [pct(x.top1), millions(x.multAdds), x.params]));
+  assert.ok(r.standard.multAdds / r.separable.multAdds > 4, 'standard convolutions cost several times more');
+});
+
+test('xception (quick): parameter-matched widths, and the table holds the measured numbers', async () => {
+  const dir = tmp();
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceXception(dir, true, quiet));
+  const md = await checkReportAndPng(dir, r.reportPath, 'xception', 'xception.png');
+  const t = tableWith(md, 'convolutions');
+  for (const [row, runs] of [[t.rows[0], r.separable], [t.rows[1], r.standard]] as const) {
+    const m = meanStd(runs.map((x) => x.top1));
+    assert.equal(count(row[2]), runs[0].params);
+    assert.equal(row[3], millions(runs[0].multAdds));
+    assert.equal(row[4], `${pct(m.mean)} ± ${pct(m.std)}`);
+    assert.equal(row[5], runs.map((x) => pct(x.top1)).join(', '));
+  }
+  const m = matchedChannels(r.channels.separable);
+  assert.equal(m.channels, r.channels.standard);
+  assert.equal(m.params, r.standard[0].params);
+  // No other width matches the separable net's parameter count better.
+  for (let c = 1; c <= r.channels.separable; c++) {
+    assert.ok(Math.abs(new MiniXception(c, 'standard').numParameters() - m.target) >= Math.abs(m.params - m.target));
+  }
+});
+
+test('matched parameters at the full-run width are within 2%', () => {
+  const m = matchedChannels(128);
+  assert.ok(Math.abs(m.params / m.target - 1) < 0.02, `${m.params} vs ${m.target}`);
+});
+
+test('fit is deterministic: the same seed gives the same accuracy, bit for bit', async () => {
+  const b = { trainSamples: 256, testSamples: 250, epochs: 1, batchSize: 64, lr: 0.1 };
+  const make = () => new MobileNetV1({ alpha: 0.25, numClasses: 10, inChannels: 1, smallInput: true, dropout: 0 });
+  const [x, y] = await withThreads(REPRODUCTION_THREADS, async () => [await fit(make, b, 7, 20), await fit(make, b, 7, 20)]);
+  assert.equal(x.top1, y.top1);
+  assert.equal(x.multAdds, y.multAdds);
+});
+
+test('runReproduction rejects an unknown name and restores the thread count', async () => {
+  const before = getNumThreads();
+  await assert.rejects(runReproduction('nope' as unknown as 'senet', { outDir: tmp(), log: quiet }), /unknown reproduction/);
+  assert.equal(getNumThreads(), before);
+});
+
+test('the standard-convolution MobileNet costs 8-9x the mult-adds at full width (Table 4)', () => {
   const std = summary(new MobileNetStandardConv(1, 1000, 3), [1, 3, 28, 28]).totalMultAdds;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { MobileNetV1 } = require('../../src/models/mobilenet') as typeof import('../../src/models/mobilenet');
   const sep = summary(new MobileNetV1({ alpha: 1, smallInput: true }), [1, 3, 28, 28]).totalMultAdds;
   const ratio = std / sep;
   assert.ok(ratio > 7 && ratio < 10, `ratio ${ratio}`);

@@ -31,6 +31,9 @@ export class Conv2d extends Module {
     this.dilation = pair(o.dilation ?? 1);
     this.groups = o.groups ?? 1;
     this.paddingMode = o.paddingMode ?? 'zeros';
+    if (this.padding === 'same' && (this.stride[0] !== 1 || this.stride[1] !== 1)) {
+      throw new Error("Conv2d: padding 'same' is not supported for strided convolutions (as in PyTorch)");
+    }
     if (inChannels % this.groups || outChannels % this.groups) {
       throw new Error(`Conv2d: channels ${inChannels}->${outChannels} are not divisible by groups=${this.groups}`);
     }

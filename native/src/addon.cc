@@ -26,8 +26,10 @@ struct Slot {
   uint32_t idx = 0;
   int64_t bytes = 0;
 };
-std::deque<Slot> slots;
-std::vector<uint32_t> freeSlots;
+// Never destroyed: at process exit the tensors still held need not be freed one by one, and freeing them
+// from a static destructor could run after the allocator or libtorch state they need is gone.
+std::deque<Slot>& slots = *new std::deque<Slot>;
+std::vector<uint32_t>& freeSlots = *new std::vector<uint32_t>;
 
 inline void* encode(uint32_t idx, uint32_t gen) {
   return reinterpret_cast<void*>((static_cast<uintptr_t>(gen) << 32) | (static_cast<uintptr_t>(idx) + 1));

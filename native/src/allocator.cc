@@ -105,7 +105,9 @@ struct Cache {
     cached = 0;
   }
 };
-Cache cache;
+// Never destroyed: tensors may still be freed during process exit (static destructors of other libraries
+// run in no defined order), and their deleters must find the cache alive.
+Cache& cache = *new Cache;
 
 void smallDelete(void* p) { smallFree(p); }
 void largeDelete(void* p) {
@@ -143,7 +145,7 @@ struct CachingAllocator final : at::Allocator {
   void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
 #endif
 };
-CachingAllocator allocator;
+CachingAllocator& allocator = *new CachingAllocator;  // never destroyed, for the same reason
 bool installed = false;
 }  // namespace
 

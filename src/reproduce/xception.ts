@@ -15,7 +15,7 @@ export type ConvKind = 'separable' | 'standard';
 /** Exit-flow width of the separable network (entry-flow widths are ¼ and ½ of it). */
 export const XCEPTION_SEPARABLE_CHANNELS = 128;
 export const XCEPTION_SEEDS = [0, 1, 2] as const;
-export const XCEPTION_BUDGET: Budget = { trainSamples: 6000, testSamples: 10000, epochs: 2, batchSize: 64, lr: 0.1 };
+export const XCEPTION_BUDGET: Budget = { trainSamples: 6000, testSamples: 5000, epochs: 2, batchSize: 64, lr: 0.1 };
 export const XCEPTION_QUICK_BUDGET: Budget = { trainSamples: 512, testSamples: 500, epochs: 1, batchSize: 64, lr: 0.1 };
 
 /** Xception's residual block (Fig. 5): (ReLU, conv, BN) × reps, a 3×3/2 max-pool when strided, 1×1 projection shortcut. */

@@ -1,4 +1,8 @@
-"""PyTorch-eager peer of bench/models.ts: the same MobileNet v1, SE-ResNet-50 and Xception, timed the same way."""
+"""PyTorch-eager peer of bench/models.ts: the same MobileNet v1, SE-ResNet-50 and Xception, timed the same way.
+
+The architectures mirror src/models/{mobilenet,senet,resnet,xception}.ts layer for layer (and the references in
+test/models/params.test.ts); the parameter count and every parameter shape, in order, must equal tsvision's.
+"""
 import json
 import sys
 import time
@@ -81,16 +85,19 @@ class Xception(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.conv3 = SeparableConv2d(1024, 1536); self.bn3 = nn.BatchNorm2d(1536)
         self.conv4 = SeparableConv2d(1536, 2048); self.bn4 = nn.BatchNorm2d(2048)
+        self.dropout = nn.Dropout(0.5)  # Chollet §4.3, as tsvision's default
         self.fc = nn.Linear(2048, 1000)
 
     def forward(self, x):
         x = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
         x = self.blocks(x)
         x = F.relu(self.bn4(self.conv4(F.relu(self.bn3(self.conv3(x))))))
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        return self.fc(self.dropout(F.adaptive_avg_pool2d(x, 1).flatten(1)))
 
 
 def se_resnet50():
+    # torchvision's ResNet-50 (v1.5: stride in the 3×3), an SE block (1×1 convs with bias, ReLU, sigmoid,
+    # channel-wise scale) on each bottleneck's residual branch after bn3, before the addition (Hu et al., Fig. 3).
     m = torchvision.models.resnet50()
     for layer in [m.layer1, m.layer2, m.layer3, m.layer4]:
         for b in layer:
@@ -111,6 +118,11 @@ model = {"mobilenet_v1": MobileNetV1, "se_resnet50": se_resnet50, "xception": Xc
 n_params = sum(p.numel() for p in model.parameters())
 if n_params != args["params"]:
     sys.exit(f"{name}: PyTorch peer has {n_params} parameters, tsvision {args['params']}: architectures differ")
+shapes = [list(p.shape) for p in model.parameters()]
+if "shapes" in args and shapes != args["shapes"]:
+    i = next((k for k, (a, b) in enumerate(zip(shapes, args["shapes"])) if a != b), min(len(shapes), len(args["shapes"])))
+    sys.exit(f"{name}: parameter #{i} differs: PyTorch {shapes[i:i + 1]}, tsvision {args['shapes'][i:i + 1]} "
+             f"({len(shapes)} vs {len(args['shapes'])} tensors): architectures differ")
 size = args["size"]
 out = {}
 model.eval()
@@ -135,4 +147,13 @@ for i in range(args["train_warmup"] + args["train_n"]):
     if i >= args["train_warmup"]:
         times.append((time.perf_counter() - t0) * 1e3)
 out["train_ms"] = times
+if args.get("breakdown"):
+    # Forward + loss alone, in train mode with grad (the graph is built, then dropped).
+    times = []
+    for _ in range(args["train_n"]):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(xb), yb); sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+        del loss
+    out["fwd_ms"] = times
 print(json.dumps(out))

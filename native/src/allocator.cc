@@ -1,7 +1,7 @@
 // The CPU allocator. libtorch's default returns every block to the system on free, so a training loop that
 // frees and re-allocates the same activations each step pays for fresh pages (page faults, zeroing) every
 // time. Two layers fix that:
-//  - small blocks (< 1 MiB) come from mimalloc, whose free lists keep them warm;
+//  - small blocks (< 64 KiB) come from mimalloc, whose free lists keep them warm;
 //  - large blocks (activations, im2col buffers) are cached by size class, as PyTorch's CUDA caching
 //    allocator does on the GPU, up to a cap (TSVISION_CPU_CACHE_MB, default 2048), over glibc. Measured on a
 //    Fashion-MNIST CNN step (batch 128): mimalloc alone ran 3x slower than glibc because its huge blocks
@@ -23,7 +23,7 @@ namespace tsv {
 namespace {
 // 64-byte alignment, as c10's alloc_cpu guarantees, so vectorized kernels see the same layout.
 constexpr size_t kAlignment = 64;
-constexpr size_t kLarge = size_t(1) << 20;
+constexpr size_t kLarge = size_t(1) << 16;
 
 // Small blocks: mimalloc. Large blocks: glibc, whose mmap threshold adapts to the workload; mimalloc hands
 // huge blocks straight back to the OS, which made a cache-overflowing Xception training step 5x slower.

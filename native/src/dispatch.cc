@@ -63,6 +63,23 @@ c10::IValue toScalar(Napi::Env env, const Op& op, const c10::Argument& a, const 
 c10::IValue convert(Napi::Env env, const Op& op, const c10::Argument& a, const c10::TypePtr& type,
                     const Napi::Value& v);
 
+// Schemas carry ScalarType, Layout and MemoryFormat as ints; an out-of-range int would index libtorch's
+// tables out of bounds (found by the fuzz test), so check it against the enum's size.
+int64_t checkEnum(Napi::Env env, const Op& op, const c10::Argument& a, int64_t v) {
+  c10::TypePtr t = a.real_type();
+  if (t->kind() == c10::TypeKind::OptionalType) t = t->castRaw<c10::OptionalType>()->getElementType();
+  int64_t n = -1;
+  const char* what = "";
+  switch (t->kind()) {
+    case c10::TypeKind::ScalarTypeType: n = static_cast<int64_t>(at::ScalarType::NumOptions); what = "a dtype"; break;
+    case c10::TypeKind::LayoutType: n = static_cast<int64_t>(at::Layout::NumOptions); what = "a layout"; break;
+    case c10::TypeKind::MemoryFormatType: n = static_cast<int64_t>(at::MemoryFormat::NumOptions); what = "a memory format"; break;
+    default: return v;
+  }
+  if (v < 0 || v >= n) typeError(env, op, a, (std::string(what) + " name such as 'float32'").c_str());
+  return v;
+}
+
 c10::IValue convertList(Napi::Env env, const Op& op, const c10::Argument& a, const c10::TypePtr& elem,
                         const Napi::Value& v) {
   auto kind = elem->kind();
@@ -134,7 +151,7 @@ c10::IValue convert(Napi::Env env, const Op& op, const c10::Argument& a, const c
     case c10::TypeKind::ScalarTypeType:
     case c10::TypeKind::LayoutType:
     case c10::TypeKind::MemoryFormatType:
-      return c10::IValue(toInt(env, op, a, v));
+      return c10::IValue(checkEnum(env, op, a, toInt(env, op, a, v)));
     case c10::TypeKind::FloatType:
       return c10::IValue(toDouble(env, op, a, v));
     case c10::TypeKind::NumberType:

@@ -19,6 +19,9 @@ test('wrong argument types are TypeErrors naming the argument', () => {
   assert.throws(() => T.callOp('aten::conv2d', x, x, null, 'two'), (e: Error) => e instanceof TypeError && /stride/.test(e.message));
   assert.throws(() => T.callOp('aten::no_such_op'), /no operator aten::no_such_op/);
   assert.throws(() => T.zeros([2, -1]), /aten::zeros/);
+  // Enum arguments travel as ints: an out-of-range one must not index libtorch's tables (a fuzz finding).
+  assert.throws(() => T.callOp('aten::to.dtype_layout', T.ones([2]), -1), /argument 'dtype' must be a dtype/);
+  assert.throws(() => T.callOp('aten::zeros', [2], 99), /argument 'dtype' must be a dtype/);
 });
 
 test('bad dtype, device and data are clear errors', () => {

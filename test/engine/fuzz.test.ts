@@ -63,7 +63,7 @@ test('random operator calls never crash the process', () => {
     T.tidy(() => {
       const spec = pick(OPS);
       const args = Array.from({ length: int(0, 7) }, randArg) as Parameters<typeof T.callOp>[1][];
-      if (process.env.TSVISION_FUZZ_TRACE) process.stderr.write(`${i} ${spec}\n`);
+      if (process.env.TSVISION_FUZZ_TRACE) process.stderr.write(`${i} ${spec} ${args.map((a) => (a instanceof T.Tensor ? a.toString() : JSON.stringify(a, (_k, v) => (v instanceof T.Tensor ? v.toString() : v)))).join(' | ')}\n`);
       try {
         T.callOp(spec, ...args);
         ok++;

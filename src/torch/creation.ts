@@ -118,7 +118,3 @@ export function tensor(data: NestedNumbers, o: FactoryOptions = {}): Tensor {
   }
   return finish(wrap(native.fromBytes(arr, shape, dtype, o.device)), o);
 }
-
-export function scalarTensor(v: number, o: FactoryOptions = {}): Tensor {
-  return tensor(v, { dtype: 'float32', ...o });
-}

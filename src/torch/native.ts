@@ -27,6 +27,8 @@ export interface Native {
   call(id: number, ...args: NativeArg[]): NativeResult;
   callVoid(id: number, ...args: NativeArg[]): void;
   free(h: Handle): void;
+  /** The GC now owns this tensor: report its CPU bytes to V8 (undone by free). */
+  gcOwned(h: Handle): void;
   fromBytes(data: ArrayBufferView, shape: number[], dtype: string, device?: string): Handle;
   toBytes(h: Handle): ArrayBuffer;
   meta(h: Handle): [number[], string, string, boolean];

@@ -88,6 +88,7 @@ export class Tensor implements Tracked {
     if (!this.registered && this.h_ !== null) {
       this.registered = true;
       collector.register(this, this.h_, this);
+      native.gcOwned(this.h_);
     }
   }
 

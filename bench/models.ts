@@ -1,6 +1,6 @@
 // bench/models: batch-1 inference latency and training samples/s of MobileNet v1 α=1 (224), SE-ResNet-50
-// (224) and Xception (299), 1000 classes, tsvision vs PyTorch eager with identical architectures (the peer
-// checks the parameter count and every parameter shape, in order), same threads, interleaved rounds, medians.
+// (224) and Xception (299), 1000 classes, tsvision vs PyTorch eager with identical architectures (the peer,
+// scripts/reference_models.py, checks every state-dict key and shape), same threads, interleaved rounds, medians.
 //   node dist/bench/models.js [--device cuda] [--rounds 2] [--batch 8] [--n 10] [--warmup 3]
 //                             [--train-n 3] [--train-warmup 1] [--models mobilenet_v1,se_resnet50,xception]
 //                             [--breakdown] [--no-write]
@@ -49,7 +49,7 @@ for (const { name, size, label } of MODELS) {
   T.manualSeed(0);
   const model = createModel(name, {}).to(device);
   const params = model.numParameters();
-  const shapes = model.parameters().map((p) => p.shape);
+  const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
   const x1 = T.randn([1, 3, size, size], { device }).keep();
   const xb = T.randn([batch, 3, size, size], { device }).keep();
   const yb = T.randint(0, 1000, [batch], { device }).keep();
@@ -107,7 +107,7 @@ if (!flag('no-write')) {
     device === 'cpu' ? 'models-cpu' : 'models-cuda',
     `## Models (${device})\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} interleaved rounds (tsvision block, then a PyTorch peer process), ` +
       `inference ${n} timed calls after ${warmup} warm-up (eval mode, no grad), training ${trainN} timed SGD-momentum steps after ${trainWarmup} (train mode, cross-entropy), ` +
-      `medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch and checks the parameter count and every parameter shape against tsvision's. ` +
+      `medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch (scripts/reference_models.py, whose forward and gradients the tests match against tsvision's) and checks every state-dict key and shape against tsvision's. ` +
       `Ratios are tsvision's time over PyTorch's (for samples/s, PyTorch's rate over tsvision's): below 1.0 tsvision is faster.\n\n${table}`,
   );
 }

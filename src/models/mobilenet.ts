@@ -13,7 +13,7 @@ import { SqueezeExcite } from './senet';
 /** Conv → BN → ReLU as one unit (keys `.0`, `.1` as torchvision's Conv2dNormActivation). */
 export class ConvBNReLU extends Sequential {
   constructor(inC: number, outC: number, kernel: number, stride: number, groups = 1) {
-    super(new Conv2d(inC, outC, kernel, { stride, padding: (kernel - 1) >> 1, groups, bias: false }), new BatchNorm2d(outC), new ReLU());
+    super(new Conv2d(inC, outC, kernel, { stride, padding: (kernel - 1) >> 1, groups, bias: false }), new BatchNorm2d(outC), new ReLU({ inplace: true }));
   }
 }
 

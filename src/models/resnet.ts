@@ -27,7 +27,7 @@ export class BasicBlock extends Module {
   static readonly expansion = 1;
   conv1: Conv2d;
   bn1: BatchNorm2d;
-  relu = new ReLU();
+  relu = new ReLU({ inplace: true }); // as torchvision: it only ever sees a BN output or a sum
   conv2: Conv2d;
   bn2: BatchNorm2d;
   se: SqueezeExcite | null;
@@ -54,7 +54,7 @@ export class BasicBlock extends Module {
     out = this.bn2.forward(this.conv2.forward(out));
     if (this.se) out = this.se.forward(out);
     const identity = this.downsample ? this.downsample.forward(x) : x;
-    return this.relu.forward(out.add(identity));
+    return this.relu.forward(out.add_(identity)); // torchvision: out += identity; relu(out)
   }
 }
 
@@ -67,7 +67,7 @@ export class Bottleneck extends Module {
   bn2: BatchNorm2d;
   conv3: Conv2d;
   bn3: BatchNorm2d;
-  relu = new ReLU();
+  relu = new ReLU({ inplace: true }); // as torchvision: it only ever sees a BN output or a sum
   se: SqueezeExcite | null;
   downsample: Sequential | null;
 
@@ -94,7 +94,7 @@ export class Bottleneck extends Module {
     out = this.bn3.forward(this.conv3.forward(out));
     if (this.se) out = this.se.forward(out);
     const identity = this.downsample ? this.downsample.forward(x) : x;
-    return this.relu.forward(out.add(identity));
+    return this.relu.forward(out.add_(identity)); // torchvision: out += identity; relu(out)
   }
 }
 
@@ -120,7 +120,7 @@ export interface ResNetOptions extends ClassifierOptions {
 export class ResNet extends Classifier {
   conv1: Conv2d;
   bn1: BatchNorm2d;
-  relu = new ReLU();
+  relu = new ReLU({ inplace: true }); // as torchvision: it only ever sees a BN output or a sum
   maxpool: MaxPool2d | Identity;
   layer1: Sequential;
   layer2: Sequential;
@@ -210,7 +210,7 @@ export interface ResNetSmallOptions extends ClassifierOptions {
 export class ResNetSmall extends Classifier {
   conv1: Conv2d;
   bn1: BatchNorm2d;
-  relu = new ReLU();
+  relu = new ReLU({ inplace: true }); // as torchvision: it only ever sees a BN output or a sum
   maxpool: MaxPool2d | Identity;
   layer1: Sequential;
   layer2: Sequential;

@@ -59,7 +59,10 @@ export class XceptionBlock extends Module {
     this.skip = projected ? new Conv2d(inC, outC, 1, { stride: o.stride, bias: false }) : null;
     this.skipbn = projected ? new BatchNorm2d(outC) : null;
     const rep: Module[] = [];
-    const unit = (a: number, b: number): void => void rep.push(new ReLU(), new SeparableConv2d(a, b), new BatchNorm2d(b));
+    // Every ReLU but the first sees a BN output and may overwrite it; the first sees the block's input, which
+    // the shortcut still needs (the reference port's in-place first ReLU corrupted it; timm fixed that).
+    const unit = (a: number, b: number): void =>
+      void rep.push(new ReLU({ inplace: rep.length > 0 }), new SeparableConv2d(a, b), new BatchNorm2d(b));
     let c = inC;
     if (o.growFirst) {
       unit(inC, outC);
@@ -77,7 +80,7 @@ export class XceptionBlock extends Module {
     let y = this.rep.forward(x);
     if (this.se) y = this.se.forward(y);
     const shortcut = this.skip && this.skipbn ? this.skipbn.forward(this.skip.forward(x)) : x;
-    return y.add(shortcut);
+    return y.add_(shortcut); // y is this block's own BN/pool/SE output
   }
 }
 
@@ -117,7 +120,7 @@ export class Xception extends Classifier {
     // Entry flow. The paper's stem is unpadded (299 → 149 → 147); the small-input stem is stride 1, padded.
     this.conv1 = new Conv2d(inChannels, 32, 3, { stride: smallInput ? 1 : 2, padding: smallInput ? 1 : 0, bias: false });
     this.bn1 = new BatchNorm2d(32);
-    this.relu = new ReLU();
+    this.relu = new ReLU({ inplace: true }); // only ever applied to BN outputs
     this.conv2 = new Conv2d(32, 64, 3, { padding: smallInput ? 1 : 0, bias: false });
     this.bn2 = new BatchNorm2d(64);
     const block = (i: number, a: number, b: number, reps: number, stride: number, startWithRelu: boolean, growFirst: boolean): void => {

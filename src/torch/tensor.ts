@@ -494,6 +494,11 @@ export class Tensor implements Tracked {
   div_(other: TensorOrScalar): this {
     return inplace(this, other, 'aten::div_.Tensor', 'aten::div_.Scalar');
   }
+  /** In-place ReLU, as torchvision's `ReLU(inplace=True)`: no new activation tensor (see nn.ReLU). */
+  relu_(): this {
+    op('aten::relu_').run(this.h);
+    return this;
+  }
   addcmul_(t1: Tensor, t2: Tensor, value = 1): this {
     op('aten::addcmul_').run(this.h, t1.h, t2.h, value);
     return this;

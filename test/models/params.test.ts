@@ -1,6 +1,6 @@
-// Parameter counts and state-dict layouts against independent references: torchvision's ResNets,
-// an SE-ResNet-50 and a Xception written here in PyTorch (one Python process for the file), the papers'
-// published totals, and TF-slim's MobileNet v1 table.
+// Parameter counts and state-dict layouts against independent references: torchvision's ResNets, SE-ResNet-50,
+// Xception and MobileNet v1 in PyTorch (scripts/reference_models.py; one Python process for the file), the
+// papers' published totals, and TF-slim's MobileNet v1 table.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { BatchNorm2d, Conv2d, Linear, Module } from '../../src/nn';
@@ -8,67 +8,16 @@ import { createModel, ModelName, MOBILENET_V1_LAYERS } from '../../src/models';
 import { summary } from '../../src/metrics/summary';
 import { runTorchWithMeta } from '../helpers/pytorch';
 
-// The references. SE-ResNet-50: torchvision's ResNet-50 with torchvision.ops.SqueezeExcitation(C, C/16)
-// attached to every bottleneck (Hu et al., Fig. 3). Xception: the reference PyTorch port's definition
-// (Cadene's pretrainedmodels / timm legacy_xception), written out independently here.
+// The references: torchvision's ResNets, and SE-ResNet-50, Xception and MobileNet v1 as written independently
+// in scripts/reference_models.py (shared with bench/models_torch.py).
 const PY = `
 import json, torchvision
-import torch.nn as nn
-from torchvision.ops import SqueezeExcitation
-
-class SeparableConv2d(nn.Module):
-    def __init__(self, i, o):
-        super().__init__()
-        self.conv1 = nn.Conv2d(i, i, 3, 1, 1, groups=i, bias=False)
-        self.pointwise = nn.Conv2d(i, o, 1, bias=False)
-
-class Block(nn.Module):
-    def __init__(self, i, o, reps, strides=1, start_with_relu=True, grow_first=True):
-        super().__init__()
-        if o != i or strides != 1:
-            self.skip = nn.Conv2d(i, o, 1, stride=strides, bias=False)
-            self.skipbn = nn.BatchNorm2d(o)
-        rep, f = [], i
-        if grow_first:
-            rep += [nn.ReLU(), SeparableConv2d(i, o), nn.BatchNorm2d(o)]
-            f = o
-        for _ in range(reps - 1):
-            rep += [nn.ReLU(), SeparableConv2d(f, f), nn.BatchNorm2d(f)]
-        if not grow_first:
-            rep += [nn.ReLU(), SeparableConv2d(i, o), nn.BatchNorm2d(o)]
-        if not start_with_relu:
-            rep = rep[1:]
-        if strides != 1:
-            rep.append(nn.MaxPool2d(3, strides, 1))
-        self.rep = nn.Sequential(*rep)
-
-class Xception(nn.Module):
-    def __init__(self, num_classes=1000):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3, 2, 0, bias=False); self.bn1 = nn.BatchNorm2d(32)
-        self.conv2 = nn.Conv2d(32, 64, 3, bias=False); self.bn2 = nn.BatchNorm2d(64)
-        self.block1 = Block(64, 128, 2, 2, start_with_relu=False)
-        self.block2 = Block(128, 256, 2, 2)
-        self.block3 = Block(256, 728, 2, 2)
-        for k in range(4, 12):
-            setattr(self, 'block%d' % k, Block(728, 728, 3, 1))
-        self.block12 = Block(728, 1024, 2, 2, grow_first=False)
-        self.conv3 = SeparableConv2d(1024, 1536); self.bn3 = nn.BatchNorm2d(1536)
-        self.conv4 = SeparableConv2d(1536, 2048); self.bn4 = nn.BatchNorm2d(2048)
-        self.fc = nn.Linear(2048, num_classes)
-
-def se_resnet50():
-    m = torchvision.models.resnet50()
-    for layer in [m.layer1, m.layer2, m.layer3, m.layer4]:
-        for b in layer:
-            c = b.bn3.num_features
-            b.se = SqueezeExcitation(c, c // 16)
-    return m
+import reference_models as R
 
 refs = {
     'resnet18': torchvision.models.resnet18(), 'resnet34': torchvision.models.resnet34(),
     'resnet50': torchvision.models.resnet50(), 'resnet101': torchvision.models.resnet101(),
-    'se_resnet50': se_resnet50(), 'xception': Xception(),
+    'se_resnet50': R.se_resnet50(), 'xception': R.Xception(), 'mobilenet_v1': R.MobileNetV1(),
 }
 for name, m in refs.items():
     META[name] = json.dumps({k: list(v.shape) for k, v in m.state_dict().items()})
@@ -79,7 +28,7 @@ const { metadata: ref } = runTorchWithMeta(PY);
 
 const shapes = (m: Module): Record<string, number[]> => Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, t.shape]));
 
-const referenced: ModelName[] = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'se_resnet50', 'xception'];
+const referenced: ModelName[] = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'se_resnet50', 'xception', 'mobilenet_v1'];
 for (const name of referenced) {
   test(`${name}: parameter count and every state-dict key and shape equal the PyTorch reference`, () => {
     const m = createModel(name, {});

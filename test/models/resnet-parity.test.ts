@@ -2,8 +2,8 @@
 // depends on them) go through safetensors into tsvision unchanged, and give torchvision's logits.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { Tensor, noGrad, tidy } from '../../src/torch';
-import { ResNet, resnet101, resnet50 } from '../../src/models';
+import { Tensor, crossEntropy, noGrad, tidy } from '../../src/torch';
+import { ResNet, resnet101, resnet18, resnet50 } from '../../src/models';
 import { assertClose, runTorch } from '../helpers/pytorch';
 
 const PY = `
@@ -35,6 +35,19 @@ O['d50.x'] = torch.randn(2, 3, 64, 64)
 with torch.no_grad():
     O['d50.y'] = d50(O['d50.x'])
 export('r101', randomized(torchvision.models.resnet101, 1), torch.randn(2, 3, 64, 64))
+
+# Train mode (batch statistics) with gradients: the blocks' in-place ReLU and addition must leave every
+# gradient as torchvision's (which uses ReLU(inplace=True) and out += identity the same way).
+r18 = randomized(torchvision.models.resnet18, 2, num_classes=10).train()
+for k, v in r18.state_dict().items():
+    O['r18.sd.' + k] = v
+O['r18.x'] = torch.randn(2, 3, 32, 32)
+O['r18.t'] = torch.tensor([3, 7])
+loss = F.cross_entropy(r18(O['r18.x']), O['r18.t'])
+loss.backward()
+O['r18.loss'] = loss.detach()
+for k, p in r18.named_parameters():
+    O['r18.grad.' + k] = p.grad
 `;
 
 const ref = runTorch(PY);
@@ -65,4 +78,16 @@ test('dilated ResNet-50 (replaceStrideWithDilation [false, true, true]) matches 
 
 test('torchvision ResNet-101 weights load unchanged and give the same logits (2×64×64, eval)', () => {
   check(resnet101(), 'r101');
+});
+
+test('ResNet-18 in train mode: loss and every parameter gradient equal torchvision (in-place ReLU and addition)', () => {
+  const m = resnet18({ numClasses: 10 });
+  m.loadStateDict(stateDictOf('r18'));
+  m.train();
+  tidy(() => {
+    const loss = crossEntropy(m.forward(ref['r18.x']), ref['r18.t']);
+    loss.backward();
+    assertClose(loss, ref['r18.loss'], 1e-5, 'loss');
+  });
+  for (const [k, p] of m.namedParameters()) assertClose(p.grad!, ref[`r18.grad.${k}`], 1e-4, `grad ${k}`);
 });

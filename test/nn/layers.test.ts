@@ -104,6 +104,14 @@ const cases: LayerCase[] = [
   { name: 'Upsample nearest by 1.5', make: () => new nn.Upsample({ scaleFactor: 1.5 }), input: [1, 2, 4, 5], py: 'nn.Upsample(scale_factor=1.5)' },
   { name: 'Upsample nearest to a size', make: () => new nn.Upsample({ size: [7, 3], mode: 'nearest' }), input: [1, 2, 4, 5], py: "nn.Upsample(size=(7, 3), mode='nearest')" },
   {
+    // ReLU(inplace) overwrites the BN output; the gradients through BN must be unaffected, as in PyTorch.
+    name: 'Sequential of conv, BN, in-place ReLU, conv, BN, in-place ReLU',
+    make: () => new nn.Sequential(new nn.Conv2d(2, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU({ inplace: true }), new nn.Conv2d(4, 3, 1), new nn.BatchNorm2d(3), new nn.ReLU({ inplace: true })),
+    input: [3, 2, 4, 4],
+    py: 'nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Conv2d(4, 3, 1), nn.BatchNorm2d(3), nn.ReLU(inplace=True))',
+    train: true,
+  },
+  {
     name: 'Sequential of conv, BN, ReLU6, pool, flatten, linear',
     make: () => new nn.Sequential(new nn.Conv2d(2, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU6(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(16, 3)),
     input: [3, 2, 4, 4],

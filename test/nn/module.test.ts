@@ -136,3 +136,13 @@ test('loadStateDict copies in place: parameter objects (held by optimizers) stay
   const diff = b.stem.weight.sub(a.stem.weight.double()).abs().max().item();
   assert.equal(diff, 0);
 });
+
+test('ReLU({ inplace: true }) overwrites its input and returns it; the default allocates', () => {
+  const x = T.tensor([-1, 2, -3, 4]);
+  const y = new nn.ReLU().forward(x);
+  assert.deepEqual(x.toNumbers(), [-1, 2, -3, 4]);
+  assert.deepEqual(y.toNumbers(), [0, 2, 0, 4]);
+  const z = new nn.ReLU({ inplace: true }).forward(x);
+  assert.deepEqual(x.toNumbers(), [0, 2, 0, 4]);
+  assert.deepEqual(z.toNumbers(), [0, 2, 0, 4]);
+});

@@ -1,5 +1,7 @@
 // Shared benchmark plumbing: timing, medians, PyTorch peer runs, and BENCHMARKS.md sections.
-import { spawnSync } from 'node:child_process';
+import { ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import * as readline from 'node:readline';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,6 +42,51 @@ export function runPeer<R>(script: string, args: Record<string, unknown>): R {
   const lines = r.stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]) as R;
 }
+
+/**
+ * A PyTorch peer that stays alive, so that both sides can be timed in alternating small blocks: on a noisy
+ * shared machine, block-level interleaving exposes both to the same background load, where one block per
+ * side (a process per round) lets a burst of load land on one side only. The script prints one JSON line when
+ * ready and answers each JSON request line with one JSON line; {"task": "quit"} ends it.
+ */
+export class LivePeer {
+  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterableIterator<string>;
+  private stderr = '';
+
+  private constructor(script: string, args: Record<string, unknown>) {
+    this.proc = spawn(PYTHON, [path.join(ROOT, 'bench', script), JSON.stringify(args)]);
+    this.proc.stderr.on('data', (d: Buffer) => void (this.stderr += d.toString()));
+    this.lines = readline.createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
+  }
+
+  static async start<R>(script: string, args: Record<string, unknown>): Promise<{ peer: LivePeer; ready: R }> {
+    const peer = new LivePeer(script, args);
+    return { peer, ready: await peer.read<R>(script) };
+  }
+
+  private async read<R>(what: string): Promise<R> {
+    const { value, done } = await this.lines.next();
+    if (done) {
+      if (this.proc.exitCode === null && this.proc.signalCode === null) await once(this.proc, 'close');
+      throw new Error(`${what}: the PyTorch peer exited:\n${this.stderr}`);
+    }
+    return JSON.parse(value as string) as R;
+  }
+
+  async request<R>(req: Record<string, unknown>): Promise<R> {
+    this.proc.stdin.write(`${JSON.stringify(req)}\n`);
+    return this.read<R>(JSON.stringify(req));
+  }
+
+  async close(): Promise<void> {
+    const closed = this.proc.exitCode === null && this.proc.signalCode === null ? once(this.proc, 'close') : Promise.resolve();
+    this.proc.stdin.end(`${JSON.stringify({ task: 'quit' })}\n`);
+    await closed;
+  }
+}
+
+export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function machineLine(device: string): string {
   const e = engineInfo();

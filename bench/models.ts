@@ -1,15 +1,18 @@
 // bench/models: batch-1 inference latency and training samples/s of MobileNet v1 α=1 (224), SE-ResNet-50
 // (224) and Xception (299), 1000 classes, tsvision vs PyTorch eager with identical architectures (the peer,
 // scripts/reference_models.py, checks every state-dict key and shape), same threads, interleaved rounds, medians.
-//   node dist/bench/models.js [--device cuda] [--rounds 2] [--batch 8] [--n 10] [--warmup 3]
-//                             [--train-n 3] [--train-warmup 1] [--models mobilenet_v1,se_resnet50,xception]
+//   node dist/bench/models.js [--device cuda] [--rounds 4] [--batch 8] [--n 5] [--warmup 2]
+//                             [--train-n 2] [--train-warmup 1] [--models mobilenet_v1,se_resnet50,xception]
 //                             [--breakdown] [--no-write]
+// The peer stays alive (LivePeer) and the two sides alternate block by block: each round runs, on one side then
+// on the other (the side going first alternating), `warmup` untimed and `n` timed inference calls, or
+// `train-warmup` untimed and `train-n` timed training steps.
 // --breakdown also times the training forward pass alone (train mode, with grad, loss included), so that
 // backward + optimizer step = step − forward, on both sides; --no-write leaves BENCHMARKS.md alone.
 import * as T from '../src/torch';
 import { createModel } from '../src/models/registry';
 import { SGD } from '../src/optim';
-import { machineLine, median, runPeer, timeEach, writeSection } from './common';
+import { LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -17,11 +20,11 @@ const arg = (name: string, dflt: string): string => {
 };
 const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 const device = arg('device', 'cpu');
-const rounds = Number(arg('rounds', '2'));
+const rounds = Number(arg('rounds', '4'));
 const batch = Number(arg('batch', '8'));
-const n = Number(arg('n', '10'));
-const warmup = Number(arg('warmup', '3'));
-const trainN = Number(arg('train-n', '3'));
+const n = Number(arg('n', '5'));
+const warmup = Number(arg('warmup', '2'));
+const trainN = Number(arg('train-n', '2'));
 const trainWarmup = Number(arg('train-warmup', '1'));
 const breakdown = flag('breakdown');
 const threads = T.getNumThreads();
@@ -36,78 +39,91 @@ const wanted = arg('models', ALL.map((m) => m.name).join(',')).split(',');
 const MODELS = ALL.filter((m) => wanted.includes(m.name));
 if (MODELS.length === 0) throw new Error(`--models: none of ${wanted.join(', ')} is one of ${ALL.map((m) => m.name).join(', ')}`);
 
-interface PeerResult {
-  infer_ms: number[];
-  train_ms: number[];
-  fwd_ms?: number[];
-}
-
+type Task = 'infer' | 'train' | 'fwd';
 const fmtMs = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
 const fmtRate = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-const rows: string[] = [];
-for (const { name, size, label } of MODELS) {
-  T.manualSeed(0);
-  const model = createModel(name, {}).to(device);
-  const params = model.numParameters();
-  const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
-  const x1 = T.randn([1, 3, size, size], { device }).keep();
-  const xb = T.randn([batch, 3, size, size], { device }).keep();
-  const yb = T.randint(0, 1000, [batch], { device }).keep();
-  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
-  const infer = (): void => T.tidy(() => T.noGrad(() => void model.forward(x1)));
-  // One training step in the documented tidy idiom, as bench/engine.ts.
-  const step = (): void =>
-    T.tidy(() => {
-      const loss = T.crossEntropy(model.forward(xb), yb);
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-    });
-  const forwardOnly = (): void => T.tidy(() => void T.crossEntropy(model.forward(xb), yb));
-  const ours: Required<PeerResult> = { infer_ms: [], train_ms: [], fwd_ms: [] };
-  const peer: Required<PeerResult> = { infer_ms: [], train_ms: [], fwd_ms: [] };
-  for (let r = 0; r < rounds; r++) {
-    model.eval();
-    ours.infer_ms.push(...timeEach(infer, n, warmup, sync));
-    model.train();
-    ours.train_ms.push(...timeEach(step, trainN, trainWarmup, sync));
-    if (breakdown) ours.fwd_ms.push(...timeEach(forwardOnly, trainN, 0, sync));
-    const p = runPeer<PeerResult>('models_torch.py', {
-      model: name, params, shapes, size, batch, n, warmup, train_n: trainN, train_warmup: trainWarmup, breakdown, threads, device,
-    });
-    peer.infer_ms.push(...p.infer_ms);
-    peer.train_ms.push(...p.train_ms);
-    if (p.fwd_ms) peer.fwd_ms.push(...p.fwd_ms);
-    console.log(
-      `${name} round ${r + 1}/${rounds}: batch-1 inference ${fmtMs(median(ours.infer_ms))} vs ${fmtMs(median(peer.infer_ms))} ms, ` +
-        `training step ${fmtMs(median(ours.train_ms))} vs ${fmtMs(median(peer.train_ms))} ms` +
-        (breakdown ? ` (forward ${fmtMs(median(ours.fwd_ms))} vs ${fmtMs(median(peer.fwd_ms))} ms)` : '') + ' (tsvision vs PyTorch, medians so far)',
+
+async function main(): Promise<void> {
+  const rows: string[] = [];
+  for (const { name, size, label } of MODELS) {
+    T.manualSeed(0);
+    const model = createModel(name, {}).to(device);
+    const params = model.numParameters();
+    const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
+    const x1 = T.randn([1, 3, size, size], { device }).keep();
+    const xb = T.randn([batch, 3, size, size], { device }).keep();
+    const yb = T.randint(0, 1000, [batch], { device }).keep();
+    const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+    const ours: Record<Task, () => void> = {
+      infer: () => {
+        model.eval();
+        T.tidy(() => T.noGrad(() => void model.forward(x1)));
+      },
+      // One training step in the documented tidy idiom, as bench/engine.ts.
+      train: () => {
+        model.train();
+        T.tidy(() => {
+          const loss = T.crossEntropy(model.forward(xb), yb);
+          opt.zeroGrad();
+          loss.backward();
+          opt.step();
+        });
+      },
+      fwd: () => {
+        model.train();
+        T.tidy(() => void T.crossEntropy(model.forward(xb), yb));
+      },
+    };
+    const { peer } = await LivePeer.start<{ ready: boolean }>('models_torch.py', { model: name, params, shapes, size, batch, threads, device });
+    const times: Record<Task, { ours: number[]; peer: number[] }> = { infer: { ours: [], peer: [] }, train: { ours: [], peer: [] }, fwd: { ours: [], peer: [] } };
+    const tasks: [Task, number, number][] = [['infer', n, warmup], ['train', trainN, trainWarmup]];
+    if (breakdown) tasks.push(['fwd', trainN, trainWarmup]);
+    for (const [task, count, warm] of tasks) {
+      for (let r = 0; r < rounds; r++) {
+        // Each block starts with untimed warm-up calls, so that what is timed is each side's steady state
+        // (a training loop runs step after step) rather than its first call after the other side ran:
+        // glibc-backed PyTorch re-faults its freed memory after a pause, and page faults are slow here.
+        const runOurs = async (): Promise<void> => void times[task].ours.push(...timeEach(ours[task], count, warm, sync));
+        const runPeer = async (): Promise<void> => void times[task].peer.push(...(await peer.request<{ ms: number[] }>({ task, n: count, warmup: warm })).ms);
+        // Alternate who goes first; a short pause lets the other side's idle threads stop spinning.
+        for (const side of r % 2 ? [runPeer, runOurs] : [runOurs, runPeer]) {
+          await side();
+          await pause(30);
+        }
+      }
+      console.log(`${name} ${task}: ${fmtMs(median(times[task].ours))} vs ${fmtMs(median(times[task].peer))} ms (tsvision vs PyTorch, medians of ${times[task].ours.length})`);
+    }
+    await peer.close();
+    const [ti, pi] = [median(times.infer.ours), median(times.infer.peer)];
+    const [tt, pt] = [median(times.train.ours), median(times.train.peer)];
+    const head = `${label} ${size}×${size} (${(params / 1e6).toFixed(2)}M params)`;
+    rows.push(`| ${head} | batch-1 inference latency | ${fmtMs(ti)} ms | ${fmtMs(pi)} ms | ${(ti / pi).toFixed(2)} |`);
+    // Samples/s: higher is better; the ratio stays tsvision's time over PyTorch's (= PyTorch's rate over ours).
+    rows.push(`| | training samples/s, batch ${batch} (step ${fmtMs(tt)} vs ${fmtMs(pt)} ms) | ${fmtRate((batch * 1000) / tt)} | ${fmtRate((batch * 1000) / pt)} | ${(tt / pt).toFixed(2)} |`);
+    if (breakdown) {
+      const [tf, pf] = [median(times.fwd.ours), median(times.fwd.peer)];
+      rows.push(`| | training forward + loss, batch ${batch} | ${fmtMs(tf)} ms | ${fmtMs(pf)} ms | ${(tf / pf).toFixed(2)} |`);
+      rows.push(`| | backward + SGD step (step − forward) | ${fmtMs(tt - tf)} ms | ${fmtMs(pt - pf)} ms | ${((tt - tf) / (pt - pf)).toFixed(2)} |`);
+    }
+    for (const t of [x1, xb, yb]) t.dispose();
+  }
+
+  const table = ['| model | what | tsvision | PyTorch eager | ratio tsvision/PyTorch (time) |', '|---|---|---|---|---|', ...rows].join('\n');
+  console.log(table);
+  if (!flag('no-write')) {
+    // The exact command line of this run (the flags it was given, in order).
+    const cmd = ['node dist/bench/models.js', ...process.argv.slice(2)].join(' ');
+    writeSection(
+      device === 'cpu' ? 'models-cpu' : 'models-cuda',
+      `## Models (${device})\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ` +
+        `${n} batch-1 inference calls (eval mode, no grad) after ${warmup} untimed ones, or ${trainN} SGD-momentum training step${trainN > 1 ? 's' : ''} (train mode, cross-entropy) after ${trainWarmup} untimed, ` +
+        `on one side then the other, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch (scripts/reference_models.py, whose forward and gradients the tests match against tsvision's) and checks every state-dict key and shape against tsvision's. ` +
+        `Ratios are tsvision's time over PyTorch's (for samples/s, PyTorch's rate over tsvision's): below 1.0 tsvision is faster.\n\n${table}`,
     );
   }
-  const [ti, pi] = [median(ours.infer_ms), median(peer.infer_ms)];
-  const [tt, pt] = [median(ours.train_ms), median(peer.train_ms)];
-  const head = `${label} ${size}×${size} (${(params / 1e6).toFixed(2)}M params)`;
-  rows.push(`| ${head} | batch-1 inference latency | ${fmtMs(ti)} ms | ${fmtMs(pi)} ms | ${(ti / pi).toFixed(2)} |`);
-  // Samples/s: higher is better; the ratio stays tsvision's time over PyTorch's (= PyTorch's rate over ours).
-  rows.push(`| | training samples/s, batch ${batch} (step ${fmtMs(tt)} vs ${fmtMs(pt)} ms) | ${fmtRate((batch * 1000) / tt)} | ${fmtRate((batch * 1000) / pt)} | ${(tt / pt).toFixed(2)} |`);
-  if (breakdown) {
-    const [tf, pf] = [median(ours.fwd_ms), median(peer.fwd_ms)];
-    rows.push(`| | training forward + loss, batch ${batch} | ${fmtMs(tf)} ms | ${fmtMs(pf)} ms | ${(tf / pf).toFixed(2)} |`);
-    rows.push(`| | backward + SGD step (step − forward) | ${fmtMs(tt - tf)} ms | ${fmtMs(pt - pf)} ms | ${((tt - tf) / (pt - pf)).toFixed(2)} |`);
-  }
-  for (const t of [x1, xb, yb]) t.dispose();
 }
 
-const table = ['| model | what | tsvision | PyTorch eager | ratio tsvision/PyTorch (time) |', '|---|---|---|---|---|', ...rows].join('\n');
-console.log(table);
-if (!flag('no-write')) {
-  // The exact command line of this run (the flags it was given, in order).
-  const cmd = ['node dist/bench/models.js', ...process.argv.slice(2)].join(' ');
-  writeSection(
-    device === 'cpu' ? 'models-cpu' : 'models-cuda',
-    `## Models (${device})\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} interleaved rounds (tsvision block, then a PyTorch peer process), ` +
-      `inference ${n} timed calls after ${warmup} warm-up (eval mode, no grad), training ${trainN} timed SGD-momentum steps after ${trainWarmup} (train mode, cross-entropy), ` +
-      `medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch (scripts/reference_models.py, whose forward and gradients the tests match against tsvision's) and checks every state-dict key and shape against tsvision's. ` +
-      `Ratios are tsvision's time over PyTorch's (for samples/s, PyTorch's rate over tsvision's): below 1.0 tsvision is faster.\n\n${table}`,
-  );
-}
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

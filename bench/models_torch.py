@@ -36,36 +36,48 @@ if "shapes" in args and shapes != args["shapes"]:
     sys.exit(f"{name}: state dicts differ at {len(diff)} keys, e.g. {diff[:3]}: PyTorch "
              f"{[shapes.get(k) for k in diff[:3]]}, tsvision {[args['shapes'].get(k) for k in diff[:3]]}")
 size = args["size"]
-out = {}
-model.eval()
 x1 = torch.randn(1, 3, size, size, device=dev)
-with torch.no_grad():
-    for _ in range(args["warmup"]):
-        model(x1)
-    sync()
-    times = []
-    for _ in range(args["n"]):
-        t0 = time.perf_counter(); model(x1); sync(); times.append((time.perf_counter() - t0) * 1e3)
-out["infer_ms"] = times
-model.train()
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 xb = torch.randn(args["batch"], 3, size, size, device=dev)
 yb = torch.randint(0, 1000, (args["batch"],), device=dev)
-times = []
-for i in range(args["train_warmup"] + args["train_n"]):
-    t0 = time.perf_counter()
+
+
+def infer():
+    model.eval()
+    with torch.no_grad():
+        model(x1)
+
+
+def train_step():
+    model.train()
     loss = F.cross_entropy(model(xb), yb)
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sync()
-    if i >= args["train_warmup"]:
-        times.append((time.perf_counter() - t0) * 1e3)
-out["train_ms"] = times
-if args.get("breakdown"):
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def forward_only():
     # Forward + loss alone, in train mode with grad (the graph is built, then dropped).
+    model.train()
+    F.cross_entropy(model(xb), yb)
+
+
+TASKS = {"infer": infer, "train": train_step, "fwd": forward_only}
+
+# Serve timing requests from bench/models.ts (LivePeer), one JSON line each, until {"task": "quit"}.
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["task"] == "quit":
+        break
+    fn = TASKS[req["task"]]
+    for _ in range(req.get("warmup", 0)):
+        fn()
+    sync()
     times = []
-    for _ in range(args["train_n"]):
+    for _ in range(req["n"]):
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(xb), yb); sync()
+        fn()
+        sync()
         times.append((time.perf_counter() - t0) * 1e3)
-        del loss
-    out["fwd_ms"] = times
-print(json.dumps(out))
+    print(json.dumps({"ms": times}), flush=True)

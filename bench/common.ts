@@ -99,8 +99,12 @@ export function machineLine(device: string): string {
   return `${cpu}, ${os.cpus().length} cores, ${e.threads} threads for both, libtorch ${e.libtorchVersion}, allocator ${e.allocator}`;
 }
 
-/** Replaces (or appends) the section between <!-- name:start --> and <!-- name:end --> in BENCHMARKS.md. */
+/**
+ * Replaces (or appends) the section between <!-- name:start --> and <!-- name:end --> in BENCHMARKS.md;
+ * every bench given --no-write leaves the file alone.
+ */
 export function writeSection(name: string, body: string): void {
+  if (process.argv.includes('--no-write')) return;
   const file = path.join(ROOT, 'BENCHMARKS.md');
   const start = `<!-- ${name}:start -->`;
   const end = `<!-- ${name}:end -->`;

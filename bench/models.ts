@@ -110,7 +110,7 @@ async function main(): Promise<void> {
 
   const table = ['| model | what | tsvision | PyTorch eager | ratio tsvision/PyTorch (time) |', '|---|---|---|---|---|', ...rows].join('\n');
   console.log(table);
-  if (!flag('no-write')) {
+  {
     // The exact command line of this run (the flags it was given, in order).
     const cmd = ['node dist/bench/models.js', ...process.argv.slice(2)].join(' ');
     writeSection(

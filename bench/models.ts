@@ -110,17 +110,15 @@ async function main(): Promise<void> {
 
   const table = ['| model | what | tsvision | PyTorch eager | ratio tsvision/PyTorch (time) |', '|---|---|---|---|---|', ...rows].join('\n');
   console.log(table);
-  {
-    // The exact command line of this run (the flags it was given, in order).
-    const cmd = ['node dist/bench/models.js', ...process.argv.slice(2)].join(' ');
-    writeSection(
-      device === 'cpu' ? 'models-cpu' : 'models-cuda',
-      `## Models (${device})\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ` +
-        `${n} batch-1 inference calls (eval mode, no grad) after ${warmup} untimed ones, or ${trainN} SGD-momentum training step${trainN > 1 ? 's' : ''} (train mode, cross-entropy) after ${trainWarmup} untimed, ` +
-        `on one side then the other, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch (scripts/reference_models.py, whose forward and gradients the tests match against tsvision's) and checks every state-dict key and shape against tsvision's. ` +
-        `Ratios are tsvision's time over PyTorch's (for samples/s, PyTorch's rate over tsvision's): below 1.0 tsvision is faster.\n\n${table}`,
-    );
-  }
+  // The exact command line of this run (the flags it was given, in order).
+  const cmd = ['node dist/bench/models.js', ...process.argv.slice(2)].join(' ');
+  writeSection(
+    device === 'cpu' ? 'models-cpu' : 'models-cuda',
+    `## Models (${device})\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ` +
+      `${n} batch-1 inference calls (eval mode, no grad) after ${warmup} untimed ones, or ${trainN} SGD-momentum training step${trainN > 1 ? 's' : ''} (train mode, cross-entropy) after ${trainWarmup} untimed, ` +
+      `on one side then the other, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch (scripts/reference_models.py, whose forward and gradients the tests match against tsvision's) and checks every state-dict key and shape against tsvision's. ` +
+      `Ratios are tsvision's time over PyTorch's (for samples/s, PyTorch's rate over tsvision's): below 1.0 tsvision is faster.\n\n${table}`,
+  );
 }
 
 main().catch((e: unknown) => {

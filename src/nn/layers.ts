@@ -81,7 +81,7 @@ export class Conv2d extends Module {
         this.prepacked = { weight, source: w, version };
       } catch {
         Conv2d.oneDnnWorks = false; // a libtorch built without oneDNN: the plain path from now on
-        return F.conv2d(x, w, this.bias, { stride: this.stride, padding: this.padding as [number, number], dilation: this.dilation, groups: this.groups });
+        return this.forward(x);
       }
     }
     return F.callOp('aten::mkldnn_convolution', x, this.prepacked.weight, this.bias, this.padding, this.stride, this.dilation, this.groups) as Tensor;

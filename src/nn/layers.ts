@@ -167,6 +167,14 @@ export class BatchNorm2d extends Module {
   forward(x: Tensor): Tensor {
     const useBatchStats = this.training || !this.running_mean;
     let momentum = this.momentum ?? 0;
+    if (useBatchStats) {
+      // One value per channel normalizes to exactly zero: training would silently learn nothing (PyTorch
+      // raises the same error). Typical cause: batch size 1 with a 1×1 feature map, or a last batch of one.
+      const s = x.shape;
+      if (s.length >= 2 && s.reduce((a, b) => a * b, 1) / s[1] === 1) {
+        throw new Error(`BatchNorm2d: expected more than 1 value per channel when training, got input of shape [${s}] (use a batch of at least 2, or eval())`);
+      }
+    }
     if (this.training && this.num_batches_tracked) {
       this.num_batches_tracked.add_(1);
       // momentum=None in PyTorch: an equal-weight average of every batch seen so far.

@@ -39,7 +39,8 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   const norm = normalize(Array(channels).fill(0.5), Array(channels).fill(0.5));
   const aug = o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : [];
   return {
-    train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2 }),
+    // A last training batch of one image cannot be batch-normalized (BatchNorm2d refuses it): drop only that.
+    train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: train.length % o.batchSize === 1 }),
     test: new DataLoader(test, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 }),
     numClasses: train.classes.length,
     inChannels: channels,

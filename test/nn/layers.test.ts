@@ -234,3 +234,15 @@ test('untrained layers are distributed like PyTorch\'s (same init scheme, fans i
     assert.ok(rel(b.abs().max().item(), bm) < 0.2, `${k} bias bound ${b.abs().max().item()} vs PyTorch ${bm}`);
   });
 });
+
+test('BatchNorm2d refuses one value per channel in training, as PyTorch does, and accepts it in eval', () => {
+  const bn = new nn.BatchNorm2d(4);
+  const one = T.randn([1, 4, 1, 1]);
+  assert.throws(() => bn.forward(one), /more than 1 value per channel.*\[1,4,1,1\]/);
+  // Its running statistics are untouched by the refused call.
+  assert.equal(bn.num_batches_tracked!.item(), 0);
+  bn.eval();
+  assert.deepEqual(bn.forward(one).shape, [1, 4, 1, 1]);
+  bn.train();
+  assert.deepEqual(bn.forward(T.randn([2, 4, 1, 1])).shape, [2, 4, 1, 1]);
+});

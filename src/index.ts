@@ -1,11 +1,12 @@
-// tsvision: import { torch, nn, optim, data, models } from 'tsvision'.
+// tsvision: import { torch, nn, optim, data, models, methods } from 'tsvision'.
 export * as torch from './torch';
 export * as nn from './nn';
 export * as optim from './optim';
 export * as data from './data';
 export * as models from './models';
+export * as methods from './methods';
 export { summary, formatSummary } from './metrics/summary';
 export { ClassificationMeter, topkHits } from './metrics/classification';
 export { train, evaluate, DEFAULT_CONFIG } from './train/trainer';
 export type { TrainConfig, TrainResult, EpochRecord } from './train/trainer';
-export { saveCheckpoint, readCheckpoint, restoreCheckpoint } from './train/checkpoint';
+export { saveCheckpoint, readCheckpoint, restoreCheckpoint, loadWeights } from './train/checkpoint';

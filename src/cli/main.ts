@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The tsvision command line: train, eval, summary, info.
+// The tsvision command line: train, dsd, mimic, eval, summary, reproduce, info.
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { engineInfo, setNumThreads } from '../torch';
@@ -7,8 +7,10 @@ import { ModelName, createModel, describeModel, isModelName, listModels } from '
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { DataSpec, makeLoaders } from '../train/datasets';
-import { readCheckpoint, restoreCheckpoint } from '../train/checkpoint';
+import { loadWeights, readCheckpoint } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
+import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
+import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -44,63 +46,145 @@ const program = new Command('tsvision')
   .description('Efficient deep vision networks in TypeScript on libtorch')
   .showHelpAfterError('(run with --help for usage)');
 
-program
-  .command('train')
-  .description('train a registered model on Fashion-MNIST (default) or on image folders; writes a checkpoint, weights, report.json and curves.png')
-  .addOption(new Option('-m, --model <name>', `model to train: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName))
-  .option('--opt <key=value>', 'model option, repeatable (e.g. --opt alpha=0.5 --opt se=true)', collectOpt, {})
-  .option('--train-dir <dir>', 'training images as <dir>/<class>/<image> (PNG/JPEG); with --test-dir, replaces Fashion-MNIST')
-  .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>')
-  .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
-  .option('--channels <n>', 'image-folder channels: 1 (grey) or 3 (RGB)', num('--channels', { int: true }), 3)
-  .option('-e, --epochs <n>', 'passes over the training set', num('--epochs', { int: true, min: 1 }), DEFAULT_CONFIG.epochs)
-  .option('-b, --batch-size <n>', 'samples per optimizer step', num('--batch-size', { int: true, min: 1 }), DEFAULT_CONFIG.batchSize)
-  .option('--lr <rate>', 'peak learning rate', num('--lr', { min: 0 }), DEFAULT_CONFIG.lr)
-  .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default(DEFAULT_CONFIG.optimizer))
-  .option('--momentum <m>', 'SGD momentum', num('--momentum', { min: 0 }), DEFAULT_CONFIG.momentum)
-  .option('--weight-decay <wd>', 'L2 penalty (decoupled for adamw)', num('--weight-decay', { min: 0 }), DEFAULT_CONFIG.weightDecay)
-  .addOption(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'poly', 'step', 'none']).default(DEFAULT_CONFIG.schedule))
-  .option('--warmup-epochs <n>', 'linear learning-rate warm-up at the start', num('--warmup-epochs', { min: 0 }), DEFAULT_CONFIG.warmupEpochs)
-  .option('--label-smoothing <e>', 'cross-entropy label smoothing', num('--label-smoothing', { min: 0 }), DEFAULT_CONFIG.labelSmoothing)
-  .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
-  .option('--augment', 'random crops (padding 2 px on 28 px) and horizontal flips', false)
-  .option('--seed <n>', 'seed for weights, shuffling and augmentation', num('--seed', { int: true, min: 0 }), DEFAULT_CONFIG.seed)
+/** The training options `train`, `dsd` and `mimic` share (every phase of dsd and mimic uses them). */
+function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weightDecay: number; epochs?: number } = DEFAULT_CONFIG): Command {
+  if (d.epochs !== undefined) cmd.option('-e, --epochs <n>', 'passes over the training set', num('--epochs', { int: true, min: 1 }), d.epochs);
+  return cmd
+    .option('--opt <key=value>', 'model option, repeatable (e.g. --opt alpha=0.5 --opt se=true)', collectOpt, {})
+    .option('--train-dir <dir>', 'training images as <dir>/<class>/<image> (PNG/JPEG); with --test-dir, replaces Fashion-MNIST')
+    .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>')
+    .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
+    .option('--channels <n>', 'image-folder channels: 1 (grey) or 3 (RGB)', num('--channels', { int: true }), 3)
+    .option('-b, --batch-size <n>', 'samples per optimizer step', num('--batch-size', { int: true, min: 1 }), DEFAULT_CONFIG.batchSize)
+    .option('--lr <rate>', 'peak learning rate', num('--lr', { min: 0 }), d.lr)
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default(d.optimizer))
+    .option('--momentum <m>', 'SGD momentum', num('--momentum', { min: 0 }), DEFAULT_CONFIG.momentum)
+    .option('--weight-decay <wd>', 'L2 penalty (decoupled for adamw)', num('--weight-decay', { min: 0 }), d.weightDecay)
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'poly', 'step', 'none']).default(DEFAULT_CONFIG.schedule))
+    .option('--warmup-epochs <n>', 'linear learning-rate warm-up at the start', num('--warmup-epochs', { min: 0 }), DEFAULT_CONFIG.warmupEpochs)
+    .option('--label-smoothing <e>', 'cross-entropy label smoothing', num('--label-smoothing', { min: 0 }), DEFAULT_CONFIG.labelSmoothing)
+    .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
+    .option('--augment', 'random crops (padding 2 px on 28 px) and horizontal flips', false)
+    .option('--seed <n>', 'seed for weights, shuffling and augmentation', num('--seed', { int: true, min: 0 }), DEFAULT_CONFIG.seed)
+    .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
+    .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }));
+}
+
+/** The shared recipe from parsed options (epochs only where the command has --epochs). */
+function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
+  const r: Partial<TrainConfig> = {
+    modelOptions: o.opt as Record<string, unknown>,
+    data: dataSpec(o as Parameters<typeof dataSpec>[0]),
+    batchSize: o.batchSize as number,
+    lr: o.lr as number,
+    optimizer: o.optimizer as TrainConfig['optimizer'],
+    momentum: o.momentum as number,
+    weightDecay: o.weightDecay as number,
+    schedule: o.schedule as TrainConfig['schedule'],
+    warmupEpochs: o.warmupEpochs as number,
+    labelSmoothing: o.labelSmoothing as number,
+    clipGradNorm: o.clipGradNorm as number,
+    augment: o.augment as boolean,
+    seed: o.seed as number,
+    threads: (o.threads as number | undefined) ?? 0,
+    limitBatches: (o.limitBatches as number | undefined) ?? 0,
+  };
+  if (o.epochs !== undefined) r.epochs = o.epochs as number;
+  return r;
+}
+
+const stderrLog = (line: string, transient?: boolean): void => {
+  process.stderr.write(transient ? `\r${line}\x1b[K` : `${line}\n`);
+};
+
+addRecipeOptions(
+  program
+    .command('train')
+    .description('train a registered model on Fashion-MNIST (default) or on image folders; writes a checkpoint, weights, report.json and curves.png')
+    .addOption(new Option('-m, --model <name>', `model to train: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName)),
+  { ...DEFAULT_CONFIG, epochs: DEFAULT_CONFIG.epochs },
+)
   .option('-o, --out <dir>', 'output folder', DEFAULT_CONFIG.outDir)
-  .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
+  .option('--init <weights>', 'start from these weights (checkpoint or model.safetensors) instead of a fresh initialization')
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
-  .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .action(async (o) => {
     const cfg: Partial<TrainConfig> & { resume?: string } = {
+      ...recipeFrom(o),
       model: o.model,
-      modelOptions: o.opt,
-      data: dataSpec(o),
-      epochs: o.epochs,
-      batchSize: o.batchSize,
-      lr: o.lr,
-      optimizer: o.optimizer,
-      momentum: o.momentum,
-      weightDecay: o.weightDecay,
-      schedule: o.schedule,
-      warmupEpochs: o.warmupEpochs,
-      labelSmoothing: o.labelSmoothing,
-      clipGradNorm: o.clipGradNorm,
-      augment: o.augment,
-      seed: o.seed,
       outDir: o.out,
-      threads: o.threads ?? 0,
+      init: o.init ?? '',
       resume: o.resume,
-      limitBatches: o.limitBatches ?? 0,
       stopAfterSteps: o.stopAfterSteps ?? 0,
     };
-    const r = await train(cfg, (line, transient) => process.stderr.write(transient ? `\r${line}\x1b[K` : `${line}\n`));
+    const r = await train(cfg, stderrLog);
     if (r.status === 'interrupted') {
       process.exitCode = 130;
       return;
     }
     const f = r.final!;
-    console.log(`\nFashion-MNIST`.replace('Fashion-MNIST', cfg.data?.kind === 'image-folder' ? 'Image folders' : 'Fashion-MNIST') + ` test accuracy: top-1 ${(100 * f.testTop1).toFixed(2)}%, top-5 ${(100 * f.testTop5).toFixed(2)}%`);
+    console.log(`\n${cfg.data?.kind === 'image-folder' ? 'Image folders' : 'Fashion-MNIST'} test accuracy: top-1 ${(100 * f.testTop1).toFixed(2)}%, top-5 ${(100 * f.testTop5).toFixed(2)}%`);
     console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
+  });
+
+const fraction = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a fraction in [0, 1), got '${v}'`);
+  return n;
+};
+
+addRecipeOptions(
+  program
+    .command('dsd')
+    .description('Dense-Sparse-Dense training (Han et al. 2017): dense, prune by magnitude and retrain with masks held, re-dense at lr/10; with the paper\'s control (dense at lr/10). Writes SUMMARY.md, report.json, curves.png')
+    .addOption(new Option('-m, --model <name>', `model: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName)),
+)
+  .option('--sparsity <s>', 'fraction of each layer\'s weights pruned in the S phase (paper: 0.25–0.5)', fraction('--sparsity'), DSD_DEFAULTS.sparsity)
+  .option('--prune-first', 'prune the first layer too (the paper leaves it dense)', false)
+  .option('--dense-epochs <n>', 'epochs of the D phase', num('--dense-epochs', { int: true, min: 1 }), DSD_DEFAULTS.denseEpochs)
+  .option('--sparse-epochs <n>', 'epochs of the S phase', num('--sparse-epochs', { int: true, min: 1 }), DSD_DEFAULTS.sparseEpochs)
+  .option('--redense-epochs <n>', 'epochs of the re-D phase', num('--redense-epochs', { int: true, min: 1 }), DSD_DEFAULTS.redenseEpochs)
+  .option('--redense-lr-scale <f>', 're-D learning rate as a fraction of --lr', num('--redense-lr-scale', { min: 0 }), DSD_DEFAULTS.redenseLrScale)
+  .option('--dense <weights>', 'a trained dense model (checkpoint or weights) to start from; skips the D phase')
+  .option('--no-control', 'skip the control run (dense, S + re-D more epochs at the re-D learning rate)')
+  .option('-o, --out <dir>', 'output folder (one sub-folder per phase; a rerun reuses finished phases)', 'runs/dsd')
+  .action(async (o) => {
+    const r = await runDsd(
+      {
+        base: { ...recipeFrom(o), model: o.model },
+        outDir: o.out,
+        sparsity: o.sparsity,
+        skipFirst: !o.pruneFirst,
+        denseEpochs: o.denseEpochs,
+        sparseEpochs: o.sparseEpochs,
+        redenseEpochs: o.redenseEpochs,
+        redenseLrScale: o.redenseLrScale,
+        dense: o.dense,
+        control: o.control,
+      },
+      stderrLog,
+    );
+    console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.redense.weights}`);
+  });
+
+addRecipeOptions(
+  program
+    .command('mimic')
+    .description('mimic learning (Ba & Caruana 2014): train a shallow student on a deep teacher\'s logits (L2), and the same student on labels as control. Writes SUMMARY.md, report.json, curves.png')
+    .addOption(new Option('-m, --model <name>', 'the student').default(MIMIC_DEFAULTS.student).argParser(modelName)),
+  { lr: MIMIC_DEFAULTS.lr, optimizer: MIMIC_DEFAULTS.optimizer, weightDecay: MIMIC_DEFAULTS.weightDecay, epochs: MIMIC_DEFAULTS.epochs },
+)
+  .option('-t, --teacher <file>', 'the teacher: a checkpoint from `tsvision train` (npm start writes the default)', MIMIC_DEFAULTS.teacher)
+  .option('--teacher-model <name>', 'for a teacher given as plain weights: its model', modelName)
+  .option('--teacher-opt <key=value>', 'for a teacher given as plain weights: a model option, repeatable', collectOpt, {})
+  .option('--no-control', 'skip training the student on labels')
+  .option('-o, --out <dir>', 'output folder (a rerun reuses finished runs)', 'runs/mimic')
+  .action(async (o) => {
+    const r = await runMimic(
+      { base: { ...recipeFrom(o), model: o.model }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out, control: o.control },
+      stderrLog,
+    );
+    console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
   });
 
 program
@@ -117,22 +201,16 @@ program
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
     let cfg: TrainConfig;
-    let isCheckpoint = true;
     try {
       cfg = readCheckpoint(o.checkpoint).state.config as TrainConfig;
     } catch (e) {
       if (!/not a tsvision checkpoint/.test((e as Error).message)) throw e;
       if (!o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
-      isCheckpoint = false;
       cfg = { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
     }
     const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
     const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
-    if (isCheckpoint) restoreCheckpoint(o.checkpoint, model);
-    else {
-      const { loadSafetensors } = await import('../torch');
-      model.loadStateDict(loadSafetensors(o.checkpoint).tensors);
-    }
+    loadWeights(o.checkpoint, model);
     const r = await evaluate(model, loaders.test);
     console.log(`${cfg.model} on ${r.count} test images: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
   });

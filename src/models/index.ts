@@ -5,4 +5,5 @@ export * from './senet';
 export * from './mobilenet';
 export * from './xception';
 export * from './cnn';
+export * from './shallow';
 export * from './registry';

@@ -4,6 +4,7 @@ import { MobileNetV1, MobileNetV1Options, mobilenetV1 } from './mobilenet';
 import { ResNet, ResNetOptions, ResNetSmall, ResNetSmallOptions, resnet101, resnet18, resnet34, resnet50 } from './resnet';
 import { seResnet50 } from './senet';
 import { Xception, XceptionOptions, xception } from './xception';
+import { ShallowNet, ShallowNetOptions, shallowNet } from './shallow';
 
 /** The options each registered model accepts. */
 export interface ModelOptions {
@@ -16,6 +17,7 @@ export interface ModelOptions {
   se_resnet50: Omit<ResNetOptions, 'se'> & { reduction?: number };
   mobilenet_v1: MobileNetV1Options;
   xception: XceptionOptions;
+  shallow: ShallowNetOptions;
 }
 export type ModelName = keyof ModelOptions;
 
@@ -30,6 +32,7 @@ export interface ModelTypes {
   se_resnet50: ResNet;
   mobilenet_v1: MobileNetV1;
   xception: Xception;
+  shallow: ShallowNet;
 }
 
 interface Entry<N extends ModelName> {
@@ -47,6 +50,7 @@ const REGISTRY: { [N in ModelName]: Entry<N> } = {
   se_resnet50: { create: seResnet50, description: 'SE-ResNet-50 (Hu et al. 2018)' },
   mobilenet_v1: { create: mobilenetV1, description: 'MobileNet v1 with width multiplier α (Howard et al. 2017)' },
   xception: { create: xception, description: 'Xception (Chollet 2017)' },
+  shallow: { create: shallowNet, description: 'shallow mimic student: one conv + max-pool, optional linear bottleneck, one wide hidden layer (Ba & Caruana 2014)' },
 };
 
 export function listModels(): ModelName[] {

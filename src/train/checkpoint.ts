@@ -27,14 +27,17 @@ export interface OptimizerState {
 export interface CheckpointContents {
   model: Record<string, Tensor>;
   optimizer: OptimizerState | null;
+  /** A training method's own state (DSD's masks), saved under `method.` keys; empty for plain training. */
+  method: Record<string, Tensor>;
   rng: Tensor | null;
   state: TrainingState;
 }
 
-export function saveCheckpoint(file: string, model: Module, optimizer: OptimizerState | null, state: TrainingState): void {
+export function saveCheckpoint(file: string, model: Module, optimizer: OptimizerState | null, state: TrainingState, method: Record<string, Tensor> = {}): void {
   const tensors: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
   if (optimizer) for (const [k, t] of Object.entries(optimizer.tensors)) tensors[`optim.${k}`] = t;
+  for (const [k, t] of Object.entries(method)) tensors[`method.${k}`] = t;
   const rng = getRngState();
   tensors['rng.cpu'] = rng;
   try {
@@ -51,22 +54,28 @@ export function saveCheckpoint(file: string, model: Module, optimizer: Optimizer
 /** Reads a checkpoint; errors name the file and what is wrong with it. */
 export function readCheckpoint(file: string): CheckpointContents {
   if (!fs.existsSync(file)) throw new Error(`checkpoint ${file}: no such file`);
-  const { tensors, metadata } = loadSafetensors(file);
+  return splitCheckpoint(file, loadSafetensors(file));
+}
+
+function splitCheckpoint(file: string, { tensors, metadata }: ReturnType<typeof loadSafetensors>): CheckpointContents {
   if (metadata.format !== CHECKPOINT_FORMAT) {
     throw new Error(`checkpoint ${file}: not a tsvision checkpoint (format '${metadata.format ?? 'missing'}'; a plain safetensors state dict loads with Module.loadStateDict)`);
   }
   const model: Record<string, Tensor> = {};
   const optim: Record<string, Tensor> = {};
+  const method: Record<string, Tensor> = {};
   let rng: Tensor | null = null;
   for (const [k, t] of Object.entries(tensors)) {
     if (k.startsWith('model.')) model[k.slice(6)] = t;
     else if (k.startsWith('optim.')) optim[k.slice(6)] = t;
+    else if (k.startsWith('method.')) method[k.slice(7)] = t;
     else if (k === 'rng.cpu') rng = t;
   }
   const optMeta = JSON.parse(metadata.optimizer ?? 'null') as Record<string, unknown> | null;
   return {
     model,
     optimizer: optMeta ? { tensors: optim, meta: optMeta } : null,
+    method,
     rng,
     state: JSON.parse(metadata.state ?? '{}') as TrainingState,
   };
@@ -81,5 +90,22 @@ export function restoreCheckpoint(file: string, model: Module): CheckpointConten
     throw new Error(`checkpoint ${file} does not fit the model: ${(e as Error).message}`);
   }
   if (c.rng) setRngState(c.rng);
+  return c;
+}
+
+/**
+ * Loads weights into a model from either a tsvision checkpoint (its `model.` entries; the RNG is left alone)
+ * or a plain safetensors state dict, as `train` writes or scripts/pth2safetensors.py converts from PyTorch.
+ * Returns the checkpoint when it was one.
+ */
+export function loadWeights(file: string, model: Module): CheckpointContents | null {
+  if (!fs.existsSync(file)) throw new Error(`weights ${file}: no such file`);
+  const loaded = loadSafetensors(file);
+  const c = loaded.metadata.format === CHECKPOINT_FORMAT ? splitCheckpoint(file, loaded) : null;
+  try {
+    model.loadStateDict(c ? c.model : loaded.tensors);
+  } catch (e) {
+    throw new Error(`weights ${file} do not fit the model: ${(e as Error).message}`);
+  }
   return c;
 }

@@ -13,7 +13,8 @@ import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, makeLoaders } from './datasets';
-import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { loadWeights, readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 
 export interface TrainConfig {
   model: ModelName;
@@ -39,6 +40,10 @@ export interface TrainConfig {
   stopAfterSteps: number;
   /** Use only this many batches per epoch (quick runs). 0: all. */
   limitBatches: number;
+  /** Start from these weights (a checkpoint or a plain state dict) instead of a fresh initialization. */
+  init: string;
+  /** A training method (DSD's sparse step, mimic learning); null: plain supervised training. */
+  method: MethodSpec | null;
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -61,6 +66,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   threads: 0,
   stopAfterSteps: 0,
   limitBatches: 0,
+  init: '',
+  method: null,
 };
 
 export interface EpochRecord {
@@ -122,7 +129,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   if (cfgIn.resume) {
     resumed = readCheckpoint(cfgIn.resume);
     // The run continues with the configuration it started with; only the output place may change.
-    cfg = { ...(resumed.state.config as TrainConfig), outDir: cfg.outDir, stopAfterSteps: cfgIn.stopAfterSteps ?? 0 };
+    cfg = { ...DEFAULT_CONFIG, ...(resumed.state.config as TrainConfig), outDir: cfg.outDir, stopAfterSteps: cfgIn.stopAfterSteps ?? 0 };
   }
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   manualSeed(cfg.seed);
@@ -141,11 +148,17 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     ({ epoch, batch: startBatch, step } = resumed.state);
     history = (resumed.state.history as EpochRecord[]) ?? [];
     log(`resumed from ${cfgIn.resume}: epoch ${epoch + 1}, batch ${startBatch}, step ${step}`);
+  } else if (cfg.init) {
+    loadWeights(cfg.init, model);
+    log(`initialized from ${cfg.init}`);
   }
+  // After the weights are in place: DSD's masks are the top-K of the weights training starts from.
+  const method: TrainingMethod | null = cfg.method ? createMethod(cfg.method, model, resumed?.method ?? null, { numClasses, inChannels, data: cfg.data }) : null;
+  if (method) log(method.description);
   fs.mkdirSync(cfg.outDir, { recursive: true });
   const save = (ep: number, batch: number): void => {
     const os = opt.stateDict();
-    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history });
+    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history }, method?.stateDict?.() ?? {});
   };
 
   let interrupted = false;
@@ -177,7 +190,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           await new Promise((r) => setImmediate(r));
           lastYield = Date.now();
         }
-        const loss = trainStep(model, opt, batch, cfg, meter);
+        const loss = trainStep(model, opt, batch, cfg, meter, method);
         disposeBatch(batch);
         b++;
         step++;
@@ -225,11 +238,11 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
 
   async function writeReport(): Promise<void> {
     const report = path.join(cfg.outDir, 'report.json');
-    writeFileAtomic(report, JSON.stringify({ config: cfg, parameters: model.numParameters(), history }, null, 2) + '\n');
+    writeFileAtomic(report, JSON.stringify({ config: cfg, parameters: model.numParameters(), method: method?.summary?.() ?? null, history }, null, 2) + '\n');
     if (history.length) {
       const ep = history.map((h) => h.epoch);
       await savePlotsPng(path.join(cfg.outDir, 'curves.png'), [
-        { title: 'Loss', xLabel: 'epoch', yLabel: 'cross-entropy', series: [{ name: 'train', points: history.map((h, i) => [ep[i], h.trainLoss]) }, { name: 'test', points: history.map((h, i) => [ep[i], h.testLoss]) }] },
+        { title: 'Loss', xLabel: 'epoch', yLabel: 'loss', series: [{ name: method?.loss ? 'train (mimic L2)' : 'train', points: history.map((h, i) => [ep[i], h.trainLoss]) }, { name: 'test', points: history.map((h, i) => [ep[i], h.testLoss]) }] },
         { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [{ name: 'train top-1', points: history.map((h, i) => [ep[i], 100 * h.trainTop1]) }, { name: 'test top-1', points: history.map((h, i) => [ep[i], 100 * h.testTop1]) }] },
       ]);
     }
@@ -254,13 +267,15 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   }
 }
 
-function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter): number {
+function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null): number {
   return tidy(() => {
     const logits = model.forward(batch.x);
-    const loss = crossEntropy(logits, batch.y, { labelSmoothing: cfg.labelSmoothing });
+    const loss = method?.loss ? method.loss(logits, batch) : crossEntropy(logits, batch.y, { labelSmoothing: cfg.labelSmoothing });
     opt.zeroGrad();
     loss.backward();
+    method?.beforeStep?.();
     opt.clipAndStep(cfg.clipGradNorm);
+    method?.afterStep?.();
     const l = loss.item();
     if (Number.isFinite(l)) meter.update(l, logits.detach(), batch.y);
     return l;

@@ -1,0 +1,63 @@
+// What a training method changes in the one training loop (train/trainer.ts): the loss of a batch, and what
+// happens just before and after the optimizer step. A run names its method in its config, so a checkpoint
+// resumes with the same method; a method's tensors (DSD's masks) travel in the checkpoint.
+import { Tensor } from '../torch';
+import { Module } from '../nn';
+import type { Batch } from '../data';
+import type { DataSpec } from '../train/datasets';
+import type { ModelName } from '../models/registry';
+import { MagnitudeMasks, overallSparsity } from './prune';
+import { loadTeacher, mimicLoss } from './mimic';
+
+export type MethodSpec =
+  /** DSD's sparse step: prune by magnitude once at the start, hold the masks through training. */
+  | { kind: 'sparse'; sparsity: number; skipFirst?: boolean }
+  /** Mimic learning: regress the teacher's logits with L2 instead of fitting labels. */
+  | { kind: 'mimic'; teacher: string; teacherModel?: ModelName; teacherOptions?: Record<string, unknown> };
+
+export interface TrainingMethod {
+  /** One line for the log. */
+  readonly description: string;
+  /** The loss of one batch, given the model's logits; default: cross-entropy with the labels. */
+  loss?(logits: Tensor, batch: Batch): Tensor;
+  /** After backward, before the optimizer step. */
+  beforeStep?(): void;
+  /** After the optimizer step. */
+  afterStep?(): void;
+  /** Tensors a checkpoint must keep for an exact resume. */
+  stateDict?(): Record<string, Tensor>;
+  /** JSON for report.json. */
+  summary?(): unknown;
+}
+
+export interface MethodContext {
+  numClasses: number;
+  inChannels: number;
+  data: DataSpec;
+}
+
+/** Builds the method for a run; `saved` is the method state of the checkpoint being resumed, if any. */
+export function createMethod(spec: MethodSpec, model: Module, saved: Record<string, Tensor> | null, ctx: MethodContext): TrainingMethod {
+  if (spec.kind === 'sparse') {
+    const skipFirst = spec.skipFirst ?? true;
+    const masks = saved && Object.keys(saved).length ? MagnitudeMasks.fromStateDict(model, saved) : MagnitudeMasks.topK(model, { sparsity: spec.sparsity, skipFirst });
+    masks.apply();
+    return {
+      description: `sparse training (DSD's S step): ${(100 * spec.sparsity).toFixed(0)}% of each ${skipFirst ? 'but the first ' : ''}conv/linear layer's weights pruned by magnitude, masks held`,
+      beforeStep: () => masks.maskGradients(),
+      afterStep: () => masks.apply(),
+      stateDict: () => masks.stateDict(),
+      summary: () => ({ overallSparsity: overallSparsity(model), layers: masks.report() }),
+    };
+  }
+  if (spec.kind === 'mimic') {
+    const teacher = loadTeacher({ file: spec.teacher, model: spec.teacherModel, modelOptions: spec.teacherOptions }, ctx);
+    const acc = teacher.testTop1 === null ? '' : `, test top-1 ${(100 * teacher.testTop1).toFixed(2)}%`;
+    return {
+      description: `mimic learning: L2 regression on the logits of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})`,
+      loss: (logits, batch) => mimicLoss(logits, teacher.logits(batch.x)),
+      summary: () => ({ teacher: spec.teacher, teacherModel: teacher.name, teacherParameters: teacher.model.numParameters(), teacherTestTop1: teacher.testTop1 }),
+    };
+  }
+  throw new Error(`unknown training method ${JSON.stringify(spec)}`);
+}

@@ -1,0 +1,67 @@
+// Mimic learning (Ba & Caruana 2014, "Do Deep Nets Really Need to be Deep?"): a shallow student learns to
+// reproduce a deep teacher's logits — the values before the softmax — by L2 regression,
+//   L(W, β) = 1/(2T) Σ_t ‖g(x_t; W, β) − z_t‖²,
+// instead of fitting the 0/1 labels. Logits keep what the softmax squashes (how confident, and which wrong
+// classes look alike), which is what lets the shallow net match more of the deep one.
+import { Tensor, noGrad } from '../torch';
+import { Classifier } from '../models/common';
+import { ModelName, createModel, isModelName } from '../models/registry';
+import { readCheckpoint, loadWeights } from '../train/checkpoint';
+import type { DataSpec } from '../train/datasets';
+
+/** ½ · squared L2 distance between student and teacher logits, summed over classes, averaged over the batch. */
+export function mimicLoss(student: Tensor, teacher: Tensor): Tensor {
+  const [a, b] = [student.shape, teacher.shape];
+  if (a.length !== 2 || a.join(',') !== b.join(',')) throw new Error(`mimicLoss: student logits [${a}] and teacher logits [${b}] must both be [batch, classes]`);
+  return student.sub(teacher.detach()).square().sum(1).mean().mul(0.5);
+}
+
+export interface TeacherSpec {
+  /** A tsvision checkpoint (names its own model), or plain weights with `model`. */
+  file: string;
+  model?: ModelName;
+  modelOptions?: Record<string, unknown>;
+}
+
+export interface Teacher {
+  model: Classifier;
+  name: ModelName;
+  /** Its training run's final test top-1, when the checkpoint records one. */
+  testTop1: number | null;
+  /** Logits for a batch: eval mode (BatchNorm running statistics), no autograd. */
+  logits(x: Tensor): Tensor;
+}
+
+/**
+ * Loads a trained teacher for a student that sees `data` with `numClasses` classes. A checkpoint's run must
+ * have read the same data (same normalization and size), or its logits would answer a different input.
+ */
+export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChannels: number; data: DataSpec }): Teacher {
+  let name = spec.model;
+  let options = spec.modelOptions ?? {};
+  let testTop1: number | null = null;
+  try {
+    const { state } = readCheckpoint(spec.file);
+    const cfg = state.config as { model: ModelName; modelOptions: Record<string, unknown>; data: DataSpec };
+    const { history } = state as { history?: { testTop1: number }[] };
+    if (JSON.stringify(normalizeData(cfg.data)) !== JSON.stringify(normalizeData(ctx.data))) {
+      throw new Error(`teacher ${spec.file} was trained on ${JSON.stringify(cfg.data)}, the student reads ${JSON.stringify(ctx.data)}: its logits would answer different inputs`);
+    }
+    name = cfg.model;
+    options = cfg.modelOptions;
+    testTop1 = history?.length ? history[history.length - 1].testTop1 : null;
+  } catch (e) {
+    if (!/not a tsvision checkpoint/.test((e as Error).message)) throw e;
+  }
+  if (!name) throw new Error(`teacher ${spec.file} holds plain weights: name its model (teacherModel)`);
+  if (!isModelName(name)) throw new Error(`teacher model '${name}' is not a registered model`);
+  const model = createModel(name, { ...options, numClasses: ctx.numClasses, inChannels: ctx.inChannels, smallInput: true });
+  loadWeights(spec.file, model);
+  model.eval();
+  model.freeze();
+  return { model, name, testTop1, logits: (x) => noGrad(() => model.forward(x)) };
+}
+
+function normalizeData(d: DataSpec): DataSpec {
+  return d.kind === 'fashion-mnist' ? { kind: 'fashion-mnist' } : { ...d, size: d.size ?? 32, channels: d.channels ?? 3 };
+}

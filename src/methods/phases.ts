@@ -1,0 +1,86 @@
+// Multi-phase runs (DSD's dense → sparse → re-dense, mimic's student and its control): each phase is one
+// ordinary training run in its own folder, so each has its checkpoint, report and curves, and a stopped run
+// picks up where it stopped: a finished phase is reused, an interrupted one resumed from its checkpoint.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TrainConfig, TrainResult, Logger, train } from '../train/trainer';
+import { readCheckpoint } from '../train/checkpoint';
+import { savePlotsPng, Series } from '../report/plot';
+import { writeFileAtomic } from '../util/fs';
+
+export interface PhaseResult {
+  name: string;
+  dir: string;
+  epochs: number;
+  lr: number;
+  testTop1: number;
+  testTop5: number;
+  testLoss: number;
+  /** Test top-1 after each epoch. */
+  curve: number[];
+  /** The phase's own report.json `method` entry (e.g. per-layer sparsity). */
+  method: unknown;
+  weights: string;
+  reused: boolean;
+}
+
+// What must agree for a folder's earlier run to count as this phase (not the output place or stop point).
+const identity = (c: Partial<TrainConfig>): string => JSON.stringify({ ...c, outDir: undefined, stopAfterSteps: undefined, threads: undefined });
+
+/** Runs (or reuses, or resumes) one phase in root/name. */
+export async function runPhase(root: string, name: string, cfg: Partial<TrainConfig>, log: Logger): Promise<PhaseResult> {
+  const dir = path.join(root, name);
+  const report = path.join(dir, 'report.json');
+  const ckpt = path.join(dir, 'checkpoint.safetensors');
+  const weights = path.join(dir, 'model.safetensors');
+  const want = { ...cfg, outDir: dir };
+  const result = (r: { history: TrainResult['history']; method?: unknown }, reused: boolean): PhaseResult => {
+    const last = r.history[r.history.length - 1];
+    return { name, dir, epochs: r.history.length, lr: cfg.lr ?? NaN, testTop1: last.testTop1, testTop5: last.testTop5, testLoss: last.testLoss, curve: r.history.map((h) => h.testTop1), method: r.method ?? null, weights, reused };
+  };
+  if (fs.existsSync(ckpt)) {
+    const { state } = readCheckpoint(ckpt);
+    const before = state.config as TrainConfig;
+    if (identity(pick(before, want)) !== identity(want)) {
+      throw new Error(`${dir} holds a different run (${name} phase with other settings); choose another output folder or delete it`);
+    }
+    if (state.epoch >= (cfg.epochs ?? 0) && fs.existsSync(weights) && fs.existsSync(report)) {
+      log(`${name}: finished earlier in ${dir}, reusing it`);
+      return result(JSON.parse(fs.readFileSync(report, 'utf8')) as { history: TrainResult['history']; method?: unknown }, true);
+    }
+    log(`${name}: resuming ${ckpt}`);
+    const r = await train({ resume: ckpt, outDir: dir }, log);
+    return finished(r);
+  }
+  const r = await train(want, log);
+  return finished(r);
+
+  function finished(r: TrainResult): PhaseResult {
+    if (r.status !== 'finished') throw new PhaseInterrupted(name, ckpt);
+    const rep = JSON.parse(fs.readFileSync(report, 'utf8')) as { history: TrainResult['history']; method?: unknown };
+    return result(rep, false);
+  }
+}
+
+/** The keys of `like` from `c`, so that settings added to TrainConfig later do not spoil old folders. */
+function pick(c: TrainConfig, like: Partial<TrainConfig>): Partial<TrainConfig> {
+  return Object.fromEntries(Object.keys(like).map((k) => [k, c[k as keyof TrainConfig]])) as Partial<TrainConfig>;
+}
+
+export class PhaseInterrupted extends Error {
+  constructor(readonly phase: string, readonly checkpoint: string) {
+    super(`${phase} phase interrupted; its checkpoint is ${checkpoint}: run the same command again to continue`);
+  }
+}
+
+/** Test top-1 of several phases on one epoch axis: phases that follow one another are drawn end to end. */
+export async function plotPhases(file: string, title: string, lines: { name: string; start: number; phase: PhaseResult }[]): Promise<void> {
+  const series: Series[] = lines.map(({ name, start, phase }) => ({ name, points: phase.curve.map((a, i): [number, number] => [start + i + 1, 100 * a]) }));
+  await savePlotsPng(file, [{ title, xLabel: 'epoch', yLabel: 'test top-1 (%)', series }]);
+}
+
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+export const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;

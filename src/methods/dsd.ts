@@ -44,12 +44,14 @@ export interface DsdResult {
 export async function runDsd(c: DsdConfig, log: Logger = (l) => console.log(l)): Promise<DsdResult> {
   const o = { ...DSD_DEFAULTS, ...stripUndefined(c), outDir: c.outDir, base: c.base };
   const lr = c.base.lr ?? 0.05;
+  // Rounded so that 0.05 × 0.1 reads 0.005 in logs and reports, not 0.005000000000000001.
+  const lowLr = Number((lr * o.redenseLrScale).toPrecision(12));
   const base: Partial<TrainConfig> = { ...c.base, lr, init: '', method: null };
   const dense = o.dense ? null : await runPhase(o.outDir, 'dense', { ...base, epochs: o.denseEpochs }, log);
   const denseWeights = o.dense ?? dense!.weights;
   const sparse = await runPhase(o.outDir, 'sparse', { ...base, epochs: o.sparseEpochs, init: denseWeights, method: { kind: 'sparse', sparsity: o.sparsity, skipFirst: o.skipFirst } }, log);
-  const redense = await runPhase(o.outDir, 'redense', { ...base, epochs: o.redenseEpochs, lr: lr * o.redenseLrScale, init: sparse.weights }, log);
-  const control = o.control ? await runPhase(o.outDir, 'control', { ...base, epochs: o.sparseEpochs + o.redenseEpochs, lr: lr * o.redenseLrScale, init: denseWeights }, log) : null;
+  const redense = await runPhase(o.outDir, 'redense', { ...base, epochs: o.redenseEpochs, lr: lowLr, init: sparse.weights }, log);
+  const control = o.control ? await runPhase(o.outDir, 'control', { ...base, epochs: o.sparseEpochs + o.redenseEpochs, lr: lowLr, init: denseWeights }, log) : null;
 
   const d0 = dense ? dense.epochs : 0;
   const curves = path.join(o.outDir, 'curves.png');

@@ -78,3 +78,15 @@ test('Ctrl-C during training saves a checkpoint and exits cleanly (code 130)', a
   assert.equal(state.epoch, 0);
   assert.ok(state.batch > 0);
 });
+
+test('dsd and mimic: bad values name the flag; a missing teacher says how to make one', () => {
+  const s = run('dsd', '--sparsity', '1.5');
+  assert.notEqual(s.status, 0);
+  assert.match(s.stderr, /--sparsity must be a fraction in \[0, 1\), got '1.5'/);
+  const m = run('mimic', '--teacher', '/nonexistent/teacher.safetensors');
+  assert.equal(m.status, 1);
+  assert.match(m.stderr, /teacher.safetensors: no such file/);
+  assert.doesNotMatch(m.stderr, /at .*\.js:\d+/);
+  const h = run('dsd', '--help');
+  for (const flag of ['--sparsity', '--dense-epochs', '--sparse-epochs', '--redense-epochs', '--dense', '--no-control', '--lr']) assert.ok(h.stdout.includes(flag), flag);
+});

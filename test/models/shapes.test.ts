@@ -11,7 +11,7 @@ import { summary } from '../../src/metrics/summary';
 const outShape = (m: Classifier, shape: number[]): number[] => tidy(() => noGrad(() => m.eval().forward(randn(shape)).shape));
 
 test('the registry lists every model and rejects unknown names', () => {
-  assert.deepEqual(listModels().sort(), ['cnn', 'mobilenet_v1', 'resnet101', 'resnet18', 'resnet34', 'resnet50', 'resnet_small', 'se_resnet50', 'xception']);
+  assert.deepEqual(listModels().sort(), ['cnn', 'mobilenet_v1', 'resnet101', 'resnet18', 'resnet34', 'resnet50', 'resnet_small', 'se_resnet50', 'shallow', 'xception']);
   assert.ok(isModelName('xception') && !isModelName('vgg16'));
   assert.throws(() => createModel('vgg16' as ModelName, {}), /unknown model 'vgg16'.*resnet18/);
 });

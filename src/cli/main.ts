@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The tsvision command line: train, dsd, mimic, eval, summary, reproduce, info.
+// The tsvision command line: train, dsd, mimic, prune, eval, summary, reproduce, info.
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { engineInfo, setNumThreads } from '../torch';
@@ -11,6 +11,7 @@ import { loadWeights, readCheckpoint } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
+import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -185,6 +186,30 @@ addRecipeOptions(
       stderrLog,
     );
     console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
+  });
+
+program
+  .command('prune')
+  .description('filter pruning by L1 norm (ICNet §5): keep each layer\'s strongest filters of a trained cnn or mobilenet_v1, fine-tune, and report parameters, mult-adds, CPU latency and accuracy before and after. Writes SUMMARY.md, report.json')
+  .option('-c, --checkpoint <file>', 'a checkpoint from `tsvision train`', 'runs/fashion-mnist-cnn/checkpoint.safetensors')
+  .option('--keep <rate>', 'fraction of each layer\'s filters kept (ICNet: 0.5)', (v: string): number => {
+    const n = Number(v);
+    if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`--keep must be a fraction in (0, 1], got '${v}'`);
+    return n;
+  }, FILTER_PRUNE_DEFAULTS.keepRate)
+  .option('--finetune-epochs <n>', 'epochs of fine-tuning after pruning', num('--finetune-epochs', { int: true, min: 1 }), FILTER_PRUNE_DEFAULTS.finetuneEpochs)
+  .option('--lr-scale <f>', 'fine-tuning learning rate as a fraction of the original run\'s', num('--lr-scale', { min: 0 }), FILTER_PRUNE_DEFAULTS.lrScale)
+  .option('--latency-batch <n>', 'batch size of the latency measurement', num('--latency-batch', { int: true, min: 1 }), FILTER_PRUNE_DEFAULTS.latencyBatch)
+  .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
+  .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
+  .option('-o, --out <dir>', 'output folder (a rerun reuses a finished fine-tuning)', 'runs/prune')
+  .action(async (o) => {
+    if (o.threads) setNumThreads(o.threads);
+    const r = await runFilterPrune(
+      { checkpoint: o.checkpoint, outDir: o.out, keepRate: o.keep, finetuneEpochs: o.finetuneEpochs, lrScale: o.lrScale, latencyBatch: o.latencyBatch, recipe: { threads: o.threads ?? 0, limitBatches: o.limitBatches ?? 0 } },
+      stderrLog,
+    );
+    console.log(`summary: ${r.summary}\nreport:  ${r.report}\nweights: ${r.finetune.weights}`);
   });
 
 program

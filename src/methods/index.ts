@@ -5,3 +5,4 @@ export * from './method';
 export * from './phases';
 export * from './dsd';
 export * from './mimic-run';
+export * from './prune-run';

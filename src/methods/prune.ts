@@ -3,8 +3,13 @@
 // them zero while training goes on. Only weights of convolutions and fully connected layers are pruned
 // (tensors of 2 or more dimensions); biases and BatchNorm parameters stay dense. The first layer is skipped by
 // default: it has few weights and every later feature depends on it (the paper's choice too).
+//
+// Filter ("kernel") pruning, as ICNet compresses its network (Zhao et al. 2018, §5, after Li et al. 2017):
+// rank each convolution's output filters by the L1 norm of their weights, keep the top fraction, and remove
+// the rest for real — the conv, its BatchNorm and every layer reading those channels get narrower — so the
+// network needs fewer parameters and mult-adds, not just more zeros.
 import { Tensor, noGrad, ones, tidy, zeros } from '../torch';
-import { Module, Parameter } from '../nn';
+import { BatchNorm2d, Conv2d, Linear, Module, Parameter } from '../nn';
 
 export interface MagnitudePruneOptions {
   /** Fraction of each pruned layer's weights set to zero; DSD uses 0.25–0.5. */
@@ -124,4 +129,69 @@ export function overallSparsity(model: Module): number {
     }
   });
   return n ? z / n : 0;
+}
+
+/**
+ * One convolution whose output filters may be removed, and what must narrow with them, in order: BatchNorm
+ * layers and depthwise convs that follow channel for channel, and the layers reading the channels (a conv's
+ * inputs, or a linear layer's features — perChannel of them per channel after a flatten).
+ */
+export interface FilterChain {
+  /** The conv's state-dict prefix, for reports. */
+  name: string;
+  conv: Conv2d;
+  uses: (BatchNorm2d | Conv2d | { linear: Linear; perChannel: number })[];
+}
+
+/** A model that knows its filter chains and the options that rebuild it at its current widths. */
+export interface FilterPrunable extends Module {
+  filterChains(): FilterChain[];
+  channelOptions(): Record<string, unknown>;
+}
+
+export function isFilterPrunable(m: Module): m is FilterPrunable {
+  const f = m as unknown as Partial<Pick<FilterPrunable, 'filterChains' | 'channelOptions'>>;
+  return typeof f.filterChains === 'function' && typeof f.channelOptions === 'function';
+}
+
+/** Σ|w| of each output filter of a conv weight [out, in/groups, kh, kw]: [out]. */
+export function filterL1Norms(w: Tensor): Tensor {
+  return noGrad(() => w.detach().abs().flatten(1).sum(1));
+}
+
+/** Indices (int64, ascending) of the k filters with the largest L1 norm. */
+export function topFilters(w: Tensor, k: number): Tensor {
+  const n = w.shape[0];
+  if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`topFilters: k must be an integer in [1, ${n}], got ${k}`);
+  return noGrad(() => filterL1Norms(w).topk(k).indices.sort().values);
+}
+
+export interface FilterPruneLayer {
+  name: string;
+  before: number;
+  after: number;
+}
+
+/**
+ * Keeps ⌈keepRate · filters⌉ (at least 1) of every chain's conv, ranked by L1 norm. All rankings are taken
+ * from the weights as they are before any layer changes (Li et al.'s "independent" strategy), so the order
+ * of the chains does not matter.
+ */
+export function pruneFilters(model: FilterPrunable, keepRate: number): FilterPruneLayer[] {
+  if (!(keepRate > 0 && keepRate <= 1)) throw new RangeError(`keep rate must be in (0, 1], got ${keepRate}`);
+  const chains = model.filterChains();
+  const plans = chains.map((c) => [c, topFilters(c.conv.weight, Math.max(1, Math.ceil(keepRate * c.conv.outChannels))).keep()] as const);
+  const layers: FilterPruneLayer[] = [];
+  for (const [c, index] of plans) {
+    const before = c.conv.outChannels;
+    c.conv.keepOutputs(index);
+    for (const u of c.uses) {
+      if (u instanceof BatchNorm2d) u.keepChannels(index);
+      else if (u instanceof Conv2d) u.keepInputs(index);
+      else u.linear.keepInputs(index, u.perChannel);
+    }
+    layers.push({ name: c.name, before, after: c.conv.outChannels });
+    index.dispose();
+  }
+  return layers;
 }

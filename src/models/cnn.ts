@@ -6,6 +6,7 @@ import { Tensor } from '../torch';
 import { AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d, ReLU, Sequential } from '../nn';
 import { Classifier, ClassifierOptions, commonDefaults, initConvNet } from './common';
 import { ConvBNReLU } from './mobilenet';
+import type { FilterChain } from '../methods/prune';
 
 export interface SimpleCNNOptions extends ClassifierOptions {
   /** Filters of the two stages. */
@@ -14,6 +15,8 @@ export interface SimpleCNNOptions extends ClassifierOptions {
   hidden?: number;
   /** Dropout before the last layer. */
   dropout?: number;
+  /** Filters of each of the four convolutions, overriding widths (what filter pruning leaves). */
+  channels?: [number, number, number, number];
 }
 
 export class SimpleCNN extends Classifier {
@@ -28,21 +31,39 @@ export class SimpleCNN extends Classifier {
     // This network is made for small images: smallInput: false only adds a stride-2 first conv.
     const stride = (o.smallInput ?? true) ? 1 : 2;
     const [a, b] = o.widths ?? [32, 64];
+    const [c0, c1, c2, c3] = o.channels ?? [a, a, b, b];
     const hidden = o.hidden ?? 128;
     this.features = new Sequential(
-      new ConvBNReLU(inChannels, a, 3, stride),
-      new ConvBNReLU(a, a, 3, 1),
+      new ConvBNReLU(inChannels, c0, 3, stride),
+      new ConvBNReLU(c0, c1, 3, 1),
       new MaxPool2d(2),
-      new ConvBNReLU(a, b, 3, 1),
-      new ConvBNReLU(b, b, 3, 1),
+      new ConvBNReLU(c1, c2, 3, 1),
+      new ConvBNReLU(c2, c3, 3, 1),
       new MaxPool2d(2),
     );
-    this.classifier = new Sequential(new Linear(b * 49, hidden), new ReLU(), new Dropout(o.dropout ?? 0.3), new Linear(hidden, numClasses));
+    this.classifier = new Sequential(new Linear(c3 * 49, hidden), new ReLU(), new Dropout(o.dropout ?? 0.3), new Linear(hidden, numClasses));
     initConvNet(this, 'default');
   }
 
   forward(x: Tensor): Tensor {
     return this.classifier.forward(this.pool.forward(this.features.forward(x)).flatten(1));
+  }
+
+  /** Each conv's filters and what reads them; the last feeds the head through a 7×7 flatten. */
+  filterChains(): FilterChain[] {
+    const [c0, c1, , c2, c3] = this.features.layers as ConvBNReLU[];
+    const fc = this.classifier.at(0) as Linear;
+    return [
+      { name: 'features.0.0', conv: c0.conv, uses: [c0.bn, c1.conv] },
+      { name: 'features.1.0', conv: c1.conv, uses: [c1.bn, c2.conv] },
+      { name: 'features.3.0', conv: c2.conv, uses: [c2.bn, c3.conv] },
+      { name: 'features.4.0', conv: c3.conv, uses: [c3.bn, { linear: fc, perChannel: 49 }] },
+    ];
+  }
+
+  channelOptions(): { channels: [number, number, number, number] } {
+    const convs = this.filterChains().map((c) => c.conv.outChannels);
+    return { channels: [convs[0], convs[1], convs[2], convs[3]] };
   }
 }
 

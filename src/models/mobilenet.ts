@@ -9,11 +9,18 @@ import { Tensor } from '../torch';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, Module, ReLU, Sequential } from '../nn';
 import { Classifier, ClassifierOptions, commonDefaults, initConvNet } from './common';
 import { SqueezeExcite } from './senet';
+import type { FilterChain } from '../methods/prune';
 
 /** Conv → BN → ReLU as one unit (keys `.0`, `.1` as torchvision's Conv2dNormActivation). */
 export class ConvBNReLU extends Sequential {
   constructor(inC: number, outC: number, kernel: number, stride: number, groups = 1) {
     super(new Conv2d(inC, outC, kernel, { stride, padding: (kernel - 1) >> 1, groups, bias: false }), new BatchNorm2d(outC), new ReLU({ inplace: true }));
+  }
+  get conv(): Conv2d {
+    return this.layers[0] as Conv2d;
+  }
+  get bn(): BatchNorm2d {
+    return this.layers[1] as BatchNorm2d;
   }
 }
 
@@ -52,6 +59,8 @@ export interface MobileNetV1Options extends ClassifierOptions {
   dropout?: number;
   /** Squeeze-and-Excitation reduction ratio after each separable block (0: none). */
   se?: number;
+  /** Output channels of the stem and the 13 pointwise convolutions, overriding α (what filter pruning leaves). */
+  channels?: number[];
 }
 
 export class MobileNetV1 extends Classifier {
@@ -68,12 +77,14 @@ export class MobileNetV1 extends Classifier {
     if (!(alpha > 0)) throw new Error(`MobileNetV1: alpha must be positive, got ${alpha}`);
     const depth = (c: number): number => Math.max(minDepth, Math.round(c * alpha));
     // The small-input stem keeps stride 1: 28 px → 28, 14, 7, 4, 2 over the four stride-2 blocks.
-    let c = depth(32);
+    const widths = o.channels ?? [depth(32), ...MOBILENET_V1_LAYERS.map(([out]) => depth(out))];
+    if (widths.length !== 14) throw new Error(`MobileNetV1: channels needs 14 widths (stem + 13 pointwise), got ${widths.length}`);
+    let c = widths[0];
     const layers: Module[] = [new ConvBNReLU(inChannels, c, 3, smallInput ? 1 : 2)];
-    for (const [out, stride] of MOBILENET_V1_LAYERS) {
-      layers.push(new DepthwiseSeparable(c, depth(out), stride, o.se ?? 0));
-      c = depth(out);
-    }
+    MOBILENET_V1_LAYERS.forEach(([, stride], i) => {
+      layers.push(new DepthwiseSeparable(c, widths[i + 1], stride, o.se ?? 0));
+      c = widths[i + 1];
+    });
     this.features = new Sequential(...layers);
     this.dropout = new Dropout(o.dropout ?? 0.001);
     this.fc = new Linear(c, numClasses);
@@ -83,6 +94,28 @@ export class MobileNetV1 extends Classifier {
   forward(x: Tensor): Tensor {
     const f = this.avgpool.forward(this.features.forward(x)).flatten(1);
     return this.fc.forward(this.dropout.forward(f));
+  }
+
+  /**
+   * The stem's and each pointwise conv's filters, and what follows them channel for channel: their BN, the
+   * next block's depthwise conv and its BN, then the next pointwise conv (or the classifier) reads them.
+   */
+  filterChains(): FilterChain[] {
+    const layers = this.features.layers;
+    const blocks = layers.slice(1) as DepthwiseSeparable[];
+    if (blocks.some((b) => b.se)) throw new Error('MobileNetV1: filter pruning with squeeze-and-excitation blocks is not supported');
+    const out = [layers[0] as ConvBNReLU, ...blocks.map((b) => b.pointwise)];
+    return out.map((unit, i) => {
+      const next = blocks[i];
+      const name = i === 0 ? 'features.0.0' : `features.${i}.pointwise.0`;
+      return next
+        ? { name, conv: unit.conv, uses: [unit.bn, next.depthwise.conv, next.depthwise.bn, next.pointwise.conv] }
+        : { name, conv: unit.conv, uses: [unit.bn, { linear: this.fc, perChannel: 1 }] };
+    });
+  }
+
+  channelOptions(): { channels: number[] } {
+    return { channels: this.filterChains().map((c) => c.conv.outChannels) };
   }
 }
 

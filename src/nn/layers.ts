@@ -1,7 +1,7 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
 import { Pair } from '../torch/functional';
-import { Tensor, empty, full, getNumThreads, isGradEnabled, ones, zeros, tensor } from '../torch';
+import { Tensor, arange, empty, full, getNumThreads, isGradEnabled, ones, zeros, tensor } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
 
@@ -20,10 +20,11 @@ export class Conv2d extends Module {
   readonly stride: [number, number];
   readonly padding: [number, number] | 'same' | 'valid';
   readonly dilation: [number, number];
-  readonly groups: number;
+  groups: number;
   readonly paddingMode: 'zeros' | 'reflect' | 'replicate';
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, o: Conv2dOptions = {}) {
+  // Not readonly: filter pruning (keepOutputs / keepInputs) narrows a trained layer in place.
+  constructor(public inChannels: number, public outChannels: number, kernelSize: Pair, o: Conv2dOptions = {}) {
     super();
     this.kernelSize = pair(kernelSize);
     this.stride = pair(o.stride ?? 1);
@@ -101,6 +102,33 @@ export class Conv2d extends Module {
     return (strided || dilated || n >= 16 || kh !== 1 || kw !== 1 || getNumThreads() > 1) && (this.groups > 1 || (kh > 3 && kw > 3) || n > 1 || n * c * h * w > 20480);
   }
 
+  private get isDepthwise(): boolean {
+    return this.groups > 1 && this.groups === this.inChannels && this.groups === this.outChannels;
+  }
+
+  /**
+   * Keeps only the output filters `index` (int64, in the order given): filter pruning. A depthwise conv's
+   * filters are its channels, so its inputs and groups narrow with them.
+   */
+  keepOutputs(index: Tensor): void {
+    if (this.groups > 1 && !this.isDepthwise) throw new Error(`Conv2d.keepOutputs: only ungrouped or depthwise convolutions (groups=${this.groups}, ${this.inChannels}→${this.outChannels})`);
+    const n = index.numel();
+    this.weight = Parameter.from(this.weight.detach().indexSelect(0, index));
+    if (this.bias) this.bias = Parameter.from(this.bias.detach().indexSelect(0, index));
+    if (this.isDepthwise) this.inChannels = this.groups = n;
+    this.outChannels = n;
+    this.dropPrepacked();
+  }
+
+  /** Keeps only the input channels `index` (the producer lost the others). Depthwise: as keepOutputs. */
+  keepInputs(index: Tensor): void {
+    if (this.isDepthwise) return this.keepOutputs(index);
+    if (this.groups > 1) throw new Error(`Conv2d.keepInputs: only ungrouped or depthwise convolutions (groups=${this.groups})`);
+    this.weight = Parameter.from(this.weight.detach().indexSelect(1, index));
+    this.inChannels = index.numel();
+    this.dropPrepacked();
+  }
+
   private dropPrepacked(): void {
     if (this.prepacked) {
       this.prepacked.weight.dispose();
@@ -123,7 +151,7 @@ export class Conv2d extends Module {
 export class Linear extends Module {
   weight: Parameter;
   bias: Parameter | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, o: { bias?: boolean } = {}) {
+  constructor(public inFeatures: number, readonly outFeatures: number, o: { bias?: boolean } = {}) {
     super();
     this.weight = Parameter.from(empty([outFeatures, inFeatures]));
     this.bias = o.bias === false ? null : Parameter.from(empty([outFeatures]));
@@ -132,6 +160,16 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
   }
+  /**
+   * Keeps only the input features `index`, after the layer that feeds it lost channels. When the input is
+   * a flattened [C, H, W] map, pass the kept channels and perChannel = H·W: each keeps its H·W columns.
+   */
+  keepInputs(index: Tensor, perChannel = 1): void {
+    const cols = perChannel === 1 ? index : index.mul(perChannel).unsqueeze(1).add(arange(0, perChannel, 1, { dtype: 'int64', device: index.device }).unsqueeze(0)).flatten();
+    this.weight = Parameter.from(this.weight.detach().indexSelect(1, cols));
+    this.inFeatures = cols.numel();
+  }
+
 }
 
 export interface BatchNormOptions {
@@ -151,7 +189,7 @@ export class BatchNorm2d extends Module {
   readonly eps: number;
   readonly momentum: number | null;
 
-  constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
+  constructor(public numFeatures: number, o: BatchNormOptions = {}) {
     super();
     this.eps = o.eps ?? 1e-5;
     this.momentum = o.momentum === undefined ? 0.1 : o.momentum;
@@ -162,6 +200,16 @@ export class BatchNorm2d extends Module {
     this.running_mean = track ? Buffer.from(zeros([numFeatures])) : null;
     this.running_var = track ? Buffer.from(ones([numFeatures])) : null;
     this.num_batches_tracked = track ? Buffer.from(tensor(0, { dtype: 'int64' })) : null;
+  }
+
+  /** Keeps only the channels `index` (with their statistics), after the conv before it lost filters. */
+  keepChannels(index: Tensor): void {
+    const pick = (t: Tensor): Tensor => t.detach().indexSelect(0, index);
+    if (this.weight) this.weight = Parameter.from(pick(this.weight));
+    if (this.bias) this.bias = Parameter.from(pick(this.bias));
+    if (this.running_mean) this.running_mean = Buffer.from(pick(this.running_mean));
+    if (this.running_var) this.running_var = Buffer.from(pick(this.running_var));
+    this.numFeatures = index.numel();
   }
 
   forward(x: Tensor): Tensor {

@@ -32,7 +32,9 @@ const collectOpt = (v: string, acc: Record<string, unknown>): Record<string, unk
   if (i <= 0) throw new InvalidArgumentError(`--opt takes key=value, got '${v}'`);
   const key = v.slice(0, i);
   const raw = v.slice(i + 1);
-  acc[key] = raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  // Comma-separated numbers are a list: --opt channels=16,16,32,32 (what filter pruning leaves).
+  const list = raw.includes(',') && raw.split(',').every((x) => x.trim() !== '' && Number.isFinite(Number(x))) ? raw.split(',').map(Number) : null;
+  acc[key] = list ?? (raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) ? Number(raw) : raw);
   return acc;
 };
 

@@ -90,3 +90,11 @@ test('dsd and mimic: bad values name the flag; a missing teacher says how to mak
   const h = run('dsd', '--help');
   for (const flag of ['--sparsity', '--dense-epochs', '--sparse-epochs', '--redense-epochs', '--dense', '--no-control', '--lr']) assert.ok(h.stdout.includes(flag), flag);
 });
+
+test('--opt takes comma-separated lists: a pruned cnn summarized from its channels', () => {
+  const r = run('summary', 'cnn', '--opt', 'channels=16,16,32,32', '--opt', 'numClasses=10', '--input', '1,1,28,28');
+  assert.equal(r.status, 0, r.stderr);
+  // 1→16→16 and 16→32→32 3×3 convs without bias, BN (2 per channel), FC 32·49→128→10.
+  const params = 9 * (16 + 16 * 16 + 16 * 32 + 32 * 32) + 2 * 96 + 32 * 49 * 128 + 128 + 1290;
+  assert.match(r.stdout, new RegExp(`Total params: ${params.toLocaleString('en-US')}`));
+});

@@ -12,6 +12,7 @@ import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
+import { countZeroParameters } from '../methods/prune';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -240,6 +241,9 @@ program
     loadWeights(o.checkpoint, model);
     const r = await evaluate(model, loaders.test);
     console.log(`${cfg.model} on ${r.count} test images: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
+    // Pruned weights (DSD's sparse phase) are stored dense with zeros: say how many are really there.
+    const zeros = countZeroParameters(model);
+    console.log(`${model.numParameters().toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / model.numParameters()).toFixed(2)}%)` : ''}`);
   });
 
 program

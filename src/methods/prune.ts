@@ -104,12 +104,10 @@ export class MagnitudeMasks {
 
   /** Per prunable layer: how many weights are zero now (pruned or not). */
   report(): LayerSparsity[] {
-    return tidy(() =>
-      prunableWeights(this.model).map(([name, p]) => {
-        const z = p.detach().eq(0).sum().item();
-        return { name, numel: p.numel(), zeros: z, sparsity: z / p.numel(), pruned: this.masks.has(name) };
-      }),
-    );
+    return prunableWeights(this.model).map(([name, p]) => {
+      const z = countZeros([p]);
+      return { name, numel: p.numel(), zeros: z, sparsity: z / p.numel(), pruned: this.masks.has(name) };
+    });
   }
 
   dispose(): void {
@@ -120,15 +118,18 @@ export class MagnitudeMasks {
 
 /** Fraction of zeros over all prunable weights of a model. */
 export function overallSparsity(model: Module): number {
-  let z = 0;
-  let n = 0;
-  tidy(() => {
-    for (const [, p] of prunableWeights(model)) {
-      z += p.detach().eq(0).sum().item();
-      n += p.numel();
-    }
-  });
-  return n ? z / n : 0;
+  const weights = prunableWeights(model).map(([, p]) => p);
+  const n = weights.reduce((a, p) => a + p.numel(), 0);
+  return n ? countZeros(weights) / n : 0;
+}
+
+/** Parameters of the model that are exactly zero (what pruning left, stored dense). */
+export function countZeroParameters(model: Module): number {
+  return countZeros(model.parameters());
+}
+
+function countZeros(ts: Tensor[]): number {
+  return tidy(() => ts.reduce((a, p) => a + p.detach().eq(0).sum().item(), 0));
 }
 
 /**

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { runDsd } from '../../src/methods/dsd';
-import { prunableWeights } from '../../src/methods/prune';
+import { countZeroParameters, prunableWeights } from '../../src/methods/prune';
 import { createModel } from '../../src/models/registry';
 
 const small = { widths: [8, 16] as [number, number], hidden: 32 };
@@ -53,6 +53,10 @@ test('DSD: dense → sparse (masks held) → re-dense at lr/10, with the control
       else assert.ok(z < 0.75 * zeros(w), `${n}: re-D brings most pruned connections back (${z} of ${zeros(w)} still zero)`);
     }
   }
+  // What `tsvision eval` reports: the zeros of the sparse model are the pruned weights and no others.
+  const sparseModel = createModel('cnn', { ...small, numClasses: 10, inChannels: 1 });
+  sparseModel.loadStateDict(T.loadSafetensors(r.sparse.weights).tensors);
+  assert.equal(countZeroParameters(sparseModel), names.slice(1).reduce((a, n) => a + Math.floor(0.5 * sparse.get(n)!.numel()), 0));
   const summary = fs.readFileSync(r.summary, 'utf8');
   for (const row of ['| D |', '| S |', '| re-D |', '| control |']) assert.ok(summary.includes(row), row);
   assert.ok(fs.statSync(r.curves).size > 1000);

@@ -6,4 +6,5 @@ export * from './mobilenet';
 export * from './xception';
 export * from './cnn';
 export * from './shallow';
+export * from './enet';
 export * from './registry';

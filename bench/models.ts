@@ -1,8 +1,9 @@
 // bench/models: batch-1 inference latency and training samples/s of MobileNet v1 α=1 (224), SE-ResNet-50
-// (224) and Xception (299), 1000 classes, tsvision vs PyTorch eager with identical architectures (the peer,
+// (224) and Xception (299), 1000 classes, and ENet (256×512, 19 classes, per-pixel loss), tsvision vs
+// PyTorch eager with identical architectures (the peer,
 // scripts/reference_models.py, checks every state-dict key and shape), same threads, interleaved rounds, medians.
 //   node dist/bench/models.js [--device cuda] [--rounds 4] [--batch 8] [--n 5] [--warmup 2]
-//                             [--train-n 2] [--train-warmup 1] [--models mobilenet_v1,se_resnet50,xception]
+//                             [--train-n 2] [--train-warmup 1] [--models mobilenet_v1,se_resnet50,xception,enet]
 //                             [--breakdown] [--no-write]
 // The peer stays alive (LivePeer) and the two sides alternate block by block: each round runs, on one side then
 // on the other (the side going first alternating), `warmup` untimed and `n` timed inference calls, or
@@ -11,6 +12,8 @@
 // backward + optimizer step = step − forward, on both sides; --no-write leaves BENCHMARKS.md alone.
 import * as T from '../src/torch';
 import { createModel } from '../src/models/registry';
+import { ENet } from '../src/models/enet';
+import { Module } from '../src/nn';
 import { SGD } from '../src/optim';
 import { LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
 
@@ -30,10 +33,12 @@ const breakdown = flag('breakdown');
 const threads = T.getNumThreads();
 const sync = device !== 'cpu';
 
+// size: [H, W]; classes: logits per image (classifiers) or per pixel (ENet, Cityscapes' 19).
 const ALL = [
-  { name: 'mobilenet_v1', size: 224, label: 'MobileNet v1 α=1' },
-  { name: 'se_resnet50', size: 224, label: 'SE-ResNet-50' },
-  { name: 'xception', size: 299, label: 'Xception' },
+  { name: 'mobilenet_v1', size: [224, 224], classes: 1000, label: 'MobileNet v1 α=1' },
+  { name: 'se_resnet50', size: [224, 224], classes: 1000, label: 'SE-ResNet-50' },
+  { name: 'xception', size: [299, 299], classes: 1000, label: 'Xception' },
+  { name: 'enet', size: [256, 512], classes: 19, label: 'ENet' },
 ] as const;
 const wanted = arg('models', ALL.map((m) => m.name).join(',')).split(',');
 const MODELS = ALL.filter((m) => wanted.includes(m.name));
@@ -45,14 +50,15 @@ const fmtRate = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.to
 
 async function main(): Promise<void> {
   const rows: string[] = [];
-  for (const { name, size, label } of MODELS) {
+  for (const { name, size, label, classes } of MODELS) {
     T.manualSeed(0);
-    const model = createModel(name, {}).to(device);
+    const model: Module & { forward(x: T.Tensor): T.Tensor } = (name === 'enet' ? new ENet({ numClasses: classes }) : createModel(name, {})).to(device);
+    const seg = name === 'enet';
     const params = model.numParameters();
     const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
-    const x1 = T.randn([1, 3, size, size], { device }).keep();
-    const xb = T.randn([batch, 3, size, size], { device }).keep();
-    const yb = T.randint(0, 1000, [batch], { device }).keep();
+    const x1 = T.randn([1, 3, ...size], { device }).keep();
+    const xb = T.randn([batch, 3, ...size], { device }).keep();
+    const yb = T.randint(0, classes, seg ? [batch, ...size] : [batch], { device }).keep();
     const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
     const ours: Record<Task, () => void> = {
       infer: () => {
@@ -74,7 +80,7 @@ async function main(): Promise<void> {
         T.tidy(() => void T.crossEntropy(model.forward(xb), yb));
       },
     };
-    const { peer } = await LivePeer.start<{ ready: boolean }>('models_torch.py', { model: name, params, shapes, size, batch, threads, device });
+    const { peer } = await LivePeer.start<{ ready: boolean }>('models_torch.py', { model: name, params, shapes, size, classes, seg, batch, threads, device });
     const times: Record<Task, { ours: number[]; peer: number[] }> = { infer: { ours: [], peer: [] }, train: { ours: [], peer: [] }, fwd: { ours: [], peer: [] } };
     const tasks: [Task, number, number][] = [['infer', n, warmup], ['train', trainN, trainWarmup]];
     if (breakdown) tasks.push(['fwd', trainN, trainWarmup]);
@@ -96,7 +102,7 @@ async function main(): Promise<void> {
     await peer.close();
     const [ti, pi] = [median(times.infer.ours), median(times.infer.peer)];
     const [tt, pt] = [median(times.train.ours), median(times.train.peer)];
-    const head = `${label} ${size}×${size} (${(params / 1e6).toFixed(2)}M params)`;
+    const head = `${label} ${size[0]}×${size[1]} (${(params / 1e6).toFixed(2)}M params)`;
     rows.push(`| ${head} | batch-1 inference latency | ${fmtMs(ti)} ms | ${fmtMs(pi)} ms | ${(ti / pi).toFixed(2)} |`);
     // Samples/s: higher is better; the ratio stays tsvision's time over PyTorch's (= PyTorch's rate over ours).
     rows.push(`| | training samples/s, batch ${batch} (step ${fmtMs(tt)} vs ${fmtMs(pt)} ms) | ${fmtRate((batch * 1000) / tt)} | ${fmtRate((batch * 1000) / pt)} | ${(tt / pt).toFixed(2)} |`);
@@ -112,10 +118,12 @@ async function main(): Promise<void> {
   console.log(table);
   // The exact command line of this run (the flags it was given, in order).
   const cmd = ['node dist/bench/models.js', ...process.argv.slice(2)].join(' ');
+  // A run of some of the models gets its own section, so it does not replace the full table.
+  const subset = MODELS.length < ALL.length ? `-${MODELS.map((m) => m.name).join('-')}` : '';
   writeSection(
-    device === 'cpu' ? 'models-cpu' : 'models-cuda',
-    `## Models (${device})\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ` +
-      `${n} batch-1 inference calls (eval mode, no grad) after ${warmup} untimed ones, or ${trainN} SGD-momentum training step${trainN > 1 ? 's' : ''} (train mode, cross-entropy) after ${trainWarmup} untimed, ` +
+    (device === 'cpu' ? 'models-cpu' : 'models-cuda') + subset,
+    `## Models (${device})${subset ? `: ${MODELS.map((m) => m.label).join(', ')}` : ''}\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ` +
+      `${n} batch-1 inference calls (eval mode, no grad) after ${warmup} untimed ones, or ${trainN} SGD-momentum training step${trainN > 1 ? 's' : ''} (train mode, cross-entropy, per pixel for ENet) after ${trainWarmup} untimed, ` +
       `on one side then the other, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch (scripts/reference_models.py, whose forward and gradients the tests match against tsvision's) and checks every state-dict key and shape against tsvision's. ` +
       `Ratios are tsvision's time over PyTorch's (for samples/s, PyTorch's rate over tsvision's): below 1.0 tsvision is faster.\n\n${table}`,
   );

@@ -1,4 +1,4 @@
-"""PyTorch-eager peer of bench/models.ts: the same MobileNet v1, SE-ResNet-50 and Xception, timed the same way.
+"""PyTorch-eager peer of bench/models.ts: the same MobileNet v1, SE-ResNet-50, Xception and ENet, timed the same way.
 
 The architectures come from scripts/reference_models.py (independent PyTorch definitions, shared with the
 tests); every state-dict key and shape must equal tsvision's, or the peer refuses to run.
@@ -26,7 +26,8 @@ def sync():
 
 
 name = args["model"]
-model = reference_models.MODELS[name]().to(dev)
+classes = args.get("classes", 1000)
+model = reference_models.MODELS[name](num_classes=classes).to(dev)
 n_params = sum(p.numel() for p in model.parameters())
 if n_params != args["params"]:
     sys.exit(f"{name}: PyTorch peer has {n_params} parameters, tsvision {args['params']}: architectures differ")
@@ -35,11 +36,11 @@ if "shapes" in args and shapes != args["shapes"]:
     diff = sorted(k for k in set(shapes) | set(args["shapes"]) if shapes.get(k) != args["shapes"].get(k))
     sys.exit(f"{name}: state dicts differ at {len(diff)} keys, e.g. {diff[:3]}: PyTorch "
              f"{[shapes.get(k) for k in diff[:3]]}, tsvision {[args['shapes'].get(k) for k in diff[:3]]}")
-size = args["size"]
-x1 = torch.randn(1, 3, size, size, device=dev)
+h, w = args["size"]
+x1 = torch.randn(1, 3, h, w, device=dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-xb = torch.randn(args["batch"], 3, size, size, device=dev)
-yb = torch.randint(0, 1000, (args["batch"],), device=dev)
+xb = torch.randn(args["batch"], 3, h, w, device=dev)
+yb = torch.randint(0, classes, (args["batch"], h, w) if args.get("seg") else (args["batch"],), device=dev)
 
 
 def infer():

@@ -11,6 +11,7 @@ import { Batch, DataLoader, disposeBatch } from '../data';
 import { ClassificationMeter } from '../metrics/classification';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
+import { Logger, Progress, fmtTime } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, makeLoaders } from './datasets';
 import { loadWeights, readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
@@ -94,9 +95,7 @@ export interface TrainResult {
 
 export class NonFiniteLossError extends Error {}
 
-export type Logger = (line: string, transient?: boolean) => void;
-
-const fmtTime = (s: number): string => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`);
+export type { Logger };
 
 /** Evaluates a classifier on a loader: mean loss, top-1 and top-5 accuracy. */
 export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0): Promise<{ loss: number; top1: number; top5: number; count: number }> {
@@ -169,13 +168,12 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   };
   process.on('SIGINT', onSigint);
   log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads`);
-  const isTTY = Boolean(process.stderr.isTTY);
+  const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
       model.train();
       const meter = new ClassificationMeter([1]);
-      const t0 = Date.now();
-      let lastPrint = 0;
+      progress.startEpoch();
       let lastYield = Date.now();
       let b = startBatch;
       const batches = trainLoader.epoch(epoch, { startBatch });
@@ -198,15 +196,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           const where = fs.existsSync(ckptFile) ? `the last good checkpoint is ${ckptFile} (resume with --resume ${ckptFile})` : 'no checkpoint was written yet';
           throw new NonFiniteLossError(`loss became ${loss} at epoch ${epoch + 1}, batch ${b} (step ${step}); stopped without saving: ${where}. Try a lower --lr or --clip-grad-norm.`);
         }
-        const now = Date.now();
-        // On a terminal the line redraws every second; in a log, a line every 15 s is enough.
-        if (now - lastPrint > (isTTY ? 1000 : 15000) || b === stepsPerEpoch) {
-          lastPrint = now;
-          const secs = (now - t0) / 1000;
-          const rate = (meter.count || 1) / Math.max(secs, 1e-3);
-          const left = (stepsPerEpoch - b) * cfg.batchSize / rate + (cfg.epochs - epoch - 1) * stepsPerEpoch * cfg.batchSize / rate;
-          log(`epoch ${epoch + 1}/${cfg.epochs} [${String(b).padStart(String(stepsPerEpoch).length)}/${stepsPerEpoch}] loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}% | ${rate.toFixed(0)} samples/s | ETA ${fmtTime(left)}`, isTTY && b !== stepsPerEpoch);
-        }
+        progress.update(epoch, b, meter.count, `loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}%`);
         if (interrupted || (cfg.stopAfterSteps && step >= cfg.stopAfterSteps)) {
           await batches.return(undefined);
           save(epoch, b);
@@ -214,7 +204,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           return finish('interrupted');
         }
       }
-      const trainSeconds = (Date.now() - t0) / 1000;
+      const trainSeconds = progress.seconds;
       const ev = await evaluate(model, testLoader, cfg.limitBatches);
       const rec: EpochRecord = {
         epoch: epoch + 1,

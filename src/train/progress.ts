@@ -1,0 +1,42 @@
+// The progress line every long run prints: position, loss, a metric, samples/s and the time left. On a
+// terminal it redraws once a second; in a log file a line every 15 s is enough.
+
+export type Logger = (line: string, transient?: boolean) => void;
+
+export const fmtTime = (s: number): string =>
+  s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
+
+export class Progress {
+  private readonly isTTY = Boolean(process.stderr.isTTY);
+  private t0 = Date.now();
+  private lastPrint = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly stepsPerEpoch: number,
+    private readonly epochs: number,
+    private readonly batchSize: number,
+  ) {}
+
+  startEpoch(): void {
+    this.t0 = Date.now();
+    this.lastPrint = 0;
+  }
+
+  /** Seconds since the epoch started. */
+  get seconds(): number {
+    return (Date.now() - this.t0) / 1000;
+  }
+
+  /** After batch b (1-based) of epoch (0-based), having seen `samples` this epoch; text: loss and metric. */
+  update(epoch: number, b: number, samples: number, text: string): void {
+    const now = Date.now();
+    const last = b === this.stepsPerEpoch;
+    if (now - this.lastPrint <= (this.isTTY ? 1000 : 15000) && !last) return;
+    this.lastPrint = now;
+    const rate = (samples || 1) / Math.max((now - this.t0) / 1000, 1e-3);
+    const left = ((this.stepsPerEpoch - b) * this.batchSize) / rate + ((this.epochs - epoch - 1) * this.stepsPerEpoch * this.batchSize) / rate;
+    const w = String(this.stepsPerEpoch).length;
+    this.log(`epoch ${epoch + 1}/${this.epochs} [${String(b).padStart(w)}/${this.stepsPerEpoch}] ${text} | ${rate.toFixed(0)} samples/s | ETA ${fmtTime(left)}`, this.isTTY && !last);
+  }
+}

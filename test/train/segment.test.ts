@@ -11,6 +11,7 @@ import * as T from '../../src/torch';
 import { FashionScenes, SCENE_CLASSES } from '../../src/data/fashion-scenes';
 import { enetClassWeights, trainSegmentation } from '../../src/train/segment';
 import { saveSegmentationOverlays } from '../../src/report/overlay';
+import { readCheckpoint } from '../../src/train/checkpoint';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-seg-'));
 
@@ -67,10 +68,31 @@ test('a short ENet run on Fashion-MNIST scenes learns and writes its checkpoint,
   const r = await trainSegmentation({ epochs: 2, lr: 2e-3, limitBatches: 50, batchSize: 16, threads: 2, scenes: { size: 48, trainCount: 800, testCount: 200, maxItems: 3 }, outDir: out }, () => {});
   assert.equal(r.history.length, 2);
   assert.ok(r.history[1].trainLoss < r.history[0].trainLoss, `train loss ${r.history.map((h) => h.trainLoss)}`);
-  assert.ok(r.final.testMIoU > 0.04, `test mIoU ${r.final.testMIoU}`);
+  assert.equal(r.status, 'finished');
+  assert.ok(r.final!.testMIoU > 0.04, `test mIoU ${r.final!.testMIoU}`);
   for (const f of [r.checkpoint, r.weights, r.report, r.curves, r.overlays]) assert.ok(fs.existsSync(f), f);
   const meta = await sharp(r.overlays).metadata();
   assert.equal(meta.width, (3 * 48 + 4) * 3);
   assert.equal(r.classWeights!.length, 11);
   assert.ok(r.classWeights![0] < r.classWeights![1], 'background weighs least');
+});
+
+test('segment resumes after its last finished epoch and ends exactly as an uninterrupted run', async () => {
+  const cfg = { epochs: 2, lr: 2e-3, limitBatches: 6, batchSize: 8, threads: 1, scenes: { size: 32, trainCount: 120, testCount: 16, maxItems: 2 } };
+  const full = await trainSegmentation({ ...cfg, outDir: tmp() }, () => {});
+  // Ctrl-C during epoch 2 (SIGINT arrives as epoch 1 is reported): the run stops, epoch 1's checkpoint stays.
+  const dir = tmp();
+  const cut = await trainSegmentation({ ...cfg, outDir: dir }, (l) => {
+    if (l.startsWith('epoch 1/2:')) process.emit('SIGINT');
+  });
+  assert.equal(cut.status, 'interrupted');
+  assert.equal(cut.history.length, 1);
+  assert.equal(readCheckpoint(cut.checkpoint).state.epoch, 1);
+  const resumed = await trainSegmentation({ resume: path.join(dir, 'checkpoint.safetensors'), outDir: dir }, () => {});
+  assert.equal(resumed.history.length, 2);
+  assert.equal(resumed.final!.testMIoU, full.final!.testMIoU);
+  for (const [k, t] of Object.entries(full.model.stateDict())) {
+    assert.equal(t.sub(resumed.model.stateDict()[k]).abs().max().item(), 0, `${k} equal after resume`);
+  }
+  await assert.rejects(trainSegmentation({ resume: '/nonexistent/c.safetensors' }, () => {}), /no such file/);
 });

@@ -3,7 +3,7 @@
 // the difference is the targets alone. Writes both runs, the teacher's numbers and a comparison.
 import * as path from 'node:path';
 import { TrainConfig, Logger, evaluate } from '../train/trainer';
-import { makeLoaders } from '../train/datasets';
+import { imageSize, makeLoaders } from '../train/datasets';
 import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createModel } from '../models/registry';
@@ -67,7 +67,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const data = base.data ?? { kind: 'fashion-mnist' as const };
   const loaders = makeLoaders(data, { batchSize: 500, seed: 0, augment: false });
   const teacher = loadTeacher({ file: teacherFile, model: c.teacherModel, modelOptions: c.teacherOptions }, { numClasses: loaders.numClasses, inChannels: loaders.inChannels, data });
-  const size = data.kind === 'fashion-mnist' ? 28 : (data.size ?? 32);
+  const size = imageSize(data);
   const input = [1, loaders.inChannels, size, size];
   const facts = (m: Module): { parameters: number; multAdds: number } => {
     const s = summary(m, input);

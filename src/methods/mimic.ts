@@ -6,7 +6,7 @@
 import { Tensor, noGrad } from '../torch';
 import { Classifier } from '../models/common';
 import { ModelName, createModel, isModelName } from '../models/registry';
-import { readCheckpoint, loadWeights } from '../train/checkpoint';
+import { CheckpointContents, fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
 import type { DataSpec } from '../train/datasets';
 
 /** ½ · squared L2 distance between student and teacher logits, summed over classes, averaged over the batch. */
@@ -40,8 +40,11 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   let name = spec.model;
   let options = spec.modelOptions ?? {};
   let testTop1: number | null = null;
+  // Read once: a checkpoint gives both the teacher's config and its weights.
+  let checkpoint: CheckpointContents | null = null;
   try {
-    const { state } = readCheckpoint(spec.file);
+    checkpoint = readCheckpoint(spec.file);
+    const { state } = checkpoint;
     const cfg = state.config as { model: ModelName; modelOptions: Record<string, unknown>; data: DataSpec };
     const { history } = state as { history?: { testTop1: number }[] };
     if (JSON.stringify(normalizeData(cfg.data)) !== JSON.stringify(normalizeData(ctx.data))) {
@@ -56,7 +59,8 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   if (!name) throw new Error(`teacher ${spec.file} holds plain weights: name its model (teacherModel)`);
   if (!isModelName(name)) throw new Error(`teacher model '${name}' is not a registered model`);
   const model = createModel(name, { ...options, numClasses: ctx.numClasses, inChannels: ctx.inChannels, smallInput: true });
-  loadWeights(spec.file, model);
+  if (checkpoint) fitWeights(model, checkpoint.model, `teacher ${spec.file} does not fit its model`);
+  else loadWeights(spec.file, model);
   model.eval();
   model.freeze();
   return { model, name, testTop1, logits: (x) => noGrad(() => model.forward(x)) };

@@ -5,8 +5,8 @@
 import * as path from 'node:path';
 import { randn, saveSafetensors } from '../torch';
 import { TrainConfig, Logger, evaluate } from '../train/trainer';
-import { makeLoaders } from '../train/datasets';
-import { readCheckpoint, loadWeights } from '../train/checkpoint';
+import { imageSize, makeLoaders } from '../train/datasets';
+import { fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
 import { summary } from '../metrics/summary';
 import { measureLatency } from '../metrics/speed';
 import { ModelName, createModel } from '../models/registry';
@@ -52,21 +52,26 @@ export interface FilterPruneResult {
 
 export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => console.log(l)): Promise<FilterPruneResult> {
   const keepRate = c.keepRate ?? FILTER_PRUNE_DEFAULTS.keepRate;
-  const { state } = readCheckpoint(c.checkpoint);
+  const checkpoint = readCheckpoint(c.checkpoint);
+  const { state } = checkpoint;
   const cfg = state.config as TrainConfig;
   const loaders = makeLoaders(cfg.data, { batchSize: 500, seed: 0, augment: false });
   const build = (extra: Record<string, unknown> = {}): Classifier =>
     createModel(cfg.model as ModelName, { ...cfg.modelOptions, ...extra, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
-  const original = build();
-  loadWeights(c.checkpoint, original);
+  // The file is read once; the original and the copy to prune both load its weights.
+  const trained = (): Classifier => {
+    const m = build();
+    fitWeights(m, checkpoint.model, `checkpoint ${c.checkpoint} does not fit the model`);
+    return m;
+  };
+  const original = trained();
   if (!isFilterPrunable(original)) throw new Error(`filter pruning knows the layer structure of cnn and mobilenet_v1; ${cfg.model} is not supported yet`);
   const limit = c.recipe?.limitBatches ?? 0;
   const top1 = async (m: Classifier): Promise<number> => (await evaluate(m, loaders.test, limit)).top1;
 
   log(`${cfg.model} from ${c.checkpoint}: evaluating`);
   const originalTop1 = await top1(original);
-  const pruned = build();
-  loadWeights(c.checkpoint, pruned);
+  const pruned = trained();
   if (!isFilterPrunable(pruned)) throw new Error('unreachable');
   const layers = pruneFilters(pruned, keepRate);
   const options = pruned.channelOptions();
@@ -86,7 +91,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
   const finetuned = build(options);
   loadWeights(finetune.weights, finetuned);
 
-  const size = cfg.data.kind === 'fashion-mnist' ? 28 : (cfg.data.size ?? 32);
+  const size = imageSize(cfg.data);
   const input = [c.latencyBatch ?? FILTER_PRUNE_DEFAULTS.latencyBatch, loaders.inChannels, size, size];
   log(`measuring CPU latency at batch ${input[0]} (original and pruned in turns)`);
   const [tOrig, tPruned] = measureLatency([original, finetuned], randn(input).keep());

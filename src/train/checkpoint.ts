@@ -84,13 +84,23 @@ function splitCheckpoint(file: string, { tensors, metadata }: ReturnType<typeof 
 /** Loads model weights (checked by name, shape and dtype) and restores the RNG; returns the rest. */
 export function restoreCheckpoint(file: string, model: Module): CheckpointContents {
   const c = readCheckpoint(file);
-  try {
-    model.loadStateDict(c.model);
-  } catch (e) {
-    throw new Error(`checkpoint ${file} does not fit the model: ${(e as Error).message}`);
-  }
-  if (c.rng) setRngState(c.rng);
+  applyCheckpoint(file, c, model);
   return c;
+}
+
+/** restoreCheckpoint for contents already read (a resuming run reads them first for its config). */
+export function applyCheckpoint(file: string, c: CheckpointContents, model: Module): void {
+  fitWeights(model, c.model, `checkpoint ${file} does not fit the model`);
+  if (c.rng) setRngState(c.rng);
+}
+
+/** model.loadStateDict(sd), its error prefixed with what was being loaded. */
+export function fitWeights(model: Module, sd: Record<string, Tensor>, what: string): void {
+  try {
+    model.loadStateDict(sd);
+  } catch (e) {
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -102,10 +112,6 @@ export function loadWeights(file: string, model: Module): CheckpointContents | n
   if (!fs.existsSync(file)) throw new Error(`weights ${file}: no such file`);
   const loaded = loadSafetensors(file);
   const c = loaded.metadata.format === CHECKPOINT_FORMAT ? splitCheckpoint(file, loaded) : null;
-  try {
-    model.loadStateDict(c ? c.model : loaded.tensors);
-  } catch (e) {
-    throw new Error(`weights ${file} do not fit the model: ${(e as Error).message}`);
-  }
+  fitWeights(model, c ? c.model : loaded.tensors, `weights ${file} do not fit the model`);
   return c;
 }

@@ -14,6 +14,11 @@ export interface Loaders {
   classes: readonly string[];
 }
 
+/** The side of the square images a data spec yields: 28 for Fashion-MNIST, the resize size for folders. */
+export function imageSize(spec: DataSpec): number {
+  return spec.kind === 'fashion-mnist' ? 28 : (spec.size ?? 32);
+}
+
 export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number; augment: boolean }): Loaders {
   if (spec.kind === 'fashion-mnist') {
     const train = loadFashionMNIST({ split: 'train', root: spec.root });
@@ -28,7 +33,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
       classes: train.classes ?? [],
     };
   }
-  const size = spec.size ?? 32;
+  const size = imageSize(spec);
   const channels = spec.channels ?? 3;
   const train = new ImageFolder(spec.train, { size, channels });
   const test = new ImageFolder(spec.test, { size, channels });

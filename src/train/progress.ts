@@ -3,6 +3,27 @@
 
 export type Logger = (line: string, transient?: boolean) => void;
 
+/**
+ * Ctrl-C asks a run to stop after its current step (it polls `requested`); a second Ctrl-C quits at once.
+ * Training is synchronous libtorch work, so the loop must yield to the event loop now and then for the
+ * signal to arrive.
+ */
+export function watchInterrupt(log: Logger, message: string): { readonly requested: boolean; dispose(): void } {
+  let requested = false;
+  const onSigint = (): void => {
+    if (requested) process.exit(130);
+    requested = true;
+    log(`\ninterrupt: ${message} (Ctrl-C again to quit at once)`);
+  };
+  process.on('SIGINT', onSigint);
+  return {
+    get requested() {
+      return requested;
+    },
+    dispose: () => void process.off('SIGINT', onSigint),
+  };
+}
+
 export const fmtTime = (s: number): string =>
   s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
 

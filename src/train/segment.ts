@@ -15,8 +15,8 @@ import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 import { makeOptimizer } from './optimizers';
-import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
-import { Logger, Progress, fmtTime } from './progress';
+import { applyCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
+import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError } from './trainer';
 
 export interface SegmentConfig {
@@ -127,19 +127,13 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   let first = 0;
   if (resumed && cfgIn.resume) {
     // Weights and the RNG as they were at that epoch's end; the optimizer's moments and the schedule too.
-    restoreCheckpoint(cfgIn.resume, model);
+    applyCheckpoint(cfgIn.resume, resumed, model);
     if (resumed.optimizer) opt.loadStateDict(resumed.optimizer);
     history = (resumed.state.history as SegmentEpoch[]) ?? [];
     first = resumed.state.epoch;
     log(`resumed from ${cfgIn.resume} after epoch ${first}`);
   }
-  let interrupted = false;
-  const onSigint = (): void => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log('\ninterrupt: stopping after this step (Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = watchInterrupt(log, 'stopping after this step');
   try {
     for (let epoch = first; epoch < cfg.epochs; epoch++) {
       model.train();
@@ -168,9 +162,9 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         progress.update(epoch, b, seen, `loss ${(lossSum / seen).toFixed(4)}`);
         // Let the event loop breathe (Ctrl-C, prefetch) now and then.
         if (b % 20 === 0) await new Promise((r) => setImmediate(r));
-        if (interrupted) break;
+        if (interrupt.requested) break;
       }
-      if (interrupted) {
+      if (interrupt.requested) {
         const last = history.length ? `; continue with: tsvision segment --resume ${files.checkpoint}` : '';
         log(`stopped in epoch ${epoch + 1}; the checkpoint of the last finished epoch (${history.length}) is kept${last}`);
         return { status: 'interrupted', history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
@@ -189,7 +183,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
       await writeOverlays(model, testSet, files.overlays, classes);
     }
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
   }
   saveSafetensors(files.weights, model.stateDict(), { format: 'pt' });
   const final = history[history.length - 1];

@@ -11,10 +11,10 @@ import { Batch, DataLoader, disposeBatch } from '../data';
 import { ClassificationMeter } from '../metrics/classification';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
-import { Logger, Progress, fmtTime } from './progress';
+import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, makeLoaders } from './datasets';
-import { loadWeights, readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 
 export interface TrainConfig {
@@ -142,7 +142,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   let step = 0;
   let history: EpochRecord[] = [];
   if (cfgIn.resume && resumed) {
-    restoreCheckpoint(cfgIn.resume, model);
+    applyCheckpoint(cfgIn.resume, resumed, model);
     if (resumed.optimizer) opt.loadStateDict(resumed.optimizer);
     ({ epoch, batch: startBatch, step } = resumed.state);
     history = (resumed.state.history as EpochRecord[]) ?? [];
@@ -160,13 +160,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history }, method?.stateDict?.() ?? {});
   };
 
-  let interrupted = false;
-  const onSigint = (): void => {
-    if (interrupted) process.exit(130); // a second Ctrl-C means now
-    interrupted = true;
-    log('\ninterrupt: finishing this step, then saving a checkpoint (Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
   log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
@@ -197,7 +191,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           throw new NonFiniteLossError(`loss became ${loss} at epoch ${epoch + 1}, batch ${b} (step ${step}); stopped without saving: ${where}. Try a lower --lr or --clip-grad-norm.`);
         }
         progress.update(epoch, b, meter.count, `loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}%`);
-        if (interrupted || (cfg.stopAfterSteps && step >= cfg.stopAfterSteps)) {
+        if (interrupt.requested || (cfg.stopAfterSteps && step >= cfg.stopAfterSteps)) {
           await batches.return(undefined);
           save(epoch, b);
           log(`saved ${ckptFile} at epoch ${epoch + 1}, batch ${b}; continue with: tsvision train --resume ${ckptFile}`);
@@ -223,7 +217,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     }
     return finish('finished');
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
   }
 
   async function writeReport(): Promise<void> {

@@ -12,11 +12,21 @@ must equal tsvision's, which is what the tests check.
 - ENet (Paszke et al. 2016, Table 1, Fig. 2) as the authors' Torch code builds it: BN eps 1e-3, PReLU in
   the encoder and ReLU in the decoder, biases only on the middle convolutions, spatial dropout 0.01 / 0.1,
   max-unpooling shortcuts in the decoder and a 2x2/2 transposed conv at the end.
+- Dilated ResNet backbones: torchvision's ResNet (narrowed by `width`), made atrous after the fact the way
+  the DeepLab papers state the algorithm: a removed stride leaves its own conv at the current rate and
+  doubles the rate of every 3x3 conv after it; DeepLab-V3's multi-grid sets layer4's block i to rate x grid[i].
+- DeepLab-V3 (Chen et al. 2017, sec. 3.3): torchvision's ASPP module (its extra dropout removed, as in the
+  paper) and a 1x1 classifier; logits upsampled bilinearly.
+- PSPNet (Zhao et al. 2017, Fig. 3, sec. 3.4): pyramid pooling module as in the authors' PyTorch code (semseg),
+  3x3 conv head with dropout 0.1, auxiliary head on layer3 weighted 0.4.
+- ICNet (Zhao et al. 2018, Figs. 2-3): sub1 convs, backbone shared by the 1/2 and 1/4 branches, summing
+  pyramid pooling, two cascade feature fusion units, label guidance weighted 0.16 / 0.4 / 1.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+from torchvision.models.segmentation.deeplabv3 import ASPP
 from torchvision.ops import SqueezeExcitation
 
 
@@ -232,4 +242,137 @@ class ENet(nn.Module):
         return self.fullconv(x)
 
 
-MODELS = {'mobilenet_v1': MobileNetV1, 'se_resnet50': se_resnet50, 'xception': Xception, 'enet': ENet}
+def resnet_backbone(depth=50, width=64, in_channels=3, output_stride=32, multi_grid=None):
+    block, layers = {18: (BasicBlock, [2, 2, 2, 2]), 34: (BasicBlock, [3, 4, 6, 3]), 50: (Bottleneck, [3, 4, 6, 3]), 101: (Bottleneck, [3, 4, 23, 3])}[depth]
+    net = ResNet(block, layers)
+    if width != 64 or in_channels != 3:  # torchvision's own _make_layer, from a narrower stem
+        net.inplanes = width
+        net.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+        net.bn1 = nn.BatchNorm2d(width)
+        net.layer1 = net._make_layer(block, width, layers[0])
+        for i in (2, 3, 4):
+            setattr(net, f'layer{i}', net._make_layer(block, width * 2 ** (i - 1), layers[i - 1], stride=2))
+    del net.fc, net.avgpool
+    dilate = {8: (False, True, True), 16: (False, False, True), 32: (False, False, False)}[output_stride]
+    rate = 1
+    for li, layer in enumerate([net.layer2, net.layer3, net.layer4]):
+        for bi, blk in enumerate(layer):
+            for c in [m for m in blk.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]:
+                c.dilation = c.padding = (rate, rate)
+                if dilate[li] and c.stride == (2, 2):
+                    c.stride = (1, 1)
+                    rate *= 2
+            if dilate[li] and blk.downsample is not None:
+                blk.downsample[0].stride = (1, 1)
+    if multi_grid:
+        for g, blk in zip(multi_grid, net.layer4):
+            for c in [m for m in blk.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]:
+                c.dilation = c.padding = (rate * g, rate * g)
+    return net
+
+
+def backbone_features(net, x):
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    c2 = net.layer1(x)
+    c3 = net.layer2(c2)
+    c4 = net.layer3(c3)
+    return c2, c3, c4, net.layer4(c4)
+
+
+def up(x, size):
+    return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=False)
+
+
+def conv_bn_relu_seq(i, o, k, s=1, d=1):
+    return nn.Sequential(nn.Conv2d(i, o, k, s, d * (k - 1) // 2, d, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+
+
+class DeepLabV3(nn.Module):
+    def __init__(self, num_classes=21, depth=50, width=64, in_channels=3, output_stride=16, multi_grid=(1, 2, 4), atrous_rates=(6, 12, 18), channels=256):
+        super().__init__()
+        self.backbone = resnet_backbone(depth, width, in_channels, output_stride, multi_grid)
+        feats = width * 8 * (4 if depth >= 50 else 1)
+        self.aspp = ASPP(feats, [r * 16 // output_stride for r in atrous_rates], channels)
+        self.aspp.project = self.aspp.project[:3]
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x):
+        return up(self.classifier(self.aspp(backbone_features(self.backbone, x)[3])), x.shape[-2:])
+
+
+class PSPNet(nn.Module):
+    def __init__(self, num_classes=21, depth=50, width=64, in_channels=3, output_stride=8, bins=(1, 2, 3, 6), head_channels=512, aux_channels=256, aux_weight=0.4, dropout=0.1):
+        super().__init__()
+        self.backbone = resnet_backbone(depth, width, in_channels, output_stride)
+        c = width * 8 * (4 if depth >= 50 else 1)
+        self.ppm = nn.Module()
+        self.ppm.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(b), *conv_bn_relu_seq(c, c // len(bins), 1)) for b in bins])
+        self.head = nn.Sequential(*conv_bn_relu_seq(2 * c, head_channels, 3), nn.Dropout2d(dropout), nn.Conv2d(head_channels, num_classes, 1))
+        self.aux = nn.Sequential(*conv_bn_relu_seq(c // 2, aux_channels, 3), nn.Dropout2d(dropout), nn.Conv2d(aux_channels, num_classes, 1))
+        self.aux_weight = aux_weight
+
+    def heads(self, x):
+        _, _, c4, c5 = backbone_features(self.backbone, x)
+        pyramid = torch.cat([c5] + [up(s(c5), c5.shape[-2:]) for s in self.ppm.stages], 1)
+        return self.head(pyramid), self.aux(c4)
+
+    def forward(self, x):
+        return up(self.heads(x)[0], x.shape[-2:])
+
+    def loss(self, x, t, weight=None):
+        main, aux = self.heads(x)
+        ce = lambda z: F.cross_entropy(up(z, t.shape[-2:]), t, weight=weight, ignore_index=255)
+        return ce(main) + self.aux_weight * ce(aux)
+
+
+class CFF(nn.Module):
+    def __init__(self, low, high, out, num_classes):
+        super().__init__()
+        self.low = nn.Sequential(nn.Conv2d(low, out, 3, padding=2, dilation=2, bias=False), nn.BatchNorm2d(out))
+        self.high = nn.Sequential(nn.Conv2d(high, out, 1, bias=False), nn.BatchNorm2d(out))
+        self.classifier = nn.Conv2d(low, num_classes, 1)
+
+    def forward(self, low, high):
+        low = up(low, high.shape[-2:])
+        return F.relu(self.low(low) + self.high(high)), self.classifier(low)
+
+
+class ICNet(nn.Module):
+    def __init__(self, num_classes=19, depth=50, width=64, in_channels=3, sub1=(32, 32, 64), bins=(1, 2, 3, 6), psp_channels=256, cff_channels=128, lambdas=(0.16, 0.4, 1.0)):
+        super().__init__()
+        a, b, c = sub1
+        self.sub1 = nn.Sequential(conv_bn_relu_seq(in_channels, a, 3, 2), conv_bn_relu_seq(a, b, 3, 2), conv_bn_relu_seq(b, c, 3, 2))
+        self.backbone = resnet_backbone(depth, width, in_channels, 8)
+        f4 = width * 8 * (4 if depth >= 50 else 1)
+        self.bins = bins
+        self.pspReduce = conv_bn_relu_seq(f4, psp_channels, 1)
+        self.cff24 = CFF(psp_channels, f4 // 4, cff_channels, num_classes)
+        self.cff12 = CFF(cff_channels, c, cff_channels, num_classes)
+        self.classifier = nn.Conv2d(cff_channels, num_classes, 1)
+        self.lambdas = lambdas
+
+    def cascade(self, x):
+        h, w = x.shape[-2:]
+        half = lambda t: F.interpolate(t, scale_factor=0.5, mode='bilinear', align_corners=False)
+        n = self.backbone
+        f1 = self.sub1(x)
+        f2 = n.layer2(n.layer1(n.maxpool(n.relu(n.bn1(n.conv1(half(x)))))))
+        f4 = n.layer4(n.layer3(half(f2)))
+        f4 = self.pspReduce(f4 + sum(up(F.adaptive_avg_pool2d(f4, b), f4.shape[-2:]) for b in self.bins))
+        f24, g4 = self.cff24(f4, f2)
+        f12, g24 = self.cff12(f24, f1)
+        return self.classifier(up(f12, ((h + 3) // 4, (w + 3) // 4))), g24, g4
+
+    def forward(self, x):
+        return up(self.cascade(x)[0], x.shape[-2:])
+
+    def loss(self, x, t, weight=None):
+        def ce(z):
+            lab = F.interpolate(t[:, None].float(), size=z.shape[-2:], mode='nearest')[:, 0].long()
+            return F.cross_entropy(z, lab, weight=weight, ignore_index=255)
+        z124, z24, z4 = self.cascade(x)
+        l1, l2, l3 = self.lambdas
+        return l3 * ce(z124) + l2 * ce(z24) + l1 * ce(z4)
+
+
+MODELS = {'mobilenet_v1': MobileNetV1, 'se_resnet50': se_resnet50, 'xception': Xception, 'enet': ENet, 'deeplabv3': DeepLabV3, 'pspnet': PSPNet, 'icnet': ICNet}

@@ -10,6 +10,7 @@
 // as in the authors' Torch code.
 import { Tensor, cat, maxPool2dWithIndices, maxUnpool2d, pad } from '../torch';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, Dropout2d, Module, PReLU, ReLU, Sequential } from '../nn';
+import { SegmentationNet } from './segmentation';
 
 /** The paper's hyperparameters. */
 export const ENET_DEFAULTS = {
@@ -153,7 +154,10 @@ const SECTION_2: BottleneckKind[] = [
 ];
 
 /** ENet: logits [N, numClasses, H, W] for images [N, C, H, W] with H and W multiples of 8. */
-export class ENet extends Module {
+export class ENet extends SegmentationNet {
+  readonly numClasses: number;
+  /** Three halvings, undone exactly by max-unpooling. */
+  readonly sizeMultiple = 8;
   initial: InitialBlock;
   bottleneck1_0: DownsamplingBottleneck;
   stage1: Sequential;
@@ -170,7 +174,7 @@ export class ENet extends Module {
     super();
     const p1 = o.dropoutStage1 ?? ENET_DEFAULTS.dropoutStage1;
     const p = o.dropout ?? ENET_DEFAULTS.dropout;
-    const numClasses = o.numClasses ?? 19;
+    const numClasses = (this.numClasses = o.numClasses ?? 19);
     this.initial = new InitialBlock(o.inChannels ?? 3);
     this.bottleneck1_0 = new DownsamplingBottleneck(16, 64, p1);
     this.stage1 = new Sequential(...Array.from({ length: 4 }, () => new ENetBottleneck(64, { kind: 'regular' }, { dropout: p1 })));
@@ -186,8 +190,8 @@ export class ENet extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    this.checkSize(x);
     const [h, w] = x.shape.slice(-2);
-    if (h % 8 || w % 8) throw new Error(`ENet: input height and width must be multiples of 8 (three halvings and back), got ${h}×${w}`);
     const x0 = this.initial.forward(x);
     const d1 = this.bottleneck1_0.forward(x0);
     const x1 = this.stage1.forward(d1.output);

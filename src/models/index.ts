@@ -1,4 +1,4 @@
-// tsvision.models: the classification networks and their registry.
+// tsvision.models: the classification and segmentation networks and their registries.
 export * from './common';
 export * from './resnet';
 export * from './senet';
@@ -6,5 +6,9 @@ export * from './mobilenet';
 export * from './xception';
 export * from './cnn';
 export * from './shallow';
+export * from './segmentation';
 export * from './enet';
+export * from './deeplabv3';
+export * from './pspnet';
+export * from './icnet';
 export * from './registry';

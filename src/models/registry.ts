@@ -5,6 +5,11 @@ import { ResNet, ResNetOptions, ResNetSmall, ResNetSmallOptions, resnet101, resn
 import { seResnet50 } from './senet';
 import { Xception, XceptionOptions, xception } from './xception';
 import { ShallowNet, ShallowNetOptions, shallowNet } from './shallow';
+import { ENetOptions, enet } from './enet';
+import { DeepLabV3Options, deeplabv3 } from './deeplabv3';
+import { PSPNetOptions, pspnet } from './pspnet';
+import { ICNetOptions, icnet } from './icnet';
+import { SegmentationNet } from './segmentation';
 
 /** The options each registered model accepts. */
 export interface ModelOptions {
@@ -70,4 +75,39 @@ export function createModel<N extends ModelName>(name: N, options: ModelOptions[
   if (!isModelName(name)) throw new Error(`unknown model '${String(name)}'; known: ${listModels().join(', ')}`);
   const entry = REGISTRY[name] as Entry<N>;
   return entry.create(options);
+}
+
+// ---- segmentation ---------------------------------------------------------------------------------------
+/** The options each segmentation network accepts. */
+export interface SegmentationModelOptions {
+  enet: ENetOptions;
+  deeplabv3: DeepLabV3Options;
+  pspnet: PSPNetOptions;
+  icnet: ICNetOptions;
+}
+export type SegmentationModelName = keyof SegmentationModelOptions;
+
+const SEGMENTATION: { [N in SegmentationModelName]: { create: (o: SegmentationModelOptions[N]) => SegmentationNet; description: string } } = {
+  enet: { create: enet, description: 'ENet (Paszke et al. 2016): real-time encoder-decoder with max-unpooling, 0.37M parameters' },
+  deeplabv3: { create: deeplabv3, description: 'DeepLab-V3 (Chen et al. 2017): dilated ResNet, multi-grid, ASPP with image pooling' },
+  pspnet: { create: pspnet, description: 'PSPNet (Zhao et al. 2017): dilated ResNet, pyramid pooling (1, 2, 3, 6), auxiliary loss' },
+  icnet: { create: icnet, description: 'ICNet (Zhao et al. 2018): image cascade (1, 1/2, 1/4), cascade feature fusion, label guidance' },
+};
+
+export function listSegmentationModels(): SegmentationModelName[] {
+  return Object.keys(SEGMENTATION) as SegmentationModelName[];
+}
+
+export function isSegmentationModelName(name: string): name is SegmentationModelName {
+  return Object.prototype.hasOwnProperty.call(SEGMENTATION, name);
+}
+
+export function describeSegmentationModel(name: SegmentationModelName): string {
+  return SEGMENTATION[name].description;
+}
+
+/** Builds a segmentation network by name: createSegmentationModel('icnet', { numClasses: 19, backbone: 'resnet18' }). */
+export function createSegmentationModel<N extends SegmentationModelName>(name: N, options: SegmentationModelOptions[N] = {}): SegmentationNet {
+  if (!isSegmentationModelName(name)) throw new Error(`unknown segmentation model '${String(name)}'; known: ${listSegmentationModels().join(', ')}`);
+  return (SEGMENTATION[name].create as (o: SegmentationModelOptions[N]) => SegmentationNet)(options);
 }

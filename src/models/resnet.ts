@@ -17,7 +17,11 @@ export interface BlockConfig {
   stride: number;
   /** 1×1 projection shortcut (Eq. 2, option B) when the shape changes; null: identity shortcut (Eq. 1). */
   downsample: Sequential | null;
+  /** Dilation of the (first) 3×3 convolution. */
   dilation: number;
+  /** Dilation of a BasicBlock's second 3×3 (default: dilation): the first block of a dilated stage keeps the
+   * old rate where the stride was and uses the new one after it, as torchvision's Bottleneck does. */
+  dilation2?: number;
   /** SE reduction ratio, or 0 for a plain residual block (Hu et al.: SE on the residual branch). */
   se: number;
 }
@@ -35,10 +39,11 @@ export class BasicBlock extends Module {
 
   constructor(inplanes: number, planes: number, c: BlockConfig) {
     super();
-    if (c.dilation > 1) throw new Error('BasicBlock: dilation > 1 is not supported (as in torchvision)');
-    this.conv1 = conv3x3(inplanes, planes, c.stride);
+    // torchvision refuses dilation here; dilated ResNet-18/34 backbones (DeepLab, PSPNet, ICNet on small
+    // budgets) need it, and the atrous rule is the same as in the bottleneck.
+    this.conv1 = conv3x3(inplanes, planes, c.stride, c.dilation);
     this.bn1 = new BatchNorm2d(planes);
-    this.conv2 = conv3x3(planes, planes);
+    this.conv2 = conv3x3(planes, planes, 1, c.dilation2 ?? c.dilation);
     this.bn2 = new BatchNorm2d(planes);
     this.se = c.se ? new SqueezeExcite(planes, c.se) : null;
     this.downsample = c.downsample;
@@ -115,6 +120,13 @@ export interface ResNetOptions extends ClassifierOptions {
   zeroInitResidual?: boolean;
   /** Squeeze-and-Excitation reduction ratio on every block (0: none). SE-ResNet uses 16. */
   se?: number;
+  /**
+   * DeepLab-V3's Multi_Grid (§3.2): unit rates of layer4's blocks, multiplied by the stage's rate — (1, 2, 4)
+   * at output stride 16 gives rates (2, 4, 8). Needs layer4 dilated.
+   */
+  multiGrid?: number[];
+  /** Channels of the stem and layer1 (64 in the paper; each later stage doubles them): narrow backbones. */
+  width?: number;
 }
 
 export class ResNet extends Classifier {
@@ -127,8 +139,10 @@ export class ResNet extends Classifier {
   layer3: Sequential;
   layer4: Sequential;
   avgpool = new AdaptiveAvgPool2d(1);
-  fc: Linear;
-  private inplanes = 64;
+  /** null with numClasses 0: a headless backbone whose forward returns the pooled features. */
+  fc: Linear | null;
+  readonly featureChannels: number;
+  private inplanes: number;
   private dilation = 1;
 
   constructor(block: BlockType, layers: [number, number, number, number], o: ResNetOptions = {}) {
@@ -136,17 +150,21 @@ export class ResNet extends Classifier {
     const { numClasses, inChannels, smallInput } = commonDefaults(o);
     const dilate = o.replaceStrideWithDilation ?? [false, false, false];
     const se = o.se ?? 0;
+    const w = o.width ?? 64;
+    if (o.multiGrid && !dilate[2]) throw new Error('ResNet: multiGrid needs layer4 dilated (replaceStrideWithDilation[2])');
+    this.inplanes = w;
     // Table 1: conv1 7×7/2 then 3×3/2 max-pool; the small-input stem keeps full resolution.
     this.conv1 = smallInput
-      ? new Conv2d(inChannels, 64, 3, { stride: 1, padding: 1, bias: false })
-      : new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false });
-    this.bn1 = new BatchNorm2d(64);
+      ? new Conv2d(inChannels, w, 3, { stride: 1, padding: 1, bias: false })
+      : new Conv2d(inChannels, w, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = new BatchNorm2d(w);
     this.maxpool = smallInput ? new Identity() : new MaxPool2d(3, { stride: 2, padding: 1 });
-    this.layer1 = this.makeLayer(block, 64, layers[0], 1, false, se);
-    this.layer2 = this.makeLayer(block, 128, layers[1], 2, dilate[0], se);
-    this.layer3 = this.makeLayer(block, 256, layers[2], 2, dilate[1], se);
-    this.layer4 = this.makeLayer(block, 512, layers[3], 2, dilate[2], se);
-    this.fc = new Linear(512 * block.expansion, numClasses);
+    this.layer1 = this.makeLayer(block, w, layers[0], 1, false, se);
+    this.layer2 = this.makeLayer(block, 2 * w, layers[1], 2, dilate[0], se);
+    this.layer3 = this.makeLayer(block, 4 * w, layers[2], 2, dilate[1], se);
+    this.layer4 = this.makeLayer(block, 8 * w, layers[3], 2, dilate[2], se, o.multiGrid);
+    this.featureChannels = 8 * w * block.expansion;
+    this.fc = numClasses > 0 ? new Linear(this.featureChannels, numClasses) : null;
 
     initConvNet(this, 'default');
     if (o.zeroInitResidual) {
@@ -154,25 +172,35 @@ export class ResNet extends Classifier {
     }
   }
 
-  /** torchvision's _make_layer: the first block changes stride/width, the rest keep them. */
-  private makeLayer(block: BlockType, planes: number, blocks: number, stride: number, dilate: boolean, se: number): Sequential {
+  /**
+   * torchvision's _make_layer: the first block changes stride/width, the rest keep them. A dilated stage
+   * trades its stride for a rate (the atrous algorithm); with a multi-grid, block i uses rate × grid[i].
+   */
+  private makeLayer(block: BlockType, planes: number, blocks: number, stride: number, dilate: boolean, se: number, multiGrid?: number[]): Sequential {
     const previousDilation = this.dilation;
     if (dilate) {
       this.dilation *= stride;
       stride = 1;
     }
+    if (multiGrid && multiGrid.length !== blocks) throw new Error(`ResNet: multiGrid needs one rate per block of layer4 (${blocks}), got ${multiGrid.length}`);
+    const rate = (i: number): number => (multiGrid ? this.dilation * multiGrid[i] : this.dilation);
     const outC = planes * block.expansion;
     const downsample = stride !== 1 || this.inplanes !== outC ? new Sequential(conv1x1(this.inplanes, outC, stride), new BatchNorm2d(outC)) : null;
-    const out: ResidualBlock[] = [new block(this.inplanes, planes, { stride, downsample, dilation: previousDilation, se })];
+    const first = multiGrid ? rate(0) : previousDilation;
+    const out: ResidualBlock[] = [new block(this.inplanes, planes, { stride, downsample, dilation: first, dilation2: rate(0), se })];
     this.inplanes = outC;
-    for (let i = 1; i < blocks; i++) out.push(new block(this.inplanes, planes, { stride: 1, downsample: null, dilation: this.dilation, se }));
+    for (let i = 1; i < blocks; i++) out.push(new block(this.inplanes, planes, { stride: 1, downsample: null, dilation: rate(i), se }));
     return new Sequential(...out);
+  }
+
+  /** conv1, BN, ReLU, max-pool: stride 4 (1 with the small-input stem). */
+  stem(x: Tensor): Tensor {
+    return this.maxpool.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(x))));
   }
 
   /** The feature maps after layer1..layer4 (strides 4, 8, 16, 32 without dilation): backbone use. */
   forwardFeatures(x: Tensor): [Tensor, Tensor, Tensor, Tensor] {
-    x = this.maxpool.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(x))));
-    const c2 = this.layer1.forward(x);
+    const c2 = this.layer1.forward(this.stem(x));
     const c3 = this.layer2.forward(c2);
     const c4 = this.layer3.forward(c3);
     const c5 = this.layer4.forward(c4);
@@ -180,8 +208,8 @@ export class ResNet extends Classifier {
   }
 
   forward(x: Tensor): Tensor {
-    const c5 = this.forwardFeatures(x)[3];
-    return this.fc.forward(this.avgpool.forward(c5).flatten(1));
+    const pooled = this.avgpool.forward(this.forwardFeatures(x)[3]).flatten(1);
+    return this.fc ? this.fc.forward(pooled) : pooled;
   }
 }
 

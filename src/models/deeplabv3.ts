@@ -1,0 +1,90 @@
+// Rethinking Atrous Convolution for Semantic Image Segmentation — DeepLab-V3 (Chen, Papandreou, Schroff,
+// Adam, 2017).
+//
+// A ResNet whose last blocks trade stride for atrous rate (output stride 16, or 8 for denser features, §3.2),
+// block4 with the Multi_Grid unit rates (1, 2, 4), then Atrous Spatial Pyramid Pooling (§3.3, Fig. 5): one
+// 1×1 and three 3×3 convolutions at rates (6, 12, 18) — doubled at output stride 8 — and image-level
+// features (global average pooling, 1×1 conv, bilinear upsampling), each with 256 filters and batch norm,
+// concatenated, fused by another 1×1 conv with 256 filters and BN, and a final 1×1 conv to the logits, which
+// are bilinearly upsampled to the image. Field names follow torchvision's ASPP (convs.i, project).
+import { Tensor, cat } from '../torch';
+import { AdaptiveAvgPool2d, Conv2d, Module, ModuleList, Sequential } from '../nn';
+import { ResNet } from './resnet';
+import { BackboneOptions, LAYER4_BLOCKS, SegmentationNet, convBnRelu, dilatedResNet, upsample } from './segmentation';
+import { initConvNet } from './common';
+
+/** The paper's hyperparameters. */
+export const DEEPLABV3_DEFAULTS = {
+  outputStride: 16 as 8 | 16,
+  /** Block4's unit rates (Table 3's best: (1, 2, 4)). */
+  multiGrid: [1, 2, 4],
+  /** ASPP rates at output stride 16; doubled at 8. */
+  atrousRates: [6, 12, 18],
+  /** Filters of every ASPP branch and of the fusing 1×1 conv. */
+  channels: 256,
+} as const;
+
+export interface DeepLabV3Options extends BackboneOptions {
+  numClasses?: number;
+  /** Block4's unit rates, one per block; [] for plain dilation. Default (1, 2, 4); (1, 2) on ResNet-18. */
+  multiGrid?: number[];
+  /** ASPP rates at output stride 16 (doubled at 8). Small images want small rates: a 3×3 filter whose
+   * rate exceeds the feature map degenerates to its centre tap (§3.3, Fig. 4). */
+  atrousRates?: number[];
+  channels?: number;
+}
+
+/** Fig. 5 (b): image-level features — global pooling, 1×1 conv + BN + ReLU, upsampled back. */
+export class ImagePooling extends Sequential {
+  constructor(inC: number, outC: number) {
+    super(new AdaptiveAvgPool2d(1), ...convBnRelu(inC, outC, 1).layers);
+  }
+  override forward(x: Tensor): Tensor {
+    return upsample(super.forward(x), x.shape.slice(-2));
+  }
+}
+
+/** Atrous Spatial Pyramid Pooling (§3.3). */
+export class ASPP extends Module {
+  convs: ModuleList;
+  project: Sequential;
+  constructor(inC: number, rates: readonly number[], outC: number) {
+    super();
+    this.convs = new ModuleList([convBnRelu(inC, outC, 1), ...rates.map((r) => convBnRelu(inC, outC, 3, { dilation: r })), new ImagePooling(inC, outC)]);
+    this.project = convBnRelu((rates.length + 2) * outC, outC, 1);
+  }
+  forward(x: Tensor): Tensor {
+    return this.project.forward(cat(this.convs.items.map((m) => (m as Sequential).forward(x)), 1));
+  }
+}
+
+export class DeepLabV3 extends SegmentationNet {
+  readonly numClasses: number;
+  // Any size: features are upsampled to the image (the paper trains on 513×513 crops).
+  readonly sizeMultiple = 1;
+  backbone: ResNet;
+  aspp: ASPP;
+  classifier: Conv2d;
+
+  constructor(o: DeepLabV3Options = {}) {
+    super();
+    this.numClasses = o.numClasses ?? 21;
+    const os = o.outputStride ?? DEEPLABV3_DEFAULTS.outputStride;
+    if (os !== 8 && os !== 16) throw new Error(`DeepLabV3: output stride must be 8 or 16, got ${os}`);
+    // The paper's grid is for three blocks; ResNet-18 has two in layer4 and takes the first two rates.
+    const grid = o.multiGrid ?? DEEPLABV3_DEFAULTS.multiGrid.slice(0, LAYER4_BLOCKS[o.backbone ?? 'resnet50'] ?? 3);
+    this.backbone = dilatedResNet({ ...o, outputStride: os, multiGrid: grid.length ? grid : undefined }, 16);
+    const rates = (o.atrousRates ?? DEEPLABV3_DEFAULTS.atrousRates).map((r) => (os === 8 ? 2 * r : r));
+    const c = o.channels ?? DEEPLABV3_DEFAULTS.channels;
+    this.aspp = new ASPP(this.backbone.featureChannels, rates, c);
+    this.classifier = new Conv2d(c, this.numClasses, 1);
+    initConvNet(this.aspp);
+  }
+
+  forward(x: Tensor): Tensor {
+    const features = this.backbone.forwardFeatures(x)[3];
+    return upsample(this.classifier.forward(this.aspp.forward(features)), x.shape.slice(-2));
+  }
+}
+
+export const deeplabv3 = (o: DeepLabV3Options = {}): DeepLabV3 => new DeepLabV3(o);

@@ -1,0 +1,88 @@
+// What the segmentation networks share: per-pixel logits at the input resolution from `forward`, the paper's
+// own training loss from `trainingLoss` (PSPNet's auxiliary loss, ICNet's cascade label guidance), the
+// dilated ResNet backbone of DeepLab-V3, PSPNet and ICNet, and the small pieces their heads are made of.
+import { Tensor, crossEntropy, interpolate } from '../torch';
+import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn';
+import { ResNet, resnet101, resnet18, resnet34, resnet50 } from './resnet';
+
+export interface SegmentationLossOptions {
+  /** Per-class weights (ENet's 1 / ln(1.02 + p), say). */
+  weight?: Tensor | null;
+  /** Label that counts for nothing; 255 as in Cityscapes and VOC. */
+  ignoreIndex?: number;
+}
+
+/** A network mapping images [N, C, H, W] to per-pixel logits [N, numClasses, H, W]. */
+export abstract class SegmentationNet extends Module {
+  abstract readonly numClasses: number;
+  /** Height and width must be multiples of this (the network's total downsampling). */
+  abstract readonly sizeMultiple: number;
+
+  abstract override forward(x: Tensor): Tensor;
+
+  /** The loss the paper trains with, for labels [N, H, W]; plain per-pixel cross-entropy unless overridden. */
+  trainingLoss(x: Tensor, labels: Tensor, o: SegmentationLossOptions = {}): Tensor {
+    return pixelLoss(this.forward(x), labels, o);
+  }
+
+  protected checkSize(x: Tensor): void {
+    const [h, w] = x.shape.slice(-2);
+    const m = this.sizeMultiple;
+    if (h % m || w % m) throw new Error(`${this.constructor.name}: input height and width must be multiples of ${m}, got ${h}×${w}`);
+  }
+}
+
+/** Cross-entropy of logits against labels, resizing whichever is smaller: logits up (bilinear) or labels down (nearest). */
+export function pixelLoss(logits: Tensor, labels: Tensor, o: SegmentationLossOptions = {}, resize: 'logits' | 'labels' = 'logits'): Tensor {
+  const size = labels.shape.slice(-2) as [number, number];
+  const at = logits.shape.slice(-2) as [number, number];
+  const same = size[0] === at[0] && size[1] === at[1];
+  const ce = { weight: o.weight ?? undefined, ignoreIndex: o.ignoreIndex ?? 255 };
+  if (same) return crossEntropy(logits, labels, ce);
+  return resize === 'logits' ? crossEntropy(upsample(logits, size), labels, ce) : crossEntropy(logits, labelsAt(labels, at), ce);
+}
+
+/** Bilinear resize to (H, W), align_corners false as PyTorch's default (the Caffe papers' interp is ≈ true). */
+export const upsample = (x: Tensor, size: readonly number[]): Tensor => interpolate(x, { size: [size[0], size[1]], mode: 'bilinear', alignCorners: false });
+
+/** Labels [N, H, W] at another size by nearest neighbour: ICNet's cascade label guidance reads them at 1/16, 1/8, 1/4. */
+export function labelsAt(labels: Tensor, size: readonly number[]): Tensor {
+  // Class ids and 255 are exact in float32, and nearest resampling only picks values.
+  return interpolate(labels.unsqueeze(1).float(), { size: [size[0], size[1]], mode: 'nearest' }).squeeze(1).long();
+}
+
+/** conv → BN → ReLU, the unit every head here is built of (keys .0, .1, .2 as nn.Sequential). */
+export function convBnRelu(inC: number, outC: number, k: number, o: { stride?: number; dilation?: number } = {}): Sequential {
+  const dilation = o.dilation ?? 1;
+  return new Sequential(
+    new Conv2d(inC, outC, k, { stride: o.stride ?? 1, padding: (dilation * (k - 1)) / 2, dilation, bias: false }),
+    new BatchNorm2d(outC),
+    new ReLU({ inplace: true }),
+  );
+}
+
+export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50' | 'resnet101';
+const BACKBONES: Record<BackboneName, typeof resnet50> = { resnet18, resnet34, resnet50, resnet101 };
+/** Blocks in each backbone's layer4, for per-block settings such as DeepLab-V3's multi-grid. */
+export const LAYER4_BLOCKS: Record<BackboneName, number> = { resnet18: 2, resnet34: 3, resnet50: 3, resnet101: 3 };
+
+export interface BackboneOptions {
+  /** ResNet depth of the backbone. */
+  backbone?: BackboneName;
+  /** 8 or 16 (layer3/layer4 dilated instead of strided), or 32 (the classifier's own strides). */
+  outputStride?: 8 | 16 | 32;
+  /** Stem and layer1 channels (64 in the paper); smaller for CPU budgets. */
+  width?: number;
+  inChannels?: number;
+}
+
+/** A headless ResNet whose layer3/layer4 trade strides for dilation to reach the output stride. */
+export function dilatedResNet(o: BackboneOptions & { multiGrid?: number[] }, defaultStride: 8 | 16 | 32): ResNet {
+  const name = o.backbone ?? 'resnet50';
+  const make = BACKBONES[name];
+  if (!make) throw new Error(`unknown backbone '${name}'; known: ${Object.keys(BACKBONES).join(', ')}`);
+  const os = o.outputStride ?? defaultStride;
+  const dilate: Record<number, [boolean, boolean, boolean]> = { 8: [false, true, true], 16: [false, false, true], 32: [false, false, false] };
+  if (!dilate[os]) throw new Error(`output stride must be 8, 16 or 32, got ${os}`);
+  return make({ numClasses: 0, inChannels: o.inChannels ?? 3, width: o.width, replaceStrideWithDilation: dilate[os], multiGrid: o.multiGrid });
+}

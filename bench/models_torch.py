@@ -1,4 +1,5 @@
-"""PyTorch-eager peer of bench/models.ts: the same MobileNet v1, SE-ResNet-50, Xception and ENet, timed the same way.
+"""PyTorch-eager peer of bench/models.ts: the same MobileNet v1, SE-ResNet-50, Xception, ENet, DeepLab-V3, PSPNet
+and ICNet, timed the same way (the segmentation networks with their papers' training losses).
 
 The architectures come from scripts/reference_models.py (independent PyTorch definitions, shared with the
 tests); every state-dict key and shape must equal tsvision's, or the peer refuses to run.
@@ -49,9 +50,13 @@ def infer():
         model(x1)
 
 
+def loss_fn():
+    return model.loss(xb, yb) if hasattr(model, "loss") else F.cross_entropy(model(xb), yb)
+
+
 def train_step():
     model.train()
-    loss = F.cross_entropy(model(xb), yb)
+    loss = loss_fn()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -60,7 +65,7 @@ def train_step():
 def forward_only():
     # Forward + loss alone, in train mode with grad (the graph is built, then dropped).
     model.train()
-    F.cross_entropy(model(xb), yb)
+    loss_fn()
 
 
 TASKS = {"infer": infer, "train": train_step, "fwd": forward_only}

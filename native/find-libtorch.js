@@ -54,6 +54,11 @@ if (has('libc10_cuda.so')) libs.push('c10_cuda');
 const mimalloc = fs.existsSync('/usr/include/mimalloc.h') && ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'].find((d) => fs.existsSync(path.join(d, 'libmimalloc.so')));
 const defines = [`_GLIBCXX_USE_CXX11_ABI=${t.abi}`];
 if (mimalloc) defines.push('TSV_MIMALLOC=1');
+// NCCL process groups (distributed.cc) only where libtorch has CUDA and the compiler sees ProcessGroupNCCL.hpp,
+// nccl.h and CUDA's runtime headers; gloo is always there.
+const headerDirs = [...t.includes, '/usr/include', ...(process.env.CPATH || '').split(':').filter(Boolean)];
+const sees = (f) => headerDirs.some((d) => fs.existsSync(path.join(d, f)));
+if (libs.includes('torch_cuda') && sees('torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp') && sees('nccl.h') && sees('cuda_runtime_api.h')) defines.push('TSV_NCCL=1');
 // --no-as-needed: nothing references libtorch_cuda's symbols directly, yet loading it is what registers the
 // CUDA kernels; with --as-needed the linker would drop it and tensors would silently stay on the CPU.
 const ldflags = [`-L${t.libdir}`, `-Wl,-rpath,${t.libdir}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), ...(mimalloc ? ['-lmimalloc'] : []), '-Wl,--as-needed'];

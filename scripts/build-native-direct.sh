@@ -13,5 +13,5 @@ read -r -a LDF <<<"$(node find-libtorch.js ldflags)"
 g++ -std=c++17 -O2 -fPIC -shared -fvisibility=hidden -Wno-deprecated-declarations \
   -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DBUILDING_NODE_EXTENSION "${DEFS[@]/#/-D}" \
   -I"$NODE_INCLUDE" -I"$NAPI_INCLUDE" "${INCS[@]/#/-I}" \
-  src/addon.cc src/dispatch.cc src/allocator.cc -o build/Release/tsvision.node "${LDF[@]}"
+  src/addon.cc src/dispatch.cc src/allocator.cc src/distributed.cc -o build/Release/tsvision.node "${LDF[@]}"
 echo "built native/build/Release/tsvision.node"

@@ -311,13 +311,13 @@ class PSPNet(nn.Module):
         self.aux = nn.Sequential(*conv_bn_relu_seq(c // 2, aux_channels, 3), nn.Dropout2d(dropout), nn.Conv2d(aux_channels, num_classes, 1))
         self.aux_weight = aux_weight
 
-    def heads(self, x):
+    def heads(self, x, with_aux=True):
         _, _, c4, c5 = backbone_features(self.backbone, x)
         pyramid = torch.cat([c5] + [up(s(c5), c5.shape[-2:]) for s in self.ppm.stages], 1)
-        return self.head(pyramid), self.aux(c4)
+        return self.head(pyramid), (self.aux(c4) if with_aux else None)
 
     def forward(self, x):
-        return up(self.heads(x)[0], x.shape[-2:])
+        return up(self.heads(x, with_aux=False)[0], x.shape[-2:])
 
     def loss(self, x, t, weight=None):
         main, aux = self.heads(x)
@@ -334,7 +334,7 @@ class CFF(nn.Module):
 
     def forward(self, low, high):
         low = up(low, high.shape[-2:])
-        return F.relu(self.low(low) + self.high(high)), self.classifier(low)
+        return F.relu(self.low(low) + self.high(high)), (self.classifier(low) if self.training else None)
 
 
 class ICNet(nn.Module):

@@ -1,10 +1,12 @@
-// tsvision: import { torch, nn, optim, data, models, methods } from 'tsvision'.
+// tsvision: import { torch, nn, optim, data, models, methods, distributed, onnx } from 'tsvision'.
 export * as torch from './torch';
 export * as nn from './nn';
 export * as optim from './optim';
 export * as data from './data';
 export * as models from './models';
 export * as methods from './methods';
+export * as distributed from './distributed';
+export * as onnx from './export';
 export { summary, formatSummary } from './metrics/summary';
 export { ClassificationMeter, topkHits } from './metrics/classification';
 export { train, evaluate, DEFAULT_CONFIG } from './train/trainer';

@@ -448,6 +448,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
 
 #undef fn
   initDispatch(env, exports);
+  initDistributed(env, exports);
   return exports;
 }
 

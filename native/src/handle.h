@@ -53,6 +53,7 @@ Napi::Value safe(const Napi::CallbackInfo& info) {
 void installAllocator();        // routes libtorch's CPU allocations through mimalloc where available
 const char* allocatorName();
 void initDispatch(Napi::Env env, Napi::Object exports);
+void initDistributed(Napi::Env env, Napi::Object exports);
 Napi::Object Init(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsv

@@ -13,7 +13,9 @@ import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
-import { DEFAULT_SEGMENT_CONFIG, trainSegmentation } from '../train/segment';
+import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../distributed';
+import { DEFAULT_SEGMENT_CONFIG, SEGMENT_RECIPES, trainSegmentation } from '../train/segment';
+import { listSegmentationModels } from '../models/registry';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -122,7 +124,12 @@ addRecipeOptions(
       resume: o.resume,
       stopAfterSteps: o.stopAfterSteps ?? 0,
     };
+    // One rank of `tsvision launch --nproc N -- train ...`: data-parallel; rank 0 prints the results.
+    const parallel = await initFromEnvironment();
     const r = await train(cfg, stderrLog);
+    const quiet = parallel && getRank() > 0;
+    if (parallel) destroyProcessGroup();
+    if (quiet) return;
     if (r.status === 'interrupted') {
       process.exitCode = 130;
       return;
@@ -130,6 +137,18 @@ addRecipeOptions(
     const f = r.final!;
     console.log(`\n${cfg.data?.kind === 'image-folder' ? 'Image folders' : 'Fashion-MNIST'} test accuracy: top-1 ${(100 * f.testTop1).toFixed(2)}%, top-5 ${(100 * f.testTop5).toFixed(2)}%`);
     console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
+  });
+
+program
+  .command('launch')
+  .description('run a tsvision command as N data-parallel processes on this machine, like torchrun (a gloo process group; RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), e.g. tsvision launch --nproc 2 -- train --epochs 1')
+  .requiredOption('-n, --nproc <n>', 'worker processes', num('--nproc', { int: true, min: 1 }))
+  .option('--master-port <port>', 'port of the rendezvous store (default: a free one)', num('--master-port', { int: true, min: 1 }))
+  .option('--script <file>', 'run this Node script in every worker instead of tsvision')
+  .argument('<args...>', 'the command and its flags, after --')
+  .action(async (args: string[], o) => {
+    const r = await launch({ nproc: o.nproc, script: o.script ?? __filename, args, masterPort: o.masterPort });
+    process.exitCode = r.exitCode;
   });
 
 const fraction = (name: string) => (v: string): number => {
@@ -194,8 +213,8 @@ addRecipeOptions(
 
 program
   .command('prune')
-  .description('filter pruning by L1 norm (ICNet §5): keep each layer\'s strongest filters of a trained cnn or mobilenet_v1, fine-tune, and report parameters, mult-adds, CPU latency and accuracy before and after. Writes SUMMARY.md, report.json')
-  .option('-c, --checkpoint <file>', 'a checkpoint from `tsvision train`', 'runs/fashion-mnist-cnn/checkpoint.safetensors')
+  .description('filter pruning by L1 norm (ICNet §5): keep each layer\'s strongest filters of a trained cnn or mobilenet_v1 (from `train`) or icnet, pspnet or deeplabv3 (from `segment`), fine-tune with the run\'s own recipe, and report parameters, mult-adds, CPU latency and accuracy or mIoU before and after. Writes SUMMARY.md, report.json')
+  .option('-c, --checkpoint <file>', 'a checkpoint from `tsvision train` or `tsvision segment`', 'runs/fashion-mnist-cnn/checkpoint.safetensors')
   .option('--keep <rate>', 'fraction of each layer\'s filters kept (ICNet: 0.5)', (v: string): number => {
     const n = Number(v);
     if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`--keep must be a fraction in (0, 1], got '${v}'`);
@@ -218,25 +237,32 @@ program
 
 program
   .command('segment')
-  .description('train ENet (Paszke et al. 2016) on Fashion-MNIST scenes (garments on a canvas, per-pixel labels built offline from Debian\'s Fashion-MNIST) with the paper\'s recipe; reports mIoU per epoch, writes a checkpoint, weights, report.json, curves.png and overlays.png')
+  .description('train a segmentation network — ENet (default), DeepLab-V3, PSPNet or ICNet — on Fashion-MNIST scenes (garments on a canvas, per-pixel labels built offline from Debian\'s Fashion-MNIST) with its paper\'s recipe and loss; reports mIoU per epoch, writes a checkpoint, weights, report.json, curves.png and overlays.png')
+  .addOption(new Option('-m, --model <name>', 'network').choices(listSegmentationModels()).default(DEFAULT_SEGMENT_CONFIG.model))
+  .option('--opt <key=value>', 'model option, repeatable (e.g. --opt backbone=resnet50 --opt outputStride=16); merged over the scene defaults', collectOpt, {})
   .option('-e, --epochs <n>', 'passes over the training scenes', num('--epochs', { int: true, min: 1 }), DEFAULT_SEGMENT_CONFIG.epochs)
   .option('-b, --batch-size <n>', 'scenes per optimizer step', num('--batch-size', { int: true, min: 2 }), DEFAULT_SEGMENT_CONFIG.batchSize)
-  .option('--lr <rate>', 'Adam learning rate (the paper: 5e-4, for far longer training)', num('--lr', { min: 0 }), DEFAULT_SEGMENT_CONFIG.lr)
-  .option('--weight-decay <wd>', 'L2 weight decay (paper: 2e-4)', num('--weight-decay', { min: 0 }), DEFAULT_SEGMENT_CONFIG.weightDecay)
+  .addOption(new Option('--optimizer <name>', "optimizer (default: the model's paper: adam for enet, sgd for the others)").choices(['sgd', 'adam', 'adamw']))
+  .option('--lr <rate>', `learning rate (default: ${listSegmentationModels().map((m) => `${m} ${SEGMENT_RECIPES[m].lr}`).join(', ')})`, num('--lr', { min: 0 }))
+  .option('--momentum <m>', 'SGD momentum (default 0.9 for sgd)', num('--momentum', { min: 0 }))
+  .option('--weight-decay <wd>', 'L2 weight decay (default: enet 2e-4, others 1e-4)', num('--weight-decay', { min: 0 }))
   .addOption(new Option('--class-weights <kind>', "'enet': 1/ln(1.02 + p_class) from the training labels; 'none'").choices(['enet', 'none']).default(DEFAULT_SEGMENT_CONFIG.classWeights))
-  .option('--size <px>', 'scene side (a multiple of 8)', num('--size', { int: true, min: 32 }), DEFAULT_SEGMENT_CONFIG.scenes.size)
+  .option('--size <px>', 'scene side (a multiple of 8 for enet)', num('--size', { int: true, min: 32 }), DEFAULT_SEGMENT_CONFIG.scenes.size)
   .option('--train-scenes <n>', 'training scenes', num('--train-scenes', { int: true, min: 2 }), DEFAULT_SEGMENT_CONFIG.scenes.trainCount)
   .option('--test-scenes <n>', 'test scenes', num('--test-scenes', { int: true, min: 1 }), DEFAULT_SEGMENT_CONFIG.scenes.testCount)
   .option('--max-items <n>', 'garments per scene, at most', num('--max-items', { int: true, min: 1 }), DEFAULT_SEGMENT_CONFIG.scenes.maxItems)
   .option('--seed <n>', 'seed for weights, scene layouts and shuffling', num('--seed', { int: true, min: 0 }), DEFAULT_SEGMENT_CONFIG.seed)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
   .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
-  .option('-o, --out <dir>', 'output folder', DEFAULT_SEGMENT_CONFIG.outDir)
+  .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
   .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
   .action(async (o) => {
-    if (o.size % 8) throw new InvalidArgumentError(`--size must be a multiple of 8 (ENet halves three times), got ${o.size}`);
     const r = await trainSegmentation(
       {
+        model: o.model,
+        modelOptions: o.opt,
+        optimizer: o.optimizer,
+        momentum: o.momentum,
         scenes: { size: o.size, trainCount: o.trainScenes, testCount: o.testScenes, maxItems: o.maxItems },
         epochs: o.epochs,
         batchSize: o.batchSize,
@@ -291,6 +317,89 @@ program
     const zeros = countZeroParameters(model);
     console.log(`${model.numParameters().toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / model.numParameters()).toFixed(2)}%)` : ''}`);
   });
+
+program
+  .command('export')
+  .description('export a checkpoint (or plain weights with --model) to ONNX (opset 17) for onnxruntime-node and onnxruntime-web; checks the file against tsvision on a random input')
+  .argument('<weights>', 'checkpoint.safetensors from `train` or `segment`, or model.safetensors weights')
+  .requiredOption('-o, --out <file>', 'the .onnx file to write')
+  .option('-m, --model <name>', 'model of plain weights (checkpoints name their own): a classifier or a segmentation network')
+  .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
+  .option('--input <shape>', 'traced input NxCxHxW, e.g. 1x1x28x28 (default: what the checkpoint was trained on)')
+  .option('--fixed-batch', 'fix the batch size to N (default: dimension 0 is symbolic, any batch runs)', false)
+  .action(async (file: string, o) => {
+    // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
+    const { exportOnnx } = await import('../export');
+    const ort = await import('onnxruntime-node');
+    const T = await import('../torch');
+    const reg = await import('../models/registry');
+    // What to build: a checkpoint names its model and trained input; plain weights need --model (and --input).
+    let name = o.model as string | undefined;
+    let options: Record<string, unknown> = o.opt;
+    let trained: number[] | null = null;
+    try {
+      const cfg = readCheckpoint(file).state.config as Record<string, unknown> & { modelOptions?: Record<string, unknown> };
+      const data = cfg.data as { kind: string; size?: number; channels?: number } | undefined;
+      const scenes = cfg.scenes as { size: number } | undefined;
+      name = (cfg.model as string | undefined) ?? (scenes ? 'enet' : undefined); // segment checkpoints before the registry were ENet
+      options = { ...(cfg.modelOptions ?? {}), ...(scenes ? {} : { smallInput: true }), ...o.opt }; // as `train` built it
+      trained = scenes ? [1, 1, scenes.size, scenes.size] : data?.kind === 'image-folder' ? [1, data.channels ?? 3, data.size ?? 32, data.size ?? 32] : [1, 1, 28, 28];
+    } catch (e) {
+      if (!/not a tsvision checkpoint/.test((e as Error).message)) throw e;
+      if (!name) throw new InvalidArgumentError(`${file} holds plain weights: name the model with --model`);
+      if (reg.isModelName(name)) options = { smallInput: true, ...options };
+    }
+    const segmentation = name !== undefined && reg.isSegmentationModelName(name);
+    if (!name || (!segmentation && !reg.isModelName(name))) {
+      throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...reg.listModels(), ...reg.listSegmentationModels()].join(', ')}`);
+    }
+    // Options come from --opt and JSON, so they are checked by the constructors, not by the compiler.
+    const create = (segmentation ? reg.createSegmentationModel : reg.createModel) as (n: string, opts: Record<string, unknown>) => ExportNet;
+    const build = (extra: Record<string, unknown>): ExportNet => create(name as string, { ...options, ...extra });
+    const sd = T.loadSafetensors(file).tensors;
+    const weights = (k: string): import('../torch').Tensor | undefined => sd[k] ?? sd[`model.${k}`];
+    // numClasses and inChannels from the weights: the one dimension that follows each option between two probe builds.
+    const probes = [build({ numClasses: 3, inChannels: 5 }), build({ numClasses: 5, inChannels: 3 })].map((m) => {
+      const shapes = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, t.shape]));
+      for (const t of Object.values(m.stateDict())) t.dispose();
+      return shapes;
+    });
+    const inferred: Record<string, number> = {};
+    for (const [k, a] of Object.entries(probes[0])) {
+      a.forEach((d, i) => {
+        const key = d === 3 && probes[1][k]?.[i] === 5 ? 'numClasses' : d === 5 && probes[1][k]?.[i] === 3 ? 'inChannels' : null;
+        const w = weights(k);
+        if (key && w && inferred[key] === undefined) inferred[key] = w.shape[i];
+      });
+    }
+    const model = build({ ...inferred, ...o.opt });
+    loadWeights(file, model);
+    const input = o.input ? String(o.input).split(/[x×,]/).map(num('--input', { int: true, min: 1 })) : trained?.map((d, i) => (i === 1 ? inferred.inChannels ?? d : d));
+    if (!input) throw new InvalidArgumentError('plain weights: give the input shape with --input NxCxHxW');
+    if (input.length !== 4) throw new InvalidArgumentError(`--input needs NxCxHxW, got '${o.input}'`);
+    const r = exportOnnx(model, o.out, { inputShape: input, fixedBatch: o.fixedBatch });
+    const shape = (s: readonly (number | string)[]): string => `[${s.join(', ')}]`;
+    console.log(`${r.file}: ${name}, ${(r.bytes / 1e6).toFixed(2)} MB, ${r.nodes} nodes, ${r.initializers} initializers, ONNX opset 17`);
+    for (const v of r.inputs) console.log(`  input  ${v.name} ${v.elemType} ${shape(v.shape)}`);
+    for (const v of r.outputs) console.log(`  output ${v.name} ${v.elemType} ${shape(v.shape)}`);
+    // The file against tsvision, at another batch size than traced where the batch is dynamic.
+    const check = o.fixedBatch ? input : [input[0] === 2 ? 3 : 2, ...input.slice(1)];
+    const x = T.randn(check);
+    const want = T.noGrad(() => model.eval().forward(x));
+    const session = await ort.InferenceSession.create(r.file);
+    const got = (await session.run({ [r.inputs[0].name]: new ort.Tensor('float32', x.toArray() as Float32Array, check) }))[r.outputs[0].name].data as Float32Array;
+    await session.release();
+    const w = want.toArray() as Float32Array;
+    const maxDiff = w.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i])), 0);
+    const scale = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    console.log(`onnxruntime-node vs tsvision on a random ${check.join('×')} input: max |difference| ${maxDiff.toExponential(2)} (outputs up to ${scale.toFixed(3)})`);
+    if (!(maxDiff <= 1e-4 * Math.max(scale, 1e-6))) {
+      process.stderr.write('tsvision: the exported model does not reproduce tsvision within 1e-4 of the output scale\n');
+      process.exitCode = 1;
+    }
+  });
+/** What `export` builds: any network whose forward maps an image batch to one tensor. */
+type ExportNet = import('../nn').Module & { forward(x: import('../torch').Tensor): import('../torch').Tensor };
 
 program
   .command('summary')

@@ -1,25 +1,29 @@
-// Filter pruning of a trained classifier, as ICNet compresses its network: keep each layer's filters of
-// largest L1 norm, then fine-tune the narrower network. Reports what a user ships on: parameters,
-// mult-adds, CPU latency (measured side by side in one run) and test accuracy before pruning, right after
-// it, and after fine-tuning.
+// Filter pruning of a trained network, as ICNet compresses its own: keep each layer's filters of largest L1
+// norm, then fine-tune the narrower network. Classifiers (from `tsvision train`) and segmentation networks
+// (from `tsvision segment`) alike. Reports what a user ships on: parameters, mult-adds, CPU latency
+// (measured side by side in one run) and test accuracy or mIoU before pruning, right after it, and after
+// fine-tuning.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randn, saveSafetensors } from '../torch';
+import { Tensor, randn, saveSafetensors } from '../torch';
 import { TrainConfig, Logger, evaluate } from '../train/trainer';
 import { imageSize, makeLoaders } from '../train/datasets';
-import { fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
+import { CheckpointContents, fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
+import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, evaluateSegmentation, sceneSets, trainSegmentation } from '../train/segment';
 import { summary } from '../metrics/summary';
 import { measureLatency } from '../metrics/speed';
-import { ModelName, createModel } from '../models/registry';
+import { ModelName, SegmentationModelName, SegmentationModelOptions, createModel, createSegmentationModel } from '../models/registry';
 import { Classifier } from '../models/common';
-import { FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
-import { PhaseResult, pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
+import { SegmentationNet } from '../models/segmentation';
+import { FilterPrunable, FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
+import { pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 
 /** ICNet keeps half of each layer's kernels; fine-tuning recovers the accuracy. */
 export const FILTER_PRUNE_DEFAULTS = { keepRate: 0.5, finetuneEpochs: 2, lrScale: 0.1, latencyBatch: 1 } as const;
 
 export interface FilterPruneConfig {
-  /** A checkpoint from `tsvision train` (it names its model, options and data). */
+  /** A checkpoint from `tsvision train` or `tsvision segment` (it names its model, options and data). */
   checkpoint: string;
   outDir: string;
   keepRate?: number;
@@ -37,89 +41,94 @@ export interface Measured {
   multAdds: number;
   ms: number;
   imagesPerSecond: number;
-  testTop1: number;
+  /** Test top-1 (classifiers) or test mIoU (segmentation networks), as `metric` says. */
+  score: number;
 }
 
 export interface FilterPruneResult {
+  metric: 'test top-1' | 'test mIoU';
   original: Measured;
   pruned: Measured;
   finetuned: Measured;
   layers: FilterPruneLayer[];
-  finetune: PhaseResult;
+  finetune: { dir: string; epochs: number; lr: number; weights: string; curves: string };
   summary: string;
   report: string;
+}
+
+type Net = FilterPrunable & { forward(x: Tensor): Tensor };
+
+/** What differs between pruning a classifier and a segmentation network. */
+interface PruneTask {
+  model: string;
+  metric: FilterPruneResult['metric'];
+  modelOptions: Record<string, unknown>;
+  lr: number;
+  /** Latency input [N, C, H, W] at batch 1. */
+  input: number[];
+  build(extra?: Record<string, unknown>): Net;
+  score(m: Net): Promise<number>;
+  /** An ordinary training run of the pruned network (built with `options`, initialized from `init`). */
+  finetune(options: Record<string, unknown>, init: string, epochs: number, lr: number, dir: string): Promise<{ model: Net; score: number; weights: string; curves: string }>;
 }
 
 export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => console.log(l)): Promise<FilterPruneResult> {
   const keepRate = c.keepRate ?? FILTER_PRUNE_DEFAULTS.keepRate;
   const checkpoint = readCheckpoint(c.checkpoint);
-  const { state } = checkpoint;
-  const cfg = state.config as TrainConfig;
-  const loaders = makeLoaders(cfg.data, { batchSize: 500, seed: 0, augment: false });
-  const build = (extra: Record<string, unknown> = {}): Classifier =>
-    createModel(cfg.model as ModelName, { ...cfg.modelOptions, ...extra, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
+  const task = (checkpoint.state.config as Partial<SegmentConfig>)?.scenes ? segmentationTask(c, checkpoint, log) : classificationTask(c, checkpoint, log);
   // The file is read once; the original and the copy to prune both load its weights.
-  const trained = (): Classifier => {
-    const m = build();
+  const trained = (): Net => {
+    const m = task.build();
     fitWeights(m, checkpoint.model, `checkpoint ${c.checkpoint} does not fit the model`);
     return m;
   };
   const original = trained();
-  if (!isFilterPrunable(original)) throw new Error(`filter pruning knows the layer structure of cnn and mobilenet_v1; ${cfg.model} is not supported yet`);
-  const limit = c.recipe?.limitBatches ?? 0;
-  const top1 = async (m: Classifier): Promise<number> => (await evaluate(m, loaders.test, limit)).top1;
+  if (original.filterChains().length === 0) throw new Error(`filter pruning knows the layer structure of cnn, mobilenet_v1, icnet, pspnet and deeplabv3; ${task.model} is not supported yet`);
 
-  log(`${cfg.model} from ${c.checkpoint}: evaluating`);
-  const originalTop1 = await top1(original);
+  log(`${task.model} from ${c.checkpoint}: evaluating`);
+  const originalScore = await task.score(original);
   const pruned = trained();
-  if (!isFilterPrunable(pruned)) throw new Error('unreachable');
   const layers = pruneFilters(pruned, keepRate);
   const options = pruned.channelOptions();
   log(`kept ${pct(keepRate)} of each layer's filters by L1 norm: ${layers.map((l) => `${l.before}→${l.after}`).join(', ')}`);
-  const prunedTop1 = await top1(pruned);
+  const prunedScore = await task.score(pruned);
 
   // The pruned weights load into a model built from the narrower options: fine-tuning is an ordinary run.
   const prunedFile = path.join(c.outDir, 'pruned.safetensors');
+  fs.mkdirSync(c.outDir, { recursive: true });
   saveSafetensors(prunedFile, pruned.stateDict(), { format: 'pt' });
-  const lr = Number((cfg.lr * (c.lrScale ?? FILTER_PRUNE_DEFAULTS.lrScale)).toPrecision(12));
-  const finetune = await runPhase(
-    c.outDir,
-    'finetune',
-    { ...cfg, ...c.recipe, modelOptions: { ...cfg.modelOptions, ...options }, epochs: c.finetuneEpochs ?? FILTER_PRUNE_DEFAULTS.finetuneEpochs, lr, warmupEpochs: 0, init: prunedFile, method: null },
-    log,
-  );
-  const finetuned = build(options);
-  loadWeights(finetune.weights, finetuned);
+  const lr = Number((task.lr * (c.lrScale ?? FILTER_PRUNE_DEFAULTS.lrScale)).toPrecision(12));
+  const epochs = c.finetuneEpochs ?? FILTER_PRUNE_DEFAULTS.finetuneEpochs;
+  const dir = path.join(c.outDir, 'finetune');
+  const ft = await task.finetune(options, prunedFile, epochs, lr, dir);
 
-  const size = imageSize(cfg.data);
-  const input = [c.latencyBatch ?? FILTER_PRUNE_DEFAULTS.latencyBatch, loaders.inChannels, size, size];
+  const input = [c.latencyBatch ?? FILTER_PRUNE_DEFAULTS.latencyBatch, ...task.input.slice(1)];
   log(`measuring CPU latency at batch ${input[0]} (original and pruned in turns)`);
-  const [tOrig, tPruned] = measureLatency([original, finetuned], randn(input).keep());
-  const facts = (m: Classifier, t: { ms: number; imagesPerSecond: number }, acc: number): Measured => {
-    const s = summary(m, [1, ...input.slice(1)]);
-    return { parameters: s.totalParams, multAdds: s.totalMultAdds, ms: t.ms, imagesPerSecond: t.imagesPerSecond, testTop1: acc };
+  const [tOrig, tPruned] = measureLatency([original, ft.model], randn(input).keep());
+  const facts = (m: Net, t: { ms: number; imagesPerSecond: number }, score: number): Measured => {
+    const s = summary(m, task.input);
+    return { parameters: s.totalParams, multAdds: s.totalMultAdds, ms: t.ms, imagesPerSecond: t.imagesPerSecond, score };
   };
   const result = {
-    original: facts(original, tOrig, originalTop1),
-    pruned: facts(pruned, tPruned, prunedTop1),
-    finetuned: facts(finetuned, tPruned, finetune.testTop1),
+    original: facts(original, tOrig, originalScore),
+    pruned: facts(pruned, tPruned, prunedScore),
+    finetuned: facts(ft.model, tPruned, ft.score),
   };
+  const finetune = { dir, epochs, lr, weights: ft.weights, curves: ft.curves };
 
-  const curves = path.join(c.outDir, 'curves.png');
-  await plotPhases(curves, `${cfg.model}: fine-tuning after keeping ${pct(keepRate)} of the filters`, [{ name: 'pruned, fine-tuning', start: 0, phase: finetune }]);
   const report = path.join(c.outDir, 'report.json');
-  writeJsonAtomic(report, { method: 'filter pruning by L1 norm (ICNet §5; Li et al. 2017)', checkpoint: c.checkpoint, keepRate, latencyInput: input, layers, modelOptions: { ...cfg.modelOptions, ...options }, ...result, finetune });
+  writeJsonAtomic(report, { method: 'filter pruning by L1 norm (ICNet §5; Li et al. 2017)', model: task.model, metric: task.metric, checkpoint: c.checkpoint, keepRate, latencyInput: input, layers, modelOptions: { ...task.modelOptions, ...options }, ...result, finetune });
   const md = path.join(c.outDir, 'SUMMARY.md');
   const row = (label: string, m: Measured): string =>
-    `| ${label} | ${m.parameters.toLocaleString('en-US')} | ${(m.multAdds / 1e6).toFixed(2)}M | ${m.ms.toFixed(2)} | ${m.imagesPerSecond.toFixed(0)} | ${pct(m.testTop1)} |`;
+    `| ${label} | ${m.parameters.toLocaleString('en-US')} | ${(m.multAdds / 1e6).toFixed(2)}M | ${m.ms.toFixed(2)} | ${m.imagesPerSecond.toFixed(0)} | ${pct(m.score)} |`;
   writeFileAtomic(
     md,
     [
-      `# Filter pruning: ${cfg.model}, ${pct(keepRate)} of each layer's filters kept`,
+      `# Filter pruning: ${task.model}, ${pct(keepRate)} of each layer's filters kept`,
       '',
-      `From ${c.checkpoint}; fine-tuned ${finetune.epochs} epochs at lr ${lr} (${finetune.dir}). Latency: CPU, batch ${input[0]}, ${input.slice(1).join('×')}, median of interleaved runs.`,
+      `From ${c.checkpoint}; fine-tuned ${epochs} epochs at lr ${lr} (${dir}). Latency: CPU, batch ${input[0]}, ${input.slice(1).join('×')}, median of interleaved runs.`,
       '',
-      '| model | parameters | mult-adds | ms / batch | images/s | test top-1 |',
+      `| model | parameters | mult-adds | ms / batch | images/s | ${task.metric} |`,
       '|---|---:|---:|---:|---:|---:|',
       row('original', result.original),
       row('pruned', result.pruned),
@@ -129,6 +138,56 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
       '',
     ].join('\n'),
   );
-  log(`test top-1: original ${pct(originalTop1)} · pruned ${pct(prunedTop1)} · fine-tuned ${pct(finetune.testTop1)}; ${(result.original.multAdds / result.finetuned.multAdds).toFixed(2)}× fewer mult-adds, ${(tOrig.ms / tPruned.ms).toFixed(2)}× faster here`);
-  return { ...result, layers, finetune, summary: md, report };
+  log(`${task.metric}: original ${pct(originalScore)} · pruned ${pct(prunedScore)} · fine-tuned ${pct(ft.score)}; ${(result.original.multAdds / result.finetuned.multAdds).toFixed(2)}× fewer mult-adds, ${(tOrig.ms / tPruned.ms).toFixed(2)}× faster here`);
+  return { metric: task.metric, ...result, layers, finetune, summary: md, report };
+}
+
+function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents, log: Logger): PruneTask {
+  const cfg = checkpoint.state.config as TrainConfig;
+  const loaders = makeLoaders(cfg.data, { batchSize: 500, seed: 0, augment: false });
+  const build = (extra: Record<string, unknown> = {}): Net => {
+    const m = createModel(cfg.model as ModelName, { ...cfg.modelOptions, ...extra, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
+    if (!isFilterPrunable(m)) throw new Error(`filter pruning knows the layer structure of cnn, mobilenet_v1, icnet, pspnet and deeplabv3; ${cfg.model} is not supported yet`);
+    return m as Net;
+  };
+  const size = imageSize(cfg.data);
+  return {
+    model: cfg.model,
+    metric: 'test top-1',
+    modelOptions: cfg.modelOptions,
+    lr: cfg.lr,
+    input: [1, loaders.inChannels, size, size],
+    build,
+    score: async (m) => (await evaluate(m as unknown as Classifier, loaders.test, c.recipe?.limitBatches ?? 0)).top1,
+    async finetune(options, init, epochs, lr) {
+      const phase = await runPhase(c.outDir, 'finetune', { ...cfg, ...c.recipe, modelOptions: { ...cfg.modelOptions, ...options }, epochs, lr, warmupEpochs: 0, init, method: null }, log);
+      const model = build(options);
+      loadWeights(phase.weights, model);
+      const curves = path.join(c.outDir, 'curves.png');
+      await plotPhases(curves, `${cfg.model}: fine-tuning after pruning filters`, [{ name: 'pruned, fine-tuning', start: 0, phase }]);
+      return { model, score: phase.testTop1, weights: phase.weights, curves };
+    },
+  };
+}
+
+function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointContents, log: Logger): PruneTask {
+  const cfg = { ...DEFAULT_SEGMENT_CONFIG, ...(checkpoint.state.config as SegmentConfig) };
+  const { test, classes } = sceneSets(cfg, { train: false });
+  const build = (extra: Record<string, unknown> = {}): Net =>
+    createSegmentationModel(cfg.model, { ...cfg.modelOptions, ...extra, numClasses: classes.length, inChannels: 1 } as SegmentationModelOptions[SegmentationModelName]);
+  const limit = c.recipe?.limitBatches ?? 0;
+  return {
+    model: cfg.model,
+    metric: 'test mIoU',
+    modelOptions: cfg.modelOptions,
+    lr: cfg.lr,
+    input: [1, 1, cfg.scenes.size, cfg.scenes.size],
+    build,
+    score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, test, classes.length, null, limit)).mIoU,
+    async finetune(options, init, epochs, lr, dir) {
+      const r = await trainSegmentation({ ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit }, log);
+      if (!r.final) throw new Error('filter pruning: fine-tuning was interrupted');
+      return { model: r.model, score: r.final.testMIoU, weights: r.weights, curves: r.curves };
+    },
+  };
 }

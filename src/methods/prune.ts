@@ -8,7 +8,7 @@
 // rank each convolution's output filters by the L1 norm of their weights, keep the top fraction, and remove
 // the rest for real — the conv, its BatchNorm and every layer reading those channels get narrower — so the
 // network needs fewer parameters and mult-adds, not just more zeros.
-import { Tensor, noGrad, ones, tidy, zeros } from '../torch';
+import { Tensor, arange, noGrad, ones, tidy, zeros } from '../torch';
 import { BatchNorm2d, Conv2d, Linear, Module, Parameter } from '../nn';
 
 export interface MagnitudePruneOptions {
@@ -185,14 +185,36 @@ export function pruneFilters(model: FilterPrunable, keepRate: number): FilterPru
   const layers: FilterPruneLayer[] = [];
   for (const [c, index] of plans) {
     const before = c.conv.outChannels;
-    c.conv.keepOutputs(index);
-    for (const u of c.uses) {
-      if (u instanceof BatchNorm2d) u.keepChannels(index);
-      else if (u instanceof Conv2d) u.keepInputs(index);
-      else u.linear.keepInputs(index, u.perChannel);
-    }
+    keepFilters(c, index);
     layers.push({ name: c.name, before, after: c.conv.outChannels });
     index.dispose();
   }
   return layers;
+}
+
+/** The surgery: the chain's conv keeps the filters at `index`, and every layer of `uses` the same channels. */
+function keepFilters(c: FilterChain, index: Tensor): void {
+  c.conv.keepOutputs(index);
+  for (const u of c.uses) {
+    if (u instanceof BatchNorm2d) u.keepChannels(index);
+    else if (u instanceof Conv2d) u.keepInputs(index);
+    else u.linear.keepInputs(index, u.perChannel);
+  }
+}
+
+/**
+ * Narrows the named chains to `widths[name]` filters (their first ones): gives a freshly built network the
+ * shapes of a pruned one, whose weights then load. Unknown names are an error (a different architecture).
+ */
+export function narrowFilters(model: FilterPrunable, widths: Record<string, number>): void {
+  const chains = new Map(model.filterChains().map((c) => [c.name, c]));
+  for (const [name, k] of Object.entries(widths)) {
+    const c = chains.get(name);
+    if (c && k === c.conv.outChannels) continue;
+    if (!c) throw new Error(`filterWidths: this network has no prunable layer '${name}'`);
+    if (!Number.isInteger(k) || k < 1 || k > c.conv.outChannels) throw new RangeError(`filterWidths: '${name}' must keep 1..${c.conv.outChannels} filters, got ${k}`);
+    const index = arange(0, k, 1, { dtype: 'int64' });
+    keepFilters(c, index);
+    index.dispose();
+  }
 }

@@ -12,6 +12,7 @@ import { AdaptiveAvgPool2d, Conv2d, Module, ModuleList, Sequential } from '../nn
 import { ResNet } from './resnet';
 import { BackboneOptions, LAYER4_BLOCKS, SegmentationNet, convBnRelu, dilatedResNet, upsample } from './segmentation';
 import { initConvNet } from './common';
+import { FilterChain, narrowFilters } from '../methods/prune';
 
 /** The paper's hyperparameters. */
 export const DEEPLABV3_DEFAULTS = {
@@ -79,6 +80,12 @@ export class DeepLabV3 extends SegmentationNet {
     this.aspp = new ASPP(this.backbone.featureChannels, rates, c);
     this.classifier = new Conv2d(c, this.numClasses, 1);
     initConvNet(this.aspp);
+    if (o.filterWidths) narrowFilters(this, o.filterWidths);
+  }
+
+  /** The backbone blocks' inner widths (ASPP's branches meet in a concatenation and stay whole). */
+  override filterChains(): FilterChain[] {
+    return this.backbone.residualFilterChains('backbone.');
   }
 
   forward(x: Tensor): Tensor {

@@ -12,7 +12,8 @@
 import { Tensor } from '../torch';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ModuleList, Sequential } from '../nn';
 import { ResNet } from './resnet';
-import { BackboneOptions, SegmentationLossOptions, SegmentationNet, convBnRelu, dilatedResNet, pixelLoss, upsample } from './segmentation';
+import { BackboneOptions, SegmentationLossOptions, SegmentationNet, bnOf, convBnRelu, convOf, dilatedResNet, pixelLoss, upsample } from './segmentation';
+import { FilterChain, narrowFilters } from '../methods/prune';
 import { initConvNet } from './common';
 
 /** The paper's (and its released model's) hyperparameters. */
@@ -48,9 +49,10 @@ export class CascadeFeatureFusion extends Module {
     this.high = new Sequential(new Conv2d(highC, outC, 1, { bias: false }), new BatchNorm2d(outC));
     this.classifier = new Conv2d(lowC, numClasses, 1);
   }
-  forward(low: Tensor, high: Tensor): { fused: Tensor; guide: Tensor } {
+  /** guide: the label-guidance logits, in training only (inference has no use for them). */
+  forward(low: Tensor, high: Tensor): { fused: Tensor; guide: Tensor | null } {
     const up = upsample(low, high.shape.slice(-2));
-    return { fused: this.low.forward(up).add_(this.high.forward(high)).relu_(), guide: this.classifier.forward(up) };
+    return { fused: this.low.forward(up).add_(this.high.forward(high)).relu_(), guide: this.training ? this.classifier.forward(up) : null };
   }
 }
 
@@ -100,10 +102,23 @@ export class ICNet extends SegmentationNet {
     this.cff12 = new CascadeFeatureFusion(cff, c, cff, this.numClasses);
     this.classifier = new Conv2d(cff, this.numClasses, 1);
     for (const m of [this.sub1, this.pspReduce, this.cff24, this.cff12]) initConvNet(m);
+    if (o.filterWidths) narrowFilters(this, o.filterWidths);
+  }
+
+  /** §5: the kernels pruning may remove — the light branch, the backbone blocks' inner widths, the pyramid's reduction. */
+  override filterChains(): FilterChain[] {
+    const [s0, s1, s2] = this.sub1.layers as Sequential[];
+    return [
+      { name: 'sub1.0.0', conv: convOf(s0), uses: [bnOf(s0), convOf(s1)] },
+      { name: 'sub1.1.0', conv: convOf(s1), uses: [bnOf(s1), convOf(s2)] },
+      { name: 'sub1.2.0', conv: convOf(s2), uses: [bnOf(s2), convOf(this.cff12.high)] },
+      ...this.backbone.residualFilterChains('backbone.'),
+      { name: 'pspReduce.0', conv: convOf(this.pspReduce), uses: [bnOf(this.pspReduce), convOf(this.cff24.low), this.cff24.classifier] },
+    ];
   }
 
   /** The 1/4 logits and, in training, the guidance logits at 1/16 and 1/8. */
-  forwardCascade(x: Tensor): { logits: Tensor; guides: [Tensor, Tensor] } {
+  forwardCascade(x: Tensor): { logits: Tensor; guides: [Tensor | null, Tensor | null] } {
     const [h, w] = x.shape.slice(-2);
     const half = (t: Tensor): Tensor => upsample(t, t.shape.slice(-2).map((s) => Math.ceil(s / 2)));
     const bb = this.backbone;
@@ -124,7 +139,10 @@ export class ICNet extends SegmentationNet {
   override trainingLoss(x: Tensor, labels: Tensor, o: SegmentationLossOptions = {}): Tensor {
     const { logits, guides } = this.forwardCascade(x);
     const [l1, l2, l3] = this.lambdas;
-    const at = (t: Tensor): Tensor => pixelLoss(t, labels, o, 'labels');
+    const at = (t: Tensor | null): Tensor => {
+      if (!t) throw new Error('ICNet.trainingLoss: call it in train mode (the label-guidance branches run only in training)');
+      return pixelLoss(t, labels, o, 'labels');
+    };
     return at(logits).mul(l3).add(at(guides[1]).mul(l2)).add(at(guides[0]).mul(l1));
   }
 }

@@ -9,7 +9,8 @@
 import { Tensor, cat } from '../torch';
 import { AdaptiveAvgPool2d, Conv2d, Dropout2d, Module, ModuleList, Sequential } from '../nn';
 import { ResNet } from './resnet';
-import { BackboneOptions, SegmentationLossOptions, SegmentationNet, convBnRelu, dilatedResNet, pixelLoss, upsample } from './segmentation';
+import { BackboneOptions, SegmentationLossOptions, SegmentationNet, bnOf, convBnRelu, convOf, dilatedResNet, pixelLoss, upsample } from './segmentation';
+import { FilterChain, narrowFilters } from '../methods/prune';
 import { initConvNet } from './common';
 
 /** The paper's hyperparameters. */
@@ -78,6 +79,16 @@ export class PSPNet extends SegmentationNet {
     initConvNet(this.ppm);
     initConvNet(this.head);
     if (this.aux) initConvNet(this.aux);
+    if (o.filterWidths) narrowFilters(this, o.filterWidths);
+  }
+
+  /** The backbone blocks' inner widths and the 3×3 convs of both heads. */
+  override filterChains(): FilterChain[] {
+    const heads = [['head', this.head], ['aux', this.aux]] as const;
+    return [
+      ...this.backbone.residualFilterChains('backbone.'),
+      ...heads.flatMap(([name, h]) => (h ? [{ name: `${name}.0`, conv: convOf(h), uses: [bnOf(h), h.at(4) as Conv2d] }] : [])),
+    ];
   }
 
   /** Logits at the feature resolution, and the auxiliary head's (training only). */

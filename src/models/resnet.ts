@@ -7,6 +7,7 @@ import { Tensor } from '../torch';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, Module, ReLU, Sequential, init } from '../nn';
 import { Classifier, ClassifierOptions, commonDefaults, initConvNet } from './common';
 import { SqueezeExcite } from './senet';
+import type { FilterChain } from '../methods/prune';
 
 const conv3x3 = (inC: number, outC: number, stride = 1, dilation = 1): Conv2d =>
   new Conv2d(inC, outC, 3, { stride, padding: dilation, dilation, bias: false });
@@ -196,6 +197,22 @@ export class ResNet extends Classifier {
   /** conv1, BN, ReLU, max-pool: stride 4 (1 with the small-input stem). */
   stem(x: Tensor): Tensor {
     return this.maxpool.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(x))));
+  }
+
+  /**
+   * Filter chains inside the residual blocks (conv1 → conv2, and conv2 → conv3 in a bottleneck): the inner
+   * widths, which filter pruning may narrow without touching the residual stream the blocks add to.
+   */
+  residualFilterChains(prefix: string): FilterChain[] {
+    const chains: FilterChain[] = [];
+    [this.layer1, this.layer2, this.layer3, this.layer4].forEach((layer, li) =>
+      (layer.layers as ResidualBlock[]).forEach((b, bi) => {
+        const p = `${prefix}layer${li + 1}.${bi}`;
+        chains.push({ name: `${p}.conv1`, conv: b.conv1, uses: [b.bn1, b.conv2] });
+        if (b instanceof Bottleneck) chains.push({ name: `${p}.conv2`, conv: b.conv2, uses: [b.bn2, b.conv3] });
+      }),
+    );
+    return chains;
   }
 
   /** The feature maps after layer1..layer4 (strides 4, 8, 16, 32 without dilation): backbone use. */

@@ -4,6 +4,7 @@
 import { Tensor, crossEntropy, interpolate } from '../torch';
 import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn';
 import { ResNet, resnet101, resnet18, resnet34, resnet50 } from './resnet';
+import type { FilterChain } from '../methods/prune';
 
 export interface SegmentationLossOptions {
   /** Per-class weights (ENet's 1 / ln(1.02 + p), say). */
@@ -23,6 +24,16 @@ export abstract class SegmentationNet extends Module {
   /** The loss the paper trains with, for labels [N, H, W]; plain per-pixel cross-entropy unless overridden. */
   trainingLoss(x: Tensor, labels: Tensor, o: SegmentationLossOptions = {}): Tensor {
     return pixelLoss(this.forward(x), labels, o);
+  }
+
+  /** The layers filter pruning may narrow (ICNet §5's kernel pruning), in state-dict names; none by default. */
+  filterChains(): FilterChain[] {
+    return [];
+  }
+
+  /** The options that rebuild this network at its current (possibly pruned) widths. */
+  channelOptions(): { filterWidths: Record<string, number> } {
+    return { filterWidths: Object.fromEntries(this.filterChains().map((c) => [c.name, c.conv.outChannels])) };
   }
 
   protected checkSize(x: Tensor): void {
@@ -51,6 +62,10 @@ export function labelsAt(labels: Tensor, size: readonly number[]): Tensor {
   return interpolate(labels.unsqueeze(1).float(), { size: [size[0], size[1]], mode: 'nearest' }).squeeze(1).long();
 }
 
+/** A conv → BN (→ ReLU) unit's conv and BN: the start of a filter chain. */
+export const convOf = (unit: Sequential): Conv2d => unit.at(0) as Conv2d;
+export const bnOf = (unit: Sequential): BatchNorm2d => unit.at(1) as BatchNorm2d;
+
 /** conv → BN → ReLU, the unit every head here is built of (keys .0, .1, .2 as nn.Sequential). */
 export function convBnRelu(inC: number, outC: number, k: number, o: { stride?: number; dilation?: number } = {}): Sequential {
   const dilation = o.dilation ?? 1;
@@ -74,6 +89,11 @@ export interface BackboneOptions {
   /** Stem and layer1 channels (64 in the paper); smaller for CPU budgets. */
   width?: number;
   inChannels?: number;
+  /**
+   * Filters per prunable layer (state-dict prefix → count), as filter pruning leaves them: the network is
+   * built, then narrowed to these widths so that pruned weights load (`channelOptions()` gives them).
+   */
+  filterWidths?: Record<string, number>;
 }
 
 /** A headless ResNet whose layer3/layer4 trade strides for dilation to reach the output stride. */

@@ -2,6 +2,23 @@
 // older libtorch fails only where it is used) and then called by integer id.
 import { Handle, NativeArg, NativeResult, native } from './native';
 
+/**
+ * Sees every operator call while an ONNX export traces a forward pass (src/export/onnx.ts). A single
+ * module-level slot checked for null keeps the untraced hot path as it was (~1.1 µs per op).
+ */
+export interface OpTracer {
+  /** After the op ran: its arguments as passed, and its result (undefined for in-place and out= calls). */
+  record(op: Op, args: NativeArg[], result: NativeResult | undefined): void;
+}
+let tracer: OpTracer | null = null;
+
+/** Installs (or, with null, removes) the tracer; returns the previous one so that callers can restore it. */
+export function setOpTracer(t: OpTracer | null): OpTracer | null {
+  const previous = tracer;
+  tracer = t;
+  return previous;
+}
+
 export class Op {
   private id = -1;
   private schemaText = '';
@@ -22,17 +39,22 @@ export class Op {
   }
 
   call(...args: NativeArg[]): NativeResult {
-    return native.call(this.id >= 0 ? this.id : this.resolve(), ...args);
+    const r = native.call(this.id >= 0 ? this.id : this.resolve(), ...args);
+    if (tracer !== null) tracer.record(this, args, r);
+    return r;
   }
 
   /** For in-place and out= forms, whose result is an argument the caller already holds. */
   run(...args: NativeArg[]): void {
     native.callVoid(this.id >= 0 ? this.id : this.resolve(), ...args);
+    if (tracer !== null) tracer.record(this, args, undefined);
   }
 
   /** The common case: one tensor comes back. */
   handle(...args: NativeArg[]): Handle {
-    return native.call(this.id >= 0 ? this.id : this.resolve(), ...args) as Handle;
+    const r = native.call(this.id >= 0 ? this.id : this.resolve(), ...args) as Handle;
+    if (tracer !== null) tracer.record(this, args, r);
+    return r;
   }
 }
 

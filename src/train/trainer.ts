@@ -16,6 +16,7 @@ import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimiz
 import { DataSpec, makeLoaders } from './datasets';
 import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
+import * as dist from '../distributed';
 
 export interface TrainConfig {
   model: ModelName;
@@ -132,7 +133,17 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   }
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   manualSeed(cfg.seed);
-  const { train: trainLoader, test: testLoader, numClasses, inChannels } = makeLoaders(cfg.data, cfg);
+  // Data parallel when a process group is up (e.g. under `tsvision launch`): --batch-size stays the global
+  // batch, split evenly over the ranks; each rank trains on its shard of the same permutation and only
+  // rank 0 logs and writes files.
+  const world = dist.isInitialized() ? dist.getWorldSize() : 1;
+  const rank = world > 1 ? dist.getRank() : 0;
+  if (cfg.batchSize % world) throw new Error(`batch size ${cfg.batchSize} is not divisible by the ${world} processes; each takes an equal share`);
+  if (rank > 0) log = () => {};
+  const loaders = makeLoaders(cfg.data, { ...cfg, batchSize: cfg.batchSize / world });
+  const { numClasses, inChannels } = loaders;
+  const trainLoader = world > 1 ? dist.shardLoader(loaders.train, { rank, worldSize: world }) : loaders.train;
+  const testLoader = world > 1 ? dist.shardLoader(loaders.test, { rank, worldSize: world, pad: false }) : loaders.test;
   const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName]);
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt: Trainable = makeOptimizer(model.parameters(), cfg, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
@@ -151,17 +162,20 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     loadWeights(cfg.init, model);
     log(`initialized from ${cfg.init}`);
   }
+  // Rank 0's weights on every rank (they agree already unless initialized differently), gradients averaged.
+  const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;
   // After the weights are in place: DSD's masks are the top-K of the weights training starts from.
   const method: TrainingMethod | null = cfg.method ? createMethod(cfg.method, model, resumed?.method ?? null, { numClasses, inChannels, data: cfg.data }) : null;
   if (method) log(method.description);
-  fs.mkdirSync(cfg.outDir, { recursive: true });
+  if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
   const save = (ep: number, batch: number): void => {
+    if (rank > 0) return;
     const os = opt.stateDict();
     saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history }, method?.stateDict?.() ?? {});
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads`);
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
@@ -182,16 +196,23 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           await new Promise((r) => setImmediate(r));
           lastYield = Date.now();
         }
-        const loss = trainStep(model, opt, batch, cfg, meter, method);
+        let loss = trainStep(model, opt, batch, cfg, meter, method, ddp);
         disposeBatch(batch);
         b++;
         step++;
+        // Every rank must stop at the same step (Ctrl-C reaches them at different moments; a NaN may appear
+        // on one): agree on both with one tiny all-reduce.
+        let stop = interrupt.requested || (cfg.stopAfterSteps > 0 && step >= cfg.stopAfterSteps);
+        if (world > 1) {
+          const [lossSum, stops] = dist.sumAcrossRanks([loss, stop ? 1 : 0]);
+          [loss, stop] = [lossSum / world, stops > 0];
+        }
         if (!Number.isFinite(loss)) {
           const where = fs.existsSync(ckptFile) ? `the last good checkpoint is ${ckptFile} (resume with --resume ${ckptFile})` : 'no checkpoint was written yet';
           throw new NonFiniteLossError(`loss became ${loss} at epoch ${epoch + 1}, batch ${b} (step ${step}); stopped without saving: ${where}. Try a lower --lr or --clip-grad-norm.`);
         }
-        progress.update(epoch, b, meter.count, `loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}%`);
-        if (interrupt.requested || (cfg.stopAfterSteps && step >= cfg.stopAfterSteps)) {
+        progress.update(epoch, b, meter.count * world, `loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}%`);
+        if (stop) {
           await batches.return(undefined);
           save(epoch, b);
           log(`saved ${ckptFile} at epoch ${epoch + 1}, batch ${b}; continue with: tsvision train --resume ${ckptFile}`);
@@ -199,21 +220,26 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         }
       }
       const trainSeconds = progress.seconds;
+      // Each rank's BatchNorm statistics moved with its own last batch: evaluate rank 0's model everywhere.
+      ddp?.syncBuffers();
       const ev = await evaluate(model, testLoader, cfg.limitBatches);
+      const local = [meter.loss * meter.count, meter.accuracy() * meter.count, meter.count, ev.loss * ev.count, ev.top1 * ev.count, ev.top5 * ev.count, ev.count];
+      // Sums over the ranks: the accuracy printed is the one over the whole test set.
+      const [trainLoss, trainHits, trainCount, testLoss, top1, top5, testCount] = world > 1 ? dist.sumAcrossRanks(local) : local;
       const rec: EpochRecord = {
         epoch: epoch + 1,
-        trainLoss: meter.loss,
-        trainTop1: meter.accuracy(),
-        testLoss: ev.loss,
-        testTop1: ev.top1,
-        testTop5: ev.top5,
+        trainLoss: trainLoss / Math.max(1, trainCount),
+        trainTop1: trainHits / Math.max(1, trainCount),
+        testLoss: testLoss / Math.max(1, testCount),
+        testTop1: top1 / Math.max(1, testCount),
+        testTop5: top5 / Math.max(1, testCount),
         seconds: trainSeconds,
-        samplesPerSecond: meter.count / Math.max(trainSeconds, 1e-3),
+        samplesPerSecond: trainCount / Math.max(trainSeconds, 1e-3),
       };
       history.push(rec);
       log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}% (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
       save(epoch + 1, 0);
-      await writeReport();
+      if (rank === 0) await writeReport();
     }
     return finish('finished');
   } finally {
@@ -234,7 +260,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
 
   function finish(status: TrainResult['status']): TrainResult {
     const weights = path.join(cfg.outDir, 'model.safetensors');
-    if (status === 'finished') {
+    if (status === 'finished' && rank === 0) {
       // Plain state dict, keys as PyTorch's: loads with torch's load_state_dict after a safetensors read.
       saveCheckpointWeights(weights, model);
     }
@@ -251,12 +277,13 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   }
 }
 
-function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null): number {
+function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null, ddp: dist.DistributedDataParallel<Classifier> | null): number {
   return tidy(() => {
-    const logits = model.forward(batch.x);
+    const logits = (ddp ?? model).forward(batch.x);
     const loss = method?.loss ? method.loss(logits, batch) : crossEntropy(logits, batch.y, { labelSmoothing: cfg.labelSmoothing });
     opt.zeroGrad();
     loss.backward();
+    ddp?.syncGradients();
     method?.beforeStep?.();
     opt.clipAndStep(cfg.clipGradNorm);
     method?.afterStep?.();

@@ -1,6 +1,7 @@
 // Filter pruning by L1 norm (ICNet §5): the filters removed are the weakest by L1 norm (ranked by PyTorch),
-// the narrowed network computes exactly what the original computes with those channels silenced, and the
-// end-to-end command prunes, fine-tunes and measures.
+// the narrowed network — classifier or segmentation network — computes exactly what the original computes
+// with those channels silenced and rebuilds from its options, and the end-to-end command prunes, fine-tunes
+// and measures (top-1 for a classifier, mIoU for ICNet).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -8,16 +9,28 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { BatchNorm2d, Conv2d, Linear } from '../../src/nn';
-import { createModel } from '../../src/models/registry';
+import { createModel, createSegmentationModel } from '../../src/models/registry';
 import { FilterPrunable, isFilterPrunable, pruneFilters } from '../../src/methods/prune';
 import { runFilterPrune } from '../../src/methods/prune-run';
 import { summary } from '../../src/metrics/summary';
 import { train } from '../../src/train/trainer';
+import { trainSegmentation } from '../../src/train/segment';
 import { assertClose, runTorch } from '../helpers/pytorch';
 
-function build(name: 'cnn' | 'mobilenet_v1', seed: number): FilterPrunable & { forward(x: T.Tensor): T.Tensor } {
+type Net = FilterPrunable & { forward(x: T.Tensor): T.Tensor };
+// Small networks of each prunable kind: classifiers and segmentation networks (ICNet on a ResNet-18
+// backbone, PSPNet on bottlenecks), each with the input it takes.
+const NETS = {
+  cnn: { make: (o: Record<string, unknown> = {}) => createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true, ...o }), input: [2, 1, 28, 28] },
+  mobilenet_v1: { make: (o: Record<string, unknown> = {}) => createModel('mobilenet_v1', { numClasses: 10, inChannels: 1, smallInput: true, alpha: 0.25, ...o }), input: [2, 1, 28, 28] },
+  icnet: { make: (o: Record<string, unknown> = {}) => createSegmentationModel('icnet', { numClasses: 5, inChannels: 1, backbone: 'resnet18', width: 8, pspChannels: 16, cffChannels: 8, ...o }), input: [2, 1, 64, 64] },
+  pspnet: { make: (o: Record<string, unknown> = {}) => createSegmentationModel('pspnet', { numClasses: 5, inChannels: 1, backbone: 'resnet50', width: 4, headChannels: 16, auxChannels: 8, ...o }), input: [2, 1, 32, 32] },
+};
+type NetName = keyof typeof NETS;
+
+function build(name: NetName, seed: number, o: Record<string, unknown> = {}): Net {
   T.manualSeed(seed);
-  const m = createModel(name, { numClasses: 10, inChannels: 1, smallInput: true, ...(name === 'mobilenet_v1' ? { alpha: 0.25 } : {}) });
+  const m = NETS[name].make(o);
   assert.ok(isFilterPrunable(m));
   // Random BN statistics and affine parameters, so that a silenced or misplaced channel shows in the output.
   T.noGrad(() => {
@@ -30,10 +43,10 @@ function build(name: 'cnn' | 'mobilenet_v1', seed: number): FilterPrunable & { f
       }
     }
   });
-  return m.eval() as FilterPrunable & { forward(x: T.Tensor): T.Tensor };
+  return m.eval() as Net;
 }
 
-for (const name of ['cnn', 'mobilenet_v1'] as const) {
+for (const name of Object.keys(NETS) as NetName[]) {
   test(`${name}: pruning removes the lowest-L1 filters and equals the original with those channels silenced`, () => {
     const original = build(name, 3);
     const pruned = build(name, 3);
@@ -53,11 +66,11 @@ for (const name of ['cnn', 'mobilenet_v1'] as const) {
         for (const u of c.uses) if (u instanceof BatchNorm2d) for (const p of [u.weight!, u.bias!]) T.callOp('aten::index_fill_.int_Scalar', p, 0, drop, 0);
       });
     });
-    const x = T.randn([2, 1, 28, 28]);
+    const x = T.randn(NETS[name].input);
     assertClose(T.noGrad(() => pruned.forward(x)), T.noGrad(() => original.forward(x)), 1e-5, `${name}: pruned vs silenced original`);
     // The narrower model is rebuilt from its options and takes the pruned weights.
-    const rebuilt = createModel(name, { numClasses: 10, inChannels: 1, smallInput: true, ...(name === 'mobilenet_v1' ? { alpha: 0.25 } : {}), ...pruned.channelOptions() });
-    rebuilt.loadStateDict(pruned.stateDict());
+    const rebuilt = NETS[name].make(pruned.channelOptions());
+    assert.deepEqual(rebuilt.loadStateDict(pruned.stateDict()), { missing: [], unexpected: [] });
     assertClose(T.noGrad(() => rebuilt.eval().forward(x)), T.noGrad(() => pruned.forward(x)), 0, 'rebuilt');
   });
 }
@@ -94,7 +107,23 @@ test('end to end: prune a trained cnn, fine-tune, and report size, speed and acc
   assert.ok(r.finetuned.parameters < 0.55 * r.original.parameters);
   assert.ok(r.finetuned.multAdds < 0.3 * r.original.multAdds, 'about a quarter of the conv mult-adds');
   assert.ok(r.original.ms > 0 && r.finetuned.ms > 0);
-  assert.ok(r.finetuned.testTop1 > 0.5, `fine-tuned top-1 ${r.finetuned.testTop1}`);
-  assert.equal(r.original.testTop1, t.final!.testTop1, 'the original evaluates as its run did');
+  assert.ok(r.finetuned.score > 0.5, `fine-tuned top-1 ${r.finetuned.score}`);
+  assert.equal(r.original.score, t.final!.testTop1, 'the original evaluates as its run did');
+  assert.equal(r.metric, 'test top-1');
   assert.match(fs.readFileSync(r.summary, 'utf8'), /\| pruned \+ fine-tuned \| /);
+});
+
+test('end to end: prune a trained ICNet, fine-tune it with its own recipe, and report size, speed and mIoU', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-fprune-seg-'));
+  const scenes = { size: 32, trainCount: 96, testCount: 32, maxItems: 2 };
+  const t = await trainSegmentation({ model: 'icnet', modelOptions: { width: 8, pspChannels: 16, cffChannels: 8 }, epochs: 1, batchSize: 16, threads: 1, scenes, outDir: path.join(dir, 'base') }, () => {});
+  const r = await runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.5, finetuneEpochs: 1, recipe: { threads: 1 } }, () => {});
+  assert.equal(r.metric, 'test mIoU');
+  assert.equal(r.original.score, t.final!.testMIoU, 'the original evaluates as its run did');
+  assert.ok(r.finetuned.parameters < r.original.parameters && r.finetuned.multAdds < 0.6 * r.original.multAdds, `${r.original.multAdds} → ${r.finetuned.multAdds}`);
+  assert.ok(r.layers.length > 5 && r.layers.every((l) => l.after === Math.ceil(l.before / 2)));
+  const ft = JSON.parse(fs.readFileSync(path.join(r.finetune.dir, 'report.json'), 'utf8'));
+  assert.equal(ft.config.init, path.join(dir, 'prune', 'pruned.safetensors'));
+  assert.equal(ft.config.lr, 0.001, 'a tenth of the run\'s learning rate');
+  assert.match(fs.readFileSync(r.summary, 'utf8'), /\| model \| parameters \| mult-adds \| ms \/ batch \| images\/s \| test mIoU \|/);
 });

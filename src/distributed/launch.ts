@@ -1,0 +1,105 @@
+// A launcher like torchrun --standalone: starts N worker processes with RANK, LOCAL_RANK, WORLD_SIZE,
+// LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, shows rank 0's output as it is and the others' prefixed
+// with their rank, and when one worker fails stops the rest and reports which rank failed.
+import { ChildProcess, spawn } from 'node:child_process';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as readline from 'node:readline';
+
+export interface LaunchOptions {
+  /** Worker processes (ranks) on this machine. */
+  nproc: number;
+  /** The worker command: a Node script and its arguments, run with this Node. */
+  script: string;
+  args: string[];
+  /** Default 127.0.0.1. */
+  masterAddr?: string;
+  /** Default: a free port. */
+  masterPort?: number;
+  /** Where the launcher's own messages go. Default stderr. */
+  log?: (line: string) => void;
+}
+
+export interface LaunchResult {
+  /** 0 when every rank succeeded, else the first failing rank's exit code (1 for a signal). */
+  exitCode: number;
+  /** The rank that failed first, or null. */
+  failedRank: number | null;
+}
+
+/** A TCP port nothing listens on right now (the store server binds it moments later). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function launch(o: LaunchOptions): Promise<LaunchResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (!Number.isInteger(o.nproc) || o.nproc < 1) throw new RangeError(`launch: nproc must be a positive integer, got ${o.nproc}`);
+  const addr = o.masterAddr ?? '127.0.0.1';
+  const port = o.masterPort ?? (await freePort(addr));
+  // The cores are shared: without OMP_NUM_THREADS each rank would start one libtorch thread per core.
+  // (torchrun sets 1; an even share uses the machine when there are more cores than ranks.)
+  const threads = String(Math.max(1, Math.floor(os.availableParallelism() / o.nproc)));
+  const workers: ChildProcess[] = [];
+  let failed: LaunchResult | null = null;
+  let running = o.nproc;
+
+  const stopOthers = (): void => {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
+    // A rank blocked inside a collective may not reach its SIGTERM handler soon: make sure.
+    setTimeout(() => workers.forEach((w) => w.exitCode === null && w.signalCode === null && w.kill('SIGKILL')), 5000).unref();
+  };
+  // Ctrl-C on a terminal reaches every worker directly (same process group): each saves and stops by
+  // itself, so the launcher only waits. SIGTERM (a job system) is passed on.
+  const onSigint = (): void => undefined;
+  const onSigterm = (): void => stopOthers();
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
+
+  try {
+    return await new Promise<LaunchResult>((resolve) => {
+      for (let rank = 0; rank < o.nproc; rank++) {
+        const env = {
+          ...process.env,
+          RANK: String(rank),
+          LOCAL_RANK: String(rank),
+          WORLD_SIZE: String(o.nproc),
+          LOCAL_WORLD_SIZE: String(o.nproc),
+          MASTER_ADDR: addr,
+          MASTER_PORT: String(port),
+          OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? threads,
+        };
+        const w = spawn(process.execPath, [o.script, ...o.args], { env, stdio: rank === 0 ? ['inherit', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'] });
+        workers.push(w);
+        for (const stream of rank === 0 ? [] : [w.stdout!, w.stderr!]) {
+          const out = stream === w.stdout ? process.stdout : process.stderr;
+          readline.createInterface({ input: stream }).on('line', (line) => out.write(`[rank ${rank}] ${line}\n`));
+        }
+        w.on('error', (e) => {
+          if (!failed) failed = { exitCode: 1, failedRank: rank };
+          log(`tsvision launch: rank ${rank} could not start: ${e.message}`);
+          stopOthers();
+        });
+        w.on('close', (code, signal) => {
+          running--;
+          if ((code !== 0 || signal) && !failed) {
+            failed = { exitCode: code || 1, failedRank: rank };
+            log(`tsvision launch: rank ${rank} failed (${signal ? `signal ${signal}` : `exit code ${code}`}); stopping the other ranks`);
+            stopOthers();
+          }
+          if (running === 0) resolve(failed ?? { exitCode: 0, failedRank: null });
+        });
+      }
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
+  }
+}

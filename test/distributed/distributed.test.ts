@@ -1,0 +1,200 @@
+// Data parallelism over libtorch's c10d: real worker processes (worker.ts) in one gloo group on 127.0.0.1,
+// checked against values computed by hand, against PyTorch itself as a rank of the same group, and DDP
+// against single-process training on the whole batch.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Tensor, crossEntropy, loadSafetensors, manualSeed, setNumThreads, tidy } from '../../src/torch';
+import { SGD } from '../../src/optim';
+import { freePort, resolveInit, shardOrder } from '../../src/distributed';
+import { DDP_LR, DDP_STEPS, ddpBatch, smallNet } from './worker';
+import { PYTHON } from '../helpers/pytorch';
+import { evaluate } from '../../src/train/trainer';
+import { makeLoaders } from '../../src/train/datasets';
+import { loadWeights } from '../../src/train/checkpoint';
+import { createModel } from '../../src/models/registry';
+
+const WORKER = path.join(__dirname, 'worker.js');
+const TORCH_RANK = path.resolve(__dirname, '..', '..', '..', 'test', 'distributed', 'torch_rank.py');
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/** Runs a command to its end (killed after limitMs), one thread for libtorch: the machine has 2 cores. */
+function run(cmd: string, args: string[], limitMs = 60000, env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const p = spawn(cmd, args, { env: { ...process.env, OMP_NUM_THREADS: '1', ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), limitMs);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, seconds: (Date.now() - t0) / 1000 });
+    });
+  });
+}
+
+function result(r: Run, who: string): Record<string, unknown> {
+  assert.equal(r.code, 0, `${who} failed:\n${r.stderr}`);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  assert.ok(line, `${who} printed no result:\n${r.stdout}\n${r.stderr}`);
+  return JSON.parse(line.slice(7));
+}
+
+const worker = (scenario: string, o: Record<string, unknown>): Promise<Run> => run(process.execPath, [WORKER, scenario, JSON.stringify(o)]);
+
+test('sharding is PyTorch DistributedSampler: disjoint, padded from the start, covering the epoch', () => {
+  const order = Int32Array.from([5, 3, 8, 0, 1, 9, 2]);
+  // DistributedSampler: total 8 → padded [5 3 8 0 1 9 2 5], rank r takes [r::2].
+  assert.deepEqual(Array.from(shardOrder(order, { rank: 0, worldSize: 2 })), [5, 8, 1, 2]);
+  assert.deepEqual(Array.from(shardOrder(order, { rank: 1, worldSize: 2 })), [3, 0, 9, 5]);
+  // Padding longer than the order repeats it (2 samples over 5 ranks).
+  assert.deepEqual([0, 1, 2, 3, 4].map((r) => shardOrder(Int32Array.from([7, 6]), { rank: r, worldSize: 5 })[0]), [7, 6, 7, 6, 7]);
+  // Without padding (evaluation) the shards partition the order exactly.
+  const shards = [0, 1, 2].map((r) => Array.from(shardOrder(order, { rank: r, worldSize: 3, pad: false })));
+  assert.deepEqual(shards.flat().sort(), Array.from(order).sort());
+  assert.throws(() => shardOrder(order, { rank: 2, worldSize: 2 }), /rank must be an integer in \[0, 2\)/);
+});
+
+test('init options default from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT as torch.distributed', () => {
+  const saved = { ...process.env };
+  try {
+    Object.assign(process.env, { RANK: '1', WORLD_SIZE: '3', MASTER_ADDR: '10.0.0.2', MASTER_PORT: '29501' });
+    assert.deepEqual(resolveInit().store, { kind: 'tcp', host: '10.0.0.2', port: 29501, isServer: false, worldSize: 3, timeoutMs: 1800000, rank: 1 });
+    assert.equal(resolveInit({ initMethod: 'tcp://127.0.0.1:1234', rank: 0 }).store.kind, 'tcp');
+    assert.deepEqual(resolveInit({ initMethod: 'file:///tmp/s?rank=2&world_size=4' }), {
+      rank: 2,
+      worldSize: 4,
+      store: { kind: 'file', path: '/tmp/s', worldSize: 4, timeoutMs: 1800000 },
+    });
+    delete process.env.MASTER_PORT;
+    assert.throws(() => resolveInit(), /environment variable MASTER_PORT expected, but not set/);
+    assert.throws(() => resolveInit({ initMethod: 'udp://x:1' }), /unsupported initMethod 'udp:\/\/x:1'/);
+    assert.throws(() => resolveInit({ rank: 3, worldSize: 3, initMethod: 'tcp://h:1' }), /rank must be an integer in \[0, 3\)/);
+  } finally {
+    for (const k of ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']) if (saved[k] === undefined) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+});
+
+test('two tsvision ranks over a TCP store: allReduce, broadcast, allGather give the values computed by hand', async () => {
+  const port = await freePort();
+  const runs = await Promise.all([0, 1].map((rank) => worker('collectives', { initMethod: `tcp://127.0.0.1:${port}`, rank, worldSize: 2 })));
+  for (const [rank, r] of runs.entries()) {
+    const res = result(r, `rank ${rank}`);
+    // Rank r held [1,2,3]·(r+1): sums 3·[1,2,3], means 1.5·[1,2,3], maxima 2·[1,2,3]; [10r, -10r] → min [0, -10].
+    assert.deepEqual(res.sum, [3, 6, 9]);
+    assert.deepEqual(res.avg, [1.5, 3, 4.5]);
+    assert.deepEqual(res.max, [2, 4, 6]);
+    assert.deepEqual(res.min, [0, -10]);
+    assert.deepEqual(res.sumInt, [3]);
+    assert.deepEqual(res.broadcast, [1, 1.5], 'broadcast from rank 1 = rank 1\'s [1, 1.5]');
+    assert.deepEqual(res.allGather, [[0, 100], [1, 101]]);
+    assert.match(String(res.stridedError), /^allReduce: needs a contiguous tensor, got a strided Tensor\[2, 2\]/);
+    assert.match(String(res.avgIntError), /^allReduce: 'avg' needs a floating-point tensor, got Tensor\[1\] int64 cpu/);
+    assert.deepEqual(res.afterErrors, [3, 6, 9]);
+  }
+});
+
+test('a tsvision rank and a PyTorch rank share one process group and agree with PyTorch', async () => {
+  const port = await freePort();
+  const init = `tcp://127.0.0.1:${port}`;
+  // tsvision is rank 0 (it hosts the TCP store); PyTorch's init_process_group joins as rank 1.
+  const [node, py] = await Promise.all([worker('interop', { initMethod: init, rank: 0, worldSize: 2 }), run(PYTHON, [TORCH_RANK, init, '1', '2'])]);
+  const a = result(node, 'tsvision rank 0');
+  const b = result(py, 'PyTorch rank 1');
+  const expected = { sum: [3, 6, 9], max: [2, 4, 6], broadcast: [1, 1.5], allGather: [[0, 100], [1, 101]] };
+  for (const [k, v] of Object.entries(expected)) {
+    assert.deepEqual(b[k], v, `PyTorch ${k}`);
+    assert.deepEqual(a[k], v, `tsvision ${k}`);
+  }
+});
+
+test('DDP over a file store: 2 ranks on half batches take the same steps as one process on the whole batch', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-'));
+  try {
+    const out = (r: number): string => path.join(dir, `rank${r}.safetensors`);
+    const runs = await Promise.all([0, 1].map((rank) => worker('ddp', { initMethod: `file://${dir}/store`, rank, worldSize: 2, out: out(rank) })));
+    runs.forEach((r, rank) => result(r, `rank ${rank}`));
+
+    // The reference: rank 0's initial weights (seed 100), the whole batch, the mean loss.
+    setNumThreads(1);
+    const { x, y } = ddpBatch();
+    manualSeed(100);
+    const model = smallNet();
+    const initial = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.clone().keep()]));
+    const opt = new SGD(model.parameters(), { lr: DDP_LR, momentum: 0.9 });
+    for (let s = 0; s < DDP_STEPS; s++) {
+      tidy(() => {
+        const loss = crossEntropy(model.forward(x), y);
+        opt.zeroGrad();
+        loss.backward();
+        opt.step();
+      });
+    }
+    const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
+    for (const rank of [0, 1]) {
+      const got = loadSafetensors(out(rank)).tensors;
+      for (const [k, want] of Object.entries(model.stateDict())) {
+        assert.ok(maxDiff(got[k], want) <= 1e-5, `rank ${rank} ${k}: max |diff| ${maxDiff(got[k], want)}`);
+        // The comparison can fail: training moved every tensor far more than the tolerance.
+        assert.ok(maxDiff(initial[k], want) > 1e-3, `${k} barely moved`);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a rank that cannot reach the store fails within its timeout, naming the rank and the address', async () => {
+  const port = await freePort(); // nobody listens there
+  const r = await worker('collectives', { initMethod: `tcp://127.0.0.1:${port}`, rank: 1, worldSize: 2, timeoutMs: 2000 });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`rank 1 could not reach the store at 127\\.0\\.0\\.1:${port} within 2 s`));
+  assert.ok(r.seconds < 20, `took ${r.seconds} s`);
+});
+
+test('tsvision launch stops every rank when one fails and exits non-zero naming it', async () => {
+  const r = await run(process.execPath, [CLI, 'launch', '--nproc', '2', '--script', WORKER, '--', 'fail', '{}']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /\[rank 1\] rank 1 fails on purpose/);
+  assert.match(r.stderr, /tsvision launch: rank 1 failed \(exit code 3\); stopping the other ranks/);
+  assert.ok(r.seconds < 30, `rank 0 was not stopped (took ${r.seconds} s)`);
+});
+
+test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accuracy and alone writes the outputs', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-launch-'));
+  try {
+    const r = await run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'train', '--epochs', '1', '--limit-batches', '2', '--batch-size', '64', '-o', dir], 120000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /× 2 processes \(32 samples each\)/);
+    assert.equal((r.stdout.match(/test accuracy: top-1/g) ?? []).length, 1, 'printed once, by rank 0');
+    assert.doesNotMatch(r.stdout + r.stderr, /\[rank 1\]/, 'rank 1 stays quiet');
+    const report = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8'));
+    assert.equal(report.history.length, 1);
+    for (const f of ['checkpoint.safetensors', 'model.safetensors', 'curves.png']) assert.ok(fs.existsSync(path.join(dir, f)), f);
+    // Global, not rank 0's half: each rank evaluated 2 batches of 500 of its shard (every other image), so
+    // together the first 2,000 test images — which one process evaluates here with the saved weights.
+    setNumThreads(1);
+    const { test: loader, numClasses, inChannels } = makeLoaders({ kind: 'fashion-mnist' }, { batchSize: 64, seed: 0, augment: false });
+    const model = createModel('cnn', { numClasses, inChannels, smallInput: true });
+    loadWeights(path.join(dir, 'model.safetensors'), model);
+    const ev = await evaluate(model, loader, 4);
+    assert.equal(ev.count, 2000);
+    assert.equal(report.history[0].testTop1, ev.top1);
+    assert.ok(Math.abs(report.history[0].testLoss - ev.loss) < 1e-5, `test loss ${report.history[0].testLoss} vs ${ev.loss}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

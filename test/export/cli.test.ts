@@ -1,0 +1,68 @@
+// `tsvision export` as a user meets it: a checkpoint names its model, options and trained input; the number
+// of classes and input channels come from the weights; the command checks the file with onnxruntime-node.
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as T from '../../src/torch';
+import { createModel } from '../../src/models/registry';
+import { ICNet } from '../../src/models/icnet';
+import { saveCheckpoint } from '../../src/train/checkpoint';
+
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-onnx-cli-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('a classification checkpoint: model, 7 classes and RGB 32×32 input come from the checkpoint', () => {
+  const modelOptions = { alpha: 0.25 };
+  const model = createModel('mobilenet_v1', { ...modelOptions, numClasses: 7, inChannels: 3, smallInput: true });
+  const ckpt = path.join(dir, 'mobilenet.safetensors');
+  const data = { kind: 'image-folder', train: 'x', test: 'y', size: 32, channels: 3 };
+  saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 10, config: { model: 'mobilenet_v1', modelOptions, data } });
+  const out = path.join(dir, 'mobilenet.onnx');
+  const r = run('export', ckpt, '-o', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /mobilenet_v1, [\d.]+ MB, \d+ nodes/);
+  assert.match(r.stdout, /input {2}input float \[batch, 3, 32, 32\]/);
+  assert.match(r.stdout, /output output float \[batch, 7\]/);
+  assert.match(r.stdout, /onnxruntime-node vs tsvision on a random 2×3×32×32 input: max \|difference\| \d/);
+  assert.ok(fs.statSync(out).size > 0);
+});
+
+test('a segmentation checkpoint (ICNet) and plain weights with --model, --input and --fixed-batch', () => {
+  const modelOptions = { backbone: 'resnet18', width: 8, pspChannels: 16, cffChannels: 16, sub1Channels: [8, 8, 16] };
+  T.manualSeed(0);
+  const model = new ICNet({ ...(modelOptions as object), numClasses: 11, inChannels: 1 });
+  const ckpt = path.join(dir, 'icnet.safetensors');
+  saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 10, config: { model: 'icnet', modelOptions, scenes: { size: 48 } } });
+  const r = run('export', ckpt, '-o', path.join(dir, 'icnet.onnx'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /output output float \[batch, 11, 48, 48\]/);
+
+  const weights = path.join(dir, 'cnn-weights.safetensors');
+  T.saveSafetensors(weights, createModel('cnn', { numClasses: 4, inChannels: 1, smallInput: true }).stateDict());
+  const p = run('export', weights, '-o', path.join(dir, 'cnn.onnx'), '--model', 'cnn', '--input', '3x1x20x20', '--fixed-batch');
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stdout, /input {2}input float \[3, 1, 20, 20\]/);
+  assert.match(p.stdout, /output output float \[3, 4\]/);
+});
+
+test('clear one-line errors: plain weights without --model, a missing file, an unwritable output', () => {
+  const weights = path.join(dir, 'plain.safetensors');
+  T.saveSafetensors(weights, createModel('cnn', { numClasses: 10, inChannels: 1 }).stateDict());
+  const cases: [string[], RegExp][] = [
+    [['export', weights, '-o', path.join(dir, 'a.onnx')], /holds plain weights: name the model with --model/],
+    [['export', weights, '-o', path.join(dir, 'a.onnx'), '--model', 'cnn'], /give the input shape with --input/],
+    [['export', path.join(dir, 'missing.safetensors'), '-o', path.join(dir, 'a.onnx')], /no such file/],
+    [['export', weights, '-o', path.join(weights, 'a.onnx'), '--model', 'cnn', '--input', '1x1x28x28'], /cannot write .* is not a directory/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run(...args);
+    assert.equal(r.status, 1, args.join(' '));
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+  }
+});

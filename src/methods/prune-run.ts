@@ -74,6 +74,12 @@ interface PruneTask {
 
 export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => console.log(l)): Promise<FilterPruneResult> {
   const keepRate = c.keepRate ?? FILTER_PRUNE_DEFAULTS.keepRate;
+  // A folder holding another pruning is left as it is (its pruned weights and fine-tuning are its record).
+  const reportFile = path.join(c.outDir, 'report.json');
+  if (fs.existsSync(reportFile)) {
+    const prev = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as { checkpoint?: string; keepRate?: number };
+    if (prev.checkpoint !== c.checkpoint || prev.keepRate !== keepRate) throw new Error(`${c.outDir} holds the pruning of ${prev.checkpoint} at keep rate ${prev.keepRate}; choose another --out`);
+  }
   const checkpoint = readCheckpoint(c.checkpoint);
   const task = (checkpoint.state.config as Partial<SegmentConfig>)?.scenes ? segmentationTask(c, checkpoint, log) : classificationTask(c, checkpoint, log);
   // The file is read once; the original and the copy to prune both load its weights.
@@ -116,7 +122,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
   };
   const finetune = { dir, epochs, lr, weights: ft.weights, curves: ft.curves };
 
-  const report = path.join(c.outDir, 'report.json');
+  const report = reportFile;
   writeJsonAtomic(report, { method: 'filter pruning by L1 norm (ICNet §5; Li et al. 2017)', model: task.model, metric: task.metric, checkpoint: c.checkpoint, keepRate, latencyInput: input, layers, modelOptions: { ...task.modelOptions, ...options }, ...result, finetune });
   const md = path.join(c.outDir, 'SUMMARY.md');
   const row = (label: string, m: Measured): string =>
@@ -185,7 +191,19 @@ function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointContents, 
     build,
     score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, test, classes.length, null, limit)).mIoU,
     async finetune(options, init, epochs, lr, dir) {
-      const r = await trainSegmentation({ ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit }, log);
+      const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit };
+      // A rerun (say, to measure latency on a quiet machine) continues or reuses the same fine-tuning.
+      const ckpt = path.join(dir, 'checkpoint.safetensors');
+      let resume: string | undefined;
+      if (fs.existsSync(ckpt)) {
+        const before = readCheckpoint(ckpt).state.config as SegmentConfig;
+        const same = (k: keyof SegmentConfig): boolean => JSON.stringify(before[k]) === JSON.stringify(want[k]);
+        const differ = (['model', 'modelOptions', 'init', 'epochs', 'lr', 'scenes', 'limitBatches'] as const).filter((k) => !same(k));
+        if (differ.length) throw new Error(`${dir} holds a fine-tuning with other settings (${differ.join(', ')}); remove it or choose another --out`);
+        log(`continuing the fine-tuning in ${dir}`);
+        resume = ckpt;
+      }
+      const r = await trainSegmentation(resume ? { resume, outDir: dir } : want, log);
       if (!r.final) throw new Error('filter pruning: fine-tuning was interrupted');
       return { model: r.model, score: r.final.testMIoU, weights: r.weights, curves: r.curves };
     },

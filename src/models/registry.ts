@@ -58,21 +58,24 @@ const REGISTRY: { [N in ModelName]: Entry<N> } = {
   shallow: { create: shallowNet, description: 'shallow mimic student: one conv + max-pool, optional linear bottleneck, one wide hidden layer (Ba & Caruana 2014)' },
 };
 
-export function listModels(): ModelName[] {
-  return Object.keys(REGISTRY) as ModelName[];
+/** The name checks both registries share; `kind` names the registry in errors ("model", "segmentation model"). */
+function lookup<Name extends string>(kind: string, table: Record<Name, { description: string }>) {
+  const list = (): Name[] => Object.keys(table) as Name[];
+  const has = (name: string): name is Name => Object.prototype.hasOwnProperty.call(table, name);
+  const check = (name: string): void => {
+    if (!has(name)) throw new Error(`unknown ${kind} '${name}'; known: ${list().join(', ')}`);
+  };
+  return { list, has, check, describe: (name: Name): string => table[name].description };
 }
 
-export function isModelName(name: string): name is ModelName {
-  return Object.prototype.hasOwnProperty.call(REGISTRY, name);
-}
-
-export function describeModel(name: ModelName): string {
-  return REGISTRY[name].description;
-}
+const CLASSIFIERS = lookup('model', REGISTRY);
+export const listModels = CLASSIFIERS.list;
+export const isModelName = CLASSIFIERS.has;
+export const describeModel = CLASSIFIERS.describe;
 
 /** Builds a registered model; throws listing the known names if there is no such model. */
 export function createModel<N extends ModelName>(name: N, options: ModelOptions[N] = {}): ModelTypes[N] {
-  if (!isModelName(name)) throw new Error(`unknown model '${String(name)}'; known: ${listModels().join(', ')}`);
+  CLASSIFIERS.check(name);
   const entry = REGISTRY[name] as Entry<N>;
   return entry.create(options);
 }
@@ -94,20 +97,13 @@ const SEGMENTATION: { [N in SegmentationModelName]: { create: (o: SegmentationMo
   icnet: { create: icnet, description: 'ICNet (Zhao et al. 2018): image cascade (1, 1/2, 1/4), cascade feature fusion, label guidance' },
 };
 
-export function listSegmentationModels(): SegmentationModelName[] {
-  return Object.keys(SEGMENTATION) as SegmentationModelName[];
-}
-
-export function isSegmentationModelName(name: string): name is SegmentationModelName {
-  return Object.prototype.hasOwnProperty.call(SEGMENTATION, name);
-}
-
-export function describeSegmentationModel(name: SegmentationModelName): string {
-  return SEGMENTATION[name].description;
-}
+const SEGMENTATION_LOOKUP = lookup('segmentation model', SEGMENTATION);
+export const listSegmentationModels = SEGMENTATION_LOOKUP.list;
+export const isSegmentationModelName = SEGMENTATION_LOOKUP.has;
+export const describeSegmentationModel = SEGMENTATION_LOOKUP.describe;
 
 /** Builds a segmentation network by name: createSegmentationModel('icnet', { numClasses: 19, backbone: 'resnet18' }). */
 export function createSegmentationModel<N extends SegmentationModelName>(name: N, options: SegmentationModelOptions[N] = {}): SegmentationNet {
-  if (!isSegmentationModelName(name)) throw new Error(`unknown segmentation model '${String(name)}'; known: ${listSegmentationModels().join(', ')}`);
+  SEGMENTATION_LOOKUP.check(name);
   return (SEGMENTATION[name].create as (o: SegmentationModelOptions[N]) => SegmentationNet)(options);
 }

@@ -126,4 +126,12 @@ test('end to end: prune a trained ICNet, fine-tune it with its own recipe, and r
   assert.equal(ft.config.init, path.join(dir, 'prune', 'pruned.safetensors'));
   assert.equal(ft.config.lr, 0.001, 'a tenth of the run\'s learning rate');
   assert.match(fs.readFileSync(r.summary, 'utf8'), /\| model \| parameters \| mult-adds \| ms \/ batch \| images\/s \| test mIoU \|/);
+  // A rerun reuses the finished fine-tuning (to re-measure latency, say); another keep rate leaves the folder alone.
+  const logs: string[] = [];
+  const again = await runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.5, finetuneEpochs: 1, recipe: { threads: 1 } }, (l) => logs.push(l));
+  assert.ok(logs.some((l) => l.startsWith('continuing the fine-tuning')), logs.join('\n'));
+  assert.equal(again.finetuned.score, r.finetuned.score);
+  const pruned = fs.readFileSync(path.join(dir, 'prune', 'pruned.safetensors'));
+  await assert.rejects(runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.25 }, () => {}), /holds the pruning of .* at keep rate 0.5; choose another --out/);
+  assert.ok(fs.readFileSync(path.join(dir, 'prune', 'pruned.safetensors')).equals(pruned), 'pruned weights untouched');
 });

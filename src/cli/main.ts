@@ -254,11 +254,23 @@ program
   .option('--seed <n>', 'seed for weights, scene layouts and shuffling', num('--seed', { int: true, min: 0 }), DEFAULT_SEGMENT_CONFIG.seed)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
   .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
+  .option('--train-dir <dir>', 'your training data: <dir>/images/*.png|jpg and <dir>/masks/*.png (grey value = class, 255 ignored), optional <dir>/classes.txt; with --test-dir, replaces the scenes')
+  .option('--test-dir <dir>', 'your test data, laid out as --train-dir')
+  .option('--image-size <HxW>', 'resize your images (bilinear) and masks (nearest) to H×W, or N×N', (v: string): [number, number] => {
+    const m = /^(\d+)(?:x(\d+))?$/.exec(v);
+    if (!m) throw new InvalidArgumentError(`--image-size takes HxW or N, got '${v}'`);
+    return [Number(m[1]), Number(m[2] ?? m[1])];
+  })
+  .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
+  .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
   .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
   .action(async (o) => {
+    if (Boolean(o.trainDir) !== Boolean(o.testDir)) throw new InvalidArgumentError('give both --train-dir and --test-dir (folders of images/ and masks/)');
+    if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
     const r = await trainSegmentation(
       {
+        folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses } : undefined,
         model: o.model,
         modelOptions: o.opt,
         optimizer: o.optimizer,
@@ -282,7 +294,7 @@ program
       process.exitCode = 130;
       return;
     }
-    console.log(`\nFashion-MNIST scenes test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
+    console.log(`\n${o.trainDir ? o.testDir : 'Fashion-MNIST scenes'} test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
     console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * f.testIoU[i]).toFixed(2)}%`).join('\n'));
     console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}\noverlays:   ${r.overlays}`);
   });

@@ -9,7 +9,7 @@ import { Tensor, randn, saveSafetensors } from '../torch';
 import { TrainConfig, Logger, evaluate } from '../train/trainer';
 import { imageSize, makeLoaders } from '../train/datasets';
 import { CheckpointContents, fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
-import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, evaluateSegmentation, sceneSets, trainSegmentation } from '../train/segment';
+import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, evaluateSegmentation, segmentationData, trainSegmentation } from '../train/segment';
 import { summary } from '../metrics/summary';
 import { measureLatency } from '../metrics/speed';
 import { ModelName, SegmentationModelName, SegmentationModelOptions, createModel, createSegmentationModel } from '../models/registry';
@@ -81,7 +81,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
     if (prev.checkpoint !== c.checkpoint || prev.keepRate !== keepRate) throw new Error(`${c.outDir} holds the pruning of ${prev.checkpoint} at keep rate ${prev.keepRate}; choose another --out`);
   }
   const checkpoint = readCheckpoint(c.checkpoint);
-  const task = (checkpoint.state.config as Partial<SegmentConfig>)?.scenes ? segmentationTask(c, checkpoint, log) : classificationTask(c, checkpoint, log);
+  const task = (checkpoint.state.config as Partial<SegmentConfig>)?.scenes ? await segmentationTask(c, checkpoint, log) : classificationTask(c, checkpoint, log);
   // The file is read once; the original and the copy to prune both load its weights.
   const trained = (): Net => {
     const m = task.build();
@@ -176,18 +176,18 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
   };
 }
 
-function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointContents, log: Logger): PruneTask {
+async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointContents, log: Logger): Promise<PruneTask> {
   const cfg = { ...DEFAULT_SEGMENT_CONFIG, ...(checkpoint.state.config as SegmentConfig) };
-  const { test, classes } = sceneSets(cfg, { train: false });
+  const { test, classes, inChannels, testSet } = await segmentationData(cfg, { train: false });
   const build = (extra: Record<string, unknown> = {}): Net =>
-    createSegmentationModel(cfg.model, { ...cfg.modelOptions, ...extra, numClasses: classes.length, inChannels: 1 } as SegmentationModelOptions[SegmentationModelName]);
+    createSegmentationModel(cfg.model, { ...cfg.modelOptions, ...extra, numClasses: classes.length, inChannels } as SegmentationModelOptions[SegmentationModelName]);
   const limit = c.recipe?.limitBatches ?? 0;
   return {
     model: cfg.model,
     metric: 'test mIoU',
     modelOptions: cfg.modelOptions,
     lr: cfg.lr,
-    input: [1, 1, cfg.scenes.size, cfg.scenes.size],
+    input: [1, ...testSet.images.shape.slice(1)],
     build,
     score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, test, classes.length, null, limit)).mIoU,
     async finetune(options, init, epochs, lr, dir) {

@@ -7,11 +7,13 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, callOp, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads, tidy } from '../torch';
+import { Tensor, callOp, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads, tensor, tidy, where } from '../torch';
 import { SegmentationNet } from '../models/segmentation';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, compose, disposeBatch, normalize, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
+import { IGNORE_LABEL, SegmentationFolder } from '../data/segmentation-folder';
+import { BatchSource } from '../data/loader';
 import { SegmentationMeter } from '../metrics/segmentation';
 import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
@@ -42,17 +44,53 @@ export interface SegmentConfig {
   limitBatches: number;
   /** Weights to start from (a checkpoint or plain weights), e.g. a pruned network to fine-tune. */
   init?: string;
+  /** The user's data instead of the scenes: folders of images/ and masks/ (see SegmentationFolder). */
+  folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3; numClasses?: number };
 }
 
-/** Scenes are normalized as Fashion-MNIST is. */
-const SCENE_TRANSFORM = compose(toFloat(), normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]));
+/** Images and per-pixel labels in memory: the scenes, or the user's folders. */
+export type SegmentationSet = (FashionScenes | SegmentationFolder) & BatchSource;
 
-/** A run's scenes (the training set only if asked) and its test loader, as `trainSegmentation` builds them. */
-export function sceneSets(cfg: Pick<SegmentConfig, 'scenes' | 'seed'>, o: { train: boolean }): { trainSet: FashionScenes | null; testSet: FashionScenes; test: DataLoader; classes: readonly string[] } {
-  const sceneOpts = { size: cfg.scenes.size, maxItems: cfg.scenes.maxItems, seed: cfg.seed };
-  const trainSet = o.train ? new FashionScenes({ split: 'train', count: cfg.scenes.trainCount, ...sceneOpts }) : null;
-  const testSet = new FashionScenes({ split: 'test', count: cfg.scenes.testCount, ...sceneOpts });
-  return { trainSet, testSet, test: new DataLoader(testSet, { batchSize: 100, transform: SCENE_TRANSFORM }), classes: testSet.classes };
+/** What a run trains and tests on, as `trainSegmentation` builds it. */
+export interface SegmentationData {
+  trainSet: SegmentationSet | null;
+  testSet: SegmentationSet;
+  test: DataLoader;
+  classes: readonly string[];
+  inChannels: number;
+  /** Per-channel mean and std of the normalization (after scaling to [0, 1]). */
+  norm: { mean: number[]; std: number[] };
+  describe: string;
+}
+
+// Scenes are normalized as Fashion-MNIST is; the user's photos with ImageNet's statistics (grey: their mean),
+// the convention of the papers' pretrained backbones.
+const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+const normFor = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
+  !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : cfg.folders.channels === 3 ? IMAGENET : { mean: [0.449], std: [0.226] };
+
+/** A run's data (the training set only if asked) and its test loader. */
+export async function segmentationData(cfg: Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'>, o: { train: boolean }): Promise<SegmentationData> {
+  const norm = normFor(cfg);
+  const transform = compose(toFloat(), normalize(norm.mean, norm.std));
+  let trainSet: SegmentationSet | null = null;
+  let testSet: SegmentationSet;
+  let describe: string;
+  if (cfg.folders) {
+    const f = cfg.folders;
+    const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses };
+    if (o.train) trainSet = await SegmentationFolder.load(f.train, opts);
+    testSet = await SegmentationFolder.load(f.test, opts);
+    if (trainSet && trainSet.classes.join('\n') !== testSet.classes.join('\n')) throw new Error(`segment: ${f.train} and ${f.test} name different classes`);
+    const [h, w] = testSet.images.shape.slice(-2);
+    describe = `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${h}×${w}, ${testSet.classes.length} classes`;
+  } else {
+    const sceneOpts = { size: cfg.scenes.size, maxItems: cfg.scenes.maxItems, seed: cfg.seed };
+    if (o.train) trainSet = new FashionScenes({ split: 'train', count: cfg.scenes.trainCount, ...sceneOpts });
+    testSet = new FashionScenes({ split: 'test', count: cfg.scenes.testCount, ...sceneOpts });
+    describe = `Fashion-MNIST scenes: ${cfg.scenes.trainCount} train and ${cfg.scenes.testCount} test, ${cfg.scenes.size}×${cfg.scenes.size}, up to ${cfg.scenes.maxItems} garments each`;
+  }
+  return { trainSet, testSet, test: new DataLoader(testSet, { batchSize: 100, transform }), classes: testSet.classes, inChannels: testSet.images.size(1), norm, describe };
 }
 
 export const ENET_RECIPE = { lr: 5e-4, weightDecay: 2e-4, c: 1.02 } as const;
@@ -115,7 +153,8 @@ export interface SegmentResult {
 /** ENet's class weights (§5.1): 1 / ln(c + p_class), p from the label histogram. */
 export function enetClassWeights(labels: Tensor, numClasses: number, c: number = ENET_RECIPE.c): Tensor {
   return tidy(() => {
-    const counts = (callOp('aten::bincount', labels.flatten().long(), null, numClasses) as Tensor).double();
+    // Up to 256 bins so that ignored pixels (255) have a bin of their own, left out.
+    const counts = (callOp('aten::bincount', labels.flatten().long(), null, 256) as Tensor).narrow(0, 0, numClasses).double();
     return counts.div(counts.sum()).add(c).log().reciprocal().float();
   });
 }
@@ -148,16 +187,19 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   }
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   manualSeed(cfg.seed);
-  log(`building Fashion-MNIST scenes: ${cfg.scenes.trainCount} train and ${cfg.scenes.testCount} test, ${cfg.scenes.size}×${cfg.scenes.size}, up to ${cfg.scenes.maxItems} garments each`);
-  const { trainSet, testSet, test: testLoader, classes } = sceneSets(cfg, { train: true });
-  if (!trainSet) throw new Error('unreachable: no training scenes');
-  const trainLoader = new DataLoader(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, transform: SCENE_TRANSFORM, dropLast: trainSet.length % cfg.batchSize === 1 });
-  const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: 1 } as SegmentationModelOptions[SegmentationModelName]);
+  log(cfg.folders ? 'reading the image and mask folders' : 'building Fashion-MNIST scenes');
+  const data = await segmentationData(cfg, { train: true });
+  const { trainSet, testSet, test: testLoader, classes } = data;
+  if (!trainSet) throw new Error('unreachable: no training set');
+  log(data.describe);
+  const trainLoader = new DataLoader(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, transform: compose(toFloat(), normalize(data.norm.mean, data.norm.std)), dropLast: trainSet.length % cfg.batchSize === 1 });
+  const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
   if (cfg.init) {
     loadWeights(cfg.init, model);
     log(`initialized from ${cfg.init}`);
   }
-  if (cfg.scenes.size % model.sizeMultiple) throw new Error(`segment: scene size must be a multiple of ${model.sizeMultiple} for ${cfg.model}, got ${cfg.scenes.size}`);
+  const [h, w] = testSet.images.shape.slice(-2);
+  if (h % model.sizeMultiple || w % model.sizeMultiple) throw new Error(`segment: image size must be a multiple of ${model.sizeMultiple} for ${cfg.model}, got ${h}×${w}${cfg.folders ? ' (set --image-size)' : ''}`);
   const weight = cfg.classWeights === 'enet' ? enetClassWeights(trainSet.labels, classes.length).keep() : null;
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'poly', warmupEpochs: 0 }, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
@@ -228,7 +270,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
         { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
       ]);
-      await writeOverlays(model, testSet, files.overlays, classes);
+      await writeOverlays(model, testSet, data.norm, files.overlays, classes);
     }
   } finally {
     interrupt.dispose();
@@ -250,7 +292,7 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
     tidy(() =>
       noGrad(() => {
         const logits = model.forward(b.x);
-        lossSum += crossEntropy(logits, b.y, { weight: weight ?? undefined }).item() * b.x.size(0);
+        lossSum += crossEntropy(logits, b.y, { weight: weight ?? undefined, ignoreIndex: IGNORE_LABEL }).item() * b.x.size(0);
         n += b.x.size(0);
         meter.update(logits, b.y);
       }),
@@ -264,17 +306,20 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
   return r;
 }
 
-async function writeOverlays(model: SegmentationNet, scenes: FashionScenes, file: string, classes: readonly string[]): Promise<void> {
-  const k = Math.min(6, scenes.length);
+async function writeOverlays(model: SegmentationNet, set: SegmentationSet, norm: { mean: number[]; std: number[] }, file: string, classes: readonly string[]): Promise<void> {
+  const k = Math.min(6, set.length);
   const [images, truth, pred] = tidy(() =>
     noGrad(() => {
       const wasTraining = model.training;
       model.eval();
-      const images = scenes.images.narrow(0, 0, k);
-      const x = images.float().div(255).sub(FASHION_MNIST_MEAN).div(FASHION_MNIST_STD);
+      const images = set.images.narrow(0, 0, k);
+      const c = images.size(1);
+      const x = images.float().div(255).sub(tensor(norm.mean).view(1, c, 1, 1)).div(tensor(norm.std).view(1, c, 1, 1));
       const pred = model.forward(x).argmax(1);
       model.train(wasTraining);
-      return [images.keep(), scenes.labels.narrow(0, 0, k).keep(), pred.keep()];
+      // Ignored pixels (255) show as the image, as the background does.
+      const labels = set.labels.narrow(0, 0, k).long();
+      return [images.keep(), where(labels.eq(IGNORE_LABEL), 0, labels).keep(), pred.keep()];
     }),
   );
   try {

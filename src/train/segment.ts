@@ -1,5 +1,6 @@
-// Training a segmentation network on Fashion-MNIST scenes: ENet by default, with the paper's recipe — Adam
-// with L2 weight decay 2e-4 (at 10× its 5e-4 learning rate, see the recipe), and ENet's class weighting
+// Training a segmentation network on Fashion-MNIST scenes or the user's image/mask folders: ENet by
+// default, with the paper's recipe — Adam with L2 weight decay 2e-4 (at 10× its 5e-4 learning rate, see the
+// recipe), and ENet's class weighting
 // w_class = 1 / ln(c + p_class), c = 1.02, which keeps the rare classes from being drowned by the background
 // (§5.1) —, or DeepLab-V3, PSPNet and ICNet with theirs (SGD, momentum 0.9, poly schedule) and their own
 // training losses (PSPNet's auxiliary loss, ICNet's cascade label guidance). Each epoch reports the test

@@ -7,7 +7,7 @@ import { ModelName, createModel, describeModel, isModelName, listModels } from '
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { DataSpec, makeLoaders } from '../train/datasets';
-import { loadWeights, readCheckpoint } from '../train/checkpoint';
+import { fitWeights, loadWeights, readCheckpoint, readWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
@@ -349,15 +349,18 @@ program
     let name = o.model as string | undefined;
     let options: Record<string, unknown> = o.opt;
     let trained: number[] | null = null;
-    try {
-      const cfg = readCheckpoint(file).state.config as Record<string, unknown> & { modelOptions?: Record<string, unknown> };
+    const { weights: sd, checkpoint } = readWeights(file); // the one read of the file
+    if (checkpoint) {
+      const cfg = checkpoint.state.config as Record<string, unknown> & { modelOptions?: Record<string, unknown> };
       const data = cfg.data as { kind: string; size?: number; channels?: number } | undefined;
       const scenes = cfg.scenes as { size: number } | undefined;
+      const folders = cfg.folders as { size?: [number, number]; channels: number } | undefined;
       name = (cfg.model as string | undefined) ?? (scenes ? 'enet' : undefined); // segment checkpoints before the registry were ENet
       options = { ...(cfg.modelOptions ?? {}), ...(scenes ? {} : { smallInput: true }), ...o.opt }; // as `train` built it
-      trained = scenes ? [1, 1, scenes.size, scenes.size] : data?.kind === 'image-folder' ? [1, data.channels ?? 3, data.size ?? 32, data.size ?? 32] : [1, 1, 28, 28];
-    } catch (e) {
-      if (!/not a tsvision checkpoint/.test((e as Error).message)) throw e;
+      trained = folders ? (folders.size ? [1, folders.channels, ...folders.size] : null)
+        : scenes ? [1, 1, scenes.size, scenes.size]
+        : data?.kind === 'image-folder' ? [1, data.channels ?? 3, data.size ?? 32, data.size ?? 32] : [1, 1, 28, 28];
+    } else {
       if (!name) throw new InvalidArgumentError(`${file} holds plain weights: name the model with --model`);
       if (reg.isModelName(name)) options = { smallInput: true, ...options };
     }
@@ -368,8 +371,7 @@ program
     // Options come from --opt and JSON, so they are checked by the constructors, not by the compiler.
     const create = (segmentation ? reg.createSegmentationModel : reg.createModel) as (n: string, opts: Record<string, unknown>) => ExportNet;
     const build = (extra: Record<string, unknown>): ExportNet => create(name as string, { ...options, ...extra });
-    const sd = T.loadSafetensors(file).tensors;
-    const weights = (k: string): import('../torch').Tensor | undefined => sd[k] ?? sd[`model.${k}`];
+    const weights = (k: string): import('../torch').Tensor | undefined => sd[k];
     // numClasses and inChannels from the weights: the one dimension that follows each option between two probe builds.
     const probes = [build({ numClasses: 3, inChannels: 5 }), build({ numClasses: 5, inChannels: 3 })].map((m) => {
       const shapes = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, t.shape]));
@@ -385,9 +387,9 @@ program
       });
     }
     const model = build({ ...inferred, ...o.opt });
-    loadWeights(file, model);
+    fitWeights(model, sd, `weights ${file} do not fit the model`);
     const input = o.input ? String(o.input).split(/[x×,]/).map(num('--input', { int: true, min: 1 })) : trained?.map((d, i) => (i === 1 ? inferred.inChannels ?? d : d));
-    if (!input) throw new InvalidArgumentError('plain weights: give the input shape with --input NxCxHxW');
+    if (!input) throw new InvalidArgumentError(`${checkpoint ? 'images of several sizes' : 'plain weights'}: give the input shape with --input NxCxHxW`);
     if (input.length !== 4) throw new InvalidArgumentError(`--input needs NxCxHxW, got '${o.input}'`);
     const r = exportOnnx(model, o.out, { inputShape: input, fixedBatch: o.fixedBatch });
     const shape = (s: readonly (number | string)[]): string => `[${s.join(', ')}]`;

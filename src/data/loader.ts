@@ -106,6 +106,11 @@ export interface DataLoaderOptions {
   transform?: BatchTransform;
   /** How many batches to prepare ahead of the one being consumed. Default 1; 0 prepares on demand. */
   prefetch?: number;
+  /**
+   * Picks this loader's part of each epoch's order (e.g. one rank's shard in data-parallel training); a
+   * function of the order alone, so every epoch's part has the same size.
+   */
+  sampler?: (order: Int32Array) => Int32Array;
 }
 
 export interface EpochOptions {
@@ -132,6 +137,10 @@ export class DataLoader {
   readonly dropLast: boolean;
   readonly prefetch: number;
   private readonly transform: BatchTransform;
+  private readonly sampler: ((order: Int32Array) => Int32Array) | null;
+  /** Samples per epoch (after the sampler). */
+  private readonly epochSize: number;
+  private readonly options: DataLoaderOptions;
 
   constructor(
     readonly dataset: Dataset<Sample> | BatchSource,
@@ -145,21 +154,32 @@ export class DataLoader {
     this.prefetch = o.prefetch ?? 1;
     if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new RangeError(`DataLoader: prefetch must be a non-negative integer, got ${o.prefetch}`);
     this.transform = o.transform ?? toFloat();
+    this.sampler = o.sampler ?? null;
+    this.epochSize = this.sampler ? this.sampler(new Int32Array(dataset.length)).length : dataset.length;
+    this.options = o;
+  }
+
+  /** The same loader over the part of each epoch `sampler` picks. */
+  withSampler(sampler: (order: Int32Array) => Int32Array): DataLoader {
+    return new DataLoader(this.dataset, { ...this.options, sampler });
   }
 
   /** Batches per epoch. */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.epochSize;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  /** The dataset indices of epoch e in order (the permutation depends only on seed and e). */
+  /** The dataset indices of epoch e in order (the permutation depends only on seed and e), as sampled. */
   order(epoch: number): Int32Array {
     const n = this.dataset.length;
-    if (this.shuffle) return Rng.from(this.seed, epoch, PERMUTATION_STREAM).permutation(n);
-    const o = new Int32Array(n);
-    for (let i = 0; i < n; i++) o[i] = i;
-    return o;
+    let o: Int32Array;
+    if (this.shuffle) o = Rng.from(this.seed, epoch, PERMUTATION_STREAM).permutation(n);
+    else {
+      o = new Int32Array(n);
+      for (let i = 0; i < n; i++) o[i] = i;
+    }
+    return this.sampler ? this.sampler(o) : o;
   }
 
   /** The batches of epoch e; batch k+1 is being prepared while the caller holds batch k. */

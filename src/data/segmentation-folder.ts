@@ -2,13 +2,12 @@
 // mask's grey value the class of the pixel and 255 "ignore" (the VOC/Cityscapes train-id convention), and an
 // optional root/classes.txt naming the classes one per line. Decoded once by sharp — images resized
 // bilinearly, masks by nearest neighbour so that no class is invented at an edge — and held in memory as
-// uint8 tensors, so batches are assembled in libtorch like the scenes'.
+// uint8 tensors (PixelLabelledImages), so batches are assembled in libtorch like the scenes'.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { Tensor, fromArray, stack, tidy, where } from '../torch';
-import { BatchSource } from './loader';
-import { BatchData } from './transforms';
+import { PixelLabelledImages } from './pixel-labels';
 
 export interface SegmentationFolderOptions {
   /** Resize images and masks to (H, W) (a number: square). Without it every image must have one size. */
@@ -23,16 +22,16 @@ export interface SegmentationFolderOptions {
 export const IGNORE_LABEL = 255;
 const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg']);
 
-export class SegmentationFolder implements BatchSource {
+export class SegmentationFolder extends PixelLabelledImages {
   private constructor(
     readonly root: string,
-    /** [N, C, H, W] uint8. */
-    readonly images: Tensor,
-    /** [N, H, W] uint8: class ids, 255 ignored. */
-    readonly labels: Tensor,
-    readonly classes: readonly string[],
+    images: Tensor,
+    labels: Tensor,
+    classes: readonly string[],
     readonly files: readonly string[],
-  ) {}
+  ) {
+    super(images, labels, classes);
+  }
 
   static async load(root: string, o: SegmentationFolderOptions = {}): Promise<SegmentationFolder> {
     const channels = o.channels ?? 3;
@@ -91,22 +90,5 @@ export class SegmentationFolder implements BatchSource {
       throw new Error(`SegmentationFolder: mask of ${files[bad[0]]} has label ${max}, but there are ${k} classes (0..${k - 1}, ${IGNORE_LABEL} ignored)${bad.length > 1 ? `; ${bad.length - 1} more masks too` : ''}`);
     }
     return new SegmentationFolder(root, x, y, classes, files);
-  }
-
-  get length(): number {
-    return this.labels.size(0);
-  }
-
-  get channels(): number {
-    return this.images.size(1);
-  }
-
-  getBatch(indices: Tensor): BatchData {
-    return { x: this.images.indexSelect(0, indices), y: this.labels.indexSelect(0, indices).long() };
-  }
-
-  dispose(): void {
-    this.images.dispose();
-    this.labels.dispose();
   }
 }

@@ -29,19 +29,7 @@ export function shardOrder(order: Int32Array, o: ShardOptions): Int32Array {
   return out;
 }
 
-/**
- * The same loader restricted to one rank's shard: order(epoch) is the shard of the loader's permutation and
- * length counts the shard's batches. Batch size, transforms and prefetching are the loader's.
- */
+/** The same loader restricted to one rank's shard of every epoch (batch size, transforms and prefetching kept). */
 export function shardLoader(loader: DataLoader, o: ShardOptions): DataLoader {
-  const size = shardOrder(new Int32Array(loader.dataset.length), o).length;
-  const batches = loader.dropLast ? Math.floor(size / loader.batchSize) : Math.ceil(size / loader.batchSize);
-  // A prototype-linked view: everything else (epoch(), the transform) is the original loader's, and
-  // DataLoader.epoch() reads the order and the batch count through `this`.
-  const sharded: DataLoader = Object.create(loader);
-  Object.defineProperties(sharded, {
-    order: { value: (epoch: number): Int32Array => shardOrder(loader.order(epoch), o) },
-    length: { get: () => batches },
-  });
-  return sharded;
+  return loader.withSampler((order) => shardOrder(order, o));
 }

@@ -56,6 +56,8 @@ export interface FilterPruneResult {
   report: string;
 }
 
+const unsupported = (model: string): Error => new Error(`filter pruning knows the layer structure of cnn, mobilenet_v1, icnet, pspnet and deeplabv3; ${model} is not supported yet`);
+
 type Net = FilterPrunable & { forward(x: Tensor): Tensor };
 
 /** What differs between pruning a classifier and a segmentation network. */
@@ -89,7 +91,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
     return m;
   };
   const original = trained();
-  if (original.filterChains().length === 0) throw new Error(`filter pruning knows the layer structure of cnn, mobilenet_v1, icnet, pspnet and deeplabv3; ${task.model} is not supported yet`);
+  if (original.filterChains().length === 0) throw unsupported(task.model);
 
   log(`${task.model} from ${c.checkpoint}: evaluating`);
   const originalScore = await task.score(original);
@@ -153,7 +155,7 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
   const loaders = makeLoaders(cfg.data, { batchSize: 500, seed: 0, augment: false });
   const build = (extra: Record<string, unknown> = {}): Net => {
     const m = createModel(cfg.model as ModelName, { ...cfg.modelOptions, ...extra, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
-    if (!isFilterPrunable(m)) throw new Error(`filter pruning knows the layer structure of cnn, mobilenet_v1, icnet, pspnet and deeplabv3; ${cfg.model} is not supported yet`);
+    if (!isFilterPrunable(m)) throw unsupported(cfg.model);
     return m as Net;
   };
   const size = imageSize(cfg.data);

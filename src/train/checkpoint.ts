@@ -109,9 +109,15 @@ export function fitWeights(model: Module, sd: Record<string, Tensor>, what: stri
  * Returns the checkpoint when it was one.
  */
 export function loadWeights(file: string, model: Module): CheckpointContents | null {
+  const { weights, checkpoint } = readWeights(file);
+  fitWeights(model, weights, `weights ${file} do not fit the model`);
+  return checkpoint;
+}
+
+/** One read of a checkpoint or a plain state dict: the model's weights, and the checkpoint when it was one. */
+export function readWeights(file: string): { weights: Record<string, Tensor>; checkpoint: CheckpointContents | null } {
   if (!fs.existsSync(file)) throw new Error(`weights ${file}: no such file`);
   const loaded = loadSafetensors(file);
-  const c = loaded.metadata.format === CHECKPOINT_FORMAT ? splitCheckpoint(file, loaded) : null;
-  fitWeights(model, c ? c.model : loaded.tensors, `weights ${file} do not fit the model`);
-  return c;
+  const checkpoint = loaded.metadata.format === CHECKPOINT_FORMAT ? splitCheckpoint(file, loaded) : null;
+  return { weights: checkpoint ? checkpoint.model : loaded.tensors, checkpoint };
 }

@@ -8,13 +8,13 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, callOp, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads, tensor, tidy, where } from '../torch';
+import { Tensor, callOp, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads, tidy, where } from '../torch';
 import { SegmentationNet } from '../models/segmentation';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, compose, disposeBatch, normalize, toFloat } from '../data';
+import { BatchTransform, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, Rng, compose, disposeBatch, normalize, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { IGNORE_LABEL, SegmentationFolder } from '../data/segmentation-folder';
-import { BatchSource } from '../data/loader';
+import { PixelLabelledImages } from '../data/pixel-labels';
 import { SegmentationMeter } from '../metrics/segmentation';
 import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
@@ -50,7 +50,7 @@ export interface SegmentConfig {
 }
 
 /** Images and per-pixel labels in memory: the scenes, or the user's folders. */
-export type SegmentationSet = (FashionScenes | SegmentationFolder) & BatchSource;
+export type SegmentationSet = PixelLabelledImages;
 
 /** What a run trains and tests on, as `trainSegmentation` builds it. */
 export interface SegmentationData {
@@ -59,8 +59,8 @@ export interface SegmentationData {
   test: DataLoader;
   classes: readonly string[];
   inChannels: number;
-  /** Per-channel mean and std of the normalization (after scaling to [0, 1]). */
-  norm: { mean: number[]; std: number[] };
+  /** uint8 images to the network's normalized float input (deterministic: no augmentation). */
+  transform: BatchTransform;
   describe: string;
 }
 
@@ -91,7 +91,7 @@ export async function segmentationData(cfg: Pick<SegmentConfig, 'scenes' | 'seed
     testSet = new FashionScenes({ split: 'test', count: cfg.scenes.testCount, ...sceneOpts });
     describe = `Fashion-MNIST scenes: ${cfg.scenes.trainCount} train and ${cfg.scenes.testCount} test, ${cfg.scenes.size}×${cfg.scenes.size}, up to ${cfg.scenes.maxItems} garments each`;
   }
-  return { trainSet, testSet, test: new DataLoader(testSet, { batchSize: 100, transform }), classes: testSet.classes, inChannels: testSet.images.size(1), norm, describe };
+  return { trainSet, testSet, test: new DataLoader(testSet, { batchSize: 100, transform }), classes: testSet.classes, inChannels: testSet.images.size(1), transform, describe };
 }
 
 export const ENET_RECIPE = { lr: 5e-4, weightDecay: 2e-4, c: 1.02 } as const;
@@ -193,7 +193,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const { trainSet, testSet, test: testLoader, classes } = data;
   if (!trainSet) throw new Error('unreachable: no training set');
   log(data.describe);
-  const trainLoader = new DataLoader(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, transform: compose(toFloat(), normalize(data.norm.mean, data.norm.std)), dropLast: trainSet.length % cfg.batchSize === 1 });
+  const trainLoader = new DataLoader(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, transform: data.transform, dropLast: trainSet.length % cfg.batchSize === 1 });
   const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
   if (cfg.init) {
     loadWeights(cfg.init, model);
@@ -271,7 +271,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
         { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
       ]);
-      await writeOverlays(model, testSet, data.norm, files.overlays, classes);
+      await writeOverlays(model, testSet, data.transform, files.overlays, classes);
     }
   } finally {
     interrupt.dispose();
@@ -307,19 +307,19 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
   return r;
 }
 
-async function writeOverlays(model: SegmentationNet, set: SegmentationSet, norm: { mean: number[]; std: number[] }, file: string, classes: readonly string[]): Promise<void> {
+async function writeOverlays(model: SegmentationNet, set: SegmentationSet, transform: BatchTransform, file: string, classes: readonly string[]): Promise<void> {
   const k = Math.min(6, set.length);
   const [images, truth, pred] = tidy(() =>
     noGrad(() => {
       const wasTraining = model.training;
       model.eval();
       const images = set.images.narrow(0, 0, k);
-      const c = images.size(1);
-      const x = images.float().div(255).sub(tensor(norm.mean).view(1, c, 1, 1)).div(tensor(norm.std).view(1, c, 1, 1));
+      const labels = set.labels.narrow(0, 0, k).long();
+      // The loaders' own transform (it draws no random numbers, so any context serves).
+      const { x } = transform({ x: images, y: labels }, { epoch: 0, index: 0, rng: Rng.from(0) });
       const pred = model.forward(x).argmax(1);
       model.train(wasTraining);
       // Ignored pixels (255) show as the image, as the background does.
-      const labels = set.labels.narrow(0, 0, k).long();
       return [images.keep(), where(labels.eq(IGNORE_LABEL), 0, labels).keep(), pred.keep()];
     }),
   );

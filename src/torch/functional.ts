@@ -175,6 +175,25 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   return wrap(op('aten::upsample_bilinear2d.vec').handle(x.h, size, o.alignCorners ?? false, scales));
 }
 
+export interface GridSampleOptions {
+  mode?: 'bilinear' | 'nearest' | 'bicubic';
+  paddingMode?: 'zeros' | 'border' | 'reflection';
+  /** PyTorch's default is false: -1 and 1 are the outer edges of the corner pixels. */
+  alignCorners?: boolean;
+}
+const GRID_MODES = { bilinear: 0, nearest: 1, bicubic: 2 } as const;
+const GRID_PADDING = { zeros: 0, border: 1, reflection: 2 } as const;
+
+/** torch.nn.functional.grid_sample for 4-D input: x [N, C, H, W] read at grid [N, h, w, 2] (x, y in [-1, 1]). */
+export function gridSample(x: Tensor, grid: Tensor, o: GridSampleOptions = {}): Tensor {
+  return wrap(op('aten::grid_sampler').handle(x.h, grid.h, GRID_MODES[o.mode ?? 'bilinear'], GRID_PADDING[o.paddingMode ?? 'zeros'], o.alignCorners ?? false));
+}
+
+/** torch.nn.functional.affine_grid: theta [N, 2, 3] to a sampling grid [N, H, W, 2] for size [N, C, H, W]. */
+export function affineGrid(theta: Tensor, size: readonly number[], alignCorners = false): Tensor {
+  return wrap(op('aten::affine_grid_generator').handle(theta.h, [...size], alignCorners));
+}
+
 /** Zero-pads (or pads with value) the last dimensions; pad = [left, right, top, bottom]. */
 export function pad(x: Tensor, padding: number[], value = 0): Tensor {
   return wrap(op('aten::constant_pad_nd').handle(x.h, padding, value));

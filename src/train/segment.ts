@@ -67,12 +67,12 @@ export interface SegmentationData {
 // Scenes are normalized as Fashion-MNIST is; the user's photos with ImageNet's statistics (grey: their mean),
 // the convention of the papers' pretrained backbones.
 const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
-const normFor = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
+export const segmentationNormalization = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
   !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : cfg.folders.channels === 3 ? IMAGENET : { mean: [0.449], std: [0.226] };
 
 /** A run's data (the training set only if asked) and its test loader. */
 export async function segmentationData(cfg: Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'>, o: { train: boolean }): Promise<SegmentationData> {
-  const norm = normFor(cfg);
+  const norm = segmentationNormalization(cfg);
   const transform = compose(toFloat(), normalize(norm.mean, norm.std));
   let trainSet: SegmentationSet | null = null;
   let testSet: SegmentationSet;
@@ -265,7 +265,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
       const rec: SegmentEpoch = { epoch: epoch + 1, trainLoss: lossSum / seen, testLoss: ev.loss, testMIoU: ev.mIoU, testPixelAccuracy: ev.pixelAccuracy, testIoU: ev.iou, seconds, samplesPerSecond: seen / Math.max(seconds, 1e-3) };
       history.push(rec);
       log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}% (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
-      saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history });
+      saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes });
       writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history }, null, 2) + '\n');
       await savePlotsPng(files.curves, [
         { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },

@@ -14,7 +14,7 @@ import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
 import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../distributed';
-import { DEFAULT_SEGMENT_CONFIG, SEGMENT_RECIPES, trainSegmentation } from '../train/segment';
+import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, trainSegmentation } from '../train/segment';
 import { listSegmentationModels } from '../models/registry';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
@@ -23,6 +23,13 @@ const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string)
     throw new InvalidArgumentError(`${name} must be ${int ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}, got '${v}'`);
   }
   return n;
+};
+
+/** HxW or N (square) as [H, W]. */
+const sizeArg = (name: string) => (v: string): [number, number] => {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(v);
+  if (!m || Number(m[1]) < 1 || Number(m[2] ?? 1) < 1) throw new InvalidArgumentError(`${name} takes HxW or N, got '${v}'`);
+  return [Number(m[1]), Number(m[2] ?? m[1])];
 };
 
 const modelName = (v: string): ModelName => {
@@ -256,11 +263,17 @@ program
   .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
   .option('--train-dir <dir>', 'your training data: <dir>/images/*.png|jpg and <dir>/masks/*.png (grey value = class, 255 ignored), optional <dir>/classes.txt; with --test-dir, replaces the scenes')
   .option('--test-dir <dir>', 'your test data, laid out as --train-dir')
-  .option('--image-size <HxW>', 'resize your images (bilinear) and masks (nearest) to H×W, or N×N', (v: string): [number, number] => {
-    const m = /^(\d+)(?:x(\d+))?$/.exec(v);
-    if (!m) throw new InvalidArgumentError(`--image-size takes HxW or N, got '${v}'`);
-    return [Number(m[1]), Number(m[2] ?? m[1])];
+  .option('--image-size <HxW>', 'resize your images (bilinear) and masks (nearest) to H×W, or N×N (default: their own sizes, decoded batch by batch)', sizeArg('--image-size'))
+  .option('--augment', "the papers' augmentation of training images: random scale, crop, mirror (default for --train-dir)")
+  .option('--no-augment', 'train on the images as they are')
+  .option('--crop <HxW>', 'training crop with --augment (default: --image-size, or the first test image\'s size)', sizeArg('--crop'))
+  .option('--scale <lo,hi>', `random scale range with --augment (default ${PAPER_AUGMENT.scale.join(',')})`, (v: string): [number, number] => {
+    const m = /^([\d.]+),([\d.]+)$/.exec(v);
+    if (!m || !(Number(m[1]) > 0 && Number(m[2]) >= Number(m[1]))) throw new InvalidArgumentError(`--scale takes lo,hi with 0 < lo ≤ hi, got '${v}'`);
+    return [Number(m[1]), Number(m[2])];
   })
+  .option('--rotate <deg>', 'random rotation within ±deg with --augment (PSPNet on VOC: 10; default 0)', num('--rotate', { min: 0 }))
+  .option('--no-flip', 'no random mirror with --augment')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
@@ -271,6 +284,10 @@ program
     const r = await trainSegmentation(
       {
         folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses } : undefined,
+        // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
+        augment: o.augment === false ? null
+          : o.augment || o.crop || o.scale || o.rotate !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false }
+          : undefined,
         model: o.model,
         modelOptions: o.opt,
         optimizer: o.optimizer,

@@ -25,6 +25,12 @@ export interface Sample {
   y: number;
 }
 
+/** One example with a label per pixel (segmentation): x [C, H, W] and y [H, W]. */
+export interface PixelSample {
+  x: Tensor;
+  y: Tensor;
+}
+
 /** A dataset that can assemble a whole batch from an int64 index tensor in libtorch (the fast path). */
 export interface BatchSource {
   readonly length: number;
@@ -104,6 +110,12 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /** Applied to each collated batch; default toFloat() (uint8 → float32 in [0, 1]). */
   transform?: BatchTransform;
+  /**
+   * Applied to each sample of a per-sample dataset before collating, as a batch of one, in the batch's order
+   * and with the batch's Rng: samples of different sizes become one size here (e.g. a random crop), which
+   * `transform` cannot do. Default none.
+   */
+  sampleTransform?: BatchTransform;
   /** How many batches to prepare ahead of the one being consumed. Default 1; 0 prepares on demand. */
   prefetch?: number;
   /**
@@ -143,7 +155,7 @@ export class DataLoader {
   private readonly options: DataLoaderOptions;
 
   constructor(
-    readonly dataset: Dataset<Sample> | BatchSource,
+    readonly dataset: Dataset<Sample> | Dataset<PixelSample> | BatchSource,
     o: DataLoaderOptions,
   ) {
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new RangeError(`DataLoader: batchSize must be a positive integer, got ${o.batchSize}`);
@@ -222,17 +234,21 @@ export class DataLoader {
       const src = this.dataset as BatchSource;
       return this.finish(() => src.getBatch(orderT.narrow(0, lo, hi - lo)), ctx);
     }
-    const ds = this.dataset as Dataset<Sample>;
-    const pending: Promise<Sample>[] = [];
+    const ds = this.dataset as Dataset<Sample | PixelSample>;
+    const pending: Promise<Sample | PixelSample>[] = [];
     for (let i = lo; i < hi; i++) pending.push(Promise.resolve(ds.get(order[i])).then(keep));
     const settled = await Promise.allSettled(pending);
     const samples = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     try {
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
-      return this.finish(() => collate(samples, order.subarray(lo, hi)), ctx);
+      const each = this.options.sampleTransform;
+      return this.finish(() => collate(each ? samples.map((s) => transformOne(s, each, ctx)) : samples, order.subarray(lo, hi)), ctx);
     } finally {
-      for (const s of samples) s.x.dispose();
+      for (const s of samples) {
+        s.x.dispose();
+        if (typeof s.y !== 'number') s.y.dispose();
+      }
     }
   }
 
@@ -245,16 +261,28 @@ export class DataLoader {
   }
 }
 
-/** Stacks samples into x [N, C, H, W] and y int64 [N]. */
-function collate(samples: Sample[], indices: Int32Array): BatchData {
+/** A sample through a batch transform as a batch of one, back to a sample of its kind. */
+function transformOne(s: Sample | PixelSample, t: BatchTransform, ctx: BatchContext): Sample | PixelSample {
+  if (typeof s.y === 'number') {
+    const out = t({ x: s.x.unsqueeze(0), y: fromArray(new BigInt64Array([BigInt(s.y)])) }, ctx);
+    return { x: out.x.squeeze(0), y: out.y.item() };
+  }
+  const out = t({ x: s.x.unsqueeze(0), y: s.y.unsqueeze(0) }, ctx);
+  return { x: out.x.squeeze(0), y: out.y.squeeze(0) };
+}
+
+/** Stacks samples into x [N, C, H, W] and y: int64 [N] for class labels, int64 [N, H, W] for label maps. */
+function collate(samples: (Sample | PixelSample)[], indices: Int32Array): BatchData {
   const shape = samples[0].x.shape.join(',');
-  const y = new BigInt64Array(samples.length);
   samples.forEach((s, i) => {
     if (s.x.shape.join(',') !== shape) {
       throw new Error(`DataLoader: sample ${indices[i]} has shape [${s.x.shape}], sample ${indices[0]} has [${shape}]; resize them to one size`);
     }
-    if (!Number.isInteger(s.y)) throw new Error(`DataLoader: sample ${indices[i]} has a non-integer label ${s.y}`);
-    y[i] = BigInt(s.y);
+    if (typeof s.y === 'number' && !Number.isInteger(s.y)) throw new Error(`DataLoader: sample ${indices[i]} has a non-integer label ${s.y}`);
   });
-  return { x: stack(samples.map((s) => s.x)), y: fromArray(y) };
+  const x = stack(samples.map((s) => s.x));
+  const labels = samples.map((s) => s.y);
+  if (labels.every((y): y is number => typeof y === 'number')) return { x, y: fromArray(BigInt64Array.from(labels, (y) => BigInt(y))) };
+  if (labels.some((y) => typeof y === 'number')) throw new Error('DataLoader: a batch mixes class labels and label maps');
+  return { x, y: stack((labels as Tensor[]).map((y) => y.long())) };
 }

@@ -1,16 +1,20 @@
 // Your own segmentation data: root/images/<name>.(png|jpg|jpeg) with root/masks/<name>.png beside each, the
 // mask's grey value the class of the pixel and 255 "ignore" (the VOC/Cityscapes train-id convention), and an
-// optional root/classes.txt naming the classes one per line. Decoded once by sharp — images resized
-// bilinearly, masks by nearest neighbour so that no class is invented at an edge — and held in memory as
-// uint8 tensors (PixelLabelledImages), so batches are assembled in libtorch like the scenes'.
+// optional root/classes.txt naming the classes one per line. Decoded by sharp — images resized bilinearly
+// when a size is given, masks by nearest neighbour so that no class is invented at an edge.
+//
+// Two ways to hold it: `SegmentationFiles` decodes each pair when the DataLoader asks (any number of images,
+// of any sizes: a Cityscapes-sized set never sits in memory), and `SegmentationFolder` decodes everything
+// once into uint8 tensors (PixelLabelledImages), for small sets of one size.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { Tensor, fromArray, stack, tidy, where } from '../torch';
+import { Tensor, callOp, fromArray, stack, tidy, where } from '../torch';
+import { PixelSample } from './loader';
 import { PixelLabelledImages } from './pixel-labels';
 
 export interface SegmentationFolderOptions {
-  /** Resize images and masks to (H, W) (a number: square). Without it every image must have one size. */
+  /** Resize images and masks to (H, W) (a number: square). Without it images keep their own sizes. */
   size?: number | readonly [number, number];
   /** 1 (grey) or 3 (RGB, the default). */
   channels?: 1 | 3;
@@ -22,6 +26,97 @@ export interface SegmentationFolderOptions {
 export const IGNORE_LABEL = 255;
 const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg']);
 
+/** The image/mask pairs of a folder, decoded one pair per get(): uint8 x [C, H, W] and uint8 y [H, W]. */
+export class SegmentationFiles {
+  private constructor(
+    readonly root: string,
+    readonly files: readonly string[],
+    readonly classes: readonly string[],
+    readonly channels: 1 | 3,
+    readonly size: readonly [number, number] | null,
+  ) {}
+
+  /** Lists the pairs and reads the classes; every image must have its mask. Decodes nothing yet. */
+  static open(root: string, o: SegmentationFolderOptions = {}): SegmentationFiles {
+    const channels = o.channels ?? 3;
+    if (channels !== 1 && channels !== 3) throw new Error(`SegmentationFolder: channels must be 1 or 3, got ${String(channels)}`);
+    const imgDir = path.join(root, 'images');
+    const maskDir = path.join(root, 'masks');
+    for (const d of [imgDir, maskDir]) if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new Error(`SegmentationFolder: ${d} is not a folder (expected ${root}/images and ${root}/masks)`);
+    const files = fs.readdirSync(imgDir).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
+    if (files.length === 0) throw new Error(`SegmentationFolder: no .png/.jpg images in ${imgDir}`);
+    for (const f of files) {
+      const mask = maskOf(root, f);
+      if (!fs.existsSync(mask)) throw new Error(`SegmentationFolder: ${path.join(imgDir, f)} has no mask ${mask}`);
+    }
+    const classesFile = path.join(root, 'classes.txt');
+    const named = fs.existsSync(classesFile) ? fs.readFileSync(classesFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : null;
+    const k = named?.length ?? o.numClasses;
+    if (!k) throw new Error(`SegmentationFolder: ${root} has no classes.txt; give the number of classes`);
+    const classes = named ?? Array.from({ length: k }, (_, i) => `class ${i}`);
+    const size = o.size === undefined ? null : typeof o.size === 'number' ? ([o.size, o.size] as const) : ([o.size[0], o.size[1]] as const);
+    return new SegmentationFiles(root, files, classes, channels, size);
+  }
+
+  get length(): number {
+    return this.files.length;
+  }
+
+  /**
+   * Pair i: the image at the folder's size (or its own), its mask at the image's final size whatever the
+   * mask's own. A label that is neither a class nor "ignore" is an error naming the file, not a silent
+   * mislabel. The tensors are the caller's (kept: this runs in promise continuations).
+   */
+  async get(i: number): Promise<PixelSample> {
+    const f = this.files[i];
+    if (f === undefined) throw new RangeError(`SegmentationFolder.get(${i}): index out of range [0, ${this.length})`);
+    const img = await this.decode(path.join(this.root, 'images', f), false, this.size);
+    const mask = await this.decode(maskOf(this.root, f), true, [img.h, img.w]);
+    const k = this.classes.length;
+    return tidy(() => {
+      const y = fromArray(mask.data, [img.h, img.w]);
+      const bad = y.ge(k).logicalAnd(y.ne(IGNORE_LABEL));
+      if (bad.any().item() === 1) {
+        const max = where(bad, y, 0).max().item();
+        throw new Error(`SegmentationFolder: mask of ${f} has label ${max}, but there are ${k} classes (0..${k - 1}, ${IGNORE_LABEL} ignored)`);
+      }
+      return { x: fromArray(img.data, [img.h, img.w, this.channels]).permute(2, 0, 1).contiguous().keep(), y: y.keep() };
+    });
+  }
+
+  /**
+   * Pixels per label value over every mask (256 bins; IGNORE_LABEL's is its own), for class weights —
+   * decoding only the masks, at the sizes training sees them.
+   */
+  async labelCounts(onProgress?: (done: number) => void): Promise<Float64Array> {
+    const total = new Float64Array(256);
+    for (let i = 0; i < this.length; i++) {
+      const f = this.files[i];
+      const want = this.size ?? null;
+      const mask = await this.decode(maskOf(this.root, f), true, want);
+      const counts = tidy(() => (callOp('aten::bincount', fromArray(mask.data).long(), null, 256) as Tensor).toNumbers());
+      counts.forEach((c, v) => (total[v] += c));
+      onProgress?.(i + 1);
+    }
+    return total;
+  }
+
+  private async decode(file: string, mask: boolean, want: readonly number[] | null): Promise<{ data: Buffer; h: number; w: number }> {
+    try {
+      let img = sharp(file, { failOn: 'error' }).removeAlpha();
+      img = mask || this.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
+      if (want) img = img.resize(want[1], want[0], { fit: 'fill', kernel: mask ? 'nearest' : 'lanczos3' });
+      const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+      return { data, h: info.height, w: info.width };
+    } catch (e) {
+      throw new Error(`SegmentationFolder: cannot decode ${file}: ${(e as Error).message}`);
+    }
+  }
+}
+
+const maskOf = (root: string, image: string): string => path.join(root, 'masks', path.basename(image, path.extname(image)) + '.png');
+
+/** A folder decoded once into memory: every image at one size (given, or the images' common size). */
 export class SegmentationFolder extends PixelLabelledImages {
   private constructor(
     readonly root: string,
@@ -34,61 +129,23 @@ export class SegmentationFolder extends PixelLabelledImages {
   }
 
   static async load(root: string, o: SegmentationFolderOptions = {}): Promise<SegmentationFolder> {
-    const channels = o.channels ?? 3;
-    if (channels !== 1 && channels !== 3) throw new Error(`SegmentationFolder: channels must be 1 or 3, got ${String(channels)}`);
-    const imgDir = path.join(root, 'images');
-    const maskDir = path.join(root, 'masks');
-    for (const d of [imgDir, maskDir]) if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new Error(`SegmentationFolder: ${d} is not a folder (expected ${root}/images and ${root}/masks)`);
-    const files = fs.readdirSync(imgDir).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
-    if (files.length === 0) throw new Error(`SegmentationFolder: no .png/.jpg images in ${imgDir}`);
-    const size = o.size === undefined ? null : typeof o.size === 'number' ? [o.size, o.size] : [o.size[0], o.size[1]];
-    const decode = async (file: string, mask: boolean, want: number[] | null): Promise<{ data: Buffer; h: number; w: number }> => {
-      try {
-        let img = sharp(file, { failOn: 'error' }).removeAlpha();
-        img = mask || channels === 1 ? img.greyscale() : img.toColourspace('srgb');
-        if (want) img = img.resize(want[1], want[0], { fit: 'fill', kernel: mask ? 'nearest' : 'lanczos3' });
-        const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-        return { data, h: info.height, w: info.width };
-      } catch (e) {
-        throw new Error(`SegmentationFolder: cannot decode ${file}: ${(e as Error).message}`);
+    const src = SegmentationFiles.open(root, o);
+    const samples: PixelSample[] = [];
+    try {
+      for (let i = 0; i < src.length; i++) {
+        const s = await src.get(i);
+        samples.push(s);
+        const [h, w] = s.y.shape;
+        const [h0, w0] = samples[0].y.shape;
+        if (h !== h0 || w !== w0) throw new Error(`SegmentationFolder: ${src.files[i]} is ${h}×${w}, ${src.files[0]} ${h0}×${w0}; give a size to resize them`);
       }
-    };
-    const images: Buffer[] = [];
-    const masks: Buffer[] = [];
-    let shape: number[] | null = size;
-    for (const f of files) {
-      const maskFile = path.join(maskDir, path.basename(f, path.extname(f)) + '.png');
-      if (!fs.existsSync(maskFile)) throw new Error(`SegmentationFolder: ${path.join(imgDir, f)} has no mask ${maskFile}`);
-      const img = await decode(path.join(imgDir, f), false, size);
-      shape ??= [img.h, img.w];
-      if (img.h !== shape[0] || img.w !== shape[1]) throw new Error(`SegmentationFolder: ${f} is ${img.h}×${img.w}, ${files[0]} ${shape[0]}×${shape[1]}; give a size to resize them`);
-      // The mask goes to the image's final size, whatever its own.
-      const mask = await decode(maskFile, true, shape);
-      images.push(img.data);
-      masks.push(mask.data);
+      const [x, y] = tidy(() => [stack(samples.map((s) => s.x)).keep(), stack(samples.map((s) => s.y)).keep()]);
+      return new SegmentationFolder(root, x, y, src.classes, src.files);
+    } finally {
+      for (const s of samples) {
+        s.x.dispose();
+        s.y.dispose();
+      }
     }
-    const [h, w] = shape!;
-    const [x, y] = tidy(() => [
-      stack(images.map((b) => fromArray(b, [h, w, channels]).permute(2, 0, 1))).keep(),
-      stack(masks.map((b) => fromArray(b, [h, w]))).keep(),
-    ]);
-    const classesFile = path.join(root, 'classes.txt');
-    const named = fs.existsSync(classesFile) ? fs.readFileSync(classesFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : null;
-    const k = named?.length ?? o.numClasses;
-    if (!k) throw new Error(`SegmentationFolder: ${root} has no classes.txt; give the number of classes`);
-    const classes = named ?? Array.from({ length: k }, (_, i) => `class ${i}`);
-    // A mask value that is neither a class nor "ignore" is an error naming the file, not a silent mislabel.
-    const perMask = tidy(() => y.ge(k).logicalAnd(y.ne(IGNORE_LABEL)).flatten(1).sum(1).toNumbers());
-    const bad = perMask.flatMap((n, i) => (n > 0 ? [i] : []));
-    if (bad.length) {
-      const max = tidy(() => {
-        const m = y.narrow(0, bad[0], 1);
-        return where(m.ne(IGNORE_LABEL), m, 0).max().item();
-      });
-      x.dispose();
-      y.dispose();
-      throw new Error(`SegmentationFolder: mask of ${files[bad[0]]} has label ${max}, but there are ${k} classes (0..${k - 1}, ${IGNORE_LABEL} ignored)${bad.length > 1 ? `; ${bad.length - 1} more masks too` : ''}`);
-    }
-    return new SegmentationFolder(root, x, y, classes, files);
   }
 }

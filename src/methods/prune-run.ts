@@ -180,7 +180,7 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
 
 async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointContents, log: Logger): Promise<PruneTask> {
   const cfg = { ...DEFAULT_SEGMENT_CONFIG, ...(checkpoint.state.config as SegmentConfig) };
-  const { test, classes, inChannels, testSet } = await segmentationData(cfg, { train: false });
+  const { test, classes, inChannels, inputSize } = await segmentationData(cfg, { train: false });
   const build = (extra: Record<string, unknown> = {}): Net =>
     createSegmentationModel(cfg.model, { ...cfg.modelOptions, ...extra, numClasses: classes.length, inChannels } as SegmentationModelOptions[SegmentationModelName]);
   const limit = c.recipe?.limitBatches ?? 0;
@@ -189,7 +189,7 @@ async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointCont
     metric: 'test mIoU',
     modelOptions: cfg.modelOptions,
     lr: cfg.lr,
-    input: [1, ...testSet.images.shape.slice(1)],
+    input: [1, inChannels, ...inputSize],
     build,
     score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, test, classes.length, null, limit)).mIoU,
     async finetune(options, init, epochs, lr, dir) {

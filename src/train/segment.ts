@@ -8,13 +8,12 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, callOp, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads, tidy, where } from '../torch';
+import { Tensor, callOp, crossEntropy, fromArray, getNumThreads, keep, manualSeed, noGrad, pad, saveSafetensors, setNumThreads, stack, tidy, where } from '../torch';
 import { SegmentationNet } from '../models/segmentation';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchTransform, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, Rng, compose, disposeBatch, normalize, toFloat } from '../data';
+import { BatchData, BatchTransform, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
-import { IGNORE_LABEL, SegmentationFolder } from '../data/segmentation-folder';
-import { PixelLabelledImages } from '../data/pixel-labels';
+import { IGNORE_LABEL, SegmentationFiles } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
 import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
@@ -47,21 +46,41 @@ export interface SegmentConfig {
   init?: string;
   /** The user's data instead of the scenes: folders of images/ and masks/ (see SegmentationFolder). */
   folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3; numClasses?: number };
+  /**
+   * The papers' augmentation of training images (random scale, rotation, crop, mirror; segmentation-augment.ts)
+   * or null. Default: on for the user's folders, off for the scenes (their layouts are random already).
+   */
+  augment: SegmentAugment | null;
 }
 
-/** Images and per-pixel labels in memory: the scenes, or the user's folders. */
-export type SegmentationSet = PixelLabelledImages;
+export interface SegmentAugment {
+  /** Training crop (H, W); default the folder's --image-size, or the size of its first image. */
+  crop?: [number, number];
+  scale: [number, number];
+  rotate: number;
+  flip: boolean;
+}
+
+/** DeepLab-V3 §4 and PSPNet §5.1: scale 0.5–2 and mirror (PSPNet adds ±10° rotation for VOC: --rotate 10). */
+export const PAPER_AUGMENT: SegmentAugment = { scale: [0.5, 2], rotate: 0, flip: true };
 
 /** What a run trains and tests on, as `trainSegmentation` builds it. */
 export interface SegmentationData {
-  trainSet: SegmentationSet | null;
-  testSet: SegmentationSet;
+  /** Training batches (augmented if asked), or null when only testing. */
+  train: DataLoader | null;
   test: DataLoader;
   classes: readonly string[];
   inChannels: number;
+  /** (H, W) of the training input: the scenes', the folder's size, the crop, or the first test image's. */
+  inputSize: [number, number];
   /** uint8 images to the network's normalized float input (deterministic: no augmentation). */
   transform: BatchTransform;
+  /** Pixels per label value over the training labels (256 bins), for ENet's class weights. */
+  trainLabelCounts(): Promise<Float64Array>;
+  /** Up to k test images (uint8) and labels of one size, for the overlays. */
+  overlaySamples(k: number): Promise<BatchData>;
   describe: string;
+  dispose(): void;
 }
 
 // Scenes are normalized as Fashion-MNIST is; the user's photos with ImageNet's statistics (grey: their mean),
@@ -70,29 +89,87 @@ const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 export const segmentationNormalization = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
   !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : cfg.folders.channels === 3 ? IMAGENET : { mean: [0.449], std: [0.226] };
 
-/** A run's data (the training set only if asked) and its test loader. */
-export async function segmentationData(cfg: Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'>, o: { train: boolean }): Promise<SegmentationData> {
+type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment'>>;
+
+/** A run's data (the training loader only if asked) and its test loader. */
+export async function segmentationData(cfg: DataConfig, o: { train: boolean }): Promise<SegmentationData> {
   const norm = segmentationNormalization(cfg);
   const transform = compose(toFloat(), normalize(norm.mean, norm.std));
-  let trainSet: SegmentationSet | null = null;
-  let testSet: SegmentationSet;
-  let describe: string;
-  if (cfg.folders) {
-    const f = cfg.folders;
-    const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses };
-    if (o.train) trainSet = await SegmentationFolder.load(f.train, opts);
-    testSet = await SegmentationFolder.load(f.test, opts);
-    if (trainSet && trainSet.classes.join('\n') !== testSet.classes.join('\n')) throw new Error(`segment: ${f.train} and ${f.test} name different classes`);
-    const [h, w] = testSet.images.shape.slice(-2);
-    describe = `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${h}×${w}, ${testSet.classes.length} classes`;
-  } else {
-    const sceneOpts = { size: cfg.scenes.size, maxItems: cfg.scenes.maxItems, seed: cfg.seed };
-    if (o.train) trainSet = new FashionScenes({ split: 'train', count: cfg.scenes.trainCount, ...sceneOpts });
-    testSet = new FashionScenes({ split: 'test', count: cfg.scenes.testCount, ...sceneOpts });
-    describe = `Fashion-MNIST scenes: ${cfg.scenes.trainCount} train and ${cfg.scenes.testCount} test, ${cfg.scenes.size}×${cfg.scenes.size}, up to ${cfg.scenes.maxItems} garments each`;
-  }
-  return { trainSet, testSet, test: new DataLoader(testSet, { batchSize: 100, transform }), classes: testSet.classes, inChannels: testSet.images.size(1), transform, describe };
+  return cfg.folders ? folderData(cfg, cfg.folders, transform, o.train) : sceneData(cfg, transform, o.train);
 }
+
+/** The last training batch of one image cannot be batch-normalized: drop only that one. */
+const trainLoaderOptions = (cfg: DataConfig, n: number): DataLoaderOptions => {
+  const batchSize = cfg.batchSize ?? DEFAULT_SEGMENT_CONFIG.batchSize;
+  return { batchSize, shuffle: true, seed: cfg.seed, dropLast: n % batchSize === 1 };
+};
+
+function sceneData(cfg: DataConfig, transform: BatchTransform, train: boolean): SegmentationData {
+  const { size, trainCount, testCount, maxItems } = cfg.scenes;
+  const opts = { size, maxItems, seed: cfg.seed };
+  const trainSet = train ? new FashionScenes({ split: 'train', count: trainCount, ...opts }) : null;
+  const testSet = new FashionScenes({ split: 'test', count: testCount, ...opts });
+  const aug = cfg.augment ? compose(transform, augmentation(cfg.augment, [size, size])) : transform;
+  return {
+    train: trainSet && new DataLoader(trainSet, { ...trainLoaderOptions(cfg, trainSet.length), transform: aug }),
+    test: new DataLoader(testSet, { batchSize: 100, transform }),
+    classes: testSet.classes,
+    inChannels: testSet.images.size(1),
+    inputSize: cfg.augment?.crop ?? [size, size],
+    transform,
+    trainLabelCounts: async () => labelCounts(trainSet!.labels),
+    overlaySamples: async (k) => tidy(() => keep({ x: testSet.images.narrow(0, 0, k).clone(), y: testSet.labels.narrow(0, 0, k).long() })),
+    describe: `Fashion-MNIST scenes: ${trainCount} train and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each`,
+    dispose: () => {
+      trainSet?.dispose();
+      testSet.dispose();
+    },
+  };
+}
+
+/**
+ * The user's folders, decoded batch by batch (SegmentationFiles): training images are augmented one by one
+ * to the crop size; test images are evaluated at their own size (one at a time when sizes vary), padded to
+ * the network's size multiple with the mean colour and "ignore" labels, which count in no metric.
+ */
+async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders']>, transform: BatchTransform, train: boolean): Promise<SegmentationData> {
+  const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses };
+  const trainSet = train ? SegmentationFiles.open(f.train, opts) : null;
+  const testSet = SegmentationFiles.open(f.test, opts);
+  if (trainSet && trainSet.classes.join('\n') !== testSet.classes.join('\n')) throw new Error(`segment: ${f.train} and ${f.test} name different classes`);
+  const first = await testSet.get(0);
+  const firstSize: [number, number] = [first.y.size(0), first.y.size(1)];
+  disposeBatch(first);
+  const crop = cfg.augment ? cfg.augment.crop ?? f.size ?? firstSize : null;
+  const trainTf = cfg.augment ? { sampleTransform: compose(transform, augmentation(cfg.augment, crop!)), transform: (b: BatchData) => b } : { transform };
+  return {
+    train: trainSet && new DataLoader(trainSet, { ...trainLoaderOptions(cfg, trainSet.length), ...trainTf }),
+    // One image a batch unless all share a size; padding happens per image, so that sizes may differ.
+    test: new DataLoader(testSet, { batchSize: f.size ? cfg.batchSize ?? DEFAULT_SEGMENT_CONFIG.batchSize : 1, transform }),
+    classes: testSet.classes,
+    inChannels: f.channels,
+    inputSize: crop ?? f.size ?? firstSize,
+    transform,
+    trainLabelCounts: () => trainSet!.labelCounts(),
+    async overlaySamples(k) {
+      const samples: PixelSample[] = [];
+      for (let i = 0; i < testSet.length && samples.length < k; i++) {
+        const s = await testSet.get(i);
+        if (s.y.shape.join() === firstSize.join()) samples.push(s);
+        else disposeBatch(s);
+      }
+      return tidy(() => {
+        const b = keep({ x: stack(samples.map((s) => s.x)), y: stack(samples.map((s) => s.y)).long() });
+        samples.forEach(disposeBatch);
+        return b;
+      });
+    },
+    describe: `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}, ${testSet.classes.length} classes`,
+    dispose: () => {},
+  };
+}
+
+const augmentation = (a: SegmentAugment, crop: readonly [number, number]): BatchTransform => segmentationAugment({ crop, scale: a.scale, rotate: a.rotate, flip: a.flip });
 
 export const ENET_RECIPE = { lr: 5e-4, weightDecay: 2e-4, c: 1.02 } as const;
 
@@ -123,6 +200,7 @@ export const DEFAULT_SEGMENT_CONFIG: SegmentConfig = {
   outDir: 'runs/segment-enet',
   threads: 0,
   limitBatches: 0,
+  augment: null,
 };
 
 export interface SegmentEpoch {
@@ -151,13 +229,30 @@ export interface SegmentResult {
   model: SegmentationNet;
 }
 
-/** ENet's class weights (§5.1): 1 / ln(c + p_class), p from the label histogram. */
-export function enetClassWeights(labels: Tensor, numClasses: number, c: number = ENET_RECIPE.c): Tensor {
+/** ENet's class weights (§5.1): 1 / ln(c + p_class), p from pixel counts per label value (ignore's left out). */
+export function enetClassWeights(counts: ArrayLike<number>, numClasses: number, c: number = ENET_RECIPE.c): Tensor {
+  if (counts.length < numClasses) throw new Error(`enetClassWeights: ${counts.length} counts for ${numClasses} classes`);
   return tidy(() => {
-    // Up to 256 bins so that ignored pixels (255) have a bin of their own, left out.
-    const counts = (callOp('aten::bincount', labels.flatten().long(), null, 256) as Tensor).narrow(0, 0, numClasses).double();
-    return counts.div(counts.sum()).add(c).log().reciprocal().float();
+    const n = fromArray(Float64Array.from({ length: numClasses }, (_, i) => counts[i]));
+    return n.div(n.sum()).add(c).log().reciprocal().float();
   });
+}
+
+/** Pixels per label value (256 bins, so that ignored pixels have their own, left out of any class). */
+export function labelCounts(labels: Tensor): Float64Array {
+  return tidy(() => Float64Array.from((callOp('aten::bincount', labels.flatten().long(), null, 256) as Tensor).toNumbers()));
+}
+
+/**
+ * The network on images of any size: padded at the bottom and right to its size multiple with 0 (the mean
+ * colour after normalization), the logits cut back to the image.
+ */
+export function forwardAnySize(model: SegmentationNet, x: Tensor): Tensor {
+  const [h, w] = x.shape.slice(2);
+  const m = model.sizeMultiple;
+  const [ph, pw] = [(m - (h % m)) % m, (m - (w % m)) % m];
+  if (ph === 0 && pw === 0) return model.forward(x);
+  return model.forward(pad(x, [0, pw, 0, ph])).narrow(2, 0, h).narrow(3, 0, w);
 }
 
 /**
@@ -179,6 +274,8 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     modelOptions: { ...recipe.modelOptions, ...cfgIn.modelOptions },
     scenes: { ...DEFAULT_SEGMENT_CONFIG.scenes, ...cfgIn.scenes },
   };
+  // The user's photos are augmented as the papers' were unless the caller says otherwise (augment: null).
+  if (cfgIn.augment === undefined && cfg.folders) cfg.augment = PAPER_AUGMENT;
   const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
   if (resumed) {
     const before = resumed.state.config as SegmentConfig;
@@ -190,18 +287,19 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   manualSeed(cfg.seed);
   log(cfg.folders ? 'reading the image and mask folders' : 'building Fashion-MNIST scenes');
   const data = await segmentationData(cfg, { train: true });
-  const { trainSet, testSet, test: testLoader, classes } = data;
-  if (!trainSet) throw new Error('unreachable: no training set');
+  const { train: trainLoader, test: testLoader, classes } = data;
+  if (!trainLoader) throw new Error('unreachable: no training set');
   log(data.describe);
-  const trainLoader = new DataLoader(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, transform: data.transform, dropLast: trainSet.length % cfg.batchSize === 1 });
   const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
   if (cfg.init) {
     loadWeights(cfg.init, model);
     log(`initialized from ${cfg.init}`);
   }
-  const [h, w] = testSet.images.shape.slice(-2);
-  if (h % model.sizeMultiple || w % model.sizeMultiple) throw new Error(`segment: image size must be a multiple of ${model.sizeMultiple} for ${cfg.model}, got ${h}×${w}${cfg.folders ? ' (set --image-size)' : ''}`);
-  const weight = cfg.classWeights === 'enet' ? enetClassWeights(trainSet.labels, classes.length).keep() : null;
+  // Training batches must fit the network's strides; test images are padded to them (forwardAnySize).
+  const [h, w] = data.inputSize;
+  if (h % model.sizeMultiple || w % model.sizeMultiple) throw new Error(`segment: image size must be a multiple of ${model.sizeMultiple} for ${cfg.model}, got ${h}×${w}${cfg.folders ? ' (set --image-size or --crop)' : ''}`);
+  if (cfg.classWeights === 'enet' && cfg.folders) log('counting the training labels for the class weights');
+  const weight = cfg.classWeights === 'enet' ? enetClassWeights(await data.trainLabelCounts(), classes.length).keep() : null;
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'poly', warmupEpochs: 0 }, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
   fs.mkdirSync(cfg.outDir, { recursive: true });
@@ -271,7 +369,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
         { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
       ]);
-      await writeOverlays(model, testSet, data.transform, files.overlays, classes);
+      await writeOverlays(model, data, files.overlays, classes);
     }
   } finally {
     interrupt.dispose();
@@ -292,7 +390,7 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
   for await (const b of loader.epoch(0)) {
     tidy(() =>
       noGrad(() => {
-        const logits = model.forward(b.x);
+        const logits = forwardAnySize(model, b.x);
         lossSum += crossEntropy(logits, b.y, { weight: weight ?? undefined, ignoreIndex: IGNORE_LABEL }).item() * b.x.size(0);
         n += b.x.size(0);
         meter.update(logits, b.y);
@@ -307,25 +405,25 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
   return r;
 }
 
-async function writeOverlays(model: SegmentationNet, set: SegmentationSet, transform: BatchTransform, file: string, classes: readonly string[]): Promise<void> {
-  const k = Math.min(6, set.length);
-  const [images, truth, pred] = tidy(() =>
+async function writeOverlays(model: SegmentationNet, data: SegmentationData, file: string, classes: readonly string[]): Promise<void> {
+  const samples = await data.overlaySamples(6);
+  const [truth, pred] = tidy(() =>
     noGrad(() => {
       const wasTraining = model.training;
       model.eval();
-      const images = set.images.narrow(0, 0, k);
-      const labels = set.labels.narrow(0, 0, k).long();
       // The loaders' own transform (it draws no random numbers, so any context serves).
-      const { x } = transform({ x: images, y: labels }, { epoch: 0, index: 0, rng: Rng.from(0) });
-      const pred = model.forward(x).argmax(1);
+      const { x } = data.transform(samples, { epoch: 0, index: 0, rng: Rng.from(0) });
+      const pred = forwardAnySize(model, x).argmax(1);
       model.train(wasTraining);
       // Ignored pixels (255) show as the image, as the background does.
-      return [images.keep(), where(labels.eq(IGNORE_LABEL), 0, labels).keep(), pred.keep()];
+      return [where(samples.y.eq(IGNORE_LABEL), 0, samples.y).keep(), pred.keep()];
     }),
   );
   try {
-    await saveSegmentationOverlays(file, images, truth, pred, { classes, scale: 3 });
+    // Small scenes enlarged (at most 3×, about 192 px a side); large images as they are.
+    const scale = Math.min(3, Math.max(1, Math.round(192 / samples.x.size(2))));
+    await saveSegmentationOverlays(file, samples.x, truth, pred, { classes, scale });
   } finally {
-    for (const t of [images, truth, pred]) t.dispose();
+    for (const t of [samples.x, samples.y, truth, pred]) t.dispose();
   }
 }

@@ -8,11 +8,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
-import { SegmentationFolder } from '../../src/data/segmentation-folder';
-import { trainSegmentation } from '../../src/train/segment';
+import { SegmentationFiles, SegmentationFolder } from '../../src/data/segmentation-folder';
+import { DataLoader, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../../src/data';
+import { evaluateSegmentation, forwardAnySize, segmentationData, trainSegmentation } from '../../src/train/segment';
 
 /** n RGB images h×w: noise, a bright box (class 1) and a dark box (class 2), a strip of 255 (ignored). */
 async function writeFolder(root: string, n: number, h: number, w: number, seed: number): Promise<{ images: Buffer[]; masks: Buffer[] }> {
+  return writeSizes(root, Array.from({ length: n }, () => [h, w]), seed);
+}
+
+/** As writeFolder, one image of each size (H, W). */
+async function writeSizes(root: string, sizes: number[][], seed: number): Promise<{ images: Buffer[]; masks: Buffer[] }> {
   fs.mkdirSync(path.join(root, 'images'), { recursive: true });
   fs.mkdirSync(path.join(root, 'masks'), { recursive: true });
   fs.writeFileSync(path.join(root, 'classes.txt'), 'background\nbright\ndark\n');
@@ -20,7 +26,7 @@ async function writeFolder(root: string, n: number, h: number, w: number, seed: 
   const rnd = (k: number): number => ((s = (s * 1103515245 + 12345) % 2 ** 31), s % k);
   const images: Buffer[] = [];
   const masks: Buffer[] = [];
-  for (let i = 0; i < n; i++) {
+  for (const [i, [h, w]] of sizes.entries()) {
     const img = Buffer.alloc(h * w * 3);
     const mask = Buffer.alloc(h * w);
     for (let p = 0; p < h * w * 3; p++) img[p] = 60 + rnd(80);
@@ -67,7 +73,7 @@ test('SegmentationFolder names every bad input', async () => {
   await assert.rejects(SegmentationFolder.load(path.join(root, 'nope')), /nope\/images is not a folder \(expected .*\/images and .*\/masks\)/);
   fs.rmSync(path.join(root, 'classes.txt'));
   await assert.rejects(SegmentationFolder.load(root), /has no classes.txt; give the number of classes/);
-  await assert.rejects(SegmentationFolder.load(root, { numClasses: 2 }), /mask of im000.png has label 2, but there are 2 classes \(0..1, 255 ignored\); 1 more masks too/);
+  await assert.rejects(SegmentationFolder.load(root, { numClasses: 2 }), /mask of im000.png has label 2, but there are 2 classes \(0..1, 255 ignored\)/);
   const ok = await SegmentationFolder.load(root, { numClasses: 3 });
   assert.deepEqual(ok.classes, ['class 0', 'class 1', 'class 2']);
   await sharp({ create: { width: 20, height: 16, channels: 3, background: '#808080' } }).png().toFile(path.join(root, 'images', 'wide.png'));
@@ -88,5 +94,78 @@ test('segment trains ENet on image/mask folders: loss falls, classes from classe
   assert.ok(r.history[2].trainLoss < r.history[0].trainLoss, `train loss ${r.history.map((h) => h.trainLoss)}`);
   // Class weights count labelled pixels only: the 255 strip is in no class.
   assert.equal(r.classWeights!.length, 3);
-  await assert.rejects(trainSegmentation({ folders: { train, test: testDir, channels: 3, size: [30, 30] }, outDir: tmp() }, () => {}), /image size must be a multiple of 8 for enet, got 30×30 \(set --image-size\)/);
+  await assert.rejects(trainSegmentation({ folders: { train, test: testDir, channels: 3, size: [30, 30] }, outDir: tmp() }, () => {}), /image size must be a multiple of 8 for enet, got 30×30 \(set --image-size or --crop\)/);
 });
+
+test('SegmentationFiles decodes pairs on demand at their own sizes; the loader augments each to one crop, as the batch path does', async () => {
+  const root = tmp();
+  const sizes = [[16, 24], [20, 20], [32, 16], [24, 40]];
+  const { images, masks } = await writeSizes(root, sizes, 5);
+  const files = SegmentationFiles.open(root);
+  const s = await files.get(3);
+  assert.deepEqual([...s.x.shape, ...s.y.shape], [3, 24, 40, 24, 40]);
+  assert.deepEqual(Buffer.from(s.x.permute(1, 2, 0).contiguous().toArray() as Uint8Array), images[3]);
+  assert.deepEqual(Buffer.from(s.y.toArray() as Uint8Array), masks[3]);
+  disposeBatch(s);
+  // Pixels per label over every mask, against the bytes written.
+  const want = new Float64Array(256);
+  for (const m of masks) for (const v of m) want[v]++;
+  assert.deepEqual(await files.labelCounts(), want);
+  // Per-sample augmentation (streamed, sizes differ) gives one batch size; the same seed, the same batch.
+  const norm = compose(toFloat(), normalize([0.5], [0.25]));
+  const aug = segmentationAugment({ crop: [16, 16] });
+  const load = (): DataLoader => new DataLoader(files, { batchSize: 4, shuffle: true, seed: 3, sampleTransform: compose(norm, aug), transform: (b) => b });
+  const [a] = await collect(load());
+  const [b] = await collect(load());
+  assert.deepEqual([...a.x.shape, ...a.y.shape], [4, 3, 16, 16, 4, 16, 16]);
+  assert.ok(T.tidy(() => a.x.eq(b.x).all().item() === 1 && a.y.eq(b.y).all().item() === 1));
+  assert.ok(T.tidy(() => a.y.lt(3).logicalOr(a.y.eq(255)).all().item() === 1));
+  // Where all samples share a size, augmenting sample by sample draws exactly what augmenting the batch does.
+  const same = tmp();
+  await writeFolder(same, 4, 20, 28, 9);
+  const perSample = new DataLoader(SegmentationFiles.open(same), { batchSize: 4, seed: 1, sampleTransform: compose(norm, aug), transform: (x) => x });
+  const perBatch = new DataLoader(await SegmentationFolder.load(same), { batchSize: 4, seed: 1, transform: compose(norm, aug) });
+  const [p] = await collect(perSample);
+  const [q] = await collect(perBatch);
+  assert.ok(T.tidy(() => p.x.sub(q.x).abs().max().item() < 1e-6 && p.y.eq(q.y).all().item() === 1), 'per-sample = per-batch augmentation');
+});
+
+test('segment on folders of mixed sizes: augmented crops for training, test images at their own size padded for the network, padding in no metric', async () => {
+  const train = tmp();
+  const testDir = tmp();
+  await writeSizes(train, [[32, 40], [40, 32], [48, 48], [36, 44], [32, 32], [40, 40], [44, 36], [48, 40]], 11);
+  await writeSizes(testDir, [[30, 34], [26, 38]], 12);
+  const out = tmp();
+  const r = await trainSegmentation({ folders: { train, test: testDir, channels: 3 }, augment: { crop: [32, 32], scale: [0.75, 1.5], rotate: 5, flip: true }, epochs: 2, batchSize: 4, threads: 2, outDir: out }, () => {});
+  assert.equal(r.history.length, 2);
+  assert.ok(fs.existsSync(r.overlays));
+  // The test metric by hand: each image through the padded network, predictions cut to the image, counted
+  // against the mask bytes (255 left out).
+  const cfg = { folders: { train, test: testDir, channels: 3 as const }, scenes: { size: 64, trainCount: 0, testCount: 0, maxItems: 1 }, seed: 0 };
+  const data = await segmentationData(cfg, { train: false });
+  let right = 0;
+  let counted = 0;
+  const model = r.model.eval();
+  for await (const b of data.test.epoch(0)) {
+    T.tidy(() => T.noGrad(() => {
+      const pred = forwardAnySize(model, b.x).argmax(1);
+      assert.deepEqual(pred.shape, b.y.shape);
+      const y = b.y.toNumbers();
+      pred.toNumbers().forEach((v, i) => {
+        if (y[i] === 255) return;
+        counted++;
+        if (v === y[i]) right++;
+      });
+    }));
+    disposeBatch(b);
+  }
+  const ev = await evaluateSegmentation(model, data.test, 3, null);
+  assert.ok(Math.abs(ev.pixelAccuracy - right / counted) < 1e-12, `pixel accuracy ${ev.pixelAccuracy} vs ${right}/${counted}`);
+  assert.equal(counted, 30 * 34 + 26 * 38 - 34 - 38, 'every labelled pixel, and no padding, is counted');
+});
+
+async function collect(loader: DataLoader): Promise<{ x: T.Tensor; y: T.Tensor }[]> {
+  const out: { x: T.Tensor; y: T.Tensor }[] = [];
+  for await (const b of loader.epoch(0)) out.push(b);
+  return out;
+}

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { FashionScenes, SCENE_CLASSES } from '../../src/data/fashion-scenes';
-import { enetClassWeights, evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
+import { enetClassWeights, labelCounts, evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
 import { createSegmentationModel } from '../../src/models/registry';
 import { saveSegmentationOverlays } from '../../src/report/overlay';
 import { loadWeights, readCheckpoint } from '../../src/train/checkpoint';
@@ -43,7 +43,7 @@ test('Fashion-MNIST scenes: labels mark exactly the garment pixels; layouts are 
 });
 
 test('ENet class weights are 1 / ln(1.02 + p)', () => {
-  const w = enetClassWeights(T.tensor([0, 0, 0, 1, 0, 1, 0, 0], { dtype: 'int64' }), 3).toNumbers();
+  const w = enetClassWeights(labelCounts(T.tensor([0, 0, 0, 1, 0, 1, 0, 0], { dtype: 'int64' })), 3).toNumbers();
   [6 / 8, 2 / 8, 0].forEach((p, i) => assert.ok(Math.abs(w[i] - 1 / Math.log(1.02 + p)) < 1e-5, `class ${i}: ${w[i]}`));
 });
 

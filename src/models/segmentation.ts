@@ -1,7 +1,7 @@
 // What the segmentation networks share: per-pixel logits at the input resolution from `forward`, the paper's
 // own training loss from `trainingLoss` (PSPNet's auxiliary loss, ICNet's cascade label guidance), the
 // dilated ResNet backbone of DeepLab-V3, PSPNet and ICNet, and the small pieces their heads are made of.
-import { Tensor, crossEntropy, interpolate } from '../torch';
+import { Tensor, crossEntropy, interpolate, pad, softmax } from '../torch';
 import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn';
 import { ResNet, resnet101, resnet18, resnet34, resnet50 } from './resnet';
 import type { FilterChain } from '../methods/prune';
@@ -41,6 +41,50 @@ export abstract class SegmentationNet extends Module {
     const m = this.sizeMultiple;
     if (h % m || w % m) throw new Error(`${this.constructor.name}: input height and width must be multiples of ${m}, got ${h}×${w}`);
   }
+}
+
+/**
+ * The network on images of any size: padded at the bottom and right to its size multiple with 0 (the mean
+ * colour after normalization), the logits cut back to the image.
+ */
+export function forwardAnySize(model: SegmentationNet, x: Tensor): Tensor {
+  const [h, w] = x.shape.slice(2);
+  const m = model.sizeMultiple;
+  const [ph, pw] = [(m - (h % m)) % m, (m - (w % m)) % m];
+  if (ph === 0 && pw === 0) return model.forward(x);
+  return model.forward(pad(x, [0, pw, 0, ph])).narrow(2, 0, h).narrow(3, 0, w);
+}
+
+export interface MultiScaleOptions {
+  /** Input scales; DeepLab-V3 §4.3 evaluates at 0.5, 0.75, 1, 1.25, 1.5, 1.75. Default [1]. */
+  scales?: readonly number[];
+  /** Also the mirrored image at every scale. Default false. */
+  flip?: boolean;
+}
+
+/**
+ * Class probabilities [N, K, H, W] averaged over rescaled (bilinear) and mirrored copies of the input, as
+ * DeepLab-V3 (§4.3) and PSPNet (§5) evaluate: each copy's logits resized back to the input size, then
+ * softmax, then the mean (DeepLab's own evaluation code does it in this order).
+ */
+export function predictMultiScale(model: SegmentationNet, x: Tensor, o: MultiScaleOptions = {}): Tensor {
+  const scales = o.scales ?? [1];
+  if (scales.length === 0 || scales.some((s) => !(s > 0))) throw new Error(`predictMultiScale: scales must be positive, got [${scales.join(', ')}]`);
+  const [h, w] = x.shape.slice(2);
+  let sum: Tensor | null = null;
+  let n = 0;
+  for (const s of scales) {
+    const size = [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))];
+    const xs = s === 1 ? x : upsample(x, size);
+    for (const mirrored of o.flip ? [false, true] : [false]) {
+      let logits = forwardAnySize(model, mirrored ? xs.flip(3) : xs);
+      if (mirrored) logits = logits.flip(3);
+      const p = softmax(s === 1 ? logits : upsample(logits, [h, w]), 1);
+      sum = sum ? sum.add(p) : p;
+      n++;
+    }
+  }
+  return sum!.div(n);
 }
 
 /** Cross-entropy of logits against labels, resizing whichever is smaller: logits up (bilinear) or labels down (nearest). */

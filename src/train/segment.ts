@@ -8,8 +8,8 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, callOp, crossEntropy, fromArray, getNumThreads, keep, manualSeed, noGrad, pad, saveSafetensors, setNumThreads, stack, tidy, where } from '../torch';
-import { SegmentationNet } from '../models/segmentation';
+import { Tensor, callOp, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where } from '../torch';
+import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { BatchData, BatchTransform, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
@@ -19,7 +19,7 @@ import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 import { OptimizerName, makeOptimizer } from './optimizers';
-import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint } from './checkpoint';
+import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError } from './trainer';
 
@@ -244,18 +244,6 @@ export function labelCounts(labels: Tensor): Float64Array {
 }
 
 /**
- * The network on images of any size: padded at the bottom and right to its size multiple with 0 (the mean
- * colour after normalization), the logits cut back to the image.
- */
-export function forwardAnySize(model: SegmentationNet, x: Tensor): Tensor {
-  const [h, w] = x.shape.slice(2);
-  const m = model.sizeMultiple;
-  const [ph, pw] = [(m - (h % m)) % m, (m - (w % m)) % m];
-  if (ph === 0 && pw === 0) return model.forward(x);
-  return model.forward(pad(x, [0, pw, 0, ph])).narrow(2, 0, h).narrow(3, 0, w);
-}
-
-/**
  * Trains a segmentation network (ENet unless `model` says otherwise) on Fashion-MNIST scenes. With `resume`, continues from a checkpoint this function wrote (it is
  * written at every epoch's end) with that run's settings, ending exactly as an uninterrupted run would.
  */
@@ -379,8 +367,9 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   return { status: 'finished', history, final, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
 }
 
-/** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU. */
-export async function evaluateSegmentation(model: SegmentationNet, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+/** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales and mirrored if asked. */
+export async function evaluateSegmentation(model: SegmentationNet, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+  const multi = (inference.scales ?? [1]).join() !== '1' || inference.flip === true;
   const meter = new SegmentationMeter(numClasses);
   const wasTraining = model.training;
   model.eval();
@@ -390,10 +379,13 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
   for await (const b of loader.epoch(0)) {
     tidy(() =>
       noGrad(() => {
-        const logits = forwardAnySize(model, b.x);
-        lossSum += crossEntropy(logits, b.y, { weight: weight ?? undefined, ignoreIndex: IGNORE_LABEL }).item() * b.x.size(0);
+        const ce = { weight: weight ?? undefined, ignoreIndex: IGNORE_LABEL };
+        // Several scales give averaged probabilities; their loss is the NLL of those.
+        const out = multi ? predictMultiScale(model, b.x, inference) : forwardAnySize(model, b.x);
+        const loss = multi ? nllLoss(out.clamp(1e-12, 1).log(), b.y, ce) : crossEntropy(out, b.y, ce);
+        lossSum += loss.item() * b.x.size(0);
         n += b.x.size(0);
-        meter.update(logits, b.y);
+        meter.update(out, b.y);
       }),
     );
     disposeBatch(b);
@@ -403,6 +395,29 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
   const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou() };
   meter.dispose();
   return r;
+}
+
+/** Whether a checkpoint's config is one `trainSegmentation` wrote (they name their scenes). */
+export const isSegmentConfig = (config: unknown): config is SegmentConfig => typeof config === 'object' && config !== null && 'scenes' in config;
+
+/**
+ * A `segment` checkpoint (or its model.safetensors beside one) on its run's test data, or on another test
+ * folder of a folder-trained run, at the scales and mirroring asked.
+ */
+export async function evaluateSegmentCheckpoint(file: string, o: MultiScaleOptions & { testDir?: string; limitBatches?: number } = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+  if (!isSegmentConfig(c.state.config)) throw new Error(`${file} is not a checkpoint of \`tsvision segment\``);
+  const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...c.state.config };
+  if (o.testDir && !cfg.folders) throw new Error(`${file} was trained on the scenes (normalized as Fashion-MNIST); --test-dir needs a run trained on folders`);
+  const folders = cfg.folders && o.testDir ? { ...cfg.folders, test: o.testDir } : cfg.folders;
+  const data = await segmentationData({ ...cfg, folders }, { train: false });
+  try {
+    const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+    fitWeights(model, c.model, `checkpoint ${file} does not fit the model`);
+    const r = await evaluateSegmentation(model, data.test, data.classes.length, null, o.limitBatches ?? 0, o);
+    return { model: cfg.model, classes: data.classes, count: data.test.dataset.length, ...r };
+  } finally {
+    data.dispose();
+  }
 }
 
 async function writeOverlays(model: SegmentationNet, data: SegmentationData, file: string, classes: readonly string[]): Promise<void> {

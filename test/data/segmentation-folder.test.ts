@@ -10,7 +10,8 @@ import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { SegmentationFiles, SegmentationFolder } from '../../src/data/segmentation-folder';
 import { DataLoader, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../../src/data';
-import { evaluateSegmentation, forwardAnySize, segmentationData, trainSegmentation } from '../../src/train/segment';
+import { evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
+import { forwardAnySize } from '../../src/models/segmentation';
 
 /** n RGB images h×w: noise, a bright box (class 1) and a dark box (class 2), a strip of 255 (ignored). */
 async function writeFolder(root: string, n: number, h: number, w: number, seed: number): Promise<{ images: Buffer[]; masks: Buffer[] }> {

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { SegmentationFiles, SegmentationFolder } from '../../src/data/segmentation-folder';
 import { DataLoader, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../../src/data';
-import { evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
+import { evaluateSegmentCheckpoint, evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
 import { forwardAnySize } from '../../src/models/segmentation';
 
 /** n RGB images h×w: noise, a bright box (class 1) and a dark box (class 2), a strip of 255 (ignored). */
@@ -163,6 +163,13 @@ test('segment on folders of mixed sizes: augmented crops for training, test imag
   const ev = await evaluateSegmentation(model, data.test, 3, null);
   assert.ok(Math.abs(ev.pixelAccuracy - right / counted) < 1e-12, `pixel accuracy ${ev.pixelAccuracy} vs ${right}/${counted}`);
   assert.equal(counted, 30 * 34 + 26 * 38 - 34 - 38, 'every labelled pixel, and no padding, is counted');
+  // `tsvision eval` of the checkpoint: the run's own test score; another folder by --test-dir.
+  const again = await evaluateSegmentCheckpoint(r.checkpoint);
+  assert.equal(again.mIoU, r.final!.testMIoU);
+  assert.equal(again.count, 2);
+  const other = await evaluateSegmentCheckpoint(r.checkpoint, { testDir: train, scales: [0.75, 1], flip: true });
+  assert.equal(other.count, 8);
+  assert.ok(other.mIoU >= 0 && other.mIoU <= 1);
 });
 
 async function collect(loader: DataLoader): Promise<{ x: T.Tensor; y: T.Tensor }[]> {

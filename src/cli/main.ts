@@ -1,21 +1,22 @@
 #!/usr/bin/env node
-// The tsvision command line: train, dsd, mimic, prune, segment, eval, summary, reproduce, info.
+// The tsvision command line: train, dsd, mimic, prune, segment, eval, export, predict, summary, reproduce, info.
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { engineInfo, setNumThreads } from '../torch';
+import { engineInfo, getNumThreads, randn, setNumThreads } from '../torch';
 import { ModelName, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { DataSpec, makeLoaders } from '../train/datasets';
-import { fitWeights, loadWeights, readCheckpoint, readWeights } from '../train/checkpoint';
+import { loadWeights, readCheckpoint, readWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
 import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../distributed';
-import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, trainSegmentation } from '../train/segment';
-import { listSegmentationModels } from '../models/registry';
+import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
+import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
+import { measureLatency } from '../metrics/speed';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -31,6 +32,9 @@ const sizeArg = (name: string) => (v: string): [number, number] => {
   if (!m || Number(m[1]) < 1 || Number(m[2] ?? 1) < 1) throw new InvalidArgumentError(`${name} takes HxW or N, got '${v}'`);
   return [Number(m[1]), Number(m[2] ?? m[1])];
 };
+
+/** Comma-separated numbers: 0.485,0.456,0.406. */
+const numList = (name: string) => (v: string): number[] => v.split(',').map(num(name));
 
 const modelName = (v: string): ModelName => {
   if (!isModelName(v)) throw new InvalidArgumentError(`unknown model '${v}'; known: ${listModels().join(', ')}`);
@@ -274,6 +278,7 @@ program
   })
   .option('--rotate <deg>', 'random rotation within ±deg with --augment (PSPNet on VOC: 10; default 0)', num('--rotate', { min: 0 }))
   .option('--no-flip', 'no random mirror with --augment')
+  .option('--no-sync-bn', 'under `tsvision launch`: BatchNorm over each process\'s share only (default: over the global batch)')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
@@ -281,8 +286,11 @@ program
   .action(async (o) => {
     if (Boolean(o.trainDir) !== Boolean(o.testDir)) throw new InvalidArgumentError('give both --train-dir and --test-dir (folders of images/ and masks/)');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
+    // One rank of `tsvision launch --nproc N -- segment ...`: data-parallel; rank 0 prints the results.
+    const parallel = await initFromEnvironment();
     const r = await trainSegmentation(
       {
+        syncBatchNorm: o.syncBn,
         folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses } : undefined,
         // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
         augment: o.augment === false ? null
@@ -306,6 +314,9 @@ program
       },
       stderrLog,
     );
+    const quiet = parallel && getRank() > 0;
+    if (parallel) destroyProcessGroup();
+    if (quiet) return;
     const f = r.final;
     if (r.status === 'interrupted' || !f) {
       process.exitCode = 130;
@@ -327,16 +338,25 @@ program
   .option('--image-size <px>', 'image-folder resize', num('--image-size', { int: true, min: 8 }), 32)
   .option('--channels <n>', 'image-folder channels', num('--channels', { int: true }), 3)
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
+  .option('--scales <list>', 'segmentation: average over input scales, e.g. 0.5,0.75,1,1.25,1.5,1.75 (DeepLab-V3 §4.3)', (v: string): number[] => {
+    const xs = v.split(',').map(Number);
+    if (xs.length === 0 || xs.some((x) => !(x > 0))) throw new InvalidArgumentError(`--scales takes positive numbers separated by commas, got '${v}'`);
+    return xs;
+  })
+  .option('--flip', 'segmentation: also average over mirrored images', false)
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
-    let cfg: TrainConfig;
-    try {
-      cfg = readCheckpoint(o.checkpoint).state.config as TrainConfig;
-    } catch (e) {
-      if (!/not a tsvision checkpoint/.test((e as Error).message)) throw e;
-      if (!o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
-      cfg = { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
+    const { checkpoint } = readWeights(o.checkpoint);
+    if (checkpoint && isSegmentConfig(checkpoint.state.config)) {
+      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, testDir: o.testDir }, checkpoint);
+      const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}`;
+      console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
+      console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * r.iou[i]).toFixed(2)}%`).join('\n'));
+      return;
     }
+    if (o.scales || o.flip) throw new InvalidArgumentError('--scales and --flip apply to segmentation checkpoints');
+    if (!checkpoint && !o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
+    const cfg: TrainConfig = checkpoint ? (checkpoint.state.config as TrainConfig) : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
     const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
     const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
     loadWeights(o.checkpoint, model);
@@ -361,51 +381,10 @@ program
     const { exportOnnx } = await import('../export');
     const ort = await import('onnxruntime-node');
     const T = await import('../torch');
-    const reg = await import('../models/registry');
+    const { restoreNetwork } = await import('../infer/restore');
     // What to build: a checkpoint names its model and trained input; plain weights need --model (and --input).
-    let name = o.model as string | undefined;
-    let options: Record<string, unknown> = o.opt;
-    let trained: number[] | null = null;
-    const { weights: sd, checkpoint } = readWeights(file); // the one read of the file
-    if (checkpoint) {
-      const cfg = checkpoint.state.config as Record<string, unknown> & { modelOptions?: Record<string, unknown> };
-      const data = cfg.data as { kind: string; size?: number; channels?: number } | undefined;
-      const scenes = cfg.scenes as { size: number } | undefined;
-      const folders = cfg.folders as { size?: [number, number]; channels: number } | undefined;
-      name = (cfg.model as string | undefined) ?? (scenes ? 'enet' : undefined); // segment checkpoints before the registry were ENet
-      options = { ...(cfg.modelOptions ?? {}), ...(scenes ? {} : { smallInput: true }), ...o.opt }; // as `train` built it
-      trained = folders ? (folders.size ? [1, folders.channels, ...folders.size] : null)
-        : scenes ? [1, 1, scenes.size, scenes.size]
-        : data?.kind === 'image-folder' ? [1, data.channels ?? 3, data.size ?? 32, data.size ?? 32] : [1, 1, 28, 28];
-    } else {
-      if (!name) throw new InvalidArgumentError(`${file} holds plain weights: name the model with --model`);
-      if (reg.isModelName(name)) options = { smallInput: true, ...options };
-    }
-    const segmentation = name !== undefined && reg.isSegmentationModelName(name);
-    if (!name || (!segmentation && !reg.isModelName(name))) {
-      throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...reg.listModels(), ...reg.listSegmentationModels()].join(', ')}`);
-    }
-    // Options come from --opt and JSON, so they are checked by the constructors, not by the compiler.
-    const create = (segmentation ? reg.createSegmentationModel : reg.createModel) as (n: string, opts: Record<string, unknown>) => ExportNet;
-    const build = (extra: Record<string, unknown>): ExportNet => create(name as string, { ...options, ...extra });
-    const weights = (k: string): import('../torch').Tensor | undefined => sd[k];
-    // numClasses and inChannels from the weights: the one dimension that follows each option between two probe builds.
-    const probes = [build({ numClasses: 3, inChannels: 5 }), build({ numClasses: 5, inChannels: 3 })].map((m) => {
-      const shapes = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, t.shape]));
-      for (const t of Object.values(m.stateDict())) t.dispose();
-      return shapes;
-    });
-    const inferred: Record<string, number> = {};
-    for (const [k, a] of Object.entries(probes[0])) {
-      a.forEach((d, i) => {
-        const key = d === 3 && probes[1][k]?.[i] === 5 ? 'numClasses' : d === 5 && probes[1][k]?.[i] === 3 ? 'inChannels' : null;
-        const w = weights(k);
-        if (key && w && inferred[key] === undefined) inferred[key] = w.shape[i];
-      });
-    }
-    const model = build({ ...inferred, ...o.opt });
-    fitWeights(model, sd, `weights ${file} do not fit the model`);
-    const input = o.input ? String(o.input).split(/[x×,]/).map(num('--input', { int: true, min: 1 })) : trained?.map((d, i) => (i === 1 ? inferred.inChannels ?? d : d));
+    const { model, name, inputShape, checkpoint } = restoreNetwork(file, { model: o.model, opt: o.opt });
+    const input = o.input ? String(o.input).split(/[x×,]/).map(num('--input', { int: true, min: 1 })) : inputShape;
     if (!input) throw new InvalidArgumentError(`${checkpoint ? 'images of several sizes' : 'plain weights'}: give the input shape with --input NxCxHxW`);
     if (input.length !== 4) throw new InvalidArgumentError(`--input needs NxCxHxW, got '${o.input}'`);
     const r = exportOnnx(model, o.out, { inputShape: input, fixedBatch: o.fixedBatch });
@@ -429,20 +408,55 @@ program
       process.exitCode = 1;
     }
   });
-/** What `export` builds: any network whose forward maps an image batch to one tensor. */
-type ExportNet = import('../nn').Module & { forward(x: import('../torch').Tensor): import('../torch').Tensor };
+
+program
+  .command('predict')
+  .description('run a checkpoint (or plain weights with --model) on your images: top-k classes, or for segmentation networks the classes found and, with --out, a mask and an overlay per image')
+  .argument('<weights>', 'checkpoint.safetensors from `train` or `segment`, or model.safetensors weights')
+  .argument('<images...>', 'image files (.png, .jpg, …) or folders of them')
+  .option('-m, --model <name>', 'model of plain weights (checkpoints name their own): a classifier or a segmentation network')
+  .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
+  .option('--top <k>', 'classes to show per image', num('--top', { int: true, min: 1 }), 5)
+  .option('--json', 'print one JSON document on stdout instead of lines', false)
+  .option('-o, --out <dir>', 'segmentation: write <name>.mask.png (grey value = class) and <name>.overlay.png here')
+  .option('--legend', 'segmentation: add a legend of the class colours below each overlay', false)
+  .option('--size <HxW>', 'resize images to H×W before the network (default: the size it was trained on)', sizeArg('--size'))
+  .option('--native', 'segmentation: run at each image\'s own size (padded to the network\'s size multiple) instead of resizing', false)
+  .option('--mean <list>', 'normalization mean per channel, e.g. 0.5,0.5,0.5 (default: what training used; plain weights: as image folders)', numList('--mean'))
+  .option('--std <list>', 'normalization std per channel (with --mean)', numList('--std'))
+  .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
+  .action(async (weights: string, images: string[], o) => {
+    if (o.threads) setNumThreads(o.threads);
+    if (!o.mean !== !o.std) throw new InvalidArgumentError('give --mean and --std together');
+    const { predictCommand } = await import('./predict');
+    await predictCommand(weights, images, { ...o, normalization: o.mean ? { mean: o.mean, std: o.std } : undefined });
+  });
 
 program
   .command('summary')
-  .description('per-layer output shapes, parameters and mult-adds of a registered model (like torchinfo)')
-  .argument('<model>', `one of: ${listModels().join(', ')}`, modelName)
+  .description('per-layer output shapes, parameters and mult-adds of a registered model (like torchinfo); with --time, its inference latency and frames per second')
+  .argument('<model>', `one of: ${[...listModels(), ...listSegmentationModels()].join(', ')}`)
   .option('--opt <key=value>', 'model option, repeatable (e.g. --opt alpha=0.5)', collectOpt, {})
-  .option('--input <shape>', 'input shape N,C,H,W', '1,3,224,224')
-  .action((name: ModelName, o) => {
-    const shape = String(o.input).split(',').map(num('--input', { int: true, min: 1 }));
+  .option('--input <shape>', 'input shape N,C,H,W (default 1,3,224,224; segmentation networks 1,3,512,1024)')
+  .option('--time', 'also time eval-mode forward passes: median ms and images per second', false)
+  .option('--rounds <n>', 'timed rounds with --time (each: 2 warm-up and 5 timed passes)', num('--rounds', { int: true, min: 1 }), 3)
+  .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
+  .action((name: string, o) => {
+    const segmentation = isSegmentationModelName(name);
+    if (!segmentation && !isModelName(name)) throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...listModels(), ...listSegmentationModels()].join(', ')}`);
+    if (o.threads) setNumThreads(o.threads);
+    const shape = String(o.input ?? (segmentation ? '1,3,512,1024' : '1,3,224,224')).split(/[,x×]/).map(num('--input', { int: true, min: 1 }));
     if (shape.length !== 4) throw new InvalidArgumentError(`--input needs N,C,H,W, got '${o.input}'`);
-    const model = createModel(name, { inChannels: shape[1], ...o.opt });
-    console.log(formatSummary(summary(model, shape), { title: `${name}: ${describeModel(name)}` }));
+    const options = { inChannels: shape[1], ...o.opt };
+    const model = segmentation ? createSegmentationModel(name, options) : createModel(name as ModelName, options);
+    const describe = segmentation ? describeSegmentationModel(name) : describeModel(name as ModelName);
+    console.log(formatSummary(summary(model, shape), { title: `${name}: ${describe}` }));
+    if (o.time) {
+      const x = randn(shape);
+      const [t] = measureLatency([model], x, { rounds: o.rounds, reps: 5, warmup: 2 });
+      console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads: ${t.ms.toFixed(1)} ms median (${o.rounds * 5} passes), ${t.imagesPerSecond.toFixed(1)} images/s`);
+      x.dispose();
+    }
   });
 
 program

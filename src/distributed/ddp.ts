@@ -3,7 +3,7 @@
 // all-reduces over ~25 MB flat buckets (few large messages rather than one per parameter). All the element
 // work — flattening, averaging, copying back — is libtorch ops.
 import { Tensor, cat, noGrad, tidy, zeros } from '../torch';
-import { Module } from '../nn';
+import { BatchNorm2d, Module } from '../nn';
 import { allReduce, broadcast, getWorldSize } from './process-group';
 
 export interface DdpOptions {
@@ -119,4 +119,21 @@ export class DistributedDataParallel<M extends Module & { forward(x: Tensor): Te
 /** Wraps `model` in DistributedDataParallel (PyTorch's `DDP(model)`). */
 export function ddp<M extends Module & { forward(x: Tensor): Tensor }>(model: M, o: DdpOptions = {}): DistributedDataParallel<M> {
   return new DistributedDataParallel(model, o);
+}
+
+/**
+ * PyTorch's `SyncBatchNorm.convert_sync_batchnorm`: every BatchNorm2d in `model` normalizes, in training,
+ * with the mean and variance of the global batch (all ranks' shares) and keeps identical running statistics
+ * on every rank. Call after initProcessGroup, on every rank; returns how many layers it converted.
+ */
+export function convertSyncBatchNorm(model: Module): number {
+  getWorldSize(); // names the missing process group now rather than at the first forward
+  let n = 0;
+  for (const m of model.modules()) {
+    if (m instanceof BatchNorm2d) {
+      m.crossReplicaSum = (t) => allReduce(t, 'sum');
+      n++;
+    }
+  }
+  return n;
 }

@@ -17,7 +17,7 @@ export {
   DEFAULT_TIMEOUT_MS,
 } from './process-group';
 export type { Backend, ReduceOp, InitOptions } from './process-group';
-export { DistributedDataParallel, ddp, bucketed } from './ddp';
+export { DistributedDataParallel, ddp, bucketed, convertSyncBatchNorm } from './ddp';
 export type { DdpOptions } from './ddp';
 export { shardOrder, shardLoader } from './sampler';
 export type { ShardOptions } from './sampler';

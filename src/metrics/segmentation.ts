@@ -64,6 +64,14 @@ export class SegmentationMeter {
     return total ? m.reduce((a, r, i) => a + r[i], 0) / total : NaN;
   }
 
+  /** Replaces the counts by sum(counts): e.g. an all-reduce over data-parallel ranks, for the global score. */
+  reduce(sum: (t: Tensor) => Tensor): void {
+    tidy(() => {
+      const r = sum(this.matrix); // an all-reduce works in place
+      if (r !== this.matrix) this.matrix.copy_(r);
+    });
+  }
+
   reset(): void {
     this.matrix.zero_();
   }

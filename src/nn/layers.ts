@@ -1,7 +1,7 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
 import { Pair } from '../torch/functional';
-import { Tensor, arange, empty, full, getNumThreads, isGradEnabled, ones, zeros, tensor } from '../torch';
+import { Tensor, arange, empty, full, getNumThreads, isGradEnabled, noGrad, ones, zeros, tensor } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
 
@@ -188,6 +188,12 @@ export class BatchNorm2d extends Module {
   num_batches_tracked: Buffer | null;
   readonly eps: number;
   readonly momentum: number | null;
+  /**
+   * Sums a tensor over the data-parallel replicas (an all-reduce). When set, training normalizes with the
+   * statistics of the whole global batch — SyncBatchNorm, which PSPNet (§5.1) and DeepLab-V3 rely on when
+   * each GPU holds only a few crops; `distributed.convertSyncBatchNorm` sets it. null: this process's batch.
+   */
+  crossReplicaSum: ((t: Tensor) => Tensor) | null = null;
 
   constructor(public numFeatures: number, o: BatchNormOptions = {}) {
     super();
@@ -213,6 +219,7 @@ export class BatchNorm2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.training && this.crossReplicaSum) return this.syncForward(x, this.crossReplicaSum);
     const useBatchStats = this.training || !this.running_mean;
     let momentum = this.momentum ?? 0;
     if (useBatchStats) {
@@ -235,6 +242,42 @@ export class BatchNorm2d extends Module {
       momentum,
       eps: this.eps,
     });
+  }
+
+  /**
+   * Training with global-batch statistics. Each replica sums x and x² per channel (in float64, so that
+   * E[x²] − E[x]² does not cancel away the variance) and its count; one all-reduce gives the global sums.
+   * Their gradient must also be global — every replica's loss depends on every replica's x through the
+   * mean and variance —, so a hook all-reduces the gradient arriving at the sums before it flows back into
+   * this replica's x. With DDP averaging the parameter gradients, the step equals one process on the whole
+   * batch.
+   */
+  private syncForward(x: Tensor, sum: (t: Tensor) => Tensor): Tensor {
+    const c = x.size(1);
+    const dims = [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
+    const local = F.cat([x.sum(dims, { dtype: 'float64' }), x.square().sum(dims, { dtype: 'float64' }), full([1], x.numel() / c, { dtype: 'float64' })]);
+    const total = sum(local.detach().clone());
+    // The global values, differentiable as the local sums are; the hook makes their gradient global.
+    const global = local.add(total.sub(local.detach()));
+    if (global.requiresGrad) global.registerHook((g) => sum(g.clone()));
+    const n = total.select(0, 2 * c).item();
+    if (n <= 1) throw new Error(`BatchNorm2d: expected more than 1 value per channel over all replicas when training, got ${n}`);
+    const mean = global.narrow(0, 0, c).div(n);
+    const variance = global.narrow(0, c, c).div(n).sub(mean.square());
+    const shape = [1, c, ...dims.slice(1).map(() => 1)];
+    let y = x.sub(mean.to(x.dtype).view(...shape)).mul(variance.add(this.eps).rsqrt().to(x.dtype).view(...shape));
+    if (this.weight) y = y.mul(this.weight.view(...shape));
+    if (this.bias) y = y.add(this.bias.view(...shape));
+    if (this.running_mean && this.running_var && this.num_batches_tracked) {
+      this.num_batches_tracked.add_(1);
+      const m = this.momentum ?? 1 / this.num_batches_tracked.item();
+      noGrad(() => {
+        this.running_mean!.mul_(1 - m).add_(mean.detach().to(x.dtype).mul(m));
+        // The running variance is the unbiased estimate, as PyTorch's.
+        this.running_var!.mul_(1 - m).add_(variance.detach().mul((m * n) / (n - 1)).to(x.dtype));
+      });
+    }
+    return y;
   }
 }
 

@@ -22,6 +22,7 @@ import { OptimizerName, makeOptimizer } from './optimizers';
 import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError } from './trainer';
+import * as dist from '../distributed';
 
 export interface SegmentConfig {
   model: SegmentationModelName;
@@ -51,6 +52,8 @@ export interface SegmentConfig {
    * or null. Default: on for the user's folders, off for the scenes (their layouts are random already).
    */
   augment: SegmentAugment | null;
+  /** Under `tsvision launch`: BatchNorm over the global batch (SyncBatchNorm, PSPNet §5.1). Default true. */
+  syncBatchNorm: boolean;
 }
 
 export interface SegmentAugment {
@@ -201,6 +204,7 @@ export const DEFAULT_SEGMENT_CONFIG: SegmentConfig = {
   threads: 0,
   limitBatches: 0,
   augment: null,
+  syncBatchNorm: true,
 };
 
 export interface SegmentEpoch {
@@ -273,10 +277,19 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   }
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   manualSeed(cfg.seed);
+  // Data parallel under `tsvision launch`: --batch-size stays the global batch, split evenly over the ranks,
+  // each training on its shard with BatchNorm over the global batch (unless syncBatchNorm is false), so N
+  // processes take the steps one would; rank 0 alone logs and writes.
+  const world = dist.isInitialized() ? dist.getWorldSize() : 1;
+  const rank = world > 1 ? dist.getRank() : 0;
+  if (cfg.batchSize % world) throw new Error(`segment: batch size ${cfg.batchSize} is not divisible by the ${world} processes; each takes an equal share`);
+  if (rank > 0) log = () => {};
   log(cfg.folders ? 'reading the image and mask folders' : 'building Fashion-MNIST scenes');
-  const data = await segmentationData(cfg, { train: true });
-  const { train: trainLoader, test: testLoader, classes } = data;
-  if (!trainLoader) throw new Error('unreachable: no training set');
+  const data = await segmentationData({ ...cfg, batchSize: cfg.batchSize / world }, { train: true });
+  if (!data.train) throw new Error('unreachable: no training set');
+  const { classes } = data;
+  const trainLoader = world > 1 ? dist.shardLoader(data.train, { rank, worldSize: world }) : data.train;
+  const testLoader = world > 1 ? dist.shardLoader(data.test, { rank, worldSize: world, pad: false }) : data.test;
   log(data.describe);
   const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
   if (cfg.init) {
@@ -290,7 +303,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const weight = cfg.classWeights === 'enet' ? enetClassWeights(await data.trainLabelCounts(), classes.length).keep() : null;
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'poly', warmupEpochs: 0 }, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
-  fs.mkdirSync(cfg.outDir, { recursive: true });
+  if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
   const files = {
     checkpoint: path.join(cfg.outDir, 'checkpoint.safetensors'),
     weights: path.join(cfg.outDir, 'model.safetensors'),
@@ -310,7 +323,13 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     first = resumed.state.epoch;
     log(`resumed from ${cfgIn.resume} after epoch ${first}`);
   }
+  // Rank 0's weights everywhere, gradients averaged; statistics global.
+  const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;
+  const syncBn = ddp !== null && cfg.syncBatchNorm && dist.convertSyncBatchNorm(model) > 0;
+  if (ddp) log(`data parallel: ${world} processes × ${cfg.batchSize / world} images${syncBn ? ', BatchNorm synchronized' : ''}`);
+  const crossReplicaSum = ddp ? (t: Tensor): Tensor => dist.allReduce(t, 'sum') : undefined;
   const interrupt = watchInterrupt(log, 'stopping after this step');
+  let interrupted = false;
   try {
     for (let epoch = first; epoch < cfg.epochs; epoch++) {
       model.train();
@@ -323,34 +342,49 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
           disposeBatch(batch);
           break;
         }
-        const loss = tidy(() => {
+        // Without synchronized BatchNorm, rank 0's statistics before every step, as PyTorch's DDP does.
+        if (ddp && !syncBn) ddp.syncBuffers();
+        let loss = tidy(() => {
           const l = model.trainingLoss(batch.x, batch.y, { weight });
           opt.zeroGrad();
           l.backward();
+          ddp?.syncGradients();
           opt.clipAndStep(0);
           return l.item();
         });
-        const n = batch.x.size(0);
+        const n = batch.x.size(0) * world;
         disposeBatch(batch);
         b++;
+        // Every rank stops at the same step (Ctrl-C reaches them at different moments): one tiny all-reduce.
+        let stop = interrupt.requested;
+        if (ddp) {
+          const [sum, stops] = dist.sumAcrossRanks([loss, stop ? 1 : 0]);
+          [loss, stop] = [sum / world, stops > 0];
+        }
         if (!Number.isFinite(loss)) throw new NonFiniteLossError(`segment: loss became ${loss} at epoch ${epoch + 1}, batch ${b}; try a lower --lr`);
         lossSum += loss * n;
         seen += n;
         progress.update(epoch, b, seen, `loss ${(lossSum / seen).toFixed(4)}`);
         // Let the event loop breathe (Ctrl-C, prefetch) now and then.
         if (b % 20 === 0) await new Promise((r) => setImmediate(r));
-        if (interrupt.requested) break;
+        if (stop) {
+          interrupted = true;
+          break;
+        }
       }
-      if (interrupt.requested) {
+      if (interrupted) {
         const last = history.length ? `; continue with: tsvision segment --resume ${files.checkpoint}` : '';
         log(`stopped in epoch ${epoch + 1}; the checkpoint of the last finished epoch (${history.length}) is kept${last}`);
         return { status: 'interrupted', history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
       }
       const seconds = progress.seconds;
-      const ev = await evaluateSegmentation(model, testLoader, classes.length, weight, cfg.limitBatches);
+      // Without synchronized BatchNorm each rank's statistics followed its own shard: rank 0's everywhere.
+      if (ddp && !syncBn) ddp.syncBuffers();
+      const ev = await evaluateSegmentation(model, testLoader, classes.length, weight, cfg.limitBatches, { crossReplicaSum });
       const rec: SegmentEpoch = { epoch: epoch + 1, trainLoss: lossSum / seen, testLoss: ev.loss, testMIoU: ev.mIoU, testPixelAccuracy: ev.pixelAccuracy, testIoU: ev.iou, seconds, samplesPerSecond: seen / Math.max(seconds, 1e-3) };
       history.push(rec);
       log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}% (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      if (rank > 0) continue;
       saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes });
       writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history }, null, 2) + '\n');
       await savePlotsPng(files.curves, [
@@ -362,13 +396,13 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   } finally {
     interrupt.dispose();
   }
-  saveSafetensors(files.weights, model.stateDict(), { format: 'pt' });
+  if (rank === 0) saveSafetensors(files.weights, model.stateDict(), { format: 'pt' });
   const final = history[history.length - 1];
   return { status: 'finished', history, final, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
 }
 
 /** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales and mirrored if asked. */
-export async function evaluateSegmentation(model: SegmentationNet, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+export async function evaluateSegmentation(model: SegmentationNet, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
   const multi = (inference.scales ?? [1]).join() !== '1' || inference.flip === true;
   const meter = new SegmentationMeter(numClasses);
   const wasTraining = model.training;
@@ -392,6 +426,11 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
     if (limitBatches && ++k >= limitBatches) break;
   }
   model.train(wasTraining);
+  // Data parallel: each rank scored its shard; the sums make the score of the whole test set.
+  if (inference.crossReplicaSum) {
+    meter.reduce(inference.crossReplicaSum);
+    [lossSum, n] = tidy(() => inference.crossReplicaSum!(fromArray(Float64Array.of(lossSum, n))).toNumbers());
+  }
   const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou() };
   meter.dispose();
   return r;

@@ -171,7 +171,8 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const save = (ep: number, batch: number): void => {
     if (rank > 0) return;
     const os = opt.stateDict();
-    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history }, method?.stateDict?.() ?? {});
+    // The class names travel with the weights, so that `predict` can name its answers.
+    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history, classes: loaders.classes }, method?.stateDict?.() ?? {});
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');

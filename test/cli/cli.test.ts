@@ -35,6 +35,12 @@ test('--help explains every train flag', () => {
   for (const flag of ['--model', '--epochs', '--batch-size', '--lr', '--resume', '--train-dir', '--augment', '--threads']) assert.ok(r.stdout.includes(flag), flag);
 });
 
+test('--help explains every predict flag', () => {
+  const r = run('predict', '--help');
+  assert.equal(r.status, 0);
+  for (const flag of ['<weights>', '<images...>', '--model', '--opt', '--top', '--json', '--out', '--legend', '--size', '--native', '--mean', '--std']) assert.ok(r.stdout.includes(flag), flag);
+});
+
 test('info reports the engine', () => {
   const r = run('info');
   assert.equal(r.status, 0, r.stderr);
@@ -97,4 +103,15 @@ test('--opt takes comma-separated lists: a pruned cnn summarized from its channe
   // 1→16→16 and 16→32→32 3×3 convs without bias, BN (2 per channel), FC 32·49→128→10.
   const params = 9 * (16 + 16 * 16 + 16 * 32 + 32 * 32) + 2 * 96 + 32 * 49 * 128 + 128 + 1290;
   assert.match(r.stdout, new RegExp(`Total params: ${params.toLocaleString('en-US')}`));
+});
+
+test('summary of a segmentation network, timed: its parameters, and a latency line whose rate is batch / time', () => {
+  const r = run('summary', 'enet', '--opt', 'numClasses=19', '--input', '2,3,64,128', '--time', '--rounds', '1', '--threads', '1');
+  assert.equal(r.status, 0, r.stderr);
+  // The paper's 0.37M parameters with 19 classes (test/models/enet.test.ts counts them against PyTorch).
+  assert.match(r.stdout.replace(/,/g, ''), /\b37\d{4}\b/);
+  const m = /inference at 2×3×64×128 on 1 CPU threads: ([\d.]+) ms median \(5 passes\), ([\d.]+) images\/s/.exec(r.stdout);
+  assert.ok(m, r.stdout.slice(-300));
+  assert.ok(Math.abs(Number(m[2]) - 2000 / Number(m[1])) / Number(m[2]) < 0.02, 'images/s = batch / median time');
+  assert.match(run('summary', 'segnet').stderr, /unknown model 'segnet'; known: .*enet, deeplabv3, pspnet, icnet/);
 });

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Tensor, crossEntropy, loadSafetensors, manualSeed, setNumThreads, tidy } from '../../src/torch';
 import { SGD } from '../../src/optim';
 import { freePort, resolveInit, shardOrder } from '../../src/distributed';
-import { DDP_LR, DDP_STEPS, ddpBatch, smallNet } from './worker';
+import { DDP_LR, DDP_STEPS, bnNet, ddpBatch, smallNet } from './worker';
 import { PYTHON } from '../helpers/pytorch';
 import { evaluate } from '../../src/train/trainer';
 import { makeLoaders } from '../../src/train/datasets';
@@ -157,6 +157,47 @@ test('DDP over a file store: 2 ranks on half batches take the same steps as one 
   }
 });
 
+test('SyncBatchNorm: 2 ranks on half batches equal one process with BatchNorm on the whole batch (statistics and steps); without it they do not', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-syncbn-'));
+  try {
+    const out = (tag: string, r: number): string => path.join(dir, `${tag}${r}.safetensors`);
+    const both = async (tag: string, sync: boolean): Promise<void> => {
+      const runs = await Promise.all([0, 1].map((rank) => worker('syncbn', { initMethod: `file://${dir}/store-${tag}`, rank, worldSize: 2, out: out(tag, rank), sync })));
+      runs.forEach((r, rank) => {
+        const res = result(r, `${tag} rank ${rank}`);
+        if (sync) assert.equal(res.converted, 2);
+      });
+    };
+    await both('sync', true);
+    await both('local', false);
+    setNumThreads(1);
+    const { x, y } = ddpBatch();
+    manualSeed(100);
+    const model = bnNet();
+    const opt = new SGD(model.parameters(), { lr: DDP_LR, momentum: 0.9 });
+    for (let s = 0; s < DDP_STEPS; s++) {
+      tidy(() => {
+        const loss = crossEntropy(model.forward(x), y);
+        opt.zeroGrad();
+        loss.backward();
+        opt.step();
+      });
+    }
+    const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
+    const want = model.stateDict();
+    for (const rank of [0, 1]) {
+      const got = loadSafetensors(out('sync', rank)).tensors;
+      for (const [k, w] of Object.entries(want)) assert.ok(maxDiff(got[k], w) <= 1e-5, `rank ${rank} ${k}: max |diff| ${maxDiff(got[k], w)}`);
+    }
+    // The control: each rank normalizing its own half moves the statistics and the weights elsewhere.
+    const local = loadSafetensors(out('local', 0)).tensors;
+    assert.ok(maxDiff(local['1.running_var'], want['1.running_var']) > 1e-3, 'per-rank statistics differ from the global ones');
+    assert.ok(maxDiff(local['0.weight'], want['0.weight']) > 1e-4, 'and so do the steps');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a rank that cannot reach the store fails within its timeout, naming the rank and the address', async () => {
   const port = await freePort(); // nobody listens there
   const r = await worker('collectives', { initMethod: `tcp://127.0.0.1:${port}`, rank: 1, worldSize: 2, timeoutMs: 2000 });
@@ -194,6 +235,42 @@ test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accurac
     assert.equal(ev.count, 2000);
     assert.equal(report.history[0].testTop1, ev.top1);
     assert.ok(Math.abs(report.history[0].testLoss - ev.loss) < 1e-5, `test loss ${report.history[0].testLoss} vs ${ev.loss}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tsvision launch --nproc 2 -- segment: rank 0 alone writes; the first step and the score match one process on the whole batch', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-seg-'));
+  try {
+    // No dropout (each rank would draw its own masks), no class weights (a weighted mean per share is not the
+    // weighted mean of the batch), SGD (Adam's first step is ±lr wherever a gradient is near zero). One step:
+    // exactness over many steps is the worker test's; here ENet's max-pooling meets exact ties on the scenes'
+    // flat backgrounds, which last-bit differences (other conv kernels for a batch of 4 than of 8, the
+    // synchronized BatchNorm's own arithmetic) break differently, so later steps drift apart even between
+    // two single-process runs with the two BatchNorm implementations.
+    const args = (out: string): string[] => ['segment', '--opt', 'dropout=0', '--opt', 'dropoutStage1=0', '--class-weights', 'none', '--optimizer', 'sgd', '--lr', '0.01', '--epochs', '1', '--limit-batches', '1', '--size', '32', '--train-scenes', '48', '--test-scenes', '20', '--batch-size', '8', '--threads', '1', '-o', out];
+    const [par, one] = await Promise.all([
+      run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', ...args(path.join(dir, 'par'))], 240000),
+      run(process.execPath, [CLI, ...args(path.join(dir, 'one'))], 240000),
+    ]);
+    assert.equal(par.code, 0, par.stderr);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(par.stderr, /data parallel: 2 processes × 4 images, BatchNorm synchronized/);
+    assert.equal(par.stdout.match(/test: mIoU/g)?.length, 1, 'rank 0 alone prints');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'par')).sort(), ['checkpoint.safetensors', 'curves.png', 'model.safetensors', 'overlays.png', 'report.json']);
+    // The first loss is the mean over the whole batch of 8 (averaged from the two shares of 4).
+    const firstLoss = (r: Run): string => /\[1\/1\] loss ([\d.]+)/.exec(r.stderr)![1];
+    assert.equal(firstLoss(par), firstLoss(one));
+    const weights = (d: string): Record<string, Tensor> => loadSafetensors(path.join(dir, d, 'model.safetensors')).tensors;
+    const [a, b] = [weights('par'), weights('one')];
+    let worst = 0;
+    for (const [k, t] of Object.entries(b)) worst = Math.max(worst, tidy(() => a[k].to('float64').sub(t.to('float64')).abs().max().item()));
+    assert.ok(worst < 1e-3, `max |difference| of the weights ${worst}`);
+    // The test score summed over the ranks' shards is the whole test set's.
+    const report = (d: string): { history: { testLoss: number; testPixelAccuracy: number }[] } => JSON.parse(fs.readFileSync(path.join(dir, d, 'report.json'), 'utf8'));
+    const [p, q] = [report('par').history[0], report('one').history[0]];
+    for (const k of ['testLoss', 'testPixelAccuracy'] as const) assert.ok(Math.abs(p[k] - q[k]) < 1e-3, `${k}: ${p[k]} vs ${q[k]}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -13,11 +13,25 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** ddp: where this rank writes its final weights. */
   out?: string;
+  /** syncbn: convert the BatchNorm layers (false: the control, each rank normalizing its own share). */
+  sync?: boolean;
 }
 
 /** The small conv net of the DDP test (also built by the test for its single-process reference). */
 export function smallNet(): nn.Sequential {
   return new nn.Sequential(new nn.Conv2d(1, 4, 3, { padding: 1 }), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 6 * 6, 3));
+}
+
+/**
+ * smallNet with two BatchNorms of one width (their statistics are where replicas differ without SyncBatchNorm;
+ * two of a size would swap their gradient all-reduces unnoticed if the ranks ran them in different orders).
+ */
+export function bnNet(): nn.Sequential {
+  return new nn.Sequential(
+    new nn.Conv2d(1, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(),
+    new nn.Conv2d(4, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(),
+    new nn.Flatten(), new nn.Linear(4 * 6 * 6, 3),
+  );
 }
 
 /** The DDP test's whole batch: 8 images 1×6×6 and labels, the same on every rank. */
@@ -73,11 +87,12 @@ async function main(): Promise<void> {
       result.broadcast = values(dist.broadcast(fromArray(new Float32Array([rank, rank + 0.5])), 1));
       result.allGather = dist.allGather(fromArray(new Float32Array([rank, 100 + rank]))).map(values);
     });
-  } else if (scenario === 'ddp') {
+  } else if (scenario === 'ddp' || scenario === 'syncbn') {
     const { x, y } = ddpBatch();
     // Different initial weights on each rank: the wrapper must replace them with rank 0's.
     manualSeed(100 + rank);
-    const model = smallNet();
+    const model = scenario === 'ddp' ? smallNet() : bnNet();
+    if (scenario === 'syncbn' && o.sync !== false) result.converted = dist.convertSyncBatchNorm(model);
     const ddp = new dist.DistributedDataParallel(model, { bucketCapMb: 0.001 }); // several buckets
     const opt = new SGD(model.parameters(), { lr: DDP_LR, momentum: 0.9 });
     const share = x.size(0) / world;

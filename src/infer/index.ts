@@ -1,0 +1,5 @@
+// Inference on the user's images: restoring trained networks and predicting with them.
+export { Predictor, readImage } from './predict';
+export type { PredictorOptions, ClassScore, SegmentationPrediction, DecodedImage, ImageInput, NamedImage } from './predict';
+export { restoreNetwork } from './restore';
+export type { RestoreOptions, RestoredNetwork, Network, Normalization } from './restore';

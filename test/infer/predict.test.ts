@@ -1,0 +1,364 @@
+// Predictor and `tsvision predict` against an independent computation: Debian's PyTorch decodes the same PNG
+// files with PIL, normalizes them as training did, and runs the same networks — torchvision's ResNet-18 (with
+// the small-input stem) and the reference ENet (scripts/reference_models.py) — on the same weights. Also: a
+// network whose weights make the answer known, the mask and overlay files pixel by pixel, class-name
+// fallbacks, and errors that name the file.
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import * as T from '../../src/torch';
+import { createModel } from '../../src/models/registry';
+import { ENet } from '../../src/models/enet';
+import { Module } from '../../src/nn';
+import { saveCheckpoint } from '../../src/train/checkpoint';
+import { Predictor } from '../../src/infer/predict';
+import { restoreNetwork } from '../../src/infer/restore';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, SCENE_CLASSES } from '../../src/data';
+import { runTorch } from '../helpers/pytorch';
+
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-predict-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const file = (name: string): string => path.join(dir, name);
+
+/** Deterministic bytes (a small LCG), so that the images are the same on every run. */
+function bytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s >>> 24;
+  }
+  return out;
+}
+/** PNG bytes; one channel as a real 8-bit grey PNG (sharp writes raw single-channel input as sRGB otherwise). */
+function png(pixels: Uint8Array, width: number, height: number, channels: 1 | 3 | 4): Promise<Buffer> {
+  const img = sharp(Buffer.from(pixels), { raw: { width, height, channels } });
+  return (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
+}
+
+/** BatchNorm statistics away from (0, 1), so that eval mode really uses them: a few train-mode passes. */
+function settleBatchNorm(model: Module & { forward(x: T.Tensor): T.Tensor }, shape: number[]): void {
+  T.noGrad(() => T.tidy(() => {
+    model.train();
+    for (let i = 0; i < 3; i++) model.forward(T.randn(shape).mul(0.8).add(0.3));
+    model.eval();
+  }));
+}
+
+// ---- the files -------------------------------------------------------------------------------------------
+const CLASSES = ['cat', 'dog', 'bird', 'fish'];
+const SEG_CLASSES = ['background', 'road', 'car'];
+const clsCkpt = file('resnet18.safetensors');
+const segCkpt = file('enet.safetensors');
+
+T.manualSeed(1);
+const resnet = createModel('resnet18', { numClasses: 4, inChannels: 3, smallInput: true });
+settleBatchNorm(resnet, [4, 3, 32, 32]);
+// An image-folder run at 32×32 RGB: normalized to [-1, 1]; the folder is gone, the names are in the state.
+saveCheckpoint(clsCkpt, resnet, null, { epoch: 1, batch: 0, step: 1, config: { model: 'resnet18', modelOptions: {}, data: { kind: 'image-folder', train: file('gone'), test: file('gone'), size: 32, channels: 3 } }, classes: CLASSES });
+
+T.manualSeed(2);
+const enet = new ENet({ numClasses: 3, inChannels: 1 });
+settleBatchNorm(enet, [2, 1, 32, 32]);
+// Random weights favour one class everywhere: centre each class's logits on noise like the test image's, so
+// that the answer varies from pixel to pixel.
+T.noGrad(() => T.tidy(() => {
+  const logits = enet.forward(T.rand([1, 1, 32, 32]).sub(FASHION_MNIST_MEAN).div(FASHION_MNIST_STD));
+  const bias = enet.stateDict()['fullconv.bias'];
+  bias.copy_(bias.sub(logits.mean([0, 2, 3])));
+}));
+// A `segment` run on 32×32 scenes: grey, Fashion-MNIST statistics.
+saveCheckpoint(segCkpt, enet, null, { epoch: 1, batch: 0, step: 1, config: { model: 'enet', modelOptions: {}, scenes: { size: 32 } }, classes: SEG_CLASSES });
+
+const IMAGES = {
+  rgba: file('rgba.png'), // 32×32 RGBA noise: alpha is dropped
+  grey: file('grey.png'), // 32×32 grey noise: expanded to RGB
+  flat: file('flat.png'), // 24×40 grey 100 everywhere: resized to 32×32, still 100 everywhere
+  scene: file('scene.png'), // 60×44 grey noise for ENet: not a multiple of 8, not the trained size
+};
+const SCENE = { width: 60, height: 44 };
+let scenePixels: Uint8Array;
+let sceneResized: Uint8Array;
+
+async function writeImages(): Promise<void> {
+  fs.writeFileSync(IMAGES.rgba, await png(bytes(32 * 32 * 4, 3), 32, 32, 4));
+  fs.writeFileSync(IMAGES.grey, await png(bytes(32 * 32, 4), 32, 32, 1));
+  fs.writeFileSync(IMAGES.flat, await png(new Uint8Array(24 * 40).fill(100), 24, 40, 1));
+  // Blocks of 4×4 pixels, so that the network's answer varies smoothly enough to be seen in the labels.
+  scenePixels = new Uint8Array(SCENE.width * SCENE.height);
+  const blocks = bytes(15 * 11, 5);
+  for (let y = 0; y < SCENE.height; y++) for (let x = 0; x < SCENE.width; x++) scenePixels[y * SCENE.width + x] = blocks[Math.floor(y / 4) * 15 + Math.floor(x / 4)];
+  fs.writeFileSync(IMAGES.scene, await png(scenePixels, SCENE.width, SCENE.height, 1));
+  // What training's decoder (sharp, Lanczos-3, fill) makes of it at the trained size; PyTorch takes it from here.
+  sceneResized = new Uint8Array(await sharp(IMAGES.scene).greyscale().resize(32, 32, { fit: 'fill' }).raw().toBuffer());
+}
+
+/** One Python process for every reference value. */
+function reference(): Record<string, T.Tensor> {
+  return runTorch(`
+import numpy as np
+from PIL import Image
+import torchvision
+import reference_models as R
+def weights(path):
+    t, _ = st.load(path)
+    return {k[6:]: v for k, v in t.items() if k.startswith('model.')}
+def load(m, path):
+    missing, unexpected = m.load_state_dict(weights(path), strict=False)
+    assert not unexpected and all(k.endswith('num_batches_tracked') for k in missing), (missing, unexpected)
+    return m.eval()
+def pil(path, mode):
+    a = torch.from_numpy(np.array(Image.open(path).convert(mode), dtype=np.uint8).copy()).float() / 255
+    return a.permute(2, 0, 1)[None] if a.dim() == 3 else a[None, None]
+
+net = torchvision.models.resnet18(num_classes=4)
+net.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+net.maxpool = torch.nn.Identity()
+load(net, ${JSON.stringify(clsCkpt)})
+with torch.no_grad():
+    for name, path in [('rgba', ${JSON.stringify(IMAGES.rgba)}), ('grey', ${JSON.stringify(IMAGES.grey)})]:
+        O[name] = F.softmax(net((pil(path, 'RGB') - 0.5) / 0.5), 1)[0]
+    O['flat'] = F.softmax(net((torch.full((1, 3, 32, 32), 100 / 255) - 0.5) / 0.5), 1)[0]
+
+seg = load(R.ENet(num_classes=3, in_channels=1), ${JSON.stringify(segCkpt)})
+norm = lambda x: (x - ${FASHION_MNIST_MEAN}) / ${FASHION_MNIST_STD}
+def labels(logits):
+    top2 = logits.topk(2, 1).values
+    return logits.argmax(1)[0].to(torch.uint8), (top2[:, 0] - top2[:, 1])[0]
+with torch.no_grad():
+    x = norm(pil(${JSON.stringify(IMAGES.scene)}, 'L'))
+    h, w = x.shape[-2:]
+    # native: padded at the bottom and right to ENet's multiple of 8 with 0 (the mean), logits cropped
+    O['native'], O['native_gap'] = labels(seg(F.pad(x, (0, (8 - w % 8) % 8, 0, (8 - h % 8) % 8)))[:, :, :h, :w])
+    # trained size: the resized image through the network, logits upsampled bilinearly to the image
+    small = norm(I['resized'].float()[None, None] / 255)
+    O['trained'], O['trained_gap'] = labels(F.interpolate(seg(small), size=(h, w), mode='bilinear', align_corners=False))
+    # PIL's own Lanczos resize of the same image, to see that sharp's is the same filter
+    O['pil_resized'] = torch.from_numpy(np.array(Image.open(${JSON.stringify(IMAGES.scene)}).resize((32, 32), Image.LANCZOS), dtype=np.uint8).copy())
+`, { resized: T.fromArray(sceneResized, [32, 32]) });
+}
+
+let ref: Record<string, T.Tensor>;
+const ready = (async () => {
+  await writeImages();
+  ref = reference();
+})();
+
+/** Labels equal the reference's except where its two best logits are within 1e-4 (a float-rounding tie). */
+function assertLabels(got: Uint8Array, want: T.Tensor, gap: T.Tensor, what: string): void {
+  const w = want.flatten().toNumbers();
+  const g = gap.flatten().toNumbers();
+  assert.equal(got.length, w.length, `${what}: size`);
+  const bad = w.flatMap((v, i) => (v !== got[i] && !(g[i] < 1e-4) ? [i] : []));
+  assert.equal(bad.length, 0, `${what}: ${bad.length} pixels differ from PyTorch, first at ${bad[0]}`);
+  assert.ok(new Set(w).size > 1, `${what}: the reference should find more than one class`);
+}
+
+// ---- classification --------------------------------------------------------------------------------------
+test('classify: probabilities equal torchvision ResNet-18 on PIL-decoded pixels (RGBA, grey→RGB, resized)', async () => {
+  await ready;
+  const p = await Predictor.load(clsCkpt);
+  assert.equal(p.name, 'resnet18');
+  assert.deepEqual(p.size, [32, 32]);
+  assert.deepEqual(p.normalization, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+  assert.deepEqual(p.classes, CLASSES);
+  for (const name of ['rgba', 'grey', 'flat'] as const) {
+    const top = await p.classify(IMAGES[name], { topK: 4 });
+    const want = ref[name].toNumbers();
+    assert.equal(top.length, 4);
+    for (let i = 1; i < 4; i++) assert.ok(top[i - 1].probability >= top[i].probability, `${name}: sorted`);
+    for (const c of top) {
+      assert.equal(c.class, CLASSES[c.index]);
+      assert.ok(Math.abs(c.probability - want[c.index]) < 1e-5, `${name}: p(${c.class}) ${c.probability} vs PyTorch ${want[c.index]}`);
+    }
+  }
+  // Bytes instead of a path, and topK clipped to the classes there are.
+  const fromBytes = await p.classify(fs.readFileSync(IMAGES.rgba), { topK: 9 });
+  assert.equal(fromBytes.length, 4);
+  assert.ok(Math.abs(fromBytes[0].probability - Math.max(...ref.rgba.toNumbers())) < 1e-5);
+});
+
+test('a network whose weights make the answer known: plain weights, --size, softmax of the last bias', async () => {
+  // Every weight zero but the classifier's bias log(1, 2, 3, 4): any image gets p = (0.1, 0.2, 0.3, 0.4).
+  const cnn = createModel('cnn', { numClasses: 4, inChannels: 1, smallInput: true });
+  const sd = cnn.stateDict();
+  const biasKey = Object.keys(sd).filter((k) => k.endsWith('bias') && sd[k].shape.join() === '4').pop()!;
+  const weights = Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, k === biasKey ? T.fromArray(Float32Array.from([1, 2, 3, 4].map(Math.log))) : T.zerosLike(t)]));
+  const plain = file('known.safetensors');
+  T.saveSafetensors(plain, weights);
+  await ready;
+  const p = await Predictor.load(plain, { model: 'cnn', size: [28, 28] });
+  assert.deepEqual(p.classes, ['class 0', 'class 1', 'class 2', 'class 3']);
+  const top = await p.classify(IMAGES.rgba, { topK: 2 }); // RGB → grey for the 1-channel network
+  assert.deepEqual(top.map((c) => c.index), [3, 2]);
+  assert.ok(Math.abs(top[0].probability - 0.4) < 1e-6 && Math.abs(top[1].probability - 0.3) < 1e-6, JSON.stringify(top));
+
+  const r = run('predict', plain, IMAGES.grey, '-m', 'cnn', '--size', '28x28', '--top', '1');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `${IMAGES.grey}: class 3 40.0%`);
+});
+
+test('class names: recorded, else the data\'s own (Fashion-MNIST, scenes), else numbers; normalization as trained', () => {
+  const cnn = createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true });
+  const fm = file('fm.safetensors');
+  saveCheckpoint(fm, cnn, null, { epoch: 1, batch: 0, step: 1, config: { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } } });
+  const r = restoreNetwork(fm);
+  assert.deepEqual(r.classes, FASHION_MNIST_CLASSES);
+  assert.deepEqual(r.normalization, { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] });
+  assert.deepEqual(r.inputShape, [1, 1, 28, 28]);
+
+  const e = new ENet({ numClasses: 11, inChannels: 1 });
+  const scenes = file('scenes.safetensors');
+  saveCheckpoint(scenes, e, null, { epoch: 1, batch: 0, step: 1, config: { model: 'enet', modelOptions: {}, scenes: { size: 64 } } });
+  const s = restoreNetwork(scenes);
+  assert.equal(s.segmentation, true);
+  assert.deepEqual(s.classes, SCENE_CLASSES);
+  assert.deepEqual(s.inputShape, [1, 1, 64, 64]);
+
+  // A segmentation run on RGB folders: ImageNet's statistics; classes recorded.
+  const rgb = new ENet({ numClasses: 3, inChannels: 3 });
+  const folders = file('folders.safetensors');
+  saveCheckpoint(folders, rgb, null, { epoch: 1, batch: 0, step: 1, config: { model: 'enet', modelOptions: {}, scenes: { size: 64 }, folders: { train: 'a', test: 'b', size: [48, 64], channels: 3 } }, classes: ['x', 'y', 'z'] });
+  const f = restoreNetwork(folders);
+  assert.deepEqual(f.normalization, { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+  assert.deepEqual(f.inputShape, [1, 3, 48, 64]);
+  assert.deepEqual(f.classes, ['x', 'y', 'z']);
+});
+
+// ---- segmentation ----------------------------------------------------------------------------------------
+test('segment: labels equal the reference ENet at native size (padded) and at the trained size (upsampled)', async () => {
+  await ready;
+  // The resize before the network is sharp's, as in training; PIL's Lanczos resize of the same file agrees.
+  const pilResized = ref.pil_resized.toNumbers();
+  const diffs = Array.from(sceneResized, (v, i) => Math.abs(v - pilResized[i]));
+  // sharp (libvips) and PIL implement Lanczos-3 differently: on these 4×4 blocks they differ by 0.5 grey
+  // levels on average, at most 16 at the sharpest edges.
+  const mean = diffs.reduce((a, b) => a + b) / diffs.length;
+  assert.ok(mean < 1 && Math.max(...diffs) <= 24, `sharp vs PIL resize: mean |difference| ${mean}, max ${Math.max(...diffs)}`);
+
+  const p = await Predictor.load(segCkpt);
+  assert.deepEqual(p.size, [32, 32]);
+  assert.equal(p.channels, 1);
+  const native = await p.segment(IMAGES.scene, { native: true });
+  assert.equal(native.width, SCENE.width);
+  assert.equal(native.height, SCENE.height);
+  assert.deepEqual(native.classes, SEG_CLASSES);
+  assertLabels(native.labels, ref.native, ref.native_gap, 'native');
+  assert.deepEqual(native.classPixels, [0, 1, 2].map((c) => native.labels.filter((l) => l === c).length));
+
+  const trained = await p.segment(IMAGES.scene);
+  assert.equal(trained.labels.length, SCENE.width * SCENE.height);
+  assertLabels(trained.labels, ref.trained, ref.trained_gap, 'trained size');
+});
+
+test('predict -o: the mask decodes to the labels; the overlay is the image with class colours at its size', async () => {
+  await ready;
+  const out = file('out');
+  const r = run('predict', segCkpt, IMAGES.scene, '-o', out, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { model: string; task: string; classes: string[]; results: { file: string; width: number; height: number; classPixels: number[]; mask: string; overlay: string }[] };
+  assert.equal(doc.model, 'enet');
+  assert.equal(doc.task, 'segmentation');
+  assert.deepEqual(doc.classes, SEG_CLASSES);
+  const [res] = doc.results;
+  assert.equal(res.mask, path.join(out, 'scene.mask.png'));
+  const want = (await (await Predictor.load(segCkpt)).segment(IMAGES.scene)).labels;
+  assert.ok(new Set(want).size === 3, 'every class appears, so that every colour is checked');
+  assert.deepEqual(res.classPixels, [0, 1, 2].map((c) => want.filter((l) => l === c).length));
+
+  // An 8-bit grey PNG, read back as training reads masks (greyscale, raw).
+  assert.equal((await sharp(res.mask).metadata()).channels, 1);
+  const mask = await sharp(res.mask).greyscale().raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([mask.info.width, mask.info.height, mask.info.channels], [SCENE.width, SCENE.height, 1]);
+  assert.ok(Buffer.from(want).equals(mask.data), 'mask pixels are the labels');
+
+  const meta = await sharp(res.overlay).metadata();
+  assert.deepEqual([meta.format, meta.width, meta.height], ['png', SCENE.width, SCENE.height]);
+  // Background pixels are the grey image itself; class k pixels 0.4 · grey + 0.6 · its colour (tab10).
+  const colours = [null, [0x1f, 0x77, 0xb4], [0xff, 0x7f, 0x0e]];
+  const overlay = await sharp(res.overlay).removeAlpha().raw().toBuffer();
+  for (let i = 0; i < want.length; i++) {
+    const g = scenePixels[i];
+    const c = colours[want[i]];
+    const expect = c ? c.map((v) => Math.round(0.4 * g + 0.6 * v)) : [g, g, g];
+    const got = [...overlay.subarray(3 * i, 3 * i + 3)];
+    assert.ok(got.every((v, k) => Math.abs(v - expect[k]) <= 1), `overlay pixel ${i}: ${got} vs ${expect}`);
+  }
+  assert.equal(fs.readdirSync(out).filter((f) => f.endsWith('.tmp')).length, 0, 'no temp files left');
+});
+
+// ---- the command line ------------------------------------------------------------------------------------
+test('predict on a folder: every image in it, lines or JSON; progress on stderr for many images', async () => {
+  await ready;
+  const folder = file('many');
+  fs.mkdirSync(folder);
+  for (let i = 0; i < 21; i++) fs.copyFileSync(i % 2 ? IMAGES.rgba : IMAGES.grey, path.join(folder, `img${String(i).padStart(2, '0')}.png`));
+  fs.writeFileSync(path.join(folder, 'notes.txt'), 'not an image');
+  const r = run('predict', clsCkpt, folder, '--top', '2', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { task: string; results: { file: string; top: { class: string; index: number; probability: number }[] }[] };
+  assert.equal(doc.task, 'classification');
+  assert.equal(doc.results.length, 21);
+  assert.equal(doc.results[1].file, path.join(folder, 'img01.png'));
+  const want = ref.rgba.toNumbers();
+  const best = want.indexOf(Math.max(...want));
+  assert.equal(doc.results[1].top.length, 2);
+  assert.equal(doc.results[1].top[0].index, best);
+  assert.equal(doc.results[1].top[0].class, CLASSES[best]);
+  assert.match(r.stderr, /\[21\/21\] [\d.]+ images\/s/);
+
+  const lines = run('predict', clsCkpt, IMAGES.rgba, IMAGES.grey);
+  assert.equal(lines.status, 0, lines.stderr);
+  const out = lines.stdout.trim().split('\n');
+  assert.equal(out.length, 2);
+  assert.match(out[0], new RegExp(`^${IMAGES.rgba.replace(/[.]/g, '\\.')}: (\\w+ \\d+\\.\\d%, ){3}\\w+ \\d+\\.\\d%$`));
+  assert.equal(lines.stderr, '', 'no progress line for two images');
+});
+
+test('clear errors naming the file: missing, corrupt, an empty folder, a folder passed to the library', async () => {
+  await ready;
+  const corrupt = file('corrupt.png');
+  fs.writeFileSync(corrupt, fs.readFileSync(IMAGES.rgba).subarray(0, 200)); // a PNG cut short
+  const empty = file('empty');
+  fs.mkdirSync(empty);
+  const cases: [string[], RegExp][] = [
+    [['predict', clsCkpt, file('missing.png')], /missing\.png: no such file/],
+    [['predict', clsCkpt, corrupt], /cannot decode .*corrupt\.png/],
+    [['predict', segCkpt, corrupt, '-o', file('o2')], /cannot decode .*corrupt\.png/],
+    [['predict', clsCkpt, empty], /empty: a folder with no \.png\/\.jpg\/\.jpeg images/],
+    [['predict', clsCkpt, IMAGES.rgba, '-o', file('o3')], /--out writes segmentation masks; resnet18 is a classifier/],
+    [['predict', file('known-not.safetensors'), IMAGES.rgba], /known-not\.safetensors: no such file/],
+    [['predict', clsCkpt, IMAGES.rgba, '--mean', '0.5'], /give --mean and --std together/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run(...args);
+    assert.equal(r.status, 1, args.join(' '));
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+  }
+  const p = await Predictor.load(clsCkpt);
+  await assert.rejects(p.classify(file('nope.png')), /nope\.png: no such file/);
+  await assert.rejects(p.classify(dir), /is a folder, not an image/);
+  await assert.rejects(p.classify({ name: 'upload-7', bytes: Buffer.from('not a picture') }), /cannot decode upload-7/);
+  await assert.rejects(p.segment(IMAGES.rgba), /resnet18 is a classifier: use classify\(\)/);
+});
+
+test('memory: predictions leave no tensors behind', async () => {
+  await ready;
+  const cls = await Predictor.load(clsCkpt);
+  const seg = await Predictor.load(segCkpt);
+  await cls.classify(IMAGES.rgba);
+  await seg.segment(IMAGES.scene);
+  const before = T.liveTensors();
+  for (let i = 0; i < 3; i++) {
+    await cls.classify(IMAGES.flat);
+    await seg.segment(IMAGES.scene, { native: i % 2 === 0 });
+  }
+  assert.equal(T.liveTensors(), before);
+});

@@ -35,6 +35,13 @@ const sizeArg = (name: string) => (v: string): [number, number] => {
 
 /** Comma-separated numbers: 0.485,0.456,0.406. */
 const numList = (name: string) => (v: string): number[] => v.split(',').map(num(name));
+/** Input scales for multi-scale segmentation (DeepLab-V3 §4.3), e.g. 0.5,0.75,1,1.25,1.5,1.75. */
+const scalesOption = '--scales <list>';
+const scalesArg = (v: string): number[] => {
+  const xs = numList('--scales')(v);
+  if (xs.some((x) => !(x > 0))) throw new InvalidArgumentError(`--scales takes positive numbers separated by commas, got '${v}'`);
+  return xs;
+};
 
 const modelName = (v: string): ModelName => {
   if (!isModelName(v)) throw new InvalidArgumentError(`unknown model '${v}'; known: ${listModels().join(', ')}`);
@@ -338,11 +345,7 @@ program
   .option('--image-size <px>', 'image-folder resize', num('--image-size', { int: true, min: 8 }), 32)
   .option('--channels <n>', 'image-folder channels', num('--channels', { int: true }), 3)
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
-  .option('--scales <list>', 'segmentation: average over input scales, e.g. 0.5,0.75,1,1.25,1.5,1.75 (DeepLab-V3 §4.3)', (v: string): number[] => {
-    const xs = v.split(',').map(Number);
-    if (xs.length === 0 || xs.some((x) => !(x > 0))) throw new InvalidArgumentError(`--scales takes positive numbers separated by commas, got '${v}'`);
-    return xs;
-  })
+  .option(scalesOption, 'segmentation: average over input scales, e.g. 0.5,0.75,1,1.25,1.5,1.75 (DeepLab-V3 §4.3)', scalesArg)
   .option('--flip', 'segmentation: also average over mirrored images', false)
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
@@ -422,6 +425,8 @@ program
   .option('--legend', 'segmentation: add a legend of the class colours below each overlay', false)
   .option('--size <HxW>', 'resize images to H×W before the network (default: the size it was trained on)', sizeArg('--size'))
   .option('--native', 'segmentation: run at each image\'s own size (padded to the network\'s size multiple) instead of resizing', false)
+  .option(scalesOption, 'segmentation: average class probabilities over these input scales (DeepLab-V3 §4.3)', scalesArg)
+  .option('--flip', 'segmentation: also average over the mirrored image', false)
   .option('--mean <list>', 'normalization mean per channel, e.g. 0.5,0.5,0.5 (default: what training used; plain weights: as image folders)', numList('--mean'))
   .option('--std <list>', 'normalization std per channel (with --mean)', numList('--std'))
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))

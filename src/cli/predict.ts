@@ -19,6 +19,9 @@ export interface PredictCommandOptions {
   size?: [number, number];
   native: boolean;
   legend: boolean;
+  /** Segmentation: average over input scales and the mirrored image (DeepLab-V3 §4.3). */
+  scales?: number[];
+  flip: boolean;
   normalization?: Normalization;
 }
 
@@ -32,6 +35,7 @@ export async function predictCommand(weights: string, args: readonly string[], o
   const files = expandImages(args); // before loading the network: a typo fails at once
   const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization });
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
+  if ((o.scales || o.flip) && !predictor.segmentation) throw new Error(`--scales and --flip apply to segmentation networks; ${predictor.name} is a classifier`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
   const progress = files.length > PROGRESS_FROM ? progressLine(files.length) : null;
@@ -82,7 +86,7 @@ function outputNames(files: readonly string[]): string[] {
 }
 
 async function segmentOne(predictor: Predictor, image: NamedImage, o: PredictCommandOptions, name: string | undefined): Promise<Result> {
-  const p = await predictor.segment(image);
+  const p = await predictor.segment(image, { scales: o.scales, flip: o.flip });
   const facts = { width: p.width, height: p.height, classPixels: p.classPixels };
   if (!o.out || name === undefined) return { file: image.name, ...facts };
   const files = { mask: path.join(o.out, `${name}.mask.png`), overlay: path.join(o.out, `${name}.overlay.png`) };

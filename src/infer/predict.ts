@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import sharp from 'sharp';
 import { Tensor, callOp, fromArray, noGrad, softmax, tidy } from '../torch';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
-import { SegmentationNet, forwardAnySize, upsample } from '../models/segmentation';
+import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale, upsample } from '../models/segmentation';
 import { Network, Normalization, RestoreOptions, restoreNetwork } from './restore';
 
 /** A file path, or the encoded bytes of a PNG, JPEG, WebP, … (named, so that errors can say which). */
@@ -109,8 +109,10 @@ export class Predictor {
   /**
    * A class per pixel at the image's own size: the network runs at the trained size (its logits upsampled
    * back bilinearly) or, with `native`, at the image's size padded to its size multiple (logits cropped).
+   * With `scales` and/or `flip`, the class probabilities are averaged over rescaled and mirrored copies
+   * (predictMultiScale, DeepLab-V3 §4.3).
    */
-  async segment(image: ImageInput, o: { native?: boolean } = {}): Promise<SegmentationPrediction> {
+  async segment(image: ImageInput, o: { native?: boolean } & MultiScaleOptions = {}): Promise<SegmentationPrediction> {
     if (!this.segmentation) throw new Error(`${this.name} is a classifier: use classify()`);
     const bytes = await readImage(image);
     const size = (o.native ?? this.native) ? null : this.size;
@@ -119,7 +121,10 @@ export class Predictor {
     const { labels, classPixels } = tidy(() =>
       noGrad(() => {
         // forwardAnySize pads only where the size is not a multiple of the network's (e.g. --size 30x30 for ENet).
-        const logits = forwardAnySize(this.model as SegmentationNet, this.input(img));
+        const net = this.model as SegmentationNet;
+        const multi = o.scales !== undefined || o.flip === true;
+        // Probabilities or logits: their argmax is the class either way, and both resize bilinearly.
+        const logits = multi ? predictMultiScale(net, this.input(img), o) : forwardAnySize(net, this.input(img));
         const atImage = logits.size(2) === height && logits.size(3) === width ? logits : upsample(logits, [height, width]);
         const l = atImage.argmax(1).flatten();
         const counts = callOp('aten::bincount', l, null, this.classes.length) as Tensor;

@@ -139,6 +139,17 @@ with torch.no_grad():
     # trained size: the resized image through the network, logits upsampled bilinearly to the image
     small = norm(I['resized'].float()[None, None] / 255)
     O['trained'], O['trained_gap'] = labels(F.interpolate(seg(small), size=(h, w), mode='bilinear', align_corners=False))
+    # multi-scale at native size: the 48×32 crop at scales 0.5 and 1, mirrored too; softmax of the logits
+    # resized back, averaged (DeepLab's evaluation)
+    c = x[:, :, :32, :48]
+    acc = 0
+    for s in (0.5, 1):
+        xs = c if s == 1 else F.interpolate(c, scale_factor=s, mode='bilinear', align_corners=False)
+        for f in (False, True):
+            l = seg(xs.flip(3) if f else xs)
+            l = l.flip(3) if f else l
+            acc = acc + F.softmax(F.interpolate(l, size=(32, 48), mode='bilinear', align_corners=False), 1)
+    O['multi'], O['multi_gap'] = labels(acc / 4)
     # PIL's own Lanczos resize of the same image, to see that sharp's is the same filter
     O['pil_resized'] = torch.from_numpy(np.array(Image.open(${JSON.stringify(IMAGES.scene)}).resize((32, 32), Image.LANCZOS), dtype=np.uint8).copy())
 `, { resized: T.fromArray(sceneResized, [32, 32]) });
@@ -255,6 +266,11 @@ test('segment: labels equal the reference ENet at native size (padded) and at th
   const trained = await p.segment(IMAGES.scene);
   assert.equal(trained.labels.length, SCENE.width * SCENE.height);
   assertLabels(trained.labels, ref.trained, ref.trained_gap, 'trained size');
+
+  // Scales and mirroring (--scales 0.5,1 --flip) on the top-left 48×32 of the scene, at its own size.
+  const crop = await sharp(IMAGES.scene).extract({ left: 0, top: 0, width: 48, height: 32 }).png().toBuffer();
+  const multi = await p.segment(crop, { native: true, scales: [0.5, 1], flip: true });
+  assertLabels(multi.labels, ref.multi, ref.multi_gap, 'multi-scale'); // gaps of probabilities here
 });
 
 test('predict -o: the mask decodes to the labels; the overlay is the image with class colours at its size', async () => {

@@ -289,6 +289,7 @@ program
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
+  .option('--backbone-init <file>', 'ImageNet ResNet weights for the backbone (deeplabv3, pspnet, icnet): torchvision\'s converted by scripts/pth2safetensors.py, or a `train` checkpoint')
   .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
   .action(async (o) => {
     if (Boolean(o.trainDir) !== Boolean(o.testDir)) throw new InvalidArgumentError('give both --train-dir and --test-dir (folders of images/ and masks/)');
@@ -298,6 +299,7 @@ program
     const r = await trainSegmentation(
       {
         syncBatchNorm: o.syncBn,
+        backboneInit: o.backboneInit,
         folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses } : undefined,
         // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
         augment: o.augment === false ? null

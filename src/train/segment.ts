@@ -19,7 +19,8 @@ import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 import { OptimizerName, makeOptimizer } from './optimizers';
-import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, saveCheckpoint } from './checkpoint';
+import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, readWeights, saveCheckpoint } from './checkpoint';
+import { ResNet } from '../models/resnet';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError } from './trainer';
 import * as dist from '../distributed';
@@ -45,6 +46,11 @@ export interface SegmentConfig {
   limitBatches: number;
   /** Weights to start from (a checkpoint or plain weights), e.g. a pruned network to fine-tune. */
   init?: string;
+  /**
+   * ImageNet-trained ResNet weights for the backbone of DeepLab-V3, PSPNet or ICNet, as all three papers
+   * start: torchvision's state dict converted by scripts/pth2safetensors.py, or a tsvision `train` checkpoint.
+   */
+  backboneInit?: string;
   /** The user's data instead of the scenes: folders of images/ and masks/ (see SegmentationFolder). */
   folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3; numClasses?: number };
   /**
@@ -292,6 +298,10 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const testLoader = world > 1 ? dist.shardLoader(data.test, { rank, worldSize: world, pad: false }) : data.test;
   log(data.describe);
   const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+  if (cfg.backboneInit) {
+    const n = loadBackbone(model, cfg.backboneInit);
+    log(`backbone initialized from ${cfg.backboneInit} (${n} tensors)`);
+  }
   if (cfg.init) {
     loadWeights(cfg.init, model);
     log(`initialized from ${cfg.init}`);
@@ -434,6 +444,20 @@ export async function evaluateSegmentation(model: SegmentationNet, loader: DataL
   const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou() };
   meter.dispose();
   return r;
+}
+
+/**
+ * Loads a classification ResNet's weights (the classifier `fc.*` left out) into a segmentation network's
+ * backbone; every backbone tensor must be there with its shape. The dilation the papers add changes no
+ * weight, so ImageNet weights fit the atrous backbone as they are. Returns how many tensors were loaded.
+ */
+export function loadBackbone(model: SegmentationNet, file: string): number {
+  const backbone = (model as { backbone?: unknown }).backbone;
+  if (!(backbone instanceof ResNet)) throw new Error(`${model.constructor.name} has no ResNet backbone to initialize (DeepLab-V3, PSPNet and ICNet have)`);
+  const { weights } = readWeights(file);
+  const sd = Object.fromEntries(Object.entries(weights).filter(([k]) => !k.startsWith('fc.')));
+  fitWeights(backbone, sd, `backbone weights ${file} do not fit the ${model.constructor.name} backbone`);
+  return Object.keys(sd).length;
 }
 
 /** Whether a checkpoint's config is one `trainSegmentation` wrote (they name their scenes). */

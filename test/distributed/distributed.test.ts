@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, crossEntropy, loadSafetensors, manualSeed, setNumThreads, tidy } from '../../src/torch';
 import { SGD } from '../../src/optim';
+import { Module } from '../../src/nn';
 import { freePort, resolveInit, shardOrder } from '../../src/distributed';
 import { DDP_LR, DDP_STEPS, bnNet, ddpBatch, smallNet } from './worker';
 import { PYTHON } from '../helpers/pytorch';
@@ -121,6 +122,30 @@ test('a tsvision rank and a PyTorch rank share one process group and agree with 
   }
 });
 
+/**
+ * The single-process reference of the DDP tests: rank 0's initial weights (seed 100), DDP_STEPS SGD steps on
+ * the whole batch with the mean loss. Returns the model and its initial state.
+ */
+function referenceSteps(make: () => Module & { forward(x: Tensor): Tensor }): { model: Module; initial: Record<string, Tensor> } {
+  setNumThreads(1);
+  const { x, y } = ddpBatch();
+  manualSeed(100);
+  const model = make();
+  const initial = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.clone().keep()]));
+  const opt = new SGD(model.parameters(), { lr: DDP_LR, momentum: 0.9 });
+  for (let s = 0; s < DDP_STEPS; s++) {
+    tidy(() => {
+      const loss = crossEntropy(model.forward(x), y);
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+    });
+  }
+  return { model, initial };
+}
+
+const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
+
 test('DDP over a file store: 2 ranks on half batches take the same steps as one process on the whole batch', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-'));
   try {
@@ -128,22 +153,7 @@ test('DDP over a file store: 2 ranks on half batches take the same steps as one 
     const runs = await Promise.all([0, 1].map((rank) => worker('ddp', { initMethod: `file://${dir}/store`, rank, worldSize: 2, out: out(rank) })));
     runs.forEach((r, rank) => result(r, `rank ${rank}`));
 
-    // The reference: rank 0's initial weights (seed 100), the whole batch, the mean loss.
-    setNumThreads(1);
-    const { x, y } = ddpBatch();
-    manualSeed(100);
-    const model = smallNet();
-    const initial = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.clone().keep()]));
-    const opt = new SGD(model.parameters(), { lr: DDP_LR, momentum: 0.9 });
-    for (let s = 0; s < DDP_STEPS; s++) {
-      tidy(() => {
-        const loss = crossEntropy(model.forward(x), y);
-        opt.zeroGrad();
-        loss.backward();
-        opt.step();
-      });
-    }
-    const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
+    const { model, initial } = referenceSteps(smallNet);
     for (const rank of [0, 1]) {
       const got = loadSafetensors(out(rank)).tensors;
       for (const [k, want] of Object.entries(model.stateDict())) {
@@ -170,20 +180,7 @@ test('SyncBatchNorm: 2 ranks on half batches equal one process with BatchNorm on
     };
     await both('sync', true);
     await both('local', false);
-    setNumThreads(1);
-    const { x, y } = ddpBatch();
-    manualSeed(100);
-    const model = bnNet();
-    const opt = new SGD(model.parameters(), { lr: DDP_LR, momentum: 0.9 });
-    for (let s = 0; s < DDP_STEPS; s++) {
-      tidy(() => {
-        const loss = crossEntropy(model.forward(x), y);
-        opt.zeroGrad();
-        loss.backward();
-        opt.step();
-      });
-    }
-    const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
+    const { model } = referenceSteps(bnNet);
     const want = model.stateDict();
     for (const rank of [0, 1]) {
       const got = loadSafetensors(out('sync', rank)).tensors;

@@ -138,8 +138,9 @@ function sceneData(cfg: DataConfig, transform: BatchTransform, train: boolean): 
 
 /**
  * The user's folders, decoded batch by batch (SegmentationFiles): training images are augmented one by one
- * to the crop size; test images are evaluated at their own size (one at a time when sizes vary), padded to
- * the network's size multiple with the mean colour and "ignore" labels, which count in no metric.
+ * to the crop size; test images are evaluated at their own size (one at a time when sizes vary) —
+ * forwardAnySize pads them to the network's size multiple and cuts the logits back, so padding counts in no
+ * metric.
  */
 async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders']>, transform: BatchTransform, train: boolean): Promise<SegmentationData> {
   const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses };

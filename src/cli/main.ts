@@ -231,7 +231,7 @@ addRecipeOptions(
 
 program
   .command('prune')
-  .description('filter pruning by L1 norm (ICNet §5): keep each layer\'s strongest filters of a trained cnn or mobilenet_v1 (from `train`) or icnet, pspnet or deeplabv3 (from `segment`), fine-tune with the run\'s own recipe, and report parameters, mult-adds, CPU latency and accuracy or mIoU before and after. Writes SUMMARY.md, report.json')
+  .description('filter pruning by L1 norm (ICNet §5): keep each layer\'s strongest filters of a trained cnn or mobilenet_v1 (from `train`) or enet, icnet, pspnet or deeplabv3 (from `segment`), fine-tune with the run\'s own recipe, and report parameters, mult-adds, CPU latency and accuracy or mIoU before and after. Writes SUMMARY.md, report.json')
   .option('-c, --checkpoint <file>', 'a checkpoint from `tsvision train` or `tsvision segment`', 'runs/fashion-mnist-cnn/checkpoint.safetensors')
   .option('--keep <rate>', 'fraction of each layer\'s filters kept (ICNet: 0.5)', (v: string): number => {
     const n = Number(v);

@@ -56,7 +56,7 @@ export interface FilterPruneResult {
   report: string;
 }
 
-const unsupported = (model: string): Error => new Error(`filter pruning knows the layer structure of cnn, mobilenet_v1, icnet, pspnet and deeplabv3; ${model} is not supported yet`);
+const unsupported = (model: string): Error => new Error(`filter pruning knows the layer structure of cnn, mobilenet_v1, enet, icnet, pspnet and deeplabv3; ${model} is not supported yet`);
 
 type Net = FilterPrunable & { forward(x: Tensor): Tensor };
 

@@ -8,8 +8,8 @@
 // rank each convolution's output filters by the L1 norm of their weights, keep the top fraction, and remove
 // the rest for real — the conv, its BatchNorm and every layer reading those channels get narrower — so the
 // network needs fewer parameters and mult-adds, not just more zeros.
-import { Tensor, arange, noGrad, ones, tidy, zeros } from '../torch';
-import { BatchNorm2d, Conv2d, Linear, Module, Parameter } from '../nn';
+import { Tensor, arange, cat, noGrad, ones, tidy, zeros } from '../torch';
+import { BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, PReLU, Parameter } from '../nn';
 
 export interface MagnitudePruneOptions {
   /** Fraction of each pruned layer's weights set to zero; DSD uses 0.25–0.5. */
@@ -132,16 +132,33 @@ function countZeros(ts: Tensor[]): number {
   return tidy(() => ts.reduce((a, p) => a + p.detach().eq(0).sum().item(), 0));
 }
 
+/** A layer whose output filters pruning may remove: a convolution, or a transposed one (ENet's upsampling). */
+export type FilterConv = Conv2d | ConvTranspose2d;
+
 /**
- * One convolution whose output filters may be removed, and what must narrow with them, in order: BatchNorm
- * layers and depthwise convs that follow channel for channel, and the layers reading the channels (a conv's
- * inputs, or a linear layer's features — perChannel of them per channel after a flatten).
+ * A conv reading the channel concatenation of `parts`' outputs, in this order, one of which is the chain's
+ * conv (DeepLab-V3's ASPP projection over its branches). The chain's channels sit at an offset that depends on
+ * the other parts' widths at the time of the surgery, so the parts are named, not the offset.
  */
+export interface ConcatInput {
+  conv: Conv2d;
+  parts: readonly FilterConv[];
+}
+
+/**
+ * What narrows with a chain's filters: layers that follow channel for channel (BatchNorm, PReLU's per-channel
+ * slopes, a depthwise conv), and layers reading the channels — a conv's or transposed conv's inputs, a linear
+ * layer's features (perChannel of them per channel after a flatten), or a conv's inputs at the chain's place
+ * in a concatenation.
+ */
+export type FilterUse = BatchNorm2d | PReLU | Conv2d | ConvTranspose2d | { linear: Linear; perChannel: number } | ConcatInput;
+
+/** One layer whose output filters may be removed, and what must narrow with them, in order. */
 export interface FilterChain {
   /** The conv's state-dict prefix, for reports. */
   name: string;
-  conv: Conv2d;
-  uses: (BatchNorm2d | Conv2d | { linear: Linear; perChannel: number })[];
+  conv: FilterConv;
+  uses: FilterUse[];
 }
 
 /** A model that knows its filter chains and the options that rebuild it at its current widths. */
@@ -158,6 +175,11 @@ export function isFilterPrunable(m: Module): m is FilterPrunable {
 /** Σ|w| of each output filter of a conv weight [out, in/groups, kh, kw]: [out]. */
 export function filterL1Norms(w: Tensor): Tensor {
   return noGrad(() => w.detach().abs().flatten(1).sum(1));
+}
+
+/** The weight with one output filter per row: a transposed conv keeps its outputs in dim 1 ([in, out, kh, kw]). */
+export function filterWeights(conv: FilterConv): Tensor {
+  return conv instanceof ConvTranspose2d ? conv.weight.detach().transpose(0, 1) : conv.weight;
 }
 
 /** Indices (int64, ascending) of the k filters with the largest L1 norm. */
@@ -181,7 +203,7 @@ export interface FilterPruneLayer {
 export function pruneFilters(model: FilterPrunable, keepRate: number): FilterPruneLayer[] {
   if (!(keepRate > 0 && keepRate <= 1)) throw new RangeError(`keep rate must be in (0, 1], got ${keepRate}`);
   const chains = model.filterChains();
-  const plans = chains.map((c) => [c, topFilters(c.conv.weight, Math.max(1, Math.ceil(keepRate * c.conv.outChannels))).keep()] as const);
+  const plans = chains.map((c) => [c, topFilters(filterWeights(c.conv), Math.max(1, Math.ceil(keepRate * c.conv.outChannels))).keep()] as const);
   const layers: FilterPruneLayer[] = [];
   for (const [c, index] of plans) {
     const before = c.conv.outChannels;
@@ -194,12 +216,29 @@ export function pruneFilters(model: FilterPrunable, keepRate: number): FilterPru
 
 /** The surgery: the chain's conv keeps the filters at `index`, and every layer of `uses` the same channels. */
 function keepFilters(c: FilterChain, index: Tensor): void {
+  const before = c.conv.outChannels;
   c.conv.keepOutputs(index);
   for (const u of c.uses) {
-    if (u instanceof BatchNorm2d) u.keepChannels(index);
-    else if (u instanceof Conv2d) u.keepInputs(index);
-    else u.linear.keepInputs(index, u.perChannel);
+    if (u instanceof BatchNorm2d || u instanceof PReLU) u.keepChannels(index);
+    else if (u instanceof Conv2d || u instanceof ConvTranspose2d) u.keepInputs(index);
+    else if ('linear' in u) u.linear.keepInputs(index, u.perChannel);
+    else u.conv.keepInputs(concatIndex(u, c.conv, index, before));
   }
+}
+
+/**
+ * The input channels a concatenation's reader keeps when the part `conv` (`before` channels wide until now)
+ * keeps `index`: all channels of the other parts, and `index` shifted to the part's offset.
+ */
+function concatIndex(u: ConcatInput, conv: FilterConv, index: Tensor, before: number): Tensor {
+  const at = u.parts.indexOf(conv);
+  if (at < 0) throw new Error('filter chain: a concatenation that does not contain the chain\'s conv');
+  const offset = u.parts.slice(0, at).reduce((a, p) => a + p.outChannels, 0);
+  const after = u.parts.slice(at + 1).reduce((a, p) => a + p.outChannels, 0);
+  // The parts must account for every input channel, or the offset would silently point elsewhere.
+  if (offset + before + after !== u.conv.inChannels) throw new Error(`filter chain: the concatenated parts have ${offset + before + after} channels, the conv reading them ${u.conv.inChannels}`);
+  const range = (from: number, to: number): Tensor => arange(from, to, 1, { dtype: 'int64' });
+  return cat([range(0, offset), index.add(offset), range(offset + before, offset + before + after)], 0);
 }
 
 /**

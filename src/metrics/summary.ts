@@ -1,7 +1,7 @@
 // Layer-by-layer model summary (as torchinfo / Keras' model.summary()): output shapes, parameters and
 // mult-adds, found by running one forward pass and watching every leaf module.
 import { noGrad, randn, tidy, Tensor } from '../torch';
-import { Conv2d, Linear, Module } from '../nn';
+import { Conv2d, ConvTranspose2d, Linear, Module } from '../nn';
 
 export interface SummaryRow {
   /** Dotted module path, the state-dict prefix (`layer1.0.conv1`). */
@@ -26,12 +26,18 @@ export interface SummaryResult {
 type Forward = (...args: unknown[]) => unknown;
 
 /**
- * Multiply-adds of one call per sample. Conv2d: outH·outW·outC·(inC/groups)·kH·kW; Linear: in·out per
- * output row. Bias additions, BN, activations and pooling count 0 — the convention of the MobileNet paper
+ * Multiply-adds of one call per sample. Conv2d: outH·outW·outC·(inC/groups)·kH·kW; ConvTranspose2d: each
+ * input pixel scattered through the kernel, inH·inW·inC·(outC/groups)·kH·kW (fvcore's count; ENet's
+ * decoder); Linear: in·out per output row. Bias additions, BN, activations and pooling count 0 — the convention of the MobileNet paper
  * (Table 6's 569M for α = 1 at 224 px comes out exactly this way, classifier included).
  */
-export function multAddsOf(m: Module, output: Tensor): number {
+export function multAddsOf(m: Module, output: Tensor, input?: Tensor): number {
   const perSample = output.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (m instanceof ConvTranspose2d) {
+    if (!input) throw new Error('multAddsOf: a transposed convolution is counted from its input');
+    const [, c, h, w] = input.shape;
+    return h * w * c * (m.outChannels / m.groups) * m.kernelSize[0] * m.kernelSize[1];
+  }
   if (m instanceof Conv2d) return perSample * (m.inChannels / m.groups) * m.kernelSize[0] * m.kernelSize[1];
   if (m instanceof Linear) return perSample * m.inFeatures;
   return 0;
@@ -59,7 +65,7 @@ export function summary(model: Module, inputShape: number[]): SummaryResult {
         if (first instanceof Tensor) {
           const params = m.parameters().reduce((a, p) => a + p.numel(), 0);
           // A module shared by several call sites (a ReLU) gets one row per call.
-          rows.push({ name: name || '(model)', type: m.constructor.name, outputShape: first.shape, params, multAdds: multAddsOf(m, first) });
+          rows.push({ name: name || '(model)', type: m.constructor.name, outputShape: first.shape, params, multAdds: multAddsOf(m, first, args[0] instanceof Tensor ? args[0] : undefined) });
         }
         return out;
       };

@@ -7,10 +7,13 @@
 // features (global average pooling, 1×1 conv, bilinear upsampling), each with 256 filters and batch norm,
 // concatenated, fused by another 1×1 conv with 256 filters and BN, and a final 1×1 conv to the logits, which
 // are bilinearly upsampled to the image. Field names follow torchvision's ASPP (convs.i, project).
+//
+// Filter pruning (ICNet §5's kernel pruning) narrows the backbone blocks' inner widths, every ASPP branch (the
+// projection then reads fewer channels at that branch's place in the concatenation) and the projection.
 import { Tensor, cat } from '../torch';
-import { AdaptiveAvgPool2d, Conv2d, Module, ModuleList, Sequential } from '../nn';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ModuleList, Sequential } from '../nn';
 import { ResNet } from './resnet';
-import { BackboneOptions, LAYER4_BLOCKS, SegmentationNet, convBnRelu, dilatedResNet, upsample } from './segmentation';
+import { BackboneOptions, LAYER4_BLOCKS, SegmentationNet, bnOf, convBnRelu, convOf, dilatedResNet, upsample } from './segmentation';
 import { initConvNet } from './common';
 import { FilterChain, narrowFilters } from '../methods/prune';
 
@@ -57,6 +60,21 @@ export class ASPP extends Module {
   forward(x: Tensor): Tensor {
     return this.project.forward(cat(this.convs.items.map((m) => (m as Sequential).forward(x)), 1));
   }
+
+  /**
+   * Each branch's filters: its BN follows them, and the projection reads them at the branch's place in the
+   * concatenation. `classifier` reads the projection's filters.
+   */
+  filterChains(prefix: string, classifier: Conv2d): FilterChain[] {
+    // Every branch is conv → BN → ReLU; the image pooling's starts after its pooling layer.
+    const branches = (this.convs.items as Sequential[]).map((b) => ({ b, at: b instanceof ImagePooling ? 1 : 0 }));
+    const parts = branches.map(({ b, at }) => b.at(at) as Conv2d);
+    const project = { conv: convOf(this.project), parts };
+    return [
+      ...branches.map(({ b, at }, i) => ({ name: `${prefix}convs.${i}.${at}`, conv: parts[i], uses: [b.at(at + 1) as BatchNorm2d, project] })),
+      { name: `${prefix}project.0`, conv: convOf(this.project), uses: [bnOf(this.project), classifier] },
+    ];
+  }
 }
 
 export class DeepLabV3 extends SegmentationNet {
@@ -83,9 +101,9 @@ export class DeepLabV3 extends SegmentationNet {
     if (o.filterWidths) narrowFilters(this, o.filterWidths);
   }
 
-  /** The backbone blocks' inner widths (ASPP's branches meet in a concatenation and stay whole). */
+  /** The backbone blocks' inner widths, ASPP's branches (narrowing the projection's inputs) and its projection. */
   override filterChains(): FilterChain[] {
-    return this.backbone.residualFilterChains('backbone.');
+    return [...this.backbone.residualFilterChains('backbone.'), ...this.aspp.filterChains('aspp.', this.classifier)];
   }
 
   forward(x: Tensor): Tensor {

@@ -8,9 +8,14 @@
 // max-pools and remembers where the maxima were; and a small decoder whose upsampling bottlenecks put values
 // back with max-unpooling at those positions. PReLU in the encoder, ReLU in the decoder, BatchNorm ε = 1e-3,
 // as in the authors' Torch code.
+//
+// Filter pruning (ICNet §5's kernel pruning, after Li et al. 2017) narrows every bottleneck's inner width:
+// the projection's filters and the main conv's (both halves of an asymmetric one, the transposed conv of an
+// upsampling one). A bottleneck's output channels are added to its shortcut and stay whole.
 import { Tensor, cat, maxPool2dWithIndices, maxUnpool2d, pad } from '../torch';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, Dropout2d, Module, PReLU, ReLU, Sequential } from '../nn';
-import { SegmentationNet } from './segmentation';
+import { FilterWidthsOption, SegmentationNet, convOf } from './segmentation';
+import { FilterChain, FilterUse, narrowFilters } from '../methods/prune';
 
 /** The paper's hyperparameters. */
 export const ENET_DEFAULTS = {
@@ -22,7 +27,7 @@ export const ENET_DEFAULTS = {
   bnEps: 1e-3,
 } as const;
 
-export interface ENetOptions {
+export interface ENetOptions extends FilterWidthsOption {
   /** Output classes (per-pixel logits); 19 as Cityscapes. */
   numClasses?: number;
   inChannels?: number;
@@ -34,6 +39,27 @@ export interface ENetOptions {
 const bn = (c: number): BatchNorm2d => new BatchNorm2d(c, { eps: ENET_DEFAULTS.bnEps });
 const act = (c: number, decoder: boolean): Module => (decoder ? new ReLU({ inplace: true }) : new PReLU(c));
 type Forward = Module & { forward(x: Tensor): Tensor };
+
+/** The layers among `ms` that hold one value per channel (BN, PReLU's slopes; the decoder's ReLU has none). */
+const channelwise = (ms: Module[]): FilterUse[] => ms.filter((m): m is BatchNorm2d | PReLU => m instanceof BatchNorm2d || m instanceof PReLU);
+
+/**
+ * A bottleneck's inner filter chains, from its project → conv → expand units: the projection's filters, read
+ * by the (first) main conv; an asymmetric pair's 5×1 filters, read by its 1×5; the main conv's filters, read
+ * by the expansion.
+ */
+function innerFilterChains(prefix: string, b: { project: Sequential; conv: Sequential; expand: Sequential }): FilterChain[] {
+  const convs = b.conv.layers.filter((m): m is Conv2d => m instanceof Conv2d);
+  const last = convs.length - 1;
+  return [
+    { name: `${prefix}.project.0`, conv: convOf(b.project), uses: [...channelwise(b.project.layers), convs[0]] },
+    ...convs.map((conv, i) => ({
+      name: `${prefix}.conv.${i}`,
+      conv,
+      uses: i < last ? [convs[i + 1]] : [...channelwise(b.conv.layers), convOf(b.expand)],
+    })),
+  ];
+}
 
 /** Fig. 2a: conv 3×3/2 (16 − C filters) ∥ max-pool 2×2, concatenated, then BN and PReLU. */
 export class InitialBlock extends Module {
@@ -82,6 +108,11 @@ export class ENetBottleneck extends Module {
     const ext = this.dropout.forward(this.expand.forward(this.conv.forward(this.project.forward(x))));
     return (this.act as Forward).forward(ext.add(x));
   }
+
+  /** The inner widths (prefix: this block's state-dict name). */
+  filterChains(prefix: string): FilterChain[] {
+    return innerFilterChains(prefix, this);
+  }
 }
 
 /**
@@ -110,6 +141,11 @@ export class DownsamplingBottleneck extends Module {
     const shortcut = pad(pooled, [0, 0, 0, 0, 0, this.outChannels - this.inChannels]);
     const ext = this.dropout.forward(this.expand.forward(this.conv.forward(this.project.forward(x))));
     return { output: this.act.forward(ext.add(shortcut)), indices };
+  }
+
+  /** The inner widths; the 2×2 strided projection is pruned like a 1×1 one. */
+  filterChains(prefix: string): FilterChain[] {
+    return innerFilterChains(prefix, this);
   }
 }
 
@@ -144,6 +180,14 @@ export class UpsamplingBottleneck extends Module {
     const up = this.upsampleAct.forward(this.upsampleBn.forward(this.upsample.forward(this.project.forward(x), size)));
     const ext = this.dropout.forward(this.expand.forward(up));
     return this.act.forward(ext.add(shortcut));
+  }
+
+  /** The inner widths: the projection's filters feed the transposed conv, whose filters feed the expansion. */
+  filterChains(prefix: string): FilterChain[] {
+    return [
+      { name: `${prefix}.project.0`, conv: convOf(this.project), uses: [...channelwise(this.project.layers), this.upsample] },
+      { name: `${prefix}.upsample`, conv: this.upsample, uses: [this.upsampleBn, convOf(this.expand)] },
+    ];
   }
 }
 
@@ -187,6 +231,18 @@ export class ENet extends SegmentationNet {
     this.stage5 = new Sequential(new ENetBottleneck(16, { kind: 'regular' }, { dropout: p, decoder: true }));
     // The authors' last layer: a 2×2 stride-2 transposed conv back to the input resolution.
     this.fullconv = new ConvTranspose2d(16, numClasses, 2, { stride: 2 });
+    if (o.filterWidths) narrowFilters(this, o.filterWidths);
+  }
+
+  /**
+   * Every bottleneck's inner widths (regular, dilated, asymmetric, downsampling, upsampling). The initial
+   * block and the bottlenecks' outputs feed shortcuts (additions, zero padding, max-unpooling) and stay whole,
+   * as does the last transposed conv, whose outputs are the classes.
+   */
+  override filterChains(): FilterChain[] {
+    return this.namedModules().flatMap(([name, m]) =>
+      m instanceof ENetBottleneck || m instanceof DownsamplingBottleneck || m instanceof UpsamplingBottleneck ? m.filterChains(name) : [],
+    );
   }
 
   forward(x: Tensor): Tensor {

@@ -125,7 +125,16 @@ const BACKBONES: Record<BackboneName, typeof resnet50> = { resnet18, resnet34, r
 /** Blocks in each backbone's layer4, for per-block settings such as DeepLab-V3's multi-grid. */
 export const LAYER4_BLOCKS: Record<BackboneName, number> = { resnet18: 2, resnet34: 3, resnet50: 3, resnet101: 3 };
 
-export interface BackboneOptions {
+/** The option that rebuilds a filter-pruned network (ICNet §5's kernel pruning) so that its weights load. */
+export interface FilterWidthsOption {
+  /**
+   * Filters per prunable layer (state-dict prefix → count), as filter pruning leaves them: the network is
+   * built, then narrowed to these widths so that pruned weights load (`channelOptions()` gives them).
+   */
+  filterWidths?: Record<string, number>;
+}
+
+export interface BackboneOptions extends FilterWidthsOption {
   /** ResNet depth of the backbone. */
   backbone?: BackboneName;
   /** 8 or 16 (layer3/layer4 dilated instead of strided), or 32 (the classifier's own strides). */
@@ -133,11 +142,6 @@ export interface BackboneOptions {
   /** Stem and layer1 channels (64 in the paper); smaller for CPU budgets. */
   width?: number;
   inChannels?: number;
-  /**
-   * Filters per prunable layer (state-dict prefix → count), as filter pruning leaves them: the network is
-   * built, then narrowed to these widths so that pruned weights load (`channelOptions()` gives them).
-   */
-  filterWidths?: Record<string, number>;
 }
 
 /** A headless ResNet whose layer3/layer4 trade strides for dilation to reach the output stride. */

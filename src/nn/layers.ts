@@ -392,7 +392,8 @@ export class ConvTranspose2d extends Module {
   readonly dilation: [number, number];
   readonly groups: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, o: ConvTranspose2dOptions = {}) {
+  // Not readonly: filter pruning (keepOutputs / keepInputs) narrows a trained layer in place (ENet's decoder).
+  constructor(public inChannels: number, public outChannels: number, kernelSize: Pair, o: ConvTranspose2dOptions = {}) {
     super();
     this.kernelSize = pair(kernelSize);
     this.stride = pair(o.stride ?? 1);
@@ -436,18 +437,47 @@ export class ConvTranspose2d extends Module {
       return size[d] - min;
     }) as [number, number];
   }
+
+  /** Keeps only the output channels `index` (int64): filter pruning. They are dim 1 of the weight [in, out, kh, kw]. */
+  keepOutputs(index: Tensor): void {
+    this.checkUngrouped('keepOutputs');
+    this.weight = Parameter.from(this.weight.detach().indexSelect(1, index));
+    if (this.bias) this.bias = Parameter.from(this.bias.detach().indexSelect(0, index));
+    this.outChannels = index.numel();
+  }
+
+  /** Keeps only the input channels `index` (the producer lost the others): dim 0 of the weight. */
+  keepInputs(index: Tensor): void {
+    this.checkUngrouped('keepInputs');
+    this.weight = Parameter.from(this.weight.detach().indexSelect(0, index));
+    this.inChannels = index.numel();
+  }
+
+  // With groups, an input channel's slice of outputs depends on its group: not needed by any network here.
+  private checkUngrouped(what: string): void {
+    if (this.groups > 1) throw new Error(`ConvTranspose2d.${what}: only ungrouped transposed convolutions (groups=${this.groups})`);
+  }
 }
 
 /** Parametric ReLU (He et al. 2015; ENet): one learned slope per channel (numParameters = C) or shared. */
 export class PReLU extends Module {
   weight: Parameter;
-  /** channels: torch's num_parameters (1 = one slope shared by all channels). */
-  constructor(readonly channels = 1, init = 0.25) {
+  /** channels: torch's num_parameters (1 = one slope shared by all channels). Not readonly: filter pruning narrows it. */
+  constructor(public channels = 1, init = 0.25) {
     super();
     this.weight = Parameter.from(full([channels], init));
   }
   forward(x: Tensor): Tensor {
     return F.prelu(x, this.weight);
+  }
+  /**
+   * Keeps only the slopes of channels `index`, after the conv before it lost filters (ENet's bottlenecks). A
+   * single shared slope serves any width and stays as it is.
+   */
+  keepChannels(index: Tensor): void {
+    if (this.channels === 1) return;
+    this.weight = Parameter.from(this.weight.detach().indexSelect(0, index));
+    this.channels = index.numel();
   }
 }
 

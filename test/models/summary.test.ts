@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Tensor } from '../../src/torch';
-import { BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential } from '../../src/nn';
+import { BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Sequential } from '../../src/nn';
 import { createModel } from '../../src/models';
 import { formatSummary, summary } from '../../src/metrics/summary';
 
@@ -72,4 +72,12 @@ test('formatSummary: one line per row and the totals', () => {
   assert.ok(text.includes(`Total params: ${s.totalParams.toLocaleString('en-US')}`));
   assert.ok(text.includes(`Mult-adds per sample: ${s.totalMultAdds.toLocaleString('en-US')}`));
   assert.equal(lines.filter((l) => l.includes('(')).length, s.rows.length + 3); // rows + the three totals with "(...)"
+});
+
+test('a transposed convolution counts each input pixel scattered through its kernel: inH·inW·inC·outC/groups·kH·kW', () => {
+  const m = new Sequential(new ConvTranspose2d(4, 6, 3, { stride: 2, padding: 1, outputPadding: 1 }));
+  const r = summary(m, [1, 4, 5, 7]);
+  assert.deepEqual(r.rows[0].outputShape, [1, 6, 10, 14]);
+  assert.equal(r.rows[0].multAdds, 5 * 7 * 4 * 6 * 3 * 3);
+  assert.equal(r.totalParams, 4 * 6 * 9 + 6);
 });

@@ -3,20 +3,20 @@
 // tsvision (SegmentationFiles: sharp decodes in libuv's threads while the previous batch is augmented in
 // libtorch) vs a PyTorch peer doing the same work in one process (PIL decode, the same affine grid and
 // grid_sample per image: bench/data_torch.py). Same files, same libtorch threads, interleaved rounds, medians.
-//   node dist/bench/data.js [--rounds 3] [--pairs 24]
+//   node dist/bench/data.js [--rounds 5] [--pairs 24] [--dir <folder to keep the pairs in>]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../src/torch';
 import { DataLoader, SegmentationFiles, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../src/data';
-import { machineLine, median, nowMs, runPeer, writeSection } from './common';
+import { LivePeer, machineLine, median, nowMs, writeSection } from './common';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
-const rounds = Number(arg('rounds', '3'));
+const rounds = Number(arg('rounds', '5'));
 const pairs = Number(arg('pairs', '24'));
 const [H, W] = [512, 1024];
 const CROP = 512;
@@ -55,23 +55,34 @@ async function ours(root: string, seed: number): Promise<number> {
 }
 
 (async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-bench-data-'));
+  // libvips' operation cache would serve a repeated file from memory: a real data set is far larger than it.
+  sharp.cache(false);
+  // --dir keeps the generated pairs there (and reuses them); by default they go to a temporary folder.
+  const kept = arg('dir', '');
+  const root = kept || fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-bench-data-'));
   try {
-    await writePairs(root);
+    if (!fs.existsSync(path.join(root, 'classes.txt'))) await writePairs(root);
+    // Both sides stay alive; one untimed epoch each first (allocator, libvips and PIL warm-up), then the
+    // timed epochs alternate, the side going first alternating too.
+    const { peer } = await LivePeer.start<{ ready: boolean }>('data_torch.py', { root, threads: T.getNumThreads(), batch: BATCH, crop: CROP, ...IMAGENET });
+    const theirs = async (seed: number): Promise<number> => (await peer.request<{ seconds: number }>({ task: 'epoch', seed })).seconds;
+    await ours(root, 100);
+    await theirs(100);
     const a: number[] = [];
     const p: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      // Alternate who goes first, so neither always runs in the other's wake.
-      const mine = async (): Promise<void> => void a.push(await ours(root, r));
-      const peer = (): void => void p.push(runPeer<{ seconds: number }>('data_torch.py', { root, threads: T.getNumThreads(), batch: BATCH, crop: CROP, seed: r, ...IMAGENET }).seconds);
-      if (r % 2) {
-        peer();
-        await mine();
-      } else {
-        await mine();
-        peer();
+    try {
+      for (let r = 0; r < rounds; r++) {
+        if (r % 2) {
+          p.push(await theirs(r));
+          a.push(await ours(root, r));
+        } else {
+          a.push(await ours(root, r));
+          p.push(await theirs(r));
+        }
+        console.log(`round ${r + 1}: tsvision ${a[r].toFixed(2)} s, PyTorch ${p[r].toFixed(2)} s`);
       }
-      console.log(`round ${r + 1}: tsvision ${a[r].toFixed(2)} s, PyTorch ${p[r].toFixed(2)} s`);
+    } finally {
+      await peer.close();
     }
     const rate = (s: number): string => (pairs / s).toFixed(1);
     const table = [
@@ -80,8 +91,8 @@ async function ours(root: string, seed: number): Promise<number> {
       `| ${pairs} pairs of ${H}×${W} PNG image + mask: decode, normalize, random scale 0.5–2 / crop ${CROP}×${CROP} / mirror, batches of ${BATCH} | ${median(a).toFixed(2)} s (${rate(median(a))} pairs/s) | ${median(p).toFixed(2)} s (${rate(median(p))} pairs/s) | ${(median(a) / median(p)).toFixed(2)} |`,
     ].join('\n');
     console.log(table);
-    writeSection('data-cpu', `## Segmentation data pipeline (cpu)\n\n\`node dist/bench/data.js --rounds ${rounds} --pairs ${pairs}\` — ${machineLine('cpu')}; ${rounds} interleaved rounds, medians; measured ${new Date().toISOString().slice(0, 10)}. The peer (bench/data_torch.py) does the same work in one PyTorch process: PIL decodes, the same per-image affine grid and grid_sample (bilinear image, nearest labels), torch.stack.\n\n${table}`);
+    writeSection('data-cpu', `## Segmentation data pipeline (cpu)\n\n\`node dist/bench/data.js --rounds ${rounds} --pairs ${pairs}\` — ${machineLine('cpu')}; one untimed epoch each, then ${rounds} interleaved rounds, medians; measured ${new Date().toISOString().slice(0, 10)}. The peer (bench/data_torch.py, kept alive) does the same work in one PyTorch process: PIL decodes, the same per-image affine grid and grid_sample (bilinear image, nearest labels), torch.stack.\n\n${table}`);
   } finally {
-    fs.rmSync(root, { recursive: true, force: true });
+    if (!kept) fs.rmSync(root, { recursive: true, force: true });
   }
 })();

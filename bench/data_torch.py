@@ -1,4 +1,4 @@
-"""PyTorch-eager peer of bench/data.ts: the same segmentation data pipeline in one process (PIL decode,
+"""PyTorch-eager peer of bench/data.ts (a LivePeer: one epoch per request): the same segmentation data pipeline in one process (PIL decode,
 normalize, random scale / crop / mirror as one affine grid per image, grid_sample bilinear for the image and
 nearest for the labels with the ignore label outside, batches stacked)."""
 import json
@@ -19,7 +19,7 @@ root, crop, bs = a["root"], a["crop"], a["batch"]
 mean = torch.tensor(a["mean"]).view(1, 3, 1, 1)
 std = torch.tensor(a["std"]).view(1, 3, 1, 1)
 names = sorted(os.listdir(os.path.join(root, "images")))
-rng = random.Random(a["seed"])
+rng = random.Random(0)
 
 
 def theta(H, W, s, flip, top, left):
@@ -53,10 +53,21 @@ def sample(name):
     return xo[0], torch.where(yo < 0, torch.full_like(yo, 255), yo)[0, 0]
 
 
-t0 = time.perf_counter()
-order = list(range(len(names)))
-rng.shuffle(order)
-for k in range(0, len(order), bs):
-    xs, ys = zip(*(sample(names[i]) for i in order[k:k + bs]))
-    batch = (torch.stack(xs), torch.stack(ys))
-print(json.dumps({"seconds": time.perf_counter() - t0}))
+def epoch(seed):
+    rng.seed(seed)
+    t0 = time.perf_counter()
+    order = list(range(len(names)))
+    rng.shuffle(order)
+    for k in range(0, len(order), bs):
+        xs, ys = zip(*(sample(names[i]) for i in order[k:k + bs]))
+        batch = (torch.stack(xs), torch.stack(ys))
+    return time.perf_counter() - t0
+
+
+# A live peer (bench/common.ts LivePeer): ready, then one epoch per request line.
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["task"] == "quit":
+        break
+    print(json.dumps({"seconds": epoch(req["seed"])}), flush=True)

@@ -255,7 +255,7 @@ program
 
 program
   .command('segment')
-  .description('train a segmentation network — ENet (default), DeepLab-V3, PSPNet or ICNet — on Fashion-MNIST scenes (garments on a canvas, per-pixel labels built offline from Debian\'s Fashion-MNIST) with its paper\'s recipe and loss; reports mIoU per epoch, writes a checkpoint, weights, report.json, curves.png and overlays.png')
+  .description('train a segmentation network — ENet (default), DeepLab-V3, PSPNet or ICNet — with its paper\'s recipe and loss on Fashion-MNIST scenes (garments on a canvas, per-pixel labels built offline from Debian\'s Fashion-MNIST) or on your image/mask folders (--train-dir, --test-dir); reports mIoU per epoch, writes a checkpoint, weights, report.json, curves.png and overlays.png; data parallel under `tsvision launch`')
   .addOption(new Option('-m, --model <name>', 'network').choices(listSegmentationModels()).default(DEFAULT_SEGMENT_CONFIG.model))
   .option('--opt <key=value>', 'model option, repeatable (e.g. --opt backbone=resnet50 --opt outputStride=16); merged over the scene defaults', collectOpt, {})
   .option('-e, --epochs <n>', 'passes over the training scenes', num('--epochs', { int: true, min: 1 }), DEFAULT_SEGMENT_CONFIG.epochs)

@@ -177,3 +177,23 @@ async function collect(loader: DataLoader): Promise<{ x: T.Tensor; y: T.Tensor }
   for await (const b of loader.epoch(0)) out.push(b);
   return out;
 }
+
+test('a streamed, augmented folder run resumes after its last finished epoch and ends exactly as an uninterrupted one', async () => {
+  const train = tmp();
+  const testDir = tmp();
+  await writeSizes(train, [[32, 40], [40, 32], [48, 48], [36, 44], [32, 32], [40, 40]], 21);
+  await writeSizes(testDir, [[32, 32], [24, 40]], 22);
+  const cfg = { folders: { train, test: testDir, channels: 3 as const }, augment: { crop: [32, 32] as [number, number], scale: [0.5, 2] as [number, number], rotate: 10, flip: true }, epochs: 2, batchSize: 3, threads: 1 };
+  const full = await trainSegmentation({ ...cfg, outDir: tmp() }, () => {});
+  const dir = tmp();
+  const cut = await trainSegmentation({ ...cfg, outDir: dir }, (l) => {
+    if (l.startsWith('epoch 1/2:')) process.emit('SIGINT');
+  });
+  assert.equal(cut.status, 'interrupted');
+  const resumed = await trainSegmentation({ resume: path.join(dir, 'checkpoint.safetensors'), outDir: dir }, () => {});
+  assert.equal(resumed.history.length, 2);
+  assert.equal(resumed.final!.testMIoU, full.final!.testMIoU);
+  for (const [k, t] of Object.entries(full.model.stateDict())) {
+    assert.equal(T.tidy(() => t.sub(resumed.model.stateDict()[k]).abs().max().item()), 0, `${k} equal after resume`);
+  }
+});

@@ -253,6 +253,8 @@ export class BatchNorm2d extends Module {
    * batch.
    */
   private syncForward(x: Tensor, sum: (t: Tensor) => Tensor): Tensor {
+    // The gradient's all-reduce is a hook, and hooks can call JavaScript only from a CPU backward pass.
+    if (x.device !== 'cpu') throw new Error(`BatchNorm2d: synchronized BatchNorm runs on the CPU only (its gradient all-reduce is a JavaScript hook), got input on ${x.device}`);
     const c = x.size(1);
     const dims = [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
     const local = F.cat([x.sum(dims, { dtype: 'float64' }), x.square().sum(dims, { dtype: 'float64' }), full([1], x.numel() / c, { dtype: 'float64' })]);

@@ -285,6 +285,7 @@ program
   })
   .option('--rotate <deg>', 'random rotation within ±deg with --augment (PSPNet on VOC: 10; default 0)', num('--rotate', { min: 0 }))
   .option('--no-flip', 'no random mirror with --augment')
+  .option('--blur <p>', "PSPNet's random Gaussian blur (5×5, σ 1.1) with probability p, with --augment (its VOC recipe: 0.5; default 0)", num('--blur', { min: 0 }))
   .option('--no-sync-bn', 'under `tsvision launch`: BatchNorm over each process\'s share only (default: over the global batch)')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
@@ -303,7 +304,7 @@ program
         folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses } : undefined,
         // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
         augment: o.augment === false ? null
-          : o.augment || o.crop || o.scale || o.rotate !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false }
+          : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }
           : undefined,
         model: o.model,
         modelOptions: o.opt,

@@ -7,7 +7,7 @@
 // two grid_samples: bilinear for the images, nearest for the labels (a label is never blended into a class
 // that is not there). The per-sample draws come from the loader's Rng, so a run is reproducible and a
 // resumed run augments exactly as the uninterrupted one.
-import { Tensor, affineGrid, fromArray, gridSample, where } from '../torch';
+import { Tensor, affineGrid, callOp, conv2d, fromArray, gridSample, where } from '../torch';
 import { IGNORE_LABEL } from './segmentation-folder';
 import { BatchContext, BatchData, BatchTransform } from './transforms';
 
@@ -20,6 +20,27 @@ export interface SegmentationAugmentOptions {
   rotate?: number;
   /** Mirror left-right with probability 1/2. Default true. */
   flip?: boolean;
+  /**
+   * Probability of PSPNet's random Gaussian blur of the image (its authors' code: 1/2, a 5×5 kernel with
+   * OpenCV's σ = 1.1 for that size, mirrored borders). Applied to the crop; labels untouched. Default 0.
+   */
+  blur?: number;
+}
+
+/** OpenCV's σ for a k×k Gaussian given σ = 0: 0.3·((k − 1)/2 − 1) + 0.8; 1.1 for k = 5. */
+export const BLUR_KERNEL = 5;
+export const BLUR_SIGMA = 0.3 * ((BLUR_KERNEL - 1) / 2 - 1) + 0.8;
+
+/** A separable Gaussian blur of x [N, C, H, W], borders mirrored without repeating the edge (reflect-101). */
+export function gaussianBlur(x: Tensor, kernel = BLUR_KERNEL, sigma = BLUR_SIGMA): Tensor {
+  const r = (kernel - 1) / 2;
+  const taps = Array.from({ length: kernel }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
+  const sum = taps.reduce((a, b) => a + b, 0);
+  const c = x.size(1);
+  const k1 = fromArray(Float32Array.from(taps, (t) => t / sum)).to(x.dtype);
+  const padded = callOp('aten::reflection_pad2d', x, [r, r, r, r]) as Tensor;
+  const rows = conv2d(padded, k1.view(1, 1, kernel, 1).expand(c, 1, kernel, 1).contiguous(), null, { groups: c });
+  return conv2d(rows, k1.view(1, 1, 1, kernel).expand(c, 1, 1, kernel).contiguous(), null, { groups: c });
 }
 
 /** One sample's draw: scale, rotation (radians), mirror, and the crop's offset in the scaled image. */
@@ -61,7 +82,7 @@ export function augmentTheta(d: AugmentDraw, src: readonly [number, number], out
 }
 
 /** Draws one sample's augmentation: scale, angle, mirror, then the crop offset (row, column). */
-export function drawAugment(rng: BatchContext['rng'], src: readonly [number, number], out: readonly [number, number], o: Required<Omit<SegmentationAugmentOptions, 'crop'>>): AugmentDraw {
+export function drawAugment(rng: BatchContext['rng'], src: readonly [number, number], out: readonly [number, number], o: Required<Omit<SegmentationAugmentOptions, 'crop' | 'blur'>>): AugmentDraw {
   const [lo, hi] = o.scale;
   const scale = lo + (hi - lo) * rng.next();
   const angle = ((2 * rng.next() - 1) * o.rotate * Math.PI) / 180;
@@ -85,6 +106,8 @@ export function drawAugment(rng: BatchContext['rng'], src: readonly [number, num
 export function segmentationAugment(o: SegmentationAugmentOptions): BatchTransform {
   const out: [number, number] = typeof o.crop === 'number' ? [o.crop, o.crop] : [o.crop[0], o.crop[1]];
   const opts = { scale: o.scale ?? ([0.5, 2] as const), rotate: o.rotate ?? 0, flip: o.flip ?? true };
+  const blur = o.blur ?? 0;
+  if (!(blur >= 0 && blur <= 1)) throw new Error(`segmentationAugment: blur is a probability in [0, 1], got ${blur}`);
   if (!out.every((v) => Number.isInteger(v) && v > 0)) throw new Error(`segmentationAugment: crop must be positive integers, got ${out.join('×')}`);
   const [lo, hi] = opts.scale;
   if (!(lo > 0 && hi >= lo)) throw new Error(`segmentationAugment: scale must be a range 0 < lo ≤ hi, got [${lo}, ${hi}]`);
@@ -94,7 +117,12 @@ export function segmentationAugment(o: SegmentationAugmentOptions): BatchTransfo
     if (b.y.ndim !== 3) throw new Error(`segmentationAugment: labels must be [N, H, W], got [${b.y.shape}]`);
     const [H, W] = b.x.shape.slice(2);
     const draws = Array.from({ length: b.x.size(0) }, () => drawAugment(ctx.rng, [H, W], out, opts));
-    return warpSegmentation(b, draws, out);
+    const warped = warpSegmentation(b, draws, out);
+    if (blur === 0) return warped;
+    // Drawn after the geometry, so that turning blur on leaves every other draw where it was.
+    const blurred = Uint8Array.from(draws, () => (ctx.rng.next() < blur ? 1 : 0));
+    const m = fromArray(blurred, [draws.length, 1, 1, 1], { dtype: 'bool' });
+    return { x: where(m, gaussianBlur(warped.x), warped.x), y: warped.y };
   };
 }
 

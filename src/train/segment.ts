@@ -68,9 +68,11 @@ export interface SegmentAugment {
   scale: [number, number];
   rotate: number;
   flip: boolean;
+  /** Probability of PSPNet's Gaussian blur (its VOC recipe: 0.5); absent in older checkpoints: 0. */
+  blur?: number;
 }
 
-/** DeepLab-V3 §4 and PSPNet §5.1: scale 0.5–2 and mirror (PSPNet adds ±10° rotation for VOC: --rotate 10). */
+/** DeepLab-V3 §4 and PSPNet §5.1: scale 0.5–2 and mirror (PSPNet adds ±10° rotation and Gaussian blur for VOC: --rotate 10 --blur 0.5). */
 export const PAPER_AUGMENT: SegmentAugment = { scale: [0.5, 2], rotate: 0, flip: true };
 
 /** What a run trains and tests on, as `trainSegmentation` builds it. */
@@ -174,12 +176,12 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
         return b;
       });
     },
-    describe: `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}, ${testSet.classes.length} classes`,
+    describe: `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}, ${testSet.classes.length} classes`,
     dispose: () => {},
   };
 }
 
-const augmentation = (a: SegmentAugment, crop: readonly [number, number]): BatchTransform => segmentationAugment({ crop, scale: a.scale, rotate: a.rotate, flip: a.flip });
+const augmentation = (a: SegmentAugment, crop: readonly [number, number]): BatchTransform => segmentationAugment({ crop, scale: a.scale, rotate: a.rotate, flip: a.flip, blur: a.blur });
 
 export const ENET_RECIPE = { lr: 5e-4, weightDecay: 2e-4, c: 1.02 } as const;
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Tensor, arange, fromArray, pad, randn, tidy } from '../../src/torch';
 import { Rng } from '../../src/data';
-import { AugmentDraw, segmentationAugment, warpSegmentation } from '../../src/data/segmentation-augment';
+import { AugmentDraw, BLUR_SIGMA, gaussianBlur, segmentationAugment, warpSegmentation } from '../../src/data/segmentation-augment';
 import { runTorch, relError } from '../helpers/pytorch';
 
 const draw = (d: Partial<AugmentDraw>): AugmentDraw => ({ scale: 1, angle: 0, flip: false, top: 0, left: 0, ...d });
@@ -109,5 +109,25 @@ test('bad input is named', () => {
     assert.throws(() => aug({ x: randn([1, 1, 8, 8]), y: labelsOf(1, 8, 8).view(1, 1, 8, 8) }, ctx), /labels must be \[N, H, W\]/);
     assert.throws(() => segmentationAugment({ crop: 8, scale: [2, 1] }), /scale must be a range/);
     assert.throws(() => segmentationAugment({ crop: 0 }), /crop must be positive integers/);
+  });
+});
+
+test("PSPNet's Gaussian blur equals torchvision's gaussian_blur (5×5, σ = 1.1, mirrored borders); blur: 1 blurs every image, labels untouched", () => {
+  tidy(() => {
+    const x = randn([2, 3, 9, 12]);
+    const ref = runTorch(`
+import torchvision.transforms.functional as TF
+O['blur'] = TF.gaussian_blur(I['x'], [5, 5], [${BLUR_SIGMA}, ${BLUR_SIGMA}]).contiguous()
+`, { x });
+    assert.ok(Math.abs(BLUR_SIGMA - 1.1) < 1e-12, "OpenCV's σ for a 5×5 kernel");
+    assert.ok(relError(gaussianBlur(x), ref.blur) < 1e-5, `blur ${relError(gaussianBlur(x), ref.blur)}`);
+    const y = labelsOf(2, 9, 12);
+    const ctx = (): { epoch: number; index: number; rng: Rng } => ({ epoch: 0, index: 0, rng: Rng.from(3) });
+    const plain = segmentationAugment({ crop: [9, 12], scale: [1, 1], flip: false });
+    const all = segmentationAugment({ crop: [9, 12], scale: [1, 1], flip: false, blur: 1 });
+    const got = all({ x, y }, ctx());
+    assert.ok(relError(got.x, ref.blur) < 1e-5, 'the identity warp, then the blur');
+    assert.ok(same(got.y, plain({ x, y }, ctx()).y), 'labels as without blur');
+    assert.throws(() => segmentationAugment({ crop: 8, blur: 2 }), /blur is a probability in \[0, 1\]/);
   });
 });

@@ -7,7 +7,7 @@ import { ModelName, createModel, describeModel, isModelName, listModels } from '
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { DataSpec, makeLoaders } from '../train/datasets';
-import { loadWeights, readCheckpoint, readWeights } from '../train/checkpoint';
+import { fitWeights, readWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
@@ -352,7 +352,7 @@ program
   .option('--flip', 'segmentation: also average over mirrored images', false)
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
-    const { checkpoint } = readWeights(o.checkpoint);
+    const { weights, checkpoint } = readWeights(o.checkpoint); // the one read of the file
     if (checkpoint && isSegmentConfig(checkpoint.state.config)) {
       const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, testDir: o.testDir }, checkpoint);
       const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}`;
@@ -365,7 +365,7 @@ program
     const cfg: TrainConfig = checkpoint ? (checkpoint.state.config as TrainConfig) : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
     const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
     const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
-    loadWeights(o.checkpoint, model);
+    fitWeights(model, weights, `weights ${o.checkpoint} do not fit the model`);
     const r = await evaluate(model, loaders.test);
     console.log(`${cfg.model} on ${r.count} test images: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
     // Pruned weights (DSD's sparse phase) are stored dense with zeros: say how many are really there.

@@ -103,15 +103,57 @@ export class SegmentationFiles {
 
   private async decode(file: string, mask: boolean, want: readonly number[] | null): Promise<{ data: Buffer; h: number; w: number }> {
     try {
+      // A paletted mask (VOC's) stores class indices as palette entries: decode its colours, map them back.
+      const palette = mask ? pngPalette(file) : null;
       let img = sharp(file, { failOn: 'error' }).removeAlpha();
-      img = mask || this.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
+      img = palette ? img.toColourspace('srgb') : mask || this.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
       if (want) img = img.resize(want[1], want[0], { fit: 'fill', kernel: mask ? 'nearest' : 'lanczos3' });
       const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-      return { data, h: info.height, w: info.width };
+      return { data: palette ? paletteIndices(data, palette, file) : data, h: info.height, w: info.width };
     } catch (e) {
-      throw new Error(`SegmentationFolder: cannot decode ${file}: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      throw new Error(msg.startsWith('SegmentationFolder:') ? msg : `SegmentationFolder: cannot decode ${file}: ${msg}`);
     }
   }
+}
+
+/**
+ * The palette of a paletted PNG (colour type 3) as RGB triples, or null for any other file: read from the
+ * PLTE chunk, since decoders hand out colours, not the indices the mask means.
+ */
+export function pngPalette(file: string): Uint8Array | null {
+  const buf = fs.readFileSync(file);
+  if (buf.length < 33 || buf.readUInt32BE(0) !== 0x89504e47) return null; // not a PNG
+  if (buf[25] !== 3) return null; // IHDR's colour type
+  for (let at = 8; at + 8 <= buf.length; ) {
+    const len = buf.readUInt32BE(at);
+    const type = buf.toString('latin1', at + 4, at + 8);
+    if (type === 'PLTE') return new Uint8Array(buf.subarray(at + 8, at + 8 + len));
+    if (type === 'IDAT') break;
+    at += 12 + len;
+  }
+  return null;
+}
+
+/**
+ * RGB pixels of a decoded paletted mask back to their palette indices, in libtorch: each colour as one
+ * 24-bit key, looked up among the palette's sorted keys. A colour the palette lacks is an error naming the
+ * file; a colour listed twice maps to its first index.
+ */
+function paletteIndices(rgb: Buffer, palette: Uint8Array, file: string): Buffer {
+  return tidy(() => {
+    const key = (t: Tensor): Tensor => {
+      const c = t.view(-1, 3).to('int32');
+      return c.select(1, 0).mul(65536).add(c.select(1, 1).mul(256)).add(c.select(1, 2));
+    };
+    const entries = key(fromArray(palette));
+    // Sorted keys, stable so that a repeated colour keeps its first index.
+    const [values, indices] = callOp('aten::sort.stable', entries, true, 0, false) as Tensor[];
+    const pixels = key(fromArray(rgb));
+    const at = (callOp('aten::searchsorted.Tensor', values, pixels, false, false, null, null) as Tensor).clamp(0, values.size(0) - 1);
+    if (values.indexSelect(0, at).ne(pixels).any().item() === 1) throw new Error(`SegmentationFolder: mask ${file} has a colour its palette lacks`);
+    return Buffer.from(indices.indexSelect(0, at).to('uint8').toArray() as Uint8Array);
+  });
 }
 
 const maskOf = (root: string, image: string): string => path.join(root, 'masks', path.basename(image, path.extname(image)) + '.png');

@@ -7,11 +7,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import * as zlib from 'node:zlib';
 import * as T from '../../src/torch';
 import { SegmentationFiles, SegmentationFolder } from '../../src/data/segmentation-folder';
 import { DataLoader, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../../src/data';
 import { evaluateSegmentCheckpoint, evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
 import { forwardAnySize } from '../../src/models/segmentation';
+import { runTorch } from '../helpers/pytorch';
 
 /** n RGB images h×w: noise, a bright box (class 1) and a dark box (class 2), a strip of 255 (ignored). */
 async function writeFolder(root: string, n: number, h: number, w: number, seed: number): Promise<{ images: Buffer[]; masks: Buffer[] }> {
@@ -196,4 +198,74 @@ test('a streamed, augmented folder run resumes after its last finished epoch and
   for (const [k, t] of Object.entries(full.model.stateDict())) {
     assert.equal(T.tidy(() => t.sub(resumed.model.stateDict()[k]).abs().max().item()), 0, `${k} equal after resume`);
   }
+});
+
+/** PASCAL VOC's colour map: class i's colour from the bits of i (the devkit's bitget construction). */
+function vocPalette(n = 256): Uint8Array {
+  const p = new Uint8Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    let [r, g, b, c] = [0, 0, 0, i];
+    for (let j = 0; j < 8; j++) {
+      r |= ((c >> 0) & 1) << (7 - j);
+      g |= ((c >> 1) & 1) << (7 - j);
+      b |= ((c >> 2) & 1) << (7 - j);
+      c >>= 3;
+    }
+    p.set([r, g, b], 3 * i);
+  }
+  return p;
+}
+
+/** A paletted (colour type 3) PNG of the given indices, written chunk by chunk as VOC's masks are. */
+function palettedPng(indices: Uint8Array, width: number, height: number, palette: Uint8Array): Buffer {
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 3, 0, 0, 0], 8); // 8-bit indices, colour type 3
+  const rows = Buffer.alloc(height * (width + 1));
+  for (let y = 0; y < height; y++) rows.set(indices.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('PLTE', Buffer.from(palette)), chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('paletted masks (PASCAL VOC\'s) read as their palette indices, as PIL reads them; 255 (VOC\'s border) is ignored', async () => {
+  const root = tmp();
+  await writeFolder(root, 2, 16, 24, 31);
+  fs.writeFileSync(path.join(root, 'classes.txt'), Array.from({ length: 21 }, (_, i) => `c${i}`).join('\n'));
+  const written: Uint8Array[] = [];
+  for (const i of [0, 1]) {
+    const idx = new Uint8Array(16 * 24).map((_, p) => (p % 7 === 0 ? 255 : (p * 5 + i) % 21));
+    written.push(idx);
+    fs.writeFileSync(path.join(root, 'masks', `im00${i}.png`), palettedPng(idx, 24, 16, vocPalette()));
+  }
+  const ref = runTorch(`
+import numpy as np
+from PIL import Image
+for i in (0, 1):
+    O[f'm{i}'] = torch.from_numpy(np.array(Image.open(${JSON.stringify(root)} + f'/masks/im00{i}.png')).astype(np.int64))
+`);
+  const files = SegmentationFiles.open(root);
+  for (const i of [0, 1]) {
+    const s = await files.get(i);
+    assert.deepEqual(Array.from(s.y.toArray() as Uint8Array), Array.from(written[i]), `mask ${i}: the indices written`);
+    assert.deepEqual(s.y.long().toNumbers(), ref[`m${i}`].flatten().toNumbers(), `mask ${i}: as PIL reads it`);
+    disposeBatch(s);
+  }
+  // Resized by nearest neighbour, a paletted mask still holds only indices it had.
+  const small = await SegmentationFiles.open(root, { size: [8, 12] }).get(0);
+  const seen = new Set(small.y.toNumbers());
+  assert.ok([...seen].every((v) => written[0].includes(v)), `resized: ${[...seen]}`);
+  disposeBatch(small);
+  // An index that is no class (30 of 21) is named with the file, as in grey masks.
+  const idx = new Uint8Array(16 * 24).fill(30);
+  fs.writeFileSync(path.join(root, 'masks', 'im000.png'), palettedPng(idx, 24, 16, vocPalette()));
+  await assert.rejects(files.get(0), /SegmentationFolder: mask of im000.png has label 30, but there are 21 classes/);
 });

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The tsvision command line: train, dsd, mimic, prune, segment, eval, export, predict, summary, reproduce, info.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { engineInfo, getNumThreads, randn, setNumThreads } from '../torch';
@@ -289,6 +290,19 @@ program
   .option('--no-sync-bn', 'under `tsvision launch`: BatchNorm over each process\'s share only (default: over the global batch)')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
+  .option('--mask-name <from=to>', 'mask file name = image name with from replaced by to, .png (Cityscapes: _leftImg8bit=_gtFine_labelIds)', (v: string): [string, string] => {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new InvalidArgumentError(`--mask-name takes from=to, got '${v}'`);
+    return [v.slice(0, i), v.slice(i + 1)];
+  })
+  .option('--label-map <map>', "mask value → class, others ignored: 'cityscapes' (label ids → the 19 train ids) or a JSON file {\"7\": 0, …}", (v: string): 'cityscapes' | Record<number, number> => {
+    if (v === 'cityscapes') return v;
+    try {
+      return JSON.parse(fs.readFileSync(v, 'utf8')) as Record<number, number>;
+    } catch (e) {
+      throw new InvalidArgumentError(`--label-map takes 'cityscapes' or a JSON file: ${(e as Error).message}`);
+    }
+  })
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
   .option('--backbone-init <file>', 'ImageNet ResNet weights for the backbone (deeplabv3, pspnet, icnet): torchvision\'s converted by scripts/pth2safetensors.py, or a `train` checkpoint')
   .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
@@ -301,7 +315,7 @@ program
       {
         syncBatchNorm: o.syncBn,
         backboneInit: o.backboneInit,
-        folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses } : undefined,
+        folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap } : undefined,
         // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
         augment: o.augment === false ? null
           : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }

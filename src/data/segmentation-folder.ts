@@ -20,7 +20,26 @@ export interface SegmentationFolderOptions {
   channels?: 1 | 3;
   /** The classes when the folder has no classes.txt; otherwise read from it. */
   numClasses?: number;
+  /**
+   * The mask of images/<dir>/<name>.<ext> is masks/<dir>/<name with `from` replaced by `to`>.png, e.g.
+   * ['_leftImg8bit', '_gtFine_labelIds'] for Cityscapes. Default: the same name.
+   */
+  maskName?: readonly [string, string];
+  /**
+   * Mask value → class, every other value ignored (255): e.g. Cityscapes' label ids to its 19 train ids
+   * ('cityscapes', CITYSCAPES_TRAIN_IDS). Default: the mask's value is the class.
+   */
+  labelMap?: Readonly<Record<number, number>> | 'cityscapes';
 }
+
+/**
+ * Cityscapes' label ids → train ids (cityscapesScripts' labels.py): road, sidewalk, building, wall, fence,
+ * pole, traffic light, traffic sign, vegetation, terrain, sky, person, rider, car, truck, bus, train,
+ * motorcycle, bicycle; every other id is ignored.
+ */
+export const CITYSCAPES_TRAIN_IDS: Readonly<Record<number, number>> = Object.fromEntries(
+  [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33].map((id, trainId) => [id, trainId]),
+);
 
 /** The label that counts for nothing. */
 export const IGNORE_LABEL = 255;
@@ -34,6 +53,9 @@ export class SegmentationFiles {
     readonly classes: readonly string[],
     readonly channels: 1 | 3,
     readonly size: readonly [number, number] | null,
+    private readonly maskName: readonly [string, string] | null,
+    /** 256 entries, mask value → class (IGNORE_LABEL for the unmapped), or null: the value is the class. */
+    private readonly lut: Uint8Array | null,
   ) {}
 
   /** Lists the pairs and reads the classes; every image must have its mask. Decodes nothing yet. */
@@ -43,10 +65,12 @@ export class SegmentationFiles {
     const imgDir = path.join(root, 'images');
     const maskDir = path.join(root, 'masks');
     for (const d of [imgDir, maskDir]) if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new Error(`SegmentationFolder: ${d} is not a folder (expected ${root}/images and ${root}/masks)`);
-    const files = fs.readdirSync(imgDir).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
+    // Sub-folders too (Cityscapes keeps a folder per city), each mirrored under masks/.
+    const files = (fs.readdirSync(imgDir, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
     if (files.length === 0) throw new Error(`SegmentationFolder: no .png/.jpg images in ${imgDir}`);
+    const maskName = o.maskName ?? null;
     for (const f of files) {
-      const mask = maskOf(root, f);
+      const mask = maskOf(root, f, maskName);
       if (!fs.existsSync(mask)) throw new Error(`SegmentationFolder: ${path.join(imgDir, f)} has no mask ${mask}`);
     }
     const classesFile = path.join(root, 'classes.txt');
@@ -55,7 +79,7 @@ export class SegmentationFiles {
     if (!k) throw new Error(`SegmentationFolder: ${root} has no classes.txt; give the number of classes`);
     const classes = named ?? Array.from({ length: k }, (_, i) => `class ${i}`);
     const size = o.size === undefined ? null : typeof o.size === 'number' ? ([o.size, o.size] as const) : ([o.size[0], o.size[1]] as const);
-    return new SegmentationFiles(root, files, classes, channels, size);
+    return new SegmentationFiles(root, files, classes, channels, size, maskName, labelTable(o.labelMap));
   }
 
   get length(): number {
@@ -71,7 +95,7 @@ export class SegmentationFiles {
     const f = this.files[i];
     if (f === undefined) throw new RangeError(`SegmentationFolder.get(${i}): index out of range [0, ${this.length})`);
     const img = await this.decode(path.join(this.root, 'images', f), false, this.size);
-    const mask = await this.decode(maskOf(this.root, f), true, [img.h, img.w]);
+    const mask = await this.decode(maskOf(this.root, f, this.maskName), true, [img.h, img.w]);
     const k = this.classes.length;
     return tidy(() => {
       const y = fromArray(mask.data, [img.h, img.w]);
@@ -93,7 +117,7 @@ export class SegmentationFiles {
     for (let i = 0; i < this.length; i++) {
       const f = this.files[i];
       const want = this.size ?? null;
-      const mask = await this.decode(maskOf(this.root, f), true, want);
+      const mask = await this.decode(maskOf(this.root, f, this.maskName), true, want);
       const counts = tidy(() => (callOp('aten::bincount', fromArray(mask.data).long(), null, 256) as Tensor).toNumbers());
       counts.forEach((c, v) => (total[v] += c));
       onProgress?.(i + 1);
@@ -109,7 +133,8 @@ export class SegmentationFiles {
       img = palette ? img.toColourspace('srgb') : mask || this.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
       if (want) img = img.resize(want[1], want[0], { fit: 'fill', kernel: mask ? 'nearest' : 'lanczos3' });
       const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-      return { data: palette ? paletteIndices(data, palette, file) : data, h: info.height, w: info.width };
+      const values = palette ? paletteIndices(data, palette, file) : data;
+      return { data: mask && this.lut ? mapLabels(values, this.lut) : values, h: info.height, w: info.width };
     } catch (e) {
       const msg = (e as Error).message;
       throw new Error(msg.startsWith('SegmentationFolder:') ? msg : `SegmentationFolder: cannot decode ${file}: ${msg}`);
@@ -156,7 +181,29 @@ function paletteIndices(rgb: Buffer, palette: Uint8Array, file: string): Buffer 
   });
 }
 
-const maskOf = (root: string, image: string): string => path.join(root, 'masks', path.basename(image, path.extname(image)) + '.png');
+/** masks/<dir>/<name>.png for images/<dir>/<name>.<ext>, the name's `from` replaced by `to` if asked. */
+function maskOf(root: string, image: string, rename: readonly [string, string] | null): string {
+  const name = path.basename(image, path.extname(image));
+  return path.join(root, 'masks', path.dirname(image), (rename ? name.replace(rename[0], rename[1]) : name) + '.png');
+}
+
+/** A label map as a 256-entry table (unmapped values → IGNORE_LABEL), or null for none. */
+function labelTable(map: SegmentationFolderOptions['labelMap']): Uint8Array | null {
+  if (map === undefined) return null;
+  const m = map === 'cityscapes' ? CITYSCAPES_TRAIN_IDS : map;
+  const lut = new Uint8Array(256).fill(IGNORE_LABEL);
+  for (const [from, to] of Object.entries(m)) {
+    const f = Number(from);
+    if (!(Number.isInteger(f) && f >= 0 && f < 256 && Number.isInteger(to) && to >= 0 && to < 256)) throw new Error(`SegmentationFolder: label map entry ${from} → ${to} is not a pair of values in 0..255`);
+    lut[f] = to;
+  }
+  return lut;
+}
+
+/** Mask values through the label table, in libtorch. */
+function mapLabels(values: Buffer, lut: Uint8Array): Buffer {
+  return tidy(() => Buffer.from(fromArray(lut).indexSelect(0, fromArray(values).long()).toArray() as Uint8Array));
+}
 
 /** A folder decoded once into memory: every image at one size (given, or the images' common size). */
 export class SegmentationFolder extends PixelLabelledImages {

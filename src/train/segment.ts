@@ -13,7 +13,7 @@ import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale }
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { BatchData, BatchTransform, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
-import { IGNORE_LABEL, SegmentationFiles } from '../data/segmentation-folder';
+import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
 import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
@@ -52,7 +52,7 @@ export interface SegmentConfig {
    */
   backboneInit?: string;
   /** The user's data instead of the scenes: folders of images/ and masks/ (see SegmentationFolder). */
-  folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3; numClasses?: number };
+  folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3; numClasses?: number } & Pick<SegmentationFolderOptions, 'maskName' | 'labelMap'>;
   /**
    * The papers' augmentation of training images (random scale, rotation, crop, mirror; segmentation-augment.ts)
    * or null. Default: on for the user's folders, off for the scenes (their layouts are random already).
@@ -145,7 +145,7 @@ function sceneData(cfg: DataConfig, transform: BatchTransform, train: boolean): 
  * metric.
  */
 async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders']>, transform: BatchTransform, train: boolean): Promise<SegmentationData> {
-  const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses };
+  const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses, maskName: f.maskName, labelMap: f.labelMap };
   const trainSet = train ? SegmentationFiles.open(f.train, opts) : null;
   const testSet = SegmentationFiles.open(f.test, opts);
   if (trainSet && trainSet.classes.join('\n') !== testSet.classes.join('\n')) throw new Error(`segment: ${f.train} and ${f.test} name different classes`);

@@ -269,3 +269,28 @@ for i in (0, 1):
   fs.writeFileSync(path.join(root, 'masks', 'im000.png'), palettedPng(idx, 24, 16, vocPalette()));
   await assert.rejects(files.get(0), /SegmentationFolder: mask of im000.png has label 30, but there are 21 classes/);
 });
+
+test('a Cityscapes-like layout: a folder per city, masks named by replacing _leftImg8bit, label ids mapped to train ids', async () => {
+  const root = tmp();
+  // Label ids of Cityscapes: 7 road, 26 car, 33 bicycle, 0 unlabeled, 4 static (no train id), 255.
+  const ids = [7, 26, 33, 0, 4, 255];
+  for (const city of ['aachen', 'bochum']) {
+    fs.mkdirSync(path.join(root, 'images', city), { recursive: true });
+    fs.mkdirSync(path.join(root, 'masks', city), { recursive: true });
+    const img = Buffer.alloc(6 * 4 * 3, 90);
+    const mask = Buffer.from(Array.from({ length: 24 }, (_, p) => ids[p % ids.length]));
+    await sharp(img, { raw: { width: 6, height: 4, channels: 3 } }).png().toFile(path.join(root, 'images', city, `${city}_000000_000019_leftImg8bit.png`));
+    await sharp(mask, { raw: { width: 6, height: 4, channels: 1 } }).toColourspace('b-w').png().toFile(path.join(root, 'masks', city, `${city}_000000_000019_gtFine_labelIds.png`));
+  }
+  const files = SegmentationFiles.open(root, { numClasses: 19, maskName: ['_leftImg8bit', '_gtFine_labelIds'], labelMap: 'cityscapes' });
+  assert.deepEqual(files.files, ['aachen/aachen_000000_000019_leftImg8bit.png', 'bochum/bochum_000000_000019_leftImg8bit.png']);
+  const s = await files.get(1);
+  // By the official table: road 0, car 13, bicycle 18; unlabeled, static and 255 ignored.
+  const want = Array.from({ length: 24 }, (_, p) => [0, 13, 18, 255, 255, 255][p % 6]);
+  assert.deepEqual(s.y.toNumbers(), want);
+  disposeBatch(s);
+  assert.deepEqual(Array.from((await files.labelCounts()).slice(0, 19)).filter((n) => n > 0), [8, 8, 8], 'road, car, bicycle: 4 pixels of each per mask');
+  // Without the renaming the masks are not found; a bad map entry is named.
+  assert.throws(() => SegmentationFiles.open(root, { numClasses: 19 }), /aachen_000000_000019_leftImg8bit.png has no mask .*masks\/aachen\/aachen_000000_000019_leftImg8bit.png/);
+  assert.throws(() => SegmentationFiles.open(root, { numClasses: 19, maskName: ['_leftImg8bit', '_gtFine_labelIds'], labelMap: { 7: 300 } }), /label map entry 7 → 300 is not a pair of values in 0\.\.255/);
+});

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../src/torch';
 import { DataLoader, SegmentationFiles, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../src/data';
+import { IMAGENET } from '../src/train/segment';
 import { LivePeer, machineLine, median, nowMs, writeSection } from './common';
 
 const arg = (name: string, dflt: string): string => {
@@ -21,7 +22,6 @@ const pairs = Number(arg('pairs', '24'));
 const [H, W] = [512, 1024];
 const CROP = 512;
 const BATCH = 4;
-const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 /** Street-scene-like pairs: smooth colour ramps with mild noise (PNG compresses them as it does photos) and 19 block classes. */
 async function writePairs(root: string): Promise<void> {

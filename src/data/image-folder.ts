@@ -3,7 +3,7 @@
 // batch while the current one trains.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import { RawImage, decodeRaw } from './decode';
 import { fromArray, keep, tidy } from '../torch';
 import { Dataset, Sample } from './loader';
 
@@ -66,19 +66,15 @@ export class ImageFolder implements Dataset<Sample> {
   async get(i: number): Promise<Sample> {
     const s = this.samples[i];
     if (!s) throw new RangeError(`ImageFolder.get(${i}): index out of range [0, ${this.length})`);
-    let data: Buffer;
-    let info: sharp.OutputInfo;
+    let img: RawImage;
     try {
-      let img = sharp(s.path, { failOn: 'error' }).removeAlpha();
-      img = this.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
-      if (this.size) img = img.resize(this.size[1], this.size[0], { fit: 'fill' });
-      ({ data, info } = await img.raw().toBuffer({ resolveWithObject: true }));
+      img = await decodeRaw(s.path, { channels: this.channels, size: this.size });
     } catch (e) {
       throw new Error(`ImageFolder: cannot decode ${s.path}: ${(e as Error).message}`);
     }
-    if (info.channels !== this.channels) throw new Error(`ImageFolder: ${s.path} decoded to ${info.channels} channels, expected ${this.channels}`);
+    if (img.channels !== this.channels) throw new Error(`ImageFolder: ${s.path} decoded to ${img.channels} channels, expected ${this.channels}`);
     // This runs in a promise continuation, maybe inside a caller's open scope: keep the result out of it.
-    const x = tidy(() => keep(fromArray(data, [info.height, info.width, info.channels]).permute(2, 0, 1).contiguous()));
+    const x = tidy(() => keep(fromArray(img.data, [img.height, img.width, img.channels]).permute(2, 0, 1).contiguous()));
     return { x, y: s.label };
   }
 }

@@ -10,7 +10,7 @@ export { loadFashionMNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, FASHION_MN
 export type { FashionMNISTOptions } from './fashion-mnist';
 export { ImageFolder } from './image-folder';
 export type { ImageFolderOptions, ImageFolderSample } from './image-folder';
-export { PixelLabelledImages } from './pixel-labels';
+export { PixelLabelledImages, labelCounts } from './pixel-labels';
 export { FashionScenes, SCENE_CLASSES, FASHION_SCENES_DEFAULTS } from './fashion-scenes';
 export type { FashionScenesOptions } from './fashion-scenes';
 export { SegmentationFolder, SegmentationFiles, IGNORE_LABEL } from './segmentation-folder';

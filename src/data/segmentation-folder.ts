@@ -8,10 +8,10 @@
 // once into uint8 tensors (PixelLabelledImages), for small sets of one size.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import { decodeRaw } from './decode';
 import { Tensor, callOp, fromArray, stack, tidy, where } from '../torch';
 import { PixelSample } from './loader';
-import { PixelLabelledImages } from './pixel-labels';
+import { PixelLabelledImages, labelCounts } from './pixel-labels';
 
 export interface SegmentationFolderOptions {
   /** Resize images and masks to (H, W) (a number: square). Without it images keep their own sizes. */
@@ -118,7 +118,7 @@ export class SegmentationFiles {
       const f = this.files[i];
       const want = this.size ?? null;
       const mask = await this.decode(maskOf(this.root, f, this.maskName), true, want);
-      const counts = tidy(() => (callOp('aten::bincount', fromArray(mask.data).long(), null, 256) as Tensor).toNumbers());
+      const counts = tidy(() => labelCounts(fromArray(mask.data)));
       counts.forEach((c, v) => (total[v] += c));
       onProgress?.(i + 1);
     }
@@ -129,12 +129,10 @@ export class SegmentationFiles {
     try {
       // A paletted mask (VOC's) stores class indices as palette entries: decode its colours, map them back.
       const palette = mask ? pngPalette(file) : null;
-      let img = sharp(file, { failOn: 'error' }).removeAlpha();
-      img = palette ? img.toColourspace('srgb') : mask || this.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
-      if (want) img = img.resize(want[1], want[0], { fit: 'fill', kernel: mask ? 'nearest' : 'lanczos3' });
-      const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-      const values = palette ? paletteIndices(data, palette, file) : data;
-      return { data: mask && this.lut ? mapLabels(values, this.lut) : values, h: info.height, w: info.width };
+      const channels = palette ? 3 : mask ? 1 : this.channels;
+      const img = await decodeRaw(file, { channels, size: want ? [want[0], want[1]] : null, kernel: mask ? 'nearest' : 'lanczos3' });
+      const values = palette ? paletteIndices(img.data, palette, file) : img.data;
+      return { data: mask && this.lut ? mapLabels(values, this.lut) : values, h: img.height, w: img.width };
     } catch (e) {
       const msg = (e as Error).message;
       throw new Error(msg.startsWith('SegmentationFolder:') ? msg : `SegmentationFolder: cannot decode ${file}: ${msg}`);

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import sharp from 'sharp';
 import { Tensor, callOp, fromArray, noGrad, softmax, tidy } from '../torch';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
+import { decodeRaw } from '../data/decode';
 import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale, upsample } from '../models/segmentation';
 import { Network, Normalization, RestoreOptions, restoreNetwork } from './restore';
 
@@ -163,18 +164,15 @@ export async function readImage(image: ImageInput): Promise<NamedImage> {
 }
 
 /**
- * Decodes as ImageFolder and SegmentationFolder decode training images: alpha dropped, grey (1 channel) or
+ * Decodes as training does (decodeRaw, shared with ImageFolder and SegmentationFiles): alpha dropped, grey (1 channel) or
  * sRGB (3; grey images are expanded), resized to (H, W) with sharp's default Lanczos-3 filter.
  */
 async function decodeImage(image: ImageInput, channels: 1 | 3, size: readonly [number, number] | null): Promise<DecodedImage> {
   const { name, bytes } = await readImage(image);
   try {
-    let img = sharp(bytes, { failOn: 'error' }).removeAlpha();
-    img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
-    if (size) img = img.resize(size[1], size[0], { fit: 'fill' });
-    const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-    if (info.channels !== channels) throw new Error(`decoded to ${info.channels} channels, expected ${channels}`);
-    return { pixels: data, width: info.width, height: info.height, channels };
+    const img = await decodeRaw(bytes, { channels, size });
+    if (img.channels !== channels) throw new Error(`decoded to ${img.channels} channels, expected ${channels}`);
+    return { pixels: img.data, width: img.width, height: img.height, channels };
   } catch (e) {
     throw new Error(`cannot decode ${name}: ${(e as Error).message}`);
   }

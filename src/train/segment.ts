@@ -8,10 +8,10 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, callOp, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where } from '../torch';
+import { Tensor, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where } from '../torch';
 import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchData, BatchTransform, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../data';
+import { BatchData, BatchTransform, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, compose, disposeBatch, labelCounts, normalize, segmentationAugment, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -96,7 +96,7 @@ export interface SegmentationData {
 
 // Scenes are normalized as Fashion-MNIST is; the user's photos with ImageNet's statistics (grey: their mean),
 // the convention of the papers' pretrained backbones.
-const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 export const segmentationNormalization = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
   !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : cfg.folders.channels === 3 ? IMAGENET : { mean: [0.449], std: [0.226] };
 
@@ -165,7 +165,8 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
     trainLabelCounts: () => trainSet!.labelCounts(),
     async overlaySamples(k) {
       const samples: PixelSample[] = [];
-      for (let i = 0; i < testSet.length && samples.length < k; i++) {
+      // Among the first k test images only: scanning further would decode the whole test set every epoch.
+      for (let i = 0; i < Math.min(testSet.length, k); i++) {
         const s = await testSet.get(i);
         if (s.y.shape.join() === firstSize.join()) samples.push(s);
         else disposeBatch(s);
@@ -251,10 +252,6 @@ export function enetClassWeights(counts: ArrayLike<number>, numClasses: number, 
   });
 }
 
-/** Pixels per label value (256 bins, so that ignored pixels have their own, left out of any class). */
-export function labelCounts(labels: Tensor): Float64Array {
-  return tidy(() => Float64Array.from((callOp('aten::bincount', labels.flatten().long(), null, 256) as Tensor).toNumbers()));
-}
 
 /**
  * Trains a segmentation network (ENet unless `model` says otherwise) on Fashion-MNIST scenes. With `resume`, continues from a checkpoint this function wrote (it is

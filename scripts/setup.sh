@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # System packages: libtorch (the engine), gloo (c10d on CPU), OpenBLAS (Debian's reference BLAS runs a 512³
 # matmul at 3.5 GFLOP/s), mimalloc (CPU allocator), PyTorch for the parity tests, Fashion-MNIST (real data),
-# the ONNX checker (an independent validation of exported files).
+# the ONNX checker (an independent validation of exported files), Chromium (the browser examples are tested in
+# a real browser, driven by playwright-core from npm).
 PKGS=(libtorch-dev libgloo-dev libopenblas0 libmimalloc-dev python3-torch python3-torchvision python3-numpy python3-pil
-      python3-onnx dataset-fashion-mnist g++ make python3)
+      python3-onnx dataset-fashion-mnist chromium g++ make python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,19 +1,13 @@
-// The page's logic: draw or upload → 28×28 grey pixels, normalized as tsvision's Fashion-MNIST training
-// (mean 0.286, std 0.353) → onnxruntime-web → the five most likely classes.
-/* global ort */
-const CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
-const MEAN = 0.286;
-const STD = 0.353;
-
-// The wasm files are served next to ort.min.js; one thread needs no cross-origin isolation headers.
-ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
-ort.env.wasm.numThreads = 1;
+// The classifier page: draw or upload → the network's input as its model card says (size, grey or RGB,
+// normalization) → onnxruntime-web → the five most likely classes.
+import { loadModel, run, toInput, topK } from './tsvision-web.js';
 
 const pad = document.getElementById('pad');
 const ctx = pad.getContext('2d');
 const status = document.getElementById('status');
 const result = document.getElementById('result');
-let session = null;
+const invert = document.getElementById('invert');
+let model = null;
 
 function clear() {
   ctx.fillStyle = '#000';
@@ -21,27 +15,15 @@ function clear() {
   result.innerHTML = '';
 }
 
-/** The drawing as a [1, 1, 28, 28] float tensor. */
-function input() {
-  const small = document.createElement('canvas');
-  small.width = small.height = 28;
-  const s = small.getContext('2d');
-  s.drawImage(pad, 0, 0, 28, 28);
-  const rgba = s.getImageData(0, 0, 28, 28).data;
-  const x = new Float32Array(28 * 28);
-  for (let i = 0; i < x.length; i++) x[i] = ((rgba[4 * i] + rgba[4 * i + 1] + rgba[4 * i + 2]) / (3 * 255) - MEAN) / STD;
-  return new ort.Tensor('float32', x, [1, 1, 28, 28]);
-}
-
 async function classify() {
-  if (!session) return;
-  const out = await session.run({ [session.inputNames[0]]: input() });
-  const logits = Array.from(out[session.outputNames[0]].data);
-  const max = Math.max(...logits);
-  const exp = logits.map((v) => Math.exp(v - max));
-  const sum = exp.reduce((a, b) => a + b, 0);
-  const ranked = exp.map((e, i) => [e / sum, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
-  result.innerHTML = ranked.map(([p, i], k) => `<li class="${k ? '' : 'top'}">${CLASSES[i] ?? `class ${i}`}: ${(100 * p).toFixed(1)}%</li>`).join('');
+  if (!model) return;
+  const input = toInput(pad, model.card);
+  const { output, ms } = await run(model, input);
+  const ranked = topK(output.data, model.card.classes, 5);
+  result.innerHTML = ranked.map((r, k) => `<li class="${k ? '' : 'top'}" data-class="${r.index}">${r.name}: ${(100 * r.p).toFixed(1)}%</li>`).join('');
+  status.textContent = `${model.card.model}: ${ms.toFixed(1)} ms`;
+  // For the console and for tests: the last input and output, exactly as the network saw and gave them.
+  window.tsvision = { model, input, output };
 }
 
 let drawing = false;
@@ -62,7 +44,8 @@ document.getElementById('file').addEventListener('change', async (e) => {
   if (!file) return;
   const img = await createImageBitmap(file);
   clear();
-  ctx.filter = `grayscale(1)${document.getElementById('invert').checked ? ' invert(1)' : ''}`;
+  // Grey networks saw light garments on black (Fashion-MNIST); photos are usually the other way round.
+  if (model?.card.input.channels === 1 && invert.checked) ctx.filter = 'invert(1)';
   // Fit the whole image, centred, as Fashion-MNIST's garments fill their square.
   const k = Math.min(pad.width / img.width, pad.height / img.height);
   ctx.drawImage(img, (pad.width - img.width * k) / 2, (pad.height - img.height * k) / 2, img.width * k, img.height * k);
@@ -71,6 +54,12 @@ document.getElementById('file').addEventListener('change', async (e) => {
 });
 
 clear();
-ort.InferenceSession.create('model.onnx', { executionProviders: ['wasm'] })
-  .then((s) => { session = s; status.textContent = `model.onnx loaded (input ${s.inputNames[0]}, output ${s.outputNames[0]}).`; })
-  .catch((e) => { status.textContent = `Could not load model.onnx: ${e.message}. Export one first (see README.md).`; });
+// ?model=<path without extension> picks another export than model.onnx/model.json beside the page.
+loadModel(new URLSearchParams(location.search).get('model') ?? 'model')
+  .then((m) => {
+    model = m;
+    const { input, classes } = m.card;
+    status.textContent = `${m.card.model} loaded: ${input.channels === 1 ? 'grey' : 'RGB'} ${input.height}×${input.width} input, ${classes.length} classes.`;
+    if (input.channels !== 1) document.getElementById('invert-label').hidden = true;
+  })
+  .catch((e) => { status.textContent = `Could not load the model: ${e.message}`; });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The tsvision command line: train, dsd, mimic, prune, segment, eval, export, predict, summary, reproduce, info.
+// The tsvision command line: train, dsd, mimic, prune, segment, eval, export, predict, serve, summary, reproduce, info.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -18,6 +18,7 @@ import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../di
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
+import { writeFileAtomic } from '../util/fs';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -398,20 +399,26 @@ program
   .option('--fixed-batch', 'fix the batch size to N (default: dimension 0 is symbolic, any batch runs)', false)
   .action(async (file: string, o) => {
     // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
-    const { exportOnnx } = await import('../export');
+    const { CARD_METADATA_KEY, cardPath, exportOnnx, modelCard } = await import('../export');
     const ort = await import('onnxruntime-node');
     const T = await import('../torch');
     const { restoreNetwork } = await import('../infer/restore');
     // What to build: a checkpoint names its model and trained input; plain weights need --model (and --input).
-    const { model, name, inputShape, checkpoint } = restoreNetwork(file, { model: o.model, opt: o.opt });
+    const restored = restoreNetwork(file, { model: o.model, opt: o.opt });
+    const { model, name, inputShape, checkpoint } = restored;
     const input = o.input ? String(o.input).split(/[x×,]/).map(num('--input', { int: true, min: 1 })) : inputShape;
     if (!input) throw new InvalidArgumentError(`${checkpoint ? 'images of several sizes' : 'plain weights'}: give the input shape with --input NxCxHxW`);
     if (input.length !== 4) throw new InvalidArgumentError(`--input needs NxCxHxW, got '${o.input}'`);
-    const r = exportOnnx(model, o.out, { inputShape: input, fixedBatch: o.fixedBatch });
+    // The card travels twice: inside the file (metadata) and beside it, where a page or server can fetch it.
+    const card = modelCard(restored, input, { input: 'input', output: 'output', fixedBatch: o.fixedBatch });
+    const r = exportOnnx(model, o.out, { inputShape: input, fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames: [card.output.name], metadata: { [CARD_METADATA_KEY]: JSON.stringify(card) } });
+    const cardFile = cardPath(r.file);
+    writeFileAtomic(cardFile, `${JSON.stringify(card, null, 2)}\n`);
     const shape = (s: readonly (number | string)[]): string => `[${s.join(', ')}]`;
     console.log(`${r.file}: ${name}, ${(r.bytes / 1e6).toFixed(2)} MB, ${r.nodes} nodes, ${r.initializers} initializers, ONNX opset 17`);
     for (const v of r.inputs) console.log(`  input  ${v.name} ${v.elemType} ${shape(v.shape)}`);
     for (const v of r.outputs) console.log(`  output ${v.name} ${v.elemType} ${shape(v.shape)}`);
+    console.log(`${cardFile}: model card (${card.task}, ${card.classes.length} classes, input ${card.input.channels}×${card.input.height}×${card.input.width}, normalization mean ${card.normalization.mean.map((v) => +v.toFixed(4)).join('/')} std ${card.normalization.std.map((v) => +v.toFixed(4)).join('/')})`);
     // The file against tsvision, at another batch size than traced where the batch is dynamic.
     const check = o.fixedBatch ? input : [input[0] === 2 ? 3 : 2, ...input.slice(1)];
     const x = T.randn(check);
@@ -452,6 +459,24 @@ program
     if (!o.mean !== !o.std) throw new InvalidArgumentError('give --mean and --std together');
     const { predictCommand } = await import('./predict');
     await predictCommand(weights, images, { ...o, normalization: o.mean ? { mean: o.mean, std: o.std } : undefined });
+  });
+
+program
+  .command('serve')
+  .description('serve the browser example (examples/browser/) with an exported model: the classifier page or the segmentation page, as its model card says, run by onnxruntime-web in your browser')
+  .argument('<model.onnx>', 'a file written by `tsvision export` (its model card, model.json beside model.onnx, comes along)')
+  .option('--port <n>', 'port to listen on (0: any free port)', num('--port', { int: true, min: 0 }), 8000)
+  .option('--host <address>', 'address to listen on (0.0.0.0 for other machines)', '127.0.0.1')
+  .action(async (file: string, o: { port: number; host: string }) => {
+    if (o.port > 65535) throw new InvalidArgumentError(`--port must be at most 65535, got ${o.port}`);
+    const { serveModel } = await import('./serve');
+    const served = await serveModel(file, o);
+    const { input, classes } = served.card;
+    console.log(`serving ${file} (${served.card.model}, ${served.card.task}, ${input.channels === 1 ? 'grey' : 'RGB'} ${input.height}×${input.width}, ${classes.length} classes)`);
+    console.log(`open ${served.url}   (Ctrl-C stops)`);
+    const stop = (): void => void served.close().then(() => process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
   });
 
 program

@@ -30,6 +30,8 @@ export interface OnnxExportOptions {
   /** The traced input; random normal when absent. */
   example?: Tensor;
   docString?: string;
+  /** Key/value strings stored in the file's metadata_props (e.g. the model card, see card.ts). */
+  metadata?: Record<string, string>;
 }
 
 export interface OnnxGraphSummary {
@@ -57,6 +59,7 @@ export function toOnnx(model: ExportableModule, o: OnnxExportOptions): OnnxExpor
     producerName: 'tsvision',
     producerVersion: packageVersion(),
     docString: o.docString,
+    metadata: o.metadata,
     graph: { name: model.constructor.name, ...graph },
   };
   const chunks = encodeModel(proto);

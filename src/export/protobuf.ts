@@ -51,6 +51,8 @@ export interface ModelProto {
   producerVersion: string;
   docString?: string;
   graph: GraphProto;
+  /** ModelProto.metadata_props: free-form key/value strings that travel with the file. */
+  metadata?: Record<string, string>;
 }
 
 // ---- wire format ---------------------------------------------------------------------------------------
@@ -218,6 +220,12 @@ export function encodeModel(m: ModelProto): Uint8Array[] {
     o.string(1, '');
     o.int(2, m.opsetVersion);
   });
+  for (const [key, value] of Object.entries(m.metadata ?? {})) {
+    w.message(14, (e) => {
+      e.string(1, key);
+      e.string(2, value);
+    });
+  }
   return w.finish();
 }
 

@@ -7,7 +7,7 @@ import { Tensor, cat, fromArray, interpolate, noGrad, tidy, where } from '../tor
 import { writeFileAtomic } from '../util/fs';
 
 // Background (class 0) is left uncoloured; the others get distinct, saturated colours (tab10 + extras).
-const COLOURS = ['#000000', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#f4e409', '#7f7f7f', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#dbdb8d'];
+export const OVERLAY_COLOURS: readonly string[] = ['#000000', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#f4e409', '#7f7f7f', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#dbdb8d'];
 const rgb = (hex: string): number[] => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -67,7 +67,7 @@ export async function maskPng(labels: Tensor): Promise<Buffer> {
 }
 
 function checkClasses(classes: readonly string[], what: string): number {
-  if (classes.length > COLOURS.length) throw new Error(`${what}: at most ${COLOURS.length} classes, got ${classes.length}`);
+  if (classes.length > OVERLAY_COLOURS.length) throw new Error(`${what}: at most ${OVERLAY_COLOURS.length} classes, got ${classes.length}`);
   return classes.length;
 }
 
@@ -82,7 +82,7 @@ function rgb255(images: Tensor): Tensor {
 /** Class colours over images [N, H, W, 3] where labels [N, H, W] name a class other than the background. */
 function paintLabels(img: Tensor, labels: Tensor, c: number, alpha: number): Tensor {
   const [n, h, w] = img.shape;
-  const palette = fromArray(new Float32Array(COLOURS.slice(0, c).flatMap(rgb)), [c, 3]);
+  const palette = fromArray(new Float32Array(OVERLAY_COLOURS.slice(0, c).flatMap(rgb)), [c, 3]);
   const l = labels.long();
   const valid = l.gt(0).logicalAnd(l.lt(c)).unsqueeze(3);
   const colour = palette.indexSelect(0, l.clamp(0, c - 1).flatten()).view(n, h, w, 3);
@@ -109,7 +109,7 @@ async function withLegend(pixels: Uint8Array, width: number, height: number, cla
   const cols = classes.slice(1).map((name, i) => {
     const x = 8 + (i % 4) * Math.floor((w - 16) / 4);
     const y = 30 + Math.floor(i / 4) * 24;
-    return `<rect x="${x}" y="${y - 11}" width="14" height="14" fill="${COLOURS[i + 1]}"/><text x="${x + 20}" y="${y}">${esc(name)}</text>`;
+    return `<rect x="${x}" y="${y - 11}" width="14" height="14" fill="${OVERLAY_COLOURS[i + 1]}"/><text x="${x + 20}" y="${y}">${esc(name)}</text>`;
   });
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${legendH}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="8" y="16">${esc(title)}</text>${cols.join('')}</svg>`;
   const grid = await encodePng(pixels, width, height, 3);

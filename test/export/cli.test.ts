@@ -10,6 +10,8 @@ import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
 import { ICNet } from '../../src/models/icnet';
 import { saveCheckpoint } from '../../src/train/checkpoint';
+import { SCENE_CLASSES } from '../../src/data';
+import { cardPath } from '../../src/export';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -30,6 +32,22 @@ test('a classification checkpoint: model, 7 classes and RGB 32×32 input come fr
   assert.match(r.stdout, /output output float \[batch, 7\]/);
   assert.match(r.stdout, /onnxruntime-node vs tsvision on a random 2×3×32×32 input: max \|difference\| \d/);
   assert.ok(fs.statSync(out).size > 0);
+  // The model card beside the file and inside it (metadata_props, read back by the onnx package).
+  const card = JSON.parse(fs.readFileSync(path.join(dir, 'mobilenet.json'), 'utf8'));
+  assert.deepEqual(card, {
+    format: 'tsvision-model-card',
+    version: 1,
+    model: 'mobilenet_v1',
+    task: 'classify',
+    input: { name: 'input', layout: 'NCHW', channels: 3, height: 32, width: 32, batch: 'dynamic' },
+    output: { name: 'output' },
+    normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, // image folders train on [-1, 1]
+    classes: Array.from({ length: 7 }, (_, i) => `class ${i}`),
+  });
+  assert.match(r.stdout, /mobilenet\.json: model card \(classify, 7 classes, input 3×32×32, normalization mean 0\.5\/0\.5\/0\.5 std 0\.5\/0\.5\/0\.5\)/);
+  const py = spawnSync('/usr/bin/python3', ['-c', 'import onnx, sys; m = onnx.load(sys.argv[1]); print(dict((p.key, p.value) for p in m.metadata_props)["tsvision.card"])', out], { encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  assert.deepEqual(JSON.parse(py.stdout), card);
 });
 
 test('a segmentation checkpoint (ICNet) and plain weights with --model, --input and --fixed-batch', () => {
@@ -41,6 +59,12 @@ test('a segmentation checkpoint (ICNet) and plain weights with --model, --input 
   const r = run('export', ckpt, '-o', path.join(dir, 'icnet.onnx'));
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /output output float \[batch, 11, 48, 48\]/);
+  // Segmentation cards name the scenes' classes and carry the overlay colours, background first.
+  const card = JSON.parse(fs.readFileSync(path.join(dir, 'icnet.json'), 'utf8'));
+  assert.equal(card.task, 'segment');
+  assert.deepEqual(card.classes, [...SCENE_CLASSES]);
+  assert.deepEqual(card.colours.slice(0, 3), ['#000000', '#1f77b4', '#ff7f0e']);
+  assert.deepEqual([card.input.channels, card.input.height, card.input.width], [1, 48, 48]);
 
   const weights = path.join(dir, 'cnn-weights.safetensors');
   T.saveSafetensors(weights, createModel('cnn', { numClasses: 4, inChannels: 1, smallInput: true }).stateDict());
@@ -48,6 +72,13 @@ test('a segmentation checkpoint (ICNet) and plain weights with --model, --input 
   assert.equal(p.status, 0, p.stderr);
   assert.match(p.stdout, /input {2}input float \[3, 1, 20, 20\]/);
   assert.match(p.stdout, /output output float \[3, 4\]/);
+});
+
+test('the card never replaces the ONNX file: model.onnx → model.json, model.json → model.json.json', () => {
+  assert.equal(cardPath('out/model.onnx'), 'out/model.json');
+  assert.equal(cardPath('net.ONNX'), 'net.json');
+  assert.equal(cardPath('model'), 'model.json');
+  assert.equal(cardPath('model.json'), 'model.json.json');
 });
 
 test('clear one-line errors: plain weights without --model, a missing file, an unwritable output', () => {

@@ -1,0 +1,78 @@
+// A tsvision export in the browser: the .onnx file and its model card (the .json that `tsvision export`
+// writes beside it), run by onnxruntime-web's wasm backend. The card says how training fed the network —
+// input size, grey or RGB, normalization — and names the classes, so one page serves any exported network.
+/* global ort */
+
+// The wasm files are served next to ort.min.js; one thread needs no cross-origin isolation headers.
+ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
+ort.env.wasm.numThreads = 1;
+
+/** Loads `<base>.json` (the card) and `<base>.onnx`. */
+export async function loadModel(base) {
+  const res = await fetch(`${base}.json`);
+  if (!res.ok) throw new Error(`${base}.json: HTTP ${res.status}; export one with \`tsvision export <checkpoint> -o ${base}.onnx\``);
+  const card = await res.json();
+  if (card.format !== 'tsvision-model-card') throw new Error(`${base}.json is not a tsvision model card`);
+  const session = await ort.InferenceSession.create(`${base}.onnx`, { executionProviders: ['wasm'] });
+  return { card, session };
+}
+
+// sRGB ↔ linear light: grey is the luminance of linear light, re-encoded, as sharp's greyscale() computes it
+// in training (for grey pixels, R = G = B, it is exactly that value).
+const toLinear = (v) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+const toSrgb = (y) => (y <= 0.0031308 ? y * 12.92 : 1.055 * y ** (1 / 2.4) - 0.055);
+const LINEAR = Float32Array.from({ length: 256 }, (_, i) => toLinear(i / 255));
+const grey = (r, g, b) => Math.round(255 * toSrgb(0.2126 * LINEAR[r] + 0.7152 * LINEAR[g] + 0.0722 * LINEAR[b]));
+
+/**
+ * An image (canvas, <img>, ImageBitmap) stretched to the card's input size, as training resized images to
+ * fill the trained size, then normalized: (pixel / 255 − mean) / std per channel. Returns a [1, C, H, W] tensor.
+ */
+export function toInput(source, card) {
+  const { width, height, channels } = card.input;
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const g = canvas.getContext('2d', { willReadFrequently: true });
+  g.imageSmoothingQuality = 'high';
+  g.drawImage(source, 0, 0, width, height);
+  const rgba = g.getImageData(0, 0, width, height).data;
+  const { mean, std } = card.normalization;
+  const n = width * height;
+  const x = new Float32Array(channels * n);
+  for (let i = 0; i < n; i++) {
+    const [r, gr, b] = [rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]];
+    if (channels === 1) x[i] = (grey(r, gr, b) / 255 - mean[0]) / std[0];
+    else [r, gr, b].forEach((v, k) => (x[k * n + i] = (v / 255 - mean[k]) / std[k]));
+  }
+  return new ort.Tensor('float32', x, [1, channels, height, width]);
+}
+
+/** Runs the network on one input; returns the output tensor and the milliseconds the run took. */
+export async function run(model, input) {
+  const t = performance.now();
+  const out = await model.session.run({ [model.card.input.name]: input });
+  return { output: out[model.card.output.name], ms: performance.now() - t };
+}
+
+/** Classifier logits [1, K] → [{ name, index, p }] sorted by probability, the first k. */
+export function topK(logits, classes, k = 5) {
+  const v = Array.from(logits);
+  const max = Math.max(...v);
+  const e = v.map((x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x, i) => ({ name: classes[i] ?? `class ${i}`, index: i, p: x / sum })).sort((a, b) => b.p - a.p).slice(0, k);
+}
+
+/** Segmentation logits [1, K, H, W] → the most likely class per pixel (H × W, row-major). */
+export function argmaxClasses(logits) {
+  const [, k, h, w] = logits.dims;
+  const n = h * w;
+  const labels = new Uint8Array(n);
+  const best = logits.data.slice(0, n);
+  for (let c = 1; c < k; c++) {
+    const plane = logits.data.subarray(c * n, (c + 1) * n);
+    for (let i = 0; i < n; i++) if (plane[i] > best[i]) (best[i] = plane[i]), (labels[i] = c);
+  }
+  return { labels, width: w, height: h };
+}

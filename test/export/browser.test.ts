@@ -1,0 +1,215 @@
+// The browser examples in a real browser: `tsvision export` writes the .onnx file and its model card,
+// `tsvision serve` serves them with examples/browser/, and Debian's Chromium (driven by playwright-core) loads
+// the page, decodes an uploaded PNG, runs the network in onnxruntime-web's wasm backend and shows the result.
+// Checked against tsvision on the same pixels: the page's input tensor, its output, and what it displays.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import type { Browser, Page } from 'playwright-core';
+import * as T from '../../src/torch';
+import { createModel } from '../../src/models/registry';
+import { ENet } from '../../src/models/enet';
+import { Module } from '../../src/nn';
+import { saveCheckpoint } from '../../src/train/checkpoint';
+import { Predictor } from '../../src/infer';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMNIST } from '../../src/data';
+
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const CHROMIUM = process.env.TSVISION_CHROMIUM ?? '/usr/bin/chromium';
+// Set-up installs Chromium, so CI must have it; elsewhere the browser tests are skipped with the reason.
+const skip = !fs.existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt install chromium, or set TSVISION_CHROMIUM)` : false;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-browser-'));
+let browser: Browser;
+const servers: ChildProcess[] = [];
+
+before(async () => {
+  if (skip) return;
+  const { chromium } = await import('playwright-core');
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+after(async () => {
+  await browser?.close();
+  for (const s of servers) s.kill();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** `tsvision export` of a checkpoint whose config says how it was trained; returns the .onnx path. */
+function exportCheckpoint(name: string, model: Module, config: Record<string, unknown>): string {
+  const ckpt = path.join(dir, `${name}.safetensors`);
+  saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 1, config });
+  const onnx = path.join(dir, `${name}.onnx`);
+  const r = spawnSync(process.execPath, [CLI, 'export', ckpt, '-o', onnx], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return onnx;
+}
+
+/** `tsvision serve` on a free port; resolves to the page URL it prints. */
+async function serve(onnx: string): Promise<string> {
+  const p = spawn(process.execPath, [CLI, 'serve', onnx, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  servers.push(p);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    p.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /open (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => reject(new Error(`tsvision serve exited (${code}): ${out}`)));
+  });
+}
+
+/** Opens the page, waits for the model to load, uploads `png` and waits for the result. */
+async function openAndUpload(url: string, png: string, before?: (page: Page) => Promise<void>): Promise<Page> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(url);
+  await page.waitForFunction(`/loaded|Could not/.test(document.getElementById('status').textContent)`, null, { timeout: 60_000 });
+  assert.match((await page.textContent('#status')) ?? '', /loaded/, `errors: ${errors.join('; ')}`);
+  await before?.(page);
+  await page.setInputFiles('#file', png);
+  await page.waitForFunction(`'tsvision' in window`, null, { timeout: 60_000 });
+  assert.deepEqual(errors, []);
+  return page;
+}
+
+/** What the page fed the network and got back, as the page's own `window.tsvision` holds them. */
+async function pageTensors(page: Page): Promise<{ input: Float32Array; inputDims: number[]; output: Float32Array; outputDims: number[]; labels?: Uint8Array }> {
+  const r = await page.evaluate(() => {
+    const t = (globalThis as unknown as { tsvision: { input: { data: Float32Array; dims: number[] }; output: { data: Float32Array; dims: number[] }; labels?: Uint8Array } }).tsvision;
+    return { input: Array.from(t.input.data), inputDims: [...t.input.dims], output: Array.from(t.output.data), outputDims: [...t.output.dims], labels: t.labels && Array.from(t.labels) };
+  });
+  return { ...r, input: Float32Array.from(r.input), output: Float32Array.from(r.output), labels: r.labels && Uint8Array.from(r.labels) };
+}
+
+/** tsvision's output on the page's input, and the largest difference from the page's output. */
+function againstTsvision(model: Module & { forward(x: T.Tensor): T.Tensor }, input: Float32Array, dims: number[], output: Float32Array): { max: number; scale: number; want: Float32Array } {
+  const want = T.tidy(() => T.noGrad(() => model.eval().forward(T.fromArray(input, dims)).contiguous().toArray() as Float32Array));
+  let max = 0;
+  let scale = 0;
+  want.forEach((v, i) => {
+    max = Math.max(max, Math.abs(v - output[i]));
+    scale = Math.max(scale, Math.abs(v));
+  });
+  return { max, scale, want };
+}
+
+test('classifier page: an uploaded Fashion-MNIST image, classified in Chromium as tsvision classifies the same input', { skip }, async () => {
+  T.manualSeed(1);
+  const model = createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true });
+  const url = await serve(exportCheckpoint('cnn', model, { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }));
+  const testSet = loadFashionMNIST({ split: 'test' });
+  const pixels = Buffer.from(T.tidy(() => testSet.images.narrow(0, 0, 1).contiguous().toArray() as Uint8Array));
+  testSet.dispose();
+  const png = path.join(dir, 'garment.png');
+  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+
+  // Fashion-MNIST garments are light on black already: no inversion.
+  const page = await openAndUpload(url, png, (p) => p.uncheck('#invert'));
+  const { input, inputDims, output } = await pageTensors(page);
+  assert.deepEqual(inputDims, [1, 1, 28, 28]);
+  // The page draws the upload onto its 280×280 pad and reads it back at 28×28, so its pixels come back
+  // through two resamplings: near the original, normalized with the card's Fashion-MNIST statistics.
+  const back = Array.from(input, (v) => (v * FASHION_MNIST_STD + FASHION_MNIST_MEAN) * 255);
+  const meanDiff = back.reduce((a, v, i) => a + Math.abs(v - pixels[i]), 0) / back.length;
+  assert.ok(meanDiff < 6, `page pixels differ from the image by ${meanDiff.toFixed(2)} levels on average`);
+  const wrongStats = Array.from(input, (v) => (v * 0.5 + 0.5) * 255).reduce((a, v, i) => a + Math.abs(v - pixels[i]), 0) / back.length;
+  assert.ok(wrongStats > 3 * meanDiff, 'the normalization check must tell other statistics apart');
+
+  const d = againstTsvision(model as Module & { forward(x: T.Tensor): T.Tensor }, input, inputDims, output);
+  assert.ok(d.max <= 1e-4 * d.scale, `onnxruntime-web in Chromium vs tsvision: max diff ${d.max} at scale ${d.scale}`);
+  // The list shown: the five classes tsvision ranks first, with their softmax probabilities.
+  const shown = await page.$$eval('#result li', (li) => li.map((l) => [Number(l.getAttribute('data-class')), l.textContent ?? '']));
+  const probs = T.tidy(() => T.softmax(T.fromArray(d.want, [1, 10]), 1).toArray() as Float32Array);
+  const ranked = Array.from(probs, (p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  assert.deepEqual(shown.map((s) => s[0]), ranked.map((r) => r[1]));
+  shown.forEach(([k, text], i) => assert.equal(text, `${FASHION_MNIST_CLASSES[k as number]}: ${(100 * ranked[i][0]).toFixed(1)}%`));
+
+  // Drawing with the pointer classifies the drawing: the input now holds the stroke.
+  await page.click('#clear');
+  const box = (await page.locator('#pad').boundingBox())!;
+  await page.mouse.move(box.x + 140, box.y + 40);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 140, box.y + 240, { steps: 10 });
+  await page.mouse.up();
+  await page.waitForFunction((prev) => (globalThis as unknown as { tsvision: { input: { data: Float32Array } } }).tsvision.input.data[14 * 28 + 14] !== prev, input[14 * 28 + 14]);
+  const drawn = await pageTensors(page);
+  // Pixel levels along row 14: the 28-px-wide stroke down the middle of the 280-px pad covers columns 13–14.
+  const row = Array.from({ length: 28 }, (_, x) => (drawn.input[14 * 28 + x] * FASHION_MNIST_STD + FASHION_MNIST_MEAN) * 255);
+  assert.ok(row[13] > 230 && row[14] > 230, `the stroke runs through the centre, white: ${row.map(Math.round)}`);
+  assert.ok(row.every((v, x) => x >= 12 && x <= 15 || Math.abs(v) < 1), `away from the stroke the pad stays black: ${row.map(Math.round)}`);
+  assert.equal(await page.locator('#result li').count(), 5);
+  await page.close();
+});
+
+for (const [name, channels, size] of [
+  ['grey 64×64 scenes', 1, [64, 64]],
+  ['RGB 48×64 folders', 3, [48, 64]],
+] as const) {
+  test(`segmentation page (${name}): the class map Chromium computes is tsvision's`, { skip }, async () => {
+    T.manualSeed(2);
+    const model = new ENet({ numClasses: 11, inChannels: channels });
+    // Random BatchNorm statistics, so that the page's normalization matters to the output.
+    for (const [k, t] of Object.entries(model.stateDict())) {
+      if (k.endsWith('running_mean')) t.copy_(T.randn(t.shape).mul(0.1));
+      if (k.endsWith('running_var')) t.copy_(T.rand(t.shape).add(0.5));
+    }
+    const config = channels === 1 ? { model: 'enet', scenes: { size: 64 } } : { model: 'enet', folders: { train: 'x', test: 'y', size, channels: 3 } };
+    const onnx = exportCheckpoint(`enet${channels}`, model, config);
+    const card = JSON.parse(fs.readFileSync(onnx.replace(/\.onnx$/, '.json'), 'utf8')) as { input: { height: number; width: number }; normalization: { mean: number[]; std: number[] } };
+    assert.deepEqual([card.input.height, card.input.width], size);
+    const url = await serve(onnx);
+
+    // An image at the network's own size: the page's canvas then holds its pixels exactly.
+    const [h, w] = size;
+    const rng = T.tidy(() => T.rand([h, w, channels]).mul(255).floor().to('uint8').toArray() as Uint8Array);
+    const png = path.join(dir, `image${channels}.png`);
+    await sharp(Buffer.from(rng), { raw: { width: w, height: h, channels } }).png().toFile(png);
+    const page = await openAndUpload(url, png);
+    const { input, inputDims, output, outputDims, labels } = await pageTensors(page);
+    assert.deepEqual(inputDims, [1, channels, h, w]);
+    assert.deepEqual(outputDims, [1, 11, h, w]);
+    // The input, exactly: the pixels, planar, normalized with the card's statistics.
+    const { mean, std } = card.normalization;
+    let worst = 0;
+    for (let c = 0; c < channels; c++)
+      for (let i = 0; i < h * w; i++) worst = Math.max(worst, Math.abs(input[c * h * w + i] - (rng[i * channels + c] / 255 - mean[c]) / std[c]));
+    assert.ok(worst < 1e-5, `page input differs from the normalized pixels by ${worst}`);
+
+    const d = againstTsvision(model, input, inputDims, output);
+    assert.ok(d.max <= 1e-4 * d.scale, `onnxruntime-web in Chromium vs tsvision: max diff ${d.max} at scale ${d.scale}`);
+    // The class map against tsvision's own predict path on the same file (decode, normalize, network, argmax).
+    const predictor = await Predictor.load(onnx.replace(/\.onnx$/, '.safetensors'));
+    const mine = await predictor.segment(png);
+    const agree = labels!.reduce((a, l, i) => a + (l === mine.labels[i] ? 1 : 0), 0) / labels!.length;
+    assert.ok(agree >= 0.999, `page and tsvision agree on ${(100 * agree).toFixed(2)}% of pixels`);
+    // The legend: each class present with its pixel count.
+    const legend = await page.$$eval('#legend li', (li) => li.map((l) => [Number(l.getAttribute('data-class')), Number(l.getAttribute('data-pixels'))]));
+    const counts = new Map<number, number>();
+    labels!.forEach((l) => counts.set(l, (counts.get(l) ?? 0) + 1));
+    assert.deepEqual(new Map(legend as [number, number][]), counts);
+    assert.ok(counts.size > 1, 'a random network still labels more than one class');
+    await page.close();
+  });
+}
+
+test('serve: clear errors for a missing model, a missing card and a bad port', () => {
+  const onnx = path.join(dir, 'lonely.onnx');
+  fs.writeFileSync(onnx, 'x');
+  const cases: [string[], RegExp][] = [
+    [['serve', path.join(dir, 'missing.onnx')], /missing\.onnx: no such file/],
+    [['serve', onnx], /lonely\.json: no model card beside .*lonely\.onnx; export again/],
+    [['serve', onnx, '--port', 'x'], /--port/],
+  ];
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 1, `${args.join(' ')}: ${r.stdout}`);
+    assert.match(r.stderr, message);
+  }
+});

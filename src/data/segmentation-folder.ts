@@ -110,17 +110,20 @@ export class SegmentationFiles {
 
   /**
    * Pixels per label value over every mask (256 bins; IGNORE_LABEL's is its own), for class weights —
-   * decoding only the masks, at the sizes training sees them.
+   * decoding only the masks, at the sizes training sees them. With `shard`, only every worldSize-th file from
+   * rank on: one process's share, whose sums over the processes are the whole folder's.
    */
-  async labelCounts(onProgress?: (done: number) => void): Promise<Float64Array> {
+  async labelCounts(onProgress?: (done: number) => void, shard?: { rank: number; worldSize: number }): Promise<Float64Array> {
     const total = new Float64Array(256);
-    for (let i = 0; i < this.length; i++) {
+    const [first, stride] = shard ? [shard.rank, shard.worldSize] : [0, 1];
+    let done = 0;
+    for (let i = first; i < this.length; i += stride) {
       const f = this.files[i];
       const want = this.size ?? null;
       const mask = await this.decode(maskOf(this.root, f, this.maskName), true, want);
       const counts = tidy(() => labelCounts(fromArray(mask.data)));
       counts.forEach((c, v) => (total[v] += c));
-      onProgress?.(i + 1);
+      onProgress?.(++done);
     }
     return total;
   }

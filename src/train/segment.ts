@@ -86,8 +86,8 @@ export interface SegmentationData {
   inputSize: [number, number];
   /** uint8 images to the network's normalized float input (deterministic: no augmentation). */
   transform: BatchTransform;
-  /** Pixels per label value over the training labels (256 bins), for ENet's class weights. */
-  trainLabelCounts(): Promise<Float64Array>;
+  /** Pixels per label value over the training labels (256 bins), for ENet's class weights; a shard: its share. */
+  trainLabelCounts(shard?: { rank: number; worldSize: number }): Promise<Float64Array>;
   /** Up to k test images (uint8) and labels of one size, for the overlays. */
   overlaySamples(k: number): Promise<BatchData>;
   describe: string;
@@ -162,7 +162,7 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
     inChannels: f.channels,
     inputSize: crop ?? f.size ?? firstSize,
     transform,
-    trainLabelCounts: () => trainSet!.labelCounts(),
+    trainLabelCounts: (shard) => trainSet!.labelCounts(undefined, shard),
     async overlaySamples(k) {
       const samples: PixelSample[] = [];
       // Among the first k test images only: scanning further would decode the whole test set every epoch.
@@ -310,7 +310,11 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const [h, w] = data.inputSize;
   if (h % model.sizeMultiple || w % model.sizeMultiple) throw new Error(`segment: image size must be a multiple of ${model.sizeMultiple} for ${cfg.model}, got ${h}×${w}${cfg.folders ? ' (set --image-size or --crop)' : ''}`);
   if (cfg.classWeights === 'enet' && cfg.folders) log('counting the training labels for the class weights');
-  const weight = cfg.classWeights === 'enet' ? enetClassWeights(await data.trainLabelCounts(), classes.length).keep() : null;
+  // Streamed masks are decoded to be counted: under launch each rank counts its share of the files and the
+  // sums are added up, so every rank gets the whole set's weights for a 1/N share of the decoding.
+  const countShard = world > 1 && cfg.folders ? { rank, worldSize: world } : undefined;
+  const counts = cfg.classWeights === 'enet' ? await data.trainLabelCounts(countShard) : null;
+  const weight = counts ? enetClassWeights(countShard ? Float64Array.from(dist.sumAcrossRanks(Array.from(counts))) : counts, classes.length).keep() : null;
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'poly', warmupEpochs: 0 }, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });

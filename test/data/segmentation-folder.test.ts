@@ -114,6 +114,15 @@ test('SegmentationFiles decodes pairs on demand at their own sizes; the loader a
   const want = new Float64Array(256);
   for (const m of masks) for (const v of m) want[v]++;
   assert.deepEqual(await files.labelCounts(), want);
+  // A process's share under launch: files rank, rank + N, …; the shares' sums are the whole folder's.
+  const share = (rank: number): Float64Array => {
+    const c = new Float64Array(256);
+    masks.forEach((m, i) => i % 3 === rank && m.forEach((v) => c[v]++));
+    return c;
+  };
+  const shares = await Promise.all([0, 1, 2].map((rank) => files.labelCounts(undefined, { rank, worldSize: 3 })));
+  shares.forEach((c, rank) => assert.deepEqual(c, share(rank)));
+  assert.deepEqual(shares.reduce((a, c) => a.map((v, i) => v + c[i])), want);
   // Per-sample augmentation (streamed, sizes differ) gives one batch size; the same seed, the same batch.
   const norm = compose(toFloat(), normalize([0.5], [0.25]));
   const aug = segmentationAugment({ crop: [16, 16] });

@@ -272,3 +272,41 @@ test('tsvision launch --nproc 2 -- segment: rank 0 alone writes; the first step 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('launch -- segment on folders: each rank counts its share of the masks, and every rank gets the whole set\'s ENet class weights', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-fold-'));
+  try {
+    // Seven pairs (an odd count: the shares differ in size), labels 0–2 drawn unevenly so the weights differ.
+    const sharp = (await import('sharp')).default;
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const split of ['train', 'test']) {
+      for (const sub of ['images', 'masks']) fs.mkdirSync(path.join(dir, split, sub), { recursive: true });
+      for (let i = 0; i < 7; i++) {
+        const img = Buffer.from(Array.from({ length: 16 * 16 * 3 }, () => Math.floor(rand() * 256)));
+        const mask = Buffer.from(Array.from({ length: 16 * 16 }, () => (rand() < 0.7 ? 0 : rand() < 0.8 ? 1 : 2)));
+        await sharp(img, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(dir, split, 'images', `p${i}.png`));
+        await sharp(mask, { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(path.join(dir, split, 'masks', `p${i}.png`));
+      }
+    }
+    const args = (out: string): string[] => ['segment', '--train-dir', path.join(dir, 'train'), '--test-dir', path.join(dir, 'test'), '--num-classes', '3', '--no-augment', '--epochs', '1', '--limit-batches', '1', '--batch-size', '2', '--threads', '1', '-o', out];
+    const [par, one] = await Promise.all([
+      run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', ...args(path.join(dir, 'par'))], 240000),
+      run(process.execPath, [CLI, ...args(path.join(dir, 'one'))], 240000),
+    ]);
+    assert.equal(par.code, 0, par.stderr);
+    assert.equal(one.code, 0, one.stderr);
+    const weights = (d: string): number[] => JSON.parse(fs.readFileSync(path.join(dir, d, 'report.json'), 'utf8')).classWeights;
+    // ENet's 1 / ln(1.02 + p) over the whole training set's pixel frequencies, counted by hand here.
+    const counts = [0, 0, 0];
+    for (let i = 0; i < 7; i++) {
+      const { data } = await sharp(path.join(dir, 'train', 'masks', `p${i}.png`)).raw().toBuffer({ resolveWithObject: true });
+      for (const v of data) counts[v]++;
+    }
+    const total = counts.reduce((a, b) => a + b);
+    const want = counts.map((c) => 1 / Math.log(1.02 + c / total));
+    for (const w of [weights('par'), weights('one')]) want.forEach((v, k) => assert.ok(Math.abs(w[k] - v) < 1e-5, `class ${k}: ${w[k]} vs ${v}`));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -43,12 +43,14 @@ function draw() {
   g.globalAlpha = 1;
 }
 
-async function segment(image) {
+async function segment(image, camera = null) {
   const input = toInput(image, model.card);
   const { output, ms } = await run(model, input);
   const map = argmaxClasses(output);
+  const previous = last?.image;
   last = { image, ...map };
   draw();
+  if (previous !== image && previous instanceof ImageBitmap) previous.close(); // camera frames: free each one
   const counts = new Array(model.card.classes.length).fill(0);
   for (const k of map.labels) counts[k]++;
   const n = map.labels.length;
@@ -59,12 +61,57 @@ async function segment(image) {
     .join('');
   status.textContent = `${model.card.model}: ${ms.toFixed(1)} ms for ${model.card.input.width}×${model.card.input.height}`;
   // For the console and for tests: the last input, output and class map, exactly as the network saw and gave them.
-  window.tsvision = { model, input, output, labels: map.labels };
+  window.tsvision = { model, input, output, labels: map.labels, camera };
 }
+
+// The camera: each new frame is segmented once the previous one is painted, so the rate shown is what this
+// network reaches in this browser on this machine (grab, network, argmax, paint), or the camera's own rate.
+const video = document.getElementById('video');
+const cameraButton = document.getElementById('camera');
+let camera = null; // { stream, frames, fps }
+
+async function startCamera() {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  video.srcObject = stream;
+  await video.play();
+  camera = { stream, frames: 0, fps: 0 };
+  cameraButton.textContent = 'Stop camera';
+  const self = camera;
+  let t0 = performance.now();
+  while (camera === self) {
+    const frame = await createImageBitmap(video);
+    await segment(frame, self);
+    const t = performance.now();
+    self.frames++;
+    // An exponential moving average over about ten frames: steady, yet it follows a change of scene.
+    self.fps = self.frames === 1 ? 1000 / (t - t0) : 0.9 * self.fps + 0.1 * (1000 / (t - t0));
+    t0 = t;
+    status.textContent += ` · camera: ${self.fps.toFixed(1)} frames/s (${self.frames} frames)`;
+    // The next camera frame (never the same picture twice), where the browser can say when one arrives.
+    await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : requestAnimationFrame(r)));
+  }
+}
+
+function stopCamera() {
+  camera?.stream.getTracks().forEach((t) => t.stop());
+  camera = null;
+  video.srcObject = null;
+  cameraButton.textContent = 'Camera';
+}
+
+cameraButton.addEventListener('click', () => {
+  if (!model) return;
+  if (camera) return stopCamera();
+  startCamera().catch((err) => {
+    stopCamera();
+    status.textContent = `Could not start the camera: ${err.message}`;
+  });
+});
 
 document.getElementById('file').addEventListener('change', async (e) => {
   const file = e.target.files[0];
   if (!file || !model) return;
+  stopCamera();
   try {
     await segment(await createImageBitmap(file));
   } catch (err) {

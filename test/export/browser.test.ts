@@ -30,7 +30,8 @@ const servers: ChildProcess[] = [];
 before(async () => {
   if (skip) return;
   const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  // A fake camera (Chromium's test pattern), granted without a prompt, for the segmentation page's camera mode.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] });
 });
 after(async () => {
   await browser?.close();
@@ -198,6 +199,40 @@ for (const [name, channels, size] of [
     await page.close();
   });
 }
+
+test('segmentation page, camera: frames are segmented back to back with the rate shown, until stopped', { skip }, async (t) => {
+  T.manualSeed(3);
+  const url = await serve(exportCheckpoint('enet-camera', new ENet({ numClasses: 11, inChannels: 3 }), { model: 'enet', folders: { train: 'x', test: 'y', size: [64, 64], channels: 3 } }));
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(url);
+  await page.waitForFunction(`/loaded/.test(document.getElementById('status').textContent)`, null, { timeout: 60_000 });
+  await page.click('#camera');
+  const frames = `((window.tsvision && window.tsvision.camera) ? window.tsvision.camera.frames : 0)`;
+  await page.waitForFunction(`${frames} >= 5`, null, { timeout: 60_000 });
+  assert.equal(await page.textContent('#camera'), 'Stop camera');
+  const shown = (await page.textContent('#status')) ?? '';
+  const m = /enet: [\d.]+ ms for 64×64 · camera: ([\d.]+) frames\/s \((\d+) frames\)/.exec(shown);
+  assert.ok(m && Number(m[1]) > 0 && Number(m[2]) >= 4, shown);
+  t.diagnostic(shown);
+  // Each frame is the camera's picture (640×480, Chromium's moving test pattern) resized to the network's input.
+  const dims = await page.evaluate(`[...window.tsvision.input.dims, window.tsvision.labels.length]`);
+  assert.deepEqual(dims, [1, 3, 64, 64, 64 * 64]);
+  const first = await page.evaluate(`Array.from(window.tsvision.input.data.slice(0, 4096))`) as number[];
+  await page.waitForFunction(`${frames} >= 10`, null, { timeout: 60_000 });
+  const later = await page.evaluate(`Array.from(window.tsvision.input.data.slice(0, 4096))`) as number[];
+  assert.ok(first.some((v, i) => v !== later[i]), 'the test pattern moves, so later frames differ');
+  // Stopped: no more frames, the camera released.
+  await page.click('#camera');
+  const stoppedAt = (await page.evaluate(frames)) as number;
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(((await page.evaluate(frames)) as number) <= stoppedAt + 1, 'frames keep coming after stop');
+  assert.equal(await page.textContent('#camera'), 'Camera');
+  assert.equal(await page.evaluate(`document.getElementById('video').srcObject`), null);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
 
 test('serve: clear errors for a missing model, a missing card and a bad port', () => {
   const onnx = path.join(dir, 'lonely.onnx');

@@ -1,6 +1,6 @@
 // The classifier page: draw or upload → the network's input as its model card says (size, grey or RGB,
 // normalization) → onnxruntime-web → the five most likely classes.
-import { loadModel, run, toInput, topK } from './tsvision-web.js';
+import { backend, loadModel, run, toInput, topK } from './tsvision-web.js';
 
 const pad = document.getElementById('pad');
 const ctx = pad.getContext('2d');
@@ -59,7 +59,7 @@ loadModel(new URLSearchParams(location.search).get('model') ?? 'model')
   .then((m) => {
     model = m;
     const { input, classes } = m.card;
-    status.textContent = `${m.card.model} loaded: ${input.channels === 1 ? 'grey' : 'RGB'} ${input.height}×${input.width} input, ${classes.length} classes.`;
+    status.textContent = `${m.card.model} loaded: ${input.channels === 1 ? 'grey' : 'RGB'} ${input.height}×${input.width} input, ${classes.length} classes (onnxruntime-${backend()}).`;
     if (input.channels !== 1) document.getElementById('invert-label').hidden = true;
   })
   .catch((e) => { status.textContent = `Could not load the model: ${e.message}`; });

@@ -1,6 +1,6 @@
 // The segmentation page: upload → the network's input as its model card says → onnxruntime-web → a class per
 // pixel, painted over the image in the colours of tsvision's overlays, with each class's share of the pixels.
-import { argmaxClasses, loadModel, run, toInput } from './tsvision-web.js';
+import { argmaxClasses, backend, loadModel, run, toInput } from './tsvision-web.js';
 
 const view = document.getElementById('view');
 const status = document.getElementById('status');
@@ -126,6 +126,6 @@ loadModel(new URLSearchParams(location.search).get('model') ?? 'model')
     if (m.card.task !== 'segment') throw new Error(`model.json describes a ${m.card.task} network; this page needs a segmentation network (index.html classifies)`);
     model = m;
     const { input, classes } = m.card;
-    status.textContent = `${m.card.model} loaded: ${input.channels === 1 ? 'grey' : 'RGB'} ${input.height}×${input.width} input, ${classes.length} classes. Upload an image.`;
+    status.textContent = `${m.card.model} loaded: ${input.channels === 1 ? 'grey' : 'RGB'} ${input.height}×${input.width} input, ${classes.length} classes (onnxruntime-${backend()}). Upload an image.`;
   })
   .catch((e) => { status.textContent = `Could not load the model: ${e.message}`; });

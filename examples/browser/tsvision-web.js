@@ -3,9 +3,10 @@
 // input size, grey or RGB, normalization — and names the classes, so one page serves any exported network.
 /* global ort */
 
-// The wasm files are served next to ort.min.js; one thread needs no cross-origin isolation headers.
+// The wasm files are served next to ort.min.js. Threads need SharedArrayBuffer, which browsers give only to
+// cross-origin isolated pages (COOP/COEP headers, as `tsvision serve` sends); elsewhere one thread.
 ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
-ort.env.wasm.numThreads = 1;
+ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
 
 /** Loads `<base>.json` (the card) and `<base>.onnx`. */
 export async function loadModel(base) {
@@ -47,6 +48,9 @@ export function toInput(source, card) {
   }
   return new ort.Tensor('float32', x, [1, channels, height, width]);
 }
+
+/** What runs the network, for status lines: 'wasm, 2 threads'. */
+export const backend = () => `wasm, ${ort.env.wasm.numThreads} thread${ort.env.wasm.numThreads === 1 ? '' : 's'}`;
 
 /** Runs the network on one input; returns the output tensor and the milliseconds the run took. */
 export async function run(model, input) {

@@ -89,7 +89,14 @@ export async function serveModel(onnxFile: string, o: ServeOptions): Promise<Ser
         res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`not found: ${p}`);
         return;
       }
-      res.writeHead(200, { 'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream', 'Content-Length': st.size, 'Cache-Control': 'no-store' });
+      res.writeHead(200, {
+        'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream',
+        'Content-Length': st.size,
+        'Cache-Control': 'no-store',
+        // Cross-origin isolation: the pages may then share memory with workers, so onnxruntime-web runs threads.
+        'Cross-Origin-Opener-Policy': 'same-origin',
+        'Cross-Origin-Embedder-Policy': 'require-corp',
+      });
       if (req.method === 'HEAD') res.end();
       else fs.createReadStream(file).pipe(res);
     });

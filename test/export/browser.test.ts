@@ -73,6 +73,10 @@ async function openAndUpload(url: string, png: string, before?: (page: Page) => 
   await page.goto(url);
   await page.waitForFunction(`/loaded|Could not/.test(document.getElementById('status').textContent)`, null, { timeout: 60_000 });
   assert.match((await page.textContent('#status')) ?? '', /loaded/, `errors: ${errors.join('; ')}`);
+  // tsvision serve's COOP/COEP headers isolate the page, so onnxruntime-web may run wasm threads.
+  assert.equal(await page.evaluate('crossOriginIsolated'), true);
+  const threads = Math.min(4, (await page.evaluate('navigator.hardwareConcurrency')) as number);
+  assert.match((await page.textContent('#status')) ?? '', new RegExp(`\\(onnxruntime-wasm, ${threads} threads?\\)`));
   await before?.(page);
   await page.setInputFiles('#file', png);
   await page.waitForFunction(`'tsvision' in window`, null, { timeout: 60_000 });

@@ -1,12 +1,19 @@
-// bench/export: batch-1 inference latency of the same network three ways — tsvision (libtorch, eval, no grad),
-// onnxruntime-node running tsvision's ONNX export, and PyTorch eager (the live peer of bench/models.ts, with
-// the same architecture from scripts/reference_models.py, state-dict keys and shapes checked) — in one run,
-// block by block in turns (the side going first rotating), medians.
+// bench/export: batch-1 inference latency of the same network four ways — tsvision (libtorch, eval, no grad),
+// onnxruntime-node running tsvision's ONNX export, onnxruntime-web running it in Chromium (wasm, the page of
+// `tsvision serve`, so as many threads as the others where the machine has at most 4 cores), and PyTorch
+// eager (the live peer of bench/models.ts, with the same architecture from scripts/reference_models.py,
+// state-dict keys and shapes checked) — in one run, block by block in turns (the side going first rotating),
+// medians. Without Chromium (/usr/bin/chromium or TSVISION_CHROMIUM) the browser column is left out.
 //   node dist/bench/export.js [--models mobilenet_v1,enet] [--rounds 4] [--n 5] [--warmup 2] [--no-write]
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { Browser, Page } from 'playwright-core';
 import * as T from '../src/torch';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
-import { onnxBytes } from '../src/export';
+import { cardPath, exportOnnx, modelCard } from '../src/export';
+import { serveModel } from '../src/cli/serve';
 import { LivePeer, machineLine, median, nowMs, pause, timeEach, writeSection } from './common';
 
 const arg = (name: string, dflt: string): string => {
@@ -27,9 +34,50 @@ const MODELS = ALL.filter((m) => wanted.includes(m.name));
 if (MODELS.length === 0) throw new Error(`--models: none of ${wanted.join(', ')} is one of ${ALL.map((m) => m.name).join(', ')}`);
 
 const fmtMs = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
+const CHROMIUM = process.env.TSVISION_CHROMIUM ?? '/usr/bin/chromium';
+const webVersion = (): string => (JSON.parse(fs.readFileSync(path.join(path.dirname(require.resolve('onnxruntime-web')), '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+/** The exported file in `tsvision serve`'s page, with a timing function beside the page's own code. */
+async function browserSide(browser: Browser, file: string, shape: number[]): Promise<{ page: Page; threads: number; time(n: number, warmup: number): Promise<number[]>; close(): Promise<void> }> {
+  const served = await serveModel(file, { port: 0, host: '127.0.0.1' });
+  const page = await browser.newPage();
+  await page.goto(served.url);
+  await page.waitForFunction(`/loaded|Could not/.test(document.getElementById('status').textContent)`, null, { timeout: 120_000 });
+  const status = (await page.textContent('#status')) ?? '';
+  if (!/loaded/.test(status)) throw new Error(`browser: ${status}`);
+  await page.evaluate(`(async () => { window.benchSession = await ort.InferenceSession.create('/model.onnx', { executionProviders: ['wasm'] }); })()`);
+  return {
+    page,
+    threads: (await page.evaluate('ort.env.wasm.numThreads')) as number,
+    time: (n, warmup) =>
+      page.evaluate(`(async () => {
+        const shape = ${JSON.stringify(shape)};
+        const x = new ort.Tensor('float32', Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => Math.random() - 0.5), shape);
+        const ms = [];
+        for (let i = 0; i < ${warmup} + ${n}; i++) {
+          const t0 = performance.now();
+          await window.benchSession.run({ input: x });
+          if (i >= ${warmup}) ms.push(performance.now() - t0);
+        }
+        return ms;
+      })()`) as Promise<number[]>,
+    close: async () => {
+      await page.close();
+      await served.close();
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const rows: string[] = [];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-bench-export-'));
+  let browser: Browser | null = null;
+  if (fs.existsSync(CHROMIUM)) {
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  } else console.log(`no Chromium at ${CHROMIUM}: the browser column is left out`);
+  let webThreads = 0;
+  const chromiumVersion = browser?.version() ?? '';
   for (const { name, size, classes, label } of MODELS) {
     T.manualSeed(0);
     const seg = isSegmentationModelName(name);
@@ -37,7 +85,13 @@ async function main(): Promise<void> {
     model.eval();
     const shape = [1, 3, ...size];
     const x = T.randn(shape).keep();
-    const session = await ort.InferenceSession.create(onnxBytes(model, { inputShape: shape }), {
+    const file = path.join(tmp, `${name}.onnx`);
+    exportOnnx(model, file, { inputShape: shape });
+    const card = modelCard({ name, segmentation: seg, normalization: { mean: [0, 0, 0], std: [1, 1, 1] }, classes: Array.from({ length: classes }, (_, i) => `class ${i}`) }, shape, { input: 'input', output: 'output' });
+    fs.writeFileSync(cardPath(file), JSON.stringify(card));
+    const web = browser ? await browserSide(browser, file, shape) : null;
+    webThreads = web?.threads ?? 0;
+    const session = await ort.InferenceSession.create(file, {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
@@ -45,7 +99,7 @@ async function main(): Promise<void> {
     const feeds = { input: new ort.Tensor('float32', x.toArray() as Float32Array, shape) };
     const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
     const { peer } = await LivePeer.start<{ ready: boolean }>('models_torch.py', { model: name, params: model.numParameters(), shapes, size, classes, seg, batch: 1, threads, device: 'cpu' });
-    const times = { tsvision: [] as number[], ort: [] as number[], torch: [] as number[] };
+    const times = { tsvision: [] as number[], ort: [] as number[], web: [] as number[], torch: [] as number[] };
     const sides: [keyof typeof times, () => Promise<void>][] = [
       ['tsvision', async () => void times.tsvision.push(...timeEach(() => T.tidy(() => T.noGrad(() => void model.forward(x))), n, warmup))],
       ['ort', async () => {
@@ -57,6 +111,7 @@ async function main(): Promise<void> {
         }
       }],
       ['torch', async () => void times.torch.push(...(await peer.request<{ ms: number[] }>({ task: 'infer', n, warmup })).ms)],
+      ...(web ? [['web', async () => void times.web.push(...(await web.time(n, warmup)))] as [keyof typeof times, () => Promise<void>]] : []),
     ];
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < sides.length; i++) {
@@ -65,18 +120,23 @@ async function main(): Promise<void> {
       }
     }
     await peer.close();
+    await web?.close();
     await session.release();
     x.dispose();
     const [ts, on, pt] = [median(times.tsvision), median(times.ort), median(times.torch)];
-    console.log(`${name}: tsvision ${fmtMs(ts)} ms, onnxruntime-node ${fmtMs(on)} ms, PyTorch eager ${fmtMs(pt)} ms (medians of ${times.ort.length})`);
-    rows.push(`| ${label} ${size[0]}×${size[1]} | ${fmtMs(ts)} ms | ${fmtMs(on)} ms | ${fmtMs(pt)} ms |`);
+    const wb = web ? median(times.web) : NaN;
+    console.log(`${name}: tsvision ${fmtMs(ts)} ms, onnxruntime-node ${fmtMs(on)} ms,${web ? ` onnxruntime-web in Chromium ${fmtMs(wb)} ms,` : ''} PyTorch eager ${fmtMs(pt)} ms (medians of ${times.ort.length})`);
+    rows.push(`| ${label} ${size[0]}×${size[1]} | ${fmtMs(ts)} ms | ${fmtMs(on)} ms |${web ? ` ${fmtMs(wb)} ms |` : ''} ${fmtMs(pt)} ms |`);
   }
-  const table = ['| model, batch 1 | tsvision | onnxruntime-node (tsvision\'s ONNX export) | PyTorch eager |', '|---|---|---|---|', ...rows].join('\n');
+  await browser?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  const webHead = browser ? ` onnxruntime-web in Chromium (wasm, ${webThreads} thread${webThreads === 1 ? '' : 's'}) |` : '';
+  const table = [`| model, batch 1 | tsvision | onnxruntime-node (tsvision's ONNX export) |${webHead} PyTorch eager |`, `|---|---|---|${browser ? '---|' : ''}---|`, ...rows].join('\n');
   console.log(table);
   const cmd = ['node dist/bench/export.js', ...process.argv.slice(2)].join(' ');
   writeSection(
     'export-cpu',
-    `## Inference after ONNX export (cpu)\n\n\`${cmd}\` — ${machineLine('cpu')}, onnxruntime-node ${ort.env.versions.node ?? ''} with the same intra-op threads; ${rounds} rounds, each timing ` +
+    `## Inference after ONNX export (cpu)\n\n\`${cmd}\` — ${machineLine('cpu')}, onnxruntime-node ${ort.env.versions.node ?? ''} with the same intra-op threads${chromiumVersion ? `, onnxruntime-web ${webVersion()} in headless Chromium ${chromiumVersion} (the page of \`tsvision serve\`, wasm threads as the page sets them)` : ''}; ${rounds} rounds, each timing ` +
       `${n} batch-1 calls after ${warmup} untimed ones on each side in turn (the side going first rotating); medians; measured ${new Date().toISOString().slice(0, 10)}.\n\n${table}`,
   );
 }

@@ -2,6 +2,7 @@
 // writes beside it), run by onnxruntime-web's wasm backend. The card says how training fed the network —
 // input size, grey or RGB, normalization — and names the classes, so one page serves any exported network.
 /* global ort */
+export { argmaxClasses, topK } from './postprocess.js';
 
 // The wasm files are served next to ort.min.js. Threads need SharedArrayBuffer, which browsers give only to
 // cross-origin isolated pages (COOP/COEP headers, as `tsvision serve` sends); elsewhere one thread.
@@ -57,26 +58,4 @@ export async function run(model, input) {
   const t = performance.now();
   const out = await model.session.run({ [model.card.input.name]: input });
   return { output: out[model.card.output.name], ms: performance.now() - t };
-}
-
-/** Classifier logits [1, K] → [{ name, index, p }] sorted by probability, the first k. */
-export function topK(logits, classes, k = 5) {
-  const v = Array.from(logits);
-  const max = Math.max(...v);
-  const e = v.map((x) => Math.exp(x - max));
-  const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((x, i) => ({ name: classes[i] ?? `class ${i}`, index: i, p: x / sum })).sort((a, b) => b.p - a.p).slice(0, k);
-}
-
-/** Segmentation logits [1, K, H, W] → the most likely class per pixel (H × W, row-major). */
-export function argmaxClasses(logits) {
-  const [, k, h, w] = logits.dims;
-  const n = h * w;
-  const labels = new Uint8Array(n);
-  const best = logits.data.slice(0, n);
-  for (let c = 1; c < k; c++) {
-    const plane = logits.data.subarray(c * n, (c + 1) * n);
-    for (let i = 0; i < n; i++) if (plane[i] > best[i]) (best[i] = plane[i]), (labels[i] = c);
-  }
-  return { labels, width: w, height: h };
 }

@@ -453,6 +453,7 @@ program
   .option('--flip', 'segmentation: also average over the mirrored image', false)
   .option('--mean <list>', 'normalization mean per channel, e.g. 0.5,0.5,0.5 (default: what training used; plain weights: as image folders)', numList('--mean'))
   .option('--std <list>', 'normalization std per channel (with --mean)', numList('--std'))
+  .option('--batch-size <n>', 'images decoded and run through the network together', num('--batch-size', { int: true, min: 1 }), 8)
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
   .action(async (weights: string, images: string[], o) => {
     if (o.threads) setNumThreads(o.threads);

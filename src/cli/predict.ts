@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromArray, tidy, keep } from '../torch';
-import { ClassScore, NamedImage, Predictor, SegmentationPrediction, readImage } from '../infer/predict';
+import { ClassScore, Predictor, SegmentationPrediction, readImage } from '../infer/predict';
 import { Normalization } from '../infer/restore';
 import { maskPng, overlayPng } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
@@ -23,6 +23,8 @@ export interface PredictCommandOptions {
   scales?: number[];
   flip: boolean;
   normalization?: Normalization;
+  /** Images decoded and run through the network together. */
+  batchSize: number;
 }
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
@@ -39,14 +41,21 @@ export async function predictCommand(weights: string, args: readonly string[], o
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
   const progress = files.length > PROGRESS_FROM ? progressLine(files.length) : null;
-  for (const [i, file] of files.entries()) {
-    const image = await readImage(file);
-    const r: Result = predictor.segmentation
-      ? await segmentOne(predictor, image, o, names?.[i])
-      : { file, top: await predictor.classify(image, { topK: o.top }) };
-    results.push(r);
-    if (!o.json) console.log(describe(r, predictor.classes));
-    progress?.(i + 1);
+  // Batches of --batch-size files: decoded concurrently, run through the network together, then reported.
+  for (let start = 0; start < files.length; start += o.batchSize) {
+    const batch = await Promise.all(files.slice(start, start + o.batchSize).map(readImage));
+    const done: Result[] = predictor.segmentation
+      ? await Promise.all(
+          (await predictor.segmentMany(batch, { scales: o.scales, flip: o.flip, batchSize: o.batchSize, keepImage: !!o.out })).map((p, j) =>
+            segmentResult(p, batch[j].name, o, names?.[start + j]),
+          ),
+        )
+      : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize })).map((top, j) => ({ file: batch[j].name, top }));
+    for (const r of done) {
+      results.push(r);
+      if (!o.json) console.log(describe(r, predictor.classes));
+    }
+    progress?.(results.length);
   }
   if (o.json) {
     const task = predictor.segmentation ? 'segmentation' : 'classification';
@@ -85,12 +94,11 @@ function outputNames(files: readonly string[]): string[] {
   return names;
 }
 
-async function segmentOne(predictor: Predictor, image: NamedImage, o: PredictCommandOptions, name: string | undefined): Promise<Result> {
-  const p = await predictor.segment(image, { scales: o.scales, flip: o.flip });
+async function segmentResult(p: SegmentationPrediction, file: string, o: PredictCommandOptions, name: string | undefined): Promise<Result> {
   const facts = { width: p.width, height: p.height, classPixels: p.classPixels };
-  if (!o.out || name === undefined) return { file: image.name, ...facts };
+  if (!o.out || name === undefined || !p.image) return { file, ...facts };
   const files = { mask: path.join(o.out, `${name}.mask.png`), overlay: path.join(o.out, `${name}.overlay.png`) };
-  const decoded = await predictor.decode(image);
+  const decoded = p.image; // decoded with the prediction, at the image's own size
   const [pixels, labels] = tidy(() => keep([
     fromArray(decoded.pixels, [decoded.height, decoded.width, decoded.channels]).permute(2, 0, 1),
     fromArray(p.labels, [p.height, p.width]),
@@ -102,7 +110,7 @@ async function segmentOne(predictor: Predictor, image: NamedImage, o: PredictCom
     pixels.dispose();
     labels.dispose();
   }
-  return { file: image.name, ...facts, ...files };
+  return { file, ...facts, ...files };
 }
 
 /** One human-readable line per image. */

@@ -5,7 +5,7 @@
 // run's statistics; everything after decoding runs in libtorch inside tidy(), so no tensor outlives a call.
 import * as fs from 'node:fs';
 import sharp from 'sharp';
-import { Tensor, callOp, fromArray, noGrad, softmax, tidy } from '../torch';
+import { Tensor, callOp, cat, fromArray, noGrad, softmax, tidy } from '../torch';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
 import { decodeRaw } from '../data/decode';
 import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale, upsample } from '../models/segmentation';
@@ -40,6 +40,13 @@ export interface ClassScore {
   probability: number;
 }
 
+export interface SegmentOptions extends MultiScaleOptions {
+  /** Run at each image's own size (padded to the network's size multiple) instead of the trained size. */
+  native?: boolean;
+  /** Also return the image decoded at its own size (`image`), for overlays. */
+  keepImage?: boolean;
+}
+
 export interface SegmentationPrediction {
   /** The class of each pixel, row-major, height × width (the image's own size). */
   labels: Uint8Array;
@@ -48,6 +55,8 @@ export interface SegmentationPrediction {
   classes: readonly string[];
   /** Pixels per class (index = class id). */
   classPixels: number[];
+  /** With `keepImage`: the image decoded at its own size, as the network's channels. */
+  image?: DecodedImage;
 }
 
 /** An image decoded to the network's channels: bytes height × width × channels, row-major. */
@@ -94,16 +103,28 @@ export class Predictor {
 
   /** The k most probable classes (softmax over the logits), most probable first. */
   async classify(image: ImageInput, o: { topK?: number } = {}): Promise<ClassScore[]> {
+    return (await this.classifyMany([image], o))[0];
+  }
+
+  /**
+   * classify() for many images, `batchSize` at a time (default 8): each batch is decoded concurrently (sharp
+   * works off the JavaScript thread) and images of one size go through the network together. Eval-mode
+   * networks treat every image of a batch alone, so the answers are classify()'s.
+   */
+  async classifyMany(images: readonly ImageInput[], o: { topK?: number; batchSize?: number } = {}): Promise<ClassScore[][]> {
     if (this.segmentation) throw new Error(`${this.name} is a segmentation network: use segment()`);
-    const img = await decodeImage(image, this.channels, this.size);
-    return tidy(() =>
-      noGrad(() => {
-        const logits = this.model.forward(this.input(img));
-        const k = Math.max(1, Math.min(o.topK ?? 5, logits.size(1)));
-        const { values, indices } = softmax(logits, 1).topk(k, 1);
-        const p = values.toNumbers();
-        return indices.toNumbers().map((index, i) => ({ class: this.className(index), index, probability: p[i] }));
-      }),
+    return this.inBatches(images, o.batchSize, this.size, (group) =>
+      tidy(() =>
+        noGrad(() => {
+          const logits = this.model.forward(cat(group.map((g) => this.input(g.img)), 0));
+          const k = Math.max(1, Math.min(o.topK ?? 5, logits.size(1)));
+          const { values, indices } = softmax(logits, 1).topk(k, 1);
+          return group.map((_, j) => {
+            const p = values.select(0, j).toNumbers();
+            return indices.select(0, j).toNumbers().map((index, i) => ({ class: this.className(index), index, probability: p[i] }));
+          });
+        }),
+      ),
     );
   }
 
@@ -111,28 +132,80 @@ export class Predictor {
    * A class per pixel at the image's own size: the network runs at the trained size (its logits upsampled
    * back bilinearly) or, with `native`, at the image's size padded to its size multiple (logits cropped).
    * With `scales` and/or `flip`, the class probabilities are averaged over rescaled and mirrored copies
-   * (predictMultiScale, DeepLab-V3 §4.3).
+   * (predictMultiScale, DeepLab-V3 §4.3). With `keepImage`, the prediction also holds the image decoded at
+   * its own size (for overlays): the network's own decode with `native`, else a second one run alongside it.
    */
-  async segment(image: ImageInput, o: { native?: boolean } & MultiScaleOptions = {}): Promise<SegmentationPrediction> {
+  async segment(image: ImageInput, o: SegmentOptions = {}): Promise<SegmentationPrediction> {
+    return (await this.segmentMany([image], o))[0];
+  }
+
+  /** segment() for many images, `batchSize` at a time (default 8), images of one size through the network together. */
+  async segmentMany(images: readonly ImageInput[], o: SegmentOptions & { batchSize?: number } = {}): Promise<SegmentationPrediction[]> {
     if (!this.segmentation) throw new Error(`${this.name} is a classifier: use classify()`);
-    const bytes = await readImage(image);
     const size = (o.native ?? this.native) ? null : this.size;
-    const [img, full] = await Promise.all([decodeImage(bytes, this.channels, size), size ? imageSize(bytes) : null]);
-    const { width, height } = full ?? img;
-    const { labels, classPixels } = tidy(() =>
-      noGrad(() => {
-        // forwardAnySize pads only where the size is not a multiple of the network's (e.g. --size 30x30 for ENet).
-        const net = this.model as SegmentationNet;
-        const multi = o.scales !== undefined || o.flip === true;
-        // Probabilities or logits: their argmax is the class either way, and both resize bilinearly.
-        const logits = multi ? predictMultiScale(net, this.input(img), o) : forwardAnySize(net, this.input(img));
-        const atImage = logits.size(2) === height && logits.size(3) === width ? logits : upsample(logits, [height, width]);
-        const l = atImage.argmax(1).flatten();
-        const counts = callOp('aten::bincount', l, null, this.classes.length) as Tensor;
-        return { labels: l.to('uint8').toArray() as Uint8Array, classPixels: counts.toNumbers() };
-      }),
+    return this.inBatches(images, o.batchSize, size, (group) =>
+      tidy(() =>
+        noGrad(() => {
+          // forwardAnySize pads only where the size is not a multiple of the network's (e.g. --size 30x30 for ENet).
+          const net = this.model as SegmentationNet;
+          const x = cat(group.map((g) => this.input(g.img)), 0);
+          const multi = o.scales !== undefined || o.flip === true;
+          // Probabilities or logits: their argmax is the class either way, and both resize bilinearly.
+          const out = multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x);
+          return group.map(({ own }, j) => {
+            const { width, height } = own;
+            const one = out.narrow(0, j, 1);
+            const atImage = one.size(2) === height && one.size(3) === width ? one : upsample(one, [height, width]);
+            const l = atImage.argmax(1).flatten();
+            const counts = callOp('aten::bincount', l, null, this.classes.length) as Tensor;
+            const p: SegmentationPrediction = { labels: l.to('uint8').toArray() as Uint8Array, width, height, classes: this.classes, classPixels: counts.toNumbers() };
+            if (o.keepImage) p.image = 'pixels' in own ? own : undefined;
+            return p;
+          });
+        }),
+      ),
+      o.keepImage,
     );
-    return { labels, width, height, classes: this.classes, classPixels };
+  }
+
+  /**
+   * Decodes `batchSize` images at a time at `size` (null: each at its own), with each image's own size —
+   * from the header, or with `ownPixels` from a decode at that size, shared where the sizes agree — and runs
+   * `run` on each group of equal decoded size, returning the answers in the images' order.
+   */
+  private async inBatches<R>(
+    images: readonly ImageInput[],
+    batchSize: number | undefined,
+    size: readonly [number, number] | null,
+    run: (group: { img: DecodedImage; own: DecodedImage | { width: number; height: number } }[]) => R[],
+    ownPixels = false,
+  ): Promise<R[]> {
+    const b = batchSize ?? 8;
+    if (!Number.isInteger(b) || b < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
+    const out: R[] = new Array(images.length);
+    for (let start = 0; start < images.length; start += b) {
+      const chunk = await Promise.all(
+        images.slice(start, start + b).map(async (image) => {
+          const bytes = await readImage(image);
+          if (!size) {
+            const img = await decodeImage(bytes, this.channels, null);
+            return { img, own: img };
+          }
+          const [img, own] = await Promise.all([decodeImage(bytes, this.channels, size), ownPixels ? decodeImage(bytes, this.channels, null) : imageSize(bytes)]);
+          return { img, own };
+        }),
+      );
+      const groups = new Map<string, number[]>();
+      chunk.forEach(({ img }, i) => {
+        const key = `${img.height}x${img.width}`;
+        groups.set(key, [...(groups.get(key) ?? []), i]);
+      });
+      for (const members of groups.values()) {
+        const answers = run(members.map((i) => chunk[i]));
+        members.forEach((i, j) => (out[start + i] = answers[j]));
+      }
+    }
+    return out;
   }
 
   /** The image as the network's channels decode it at its own size (for overlays and masks). */

@@ -273,6 +273,38 @@ test('segment: labels equal the reference ENet at native size (padded) and at th
   assertLabels(multi.labels, ref.multi, ref.multi_gap, 'multi-scale'); // gaps of probabilities here
 });
 
+test('batches: classifyMany and segmentMany answer as one image at a time, in the images\' order, mixed sizes included', async () => {
+  await ready;
+  // Different images (so that a mixed-up order shows), a size of their own for the native groups.
+  const crop = await sharp(IMAGES.scene).extract({ left: 0, top: 0, width: 48, height: 32 }).png().toBuffer();
+  const cls = await Predictor.load(clsCkpt);
+  const inputs = [IMAGES.rgba, IMAGES.grey, IMAGES.flat, fs.readFileSync(IMAGES.rgba), IMAGES.grey];
+  const one = await Promise.all(inputs.map((i) => cls.classify(i, { topK: 4 })));
+  assert.notDeepEqual(one[0].map((c) => c.index), one[2].map((c) => c.index).reverse(), 'the images must differ');
+  for (const batchSize of [1, 2, 8]) {
+    const many = await cls.classifyMany(inputs, { topK: 4, batchSize });
+    many.forEach((top, i) => top.forEach((c, k) => {
+      assert.equal(c.index, one[i][k].index, `batch ${batchSize}, image ${i}`);
+      assert.ok(Math.abs(c.probability - one[i][k].probability) < 1e-5, `batch ${batchSize}, image ${i}: ${c.probability} vs ${one[i][k].probability}`);
+    }));
+  }
+  const seg = await Predictor.load(segCkpt);
+  const images = [IMAGES.scene, crop, IMAGES.scene, crop];
+  for (const native of [false, true]) {
+    const single = await Promise.all(images.map((i) => seg.segment(i, { native })));
+    const batched = await seg.segmentMany(images, { native, batchSize: 3, keepImage: true });
+    batched.forEach((b, i) => {
+      assert.deepEqual([b.width, b.height], [single[i].width, single[i].height]);
+      assert.ok(Buffer.from(b.labels).equals(Buffer.from(single[i].labels)), `native ${native}, image ${i}: labels`);
+      assert.deepEqual([b.image!.width, b.image!.height, b.image!.channels], [b.width, b.height, 1], 'the image at its own size');
+    });
+  }
+  await assert.rejects(cls.classifyMany(inputs, { batchSize: 0 }), /batch size must be a positive integer, got 0/);
+  const r = run('predict', clsCkpt, IMAGES.grey, '--batch-size', '0');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--batch-size must be an integer >= 1, got '0'/);
+});
+
 test('predict -o: the mask decodes to the labels; the overlay is the image with class colours at its size', async () => {
   await ready;
   const out = file('out');

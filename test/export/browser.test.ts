@@ -4,7 +4,7 @@
 // Checked against tsvision on the same pixels: the page's input tensor, its output, and what it displays.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,11 +14,10 @@ import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
 import { ENet } from '../../src/models/enet';
 import { Module } from '../../src/nn';
-import { saveCheckpoint } from '../../src/train/checkpoint';
+import { CLI, exportCheckpoint as exported, randomizeBatchNorm, startServer } from '../helpers/deploy';
 import { Predictor } from '../../src/infer';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMNIST } from '../../src/data';
 
-const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const CHROMIUM = process.env.TSVISION_CHROMIUM ?? '/usr/bin/chromium';
 // Set-up installs Chromium, so CI must have it; elsewhere the browser tests are skipped with the reason.
 const skip = !fs.existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt install chromium, or set TSVISION_CHROMIUM)` : false;
@@ -39,31 +38,8 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** `tsvision export` of a checkpoint whose config says how it was trained; returns the .onnx path. */
-function exportCheckpoint(name: string, model: Module, config: Record<string, unknown>): string {
-  const ckpt = path.join(dir, `${name}.safetensors`);
-  saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 1, config });
-  const onnx = path.join(dir, `${name}.onnx`);
-  const r = spawnSync(process.execPath, [CLI, 'export', ckpt, '-o', onnx], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return onnx;
-}
-
-/** `tsvision serve` on a free port; resolves to the page URL it prints. */
-async function serve(onnx: string): Promise<string> {
-  const p = spawn(process.execPath, [CLI, 'serve', onnx, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  servers.push(p);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /open (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => reject(new Error(`tsvision serve exited (${code}): ${out}`)));
-  });
-}
+const exportCheckpoint = (name: string, model: Module, config: Record<string, unknown>): string => exported(dir, name, model, config).onnx;
+const serve = (onnx: string): Promise<string> => startServer([CLI, 'serve', onnx, '--port', '0'], /open (http:\/\/\S+)/, servers);
 
 /** Opens the page, waits for the model to load, uploads `png` and waits for the result. */
 async function openAndUpload(url: string, png: string, before?: (page: Page) => Promise<void>): Promise<Page> {
@@ -160,11 +136,7 @@ for (const [name, channels, size] of [
   test(`segmentation page (${name}): the class map Chromium computes is tsvision's`, { skip }, async () => {
     T.manualSeed(2);
     const model = new ENet({ numClasses: 11, inChannels: channels });
-    // Random BatchNorm statistics, so that the page's normalization matters to the output.
-    for (const [k, t] of Object.entries(model.stateDict())) {
-      if (k.endsWith('running_mean')) t.copy_(T.randn(t.shape).mul(0.1));
-      if (k.endsWith('running_var')) t.copy_(T.rand(t.shape).add(0.5));
-    }
+    randomizeBatchNorm(model); // so that the page's normalization matters to the output
     const config = channels === 1 ? { model: 'enet', scenes: { size: 64 } } : { model: 'enet', folders: { train: 'x', test: 'y', size, channels: 3 } };
     const onnx = exportCheckpoint(`enet${channels}`, model, config);
     const card = JSON.parse(fs.readFileSync(onnx.replace(/\.onnx$/, '.json'), 'utf8')) as { input: { height: number; width: number }; normalization: { mean: number[]; std: number[] } };

@@ -3,7 +3,7 @@
 // on the same image files: same classes and probabilities, same class map.
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,10 +12,9 @@ import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
 import { ENet } from '../../src/models/enet';
 import { Module } from '../../src/nn';
-import { saveCheckpoint } from '../../src/train/checkpoint';
+import { exportCheckpoint, randomizeBatchNorm, startServer } from '../helpers/deploy';
 import { Predictor } from '../../src/infer';
 
-const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const SERVER = path.resolve(__dirname, '..', '..', '..', 'examples', 'server', 'server.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-server-'));
 const servers: ChildProcess[] = [];
@@ -24,31 +23,8 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A checkpoint and its `tsvision export`; returns the checkpoint and .onnx paths. */
-function exported(name: string, model: Module, config: Record<string, unknown>): { ckpt: string; onnx: string } {
-  const ckpt = path.join(dir, `${name}.safetensors`);
-  saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 1, config });
-  const onnx = path.join(dir, `${name}.onnx`);
-  const r = spawnSync(process.execPath, [CLI, 'export', ckpt, '-o', onnx], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return { ckpt, onnx };
-}
-
-/** Starts the example server on a free port; resolves to its base URL. */
-function start(onnx: string): Promise<string> {
-  const p = spawn(process.execPath, [SERVER, onnx, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  servers.push(p);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+\/)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => reject(new Error(`server exited (${code}): ${out}`)));
-  });
-}
+const exported = (name: string, model: Module, config: Record<string, unknown>): { ckpt: string; onnx: string } => exportCheckpoint(dir, name, model, config);
+const start = (onnx: string): Promise<string> => startServer([SERVER, onnx, '--port', '0'], /listening on (http:\/\/\S+\/)/, servers);
 
 const post = (url: string, body: Buffer): Promise<Response> => fetch(url, { method: 'POST', body });
 
@@ -94,10 +70,7 @@ test('a classifier: top-5 classes and probabilities are what tsvision predicts f
 test('a segmentation network: class counts and the mask PNG are tsvision\'s class map', async () => {
   T.manualSeed(5);
   const model = new ENet({ numClasses: 11, inChannels: 3 });
-  for (const [k, t] of Object.entries(model.stateDict())) {
-    if (k.endsWith('running_mean')) t.copy_(T.randn(t.shape).mul(0.1));
-    if (k.endsWith('running_var')) t.copy_(T.rand(t.shape).add(0.5));
-  }
+  randomizeBatchNorm(model);
   const { ckpt, onnx } = exported('enet', model, { model: 'enet', folders: { train: 'x', test: 'y', size: [48, 64], channels: 3 } });
   const base = await start(onnx);
   const predictor = await Predictor.load(ckpt);

@@ -386,6 +386,22 @@ Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(slots.size() - freeSlots.size()));
 }
 
+// The CPU allocator's large-block cache counters (allocator.cc), for diagnosing page-fault-bound slowdowns.
+Napi::Value AllocatorStatsValue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AllocatorStats s = allocatorStats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("hits", static_cast<double>(s.hits));
+  o.Set("misses", static_cast<double>(s.misses));
+  o.Set("overflows", static_cast<double>(s.overflows));
+  o.Set("evictions", static_cast<double>(s.evictions));
+  o.Set("ownedBytes", static_cast<double>(s.ownedBytes));
+  o.Set("cachedBytes", static_cast<double>(s.cachedBytes));
+  o.Set("cachedBlocks", static_cast<double>(s.cachedBlocks));
+  o.Set("capBytes", static_cast<double>(s.cap));
+  return o;
+}
+
 Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
 }
@@ -445,6 +461,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   fn("cudaSynchronize", CudaSynchronize);
   fn("info", Info);
   fn("liveTensors", LiveTensors);
+  fn("allocatorStats", AllocatorStatsValue);
 
 #undef fn
   initDispatch(env, exports);

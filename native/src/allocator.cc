@@ -69,11 +69,16 @@ struct Cache {
   std::multimap<size_t, void*> free;        // cached blocks by size class
   size_t cached = 0;
   size_t cap = 0;
+  AllocatorStats stats;  // counters for allocatorStats(); guarded by mu
 
   void* take(size_t cls) {
     std::lock_guard<std::mutex> lock(mu);
     auto it = free.find(cls);
-    if (it == free.end()) return nullptr;
+    if (it == free.end()) {
+      stats.misses++;
+      return nullptr;
+    }
+    stats.hits++;
     void* p = it->second;
     free.erase(it);
     cached -= cls;
@@ -83,6 +88,7 @@ struct Cache {
   void adopt(void* p, size_t cls) {
     std::lock_guard<std::mutex> lock(mu);
     sizes[p] = cls;
+    stats.ownedBytes += cls;
   }
 
   // Returns false if p is not a large block of ours.
@@ -94,6 +100,8 @@ struct Cache {
       free.emplace(it->second, p);
       cached += it->second;
     } else {
+      stats.overflows++;
+      stats.ownedBytes -= it->second;
       sizes.erase(it);
       sysFree(p);
     }
@@ -103,6 +111,7 @@ struct Cache {
   void trim() {
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [cls, p] : free) {
+      stats.ownedBytes -= cls;
       sizes.erase(p);
       sysFree(p);
     }
@@ -162,6 +171,15 @@ void installAllocator() {
   cache.cap = mb ? std::strtoull(mb, nullptr, 10) << 20 : std::max(2048ull << 20, quarter);
   c10::SetCPUAllocator(&allocator, /*priority=*/100);
   installed = true;
+}
+
+AllocatorStats allocatorStats() {
+  std::lock_guard<std::mutex> lock(cache.mu);
+  AllocatorStats s = cache.stats;
+  s.cachedBytes = cache.cached;
+  s.cachedBlocks = cache.free.size();
+  s.cap = cache.cap;
+  return s;
 }
 
 const char* allocatorName() {

@@ -52,6 +52,12 @@ Napi::Value safe(const Napi::CallbackInfo& info) {
 
 void installAllocator();        // routes libtorch's CPU allocations through mimalloc where available
 const char* allocatorName();
+// The large-block cache's counters since start (misses = blocks taken from the system), and its state now.
+struct AllocatorStats {
+  uint64_t hits = 0, misses = 0, overflows = 0, evictions = 0;
+  size_t ownedBytes = 0, cachedBytes = 0, cachedBlocks = 0, cap = 0;
+};
+AllocatorStats allocatorStats();
 void initDispatch(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);
 Napi::Object Init(Napi::Env env, Napi::Object exports);

@@ -22,6 +22,24 @@ export interface NativeInfo {
   config: string;
 }
 
+/** The CPU allocator's large-block cache (native/src/allocator.cc): counters since start, and its state now. */
+export interface AllocatorStats {
+  /** Large-block requests served from the cache. */
+  hits: number;
+  /** Large-block requests the cache could not serve: each took a fresh block from the system. */
+  misses: number;
+  /** Freed blocks handed back to the system because the cache was full. */
+  overflows: number;
+  /** Cached blocks handed back to the system to make room for a more recently freed one. */
+  evictions: number;
+  /** Bytes in large blocks the allocator holds, in use or cached. */
+  ownedBytes: number;
+  cachedBytes: number;
+  cachedBlocks: number;
+  /** The cache's cap (TSVISION_CPU_CACHE_MB). */
+  capBytes: number;
+}
+
 export interface Native {
   lookup(name: string, overload: string): { id: number; schema: string };
   call(id: number, ...args: NativeArg[]): NativeResult;
@@ -54,6 +72,7 @@ export interface Native {
   cudaSynchronize(): void;
   info(): NativeInfo;
   liveTensors(): number;
+  allocatorStats(): AllocatorStats;
 }
 
 /** Where the addon was loaded from (shown by `tsvision info`). */

@@ -1,6 +1,6 @@
 // Process-wide settings: seeds, threads, devices, and what `tsvision info` reports.
 import * as os from 'node:os';
-import { addonPath, native } from './native';
+import { AllocatorStats, addonPath, native } from './native';
 import { Tensor } from './tensor';
 
 /** Seeds libtorch's default generators (CPU and CUDA), as torch.manual_seed. */
@@ -74,4 +74,11 @@ export function engineConfig(): string {
 /** Tensor handles alive right now: a number that stays flat in a leak-free loop. */
 export function liveTensors(): number {
   return native.liveTensors();
+}
+
+export type { AllocatorStats };
+
+/** The CPU allocator's large-block cache counters: misses that keep growing in a steady loop mean fresh pages every step. */
+export function cpuAllocatorStats(): AllocatorStats {
+  return native.allocatorStats();
 }

@@ -394,7 +394,6 @@ Napi::Value AllocatorStatsValue(const Napi::CallbackInfo& info) {
   o.Set("hits", static_cast<double>(s.hits));
   o.Set("misses", static_cast<double>(s.misses));
   o.Set("overflows", static_cast<double>(s.overflows));
-  o.Set("evictions", static_cast<double>(s.evictions));
   o.Set("ownedBytes", static_cast<double>(s.ownedBytes));
   o.Set("cachedBytes", static_cast<double>(s.cachedBytes));
   o.Set("cachedBlocks", static_cast<double>(s.cachedBlocks));

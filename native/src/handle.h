@@ -54,7 +54,7 @@ void installAllocator();        // routes libtorch's CPU allocations through mim
 const char* allocatorName();
 // The large-block cache's counters since start (misses = blocks taken from the system), and its state now.
 struct AllocatorStats {
-  uint64_t hits = 0, misses = 0, overflows = 0, evictions = 0;
+  uint64_t hits = 0, misses = 0, overflows = 0;
   size_t ownedBytes = 0, cachedBytes = 0, cachedBlocks = 0, cap = 0;
 };
 AllocatorStats allocatorStats();

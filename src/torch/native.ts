@@ -30,8 +30,6 @@ export interface AllocatorStats {
   misses: number;
   /** Freed blocks handed back to the system because the cache was full. */
   overflows: number;
-  /** Cached blocks handed back to the system to make room for a more recently freed one. */
-  evictions: number;
   /** Bytes in large blocks the allocator holds, in use or cached. */
   ownedBytes: number;
   cachedBytes: number;

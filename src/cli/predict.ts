@@ -28,8 +28,11 @@ export interface PredictCommandOptions {
 }
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
-/** Above this many images a progress line (images/s) goes to stderr. */
-const PROGRESS_FROM = 20;
+/**
+ * Above this many images progress (images/s) goes to stderr: on a terminal as a line redrawn in place; into a
+ * pipe or log only for longer runs, as plain lines, since a redrawn line is control codes there.
+ */
+const PROGRESS_FROM = { tty: 20, pipe: 50 };
 
 type Result = { file: string } & ({ top: ClassScore[] } | (Omit<SegmentationPrediction, 'labels' | 'classes'> & { mask?: string; overlay?: string }));
 
@@ -38,10 +41,26 @@ export async function predictCommand(weights: string, args: readonly string[], o
   const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization });
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
   if ((o.scales || o.flip) && !predictor.segmentation) throw new Error(`--scales and --flip apply to segmentation networks; ${predictor.name} is a classifier`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
-  const progress = files.length > PROGRESS_FROM ? progressLine(files.length) : null;
-  // Batches of --batch-size files: decoded concurrently, run through the network together, then reported.
+  const progress = progressReporter(files.length);
+  try {
+    await predictAll(predictor, files, names, o, (r) => {
+      results.push(r);
+      if (!o.json) console.log(describe(r, predictor.classes));
+    }, () => progress?.update(results.length));
+  } finally {
+    progress?.end(); // a failed run does not leave its error on the progress line
+  }
+  if (o.json) {
+    const task = predictor.segmentation ? 'segmentation' : 'classification';
+    console.log(JSON.stringify({ model: predictor.name, task, classes: predictor.classes, results }, null, 2));
+  }
+}
+
+/** Batches of --batch-size files: read and decoded concurrently, run through the network together, reported in order. */
+async function predictAll(predictor: Predictor, files: readonly string[], names: readonly string[] | null, o: PredictCommandOptions, report: (r: Result) => void, batchDone: () => void): Promise<void> {
   for (let start = 0; start < files.length; start += o.batchSize) {
     const batch = await Promise.all(files.slice(start, start + o.batchSize).map(readImage));
     const done: Result[] = predictor.segmentation
@@ -51,15 +70,8 @@ export async function predictCommand(weights: string, args: readonly string[], o
           ),
         )
       : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize })).map((top, j) => ({ file: batch[j].name, top }));
-    for (const r of done) {
-      results.push(r);
-      if (!o.json) console.log(describe(r, predictor.classes));
-    }
-    progress?.(results.length);
-  }
-  if (o.json) {
-    const task = predictor.segmentation ? 'segmentation' : 'classification';
-    console.log(JSON.stringify({ model: predictor.name, task, classes: predictor.classes, results }, null, 2));
+    done.forEach(report);
+    batchDone();
   }
 }
 
@@ -124,15 +136,39 @@ function describe(r: Result, classes: readonly string[]): string {
 
 const pct = (p: number): string => `${(100 * p).toFixed(1)}%`;
 
-/** A transient stderr line, redrawn at most 4 times a second: done/total and images per second; a newline at the end. */
-function progressLine(total: number): (done: number) => void {
-  const start = performance.now();
+/** What progress needs of a stream (process.stderr, or a test's). */
+export interface ProgressStream {
+  isTTY?: boolean;
+  write(s: string): unknown;
+}
+
+/**
+ * Progress of `total` images on `stream` (stderr), or null where the run is too short to need it: done/total
+ * and images per second. On a terminal one line redrawn at most 4 times a second; elsewhere (a pipe, a log
+ * file) a plain line at most every 5 s, so that logs stay readable. Both show the last count; `end` finishes
+ * a redrawn line that an error cut short. `now` (ms) is injectable for tests.
+ */
+export function progressReporter(total: number, stream: ProgressStream = process.stderr, now: () => number = () => performance.now()): { update(done: number): void; end(): void } | null {
+  const tty = stream.isTTY === true;
+  if (total <= (tty ? PROGRESS_FROM.tty : PROGRESS_FROM.pipe)) return null;
+  const start = now();
   let shown = start;
-  return (done) => {
-    const now = performance.now();
-    if (done < total && now - shown < 250) return;
-    shown = now;
-    const rate = done / ((now - start) / 1000);
-    process.stderr.write(`\r[${String(done).padStart(String(total).length)}/${total}] ${rate.toFixed(1)} images/s\x1b[K${done === total ? '\n' : ''}`);
+  let open = false; // a redrawn line without its newline yet
+  return {
+    update(done) {
+      const t = now();
+      if (done < total && t - shown < (tty ? 250 : 5000)) return;
+      shown = t;
+      const line = `[${String(done).padStart(String(total).length)}/${total}] ${(done / Math.max((t - start) / 1000, 1e-3)).toFixed(1)} images/s`;
+      if (!tty) stream.write(`${line}\n`);
+      else {
+        stream.write(`\r${line}\x1b[K${done >= total ? '\n' : ''}`);
+        open = done < total;
+      }
+    },
+    end() {
+      if (open) stream.write('\n');
+      open = false;
+    },
   };
 }

@@ -133,7 +133,8 @@ export class Predictor {
    * back bilinearly) or, with `native`, at the image's size padded to its size multiple (logits cropped).
    * With `scales` and/or `flip`, the class probabilities are averaged over rescaled and mirrored copies
    * (predictMultiScale, DeepLab-V3 §4.3). With `keepImage`, the prediction also holds the image decoded at
-   * its own size (for overlays): the network's own decode with `native`, else a second one run alongside it.
+   * its own size (for overlays): the network's own decode with `native` or where the image has the trained size,
+   * else a second decode run alongside it (see inBatches for why not a resize of one decode).
    */
   async segment(image: ImageInput, o: SegmentOptions = {}): Promise<SegmentationPrediction> {
     return (await this.segmentMany([image], o))[0];
@@ -170,8 +171,19 @@ export class Predictor {
 
   /**
    * Decodes `batchSize` images at a time at `size` (null: each at its own), with each image's own size —
-   * from the header, or with `ownPixels` from a decode at that size, shared where the sizes agree — and runs
-   * `run` on each group of equal decoded size, returning the answers in the images' order.
+   * from the header, or with `ownPixels` the pixels at that size — and runs `run` on each group of equal
+   * decoded size, returning the answers in the images' order.
+   *
+   * Grouping is within each chunk of `batchSize` images only: at a fixed `size` a chunk is one group; at own
+   * sizes (`native`) images of equal size share a forward pass and an odd-sized image runs alone. Gathering
+   * equal sizes across the whole input instead would hold more than `batchSize` decoded images and answer out
+   * of order, for a gain only on folders that mix a few sizes.
+   *
+   * One decode per image where one suffices: at own sizes, and where an image already has the trained size (a
+   * same-size resize is a no-op in sharp, so its pixels are the network's). Otherwise `ownPixels` needs a
+   * second decode: resizing the own-size pixels would not be what training did — sharp shrinks JPEGs while
+   * decoding them and resizes with alpha premultiplied before dropping it, so such images would reach the
+   * network changed (on synthetic 300×200 images: up to 21 levels for a JPEG, 126 for a translucent PNG).
    */
   private async inBatches<R>(
     images: readonly ImageInput[],
@@ -187,11 +199,13 @@ export class Predictor {
       const chunk = await Promise.all(
         images.slice(start, start + b).map(async (image) => {
           const bytes = await readImage(image);
-          if (!size) {
-            const img = await decodeImage(bytes, this.channels, null);
+          const header = size ? await imageSize(bytes) : null;
+          if (!header || (header.height === size?.[0] && header.width === size?.[1])) {
+            // Decoded at `size` all the same, so that the network gets its size whatever the header said.
+            const img = await decodeImage(bytes, this.channels, size);
             return { img, own: img };
           }
-          const [img, own] = await Promise.all([decodeImage(bytes, this.channels, size), ownPixels ? decodeImage(bytes, this.channels, null) : imageSize(bytes)]);
+          const [img, own] = await Promise.all([decodeImage(bytes, this.channels, size), ownPixels ? decodeImage(bytes, this.channels, null) : header]);
           return { img, own };
         }),
       );

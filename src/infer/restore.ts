@@ -58,7 +58,8 @@ const knownModels = (): string => [...listModels(), ...listSegmentationModels()]
 /**
  * Reads `file` once and rebuilds its network. Checkpoints of `train` (also DSD's, mimic's and prune's phases,
  * which are ordinary runs whose options — e.g. a pruned network's `channels` — are in the config) and of
- * `segment` name their model; plain weights need `o.model`. numClasses and inChannels are read from the weights.
+ * `segment` name their model; plain weights need `o.model`. numClasses and inChannels are what the checkpoint
+ * recorded where it did (one build), else read from the weights (two probe builds first, see inferSizes).
  */
 export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNetwork {
   const { weights, checkpoint } = readWeights(file);
@@ -77,9 +78,17 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
   // Options come from --opt and JSON, so they are checked by the constructors, not by the compiler.
   const create = (segmentation ? createSegmentationModel : createModel) as (n: string, opts: Record<string, unknown>) => Network;
   const build = (extra: Record<string, unknown>): Network => create(name as string, { ...options, ...extra });
-  const inferred = inferSizes(build, weights);
-  const model = build({ ...inferred, ...(o.opt ?? {}) });
-  fitWeights(model, weights, `weights ${file} do not fit the model`);
+  // Both sizes known (a checkpoint's record, or --opt): one build, which fitWeights checks. Else two probe
+  // builds read them from the weights' shapes first — also when the known sizes do not fit, so that the
+  // answer, and the error for weights that fit nothing, stay what the probes alone give.
+  const known = { ...recordedSizes(checkpoint, cfg), ...givenSizes(o.opt) };
+  let inferred: { numClasses?: number; inChannels?: number } = known;
+  let model = known.numClasses !== undefined && known.inChannels !== undefined ? buildFitting(() => build({ ...known, ...(o.opt ?? {}) }), weights) : null;
+  if (!model) {
+    inferred = inferSizes(build, weights);
+    model = build({ ...inferred, ...(o.opt ?? {}) });
+    fitWeights(model, weights, `weights ${file} do not fit the model`);
+  }
   model.eval();
   const trained = cfg ? trainedShape(cfg) : null;
   const inChannels = num(o.opt?.inChannels) ?? inferred.inChannels ?? trained?.[1] ?? 3;
@@ -98,6 +107,47 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+/** The network with `weights` loaded, or null (nothing left allocated) where they do not fit it. */
+function buildFitting(build: () => Network, weights: Record<string, Tensor>): Network | null {
+  let model: Network | null = null;
+  try {
+    model = build();
+    model.loadStateDict(weights); // checks every name and shape before it copies anything
+    return model;
+  } catch {
+    if (model) for (const t of Object.values(model.stateDict())) t.dispose();
+    return null;
+  }
+}
+
+/** numClasses and inChannels as --opt gives them. */
+function givenSizes(opt: Record<string, unknown> | undefined): { numClasses?: number; inChannels?: number } {
+  const out: { numClasses?: number; inChannels?: number } = {};
+  const [numClasses, inChannels] = [num(opt?.numClasses), num(opt?.inChannels)];
+  if (numClasses !== undefined) out.numClasses = numClasses;
+  if (inChannels !== undefined) out.inChannels = inChannels;
+  return out;
+}
+
+/**
+ * numClasses and inChannels as the run built its network, where its checkpoint says: `train` and `segment`
+ * build with numClasses = the classes they record (or Fashion-MNIST's 10, the scenes' 11) and inChannels =
+ * the data's channels (src/train/datasets.ts, segmentationData). Absent where the record does not say.
+ */
+function recordedSizes(checkpoint: CheckpointContents | null, cfg: RecordedConfig | null): { numClasses?: number; inChannels?: number } {
+  if (!cfg) return {};
+  const out: { numClasses?: number; inChannels?: number } = {};
+  const recorded = checkpoint?.state.classes;
+  const fashionMnist = !cfg.scenes && !cfg.folders && cfg.data?.kind === 'fashion-mnist';
+  if (Array.isArray(recorded) && recorded.length > 0) out.numClasses = recorded.length;
+  else if (fashionMnist) out.numClasses = FASHION_MNIST_CLASSES.length;
+  else if (cfg.scenes && !cfg.folders) out.numClasses = SCENE_CLASSES.length;
+  if (cfg.folders) out.inChannels = cfg.folders.channels;
+  else if (cfg.scenes || fashionMnist) out.inChannels = 1;
+  else if (cfg.data?.kind === 'image-folder') out.inChannels = cfg.data.channels ?? 3;
+  return out;
+}
 
 /**
  * numClasses and inChannels from the weights: build the model twice with different values (3/5, then 5/3)

@@ -17,6 +17,7 @@ import { Module } from '../../src/nn';
 import { saveCheckpoint } from '../../src/train/checkpoint';
 import { Predictor } from '../../src/infer/predict';
 import { restoreNetwork } from '../../src/infer/restore';
+import { progressReporter } from '../../src/cli/predict';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, SCENE_CLASSES } from '../../src/data';
 import { runTorch } from '../helpers/pytorch';
 
@@ -242,6 +243,39 @@ test('class names: recorded, else the data\'s own (Fashion-MNIST, scenes), else 
   assert.deepEqual(f.classes, ['x', 'y', 'z']);
 });
 
+test('restoreNetwork builds a checkpoint\'s network once; plain weights first need two probe builds', () => {
+  // Building a network draws its initial weights from the global generator, so the next random numbers say how
+  // many networks of that shape a restore built: a checkpoint records its classes and channels (one build),
+  // plain weights do not (two probes, then the network).
+  const next = (fn: () => void): number[] => {
+    T.manualSeed(7);
+    fn();
+    return T.rand([4]).toNumbers();
+  };
+  const build = (numClasses: number, inChannels: number) => () => createModel('resnet18', { numClasses, inChannels, smallInput: true });
+  const once = next(build(4, 3));
+  const thrice = next(() => [build(3, 5), build(5, 3), build(4, 3)].forEach((b) => b()));
+  assert.notDeepEqual(once, thrice);
+  const plain = file('resnet18-plain.safetensors');
+  T.saveSafetensors(plain, resnet.stateDict());
+  assert.deepEqual(next(() => restoreNetwork(clsCkpt)), once, 'checkpoint: one build');
+  assert.deepEqual(next(() => restoreNetwork(plain, { model: 'resnet18' })), thrice, 'plain weights: probes, then the network');
+  // Both give the same network: same sizes, same outputs.
+  const [a, b] = [restoreNetwork(clsCkpt), restoreNetwork(plain, { model: 'resnet18' })];
+  assert.deepEqual([a.numClasses, a.inChannels, b.numClasses, b.inChannels], [4, 3, 4, 3]);
+  T.tidy(() => T.noGrad(() => {
+    const x = T.randn([2, 3, 32, 32]);
+    assert.ok(a.model.forward(x).sub(b.model.forward(x)).abs().max().toNumbers()[0] <= 1e-6);
+  }));
+  // A record that does not fit its weights (classes renamed and one added) falls back to the probes: the
+  // weights' own 4 classes, the names then numbered as for any count mismatch.
+  const odd = file('odd-classes.safetensors');
+  saveCheckpoint(odd, resnet, null, { epoch: 1, batch: 0, step: 1, config: { model: 'resnet18', modelOptions: {}, data: { kind: 'image-folder', train: file('gone'), test: file('gone'), size: 32, channels: 3 } }, classes: [...CLASSES, 'extra'] });
+  const r = restoreNetwork(odd);
+  assert.equal(r.numClasses, 4);
+  assert.deepEqual(r.classes, ['class 0', 'class 1', 'class 2', 'class 3']);
+});
+
 // ---- segmentation ----------------------------------------------------------------------------------------
 test('segment: labels equal the reference ENet at native size (padded) and at the trained size (upsampled)', async () => {
   await ready;
@@ -275,12 +309,12 @@ test('segment: labels equal the reference ENet at native size (padded) and at th
 
 test('batches: classifyMany and segmentMany answer as one image at a time, in the images\' order, mixed sizes included', async () => {
   await ready;
-  // Different images (so that a mixed-up order shows), a size of their own for the native groups.
-  const crop = await sharp(IMAGES.scene).extract({ left: 0, top: 0, width: 48, height: 32 }).png().toBuffer();
   const cls = await Predictor.load(clsCkpt);
   const inputs = [IMAGES.rgba, IMAGES.grey, IMAGES.flat, fs.readFileSync(IMAGES.rgba), IMAGES.grey];
   const one = await Promise.all(inputs.map((i) => cls.classify(i, { topK: 4 })));
-  assert.notDeepEqual(one[0].map((c) => c.index), one[2].map((c) => c.index).reverse(), 'the images must differ');
+  // The three different images get clearly different probabilities, so that a mixed-up order would show.
+  const probs = one.map((top) => [0, 1, 2, 3].map((k) => top.find((c) => c.index === k)!.probability));
+  for (const [i, j] of [[0, 1], [0, 2], [1, 2]]) assert.ok(probs[i].some((p, k) => Math.abs(p - probs[j][k]) > 1e-3), `images ${i} and ${j} should differ`);
   for (const batchSize of [1, 2, 8]) {
     const many = await cls.classifyMany(inputs, { topK: 4, batchSize });
     many.forEach((top, i) => top.forEach((c, k) => {
@@ -288,16 +322,31 @@ test('batches: classifyMany and segmentMany answer as one image at a time, in th
       assert.ok(Math.abs(c.probability - one[i][k].probability) < 1e-5, `batch ${batchSize}, image ${i}: ${c.probability} vs ${one[i][k].probability}`);
     }));
   }
+  // Two different images of each of two sizes (60×44 and 48×32) and one at the trained size, so that natively
+  // the equal sizes share a forward pass (batch 5: two pairs and one alone; batch 2: mostly alone) and a swap
+  // inside a pair shows in the labels.
+  const crop = await sharp(IMAGES.scene).extract({ left: 0, top: 0, width: 48, height: 32 }).png().toBuffer();
+  const crop2 = await sharp(IMAGES.scene).extract({ left: 12, top: 12, width: 48, height: 32 }).png().toBuffer();
+  const scene2 = await sharp(IMAGES.scene).flop().png().toBuffer();
+  const square = await sharp(IMAGES.scene).extract({ left: 4, top: 4, width: 32, height: 32 }).png().toBuffer();
   const seg = await Predictor.load(segCkpt);
-  const images = [IMAGES.scene, crop, IMAGES.scene, crop];
-  for (const native of [false, true]) {
-    const single = await Promise.all(images.map((i) => seg.segment(i, { native })));
-    const batched = await seg.segmentMany(images, { native, batchSize: 3, keepImage: true });
-    batched.forEach((b, i) => {
-      assert.deepEqual([b.width, b.height], [single[i].width, single[i].height]);
-      assert.ok(Buffer.from(b.labels).equals(Buffer.from(single[i].labels)), `native ${native}, image ${i}: labels`);
-      assert.deepEqual([b.image!.width, b.image!.height, b.image!.channels], [b.width, b.height, 1], 'the image at its own size');
-    });
+  const images = [IMAGES.scene, crop, scene2, crop2, square];
+  const ownPixels = await Promise.all(images.map((i) => sharp(i).greyscale().raw().toBuffer()));
+  for (const o of [{ native: false }, { native: true }, { native: true, scales: [0.5, 1], flip: true }]) {
+    const single = await Promise.all(images.map((i) => seg.segment(i, o)));
+    for (const [i, j] of [[0, 2], [1, 3]]) assert.ok(!Buffer.from(single[i].labels).equals(Buffer.from(single[j].labels)), `${JSON.stringify(o)}: images ${i} and ${j} should differ`);
+    for (const batchSize of [2, 5]) {
+      const batched = await seg.segmentMany(images, { ...o, batchSize, keepImage: true });
+      batched.forEach((b, i) => {
+        const what = `${JSON.stringify(o)}, batch ${batchSize}, image ${i}`;
+        assert.deepEqual([b.width, b.height], [single[i].width, single[i].height], what);
+        assert.ok(Buffer.from(b.labels).equals(Buffer.from(single[i].labels)), `${what}: labels`);
+        assert.deepEqual(b.classPixels, single[i].classPixels, what);
+        // The kept image is the file at its own size, whether it was the network's decode or a second one.
+        assert.deepEqual([b.image!.width, b.image!.height, b.image!.channels], [b.width, b.height, 1], what);
+        assert.ok(Buffer.from(b.image!.pixels).equals(ownPixels[i]), `${what}: the kept pixels`);
+      });
+    }
   }
   await assert.rejects(cls.classifyMany(inputs, { batchSize: 0 }), /batch size must be a positive integer, got 0/);
   const r = run('predict', clsCkpt, IMAGES.grey, '--batch-size', '0');
@@ -342,24 +391,71 @@ test('predict -o: the mask decodes to the labels; the overlay is the image with 
 });
 
 // ---- the command line ------------------------------------------------------------------------------------
+test('progress: a line redrawn on a terminal (from 21 images), plain lines elsewhere (from 51), at most 4 and 1/5 per second', () => {
+  const capture = (isTTY: boolean) => {
+    const out: string[] = [];
+    return { stream: { isTTY, write: (s: string) => out.push(s) }, out };
+  };
+  let t = 0;
+  const clock = () => t;
+  assert.equal(progressReporter(20, capture(true).stream, clock), null);
+  assert.equal(progressReporter(50, capture(false).stream, clock), null);
+
+  const tty = capture(true);
+  const p = progressReporter(21, tty.stream, clock)!;
+  for (const done of [8, 16, 21]) {
+    t += 200; // 8 at 0.2 s (too soon after the start to redraw), 16 at 0.4 s, all 21 at 0.6 s
+    p.update(done);
+  }
+  p.end();
+  assert.deepEqual(tty.out, ['\r[16/21] 40.0 images/s\x1b[K', '\r[21/21] 35.0 images/s\x1b[K\n']);
+
+  t = 0;
+  const pipe = capture(false);
+  const q = progressReporter(60, pipe.stream, clock)!;
+  for (const done of [20, 40, 60]) {
+    t += 3000; // 20 at 3 s (too soon), 40 at 6 s, 60 at 9 s
+    q.update(done);
+  }
+  q.end();
+  assert.deepEqual(pipe.out, ['[40/60] 6.7 images/s\n', '[60/60] 6.7 images/s\n']);
+
+  // Cut short by an error: the redrawn line gets its newline, so that the error starts a line of its own.
+  t = 0;
+  const cut = capture(true);
+  const c = progressReporter(30, cut.stream, clock)!;
+  t += 1000;
+  c.update(10);
+  c.end();
+  assert.deepEqual(cut.out, ['\r[10/30] 10.0 images/s\x1b[K', '\n']);
+});
+
 test('predict on a folder: every image in it, lines or JSON; progress on stderr for many images', async () => {
   await ready;
   const folder = file('many');
   fs.mkdirSync(folder);
-  for (let i = 0; i < 21; i++) fs.copyFileSync(i % 2 ? IMAGES.rgba : IMAGES.grey, path.join(folder, `img${String(i).padStart(2, '0')}.png`));
+  const N = 55; // above the 50 from which a pipe gets progress lines
+  for (let i = 0; i < N; i++) fs.copyFileSync(i % 2 ? IMAGES.rgba : IMAGES.grey, path.join(folder, `img${String(i).padStart(2, '0')}.png`));
   fs.writeFileSync(path.join(folder, 'notes.txt'), 'not an image');
-  const r = run('predict', clsCkpt, folder, '--top', '2', '--json');
+  const r = run('predict', clsCkpt, folder, '--top', '2', '--json', '--batch-size', '16');
   assert.equal(r.status, 0, r.stderr);
   const doc = JSON.parse(r.stdout) as { task: string; results: { file: string; top: { class: string; index: number; probability: number }[] }[] };
   assert.equal(doc.task, 'classification');
-  assert.equal(doc.results.length, 21);
-  assert.equal(doc.results[1].file, path.join(folder, 'img01.png'));
-  const want = ref.rgba.toNumbers();
-  const best = want.indexOf(Math.max(...want));
-  assert.equal(doc.results[1].top.length, 2);
-  assert.equal(doc.results[1].top[0].index, best);
-  assert.equal(doc.results[1].top[0].class, CLASSES[best]);
-  assert.match(r.stderr, /\[21\/21\] [\d.]+ images\/s/);
+  assert.equal(doc.results.length, N);
+  // Every image in order, across batches of 16 (the last one short): odd ones the RGBA image, even ones the grey.
+  const best = (t: T.Tensor): number => t.toNumbers().indexOf(Math.max(...t.toNumbers()));
+  doc.results.forEach((res, i) => {
+    assert.equal(res.file, path.join(folder, `img${String(i).padStart(2, '0')}.png`));
+    assert.equal(res.top.length, 2);
+    const want = i % 2 ? ref.rgba : ref.grey;
+    assert.equal(res.top[0].index, best(want), `image ${i}`);
+    assert.ok(Math.abs(res.top[0].probability - want.toNumbers()[best(want)]) < 1e-5, `image ${i}`);
+  });
+  assert.notEqual(best(ref.rgba), best(ref.grey), 'the two images should get different classes');
+  assert.equal(doc.results[1].top[0].class, CLASSES[best(ref.rgba)]);
+  // Not a terminal: plain lines, no control codes; the last says all were done.
+  assert.match(r.stderr, new RegExp(`^\\[${N}/${N}\\] [\\d.]+ images/s$`, 'm'));
+  assert.doesNotMatch(r.stderr, /[\r\x1b]/);
 
   const lines = run('predict', clsCkpt, IMAGES.rgba, IMAGES.grey);
   assert.equal(lines.status, 0, lines.stderr);

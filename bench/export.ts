@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import type { Browser, Page } from 'playwright-core';
 import * as T from '../src/torch';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
-import { cardPath, exportOnnx, modelCard } from '../src/export';
+import { exportOnnx, modelCard, writeCard } from '../src/export';
 import { serveModel } from '../src/cli/serve';
 import { LivePeer, machineLine, median, nowMs, pause, timeEach, writeSection } from './common';
 
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     const file = path.join(tmp, `${name}.onnx`);
     exportOnnx(model, file, { inputShape: shape });
     const card = modelCard({ name, segmentation: seg, normalization: { mean: [0, 0, 0], std: [1, 1, 1] }, classes: Array.from({ length: classes }, (_, i) => `class ${i}`) }, shape, { input: 'input', output: 'output' });
-    fs.writeFileSync(cardPath(file), JSON.stringify(card));
+    writeCard(file, card);
     const web = browser ? await browserSide(browser, file, shape) : null;
     webThreads = web?.threads ?? 0;
     const session = await ort.InferenceSession.create(file, {

@@ -18,7 +18,6 @@ import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../di
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
-import { writeFileAtomic } from '../util/fs';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -399,7 +398,7 @@ program
   .option('--fixed-batch', 'fix the batch size to N (default: dimension 0 is symbolic, any batch runs)', false)
   .action(async (file: string, o) => {
     // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
-    const { CARD_METADATA_KEY, cardPath, exportOnnx, modelCard } = await import('../export');
+    const { CARD_METADATA_KEY, exportOnnx, modelCard, writeCard } = await import('../export');
     const ort = await import('onnxruntime-node');
     const T = await import('../torch');
     const { restoreNetwork } = await import('../infer/restore');
@@ -412,8 +411,7 @@ program
     // The card travels twice: inside the file (metadata) and beside it, where a page or server can fetch it.
     const card = modelCard(restored, input, { input: 'input', output: 'output', fixedBatch: o.fixedBatch });
     const r = exportOnnx(model, o.out, { inputShape: input, fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames: [card.output.name], metadata: { [CARD_METADATA_KEY]: JSON.stringify(card) } });
-    const cardFile = cardPath(r.file);
-    writeFileAtomic(cardFile, `${JSON.stringify(card, null, 2)}\n`);
+    const cardFile = writeCard(r.file, card);
     const shape = (s: readonly (number | string)[]): string => `[${s.join(', ')}]`;
     console.log(`${r.file}: ${name}, ${(r.bytes / 1e6).toFixed(2)} MB, ${r.nodes} nodes, ${r.initializers} initializers, ONNX opset 17`);
     for (const v of r.inputs) console.log(`  input  ${v.name} ${v.elemType} ${shape(v.shape)}`);

@@ -4,6 +4,7 @@
 // servers to fetch, and inside the file as the metadata entry 'tsvision.card' (Netron and onnx.load show it),
 // so that an .onnx file that travels alone still carries it.
 import { OVERLAY_COLOURS } from '../report/overlay';
+import { writeFileAtomic } from '../util/fs';
 
 export const CARD_FORMAT = 'tsvision-model-card';
 /** Key of the card among the ONNX file's metadata_props. */
@@ -61,4 +62,11 @@ export function modelCard(net: CardSource, inputShape: readonly number[], io: { 
 /** Where the card of `onnxFile` goes: model.onnx → model.json; other names get .json appended. */
 export function cardPath(onnxFile: string): string {
   return `${onnxFile.replace(/\.onnx$/i, '')}.json`;
+}
+
+/** Writes `card` beside `onnxFile` (atomically); returns the card's path. */
+export function writeCard(onnxFile: string, card: ModelCard): string {
+  const file = cardPath(onnxFile);
+  writeFileAtomic(file, `${JSON.stringify(card, null, 2)}\n`);
+  return file;
 }

@@ -2,5 +2,5 @@
 export { ONNX_OPSET, exportOnnx, onnxBytes, toOnnx } from './onnx';
 export type { ExportableModule, OnnxExport, OnnxExportOptions, OnnxGraphSummary } from './onnx';
 export type { Dim, ValueInfoProto } from './protobuf';
-export { CARD_FORMAT, CARD_METADATA_KEY, cardPath, modelCard } from './card';
+export { CARD_FORMAT, CARD_METADATA_KEY, cardPath, modelCard, writeCard } from './card';
 export type { CardSource, ModelCard } from './card';

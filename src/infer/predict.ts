@@ -125,6 +125,7 @@ export class Predictor {
           });
         }),
       ),
+      'none', // a class per image: the image's own size plays no part
     );
   }
 
@@ -165,14 +166,14 @@ export class Predictor {
           });
         }),
       ),
-      o.keepImage,
+      o.keepImage ? 'pixels' : 'size',
     );
   }
 
   /**
-   * Decodes `batchSize` images at a time at `size` (null: each at its own), with each image's own size —
-   * from the header, or with `ownPixels` the pixels at that size — and runs `run` on each group of equal
-   * decoded size, returning the answers in the images' order.
+   * Decodes `batchSize` images at a time at `size` (null: each at its own), with what `own` asks of each
+   * image's own size — nothing ('none'), its header ('size') or its pixels ('pixels') — and runs `run` on each
+   * group of equal decoded size, returning the answers in the images' order.
    *
    * Grouping is within each chunk of `batchSize` images only: at a fixed `size` a chunk is one group; at own
    * sizes (`native`) images of equal size share a forward pass and an odd-sized image runs alone. Gathering
@@ -180,7 +181,7 @@ export class Predictor {
    * of order, for a gain only on folders that mix a few sizes.
    *
    * One decode per image where one suffices: at own sizes, and where an image already has the trained size (a
-   * same-size resize is a no-op in sharp, so its pixels are the network's). Otherwise `ownPixels` needs a
+   * same-size resize is a no-op in sharp, so its pixels are the network's). Otherwise own pixels need a
    * second decode: resizing the own-size pixels would not be what training did — sharp shrinks JPEGs while
    * decoding them and resizes with alpha premultiplied before dropping it, so such images would reach the
    * network changed (on synthetic 300×200 images: up to 21 levels for a JPEG, 126 for a translucent PNG).
@@ -190,7 +191,7 @@ export class Predictor {
     batchSize: number | undefined,
     size: readonly [number, number] | null,
     run: (group: { img: DecodedImage; own: DecodedImage | { width: number; height: number } }[]) => R[],
-    ownPixels = false,
+    own: 'none' | 'size' | 'pixels',
   ): Promise<R[]> {
     const b = batchSize ?? 8;
     if (!Number.isInteger(b) || b < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
@@ -199,14 +200,24 @@ export class Predictor {
       const chunk = await Promise.all(
         images.slice(start, start + b).map(async (image) => {
           const bytes = await readImage(image);
-          const header = size ? await imageSize(bytes) : null;
-          if (!header || (header.height === size?.[0] && header.width === size?.[1])) {
+          if (!size || own === 'none') {
+            const img = await decodeImage(bytes, this.channels, size);
+            return { img, own: img };
+          }
+          // The own size from the header, read alongside the network's decode; own pixels need it first, to
+          // tell whether that one decode already is them.
+          if (own === 'size') {
+            const [img, header] = await Promise.all([decodeImage(bytes, this.channels, size), imageSize(bytes)]);
+            return { img, own: header };
+          }
+          const header = await imageSize(bytes);
+          if (header.height === size[0] && header.width === size[1]) {
             // Decoded at `size` all the same, so that the network gets its size whatever the header said.
             const img = await decodeImage(bytes, this.channels, size);
             return { img, own: img };
           }
-          const [img, own] = await Promise.all([decodeImage(bytes, this.channels, size), ownPixels ? decodeImage(bytes, this.channels, null) : header]);
-          return { img, own };
+          const [img, pixels] = await Promise.all([decodeImage(bytes, this.channels, size), decodeImage(bytes, this.channels, null)]);
+          return { img, own: pixels };
         }),
       );
       const groups = new Map<string, number[]>();
@@ -220,11 +231,6 @@ export class Predictor {
       }
     }
     return out;
-  }
-
-  /** The image as the network's channels decode it at its own size (for overlays and masks). */
-  async decode(image: ImageInput): Promise<DecodedImage> {
-    return decodeImage(image, this.channels, null);
   }
 
   private className(i: number): string {

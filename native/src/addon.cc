@@ -211,6 +211,16 @@ Napi::Value Meta(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value Layout(const Napi::CallbackInfo& info) {
+  // layout(h) -> 'strided' | 'mkldnn' | 'sparse' | ...: oneDNN-layout inference converts only what needs it.
+  const at::Tensor& t = unwrap(info[0], "layout");
+  switch (t.layout()) {
+    case at::kStrided: return Napi::String::New(info.Env(), "strided");
+    case at::kMkldnn: return Napi::String::New(info.Env(), "mkldnn");
+    default: return Napi::String::New(info.Env(), "sparse");
+  }
+}
+
 Napi::Value Shape(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = unwrap(info[0], "shape");
@@ -438,6 +448,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   fn("fromBytes", FromBytes);
   fn("toBytes", ToBytes);
   fn("meta", Meta);
+  fn("layout", Layout);
   fn("shape", Shape);
   fn("item", Item);
   fn("setRequiresGrad", SetRequiresGrad);

@@ -1,7 +1,7 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
 import { Pair } from '../torch/functional';
-import { Tensor, arange, empty, full, getNumThreads, isGradEnabled, noGrad, ones, zeros, tensor } from '../torch';
+import { Tensor, arange, empty, full, getNumThreads, isGradEnabled, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
 
@@ -53,7 +53,10 @@ export class Conv2d extends Module {
 
   forward(x: Tensor): Tensor {
     if (this.training || isGradEnabled()) this.dropPrepacked();
-    else if (this.canPrepack(x)) return this.forwardPrepacked(x);
+    else if (oneDnnLayoutActive() && this.paddingMode === 'zeros' && typeof this.padding !== 'string' && Conv2d.oneDnnWorks && (isOneDnnLayout(x) || this.canPrepack(x))) {
+      // Inside withOneDnnLayout: the output stays in oneDNN's layout for the layers after this one.
+      return this.forwardPrepacked(toOneDnnLayout(x));
+    } else if (this.canPrepack(x)) return this.forwardPrepacked(x);
     if (this.paddingMode !== 'zeros') {
       // As torch.nn.Conv2d: pad explicitly with the mode, then convolve without padding.
       const mode = this.paddingMode === 'reflect' ? 'aten::reflection_pad2d' : 'aten::replication_pad2d';
@@ -194,6 +197,8 @@ export class BatchNorm2d extends Module {
    * each GPU holds only a few crops; `distributed.convertSyncBatchNorm` sets it. null: this process's batch.
    */
   crossReplicaSum: ((t: Tensor) => Tensor) | null = null;
+  /** Folded into the convolution before it (nn/fold.ts): the identity in eval mode. */
+  folded = false;
 
   constructor(public numFeatures: number, o: BatchNormOptions = {}) {
     super();
@@ -219,6 +224,7 @@ export class BatchNorm2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.folded && !this.training) return x;
     if (this.training && this.crossReplicaSum) return this.syncForward(x, this.crossReplicaSum);
     const useBatchStats = this.training || !this.running_mean;
     let momentum = this.momentum ?? 0;
@@ -362,7 +368,8 @@ export class Dropout extends Module {
     super();
   }
   forward(x: Tensor): Tensor {
-    return this.p > 0 ? F.dropout(x, this.p, this.training) : x;
+    // In eval mode dropout is the identity (ATen returns its input): skip the call.
+    return this.p > 0 && this.training ? F.dropout(x, this.p, true) : x;
   }
 }
 
@@ -372,7 +379,7 @@ export class Dropout2d extends Module {
     super();
   }
   forward(x: Tensor): Tensor {
-    return this.p > 0 ? F.dropout2d(x, this.p, this.training) : x;
+    return this.p > 0 && this.training ? F.dropout2d(x, this.p, true) : x;
   }
 }
 

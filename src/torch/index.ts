@@ -8,3 +8,4 @@ export { tidy, keep, scope, Scope, scopeDepth } from './memory';
 export { op, Op, Reduction } from './ops';
 export type { ReductionName } from './ops';
 export * from './serialization';
+export { withOneDnnLayout, oneDnnLayoutActive, oneDnnFallbacks, toOneDnnLayout, isOneDnnLayout } from './onednn';

@@ -49,6 +49,8 @@ export interface Native {
   toBytes(h: Handle): ArrayBuffer;
   meta(h: Handle): [number[], string, string, boolean];
   shape(h: Handle): number[];
+  /** 'strided' (ordinary), 'mkldnn' (oneDNN's opaque blocked layout, see onednn.ts) or 'sparse'. */
+  layout(h: Handle): 'strided' | 'mkldnn' | 'sparse';
   item(h: Handle): number | boolean;
   setRequiresGrad(h: Handle, on: boolean): void;
   grad(h: Handle): Handle | null;

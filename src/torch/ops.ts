@@ -19,6 +19,20 @@ export function setOpTracer(t: OpTracer | null): OpTracer | null {
   return previous;
 }
 
+/**
+ * Runs instead of the plain call while oneDNN-layout inference is on (onednn.ts), to convert arguments
+ * between layouts where an op lacks a oneDNN kernel. Null otherwise: one more null check on the hot path.
+ */
+export type OpInterceptor = (op: Op, args: NativeArg[], inPlace: boolean) => NativeResult | undefined;
+let interceptor: OpInterceptor | null = null;
+
+/** Installs (or, with null, removes) the interceptor; returns the previous one. */
+export function setOpInterceptor(i: OpInterceptor | null): OpInterceptor | null {
+  const previous = interceptor;
+  interceptor = i;
+  return previous;
+}
+
 export class Op {
   private id = -1;
   private schemaText = '';
@@ -39,6 +53,7 @@ export class Op {
   }
 
   call(...args: NativeArg[]): NativeResult {
+    if (interceptor !== null) return interceptor(this, args, false) as NativeResult;
     const r = native.call(this.id >= 0 ? this.id : this.resolve(), ...args);
     if (tracer !== null) tracer.record(this, args, r);
     return r;
@@ -46,13 +61,31 @@ export class Op {
 
   /** For in-place and out= forms, whose result is an argument the caller already holds. */
   run(...args: NativeArg[]): void {
+    if (interceptor !== null) {
+      interceptor(this, args, true);
+      return;
+    }
     native.callVoid(this.id >= 0 ? this.id : this.resolve(), ...args);
     if (tracer !== null) tracer.record(this, args, undefined);
   }
 
   /** The common case: one tensor comes back. */
   handle(...args: NativeArg[]): Handle {
+    if (interceptor !== null) return interceptor(this, args, false) as Handle;
     const r = native.call(this.id >= 0 ? this.id : this.resolve(), ...args) as Handle;
+    if (tracer !== null) tracer.record(this, args, r);
+    return r;
+  }
+
+  /** The call itself, past any interceptor (for the interceptor's own use). */
+  direct(args: NativeArg[], inPlace: boolean): NativeResult | undefined {
+    const id = this.id >= 0 ? this.id : this.resolve();
+    if (inPlace) {
+      native.callVoid(id, ...args);
+      if (tracer !== null) tracer.record(this, args, undefined);
+      return undefined;
+    }
+    const r = native.call(id, ...args);
     if (tracer !== null) tracer.record(this, args, r);
     return r;
   }

@@ -449,6 +449,7 @@ program
   .option('--native', 'segmentation: run at each image\'s own size (padded to the network\'s size multiple) instead of resizing', false)
   .option(scalesOption, 'segmentation: average class probabilities over these input scales (DeepLab-V3 §4.3)', scalesArg)
   .option('--flip', 'segmentation: also average over the mirrored image', false)
+  .option('--no-optimize', 'run the network exactly as trained: no BatchNorm folding, no oneDNN layout between layers (the answers agree up to float rounding)')
   .option('--mean <list>', 'normalization mean per channel, e.g. 0.5,0.5,0.5 (default: what training used; plain weights: as image folders)', numList('--mean'))
   .option('--std <list>', 'normalization std per channel (with --mean)', numList('--std'))
   .option('--batch-size <n>', 'images decoded and run through the network together', num('--batch-size', { int: true, min: 1 }), 8)

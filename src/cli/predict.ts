@@ -18,6 +18,8 @@ export interface PredictCommandOptions {
   out?: string;
   size?: [number, number];
   native: boolean;
+  /** commander's --no-optimize: false. */
+  optimize: boolean;
   legend: boolean;
   /** Segmentation: average over input scales and the mirrored image (DeepLab-V3 §4.3). */
   scales?: number[];
@@ -38,7 +40,7 @@ type Result = { file: string } & ({ top: ClassScore[] } | (Omit<SegmentationPred
 
 export async function predictCommand(weights: string, args: readonly string[], o: PredictCommandOptions): Promise<void> {
   const files = expandImages(args); // before loading the network: a typo fails at once
-  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization });
+  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization, optimize: o.optimize });
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
   if ((o.scales || o.flip) && !predictor.segmentation) throw new Error(`--scales and --flip apply to segmentation networks; ${predictor.name} is a classifier`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);

@@ -5,7 +5,8 @@
 // run's statistics; everything after decoding runs in libtorch inside tidy(), so no tensor outlives a call.
 import * as fs from 'node:fs';
 import sharp from 'sharp';
-import { Tensor, callOp, cat, fromArray, noGrad, softmax, tidy } from '../torch';
+import { Tensor, callOp, cat, fromArray, noGrad, softmax, tidy, withOneDnnLayout, zeros } from '../torch';
+import { foldBatchNorm } from '../nn/fold';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
 import { decodeRaw } from '../data/decode';
 import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale, upsample } from '../models/segmentation';
@@ -32,6 +33,12 @@ export interface PredictorOptions extends RestoreOptions {
    * the trained size. Also what happens when no trained size is known (plain weights, mixed-size folders).
    */
   native?: boolean;
+  /**
+   * Run the network optimized for inference (default true): BatchNorms folded into the convolutions before
+   * them (nn.foldBatchNorm) and activations kept in oneDNN's layout between layers (torch.withOneDnnLayout).
+   * The answers are the plain network's up to float rounding; false runs the network exactly as trained.
+   */
+  optimize?: boolean;
 }
 
 export interface ClassScore {
@@ -78,6 +85,8 @@ export class Predictor {
   private readonly model: Network;
   private readonly transform: BatchTransform;
   private readonly native: boolean;
+  /** Runs a forward pass: in oneDNN's layout when optimized. */
+  private readonly run: <T>(fn: () => T) => T;
 
   private constructor(file: string, o: PredictorOptions) {
     const r = restoreNetwork(file, o);
@@ -94,6 +103,13 @@ export class Predictor {
     this.native = o.native ?? false;
     // The loaders' own deterministic transform: uint8 → [0, 1] → (x - mean) / std per channel.
     this.transform = compose(toFloat(), normalize(this.normalization.mean, this.normalization.std));
+    const optimize = o.optimize ?? true;
+    if (optimize) {
+      // Any input the network accepts shows which convolution feeds which BatchNorm; its values do not matter.
+      const [h, w] = this.size ?? [128, 128];
+      tidy(() => foldBatchNorm(this.model, zeros([1, this.channels, h, w])));
+    }
+    this.run = optimize ? withOneDnnLayout : (fn) => fn();
   }
 
   /** Restores a checkpoint of `train` or `segment`, or plain weights with `model` (see restoreNetwork). */
@@ -116,7 +132,8 @@ export class Predictor {
     return this.inBatches(images, o.batchSize, this.size, (group) =>
       tidy(() =>
         noGrad(() => {
-          const logits = this.model.forward(cat(group.map((g) => this.input(g.img)), 0));
+          const x = cat(group.map((g) => this.input(g.img)), 0);
+          const logits = this.run(() => this.model.forward(x));
           const k = Math.max(1, Math.min(o.topK ?? 5, logits.size(1)));
           const { values, indices } = softmax(logits, 1).topk(k, 1);
           return group.map((_, j) => {
@@ -153,7 +170,7 @@ export class Predictor {
           const x = cat(group.map((g) => this.input(g.img)), 0);
           const multi = o.scales !== undefined || o.flip === true;
           // Probabilities or logits: their argmax is the class either way, and both resize bilinearly.
-          const out = multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x);
+          const out = this.run(() => (multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x)));
           return group.map(({ own }, j) => {
             const { width, height } = own;
             const one = out.narrow(0, j, 1);

@@ -1,0 +1,100 @@
+// bench/infer: batch-1 CPU inference latency, as shipped and optimized for inference, tsvision vs PyTorch.
+// tsvision: the network as trained, then a copy with its BatchNorms folded into the convolutions before them
+// (nn.foldBatchNorm) run with activations kept in oneDNN's layout (torch.withOneDnnLayout) — what Predictor
+// does. PyTorch: eager, then torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model)))
+// (BatchNorm folding and oneDNN layout too, plus its fusions). Same architectures (the peer checks every
+// state-dict key and shape), same threads, the two sides alternating block by block, medians.
+//   node dist/bench/infer.js [--rounds 4] [--n 5] [--warmup 2] [--models mobilenet_v1,resnet18,...] [--no-write]
+import * as T from '../src/torch';
+import * as nn from '../src/nn';
+import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
+import { Module } from '../src/nn';
+import { LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
+
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+};
+const rounds = Number(arg('rounds', '4'));
+const n = Number(arg('n', '5'));
+const warmup = Number(arg('warmup', '2'));
+const threads = T.getNumThreads();
+
+interface Entry {
+  name: string;
+  size: [number, number];
+  classes: number;
+  label: string;
+}
+const ALL: Entry[] = [
+  { name: 'mobilenet_v1', size: [224, 224], classes: 1000, label: 'MobileNet v1 α=1' },
+  { name: 'se_resnet50', size: [224, 224], classes: 1000, label: 'SE-ResNet-50' },
+  { name: 'xception', size: [299, 299], classes: 1000, label: 'Xception' },
+  { name: 'enet', size: [256, 512], classes: 19, label: 'ENet' },
+  { name: 'deeplabv3', size: [256, 512], classes: 19, label: 'DeepLab-V3 (ResNet-50, OS 16)' },
+  { name: 'icnet', size: [256, 512], classes: 19, label: 'ICNet (ResNet-50)' },
+];
+const wanted = arg('models', ALL.map((m) => m.name).join(',')).split(',');
+const MODELS = ALL.filter((m) => wanted.includes(m.name));
+if (MODELS.length === 0) throw new Error(`--models: none of ${wanted.join(', ')} is one of ${ALL.map((m) => m.name).join(', ')}`);
+
+type Net = Module & { forward(x: T.Tensor): unknown };
+type Task = 'eager' | 'optimized';
+const fmtMs = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
+
+function build(e: Entry): Net {
+  T.manualSeed(0);
+  return (isSegmentationModelName(e.name) ? createSegmentationModel(e.name, { numClasses: e.classes }) : createModel(e.name as ModelName, {})) as Net;
+}
+
+async function main(): Promise<void> {
+  const rows: string[] = [];
+  for (const e of MODELS) {
+    const model = build(e).eval();
+    const params = model.numParameters();
+    const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
+    const x = T.randn([1, 3, ...e.size]).keep();
+    // The optimized copy: the same weights, folded (foldBatchNorm changes the network it is given).
+    const fast = build(e);
+    fast.loadStateDict(model.stateDict());
+    const folded = nn.foldBatchNorm(fast, x);
+    const ours: Record<Task, () => void> = {
+      eager: () => T.tidy(() => T.noGrad(() => void model.forward(x))),
+      optimized: () => T.tidy(() => T.noGrad(() => void T.withOneDnnLayout(() => fast.forward(x)))),
+    };
+    const { peer, ready } = await LivePeer.start<{ ready: boolean; optimized: string }>('infer_torch.py', { model: e.name, params, shapes, size: e.size, classes: e.classes, threads });
+    const times: Record<Task, { ours: number[]; peer: number[] }> = { eager: { ours: [], peer: [] }, optimized: { ours: [], peer: [] } };
+    for (const task of ['eager', 'optimized'] as Task[]) {
+      for (let r = 0; r < rounds; r++) {
+        const runOurs = async (): Promise<void> => void times[task].ours.push(...timeEach(ours[task], n, warmup));
+        const runPeer = async (): Promise<void> => void times[task].peer.push(...(await peer.request<{ ms: number[] }>({ task, n, warmup })).ms);
+        for (const side of r % 2 ? [runPeer, runOurs] : [runOurs, runPeer]) {
+          await side();
+          await pause(30);
+        }
+      }
+    }
+    await peer.close();
+    const m = (t: Task, side: 'ours' | 'peer'): number => median(times[t][side]);
+    console.log(`${e.name}: tsvision ${fmtMs(m('eager', 'ours'))} → ${fmtMs(m('optimized', 'ours'))} ms (${folded.folded} BatchNorms folded), PyTorch ${fmtMs(m('eager', 'peer'))} → ${fmtMs(m('optimized', 'peer'))} ms (${ready.optimized})`);
+    rows.push(
+      `| ${e.label} ${e.size[0]}×${e.size[1]} | ${fmtMs(m('eager', 'ours'))} ms | ${fmtMs(m('optimized', 'ours'))} ms (${(m('optimized', 'ours') / m('eager', 'ours')).toFixed(2)}×) | ` +
+        `${fmtMs(m('eager', 'peer'))} ms | ${fmtMs(m('optimized', 'peer'))} ms${ready.optimized === 'optimize_for_inference' ? '' : ' (jit.freeze only: optimize_for_inference fails on it in 1.13)'} | ${(m('optimized', 'ours') / m('optimized', 'peer')).toFixed(2)} |`,
+    );
+    x.dispose();
+  }
+  const table = ['| model, batch 1 | tsvision | tsvision optimized (BatchNorm folded, oneDNN layout) | PyTorch eager | PyTorch optimize_for_inference | ratio optimized tsvision/PyTorch |', '|---|---|---|---|---|---|', ...rows].join('\n');
+  console.log(table);
+  const cmd = ['node dist/bench/infer.js', ...process.argv.slice(2)].join(' ');
+  const subset = MODELS.length < ALL.length ? `-${MODELS.map((m) => m.name).join('-')}` : '';
+  writeSection(
+    `infer-cpu${subset}`,
+    `## Inference optimized for deployment (cpu)\n\n\`${cmd}\` — ${machineLine('cpu')}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ${n} batch-1 calls after ${warmup} untimed ones per side and variant, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. ` +
+      `tsvision optimized: \`nn.foldBatchNorm\` then \`torch.withOneDnnLayout\` (what \`Predictor\` runs). PyTorch optimized: \`torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model)))\`, which also folds BatchNorm and keeps oneDNN's layout, and fuses further. The ratio is optimized tsvision's time over optimized PyTorch's: below 1.0 tsvision is faster.\n\n${table}`,
+  );
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

@@ -1,6 +1,6 @@
 // The classifier page: draw or upload → the network's input as its model card says (size, grey or RGB,
 // normalization) → onnxruntime-web → the five most likely classes.
-import { backend, loadModel, run, toInput, topK } from './tsvision-web.js';
+import { backend, loadModel, run, toInput, topClasses } from './tsvision-web.js';
 
 const pad = document.getElementById('pad');
 const ctx = pad.getContext('2d');
@@ -19,7 +19,7 @@ async function classify() {
   if (!model) return;
   const input = toInput(pad, model.card);
   const { output, ms } = await run(model, input);
-  const ranked = topK(output.data, model.card.classes, 5);
+  const ranked = topClasses(output, model.card, 5);
   result.innerHTML = ranked.map((r, k) => `<li class="${k ? '' : 'top'}" data-class="${r.index}">${r.name}: ${(100 * r.p).toFixed(1)}%</li>`).join('');
   status.textContent = `${model.card.model}: ${ms.toFixed(1)} ms`;
   // For the console and for tests: the last input and output, exactly as the network saw and gave them.

@@ -1,6 +1,6 @@
 // The segmentation page: upload → the network's input as its model card says → onnxruntime-web → a class per
 // pixel, painted over the image in the colours of tsvision's overlays, with each class's share of the pixels.
-import { argmaxClasses, backend, loadModel, run, toInput } from './tsvision-web.js';
+import { backend, classMap, loadModel, run, toInput } from './tsvision-web.js';
 
 const view = document.getElementById('view');
 const status = document.getElementById('status');
@@ -46,7 +46,7 @@ function draw() {
 async function segment(image, camera = null) {
   const input = toInput(image, model.card);
   const { output, ms } = await run(model, input);
-  const map = argmaxClasses(output);
+  const map = classMap(output, model.card);
   const previous = last?.image;
   last = { image, ...map };
   draw();

@@ -1,8 +1,10 @@
 // A tsvision export in the browser: the .onnx file and its model card (the .json that `tsvision export`
 // writes beside it), run by onnxruntime-web's wasm backend. The card says how training fed the network —
 // input size, grey or RGB, normalization — and names the classes, so one page serves any exported network.
+// An export made with --with-preprocessing normalizes in the graph: the page then feeds the pixels as bytes.
 /* global ort */
-export { argmaxClasses, topK } from './postprocess.js';
+import { inGraph } from './postprocess.js';
+export { argmaxClasses, classMap, topClasses, topK } from './postprocess.js';
 
 // The wasm files are served next to ort.min.js. Threads need SharedArrayBuffer, which browsers give only to
 // cross-origin isolated pages (COOP/COEP headers, as `tsvision serve` sends); elsewhere one thread.
@@ -15,6 +17,7 @@ export async function loadModel(base) {
   if (!res.ok) throw new Error(`${base}.json: HTTP ${res.status}; export one with \`tsvision export <checkpoint> -o ${base}.onnx\``);
   const card = await res.json();
   if (card.format !== 'tsvision-model-card') throw new Error(`${base}.json is not a tsvision model card`);
+  if (!(card.version <= 2)) throw new Error(`${base}.json: model card version ${card.version}; this page reads versions 1 and 2`);
   const session = await ort.InferenceSession.create(`${base}.onnx`, { executionProviders: ['wasm'] });
   return { card, session };
 }
@@ -28,7 +31,8 @@ const grey = (r, g, b) => Math.round(255 * toSrgb(0.2126 * LINEAR[r] + 0.7152 * 
 
 /**
  * An image (canvas, <img>, ImageBitmap) stretched to the card's input size, as training resized images to
- * fill the trained size, then normalized: (pixel / 255 − mean) / std per channel. Returns a [1, C, H, W] tensor.
+ * fill the trained size, then normalized: (pixel / 255 − mean) / std per channel. Returns a [1, C, H, W] tensor,
+ * or for in-graph preprocessing the bytes as the graph takes them: uint8 [1, H, W, C].
  */
 export function toInput(source, card) {
   const { width, height, channels } = card.input;
@@ -39,8 +43,18 @@ export function toInput(source, card) {
   g.imageSmoothingQuality = 'high';
   g.drawImage(source, 0, 0, width, height);
   const rgba = g.getImageData(0, 0, width, height).data;
-  const { mean, std } = card.normalization;
   const n = width * height;
+  if (inGraph(card)) {
+    // ImageData rows are RGBA: alpha dropped (or grey taken) here, all else in the graph.
+    const px = new Uint8Array(channels * n);
+    for (let i = 0; i < n; i++) {
+      const [r, gr, b] = [rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]];
+      if (channels === 1) px[i] = grey(r, gr, b);
+      else px.set([r, gr, b], 3 * i);
+    }
+    return new ort.Tensor('uint8', px, [1, height, width, channels]);
+  }
+  const { mean, std } = card.normalization;
   const x = new Float32Array(channels * n);
   for (let i = 0; i < n; i++) {
     const [r, gr, b] = [rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]];

@@ -1,7 +1,9 @@
 // A Node HTTP server for a network exported by `tsvision export`: onnxruntime-node runs the .onnx file and
 // sharp decodes uploads exactly as tsvision's training and `predict` decode them (alpha dropped, grey or sRGB,
-// resized to fill the trained size with lanczos3), normalized as the model card says. It needs neither
-// libtorch nor tsvision's addon: onnxruntime-node and sharp are all it loads.
+// resized to fill the trained size with lanczos3), normalized as the model card says — or, for an export
+// made with --with-preprocessing (card: preprocessing 'in-graph'), fed to the graph as sharp's raw bytes,
+// which normalizes them itself and returns probabilities or a class map. It needs neither libtorch nor
+// tsvision's addon: onnxruntime-node and sharp are all it loads.
 //
 //   node examples/server/server.js model.onnx [--port 8080] [--host 127.0.0.1]
 //
@@ -15,7 +17,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { argmaxClasses, topK } from '../browser/postprocess.js';
+import { classMap, inGraph, topClasses } from '../browser/postprocess.js';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
@@ -31,6 +33,7 @@ export async function loadModel(onnxFile) {
   if (!fs.existsSync(cardFile)) throw new Error(`${cardFile}: no model card beside ${onnxFile}; export with \`tsvision export <checkpoint> -o ${onnxFile}\``);
   const card = JSON.parse(fs.readFileSync(cardFile, 'utf8'));
   if (card.format !== 'tsvision-model-card') throw new Error(`${cardFile}: not a tsvision model card`);
+  if (!(card.version <= 2)) throw new Error(`${cardFile}: model card version ${card.version}; this server reads versions 1 and 2`);
   const session = await ort.InferenceSession.create(onnxFile, { graphOptimizationLevel: 'all' });
   return { card, session };
 }
@@ -44,6 +47,8 @@ export async function toInput(bytes, card) {
     .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
     .raw()
     .toBuffer({ resolveWithObject: true });
+  // In-graph preprocessing: the graph takes these interleaved bytes (NHWC) as they are.
+  if (inGraph(card)) return { input: new ort.Tensor('uint8', new Uint8Array(data.buffer, data.byteOffset, data.length), [1, height, width, channels]), width: w0, height: h0 };
   // Interleaved bytes → planar, normalized floats: (pixel / 255 − mean) / std per channel.
   const { mean, std } = card.normalization;
   const n = width * height;
@@ -61,10 +66,11 @@ export async function predict(model, bytes, { mask = false } = {}) {
   const ms = performance.now() - t0;
   if (card.task === 'classify') {
     if (mask) throw new HttpError(400, `${card.model} is a classifier: ?mask=png is for segmentation networks`);
-    return { json: { top: topK(output.data, card.classes, 5).map((r) => ({ class: r.name, index: r.index, probability: r.p })), ms } };
+    return { json: { top: topClasses(output, card, 5).map((r) => ({ class: r.name, index: r.index, probability: r.p })), ms } };
   }
-  const map = argmaxClasses(output);
+  const map = classMap(output, card);
   if (mask) {
+    if (card.classes.length > 256) throw new HttpError(400, `${card.classes.length} classes do not fit an 8-bit PNG mask`);
     const png = await sharp(Buffer.from(map.labels), { raw: { width: map.width, height: map.height, channels: 1 } })
       .resize(width, height, { fit: 'fill', kernel: 'nearest' })
       .toColourspace('b-w') // one grey channel, as the training masks (sharp would write RGB otherwise)

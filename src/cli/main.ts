@@ -396,9 +396,12 @@ program
   .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
   .option('--input <shape>', 'traced input NxCxHxW, e.g. 1x1x28x28 (default: what the checkpoint was trained on)')
   .option('--fixed-batch', 'fix the batch size to N (default: dimension 0 is symbolic, any batch runs)', false)
+  .option('--with-preprocessing', "put the pre- and post-processing into the graph: input 'pixels' uint8 NxHxWxC (decoded image bytes, alpha dropped), normalized inside; output 'probabilities' (classifiers) or 'classes', a class id per pixel (segmentation)", false)
+  .option('--keep-logits', "with --with-preprocessing: also output the network's 'logits'", false)
   .action(async (file: string, o) => {
+    if (o.keepLogits && !o.withPreprocessing) throw new InvalidArgumentError('--keep-logits goes with --with-preprocessing');
     // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
-    const { CARD_METADATA_KEY, exportOnnx, modelCard, writeCard } = await import('../export');
+    const E = await import('../export');
     const ort = await import('onnxruntime-node');
     const T = await import('../torch');
     const { restoreNetwork } = await import('../infer/restore');
@@ -408,27 +411,62 @@ program
     const input = o.input ? String(o.input).split(/[x×,]/).map(num('--input', { int: true, min: 1 })) : inputShape;
     if (!input) throw new InvalidArgumentError(`${checkpoint ? 'images of several sizes' : 'plain weights'}: give the input shape with --input NxCxHxW`);
     if (input.length !== 4) throw new InvalidArgumentError(`--input needs NxCxHxW, got '${o.input}'`);
+    // With --with-preprocessing the traced module is the network inside a PixelPipeline (src/export/preprocess.ts).
+    const task = restored.segmentation ? 'segment' : 'classify';
+    const inGraph = o.withPreprocessing ? { logits: o.keepLogits ? E.LOGITS_OUTPUT : undefined } : undefined;
+    const pipeline = (keepLogits: boolean) => new E.PixelPipeline(model, { task, normalization: restored.normalization, keepLogits });
+    const traced = inGraph ? pipeline(o.keepLogits) : model;
+    const io = inGraph
+      ? { input: E.PIXELS_INPUT, output: task === 'segment' ? E.CLASSES_OUTPUT : E.PROBABILITIES_OUTPUT, fixedBatch: o.fixedBatch, inGraph }
+      : { input: 'input', output: 'output', fixedBatch: o.fixedBatch };
     // The card travels twice: inside the file (metadata) and beside it, where a page or server can fetch it.
-    const card = modelCard(restored, input, { input: 'input', output: 'output', fixedBatch: o.fixedBatch });
-    const r = exportOnnx(model, o.out, { inputShape: input, fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames: [card.output.name], metadata: { [CARD_METADATA_KEY]: JSON.stringify(card) } });
-    const cardFile = writeCard(r.file, card);
-    const shape = (s: readonly (number | string)[]): string => `[${s.join(', ')}]`;
+    const card = E.modelCard(restored, input, io);
+    const outputNames = traced instanceof E.PixelPipeline ? traced.outputNames : [card.output.name];
+    const shape = inGraph ? E.pixelShape(input) : input;
+    const r = E.exportOnnx(traced, o.out, { inputShape: shape, inputDtype: inGraph ? 'uint8' : 'float32', fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames, metadata: { [E.CARD_METADATA_KEY]: JSON.stringify(card) } });
+    // The card's output type is decided from its class names, the graph's from the traced logits: they must agree.
+    const graphType = r.outputs[0].elemType === 'float' ? 'float32' : r.outputs[0].elemType;
+    if (card.output.dtype && card.output.dtype !== graphType) throw new Error(`${card.classes.length} class names but the graph's '${card.output.name}' is ${graphType}: the checkpoint's classes do not match its network`);
+    const cardFile = E.writeCard(r.file, card);
+    const dims = (s: readonly (number | string)[]): string => `[${s.join(', ')}]`;
     console.log(`${r.file}: ${name}, ${(r.bytes / 1e6).toFixed(2)} MB, ${r.nodes} nodes, ${r.initializers} initializers, ONNX opset 17`);
-    for (const v of r.inputs) console.log(`  input  ${v.name} ${v.elemType} ${shape(v.shape)}`);
-    for (const v of r.outputs) console.log(`  output ${v.name} ${v.elemType} ${shape(v.shape)}`);
-    console.log(`${cardFile}: model card (${card.task}, ${card.classes.length} classes, input ${card.input.channels}×${card.input.height}×${card.input.width}, normalization mean ${card.normalization.mean.map((v) => +v.toFixed(4)).join('/')} std ${card.normalization.std.map((v) => +v.toFixed(4)).join('/')})`);
+    for (const v of r.inputs) console.log(`  input  ${v.name} ${v.elemType} ${dims(v.shape)}`);
+    for (const v of r.outputs) console.log(`  output ${v.name} ${v.elemType} ${dims(v.shape)}`);
+    const processing = inGraph ? `; in the graph: uint8 NHWC pixels in, normalized, ${task === 'segment' ? 'a class per pixel' : 'probabilities'} out` : '';
+    console.log(`${cardFile}: model card (${card.task}, ${card.classes.length} classes, input ${card.input.channels}×${card.input.height}×${card.input.width}, normalization mean ${card.normalization.mean.map((v) => +v.toFixed(4)).join('/')} std ${card.normalization.std.map((v) => +v.toFixed(4)).join('/')}${processing})`);
     // The file against tsvision, at another batch size than traced where the batch is dynamic.
-    const check = o.fixedBatch ? input : [input[0] === 2 ? 3 : 2, ...input.slice(1)];
-    const x = T.randn(check);
-    const want = T.noGrad(() => model.eval().forward(x));
+    const check = o.fixedBatch ? shape : [shape[0] === 2 ? 3 : 2, ...shape.slice(1)];
     const session = await ort.InferenceSession.create(r.file);
-    const got = (await session.run({ [r.inputs[0].name]: new ort.Tensor('float32', x.toArray() as Float32Array, check) }))[r.outputs[0].name].data as Float32Array;
+    // tsvision's side keeps the logits: a class map may differ only where they tie.
+    const { feed, wants } = T.tidy(() => {
+      const x = inGraph ? T.randint(0, 256, check, { dtype: 'uint8' }) : T.randn(check);
+      const want = T.noGrad(() => (inGraph ? pipeline(true).eval().forward(x) : { [card.output.name]: model.eval().forward(x) }));
+      return {
+        feed: inGraph ? new ort.Tensor('uint8', x.toArray() as Uint8Array, check) : new ort.Tensor('float32', x.toArray() as Float32Array, check),
+        wants: Object.fromEntries(Object.entries(want).map(([k, t]) => [k, Array.from(t.contiguous().toArray() as ArrayLike<number>)])),
+      };
+    });
+    const got = await session.run({ [card.input.name]: feed });
+    const what = inGraph ? `random ${check.join('×')} pixels` : `a random ${check.join('×')} input`;
+    let ok = true;
+    for (const v of r.outputs) {
+      const g = got[v.name].data as ArrayLike<number | bigint>;
+      const w = wants[v.name];
+      if (v.name === E.CLASSES_OUTPUT) {
+        const logits = wants[E.LOGITS_OUTPUT];
+        const tolerance = 1e-4 * logits.reduce((m, l) => Math.max(m, Math.abs(l)), 0);
+        const d = E.classMapDifferences(g, w, logits, card.classes.length, check[1] * check[2], tolerance);
+        console.log(`onnxruntime-node vs tsvision on ${what}: ${v.name}: ${d.differ ? `differ on ${d.differ} of ${w.length} pixels, ${d.unexplained} of them not ties (logits within 1e-4 of their scale)` : `equal on all ${w.length} pixels`}`);
+        ok &&= d.unexplained === 0;
+        continue;
+      }
+      let [maxDiff, scale] = [0, 0];
+      for (let i = 0; i < w.length; i++) [maxDiff, scale] = [Math.max(maxDiff, Math.abs(w[i] - Number(g[i]))), Math.max(scale, Math.abs(w[i]))];
+      console.log(`onnxruntime-node vs tsvision on ${what}: ${inGraph ? `${v.name}: ` : ''}max |difference| ${maxDiff.toExponential(2)} (outputs up to ${scale.toFixed(3)})`);
+      ok &&= maxDiff <= 1e-4 * Math.max(scale, 1e-6);
+    }
     await session.release();
-    const w = want.toArray() as Float32Array;
-    const maxDiff = w.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i])), 0);
-    const scale = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    console.log(`onnxruntime-node vs tsvision on a random ${check.join('×')} input: max |difference| ${maxDiff.toExponential(2)} (outputs up to ${scale.toFixed(3)})`);
-    if (!(maxDiff <= 1e-4 * Math.max(scale, 1e-6))) {
+    if (!ok) {
       process.stderr.write('tsvision: the exported model does not reproduce tsvision within 1e-4 of the output scale\n');
       process.exitCode = 1;
     }

@@ -2,7 +2,8 @@
 // was trained — the input layout and size, the normalization, the class names and (segmentation) the colours
 // tsvision's overlays use. `tsvision export` writes it beside the .onnx file as <name>.json, for pages and
 // servers to fetch, and inside the file as the metadata entry 'tsvision.card' (Netron and onnx.load show it),
-// so that an .onnx file that travels alone still carries it.
+// so that an .onnx file that travels alone still carries it. With `--with-preprocessing` the card says so
+// (version 2): the graph then takes raw pixels and does the normalization the card still records.
 import { OVERLAY_COLOURS } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 
@@ -12,14 +13,24 @@ export const CARD_METADATA_KEY = 'tsvision.card';
 
 export interface ModelCard {
   format: typeof CARD_FORMAT;
-  version: 1;
+  /**
+   * 1: the graph takes the normalized float input (NCHW) and returns logits; decoding, normalizing and softmax
+   * or argmax are the reader's. 2: `preprocessing: 'in-graph'` — raw uint8 pixels (NHWC) in, answers out. A
+   * version-1 reader would feed a version-2 graph floats, so these cards say 2; plain exports still write 1.
+   */
+  version: 1 | 2;
   /** The registered model name (`cnn`, `mobilenet_v1`, `enet`, …). */
   model: string;
   /** classify: output [N, classes] logits; segment: output [N, classes, H, W] logits at the input size. */
   task: 'classify' | 'segment';
+  /** Version 2: normalization, softmax (classify) and argmax (segment) are in the graph; absent: the reader's. */
+  preprocessing?: 'in-graph';
   input: {
     name: string;
-    layout: 'NCHW';
+    /** NCHW (float, normalized) or, with in-graph preprocessing, NHWC (pixels as decoders lay them out). */
+    layout: 'NCHW' | 'NHWC';
+    /** Version 2: the element type ('uint8' pixels); version 1 inputs are float32. */
+    dtype?: 'float32' | 'uint8';
     /** 1 (grey: the mean of R, G, B as sharp's greyscale computes it) or 3 (RGB). */
     channels: number;
     height: number;
@@ -27,8 +38,14 @@ export interface ModelCard {
     /** 'dynamic' when dimension 0 is symbolic, else the fixed batch size. */
     batch: 'dynamic' | number;
   };
-  output: { name: string };
-  /** Network input = (pixel / 255 − mean[c]) / std[c], per channel. */
+  /**
+   * Version 1: the logits. In-graph: classify → probabilities, float [N, classes]; segment → a class id per
+   * pixel [N, H, W], uint8 (int64 beyond 256 classes, see classMapDtype). `dtype` is given from version 2.
+   */
+  output: { name: string; dtype?: 'float32' | 'uint8' | 'int64' };
+  /** In-graph with --keep-logits: the network's logits as a second output (version 1's output). */
+  logits?: { name: string };
+  /** Network input = (pixel / 255 − mean[c]) / std[c], per channel (in-graph: what the graph already does). */
   normalization: { mean: number[]; std: number[] };
   classes: string[];
   /** Segmentation: a '#rrggbb' colour per class, as tsvision's overlays draw them (class 0 left unpainted). */
@@ -42,19 +59,43 @@ export interface CardSource {
   classes: readonly string[];
 }
 
-/** The card of a network exported with `inputShape` (NCHW) under the given input and output names. */
-export function modelCard(net: CardSource, inputShape: readonly number[], io: { input: string; output: string; fixedBatch?: boolean }): ModelCard {
+/**
+ * The class map's element type with in-graph argmax: uint8 while class ids fit in a byte (every tsvision
+ * segmentation set; what PNG masks and Predictor's labels hold), else ArgMax's own int64 — never a narrowing
+ * that would wrap.
+ */
+export function classMapDtype(numClasses: number): 'uint8' | 'int64' {
+  return numClasses <= 256 ? 'uint8' : 'int64';
+}
+
+export interface CardIo {
+  input: string;
+  output: string;
+  fixedBatch?: boolean;
+  /** The graph takes uint8 NHWC pixels and returns probabilities or a class map (a version-2 card). */
+  inGraph?: { logits?: string };
+}
+
+/** The card of a network exported with `inputShape` (the network's NCHW) under the given input and output names. */
+export function modelCard(net: CardSource, inputShape: readonly number[], io: CardIo): ModelCard {
   const [n, channels, height, width] = inputShape;
+  const task = net.segmentation ? 'segment' : 'classify';
   const card: ModelCard = {
     format: CARD_FORMAT,
-    version: 1,
+    version: io.inGraph ? 2 : 1,
     model: net.name,
-    task: net.segmentation ? 'segment' : 'classify',
+    task,
+    ...(io.inGraph ? { preprocessing: 'in-graph' as const } : {}),
     input: { name: io.input, layout: 'NCHW', channels, height, width, batch: io.fixedBatch ? n : 'dynamic' },
     output: { name: io.output },
     normalization: { mean: [...net.normalization.mean], std: [...net.normalization.std] },
     classes: [...net.classes],
   };
+  if (io.inGraph) {
+    card.input = { name: io.input, layout: 'NHWC', dtype: 'uint8', channels, height, width, batch: card.input.batch };
+    card.output.dtype = task === 'classify' ? 'float32' : classMapDtype(net.classes.length);
+    if (io.inGraph.logits) card.logits = { name: io.inGraph.logits };
+  }
   if (net.segmentation) card.colours = net.classes.map((_, i) => OVERLAY_COLOURS[i % OVERLAY_COLOURS.length]);
   return card;
 }

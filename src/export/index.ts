@@ -2,5 +2,7 @@
 export { ONNX_OPSET, exportOnnx, onnxBytes, toOnnx } from './onnx';
 export type { ExportableModule, OnnxExport, OnnxExportOptions, OnnxGraphSummary } from './onnx';
 export type { Dim, ValueInfoProto } from './protobuf';
-export { CARD_FORMAT, CARD_METADATA_KEY, cardPath, modelCard, writeCard } from './card';
-export type { CardSource, ModelCard } from './card';
+export { CARD_FORMAT, CARD_METADATA_KEY, cardPath, classMapDtype, modelCard, writeCard } from './card';
+export type { CardIo, CardSource, ModelCard } from './card';
+export { CLASSES_OUTPUT, LOGITS_OUTPUT, PIXELS_INPUT, PROBABILITIES_OUTPUT, PixelPipeline, classMapDifferences, pixelShape } from './preprocess';
+export type { PixelPipelineOptions } from './preprocess';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Handle, NativeArg, NativeResult, native } from '../torch/native';
 import { Op, OpTracer, setOpTracer } from '../torch/ops';
-import { DType, Tensor, noGrad, randn, tidy } from '../torch';
+import { DType, Tensor, noGrad, randint, randn, tidy } from '../torch';
 import { Conv2d, Module } from '../nn';
 import { writeFileAtomic } from '../util/fs';
 import { AttributeValue, Dim, ModelProto, NodeProto, OnnxType, OnnxTypeName, TensorProto, ValueInfoProto, concatChunks, encodeModel } from './protobuf';
@@ -27,8 +27,10 @@ export interface OnnxExportOptions {
   inputName?: string;
   /** Output names in order; default 'output' (one tensor), 'output_0', ... (arrays) or an object's keys. */
   outputNames?: readonly string[];
-  /** The traced input; random normal when absent. */
+  /** The traced input; when absent, random normal (float) or uniform over the type's range (uint8). */
   example?: Tensor;
+  /** Element type of the graph's input (default float32); 'uint8' for raw pixels (see preprocess.ts). */
+  inputDtype?: 'float32' | 'uint8';
   docString?: string;
   /** Key/value strings stored in the file's metadata_props (e.g. the model card, see card.ts). */
   metadata?: Record<string, string>;
@@ -146,8 +148,10 @@ function trace(model: ExportableModule, o: OnnxExportOptions): Graph {
     Conv2d.prepackForInference = false;
     return tidy(() =>
       noGrad(() => {
-        const x = o.example ?? randn([...o.inputShape]);
+        const dtype = o.inputDtype ?? 'float32';
+        const x = o.example ?? (dtype === 'uint8' ? randint(0, 256, [...o.inputShape], { dtype }) : randn([...o.inputShape]));
         if (o.example && x.shape.join() !== o.inputShape.join()) throw new Error(`ONNX export: example shape [${x.shape}] differs from inputShape [${o.inputShape}]`);
+        if (o.example && o.inputDtype && x.dtype !== o.inputDtype) throw new Error(`ONNX export: example is ${x.dtype}, inputDtype ${o.inputDtype}`);
         t.bindInput(x, o.inputName ?? 'input');
         const previous = setOpTracer(t);
         if (previous) {
@@ -471,6 +475,12 @@ function binary(opType: string): Handler {
 
 const unary = (opType: string): Handler => (g, a) => g.one(opType, [g.x(a[0])]);
 
+/** Tensor.to(dtype) and its lower forms: a Cast to the traced result's type (none where it is the input's). */
+const castToResult: Handler = (g, a, outs) => {
+  const v = g.value(a[0]);
+  return g.cast(v.name, v.dtype, dtypeOf(outs[0]));
+};
+
 /** No node: the result is its input (eval-mode dropout, contiguous, clone, detach). */
 const identity: Handler = (g, a) => g.x(a[0]);
 
@@ -695,9 +705,21 @@ const HANDLERS: Record<string, Handler> = {
   'aten::dropout': noTraining('dropout'),
   'aten::feature_dropout': noTraining('dropout2d'),
   'aten::alpha_dropout': noTraining('alpha dropout'),
-  'aten::to.dtype_layout': (g, a, outs) => {
+  'aten::to.dtype_layout': castToResult,
+  'aten::to.dtype': castToResult,
+  'aten::_to_copy': castToResult,
+  'aten::argmax': (g, a, outs) => {
     const v = g.value(a[0]);
-    return g.cast(v.name, v.dtype, dtypeOf(outs[0]));
+    const [dim, keepdims] = [a[1], a[2] === true ? 1 : 0];
+    // ONNX's ArgMax yields int64 as ATen's does; select_last_index 0 keeps ATen's first index among ties.
+    if (typeof dim !== 'number') {
+      if (g.dynamicBatch && v.batch) g.fail('argmax over the whole tensor mixes the batch; export with a fixed batch');
+      const flat = g.one('ArgMax', [g.one('Reshape', [v.name, g.ints([-1])])], { axis: 0, keepdims: 0, select_last_index: 0 });
+      return keepdims ? g.one('Reshape', [flat, g.ints(shapeOf(outs[0]))]) : flat;
+    }
+    const axis = dim < 0 ? dim + v.shape.length : dim;
+    if (g.dynamicBatch && v.batch && axis === 0) g.fail('argmax over the batch dimension; export with a fixed batch');
+    return g.one('ArgMax', [v.name], { axis, keepdims, select_last_index: 0 });
   },
   'aten::max_pool2d': (g, a) => pool('MaxPool', g, a)[0],
   'aten::max_pool2d_with_indices': (g, a) => {

@@ -1,7 +1,8 @@
 // The browser examples in a real browser: `tsvision export` writes the .onnx file and its model card,
 // `tsvision serve` serves them with examples/browser/, and Debian's Chromium (driven by playwright-core) loads
 // the page, decodes an uploaded PNG, runs the network in onnxruntime-web's wasm backend and shows the result.
-// Checked against tsvision on the same pixels: the page's input tensor, its output, and what it displays.
+// Checked against tsvision on the same pixels: the page's input tensor, its output, and what it displays;
+// also for exports with the processing in the graph (--with-preprocessing), fed bytes.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { ChildProcess, spawnSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { ENet } from '../../src/models/enet';
 import { Module } from '../../src/nn';
 import { CLI, exportCheckpoint as exported, randomizeBatchNorm, startServer } from '../helpers/deploy';
 import { Predictor } from '../../src/infer';
+import { PixelPipeline } from '../../src/export';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMNIST } from '../../src/data';
 
 const CHROMIUM = process.env.TSVISION_CHROMIUM ?? '/usr/bin/chromium';
@@ -175,6 +177,55 @@ for (const [name, channels, size] of [
     await page.close();
   });
 }
+
+test('pages with the processing in the graph (--with-preprocessing): the image\'s bytes in, tsvision\'s answers out', { skip }, async () => {
+  // Classifier page: the pad's pixels go in as bytes; the list shows the graph's probabilities, which are
+  // tsvision's on those bytes.
+  T.manualSeed(4);
+  const cnn = createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true });
+  const baked = exported(dir, 'cnn-baked', cnn, { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }, ['--with-preprocessing']);
+  const testSet = loadFashionMNIST({ split: 'test' });
+  const pixels = Buffer.from(T.tidy(() => testSet.images.narrow(0, 0, 1).contiguous().toArray() as Uint8Array));
+  testSet.dispose();
+  const garment = path.join(dir, 'garment-baked.png');
+  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(garment);
+  let page = await openAndUpload(await serve(baked.onnx), garment, (p) => p.uncheck('#invert'));
+  let t = await pageTensors(page);
+  assert.deepEqual([t.inputDims, t.outputDims], [[1, 28, 28, 1], [1, 10]]);
+  assert.ok(t.input.every((v) => Number.isInteger(v) && v >= 0 && v <= 255), 'bytes, not normalized floats');
+  const meanDiff = t.input.reduce((a, v, i) => a + Math.abs(v - pixels[i]), 0) / t.input.length;
+  assert.ok(meanDiff < 6, `page pixels differ from the image by ${meanDiff.toFixed(2)} levels on average`);
+  const probs = T.tidy(() => {
+    const x = T.fromArray(Uint8Array.from(t.input), [1, 28, 28, 1]);
+    return T.noGrad(() => new PixelPipeline(cnn, { task: 'classify', normalization: { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } }).eval().forward(x)).probabilities.toArray() as Float32Array;
+  });
+  assert.ok(probs.every((p, i) => Math.abs(p - t.output[i]) < 1e-5), `page ${Array.from(t.output)} vs tsvision ${Array.from(probs)}`);
+  const shown = await page.$$eval('#result li', (li) => li.map((l) => Number(l.getAttribute('data-class'))));
+  assert.deepEqual(shown, Array.from(probs, (p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5).map((r) => r[1]));
+  await page.close();
+
+  // Segmentation page: RGBA ImageData → RGB bytes, exactly the image's; the class map is Predictor's.
+  T.manualSeed(5);
+  const enet = new ENet({ numClasses: 11, inChannels: 3 });
+  randomizeBatchNorm(enet);
+  const seg = exported(dir, 'enet-baked', enet, { model: 'enet', folders: { train: 'x', test: 'y', size: [48, 64], channels: 3 } }, ['--with-preprocessing']);
+  const rgb = T.tidy(() => T.rand([48, 64, 3]).mul(255).floor().to('uint8').toArray() as Uint8Array);
+  const png = path.join(dir, 'image-baked.png');
+  await sharp(Buffer.from(rgb), { raw: { width: 64, height: 48, channels: 3 } }).png().toFile(png);
+  page = await openAndUpload(await serve(seg.onnx), png);
+  t = await pageTensors(page);
+  assert.deepEqual([t.inputDims, t.outputDims], [[1, 48, 64, 3], [1, 48, 64]]);
+  assert.deepEqual(Array.from(t.input), Array.from(rgb));
+  assert.deepEqual(Array.from(t.labels!), Array.from(t.output));
+  const mine = await (await Predictor.load(seg.ckpt)).segment(png);
+  const agree = t.labels!.reduce((a, l, i) => a + (l === mine.labels[i] ? 1 : 0), 0) / t.labels!.length;
+  assert.ok(agree >= 0.999, `page and tsvision agree on ${(100 * agree).toFixed(2)}% of pixels`);
+  const legend = await page.$$eval('#legend li', (li) => li.map((l) => [Number(l.getAttribute('data-class')), Number(l.getAttribute('data-pixels'))]));
+  const counts = new Map<number, number>();
+  t.labels!.forEach((l) => counts.set(l, (counts.get(l) ?? 0) + 1));
+  assert.deepEqual(new Map(legend as [number, number][]), counts);
+  await page.close();
+});
 
 test('segmentation page, camera: frames are segmented back to back with the rate shown, until stopped', { skip }, async (t) => {
   T.manualSeed(3);

@@ -81,7 +81,7 @@ test('the card never replaces the ONNX file: model.onnx → model.json, model.js
   assert.equal(cardPath('model.json'), 'model.json.json');
 });
 
-test('clear one-line errors: plain weights without --model, a missing file, an unwritable output', () => {
+test('clear one-line errors: plain weights without --model, a missing file, an unwritable output, a stray --keep-logits', () => {
   const weights = path.join(dir, 'plain.safetensors');
   T.saveSafetensors(weights, createModel('cnn', { numClasses: 10, inChannels: 1 }).stateDict());
   const cases: [string[], RegExp][] = [
@@ -89,6 +89,7 @@ test('clear one-line errors: plain weights without --model, a missing file, an u
     [['export', weights, '-o', path.join(dir, 'a.onnx'), '--model', 'cnn'], /give the input shape with --input/],
     [['export', path.join(dir, 'missing.safetensors'), '-o', path.join(dir, 'a.onnx')], /no such file/],
     [['export', weights, '-o', path.join(weights, 'a.onnx'), '--model', 'cnn', '--input', '1x1x28x28'], /cannot write .* is not a directory/],
+    [['export', weights, '-o', path.join(dir, 'a.onnx'), '--model', 'cnn', '--input', '1x1x28x28', '--keep-logits'], /--keep-logits goes with --with-preprocessing/],
   ];
   for (const [args, message] of cases) {
     const r = run(...args);

@@ -1,6 +1,7 @@
 // examples/server/: an exported network behind HTTP on onnxruntime-node, as a user runs it
 // (`node examples/server/server.js model.onnx`). Its answers are checked against tsvision's own Predictor
-// on the same image files: same classes and probabilities, same class map.
+// on the same image files: same classes and probabilities, same class map — for ordinary exports and for
+// exports with the processing in the graph (--with-preprocessing), which the server feeds raw bytes.
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { ChildProcess, spawnSync } from 'node:child_process';
@@ -23,7 +24,7 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const exported = (name: string, model: Module, config: Record<string, unknown>): { ckpt: string; onnx: string } => exportCheckpoint(dir, name, model, config);
+const exported = (name: string, model: Module, config: Record<string, unknown>, args: string[] = []): { ckpt: string; onnx: string } => exportCheckpoint(dir, name, model, config, args);
 const start = (onnx: string): Promise<string> => startServer([SERVER, onnx, '--port', '0'], /listening on (http:\/\/\S+\/)/, servers);
 
 const post = (url: string, body: Buffer): Promise<Response> => fetch(url, { method: 'POST', body });
@@ -98,6 +99,39 @@ test('a segmentation network: class counts and the mask PNG are tsvision\'s clas
   const big = await post(`${base}predict?mask=png`, await image(100, 75, 3, 'jpeg'));
   const meta = await sharp(Buffer.from(await big.arrayBuffer())).metadata();
   assert.deepEqual([meta.width, meta.height], [100, 75]);
+});
+
+test('--with-preprocessing exports: the server feeds sharp\'s raw bytes to the graph, and answers as Predictor does', async () => {
+  T.manualSeed(6);
+  const cnn = exported('cnn-baked', createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true }), { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }, ['--with-preprocessing']);
+  const base = await start(cnn.onnx);
+  const card = (await (await fetch(base)).json()) as { preprocessing: string; input: { layout: string; dtype: string } };
+  assert.deepEqual([card.preprocessing, card.input.layout, card.input.dtype], ['in-graph', 'NHWC', 'uint8']);
+  const predictor = await Predictor.load(cnn.ckpt);
+  for (const bytes of [await image(28, 28, 1, 'png'), await image(90, 60, 3, 'jpeg')]) {
+    const { top } = (await (await post(`${base}predict`, bytes)).json()) as { top: { class: string; index: number; probability: number }[] };
+    const want = await predictor.classify(bytes, { topK: 5 });
+    assert.deepEqual(top.map((t) => t.index), want.map((w) => w.index));
+    top.forEach((t, i) => assert.ok(Math.abs(t.probability - want[i].probability) < 1e-5, `${t.class}: ${t.probability} vs ${want[i].probability}`));
+  }
+
+  const model = new ENet({ numClasses: 11, inChannels: 3 });
+  randomizeBatchNorm(model);
+  const enet = exported('enet-baked', model, { model: 'enet', folders: { train: 'x', test: 'y', size: [48, 64], channels: 3 } }, ['--with-preprocessing']);
+  const segBase = await start(enet.onnx);
+  const bytes = await image(64, 48, 3, 'png');
+  const want = await (await Predictor.load(enet.ckpt)).segment(bytes);
+  const r = (await (await post(`${segBase}predict`, bytes)).json()) as { width: number; height: number; classes: { index: number; pixels: number }[] };
+  assert.deepEqual([r.width, r.height], [64, 48]);
+  const counts = new Map(r.classes.map((c) => [c.index, c.pixels]));
+  assert.ok(counts.size > 1);
+  let off = 0;
+  want.classPixels.forEach((n, k) => (off += Math.abs(n - (counts.get(k) ?? 0))));
+  assert.ok(off <= 0.002 * 64 * 48, `class counts differ by ${off} pixels`);
+  const png = Buffer.from(await (await post(`${segBase}predict?mask=png`, bytes)).arrayBuffer());
+  const data = await sharp(png).extractChannel(0).raw().toBuffer();
+  const agree = data.reduce((a, v, i) => a + (v === want.labels[i] ? 1 : 0), 0) / data.length;
+  assert.ok(agree >= 0.998, `mask and tsvision agree on ${(100 * agree).toFixed(2)}% of pixels`);
 });
 
 test('the server refuses to start without its model card, naming the file', () => {

@@ -9,12 +9,12 @@ import { saveCheckpoint } from '../../src/train/checkpoint';
 
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
-/** A checkpoint whose config says how it was trained, and its `tsvision export` (.onnx + card) in `dir`. */
-export function exportCheckpoint(dir: string, name: string, model: Module, config: Record<string, unknown>): { ckpt: string; onnx: string } {
+/** A checkpoint whose config says how it was trained, and its `tsvision export` (.onnx + card) in `dir`; `args` adds export flags. */
+export function exportCheckpoint(dir: string, name: string, model: Module, config: Record<string, unknown>, args: readonly string[] = []): { ckpt: string; onnx: string } {
   const ckpt = path.join(dir, `${name}.safetensors`);
   saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 1, config });
   const onnx = path.join(dir, `${name}.onnx`);
-  const r = spawnSync(process.execPath, [CLI, 'export', ckpt, '-o', onnx], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, 'export', ckpt, '-o', onnx, ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return { ckpt, onnx };
 }

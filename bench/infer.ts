@@ -6,7 +6,7 @@
 // state-dict key and shape), same threads, the two sides alternating block by block, medians.
 //   node dist/bench/infer.js [--rounds 4] [--n 5] [--warmup 2] [--models mobilenet_v1,resnet18,...] [--no-write]
 import * as T from '../src/torch';
-import * as nn from '../src/nn';
+import { optimizeForInference } from '../src/infer/optimize';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
 import { Module } from '../src/nn';
 import { LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
@@ -57,10 +57,11 @@ async function main(): Promise<void> {
     // The optimized copy: the same weights, folded (foldBatchNorm changes the network it is given).
     const fast = build(e);
     fast.loadStateDict(model.stateDict());
-    const folded = nn.foldBatchNorm(fast, x);
+    const optimized = optimizeForInference(fast, x);
+    const folded = optimized.folded;
     const ours: Record<Task, () => void> = {
       eager: () => T.tidy(() => T.noGrad(() => void model.forward(x))),
-      optimized: () => T.tidy(() => T.noGrad(() => void T.withOneDnnLayout(() => fast.forward(x)))),
+      optimized: () => T.tidy(() => T.noGrad(() => void optimized.forward(x))),
     };
     const { peer, ready } = await LivePeer.start<{ ready: boolean; optimized: string }>('infer_torch.py', { model: e.name, params, shapes, size: e.size, classes: e.classes, threads });
     const times: Record<Task, { ours: number[]; peer: number[] }> = { eager: { ours: [], peer: [] }, optimized: { ours: [], peer: [] } };
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
   writeSection(
     `infer-cpu${subset}`,
     `## Inference optimized for deployment (cpu)\n\n\`${cmd}\` — ${machineLine('cpu')}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ${n} batch-1 calls after ${warmup} untimed ones per side and variant, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. ` +
-      `tsvision optimized: \`nn.foldBatchNorm\` then \`torch.withOneDnnLayout\` (what \`Predictor\` runs). PyTorch optimized: \`torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model)))\`, which also folds BatchNorm and keeps oneDNN's layout, and fuses further. The ratio is optimized tsvision's time over optimized PyTorch's: below 1.0 tsvision is faster.\n\n${table}`,
+      `tsvision optimized: \`optimizeForInference\` (\`nn.foldBatchNorm\`, then forward passes in \`torch.withOneDnnLayout\`; what \`Predictor\` runs). PyTorch optimized: \`torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model)))\`, which also folds BatchNorm and keeps oneDNN's layout, and fuses further. The ratio is optimized tsvision's time over optimized PyTorch's: below 1.0 tsvision is faster.\n\n${table}`,
   );
 }
 

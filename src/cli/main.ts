@@ -523,10 +523,10 @@ program
   .argument('<model>', `one of: ${[...listModels(), ...listSegmentationModels()].join(', ')}`)
   .option('--opt <key=value>', 'model option, repeatable (e.g. --opt alpha=0.5)', collectOpt, {})
   .option('--input <shape>', 'input shape N,C,H,W (default 1,3,224,224; segmentation networks 1,3,512,1024)')
-  .option('--time', 'also time eval-mode forward passes: median ms and images per second', false)
+  .option('--time', 'also time eval-mode forward passes, as built and optimized for inference: median ms and images per second', false)
   .option('--rounds <n>', 'timed rounds with --time (each: 2 warm-up and 5 timed passes)', num('--rounds', { int: true, min: 1 }), 3)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
-  .action((name: string, o) => {
+  .action(async (name: string, o) => {
     const segmentation = isSegmentationModelName(name);
     if (!segmentation && !isModelName(name)) throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...listModels(), ...listSegmentationModels()].join(', ')}`);
     if (o.threads) setNumThreads(o.threads);
@@ -538,8 +538,13 @@ program
     console.log(formatSummary(summary(model, shape), { title: `${name}: ${describe}` }));
     if (o.time) {
       const x = randn(shape);
-      const [t] = measureLatency([model], x, { rounds: o.rounds, reps: 5, warmup: 2 });
-      console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads: ${t.ms.toFixed(1)} ms median (${o.rounds * 5} passes), ${t.imagesPerSecond.toFixed(1)} images/s`);
+      // The same weights optimized for inference (BatchNorm folded, oneDNN layout), as Predictor runs them.
+      const twin = segmentation ? createSegmentationModel(name, options) : createModel(name as ModelName, options);
+      twin.loadStateDict(model.stateDict());
+      const { optimizeForInference } = await import('../infer/optimize');
+      const [t, f] = measureLatency([model, optimizeForInference(twin, x)], x, { rounds: o.rounds, reps: 5, warmup: 2 });
+      const line = (l: { ms: number; imagesPerSecond: number }): string => `${l.ms.toFixed(1)} ms median (${o.rounds * 5} passes), ${l.imagesPerSecond.toFixed(1)} images/s`;
+      console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads, the two taking turns:\n  as built:                 ${line(t)}\n  optimized for inference:  ${line(f)} (BatchNorm folded, oneDNN layout; as Predictor runs it)`);
       x.dispose();
     }
   });

@@ -3,3 +3,4 @@ export { Predictor, readImage } from './predict';
 export type { PredictorOptions, ClassScore, SegmentationPrediction, DecodedImage, ImageInput, NamedImage } from './predict';
 export { restoreNetwork } from './restore';
 export type { RestoreOptions, RestoredNetwork, Network, Normalization } from './restore';
+export { optimizeForInference, OptimizedForInference } from './optimize';

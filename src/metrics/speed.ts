@@ -20,7 +20,7 @@ export interface Latency {
 }
 
 /** Eval-mode, no-autograd forward latency of each model on x (models are put back in their modes). */
-export function measureLatency(models: (Module & { forward(x: Tensor): Tensor })[], x: Tensor, o: LatencyOptions = {}): Latency[] {
+export function measureLatency(models: (Module & { forward(x: Tensor): unknown })[], x: Tensor, o: LatencyOptions = {}): Latency[] {
   const { rounds = 5, reps = 10, warmup = 2 } = o;
   const modes = models.map((m) => m.training);
   models.forEach((m) => m.eval());

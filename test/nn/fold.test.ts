@@ -6,6 +6,7 @@ import * as T from '../../src/torch';
 import * as nn from '../../src/nn';
 import { runTorch, relError } from '../helpers/pytorch';
 import { ARCHITECTURES, first, randomBatchNorms, relMaxDiff } from '../helpers/inference';
+import { optimizeForInference } from '../../src/infer/optimize';
 
 test('foldBatchNorm: weights and bias equal torch.nn.utils.fusion.fuse_conv_bn_weights (with and without a conv bias, depthwise too)', () => {
   T.manualSeed(4);
@@ -94,4 +95,32 @@ test('foldBatchNorm: leaves a BatchNorm whose input is read elsewhere, not from 
     assert.deepEqual(nn.foldBatchNorm(m, x), want, mode);
     assert.ok(relMaxDiff(before, T.noGrad(() => m.forward(x))) < 1e-5, `${mode}: output kept`);
   }
+});
+
+test('optimizeForInference: folds, runs under noGrad in oneDNN layout, and falls back to the plain forward with autograd on', () => {
+  T.manualSeed(8);
+  const make = (): nn.Sequential => new nn.Sequential(new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(), new nn.Conv2d(8, 8, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(8));
+  const plain = make();
+  randomBatchNorms(plain);
+  plain.eval();
+  const twin = make();
+  twin.loadStateDict(plain.stateDict());
+  const x = T.randn([1, 3, 96, 96]);
+  const fast = optimizeForInference(twin, x);
+  assert.deepEqual(fast.folded, { folded: 2, skipped: 0 });
+  const want = T.noGrad(() => plain.forward(x));
+  const seen: boolean[] = [];
+  // The first conv's output (inside the network) is in oneDNN's layout only on the noGrad path.
+  const conv = twin.at(0) as nn.Conv2d;
+  const original = conv.forward.bind(conv);
+  conv.forward = (t: T.Tensor): T.Tensor => {
+    const y = original(t);
+    seen.push(T.isOneDnnLayout(y));
+    return y;
+  };
+  const got = T.noGrad(() => fast.forward(x));
+  assert.ok(relMaxDiff(want, got) < 1e-5 && !T.isOneDnnLayout(got));
+  const withGrad = fast.forward(x.requiresGrad_(true));
+  assert.ok(relMaxDiff(want, withGrad) < 1e-5);
+  assert.deepEqual(seen, [true, false]);
 });

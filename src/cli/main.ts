@@ -18,6 +18,7 @@ import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../di
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
+import { ColorJitterOptions, checkColorJitter } from '../data';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -42,6 +43,25 @@ const scalesArg = (v: string): number[] => {
   const xs = numList('--scales')(v);
   if (xs.some((x) => !(x > 0))) throw new InvalidArgumentError(`--scales takes positive numbers separated by commas, got '${v}'`);
   return xs;
+};
+
+/**
+ * --color-jitter b,c,s,h: torchvision's ColorJitter(brightness, contrast, saturation, hue); 1 to 4 numbers,
+ * those left out are 0 (off), so 0.4,0.4,0.4 is the common ColorJitter(0.4, 0.4, 0.4).
+ */
+const colorJitterOption = '--color-jitter <b,c,s,h>';
+const colorJitterHelp = (when: string): string =>
+  `random brightness, contrast, saturation, hue per training image as torchvision's ColorJitter, e.g. 0.4,0.4,0.4,0.1 (missing numbers: 0, off; hue at most 0.5; grey images: brightness and contrast only), ${when}`;
+const colorJitterArg = (v: string): ColorJitterOptions => {
+  const parts = v.split(',');
+  const xs = parts.map((p) => (p.trim() === '' ? NaN : Number(p)));
+  if (parts.length > 4 || xs.some((x) => !Number.isFinite(x))) throw new InvalidArgumentError(`--color-jitter takes 1 to 4 numbers b,c,s,h separated by commas, got '${v}'`);
+  const o: ColorJitterOptions = { brightness: xs[0], contrast: xs[1] ?? 0, saturation: xs[2] ?? 0, hue: xs[3] ?? 0 };
+  try {
+    return checkColorJitter(o);
+  } catch (e) {
+    throw new InvalidArgumentError(`--color-jitter: ${(e as Error).message.replace(/^colorJitter: /, '')} (in '${v}')`);
+  }
 };
 
 const modelName = (v: string): ModelName => {
@@ -91,6 +111,7 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--label-smoothing <e>', 'cross-entropy label smoothing', num('--label-smoothing', { min: 0 }), DEFAULT_CONFIG.labelSmoothing)
     .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
     .option('--augment', 'random crops (padding 2 px on 28 px) and horizontal flips', false)
+    .option(colorJitterOption, colorJitterHelp('with or without --augment (after its crops and flips)'), colorJitterArg)
     .option('--seed <n>', 'seed for weights, shuffling and augmentation', num('--seed', { int: true, min: 0 }), DEFAULT_CONFIG.seed)
     .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
     .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }));
@@ -116,6 +137,8 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
     limitBatches: (o.limitBatches as number | undefined) ?? 0,
   };
   if (o.epochs !== undefined) r.epochs = o.epochs as number;
+  // Only when given: dsd and mimic compare a folder's recorded config key by key with what is asked.
+  if (o.colorJitter !== undefined) r.colorJitter = o.colorJitter as ColorJitterOptions;
   return r;
 }
 
@@ -287,6 +310,7 @@ program
   .option('--rotate <deg>', 'random rotation within ±deg with --augment (PSPNet on VOC: 10; default 0)', num('--rotate', { min: 0 }))
   .option('--no-flip', 'no random mirror with --augment')
   .option('--blur <p>', "PSPNet's random Gaussian blur (5×5, σ 1.1) with probability p, with --augment (its VOC recipe: 0.5; default 0)", num('--blur', { min: 0 }))
+  .option(colorJitterOption, colorJitterHelp('on the images only (masks untouched), with or without --augment'), colorJitterArg)
   .option('--no-sync-bn', 'under `tsvision launch`: BatchNorm over each process\'s share only (default: over the global batch)')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
@@ -320,6 +344,7 @@ program
         augment: o.augment === false ? null
           : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }
           : undefined,
+        colorJitter: o.colorJitter,
         model: o.model,
         modelOptions: o.opt,
         optimizer: o.optimizer,

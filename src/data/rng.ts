@@ -47,6 +47,14 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /**
+   * A generator for one purpose split off this one's current state, which it leaves where it was: a
+   * transform drawing from a fork moves no draw of the transforms after it.
+   */
+  fork(stream: number): Rng {
+    return Rng.from(this.state >>> 0, stream);
+  }
+
   /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
   permutation(n: number): Int32Array {
     const p = new Int32Array(n);

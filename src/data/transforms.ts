@@ -28,6 +28,14 @@ export function compose(...transforms: BatchTransform[]): BatchTransform {
   return (batch, ctx) => transforms.reduce((b, t) => t(b, ctx), batch);
 }
 
+/**
+ * Runs t with its own Rng forked off the batch's (Rng.fork): t's draws then shift no draw of the transforms
+ * after it, so that turning t on leaves their augmentation where it was.
+ */
+export function ownStream(t: BatchTransform, stream: number): BatchTransform {
+  return (b, ctx) => t(b, { ...ctx, rng: ctx.rng.fork(stream) });
+}
+
 /** uint8 in [0, 255] to float32 in [0, 1]; floating input passes through unchanged. */
 export function toFloat(): BatchTransform {
   return (b) => (b.x.dtype === 'uint8' ? { x: b.x.to('float32').div(255), y: b.y } : b);

@@ -1,5 +1,5 @@
 // The data a training run reads: Fashion-MNIST (Debian's package) or a pair of image folders.
-import { DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, toFloat } from '../data';
+import { ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, toFloat } from '../data';
 
 export type DataSpec =
   | { kind: 'fashion-mnist'; root?: string }
@@ -19,12 +19,18 @@ export function imageSize(spec: DataSpec): number {
   return spec.kind === 'fashion-mnist' ? 28 : (spec.size ?? 32);
 }
 
-export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number; augment: boolean }): Loaders {
+/**
+ * Training and test loaders. Training batches: toFloat, then with `augment` random crop and flip, then with
+ * `colorJitter` the jitter (pixels in [0, 1]; drawn after the crops and flips, so those stay where they were),
+ * then normalize. Test batches: toFloat and normalize only.
+ */
+export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number; augment: boolean; colorJitter?: ColorJitterOptions | null }): Loaders {
+  const jitter = o.colorJitter ? [colorJitter(o.colorJitter)] : [];
   if (spec.kind === 'fashion-mnist') {
     const train = loadFashionMNIST({ split: 'train', root: spec.root });
     const test = loadFashionMNIST({ split: 'test', root: spec.root });
     const norm = normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]);
-    const aug = o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : [];
+    const aug = [...(o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : []), ...jitter];
     return {
       train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm) }),
       test: new DataLoader(test, { batchSize: 500, transform: compose(toFloat(), norm) }),
@@ -42,7 +48,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   }
   // Per-channel statistics of ImageNet are a poor fit for arbitrary folders; scale to [-1, 1] instead.
   const norm = normalize(Array(channels).fill(0.5), Array(channels).fill(0.5));
-  const aug = o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : [];
+  const aug = [...(o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : []), ...jitter];
   return {
     // A last training batch of one image cannot be batch-normalized (BatchNorm2d refuses it): drop only that.
     train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: train.length % o.batchSize === 1 }),

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Tensor, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where } from '../torch';
 import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchData, BatchTransform, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, compose, disposeBatch, labelCounts, normalize, segmentationAugment, toFloat } from '../data';
+import { BatchData, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -58,6 +58,11 @@ export interface SegmentConfig {
    * or null. Default: on for the user's folders, off for the scenes (their layouts are random already).
    */
   augment: SegmentAugment | null;
+  /**
+   * torchvision's ColorJitter on training images only (masks untouched), before normalization and the
+   * geometric augmentation; independent of `augment`. null: none; absent in older checkpoints: none.
+   */
+  colorJitter: ColorJitterOptions | null;
   /** Under `tsvision launch`: BatchNorm over the global batch (SyncBatchNorm, PSPNet §5.1). Default true. */
   syncBatchNorm: boolean;
 }
@@ -100,14 +105,28 @@ export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225
 export const segmentationNormalization = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
   !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : cfg.folders.channels === 3 ? IMAGENET : { mean: [0.449], std: [0.226] };
 
-type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment'>>;
+type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment' | 'colorJitter'>>;
+
+// The colour jitter's own random stream (Rng.fork): turning it on leaves the geometric draws where they were.
+const JITTER_STREAM = 0x4a495454;
+
+/** The deterministic transform (uint8 to normalized float) and the training one, which adds the colour jitter. */
+export function segmentationTransforms(cfg: Pick<DataConfig, 'folders' | 'colorJitter'>): { transform: BatchTransform; trainTransform: BatchTransform } {
+  const norm = segmentationNormalization(cfg);
+  const n = normalize(norm.mean, norm.std);
+  const transform = compose(toFloat(), n);
+  // Jitter needs pixels in [0, 1]: after toFloat, before normalize (and so before the geometry, which pads with 0, the mean).
+  const trainTransform = cfg.colorJitter ? compose(toFloat(), ownStream(colorJitter(cfg.colorJitter), JITTER_STREAM), n) : transform;
+  return { transform, trainTransform };
+}
 
 /** A run's data (the training loader only if asked) and its test loader. */
 export async function segmentationData(cfg: DataConfig, o: { train: boolean }): Promise<SegmentationData> {
-  const norm = segmentationNormalization(cfg);
-  const transform = compose(toFloat(), normalize(norm.mean, norm.std));
-  return cfg.folders ? folderData(cfg, cfg.folders, transform, o.train) : sceneData(cfg, transform, o.train);
+  const t = segmentationTransforms(cfg);
+  return cfg.folders ? folderData(cfg, cfg.folders, t, o.train) : sceneData(cfg, t, o.train);
 }
+
+const describeJitter = (cfg: DataConfig): string => (cfg.colorJitter ? `, colour jitter (${describeColorJitter(cfg.colorJitter)})` : '');
 
 /** The last training batch of one image cannot be batch-normalized: drop only that one. */
 const trainLoaderOptions = (cfg: DataConfig, n: number): DataLoaderOptions => {
@@ -115,12 +134,12 @@ const trainLoaderOptions = (cfg: DataConfig, n: number): DataLoaderOptions => {
   return { batchSize, shuffle: true, seed: cfg.seed, dropLast: n % batchSize === 1 };
 };
 
-function sceneData(cfg: DataConfig, transform: BatchTransform, train: boolean): SegmentationData {
+function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: BatchTransform; trainTransform: BatchTransform }, train: boolean): SegmentationData {
   const { size, trainCount, testCount, maxItems } = cfg.scenes;
   const opts = { size, maxItems, seed: cfg.seed };
   const trainSet = train ? new FashionScenes({ split: 'train', count: trainCount, ...opts }) : null;
   const testSet = new FashionScenes({ split: 'test', count: testCount, ...opts });
-  const aug = cfg.augment ? compose(transform, augmentation(cfg.augment, [size, size])) : transform;
+  const aug = cfg.augment ? compose(trainTransform, augmentation(cfg.augment, [size, size])) : trainTransform;
   return {
     train: trainSet && new DataLoader(trainSet, { ...trainLoaderOptions(cfg, trainSet.length), transform: aug }),
     test: new DataLoader(testSet, { batchSize: 100, transform }),
@@ -130,7 +149,7 @@ function sceneData(cfg: DataConfig, transform: BatchTransform, train: boolean): 
     transform,
     trainLabelCounts: async () => labelCounts(trainSet!.labels),
     overlaySamples: async (k) => tidy(() => keep({ x: testSet.images.narrow(0, 0, k).clone(), y: testSet.labels.narrow(0, 0, k).long() })),
-    describe: `Fashion-MNIST scenes: ${trainCount} train and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each`,
+    describe: `Fashion-MNIST scenes: ${trainCount} train and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
     dispose: () => {
       trainSet?.dispose();
       testSet.dispose();
@@ -144,7 +163,7 @@ function sceneData(cfg: DataConfig, transform: BatchTransform, train: boolean): 
  * forwardAnySize pads them to the network's size multiple and cuts the logits back, so padding counts in no
  * metric.
  */
-async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders']>, transform: BatchTransform, train: boolean): Promise<SegmentationData> {
+async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders']>, { transform, trainTransform }: { transform: BatchTransform; trainTransform: BatchTransform }, train: boolean): Promise<SegmentationData> {
   const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses, maskName: f.maskName, labelMap: f.labelMap };
   const trainSet = train ? SegmentationFiles.open(f.train, opts) : null;
   const testSet = SegmentationFiles.open(f.test, opts);
@@ -153,7 +172,7 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
   const firstSize: [number, number] = [first.y.size(0), first.y.size(1)];
   disposeBatch(first);
   const crop = cfg.augment ? cfg.augment.crop ?? f.size ?? firstSize : null;
-  const trainTf = cfg.augment ? { sampleTransform: compose(transform, augmentation(cfg.augment, crop!)), transform: (b: BatchData) => b } : { transform };
+  const trainTf = cfg.augment ? { sampleTransform: compose(trainTransform, augmentation(cfg.augment, crop!)), transform: (b: BatchData) => b } : { transform: trainTransform };
   return {
     train: trainSet && new DataLoader(trainSet, { ...trainLoaderOptions(cfg, trainSet.length), ...trainTf }),
     // One image a batch unless all share a size; padding happens per image, so that sizes may differ.
@@ -177,7 +196,7 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
         return b;
       });
     },
-    describe: `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}, ${testSet.classes.length} classes`,
+    describe: `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}${trainSet ? describeJitter(cfg) : ''}, ${testSet.classes.length} classes`,
     dispose: () => {},
   };
 }
@@ -214,6 +233,7 @@ export const DEFAULT_SEGMENT_CONFIG: SegmentConfig = {
   threads: 0,
   limitBatches: 0,
   augment: null,
+  colorJitter: null,
   syncBatchNorm: true,
 };
 

@@ -7,7 +7,7 @@ import { Tensor, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensor
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
-import { Batch, DataLoader, disposeBatch } from '../data';
+import { Batch, ColorJitterOptions, DataLoader, describeColorJitter, disposeBatch } from '../data';
 import { ClassificationMeter } from '../metrics/classification';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
@@ -34,6 +34,8 @@ export interface TrainConfig {
   /** Clip the gradient norm to this value (0: no clipping). */
   clipGradNorm: number;
   augment: boolean;
+  /** torchvision's ColorJitter on training images (see data/color.ts); null: none. Absent in older checkpoints. */
+  colorJitter: ColorJitterOptions | null;
   seed: number;
   /** Where the checkpoint, weights, report and curves go. */
   outDir: string;
@@ -63,6 +65,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   labelSmoothing: 0,
   clipGradNorm: 0,
   augment: false,
+  colorJitter: null,
   seed: 0,
   outDir: 'runs/fashion-mnist-cnn',
   threads: 0,
@@ -176,7 +179,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}`);
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
@@ -296,6 +299,12 @@ function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainCo
 
 function saveCheckpointWeights(file: string, model: Module): void {
   saveSafetensors(file, model.stateDict(), { format: 'pt' });
+}
+
+/** The training augmentation for the log line; empty without any. */
+function describeAugment(cfg: Pick<TrainConfig, 'augment' | 'colorJitter'>): string {
+  const parts = [...(cfg.augment ? ['random crops and flips'] : []), ...(cfg.colorJitter ? [`colour jitter (${describeColorJitter(cfg.colorJitter)})`] : [])];
+  return parts.length ? ` with ${parts.join(' and ')}` : '';
 }
 
 function describeData(d: DataSpec): string {

@@ -35,6 +35,27 @@ test('--help explains every train flag', () => {
   for (const flag of ['--model', '--epochs', '--batch-size', '--lr', '--resume', '--train-dir', '--augment', '--threads']) assert.ok(r.stdout.includes(flag), flag);
 });
 
+test('--color-jitter is in train\'s and segment\'s help; bad values are refused naming the flag', () => {
+  for (const cmd of ['train', 'segment']) {
+    const r = run(cmd, '--help');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /--color-jitter <b,c,s,h>/, cmd);
+  }
+  const bad: [string, string[], RegExp][] = [
+    ['train', ['--color-jitter', '0.4,-1'], /--color-jitter: contrast must be a finite number ≥ 0, got -1/],
+    ['segment', ['--color-jitter', '0.4,0.4,0.4,0.7'], /--color-jitter: hue must be at most 0.5.*got 0.7/],
+    ['train', ['--color-jitter', 'strong'], /--color-jitter takes 1 to 4 numbers/],
+    ['segment', ['--color-jitter', '0.1,0.1,0.1,0.1,0.1'], /--color-jitter takes 1 to 4 numbers/],
+    ['train', ['--color-jitter', '0.4,,0.4'], /--color-jitter takes 1 to 4 numbers/],
+  ];
+  for (const [cmd, args, msg] of bad) {
+    const r = run(cmd, ...args);
+    assert.notEqual(r.status, 0, `${cmd} ${args.join(' ')}`);
+    assert.match(r.stderr, msg);
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+  }
+});
+
 test('--help explains every predict flag', () => {
   const r = run('predict', '--help');
   assert.equal(r.status, 0);

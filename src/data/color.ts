@@ -1,0 +1,233 @@
+// Colour jitter (photometric augmentation) as torchvision 0.14's ColorJitter does it on tensors
+// (transforms.functional_tensor): brightness, contrast, saturation and hue factors drawn per image, the four
+// adjustments applied in a random order per image, each with torchvision's formula. All of it is libtorch ops
+// on the whole batch: factors are [N, 1, 1, 1] tensors, and each of the four steps runs an adjustment once on
+// the images whose order puts it there.
+import { Tensor, callOp, cat, fromArray, stack } from '../torch';
+import { Rng } from './rng';
+import { BatchTransform } from './transforms';
+
+/**
+ * How much to jitter, as torchvision's ColorJitter(brightness, contrast, saturation, hue): factors drawn
+ * uniformly from [max(0, 1 − v), 1 + v] (hue: a shift from [−hue, hue], hue ≤ 0.5). 0 or absent: off.
+ */
+export interface ColorJitterOptions {
+  brightness?: number;
+  contrast?: number;
+  saturation?: number;
+  hue?: number;
+}
+
+/** The adjustments in torchvision's numbering (its fn_idx): 0 brightness, 1 contrast, 2 saturation, 3 hue. */
+export const JITTER_KINDS = ['brightness', 'contrast', 'saturation', 'hue'] as const;
+export type JitterKind = (typeof JITTER_KINDS)[number];
+
+/** One image's draw: the order of the four adjustments (a permutation of 0..3) and the factors (null: off). */
+export interface ColorJitterDraw {
+  order: readonly number[];
+  brightness: number | null;
+  contrast: number | null;
+  saturation: number | null;
+  hue: number | null;
+}
+
+/** The options checked and filled in (absent: 0); throws naming the bad value. */
+export function checkColorJitter(o: ColorJitterOptions): Required<ColorJitterOptions> {
+  const out = { brightness: 0, contrast: 0, saturation: 0, hue: 0 };
+  for (const k of JITTER_KINDS) {
+    const v = o[k] ?? 0;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`colorJitter: ${k} must be a finite number ≥ 0, got ${v}`);
+    if (k === 'hue' && v > 0.5) throw new Error(`colorJitter: hue must be at most 0.5 (a shift of half the colour circle), got ${v}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** The range a factor is drawn from, torchvision's _check_input; null where the adjustment is off. */
+export function jitterRange(kind: JitterKind, v: number): [number, number] | null {
+  if (v === 0) return null;
+  return kind === 'hue' ? [-v, v] : [Math.max(0, 1 - v), 1 + v];
+}
+
+/** One image's draw from rng: the order (Fisher–Yates, 3 numbers), then each factor that is on, in kind order. */
+export function drawColorJitter(rng: Rng, o: Required<ColorJitterOptions>): ColorJitterDraw {
+  const order = Array.from(rng.permutation(4));
+  const draw = (k: JitterKind): number | null => {
+    const r = jitterRange(k, o[k]);
+    return r && r[0] + (r[1] - r[0]) * rng.next();
+  };
+  const brightness = draw('brightness');
+  const contrast = draw('contrast');
+  const saturation = draw('saturation');
+  return { order, brightness, contrast, saturation, hue: draw('hue') };
+}
+
+// torchvision's rgb_to_grayscale weights (0.2989, not ITU-R 601's 0.299): parity needs its exact numbers.
+const GREY = [0.2989, 0.587, 0.114] as const;
+
+/** A factor per image as an [N, 1, 1, 1] tensor of x's dtype. */
+function perImage(f: number | readonly number[], x: Tensor): Tensor {
+  const n = x.size(0);
+  const v = typeof f === 'number' ? new Array<number>(n).fill(f) : f;
+  if (v.length !== n) throw new Error(`colour jitter: ${v.length} factors for ${n} images`);
+  return fromArray(Float64Array.from(v), [n, 1, 1, 1]).to(x.dtype);
+}
+
+/** torchvision's _blend: ratio·a + (1 − ratio)·b clamped to [0, 1]; 1 − ratio in double, as Python computes it. */
+function blend(a: Tensor, b: Tensor | null, ratio: number | readonly number[]): Tensor {
+  const r = perImage(ratio, a);
+  const ra = a.mul(r);
+  if (!b) return ra.clamp(0, 1); // blending with zeros: (1 − ratio)·0 adds nothing
+  const rest = perImage(typeof ratio === 'number' ? 1 - ratio : ratio.map((v) => 1 - v), a);
+  return ra.add(b.mul(rest)).clamp(0, 1);
+}
+
+function checkImages(x: Tensor, what: string): number {
+  if (x.ndim !== 4) throw new Error(`${what}: images must be [N, C, H, W], got [${x.shape}]`);
+  if (!x.dtype.startsWith('float')) throw new Error(`${what}: images are ${x.dtype}; put toFloat() before it (pixels in [0, 1])`);
+  const c = x.size(1);
+  if (c !== 1 && c !== 3) throw new Error(`${what}: images need 1 or 3 channels, got ${c}`);
+  return c;
+}
+
+/** 0.2989 R + 0.587 G + 0.114 B as [N, 1, H, W], summed in torchvision's order; a grey image as it is. */
+export function rgbToGrayscale(x: Tensor): Tensor {
+  if (checkImages(x, 'rgbToGrayscale') === 1) return x;
+  const [r, g, b] = x.unbind(1);
+  return r.mul(GREY[0]).add(g.mul(GREY[1])).add(b.mul(GREY[2])).unsqueeze(1);
+}
+
+/** Pixels times the factor (a blend with black), clamped to [0, 1]; factor ≥ 0, one or one per image. */
+export function adjustBrightness(x: Tensor, factor: number | readonly number[]): Tensor {
+  checkImages(x, 'adjustBrightness');
+  return blend(x, null, factor);
+}
+
+/** A blend with the mean of each image's greyscale (a grey image: its mean), clamped to [0, 1]. */
+export function adjustContrast(x: Tensor, factor: number | readonly number[]): Tensor {
+  checkImages(x, 'adjustContrast');
+  return blend(x, rgbToGrayscale(x).mean([1, 2, 3], { keepdim: true }), factor);
+}
+
+/** A blend with each image's greyscale, clamped to [0, 1]; grey images are returned unchanged (as torchvision). */
+export function adjustSaturation(x: Tensor, factor: number | readonly number[]): Tensor {
+  if (checkImages(x, 'adjustSaturation') === 1) return x;
+  return blend(x, rgbToGrayscale(x), factor);
+}
+
+/**
+ * Shifts hue by factor (in turns, [−0.5, 0.5]) through HSV, torchvision's _rgb2hsv and _hsv2rgb op for op;
+ * grey images are returned unchanged (as torchvision). The result is clamped to [0, 1] (a no-op for pixels in
+ * [0, 1], which is where torchvision leaves it too).
+ */
+export function adjustHue(x: Tensor, factor: number | readonly number[]): Tensor {
+  if (checkImages(x, 'adjustHue') === 1) return x;
+  const fs = typeof factor === 'number' ? [factor] : factor;
+  for (const f of fs) if (!(f >= -0.5 && f <= 0.5)) throw new Error(`adjustHue: factor must be in [-0.5, 0.5], got ${f}`);
+  const [h, s, v] = rgbToHsv(x);
+  const shifted = h.add(perImage(factor, x).squeeze(1)).remainder(1);
+  return hsvToRgb(shifted, s, v).clamp(0, 1);
+}
+
+/** torchvision's _rgb2hsv on [N, 3, H, W]: hue in [0, 1), saturation and value, each [N, H, W]. */
+export function rgbToHsv(x: Tensor): [Tensor, Tensor, Tensor] {
+  const [r, g, b] = x.unbind(1);
+  const maxc = x.maxDim(1).values;
+  const minc = x.minDim(1).values;
+  // Where max = min (grey pixels) hue and saturation are 0; dividing by 1 there instead keeps NaN out.
+  const eqc = maxc.eq(minc);
+  const cr = maxc.sub(minc);
+  const s = cr.div(maxc.where(eqc.logicalNot(), 1));
+  const crDivisor = cr.where(eqc.logicalNot(), 1);
+  const rc = maxc.sub(r).div(crDivisor);
+  const gc = maxc.sub(g).div(crDivisor);
+  const bc = maxc.sub(b).div(crDivisor);
+  const isR = maxc.eq(r);
+  const isG = maxc.eq(g).logicalAnd(maxc.ne(r));
+  const isB = maxc.ne(g).logicalAnd(maxc.ne(r));
+  // Mask times value, summed in torchvision's order ((2 + rc) − bc, …): the same roundings.
+  const hr = isR.to(x.dtype).mul(bc.sub(gc));
+  const hg = isG.to(x.dtype).mul(rc.add(2).sub(bc));
+  const hb = isB.to(x.dtype).mul(gc.add(4).sub(rc));
+  const h = callOp('aten::fmod.Scalar', hr.add(hg).add(hb).div(6).add(1), 1) as Tensor;
+  return [h, s, maxc];
+}
+
+/** torchvision's _hsv2rgb: h, s, v [N, H, W] to [N, 3, H, W]; a gather picks each pixel's sector. */
+export function hsvToRgb(h: Tensor, s: Tensor, v: Tensor): Tensor {
+  const h6 = h.mul(6);
+  const fl = h6.floor();
+  const f = h6.sub(fl);
+  const i = fl.long().remainder(6).unsqueeze(1);
+  const p = v.mul(s.neg().add(1)).clamp(0, 1);
+  const q = v.mul(s.mul(f).neg().add(1)).clamp(0, 1);
+  const t = v.mul(s.mul(f.neg().add(1)).neg().add(1)).clamp(0, 1);
+  const pick = (sectors: Tensor[]): Tensor => stack(sectors, 1).gather(1, i);
+  return cat([pick([v, q, p, p, t, v]), pick([t, v, v, q, p, p]), pick([p, p, t, v, v, q])], 1);
+}
+
+const ADJUST: Record<JitterKind, (x: Tensor, f: readonly number[]) => Tensor> = {
+  brightness: adjustBrightness,
+  contrast: adjustContrast,
+  saturation: adjustSaturation,
+  hue: adjustHue,
+};
+
+/**
+ * Applies each image's draw to x [N, C, H, W] (float, in [0, 1]): at each of the four steps, every adjustment
+ * runs once, on the images whose order puts it at that step (all of them: in place; some: index_select and
+ * index_copy back).
+ */
+export function applyColorJitter(x: Tensor, draws: readonly ColorJitterDraw[]): Tensor {
+  const c = checkImages(x, 'colorJitter');
+  const n = x.size(0);
+  if (draws.length !== n) throw new Error(`colorJitter: ${draws.length} draws for ${n} images`);
+  let out = x;
+  for (let step = 0; step < 4; step++) {
+    for (let j = 0; j < 4; j++) {
+      const kind = JITTER_KINDS[j];
+      // Grey images: torchvision leaves saturation and hue alone.
+      if (c === 1 && (kind === 'saturation' || kind === 'hue')) continue;
+      const idx: number[] = [];
+      const factors: number[] = [];
+      draws.forEach((d, k) => {
+        const f = d[kind];
+        if (d.order[step] === j && f !== null) {
+          idx.push(k);
+          factors.push(f);
+        }
+      });
+      if (idx.length === 0) continue;
+      if (idx.length === n) {
+        out = ADJUST[kind](out, factors);
+        continue;
+      }
+      const at = fromArray(Int32Array.from(idx)).to('int64');
+      const part = ADJUST[kind](out.indexSelect(0, at), factors);
+      out = callOp('aten::index_copy', out, 0, at, part) as Tensor;
+    }
+  }
+  return out;
+}
+
+/**
+ * torchvision's ColorJitter per image: for each image of the batch, in order, its draw (order, then the factors
+ * that are on) from the batch's Rng; pixels must be float in [0, 1], so it goes after toFloat() and before
+ * normalize(). Grey images get brightness and contrast only (saturation and hue leave them unchanged, as in
+ * torchvision). All options 0: the batch passes through and nothing is drawn.
+ */
+export function colorJitter(o: ColorJitterOptions): BatchTransform {
+  const opts = checkColorJitter(o);
+  if (JITTER_KINDS.every((k) => opts[k] === 0)) return (b) => b;
+  return (b, ctx) => {
+    checkImages(b.x, 'colorJitter');
+    const draws = Array.from({ length: b.x.size(0) }, () => drawColorJitter(ctx.rng, opts));
+    return { x: applyColorJitter(b.x, draws), y: b.y };
+  };
+}
+
+/** "brightness 0.4, contrast 0.4, …" for logs, the adjustments that are on; "off" where none is. */
+export function describeColorJitter(o: ColorJitterOptions): string {
+  const on = JITTER_KINDS.filter((k) => (o[k] ?? 0) > 0).map((k) => `${k} ${o[k]}`);
+  return on.length ? on.join(', ') : 'off';
+}

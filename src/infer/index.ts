@@ -3,4 +3,5 @@ export { Predictor, readImage } from './predict';
 export type { PredictorOptions, ClassScore, SegmentationPrediction, DecodedImage, ImageInput, NamedImage } from './predict';
 export { restoreNetwork } from './restore';
 export type { RestoreOptions, RestoredNetwork, Network, Normalization } from './restore';
-export { optimizeForInference, OptimizedForInference } from './optimize';
+export { optimizeForInference, OptimizedForInference, LayoutChooser } from './optimize';
+export type { InferenceLayout } from './optimize';

@@ -1,33 +1,86 @@
 // A network made ready for CPU inference, as torch.jit.optimize_for_inference does for PyTorch: BatchNorms
-// folded into the convolutions before them (nn/fold.ts), and each forward pass run with activations in
-// oneDNN's layout between layers (torch/onednn.ts). Predictor does the same for the networks it restores.
+// folded into the convolutions before them (nn/fold.ts), and forward passes run with activations in
+// oneDNN's layout between layers (torch/onednn.ts) where that is faster. Predictor does the same for the
+// networks it restores.
 import { Tensor, isGradEnabled, withOneDnnLayout } from '../torch';
 import { FoldReport, Module, foldBatchNorm } from '../nn';
 
 type Network = Module & { forward(x: Tensor): unknown };
 
-/** The optimized network: forward in oneDNN's layout without autograd, the plain forward otherwise. */
+/**
+ * 'onednn': activations in oneDNN's layout between layers; 'ordinary': every op on ordinary tensors;
+ * 'auto': whichever of the two runs this input shape faster, found by timing the first calls.
+ */
+export type InferenceLayout = 'onednn' | 'ordinary' | 'auto';
+
+/** Timed calls per layout before 'auto' chooses (after one untimed call each: the first builds oneDNN's primitives). */
+const TRIALS = 3;
+/** Shapes 'auto' keeps a choice for; beyond them it stops timing and keeps oneDNN's layout. */
+const MAX_SHAPES = 32;
+
+/**
+ * Chooses the layout per input shape, like torch.backends.cudnn.benchmark: the oneDNN layout saves the
+ * reorders around each convolution, and wins on depthwise-separable and ENet-style networks, but on some
+ * (ICNet, measured in bench/infer) the ordinary kernels are faster. Both compute the same function up to float
+ * rounding, so 'auto' alternates the two on the first calls of each shape and keeps the faster (median).
+ */
+export class LayoutChooser {
+  private readonly trials = new Map<string, { onednn: number[]; ordinary: number[] }>();
+  private readonly chosen = new Map<string, 'onednn' | 'ordinary'>();
+
+  constructor(readonly layout: InferenceLayout = 'auto') {}
+
+  /** Runs fn (a forward pass under noGrad) in the layout chosen for `key` (the input's shape, say). */
+  run<T>(key: string, fn: () => T): T {
+    const fixed = this.layout !== 'auto' ? this.layout : this.chosen.get(key) ?? (this.chosen.size >= MAX_SHAPES ? 'onednn' : null);
+    if (fixed) return fixed === 'onednn' ? withOneDnnLayout(fn) : fn();
+    const t = this.trials.get(key) ?? { onednn: [], ordinary: [] };
+    this.trials.set(key, t);
+    const which = t.onednn.length <= t.ordinary.length ? 'onednn' : 'ordinary';
+    const t0 = performance.now();
+    const r = which === 'onednn' ? withOneDnnLayout(fn) : fn();
+    t[which].push(performance.now() - t0);
+    if (t.onednn.length === TRIALS + 1 && t.ordinary.length === TRIALS + 1) {
+      this.chosen.set(key, median(t.onednn.slice(1)) <= median(t.ordinary.slice(1)) ? 'onednn' : 'ordinary');
+      this.trials.delete(key);
+    }
+    return r;
+  }
+
+  /** The layout chosen per key so far ('auto'), or the fixed one. */
+  choices(): Record<string, 'onednn' | 'ordinary'> {
+    return Object.fromEntries(this.chosen);
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/** The optimized network: forward under noGrad in the chosen layout, the plain forward with autograd on. */
 export class OptimizedForInference<M extends Network> extends Module {
+  readonly chooser: LayoutChooser;
+
   constructor(
     readonly network: M,
     /** What foldBatchNorm found. */
     readonly folded: FoldReport,
+    layout: InferenceLayout = 'auto',
   ) {
     super();
+    this.chooser = new LayoutChooser(layout);
   }
 
   forward(x: Tensor): ReturnType<M['forward']> {
     const run = (): ReturnType<M['forward']> => this.network.forward(x) as ReturnType<M['forward']>;
-    return this.training || isGradEnabled() ? run() : withOneDnnLayout(run);
+    return this.training || isGradEnabled() ? run() : this.chooser.run(x.shape.join('×'), run);
   }
 }
 
 /**
  * Folds the network's BatchNorms (in place: the network given is changed, and is for inference from then on)
- * and wraps it so that forward passes under noGrad run in oneDNN's layout. `example` is any input the
- * network accepts. The outputs are the plain network's up to float rounding (test/nn/fold.test.ts).
+ * and wraps it so that forward passes under noGrad run in `layout` (default 'auto'). `example` is any input
+ * the network accepts. The outputs are the plain network's up to float rounding (test/nn/fold.test.ts).
  */
-export function optimizeForInference<M extends Network>(network: M, example: Tensor): OptimizedForInference<M> {
+export function optimizeForInference<M extends Network>(network: M, example: Tensor, o: { layout?: InferenceLayout } = {}): OptimizedForInference<M> {
   const folded = foldBatchNorm(network, example);
-  return new OptimizedForInference(network, folded).eval();
+  return new OptimizedForInference(network, folded, o.layout).eval();
 }

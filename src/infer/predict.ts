@@ -5,7 +5,8 @@
 // run's statistics; everything after decoding runs in libtorch inside tidy(), so no tensor outlives a call.
 import * as fs from 'node:fs';
 import sharp from 'sharp';
-import { Tensor, callOp, cat, fromArray, noGrad, softmax, tidy, withOneDnnLayout, zeros } from '../torch';
+import { Tensor, callOp, cat, fromArray, noGrad, softmax, tidy, zeros } from '../torch';
+import { InferenceLayout, LayoutChooser } from './optimize';
 import { foldBatchNorm } from '../nn/fold';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
 import { decodeRaw } from '../data/decode';
@@ -35,10 +36,13 @@ export interface PredictorOptions extends RestoreOptions {
   native?: boolean;
   /**
    * Run the network optimized for inference (default true): BatchNorms folded into the convolutions before
-   * them (nn.foldBatchNorm) and activations kept in oneDNN's layout between layers (torch.withOneDnnLayout).
-   * The answers are the plain network's up to float rounding; false runs the network exactly as trained.
+   * them (nn.foldBatchNorm), and activations kept in oneDNN's layout between layers (torch.withOneDnnLayout)
+   * where that is faster for the input's size (timed on the first calls; see LayoutChooser). The answers are
+   * the plain network's up to float rounding; false runs the network exactly as trained.
    */
   optimize?: boolean;
+  /** With optimize: 'onednn' or 'ordinary' fixes the layout instead of timing both ('auto'). */
+  layout?: InferenceLayout;
 }
 
 export interface ClassScore {
@@ -85,8 +89,8 @@ export class Predictor {
   private readonly model: Network;
   private readonly transform: BatchTransform;
   private readonly native: boolean;
-  /** Runs a forward pass: in oneDNN's layout when optimized. */
-  private readonly run: <T>(fn: () => T) => T;
+  /** Picks the layout of each optimized forward pass; null: the network as trained. */
+  private readonly chooser: LayoutChooser | null;
 
   private constructor(file: string, o: PredictorOptions) {
     const r = restoreNetwork(file, o);
@@ -109,7 +113,16 @@ export class Predictor {
       const [h, w] = this.size ?? [128, 128];
       tidy(() => foldBatchNorm(this.model, zeros([1, this.channels, h, w])));
     }
-    this.run = optimize ? withOneDnnLayout : (fn) => fn();
+    this.chooser = optimize ? new LayoutChooser(o.layout) : null;
+  }
+
+  private run<T>(x: Tensor, what: string, fn: () => T): T {
+    return this.chooser ? this.chooser.run(`${what} ${x.shape.join('×')}`, fn) : fn();
+  }
+
+  /** The layout chosen for each input shape seen so far (optimized predictors). */
+  get layouts(): Record<string, 'onednn' | 'ordinary'> {
+    return this.chooser?.choices() ?? {};
   }
 
   /** Restores a checkpoint of `train` or `segment`, or plain weights with `model` (see restoreNetwork). */
@@ -133,7 +146,7 @@ export class Predictor {
       tidy(() =>
         noGrad(() => {
           const x = cat(group.map((g) => this.input(g.img)), 0);
-          const logits = this.run(() => this.model.forward(x));
+          const logits = this.run(x, 'classify', () => this.model.forward(x));
           const k = Math.max(1, Math.min(o.topK ?? 5, logits.size(1)));
           const { values, indices } = softmax(logits, 1).topk(k, 1);
           return group.map((_, j) => {
@@ -170,7 +183,7 @@ export class Predictor {
           const x = cat(group.map((g) => this.input(g.img)), 0);
           const multi = o.scales !== undefined || o.flip === true;
           // Probabilities or logits: their argmax is the class either way, and both resize bilinearly.
-          const out = this.run(() => (multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x)));
+          const out = this.run(x, multi ? `multi ${o.scales ?? ''} ${o.flip ?? false}` : 'segment', () => (multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x)));
           return group.map(({ own }, j) => {
             const { width, height } = own;
             const one = out.narrow(0, j, 1);

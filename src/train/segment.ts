@@ -148,7 +148,11 @@ function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: 
     inputSize: cfg.augment?.crop ?? [size, size],
     transform,
     trainLabelCounts: async () => labelCounts(trainSet!.labels),
-    overlaySamples: async (k) => tidy(() => keep({ x: testSet.images.narrow(0, 0, k).clone(), y: testSet.labels.narrow(0, 0, k).long() })),
+    // Up to k: a run with fewer test scenes draws them all.
+    overlaySamples: async (k) => tidy(() => {
+      const n = Math.min(k, testSet.images.size(0));
+      return keep({ x: testSet.images.narrow(0, 0, n).clone(), y: testSet.labels.narrow(0, 0, n).long() });
+    }),
     describe: `Fashion-MNIST scenes: ${trainCount} train and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
     dispose: () => {
       trainSet?.dispose();

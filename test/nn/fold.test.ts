@@ -6,7 +6,7 @@ import * as T from '../../src/torch';
 import * as nn from '../../src/nn';
 import { runTorch, relError } from '../helpers/pytorch';
 import { ARCHITECTURES, first, randomBatchNorms, relMaxDiff } from '../helpers/inference';
-import { optimizeForInference } from '../../src/infer/optimize';
+import { LayoutChooser, optimizeForInference } from '../../src/infer/optimize';
 
 test('foldBatchNorm: weights and bias equal torch.nn.utils.fusion.fuse_conv_bn_weights (with and without a conv bias, depthwise too)', () => {
   T.manualSeed(4);
@@ -106,7 +106,7 @@ test('optimizeForInference: folds, runs under noGrad in oneDNN layout, and falls
   const twin = make();
   twin.loadStateDict(plain.stateDict());
   const x = T.randn([1, 3, 96, 96]);
-  const fast = optimizeForInference(twin, x);
+  const fast = optimizeForInference(twin, x, { layout: 'onednn' });
   assert.deepEqual(fast.folded, { folded: 2, skipped: 0 });
   const want = T.noGrad(() => plain.forward(x));
   const seen: boolean[] = [];
@@ -123,4 +123,33 @@ test('optimizeForInference: folds, runs under noGrad in oneDNN layout, and falls
   const withGrad = fast.forward(x.requiresGrad_(true));
   assert.ok(relMaxDiff(want, withGrad) < 1e-5);
   assert.deepEqual(seen, [true, false]);
+});
+
+test("LayoutChooser 'auto' keeps the faster layout per key after timing both; fixed layouts do not time", () => {
+  const spin = (ms: number): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  const inOneDnn: boolean[] = [];
+  // A forward pass that is slow in oneDNN's layout for key 'a' and slow in the ordinary one for key 'b'.
+  const fn = (key: string) => (): number => {
+    const active = T.oneDnnLayoutActive();
+    inOneDnn.push(active);
+    spin(active === (key === 'a') ? 6 : 1);
+    return 1;
+  };
+  const chooser = new LayoutChooser('auto');
+  T.noGrad(() => {
+    for (let i = 0; i < 8; i++) for (const k of ['a', 'b']) chooser.run(k, fn(k));
+  });
+  assert.deepEqual(chooser.choices(), { a: 'ordinary', b: 'onednn' });
+  assert.equal(inOneDnn.filter((v) => v).length, 8, 'four calls of each key in each layout');
+  inOneDnn.length = 0;
+  T.noGrad(() => ['a', 'b', 'a'].forEach((k) => chooser.run(k, fn(k))));
+  assert.deepEqual(inOneDnn, [false, true, false], 'then each key keeps its choice');
+  const fixed = new LayoutChooser('ordinary');
+  inOneDnn.length = 0;
+  T.noGrad(() => [1, 2, 3].forEach(() => fixed.run('a', fn('b'))));
+  assert.deepEqual(inOneDnn, [false, false, false]);
+  assert.deepEqual(fixed.choices(), {});
 });

@@ -79,6 +79,15 @@ test('a short ENet run on Fashion-MNIST scenes learns and writes its checkpoint,
   assert.ok(r.classWeights![0] < r.classWeights![1], 'background weighs least');
 });
 
+test('a run with fewer than six test scenes draws all of them in its overlays', async () => {
+  const out = tmp();
+  const r = await trainSegmentation({ epochs: 1, limitBatches: 2, batchSize: 4, threads: 2, scenes: { size: 32, trainCount: 16, testCount: 4, maxItems: 2 }, outDir: out }, () => {});
+  assert.equal(r.status, 'finished');
+  const meta = await sharp(r.overlays).metadata();
+  // Four rows of 32-px panels at 3× (the legend below adds less than two more rows).
+  assert.ok(meta.height! >= 4 * 32 * 3 && meta.height! < 6 * 32 * 3, `overlay height ${meta.height}`);
+});
+
 test('segment resumes after its last finished epoch and ends exactly as an uninterrupted run', async () => {
   const cfg = { epochs: 2, lr: 2e-3, limitBatches: 6, batchSize: 8, threads: 1, scenes: { size: 32, trainCount: 120, testCount: 16, maxItems: 2 } };
   const full = await trainSegmentation({ ...cfg, outDir: tmp() }, () => {});

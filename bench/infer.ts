@@ -6,7 +6,7 @@
 // state-dict key and shape), same threads, the two sides alternating block by block, medians.
 //   node dist/bench/infer.js [--rounds 4] [--n 5] [--warmup 2] [--models mobilenet_v1,resnet18,...] [--no-write]
 import * as T from '../src/torch';
-import { optimizeForInference } from '../src/infer/optimize';
+import { LAYOUT_TRIALS, optimizeForInference } from '../src/infer/optimize';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
 import { Module } from '../src/nn';
 import { LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     const optimized = optimizeForInference(fast, x);
     const folded = optimized.folded;
     // 'auto' times both layouts on its first calls: let it choose before anything is timed.
-    for (let i = 0; i < 8; i++) T.tidy(() => T.noGrad(() => void optimized.forward(x)));
+    for (let i = 0; i < 2 * (LAYOUT_TRIALS + 1); i++) T.tidy(() => T.noGrad(() => void optimized.forward(x)));
     const layout = Object.values(optimized.chooser.choices())[0] ?? 'undecided';
     const ours: Record<Task, () => void> = {
       eager: () => T.tidy(() => T.noGrad(() => void model.forward(x))),
@@ -68,8 +68,9 @@ async function main(): Promise<void> {
     };
     const { peer, ready } = await LivePeer.start<{ ready: boolean; optimized: string }>('infer_torch.py', { model: e.name, params, shapes, size: e.size, classes: e.classes, threads });
     const times: Record<Task, { ours: number[]; peer: number[] }> = { eager: { ours: [], peer: [] }, optimized: { ours: [], peer: [] } };
-    for (const task of ['eager', 'optimized'] as Task[]) {
-      for (let r = 0; r < rounds; r++) {
+    // Every round times all four (both variants, both sides), so that a slow spell hits them alike.
+    for (let r = 0; r < rounds; r++) {
+      for (const task of (r % 2 ? ['optimized', 'eager'] : ['eager', 'optimized']) as Task[]) {
         const runOurs = async (): Promise<void> => void times[task].ours.push(...timeEach(ours[task], n, warmup));
         const runPeer = async (): Promise<void> => void times[task].peer.push(...(await peer.request<{ ms: number[] }>({ task, n, warmup })).ms);
         for (const side of r % 2 ? [runPeer, runOurs] : [runOurs, runPeer]) {
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
   const subset = MODELS.length < ALL.length ? `-${MODELS.map((m) => m.name).join('-')}` : '';
   writeSection(
     `infer-cpu${subset}`,
-    `## Inference optimized for deployment (cpu)\n\n\`${cmd}\` — ${machineLine('cpu')}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ${n} batch-1 calls after ${warmup} untimed ones per side and variant, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. ` +
+    `## Inference optimized for deployment (cpu)\n\n\`${cmd}\` — ${machineLine('cpu')}; ${rounds} rounds with a live PyTorch peer process, each timing ${n} batch-1 calls after ${warmup} untimed ones of every variant on each side, the variant and the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. ` +
       `tsvision optimized: \`optimizeForInference\` (\`nn.foldBatchNorm\`, then forward passes in oneDNN's layout or the ordinary one, whichever its first calls found faster: layout 'auto', what \`Predictor\` runs). PyTorch optimized: \`torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model)))\`, which also folds BatchNorm and keeps oneDNN's layout, and fuses further. The ratio is optimized tsvision's time over optimized PyTorch's: below 1.0 tsvision is faster.\n\n${table}`,
   );
 }

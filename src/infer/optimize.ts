@@ -14,7 +14,7 @@ type Network = Module & { forward(x: Tensor): unknown };
 export type InferenceLayout = 'onednn' | 'ordinary' | 'auto';
 
 /** Timed calls per layout before 'auto' chooses (after one untimed call each: the first builds oneDNN's primitives). */
-const TRIALS = 3;
+export const LAYOUT_TRIALS = 5;
 /** Shapes 'auto' keeps a choice for; beyond them it stops timing and keeps oneDNN's layout. */
 const MAX_SHAPES = 32;
 
@@ -22,7 +22,8 @@ const MAX_SHAPES = 32;
  * Chooses the layout per input shape, like torch.backends.cudnn.benchmark: the oneDNN layout saves the
  * reorders around each convolution, and wins on depthwise-separable and ENet-style networks, but on some
  * (ICNet, measured in bench/infer) the ordinary kernels are faster. Both compute the same function up to float
- * rounding, so 'auto' alternates the two on the first calls of each shape and keeps the faster (median).
+ * rounding, so 'auto' alternates the two on the first calls of each shape and keeps the faster. It compares
+ * their fastest calls: on a shared machine, load only ever adds time, so the minimum is the steadiest.
  */
 export class LayoutChooser {
   private readonly trials = new Map<string, { onednn: number[]; ordinary: number[] }>();
@@ -40,8 +41,8 @@ export class LayoutChooser {
     const t0 = performance.now();
     const r = which === 'onednn' ? withOneDnnLayout(fn) : fn();
     t[which].push(performance.now() - t0);
-    if (t.onednn.length === TRIALS + 1 && t.ordinary.length === TRIALS + 1) {
-      this.chosen.set(key, median(t.onednn.slice(1)) <= median(t.ordinary.slice(1)) ? 'onednn' : 'ordinary');
+    if (t.onednn.length === LAYOUT_TRIALS + 1 && t.ordinary.length === LAYOUT_TRIALS + 1) {
+      this.chosen.set(key, Math.min(...t.onednn.slice(1)) <= Math.min(...t.ordinary.slice(1)) ? 'onednn' : 'ordinary');
       this.trials.delete(key);
     }
     return r;
@@ -52,8 +53,6 @@ export class LayoutChooser {
     return Object.fromEntries(this.chosen);
   }
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** The optimized network: forward under noGrad in the chosen layout, the plain forward with autograd on. */
 export class OptimizedForInference<M extends Network> extends Module {

@@ -21,6 +21,12 @@ export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
 
+/** The value after `--name` on the command line, or `dflt`. */
+export function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
 /** Times fn `n` times after `warmup` calls; returns per-call milliseconds. */
 export function timeEach(fn: () => void, n: number, warmup: number, sync = false): number[] {
   for (let i = 0; i < warmup; i++) fn();

@@ -11,12 +11,8 @@ import sharp from 'sharp';
 import * as T from '../src/torch';
 import { DataLoader, SegmentationFiles, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../src/data';
 import { IMAGENET } from '../src/train/segment';
-import { LivePeer, machineLine, median, nowMs, writeSection } from './common';
+import { arg, LivePeer, machineLine, median, nowMs, writeSection } from './common';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
 const rounds = Number(arg('rounds', '5'));
 const pairs = Number(arg('pairs', '24'));
 const [H, W] = [512, 1024];

@@ -4,12 +4,8 @@
 import * as T from '../src/torch';
 import { BatchNorm2d, Conv2d, Linear, Module, Sequential, ReLU } from '../src/nn';
 import { SGD } from '../src/optim';
-import { machineLine, median, nowMs, runPeer, timeEach, writeSection } from './common';
+import { arg, machineLine, median, nowMs, runPeer, timeEach, writeSection } from './common';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
 const device = arg('device', 'cpu');
 const rounds = Number(arg('rounds', '3'));
 const steps = Number(arg('steps', device === 'cpu' ? '20' : '100'));

@@ -14,12 +14,8 @@ import * as T from '../src/torch';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
 import { exportOnnx, modelCard, writeCard } from '../src/export';
 import { serveModel } from '../src/cli/serve';
-import { LivePeer, machineLine, median, nowMs, pause, timeEach, writeSection } from './common';
+import { arg, LivePeer, machineLine, median, nowMs, pause, timeEach, writeSection } from './common';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
 const rounds = Number(arg('rounds', '4'));
 const n = Number(arg('n', '5'));
 const warmup = Number(arg('warmup', '2'));

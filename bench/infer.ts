@@ -9,12 +9,8 @@ import * as T from '../src/torch';
 import { LAYOUT_TRIALS, optimizeForInference } from '../src/infer/optimize';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
 import { Module } from '../src/nn';
-import { LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
+import { arg, LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
 const rounds = Number(arg('rounds', '4'));
 const n = Number(arg('n', '5'));
 const warmup = Number(arg('warmup', '2'));

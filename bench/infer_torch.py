@@ -3,12 +3,13 @@ state-dict key and shape checked against tsvision's), eager and after torch.jit.
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import reference_models  # noqa: E402
+
+import live_peer  # noqa: E402  (beside this script, on sys.path already)
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -52,17 +53,6 @@ def run(m):
 
 
 TASKS = {"eager": run(model), "optimized": run(optimized)}
-print(json.dumps({"ready": True, "optimized": how}), flush=True)
-for line in sys.stdin:
-    req = json.loads(line)
-    if req["task"] == "quit":
-        break
-    fn = TASKS[req["task"]]
-    for _ in range(req.get("warmup", 0)):
-        fn()
-    times = []
-    for _ in range(req["n"]):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"ms": times}), flush=True)
+
+# Serve timing requests from the bench (LivePeer) until it quits.
+live_peer.serve(TASKS, {"ready": True, "optimized": how})

@@ -16,12 +16,8 @@ import { ModelName, createModel } from '../src/models/registry';
 import { SegmentationNet } from '../src/models/segmentation';
 import { createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
 import { SGD } from '../src/optim';
-import { LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
+import { arg, LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
 const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 const device = arg('device', 'cpu');
 const rounds = Number(arg('rounds', '4'));

@@ -7,13 +7,14 @@ tests); every state-dict key and shape must equal tsvision's, or the peer refuse
 import json
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import reference_models  # noqa: E402
+
+import live_peer  # noqa: E402  (beside this script, on sys.path already)
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -70,20 +71,6 @@ def forward_only():
 
 TASKS = {"infer": infer, "train": train_step, "fwd": forward_only}
 
-# Serve timing requests from bench/models.ts (LivePeer), one JSON line each, until {"task": "quit"}.
-print(json.dumps({"ready": True}), flush=True)
-for line in sys.stdin:
-    req = json.loads(line)
-    if req["task"] == "quit":
-        break
-    fn = TASKS[req["task"]]
-    for _ in range(req.get("warmup", 0)):
-        fn()
-    sync()
-    times = []
-    for _ in range(req["n"]):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"ms": times}), flush=True)
+
+# Serve timing requests from the bench (LivePeer) until it quits.
+live_peer.serve(TASKS, {"ready": True}, sync)

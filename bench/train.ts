@@ -5,12 +5,8 @@ import * as T from '../src/torch';
 import { createModel } from '../src/models/registry';
 import { DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, compose, disposeBatch, loadFashionMNIST, normalize, toFloat } from '../src/data';
 import { makeOptimizer } from '../src/train/optimizers';
-import { machineLine, median, nowMs, runPeer, writeSection } from './common';
+import { arg, machineLine, median, nowMs, runPeer, writeSection } from './common';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
 const rounds = Number(arg('rounds', '2'));
 const batches = Number(arg('batches', '0'));
 const batch = 128;

@@ -5,15 +5,10 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
 import * as nn from '../../src/nn';
-import { ARCHITECTURES, first, randomBatchNorms, relMaxDiff } from '../helpers/inference';
+import { evalArchitectures, first, randomBatchNorms, relMaxDiff } from '../helpers/inference';
 
 test('withOneDnnLayout: every architecture gives the ordinary output (float rounding apart), and leaks nothing', () => {
-  for (const [name, make, shape] of ARCHITECTURES) {
-    T.manualSeed(1);
-    const model = make();
-    randomBatchNorms(model);
-    model.eval();
-    const x = T.randn(shape).keep();
+  for (const { name, model, x } of evalArchitectures(1)) {
     T.tidy(() =>
       T.noGrad(() => {
         const plain = first(model.forward(x));
@@ -27,7 +22,6 @@ test('withOneDnnLayout: every architecture gives the ordinary output (float roun
     const live = T.liveTensors();
     for (let i = 0; i < 3; i++) T.tidy(() => T.noGrad(() => void T.withOneDnnLayout(() => model.forward(x))));
     assert.equal(T.liveTensors(), live, `${name}: tensors left alive`);
-    x.dispose();
   }
 });
 

@@ -39,3 +39,16 @@ export const ARCHITECTURES: [string, () => Net, number[]][] = [
   ['icnet', () => createSegmentationModel('icnet', { numClasses: 5, backbone: 'resnet18' }) as Net, [1, 3, 64, 128]],
 ];
 
+
+/** Each architecture built with `seed`, its BatchNorms randomized, in eval mode, with a kept input of its shape. */
+export function* evalArchitectures(seed: number): Generator<{ name: string; model: Net; x: T.Tensor }> {
+  for (const [name, make, shape] of ARCHITECTURES) {
+    T.manualSeed(seed);
+    const model = make();
+    randomBatchNorms(model);
+    model.eval();
+    const x = T.randn(shape).keep();
+    yield { name, model, x };
+    x.dispose();
+  }
+}

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
 import * as nn from '../../src/nn';
 import { runTorch, relError } from '../helpers/pytorch';
-import { ARCHITECTURES, first, randomBatchNorms, relMaxDiff } from '../helpers/inference';
+import { evalArchitectures, first, randomBatchNorms, relMaxDiff } from '../helpers/inference';
 import { LAYOUT_TRIALS, LayoutChooser, optimizeForInference } from '../../src/infer/optimize';
 
 test('foldBatchNorm: weights and bias equal torch.nn.utils.fusion.fuse_conv_bn_weights (with and without a conv bias, depthwise too)', () => {
@@ -37,12 +37,7 @@ O['w'] = w.detach(); O['b'] = b.detach()`, inputs);
 
 test('foldBatchNorm: every architecture folds its conv → BatchNorm pairs and keeps its output', () => {
   const expected: Record<string, number> = { cnn: 4, resnet18: 20, se_resnet50: 53, mobilenet_v1: 27, xception: 40 };
-  for (const [name, make, shape] of ARCHITECTURES) {
-    T.manualSeed(5);
-    const model = make();
-    randomBatchNorms(model);
-    model.eval();
-    const x = T.randn(shape).keep();
+  for (const { name, model, x } of evalArchitectures(5)) {
     const before = T.noGrad(() => first(model.forward(x))).keep();
     const r = nn.foldBatchNorm(model, x);
     const bns = model.modules().filter((m) => m instanceof nn.BatchNorm2d).length;
@@ -57,7 +52,6 @@ test('foldBatchNorm: every architecture folds its conv → BatchNorm pairs and k
         assert.ok(relMaxDiff(before, both) < 1e-4, `${name}: folded, in oneDNN layout ${relMaxDiff(before, both)}`);
       }),
     );
-    x.dispose();
     before.dispose();
   }
 });

@@ -6,7 +6,7 @@ import { Module } from '../nn';
 import { Tensor } from '../torch';
 import { createModel, createSegmentationModel, isModelName, isSegmentationModelName, listModels, listSegmentationModels } from '../models/registry';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, SCENE_CLASSES } from '../data';
-import { CheckpointContents, fitWeights, readWeights } from '../train/checkpoint';
+import { CheckpointContents, RunRecord, fitWeights, readWeights } from '../train/checkpoint';
 import { segmentationNormalization } from '../train/segment';
 
 /** Any restored network: a classifier ([N, classes] logits) or a segmentation net ([N, classes, H, W]). */
@@ -58,12 +58,14 @@ const knownModels = (): string => [...listModels(), ...listSegmentationModels()]
 /**
  * Reads `file` once and rebuilds its network. Checkpoints of `train` (also DSD's, mimic's and prune's phases,
  * which are ordinary runs whose options — e.g. a pruned network's `channels` — are in the config) and of
- * `segment` name their model; plain weights need `o.model`. numClasses and inChannels are what the checkpoint
+ * `segment` name their model, and so do the plain weights those runs write (their run record); other plain
+ * weights need `o.model`. numClasses and inChannels are what the checkpoint
  * recorded where it did (one build), else read from the weights (two probe builds first, see inferSizes).
  */
 export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNetwork {
-  const { weights, checkpoint } = readWeights(file);
-  const cfg = (checkpoint?.state.config ?? null) as RecordedConfig | null;
+  const { weights, checkpoint, run } = readWeights(file);
+  // A checkpoint's record, or the one a run wrote into its plain weights: either names the network.
+  const cfg = (run?.config ?? null) as RecordedConfig | null;
   let name = o.model;
   let options: Record<string, unknown> = o.opt ?? {};
   if (cfg) {
@@ -81,7 +83,7 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
   // Both sizes known (a checkpoint's record, or --opt): one build, which fitWeights checks. Else two probe
   // builds read them from the weights' shapes first — also when the known sizes do not fit, so that the
   // answer, and the error for weights that fit nothing, stay what the probes alone give.
-  const known = { ...recordedSizes(checkpoint, cfg), ...givenSizes(o.opt) };
+  const known = { ...recordedSizes(run, cfg), ...givenSizes(o.opt) };
   let inferred: { numClasses?: number; inChannels?: number } = known;
   let model = known.numClasses !== undefined && known.inChannels !== undefined ? buildFitting(() => build({ ...known, ...(o.opt ?? {}) }), weights) : null;
   if (!model) {
@@ -101,7 +103,7 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
     inChannels,
     numClasses,
     normalization: normalizationOf(cfg, segmentation, inChannels),
-    classes: classNames(checkpoint, cfg, numClasses),
+    classes: classNames(run, cfg, numClasses),
     checkpoint,
   };
 }
@@ -135,10 +137,10 @@ function givenSizes(opt: Record<string, unknown> | undefined): { numClasses?: nu
  * build with numClasses = the classes they record (or Fashion-MNIST's 10, the scenes' 11) and inChannels =
  * the data's channels (src/train/datasets.ts, segmentationData). Absent where the record does not say.
  */
-function recordedSizes(checkpoint: CheckpointContents | null, cfg: RecordedConfig | null): { numClasses?: number; inChannels?: number } {
+function recordedSizes(run: RunRecord | null, cfg: RecordedConfig | null): { numClasses?: number; inChannels?: number } {
   if (!cfg) return {};
   const out: { numClasses?: number; inChannels?: number } = {};
-  const recorded = checkpoint?.state.classes;
+  const recorded = run?.classes;
   const fashionMnist = !cfg.scenes && !cfg.folders && cfg.data?.kind === 'fashion-mnist';
   if (Array.isArray(recorded) && recorded.length > 0) out.numClasses = recorded.length;
   else if (fashionMnist) out.numClasses = FASHION_MNIST_CLASSES.length;
@@ -200,8 +202,8 @@ function normalizationOf(cfg: RecordedConfig | null, segmentation: boolean, chan
  * Class names: those the checkpoint recorded (segment runs; train runs since predict), else the data's own —
  * Fashion-MNIST's, the scenes', an image folder's sub-folders if it is still there —, else `class i`.
  */
-function classNames(checkpoint: CheckpointContents | null, cfg: RecordedConfig | null, numClasses: number): string[] {
-  const recorded = checkpoint?.state.classes;
+function classNames(run: RunRecord | null, cfg: RecordedConfig | null, numClasses: number): string[] {
+  const recorded = run?.classes;
   const fromData = (): readonly string[] | null => {
     if (!cfg) return null;
     if (cfg.scenes && !cfg.folders) return SCENE_CLASSES;

@@ -6,7 +6,7 @@
 import { Tensor, noGrad } from '../torch';
 import { Classifier } from '../models/common';
 import { ModelName, createModel, isModelName } from '../models/registry';
-import { CheckpointContents, fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
+import { fitWeights, readWeights } from '../train/checkpoint';
 import type { DataSpec } from '../train/datasets';
 
 /** ½ · squared L2 distance between student and teacher logits, summed over classes, averaged over the batch. */
@@ -40,27 +40,22 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   let name = spec.model;
   let options = spec.modelOptions ?? {};
   let testTop1: number | null = null;
-  // Read once: a checkpoint gives both the teacher's config and its weights.
-  let checkpoint: CheckpointContents | null = null;
-  try {
-    checkpoint = readCheckpoint(spec.file);
-    const { state } = checkpoint;
-    const cfg = state.config as { model: ModelName; modelOptions: Record<string, unknown>; data: DataSpec };
-    const { history } = state as { history?: { testTop1: number }[] };
+  // Read once: a checkpoint, or the plain weights a run wrote, gives both the teacher's config and its weights.
+  const { weights, checkpoint, run } = readWeights(spec.file);
+  if (run) {
+    const cfg = run.config as { model: ModelName; modelOptions: Record<string, unknown>; data: DataSpec };
     if (JSON.stringify(normalizeData(cfg.data)) !== JSON.stringify(normalizeData(ctx.data))) {
       throw new Error(`teacher ${spec.file} was trained on ${JSON.stringify(cfg.data)}, the student reads ${JSON.stringify(ctx.data)}: its logits would answer different inputs`);
     }
     name = cfg.model;
     options = cfg.modelOptions;
+    const history = (checkpoint?.state as { history?: { testTop1: number }[] } | undefined)?.history;
     testTop1 = history?.length ? history[history.length - 1].testTop1 : null;
-  } catch (e) {
-    if (!/not a tsvision checkpoint/.test((e as Error).message)) throw e;
   }
   if (!name) throw new Error(`teacher ${spec.file} holds plain weights: name its model (teacherModel)`);
   if (!isModelName(name)) throw new Error(`teacher model '${name}' is not a registered model`);
   const model = createModel(name, { ...options, numClasses: ctx.numClasses, inChannels: ctx.inChannels, smallInput: true });
-  if (checkpoint) fitWeights(model, checkpoint.model, `teacher ${spec.file} does not fit its model`);
-  else loadWeights(spec.file, model);
+  fitWeights(model, weights, `teacher ${spec.file} does not fit its model`);
   model.eval();
   model.freeze();
   return { model, name, testTop1, logits: (x) => noGrad(() => model.forward(x)) };

@@ -114,10 +114,40 @@ export function loadWeights(file: string, model: Module): CheckpointContents | n
   return checkpoint;
 }
 
-/** One read of a checkpoint or a plain state dict: the model's weights, and the checkpoint when it was one. */
-export function readWeights(file: string): { weights: Record<string, Tensor>; checkpoint: CheckpointContents | null } {
+/**
+ * What a run records about the network it trained — its config (model, options, data) and class names — in
+ * its checkpoint's state, and in the metadata of the plain weights it writes, so that `predict`, `export`
+ * and `eval` rebuild the network from model.safetensors alone (the shapes do not tell, e.g., a small-input
+ * stem from an ImageNet one).
+ */
+export interface RunRecord {
+  config: unknown;
+  classes?: unknown;
+}
+/** Metadata key of the run record in plain weights files. */
+export const RUN_METADATA_KEY = 'tsvision.run';
+
+/** The model's state dict as plain safetensors (PyTorch's keys; torch loads it), with the run record. */
+export function saveWeights(file: string, model: Module, run: RunRecord): void {
+  saveSafetensors(file, model.stateDict(), { format: 'pt', [RUN_METADATA_KEY]: JSON.stringify(run) });
+}
+
+/**
+ * One read of a checkpoint or a plain state dict: the model's weights, the checkpoint when it was one, and
+ * the run record (a checkpoint's, or a weights file's; null for weights from elsewhere).
+ */
+export function readWeights(file: string): { weights: Record<string, Tensor>; checkpoint: CheckpointContents | null; run: RunRecord | null } {
   if (!fs.existsSync(file)) throw new Error(`weights ${file}: no such file`);
   const loaded = loadSafetensors(file);
   const checkpoint = loaded.metadata.format === CHECKPOINT_FORMAT ? splitCheckpoint(file, loaded) : null;
-  return { weights: checkpoint ? checkpoint.model : loaded.tensors, checkpoint };
+  let run: RunRecord | null = checkpoint ? { config: checkpoint.state.config, classes: checkpoint.state.classes } : null;
+  const recorded = loaded.metadata[RUN_METADATA_KEY];
+  if (!run && recorded !== undefined) {
+    try {
+      run = JSON.parse(recorded) as RunRecord;
+    } catch {
+      throw new Error(`weights ${file}: its '${RUN_METADATA_KEY}' metadata is not JSON`);
+    }
+  }
+  return { weights: checkpoint ? checkpoint.model : loaded.tensors, checkpoint, run };
 }

@@ -19,7 +19,7 @@ import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 import { OptimizerName, makeOptimizer } from './optimizers';
-import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, readWeights, saveCheckpoint } from './checkpoint';
+import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, readWeights, saveCheckpoint, saveWeights } from './checkpoint';
 import { ResNet } from '../models/resnet';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError } from './trainer';
@@ -434,7 +434,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   } finally {
     interrupt.dispose();
   }
-  if (rank === 0) saveSafetensors(files.weights, model.stateDict(), { format: 'pt' });
+  if (rank === 0) saveWeights(files.weights, model, { config: cfg, classes });
   const final = history[history.length - 1];
   return { status: 'finished', history, final, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
 }

@@ -3,7 +3,7 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, crossEntropy, getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads, tidy } from '../torch';
+import { Tensor, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, makeLoaders } from './datasets';
-import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint } from './checkpoint';
+import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
 
@@ -266,7 +266,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     const weights = path.join(cfg.outDir, 'model.safetensors');
     if (status === 'finished' && rank === 0) {
       // Plain state dict, keys as PyTorch's: loads with torch's load_state_dict after a safetensors read.
-      saveCheckpointWeights(weights, model);
+      saveWeights(weights, model, { config: cfg, classes: loaders.classes });
     }
     return {
       status,
@@ -295,10 +295,6 @@ function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainCo
     if (Number.isFinite(l)) meter.update(l, logits.detach(), batch.y);
     return l;
   });
-}
-
-function saveCheckpointWeights(file: string, model: Module): void {
-  saveSafetensors(file, model.stateDict(), { format: 'pt' });
 }
 
 /** The training augmentation for the log line; empty without any. */

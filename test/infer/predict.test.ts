@@ -14,7 +14,8 @@ import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
 import { ENet } from '../../src/models/enet';
 import { Module } from '../../src/nn';
-import { saveCheckpoint } from '../../src/train/checkpoint';
+import { readWeights, saveCheckpoint } from '../../src/train/checkpoint';
+import { train } from '../../src/train/trainer';
 import { Predictor } from '../../src/infer/predict';
 import { restoreNetwork } from '../../src/infer/restore';
 import { progressReporter } from '../../src/cli/predict';
@@ -194,6 +195,24 @@ test('classify: probabilities equal torchvision ResNet-18 on PIL-decoded pixels 
   const fromBytes = await p.classify(fs.readFileSync(IMAGES.rgba), { topK: 9 });
   assert.equal(fromBytes.length, 4);
   assert.ok(Math.abs(fromBytes[0].probability - Math.max(...ref.rgba.toNumbers())) < 1e-5);
+});
+
+test('the plain weights a run writes carry its record: they restore alone, as its checkpoint does', async () => {
+  await ready;
+  const r = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, epochs: 1, batchSize: 50, limitBatches: 2, threads: 1, outDir: file('run') }, () => {});
+  const { run: record, checkpoint } = readWeights(r.weights);
+  assert.equal(checkpoint, null, 'plain weights, not a checkpoint');
+  assert.equal((record?.config as { model: string }).model, 'cnn');
+  const fromWeights = await Predictor.load(r.weights);
+  const fromCheckpoint = await Predictor.load(r.checkpoint);
+  assert.deepEqual(fromWeights.classes, fromCheckpoint.classes);
+  assert.equal(fromWeights.classes[0], 'T-shirt/top');
+  assert.deepEqual(fromWeights.size, [28, 28]);
+  assert.deepEqual(await fromWeights.classify(IMAGES.grey), await fromCheckpoint.classify(IMAGES.grey));
+  // Weights from elsewhere (no record) still need their model named.
+  const bare = file('bare.safetensors');
+  T.saveSafetensors(bare, T.loadSafetensors(r.weights).tensors, { format: 'pt' });
+  await assert.rejects(Predictor.load(bare), /holds plain weights: name the model with --model/);
 });
 
 test('a network whose weights make the answer known: plain weights, --size, softmax of the last bias', async () => {

@@ -75,8 +75,13 @@ test('a teacher must come with its model and must have read the same data', asyn
   assert.equal(teacher.name, 'cnn');
   assert.equal(teacher.model.training, false, 'teacher in eval mode');
   assert.ok(teacher.model.parameters().every((p) => !p.requiresGrad), 'teacher frozen');
-  assert.throws(() => loadTeacher({ file: t.weights }, ctx), /plain weights: name its model/);
-  assert.equal(loadTeacher({ file: t.weights, model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 } }, ctx).name, 'cnn');
+  // The run's plain weights carry its record (model, options, data); weights from elsewhere need the model named.
+  assert.equal(loadTeacher({ file: t.weights }, ctx).name, 'cnn');
+  const bare = path.join(dir, 'bare.safetensors');
+  T.saveSafetensors(bare, T.loadSafetensors(t.weights).tensors, { format: "pt" });
+  assert.throws(() => loadTeacher({ file: bare }, ctx), /plain weights: name its model/);
+  assert.equal(loadTeacher({ file: bare, model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 } }, ctx).name, 'cnn');
+  assert.throws(() => loadTeacher({ file: t.weights }, { ...ctx, data: { kind: 'image-folder', train: 'a', test: 'b', size: 28, channels: 1 } }), /its logits would answer different inputs/);
   assert.throws(() => loadTeacher({ file: t.checkpoint }, { ...ctx, data: { kind: 'image-folder', train: 'a', test: 'b', size: 28, channels: 1 } }), /was trained on .*fashion-mnist.* its logits would answer different inputs/);
   assert.throws(() => loadTeacher({ file: path.join(dir, 'nope.safetensors') }, ctx), /no such file/);
 });

@@ -160,6 +160,9 @@ export function withOneDnnLayout<T>(fn: () => T): T {
   } finally {
     if (--depth === 0) setOpInterceptor(previous);
   }
+  if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
+    throw new Error('withOneDnnLayout: fn must be synchronous (the layout ends when it returns, before a promise settles)');
+  }
   return densify(r);
 }
 

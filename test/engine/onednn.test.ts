@@ -70,10 +70,11 @@ test('withOneDnnLayout: ops without a oneDNN kernel, and kernels libtorch gets w
   });
 });
 
-test('withOneDnnLayout: refused with autograd on, and an in-place op without a kernel names itself', () => {
+test('withOneDnnLayout: refused with autograd on or an async fn, and an in-place op without a kernel names itself', () => {
   const conv = new nn.Conv2d(2, 2, 3).eval();
   const x = T.randn([1, 2, 128, 128]);
   assert.throws(() => T.withOneDnnLayout(() => conv.forward(x)), /for inference only; call it inside noGrad/);
+  assert.throws(() => T.noGrad(() => T.withOneDnnLayout(async () => conv.forward(x))), /fn must be synchronous/);
   T.noGrad(() => {
     assert.throws(() => T.withOneDnnLayout(() => conv.forward(x).clamp_(0, 1)), /aten::clamp_: no kernel for a tensor in oneDNN's layout/);
     // The interceptor is gone afterwards: ordinary calls run as before.

@@ -11,9 +11,11 @@ import { Tensor, wrap } from './tensor';
 import { isGradEnabled } from './autograd';
 
 /**
- * The ops allowed to see oneDNN-layout tensors: those whose oneDNN kernels the parity tests check on every
- * architecture. Any other op gets its arguments in the ordinary layout — a kernel may accept an 'mkldnn'
- * tensor and still be wrong (libtorch 1.13's conv_transpose2d on one runs a plain strided convolution).
+ * The ops allowed to see oneDNN-layout tensors: those whose oneDNN kernels the tests run on oneDNN tensors
+ * (test/engine/onednn.test.ts: every architecture, and sigmoid alone). Any other op gets its arguments in the
+ * ordinary layout — a kernel may accept an 'mkldnn' tensor and still be wrong (libtorch 1.13's
+ * conv_transpose2d on one runs a plain strided convolution) — among them mul (SE's rescale broadcasts, which
+ * oneDNN's refuses), linear and reshape, which see pooled vectors whose reorder costs nothing.
  */
 const ONEDNN_OPS = new Set([
   'aten::mkldnn_convolution',
@@ -28,9 +30,6 @@ const ONEDNN_OPS = new Set([
   'aten::adaptive_avg_pool2d',
   'aten::prelu',
   'aten::sigmoid',
-  'aten::mul.Tensor',
-  'aten::linear',
-  'aten::clone',
   'aten::to_dense',
 ]);
 /**

@@ -14,7 +14,7 @@ import * as T from '../src/torch';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
 import { exportOnnx, modelCard, writeCard } from '../src/export';
 import { serveModel } from '../src/cli/serve';
-import { LAYOUT_TRIALS, optimizeForInference } from '../src/infer/optimize';
+import { optimizeForInference } from '../src/infer/optimize';
 import { arg, LivePeer, machineLine, median, nowMs, pause, timeEach, writeSection } from './common';
 
 const rounds = Number(arg('rounds', '4'));
@@ -100,8 +100,7 @@ async function main(): Promise<void> {
     const twin = seg ? createSegmentationModel(name, { numClasses: classes }) : createModel(name as ModelName, {});
     twin.loadStateDict(model.stateDict());
     const fast = optimizeForInference(twin, x);
-    for (let i = 0; i < 2 * (LAYOUT_TRIALS + 1); i++) T.tidy(() => T.noGrad(() => void fast.forward(x)));
-    const layout = Object.values(fast.chooser.choices())[0] ?? 'undecided';
+    const layout = fast.settle(x); // 'auto' chooses before anything is timed
     const times = { tsvision: [] as number[], fast: [] as number[], ort: [] as number[], web: [] as number[], torch: [] as number[] };
     const sides: [keyof typeof times, () => Promise<void>][] = [
       ['tsvision', async () => void times.tsvision.push(...timeEach(() => T.tidy(() => T.noGrad(() => void model.forward(x))), n, warmup))],

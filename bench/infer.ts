@@ -6,7 +6,7 @@
 // state-dict key and shape), same threads, the two sides alternating block by block, medians.
 //   node dist/bench/infer.js [--rounds 4] [--n 5] [--warmup 2] [--models mobilenet_v1,resnet18,...] [--no-write]
 import * as T from '../src/torch';
-import { LAYOUT_TRIALS, optimizeForInference } from '../src/infer/optimize';
+import { optimizeForInference } from '../src/infer/optimize';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
 import { Module } from '../src/nn';
 import { arg, LivePeer, machineLine, median, pause, timeEach, writeSection } from './common';
@@ -55,9 +55,7 @@ async function main(): Promise<void> {
     fast.loadStateDict(model.stateDict());
     const optimized = optimizeForInference(fast, x);
     const folded = optimized.folded;
-    // 'auto' times both layouts on its first calls: let it choose before anything is timed.
-    for (let i = 0; i < 2 * (LAYOUT_TRIALS + 1); i++) T.tidy(() => T.noGrad(() => void optimized.forward(x)));
-    const layout = Object.values(optimized.chooser.choices())[0] ?? 'undecided';
+    const layout = optimized.settle(x); // 'auto' chooses before anything is timed
     const ours: Record<Task, () => void> = {
       eager: () => T.tidy(() => T.noGrad(() => void model.forward(x))),
       optimized: () => T.tidy(() => T.noGrad(() => void optimized.forward(x))),

@@ -567,9 +567,11 @@ program
       const twin = segmentation ? createSegmentationModel(name, options) : createModel(name as ModelName, options);
       twin.loadStateDict(model.stateDict());
       const { optimizeForInference } = await import('../infer/optimize');
-      const [t, f] = measureLatency([model, optimizeForInference(twin, x)], x, { rounds: o.rounds, reps: 5, warmup: 2 });
+      const fast = optimizeForInference(twin, x);
+      const layout = fast.settle(x); // 'auto' chooses its layout before the timing
+      const [t, f] = measureLatency([model, fast], x, { rounds: o.rounds, reps: 5, warmup: 2 });
       const line = (l: { ms: number; imagesPerSecond: number }): string => `${l.ms.toFixed(1)} ms median (${o.rounds * 5} passes), ${l.imagesPerSecond.toFixed(1)} images/s`;
-      console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads, the two taking turns:\n  as built:                 ${line(t)}\n  optimized for inference:  ${line(f)} (BatchNorm folded, oneDNN layout; as Predictor runs it)`);
+      console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads, the two taking turns:\n  as built:                 ${line(t)}\n  optimized for inference:  ${line(f)} (BatchNorm folded, ${layout === 'onednn' ? "oneDNN's" : 'the ordinary'} layout; as Predictor runs it)`);
       x.dispose();
     }
   });

@@ -2,7 +2,7 @@
 // folded into the convolutions before them (nn/fold.ts), and forward passes run with activations in
 // oneDNN's layout between layers (torch/onednn.ts) where that is faster. Predictor does the same for the
 // networks it restores.
-import { Tensor, isGradEnabled, withOneDnnLayout } from '../torch';
+import { Tensor, isGradEnabled, noGrad, tidy, withOneDnnLayout } from '../torch';
 import { FoldReport, Module, foldBatchNorm } from '../nn';
 
 type Network = Module & { forward(x: Tensor): unknown };
@@ -33,7 +33,7 @@ export class LayoutChooser {
 
   /** Runs fn (a forward pass under noGrad) in the layout chosen for `key` (the input's shape, say). */
   run<T>(key: string, fn: () => T): T {
-    const fixed = this.layout !== 'auto' ? this.layout : this.chosen.get(key) ?? (this.chosen.size >= MAX_SHAPES ? 'onednn' : null);
+    const fixed = this.layoutFor(key);
     if (fixed) return fixed === 'onednn' ? withOneDnnLayout(fn) : fn();
     const t = this.trials.get(key) ?? { onednn: [], ordinary: [] };
     this.trials.set(key, t);
@@ -46,6 +46,12 @@ export class LayoutChooser {
       this.trials.delete(key);
     }
     return r;
+  }
+
+  /** The layout `key` runs in from now on, or null while 'auto' is still timing it. */
+  layoutFor(key: string): 'onednn' | 'ordinary' | null {
+    if (this.layout !== 'auto') return this.layout;
+    return this.chosen.get(key) ?? (this.chosen.size >= MAX_SHAPES ? 'onednn' : null);
   }
 
   /** The layout chosen per key so far ('auto'), or the fixed one. */
@@ -71,6 +77,15 @@ export class OptimizedForInference<M extends Network> extends Module {
   forward(x: Tensor): ReturnType<M['forward']> {
     const run = (): ReturnType<M['forward']> => this.network.forward(x) as ReturnType<M['forward']>;
     return this.training || isGradEnabled() ? run() : this.chooser.run(x.shape.join('×'), run);
+  }
+
+  /** Runs forward passes on x until the layout for its shape is chosen, so that timings after it see only that one. */
+  settle(x: Tensor): 'onednn' | 'ordinary' {
+    const key = x.shape.join('×');
+    for (let layout = this.chooser.layoutFor(key); ; layout = this.chooser.layoutFor(key)) {
+      if (layout) return layout;
+      tidy(() => noGrad(() => void this.forward(x)));
+    }
   }
 }
 

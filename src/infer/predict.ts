@@ -6,8 +6,7 @@
 import * as fs from 'node:fs';
 import sharp from 'sharp';
 import { Tensor, callOp, cat, fromArray, noGrad, softmax, tidy, zeros } from '../torch';
-import { InferenceLayout, LayoutChooser } from './optimize';
-import { foldBatchNorm } from '../nn/fold';
+import { InferenceLayout, LayoutChooser, optimizeForInference } from './optimize';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
 import { decodeRaw } from '../data/decode';
 import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale, upsample } from '../models/segmentation';
@@ -107,13 +106,9 @@ export class Predictor {
     this.native = o.native ?? false;
     // The loaders' own deterministic transform: uint8 → [0, 1] → (x - mean) / std per channel.
     this.transform = compose(toFloat(), normalize(this.normalization.mean, this.normalization.std));
-    const optimize = o.optimize ?? true;
-    if (optimize) {
-      // Any input the network accepts shows which convolution feeds which BatchNorm; its values do not matter.
-      const [h, w] = this.size ?? [128, 128];
-      tidy(() => foldBatchNorm(this.model, zeros([1, this.channels, h, w])));
-    }
-    this.chooser = optimize ? new LayoutChooser(o.layout) : null;
+    // Any input the network accepts shows which convolution feeds which BatchNorm; its values do not matter.
+    const [h, w] = this.size ?? [128, 128];
+    this.chooser = (o.optimize ?? true) ? tidy(() => optimizeForInference(this.model, zeros([1, this.channels, h, w]), { layout: o.layout }).chooser) : null;
   }
 
   private run<T>(x: Tensor, what: string, fn: () => T): T {

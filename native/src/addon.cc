@@ -221,6 +221,13 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   }
 }
 
+Napi::Value DataPtr(const Napi::CallbackInfo& info) {
+  // dataPtr(h) -> bigint, PyTorch's data_ptr(): which memory a tensor uses (sharing, allocator reuse).
+  const at::Tensor& t = unwrap(info[0], "dataPtr");
+  if (t.layout() != at::kStrided) throw std::runtime_error("dataPtr: a tensor in the oneDNN or sparse layout has no single data pointer");
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(t.data_ptr())));
+}
+
 Napi::Value Shape(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = unwrap(info[0], "shape");
@@ -449,6 +456,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   fn("toBytes", ToBytes);
   fn("meta", Meta);
   fn("layout", Layout);
+  fn("dataPtr", DataPtr);
   fn("shape", Shape);
   fn("item", Item);
   fn("setRequiresGrad", SetRequiresGrad);

@@ -73,11 +73,15 @@ struct Cache {
 
   void* take(size_t cls) {
     std::lock_guard<std::mutex> lock(mu);
-    auto it = free.find(cls);
-    if (it == free.end()) {
+    // Most recently freed first (LIFO): its pages are resident and likely still in the CPU's caches. The
+    // oldest blocks of a class may never have been touched beyond a smaller tensor's bytes, so handing
+    // them out in turn (FIFO) re-faulted ~20 MB per call in ICNet after PSPNet's garbage was freed.
+    auto range = free.equal_range(cls);
+    if (range.first == range.second) {
       stats.misses++;
       return nullptr;
     }
+    auto it = std::prev(range.second);
     stats.hits++;
     void* p = it->second;
     free.erase(it);

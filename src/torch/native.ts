@@ -51,6 +51,8 @@ export interface Native {
   shape(h: Handle): number[];
   /** 'strided' (ordinary), 'mkldnn' (oneDNN's opaque blocked layout, see onednn.ts) or 'sparse'. */
   layout(h: Handle): 'strided' | 'mkldnn' | 'sparse';
+  /** The address of the first element (PyTorch's data_ptr); throws for non-strided layouts. */
+  dataPtr(h: Handle): bigint;
   item(h: Handle): number | boolean;
   setRequiresGrad(h: Handle, on: boolean): void;
   grad(h: Handle): Handle | null;

@@ -130,6 +130,11 @@ export class Tensor implements Tracked {
   numel(): number {
     return this.meta()[0].reduce((a, b) => a * b, 1);
   }
+  /** The address of the first element, as PyTorch's `data_ptr()`: whether two tensors share memory, or which
+   * block the allocator handed out. Views report their offset address. */
+  dataPtr(): bigint {
+    return native.dataPtr(this.h);
+  }
 
   // ---- autograd -------------------------------------------------------------------------------------
   get requiresGrad(): boolean {

@@ -12,9 +12,11 @@
 
 #include <c10/core/CPUAllocator.h>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -49,8 +51,35 @@ void smallFree(void* p) {
 #endif
 }
 
+// Blocks of 2 MiB and more are aligned to 2 MiB and marked for transparent huge pages (where the kernel
+// has them in `madvise` or `always` mode): a fresh block then costs one fault per 2 MiB instead of one per
+// 4 KiB. In bench/alloc: 20x fewer faults and a 16-24% faster first PSPNet call in a fresh process (a
+// server's cold start); steady state unchanged within this machine's noise; peak RSS +2%.
+// TSVISION_HUGE_PAGES=0 turns this off.
+constexpr size_t kHuge = size_t(2) << 20;
+bool hugePages = false;
+
+// Whether the kernel grants huge pages on advice: /sys/kernel/mm/transparent_hugepage/enabled reads
+// "always [madvise] never" with the active mode in brackets.
+bool thpAvailable() {
+  FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (!f) return false;
+  char buf[128] = {0};
+  size_t got = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  std::string mode(buf, got);
+  return mode.find("[always]") != std::string::npos || mode.find("[madvise]") != std::string::npos;
+}
+
+bool isHuge(size_t n) { return hugePages && n >= kHuge; }
+
 void* sysAlloc(size_t n) {
   void* p = nullptr;
+  if (isHuge(n)) {
+    if (posix_memalign(&p, kHuge, n) != 0) return nullptr;
+    madvise(p, n, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
+    return p;
+  }
   return posix_memalign(&p, kAlignment, n) == 0 ? p : nullptr;
 }
 
@@ -105,7 +134,8 @@ struct Cache {
       cached += it->second;
     } else {
       stats.overflows++;
-      stats.ownedBytes -= it->second;
+      size_t cls = it->second;
+      stats.ownedBytes -= cls;
       sizes.erase(it);
       sysFree(p);
     }
@@ -173,6 +203,8 @@ void installAllocator() {
   const char* mb = std::getenv("TSVISION_CPU_CACHE_MB");
   const unsigned long long quarter = static_cast<unsigned long long>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE) / 4;
   cache.cap = mb ? std::strtoull(mb, nullptr, 10) << 20 : std::max(2048ull << 20, quarter);
+  const char* huge = std::getenv("TSVISION_HUGE_PAGES");
+  hugePages = !(huge && std::string(huge) == "0") && thpAvailable();
   c10::SetCPUAllocator(&allocator, /*priority=*/100);
   installed = true;
 }
@@ -188,9 +220,11 @@ AllocatorStats allocatorStats() {
 
 const char* allocatorName() {
 #ifdef TSV_MIMALLOC
-  return installed ? "mimalloc + large-block cache" : "libtorch default";
+  if (!installed) return "libtorch default";
+  return hugePages ? "mimalloc + large-block cache (huge pages)" : "mimalloc + large-block cache";
 #else
-  return installed ? "large-block cache over the system allocator" : "libtorch default";
+  if (!installed) return "libtorch default";
+  return hugePages ? "large-block cache over the system allocator (huge pages)" : "large-block cache over the system allocator";
 #endif
 }
 

@@ -2,6 +2,29 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const MiB2 = 2n << 20n;
+// The kernel grants transparent huge pages on advice where its mode reads [always] or [madvise].
+function thpMode(): string {
+  try {
+    return /\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? 'never';
+  } catch {
+    return 'never';
+  }
+}
+// AnonHugePages (kB) of the mapping that holds `addr`, from /proc/self/smaps.
+function anonHugeKbAt(addr: bigint): number {
+  let inside = false;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range) inside = BigInt(`0x${range[1]}`) <= addr && addr < BigInt(`0x${range[2]}`);
+    else if (inside && line.startsWith('AnonHugePages:')) return Number(/(\d+)/.exec(line)?.[1] ?? 0);
+  }
+  return 0;
+}
 
 test('a freed large block is reused by the next request of its size class: a hit, no new system allocation', () => {
   const s0 = T.cpuAllocatorStats();
@@ -41,4 +64,26 @@ test('dataPtr: views share their base memory at an offset; clones do not', () =>
   const c = x.clone();
   assert.notEqual(c.dataPtr(), x.dataPtr());
   for (const t of [x, v, c]) t.dispose();
+});
+
+test('blocks of 2 MiB and more are backed by transparent huge pages where the kernel grants them', (t) => {
+  const huge = T.engineInfo().allocator.includes('huge pages');
+  if (thpMode() === 'never' || T.cpuAllocatorStats().capBytes === 0) {
+    assert.equal(huge, false);
+    return t.skip('no transparent huge pages here');
+  }
+  assert.ok(huge, `allocator '${T.engineInfo().allocator}' should use huge pages`);
+  const x = T.ones([(9 << 20) / 4]); // 9 MiB, written through
+  const p = x.dataPtr();
+  assert.equal(p % MiB2, 0n);
+  // The kernel may fall back to 4 KiB pages when it cannot find free 2 MiB ones; on an idle machine it can.
+  assert.ok(anonHugeKbAt(p) >= 2048, `mapping at 0x${p.toString(16)} has ${anonHugeKbAt(p)} kB in huge pages`);
+  x.dispose();
+});
+
+test('TSVISION_HUGE_PAGES=0 turns huge pages off', () => {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const script = `const T = require(${JSON.stringify(path.join(root, 'dist', 'src', 'torch'))}); console.log(T.engineInfo().allocator)`;
+  const name = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, TSVISION_HUGE_PAGES: '0' }, encoding: 'utf8' }).trim();
+  assert.ok(!name.includes('huge pages') && name.includes('cache'), name);
 });

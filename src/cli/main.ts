@@ -18,7 +18,7 @@ import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../di
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
-import { ColorJitterOptions, checkColorJitter } from '../data';
+import { ColorJitterOptions, JitterAmount, checkColorJitter } from '../data';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -46,17 +46,26 @@ const scalesArg = (v: string): number[] => {
 };
 
 /**
- * --color-jitter b,c,s,h: torchvision's ColorJitter(brightness, contrast, saturation, hue); 1 to 4 numbers,
- * those left out are 0 (off), so 0.4,0.4,0.4 is the common ColorJitter(0.4, 0.4, 0.4).
+ * --color-jitter b,c,s,h: torchvision's ColorJitter(brightness, contrast, saturation, hue); 1 to 4 values,
+ * those left out are 0 (off), so 0.4,0.4,0.4 is the common ColorJitter(0.4, 0.4, 0.4). A value lo:hi is
+ * an explicit range, as ColorJitter's (lo, hi) tuples: 0.8:1.5,0,0,-0.05:0.05.
  */
 const colorJitterOption = '--color-jitter <b,c,s,h>';
 const colorJitterHelp = (when: string): string =>
-  `random brightness, contrast, saturation, hue per training image as torchvision's ColorJitter, e.g. 0.4,0.4,0.4,0.1 (missing numbers: 0, off; hue at most 0.5; grey images: brightness and contrast only), ${when}`;
+  `random brightness, contrast, saturation, hue per training image as torchvision's ColorJitter, e.g. 0.4,0.4,0.4,0.1, or ranges lo:hi such as 0.8:1.5 (missing values: 0, off; hue within ±0.5; grey images: brightness and contrast only), ${when}`;
 const colorJitterArg = (v: string): ColorJitterOptions => {
   const parts = v.split(',');
-  const xs = parts.map((p) => (p.trim() === '' ? NaN : Number(p)));
-  if (parts.length > 4 || xs.some((x) => !Number.isFinite(x))) throw new InvalidArgumentError(`--color-jitter takes 1 to 4 numbers b,c,s,h separated by commas, got '${v}'`);
-  const o: ColorJitterOptions = { brightness: xs[0], contrast: xs[1] ?? 0, saturation: xs[2] ?? 0, hue: xs[3] ?? 0 };
+  const bad = (): never => {
+    throw new InvalidArgumentError(`--color-jitter takes 1 to 4 numbers or ranges lo:hi (b,c,s,h) separated by commas, got '${v}'`);
+  };
+  if (parts.length > 4) bad();
+  const value = (p: string): JitterAmount => {
+    const xs = p.split(':').map((q) => (q.trim() === '' ? NaN : Number(q)));
+    if (xs.length > 2 || xs.some((x) => !Number.isFinite(x))) bad();
+    return xs.length === 2 ? [xs[0], xs[1]] : xs[0];
+  };
+  const [brightness, contrast = 0, saturation = 0, hue = 0] = parts.map(value);
+  const o: ColorJitterOptions = { brightness, contrast, saturation, hue };
   try {
     return checkColorJitter(o);
   } catch (e) {

@@ -8,15 +8,18 @@ import { Rng } from './rng';
 import { BatchTransform } from './transforms';
 
 /**
- * How much to jitter, as torchvision's ColorJitter(brightness, contrast, saturation, hue): factors drawn
- * uniformly from [max(0, 1 − v), 1 + v] (hue: a shift from [−hue, hue], hue ≤ 0.5). 0 or absent: off.
+ * How much to jitter, as torchvision's ColorJitter(brightness, contrast, saturation, hue). A number v draws
+ * factors uniformly from [max(0, 1 − v), 1 + v] (hue: a shift from [−v, v], v ≤ 0.5); a pair [lo, hi] draws
+ * from [lo, hi] itself (lo ≥ 0; hue within [−0.5, 0.5]). 0, absent, or [1, 1] ([0, 0] for hue): off.
  */
 export interface ColorJitterOptions {
-  brightness?: number;
-  contrast?: number;
-  saturation?: number;
-  hue?: number;
+  brightness?: JitterAmount;
+  contrast?: JitterAmount;
+  saturation?: JitterAmount;
+  hue?: JitterAmount;
 }
+/** A spread around the identity (number) or an explicit range [lo, hi], as torchvision's ColorJitter takes. */
+export type JitterAmount = number | readonly [number, number];
 
 /** The adjustments in torchvision's numbering (its fn_idx): 0 brightness, 1 contrast, 2 saturation, 3 hue. */
 export const JITTER_KINDS = ['brightness', 'contrast', 'saturation', 'hue'] as const;
@@ -33,9 +36,18 @@ export interface ColorJitterDraw {
 
 /** The options checked and filled in (absent: 0); throws naming the bad value. */
 export function checkColorJitter(o: ColorJitterOptions): Required<ColorJitterOptions> {
-  const out = { brightness: 0, contrast: 0, saturation: 0, hue: 0 };
+  const out: Required<ColorJitterOptions> = { brightness: 0, contrast: 0, saturation: 0, hue: 0 };
   for (const k of JITTER_KINDS) {
     const v = o[k] ?? 0;
+    if (Array.isArray(v)) {
+      // torchvision's _check_input: bound[0] ≤ lo ≤ hi ≤ bound[1], bounds [0, ∞) or, for hue, [−0.5, 0.5].
+      const [lo, hi] = v as readonly number[];
+      const [min, max] = k === 'hue' ? [-0.5, 0.5] : [0, Infinity];
+      if (v.length !== 2 || !Number.isFinite(lo) || !Number.isFinite(hi) || lo > hi || lo < min || hi > max)
+        throw new Error(`colorJitter: ${k} as a range must be [lo, hi] with ${min} ≤ lo ≤ hi ≤ ${max}, got [${v.join(', ')}]`);
+      out[k] = [lo, hi];
+      continue;
+    }
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`colorJitter: ${k} must be a finite number ≥ 0, got ${v}`);
     if (k === 'hue' && v > 0.5) throw new Error(`colorJitter: hue must be at most 0.5 (a shift of half the colour circle), got ${v}`);
     out[k] = v;
@@ -44,9 +56,13 @@ export function checkColorJitter(o: ColorJitterOptions): Required<ColorJitterOpt
 }
 
 /** The range a factor is drawn from, torchvision's _check_input; null where the adjustment is off. */
-export function jitterRange(kind: JitterKind, v: number): [number, number] | null {
-  if (v === 0) return null;
-  return kind === 'hue' ? [-v, v] : [Math.max(0, 1 - v), 1 + v];
+export function jitterRange(kind: JitterKind, v: JitterAmount): [number, number] | null {
+  if (typeof v === 'number') {
+    if (v === 0) return null;
+    return kind === 'hue' ? [-v, v] : [Math.max(0, 1 - v), 1 + v];
+  }
+  const centre = kind === 'hue' ? 0 : 1;
+  return v[0] === centre && v[1] === centre ? null : [v[0], v[1]];
 }
 
 /** One image's draw from rng: the order (Fisher–Yates, 3 numbers), then each factor that is on, in kind order. */
@@ -214,11 +230,11 @@ export function applyColorJitter(x: Tensor, draws: readonly ColorJitterDraw[]): 
  * torchvision's ColorJitter per image: for each image of the batch, in order, its draw (order, then the factors
  * that are on) from the batch's Rng; pixels must be float in [0, 1], so it goes after toFloat() and before
  * normalize(). Grey images get brightness and contrast only (saturation and hue leave them unchanged, as in
- * torchvision). All options 0: the batch passes through and nothing is drawn.
+ * torchvision). All adjustments off: the batch passes through and nothing is drawn.
  */
 export function colorJitter(o: ColorJitterOptions): BatchTransform {
   const opts = checkColorJitter(o);
-  if (JITTER_KINDS.every((k) => opts[k] === 0)) return (b) => b;
+  if (JITTER_KINDS.every((k) => jitterRange(k, opts[k]) === null)) return (b) => b;
   return (b, ctx) => {
     checkImages(b.x, 'colorJitter');
     const draws = Array.from({ length: b.x.size(0) }, () => drawColorJitter(ctx.rng, opts));
@@ -228,6 +244,9 @@ export function colorJitter(o: ColorJitterOptions): BatchTransform {
 
 /** "brightness 0.4, contrast 0.4, …" for logs, the adjustments that are on; "off" where none is. */
 export function describeColorJitter(o: ColorJitterOptions): string {
-  const on = JITTER_KINDS.filter((k) => (o[k] ?? 0) > 0).map((k) => `${k} ${o[k]}`);
+  const on = JITTER_KINDS.filter((k) => jitterRange(k, o[k] ?? 0) !== null).map((k) => {
+    const v = o[k] ?? 0;
+    return `${k} ${Array.isArray(v) ? `${v[0]}:${v[1]}` : v}`;
+  });
   return on.length ? on.join(', ') : 'off';
 }

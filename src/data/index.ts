@@ -6,7 +6,7 @@ export { TensorDataset, DataLoader, disposeBatch, checkLabelRange } from './load
 export type { Dataset, Sample, PixelSample, BatchSource, Batch, DataLoaderOptions, EpochOptions } from './loader';
 export { compose, ownStream, toFloat, normalize, randomCrop, randomHorizontalFlip, resize } from './transforms';
 export { colorJitter, applyColorJitter, drawColorJitter, checkColorJitter, describeColorJitter, jitterRange, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToGrayscale, JITTER_KINDS } from './color';
-export type { ColorJitterOptions, ColorJitterDraw, JitterKind } from './color';
+export type { ColorJitterOptions, ColorJitterDraw, JitterAmount, JitterKind } from './color';
 export type { BatchData, BatchContext, BatchTransform } from './transforms';
 export { loadFashionMNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from './fashion-mnist';
 export type { FashionMNISTOptions } from './fashion-mnist';

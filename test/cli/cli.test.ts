@@ -47,6 +47,10 @@ test('--color-jitter is in train\'s and segment\'s help; bad values are refused 
     ['train', ['--color-jitter', 'strong'], /--color-jitter takes 1 to 4 numbers/],
     ['segment', ['--color-jitter', '0.1,0.1,0.1,0.1,0.1'], /--color-jitter takes 1 to 4 numbers/],
     ['train', ['--color-jitter', '0.4,,0.4'], /--color-jitter takes 1 to 4 numbers/],
+    ['train', ['--color-jitter', '0.4,1.2:0.8'], /--color-jitter: contrast as a range must be \[lo, hi\] with 0 ≤ lo ≤ hi ≤ Infinity, got \[1.2, 0.8\]/],
+    ['segment', ['--color-jitter', '0,0,0,-0.6:0.1'], /--color-jitter: hue as a range must be .*-0.5 ≤ lo ≤ hi ≤ 0.5, got \[-0.6, 0.1\]/],
+    ['train', ['--color-jitter', '0.5:1:2'], /--color-jitter takes 1 to 4 numbers or ranges lo:hi/],
+    ['train', ['--color-jitter', '0.5:'], /--color-jitter takes 1 to 4 numbers or ranges lo:hi/],
   ];
   for (const [cmd, args, msg] of bad) {
     const r = run(cmd, ...args);

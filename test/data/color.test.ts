@@ -21,15 +21,18 @@ import {
   adjustHue,
   adjustSaturation,
   applyColorJitter,
+  JitterAmount,
   checkColorJitter,
   colorJitter,
+  describeColorJitter,
   drawColorJitter,
+  jitterRange,
 } from '../../src/data';
 import { segmentationData, PAPER_AUGMENT } from '../../src/train/segment';
 import { makeLoaders } from '../../src/train/datasets';
 import { train } from '../../src/train/trainer';
 import { readCheckpoint } from '../../src/train/checkpoint';
-import { relError, runTorch } from '../helpers/pytorch';
+import { relError, runTorch, runTorchWithMeta } from '../helpers/pytorch';
 
 const ctx = (seed: number): BatchContext => ({ epoch: 0, index: 0, rng: Rng.from(seed) });
 
@@ -296,4 +299,61 @@ test('train records the colour jitter in its checkpoint, report.json and log lin
   assert.deepEqual(report.config.colorJitter, cj);
   assert.deepEqual((readCheckpoint(path.join(out, 'checkpoint.safetensors')).state.config as { colorJitter: unknown }).colorJitter, cj);
   assert.ok(lines.some((l) => l.includes('colour jitter (brightness 0.4, contrast 0.4, saturation 0.4, hue 0.1)')), lines.join('\n'));
+});
+
+test('ranges: numbers and [lo, hi] pairs give torchvision 0.14 ColorJitter\'s ranges; what it refuses is refused; draws stay inside', () => {
+  // Each case: the four arguments as given to both; torchvision's attributes (None where off) come back as
+  // [lo, hi] or [NaN, NaN], or the case is marked refused.
+  const cases: { brightness: JitterAmount; contrast: JitterAmount; saturation: JitterAmount; hue: JitterAmount }[] = [
+    { brightness: 0.4, contrast: [0.2, 1.7], saturation: [1, 1], hue: [-0.1, 0.3] },
+    { brightness: [0, 2.5], contrast: 1.5, saturation: [0.5, 0.5], hue: [0, 0] },
+    { brightness: [1, 1], contrast: 0, saturation: [0.3, 4], hue: 0.5 },
+    { brightness: [1.2, 0.8], contrast: 0, saturation: 0, hue: 0 }, // lo > hi
+    { brightness: [-0.1, 1], contrast: 0, saturation: 0, hue: 0 }, // below 0
+    { brightness: 0, contrast: 0, saturation: 0, hue: [-0.6, 0.2] }, // hue beyond -0.5
+  ];
+  const py = (v: JitterAmount): string => (typeof v === 'number' ? String(v) : `(${v[0]}, ${v[1]})`);
+  const { tensors, metadata } = runTorchWithMeta(`
+import torchvision.transforms as TV
+cases = [${cases.map((c) => `(${JITTER_KINDS.map((k) => py(c[k])).join(', ')})`).join(', ')}]
+for i, c in enumerate(cases):
+    try:
+        j = TV.ColorJitter(*c)
+    except (ValueError, TypeError) as e:
+        META[f'refused{i}'] = str(e)
+        continue
+    r = [getattr(j, k) for k in ('brightness', 'contrast', 'saturation', 'hue')]
+    O[f'case{i}'] = torch.tensor([[float('nan'), float('nan')] if v is None else [float(v[0]), float(v[1])] for v in r], dtype=torch.float64)
+`);
+  cases.forEach((c, i) => {
+    if (metadata[`refused${i}`] !== undefined) {
+      assert.throws(() => checkColorJitter(c), /as a range must be \[lo, hi\]/, `case ${i}: torchvision refused (${metadata[`refused${i}`]})`);
+      return;
+    }
+    const want = Array.from(tensors[`case${i}`].toArray() as Float64Array);
+    const o = checkColorJitter(c);
+    JITTER_KINDS.forEach((k, j) => {
+      const r = jitterRange(k, o[k]);
+      const [lo, hi] = [want[2 * j], want[2 * j + 1]];
+      if (Number.isNaN(lo)) assert.equal(r, null, `case ${i} ${k}: torchvision has it off`);
+      else {
+        assert.ok(r, `case ${i} ${k}: torchvision has [${lo}, ${hi}]`);
+        assert.ok(Math.abs(r[0] - lo) < 1e-12 && Math.abs(r[1] - hi) < 1e-12, `case ${i} ${k}: [${r}] vs [${lo}, ${hi}]`);
+      }
+    });
+  });
+  assert.equal(Object.keys(metadata).filter((k) => k.startsWith('refused')).length, 3, 'torchvision refuses the three bad cases');
+  // Draws from a range stay inside it and span it.
+  const rng = Rng.from(9);
+  const o = checkColorJitter({ contrast: [0.2, 1.7], hue: [-0.1, 0.3] });
+  const draws = Array.from({ length: 2000 }, () => drawColorJitter(rng, o));
+  for (const [k, lo, hi] of [['contrast', 0.2, 1.7], ['hue', -0.1, 0.3]] as const) {
+    const v = draws.map((d) => d[k] as number);
+    assert.ok(v.every((f) => f >= lo && f < hi) && Math.min(...v) < lo + 0.01 && Math.max(...v) > hi - 0.01, `${k} within and across [${lo}, ${hi})`);
+  }
+  assert.ok(draws.every((d) => d.brightness === null && d.saturation === null));
+  // [1, 1] (and [0, 0] for hue) is off: nothing drawn, the batch passes through.
+  const b = { x: images(2, 3, 4, 4, 1), y: T.arange(2) };
+  assert.equal(colorJitter({ brightness: [1, 1], hue: [0, 0] })(b, ctx(0)), b);
+  assert.equal(describeColorJitter({ brightness: 0.4, contrast: [0.2, 1.7], saturation: [1, 1] }), 'brightness 0.4, contrast 0.2:1.7');
 });

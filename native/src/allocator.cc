@@ -71,11 +71,9 @@ bool thpAvailable() {
   return mode.find("[always]") != std::string::npos || mode.find("[madvise]") != std::string::npos;
 }
 
-bool isHuge(size_t n) { return hugePages && n >= kHuge; }
-
 void* sysAlloc(size_t n) {
   void* p = nullptr;
-  if (isHuge(n)) {
+  if (hugePages && n >= kHuge) {
     if (posix_memalign(&p, kHuge, n) != 0) return nullptr;
     madvise(p, n, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
     return p;
@@ -134,8 +132,7 @@ struct Cache {
       cached += it->second;
     } else {
       stats.overflows++;
-      size_t cls = it->second;
-      stats.ownedBytes -= cls;
+      stats.ownedBytes -= it->second;
       sizes.erase(it);
       sysFree(p);
     }

@@ -77,7 +77,8 @@ test('blocks of 2 MiB and more are backed by transparent huge pages where the ke
   const p = x.dataPtr();
   assert.equal(p % MiB2, 0n);
   // The kernel may fall back to 4 KiB pages when it cannot find free 2 MiB ones; on an idle machine it can.
-  assert.ok(anonHugeKbAt(p) >= 2048, `mapping at 0x${p.toString(16)} has ${anonHugeKbAt(p)} kB in huge pages`);
+  const hugeKb = anonHugeKbAt(p);
+  assert.ok(hugeKb >= 2048, `mapping at 0x${p.toString(16)} has ${hugeKb} kB in huge pages`);
   x.dispose();
 });
 

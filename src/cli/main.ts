@@ -45,6 +45,18 @@ const scalesArg = (v: string): number[] => {
   return xs;
 };
 
+/** Sliding-window segmentation (PSPNet's evaluation): --slide 713x713, optionally --stride 476x476. */
+const slideOptions = (cmd: Command): Command =>
+  cmd
+    .option('--slide <HxW>', 'segmentation: the network sees windows of H×W slid over each image at its own size, probabilities averaged where they overlap (PSPNet\'s evaluation, e.g. 713x713)', sizeArg('--slide'))
+    .option('--stride <HxW>', 'segmentation, with --slide: step between windows (default 2/3 of the window)', sizeArg('--stride'));
+/** --slide/--stride as MultiScaleOptions' crop and stride, refusing a stride without windows or one that skips pixels. */
+const slideArgs = (o: { slide?: [number, number]; stride?: [number, number] }): { crop?: [number, number]; stride?: [number, number] } => {
+  if (o.stride && !o.slide) throw new InvalidArgumentError('--stride sets the step between --slide windows: give --slide too');
+  if (o.slide && o.stride && (o.stride[0] > o.slide[0] || o.stride[1] > o.slide[1])) throw new InvalidArgumentError(`--stride ${o.stride.join('x')} would skip pixels between --slide ${o.slide.join('x')} windows`);
+  return { crop: o.slide, stride: o.stride };
+};
+
 /**
  * --color-jitter b,c,s,h: torchvision's ColorJitter(brightness, contrast, saturation, hue); 1 to 4 values,
  * those left out are 0 (off), so 0.4,0.4,0.4 is the common ColorJitter(0.4, 0.4, 0.4). A value lo:hi is
@@ -385,7 +397,7 @@ program
     console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}\noverlays:   ${r.overlays}`);
   });
 
-program
+slideOptions(program
   .command('eval')
   .description('evaluate a checkpoint (or plain weights with --model) on the test set: loss, top-1, top-5')
   .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors from `train`, or model.safetensors weights')
@@ -397,18 +409,20 @@ program
   .option('--channels <n>', 'image-folder channels', num('--channels', { int: true }), 3)
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
   .option(scalesOption, 'segmentation: average over input scales, e.g. 0.5,0.75,1,1.25,1.5,1.75 (DeepLab-V3 §4.3)', scalesArg)
-  .option('--flip', 'segmentation: also average over mirrored images', false)
+  .option('--flip', 'segmentation: also average over mirrored images', false))
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
+    const slide = slideArgs(o);
     const { weights, checkpoint } = readWeights(o.checkpoint); // the one read of the file
     if (checkpoint && isSegmentConfig(checkpoint.state.config)) {
-      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, testDir: o.testDir }, checkpoint);
-      const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}`;
+      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir }, checkpoint);
+      const windows = slide.crop ? `, ${slide.crop.join('×')} windows${slide.stride ? ` every ${slide.stride.join('×')}` : ''}` : '';
+      const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}`;
       console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
       console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * r.iou[i]).toFixed(2)}%`).join('\n'));
       return;
     }
-    if (o.scales || o.flip) throw new InvalidArgumentError('--scales and --flip apply to segmentation checkpoints');
+    if (o.scales || o.flip || o.slide) throw new InvalidArgumentError('--scales, --flip and --slide apply to segmentation checkpoints');
     if (!checkpoint && !o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
     const cfg: TrainConfig = checkpoint ? (checkpoint.state.config as TrainConfig) : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
     const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
@@ -506,7 +520,7 @@ program
     }
   });
 
-program
+slideOptions(program
   .command('predict')
   .description('run a checkpoint (or plain weights with --model) on your images: top-k classes, or for segmentation networks the classes found and, with --out, a mask and an overlay per image')
   .argument('<weights>', 'checkpoint.safetensors from `train` or `segment`, or model.safetensors weights')
@@ -520,7 +534,7 @@ program
   .option('--size <HxW>', 'resize images to H×W before the network (default: the size it was trained on)', sizeArg('--size'))
   .option('--native', 'segmentation: run at each image\'s own size (padded to the network\'s size multiple) instead of resizing', false)
   .option(scalesOption, 'segmentation: average class probabilities over these input scales (DeepLab-V3 §4.3)', scalesArg)
-  .option('--flip', 'segmentation: also average over the mirrored image', false)
+  .option('--flip', 'segmentation: also average over the mirrored image', false))
   .option('--no-optimize', 'run the network exactly as trained: no BatchNorm folding, no oneDNN layout between layers (the answers agree up to float rounding)')
   .option('--mean <list>', 'normalization mean per channel, e.g. 0.5,0.5,0.5 (default: what training used; plain weights: as image folders)', numList('--mean'))
   .option('--std <list>', 'normalization std per channel (with --mean)', numList('--std'))
@@ -530,7 +544,7 @@ program
     if (o.threads) setNumThreads(o.threads);
     if (!o.mean !== !o.std) throw new InvalidArgumentError('give --mean and --std together');
     const { predictCommand } = await import('./predict');
-    await predictCommand(weights, images, { ...o, normalization: o.mean ? { mean: o.mean, std: o.std } : undefined });
+    await predictCommand(weights, images, { ...o, ...slideArgs(o), normalization: o.mean ? { mean: o.mean, std: o.std } : undefined });
   });
 
 program

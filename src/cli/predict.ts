@@ -24,6 +24,9 @@ export interface PredictCommandOptions {
   /** Segmentation: average over input scales and the mirrored image (DeepLab-V3 §4.3). */
   scales?: number[];
   flip: boolean;
+  /** Segmentation: sliding windows of this size over each image at its own size (PSPNet's evaluation), `stride` apart. */
+  crop?: [number, number];
+  stride?: [number, number];
   normalization?: Normalization;
   /** Images decoded and run through the network together. */
   batchSize: number;
@@ -42,7 +45,7 @@ export async function predictCommand(weights: string, args: readonly string[], o
   const files = expandImages(args); // before loading the network: a typo fails at once
   const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization, optimize: o.optimize });
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
-  if ((o.scales || o.flip) && !predictor.segmentation) throw new Error(`--scales and --flip apply to segmentation networks; ${predictor.name} is a classifier`);
+  if ((o.scales || o.flip || o.crop) && !predictor.segmentation) throw new Error(`--scales, --flip and --slide apply to segmentation networks; ${predictor.name} is a classifier`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
@@ -67,7 +70,7 @@ async function predictAll(predictor: Predictor, files: readonly string[], names:
     const batch = await Promise.all(files.slice(start, start + o.batchSize).map(readImage));
     const done: Result[] = predictor.segmentation
       ? await Promise.all(
-          (await predictor.segmentMany(batch, { scales: o.scales, flip: o.flip, batchSize: o.batchSize, keepImage: !!o.out })).map((p, j) =>
+          (await predictor.segmentMany(batch, { scales: o.scales, flip: o.flip, crop: o.crop, stride: o.stride, batchSize: o.batchSize, keepImage: !!o.out })).map((p, j) =>
             segmentResult(p, batch[j].name, o, names?.[start + j]),
           ),
         )

@@ -51,7 +51,10 @@ export interface ClassScore {
 }
 
 export interface SegmentOptions extends MultiScaleOptions {
-  /** Run at each image's own size (padded to the network's size multiple) instead of the trained size. */
+  /**
+   * Run at each image's own size (padded to the network's size multiple) instead of the trained size.
+   * Sliding windows (`crop`) always run at the image's own size: covering a large image is their purpose.
+   */
   native?: boolean;
   /** Also return the image decoded at its own size (`image`), for overlays. */
   keepImage?: boolean;
@@ -158,7 +161,8 @@ export class Predictor {
    * A class per pixel at the image's own size: the network runs at the trained size (its logits upsampled
    * back bilinearly) or, with `native`, at the image's size padded to its size multiple (logits cropped).
    * With `scales` and/or `flip`, the class probabilities are averaged over rescaled and mirrored copies
-   * (predictMultiScale, DeepLab-V3 §4.3). With `keepImage`, the prediction also holds the image decoded at
+   * (predictMultiScale, DeepLab-V3 §4.3); with `crop`, the network sees windows of that size slid over the
+   * image at its own size (PSPNet's evaluation). With `keepImage`, the prediction also holds the image decoded at
    * its own size (for overlays): the network's own decode with `native` or where the image has the trained size,
    * else a second decode run alongside it (see inBatches for why not a resize of one decode).
    */
@@ -169,16 +173,17 @@ export class Predictor {
   /** segment() for many images, `batchSize` at a time (default 8), images of one size through the network together. */
   async segmentMany(images: readonly ImageInput[], o: SegmentOptions & { batchSize?: number } = {}): Promise<SegmentationPrediction[]> {
     if (!this.segmentation) throw new Error(`${this.name} is a classifier: use classify()`);
-    const size = (o.native ?? this.native) ? null : this.size;
+    const size = o.crop || (o.native ?? this.native) ? null : this.size;
     return this.inBatches(images, o.batchSize, size, (group) =>
       tidy(() =>
         noGrad(() => {
           // forwardAnySize pads only where the size is not a multiple of the network's (e.g. --size 30x30 for ENet).
           const net = this.model as SegmentationNet;
           const x = cat(group.map((g) => this.input(g.img)), 0);
-          const multi = o.scales !== undefined || o.flip === true;
+          const multi = o.scales !== undefined || o.flip === true || o.crop !== undefined;
           // Probabilities or logits: their argmax is the class either way, and both resize bilinearly.
-          const out = this.run(x, multi ? `multi ${o.scales ?? ''} ${o.flip ?? false}` : 'segment', () => (multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x)));
+          const how = multi ? `multi ${o.scales ?? ''} ${o.flip ?? false} ${o.crop ?? ''} ${o.stride ?? ''}` : 'segment';
+          const out = this.run(x, how, () => (multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x)));
           return group.map(({ own }, j) => {
             const { width, height } = own;
             const one = out.narrow(0, j, 1);

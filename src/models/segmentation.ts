@@ -1,7 +1,7 @@
 // What the segmentation networks share: per-pixel logits at the input resolution from `forward`, the paper's
 // own training loss from `trainingLoss` (PSPNet's auxiliary loss, ICNet's cascade label guidance), the
 // dilated ResNet backbone of DeepLab-V3, PSPNet and ICNet, and the small pieces their heads are made of.
-import { Tensor, crossEntropy, interpolate, pad, softmax } from '../torch';
+import { Tensor, crossEntropy, fromArray, interpolate, pad, softmax, zeros } from '../torch';
 import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn';
 import { ResNet, resnet101, resnet18, resnet34, resnet50 } from './resnet';
 import type { FilterChain } from '../methods/prune';
@@ -60,12 +60,25 @@ export interface MultiScaleOptions {
   scales?: readonly number[];
   /** Also the mirrored image at every scale. Default false. */
   flip?: boolean;
+  /**
+   * Sliding-window inference, as PSPNet's evaluation (713×713 crops on Cityscapes' 1024×2048): the network
+   * sees only windows of this size (H, W) at every scale, their class probabilities averaged where windows
+   * overlap. A side shorter than the window is padded to it with 0 (the mean colour), evenly on both sides.
+   */
+  crop?: readonly [number, number];
+  /** Steps between windows; default ⌈2/3 of the window⌉ (PSPNet's stride rate). */
+  stride?: readonly [number, number];
 }
+
+/** PSPNet's stride rate: windows 2/3 of a crop apart, so that each overlaps its neighbours by a third. */
+export const SLIDE_STRIDE_RATE = 2 / 3;
 
 /**
  * Class probabilities [N, K, H, W] averaged over rescaled (bilinear) and mirrored copies of the input, as
  * DeepLab-V3 (§4.3) and PSPNet (§5) evaluate: each copy's logits resized back to the input size, then
- * softmax, then the mean (DeepLab's own evaluation code does it in this order).
+ * softmax, then the mean (DeepLab's own evaluation code does it in this order). With `crop`, each scale's
+ * probabilities come from sliding windows (slidingProbabilities) and are resized back as probabilities,
+ * as PSPNet's evaluation code does.
  */
 export function predictMultiScale(model: SegmentationNet, x: Tensor, o: MultiScaleOptions = {}): Tensor {
   const scales = o.scales ?? [1];
@@ -73,18 +86,65 @@ export function predictMultiScale(model: SegmentationNet, x: Tensor, o: MultiSca
   const [h, w] = x.shape.slice(2);
   let sum: Tensor | null = null;
   let n = 0;
+  const add = (p: Tensor): void => {
+    sum = sum ? sum.add(p) : p;
+    n++;
+  };
   for (const s of scales) {
     const size = [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))];
     const xs = s === 1 ? x : upsample(x, size);
+    if (o.crop) {
+      const p = slidingProbabilities(model, xs, o.crop, o.stride, o.flip);
+      add(s === 1 ? p : upsample(p, [h, w]));
+      continue;
+    }
     for (const mirrored of o.flip ? [false, true] : [false]) {
       let logits = forwardAnySize(model, mirrored ? xs.flip(3) : xs);
       if (mirrored) logits = logits.flip(3);
-      const p = softmax(s === 1 ? logits : upsample(logits, [h, w]), 1);
-      sum = sum ? sum.add(p) : p;
-      n++;
+      add(softmax(s === 1 ? logits : upsample(logits, [h, w]), 1));
     }
   }
   return sum!.div(n);
+}
+
+/**
+ * Sliding-window class probabilities [N, K, H, W] (PSPNet's evaluation, `scale_process` in its authors'
+ * code): windows of `crop` every `stride`, the last one in each direction flush with the edge, each window's
+ * softmax (averaged with its mirror's with `flip`) summed into place and divided by how many windows cover
+ * each pixel. Sides shorter than the window are padded to it first, evenly on both sides.
+ */
+export function slidingProbabilities(model: SegmentationNet, x: Tensor, crop: readonly [number, number], stride?: readonly [number, number], flip = false): Tensor {
+  const [ch, cw] = crop;
+  const [sh, sw] = stride ?? [Math.ceil(ch * SLIDE_STRIDE_RATE), Math.ceil(cw * SLIDE_STRIDE_RATE)];
+  for (const [name, v] of [['crop', crop], ['stride', [sh, sw]]] as const) {
+    if (!v.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`slidingProbabilities: ${name} must be positive whole numbers (H, W), got ${v.join('×')}`);
+  }
+  if (sh > ch || sw > cw) throw new Error(`slidingProbabilities: a stride of ${sh}×${sw} would skip pixels between windows of ${ch}×${cw}`);
+  const [h, w] = x.shape.slice(2);
+  const [ph, pw] = [Math.max(ch - h, 0), Math.max(cw - w, 0)];
+  const top = Math.floor(ph / 2);
+  const left = Math.floor(pw / 2);
+  const xp = ph || pw ? pad(x, [left, pw - left, top, ph - top]) : x;
+  const [H, W] = [h + ph, w + pw];
+  // Window starts: every stride, the last moved back to end at the edge (it may overlap more than the rest).
+  const starts = (size: number, c: number, step: number): number[] => Array.from({ length: Math.ceil((size - c) / step) + 1 }, (_, i) => Math.min(i * step, size - c));
+  const [ys, xs] = [starts(H, ch, sh), starts(W, cw, sw)];
+  // The windows form a grid, so how many cover a pixel is (windows covering its row) × (covering its column).
+  const cover = (size: number, begins: number[], c: number): Float32Array => Float32Array.from({ length: size }, (_, i) => begins.filter((b) => b <= i && i < b + c).length);
+  const count = fromArray(cover(H, ys, ch), [H, 1]).mul(fromArray(cover(W, xs, cw), [1, W]));
+  let sum: Tensor | null = null;
+  for (const y0 of ys) {
+    for (const x0 of xs) {
+      const window = xp.narrow(2, y0, ch).narrow(3, x0, cw);
+      let p = softmax(forwardAnySize(model, window), 1);
+      if (flip) p = p.add(softmax(forwardAnySize(model, window.flip(3)), 1).flip(3)).div(2);
+      sum ??= zeros([x.size(0), p.size(1), H, W], { dtype: p.dtype, device: p.device });
+      // Added in place through a view: a full-size tensor per window would cost its bytes again each time.
+      sum.narrow(2, y0, ch).narrow(3, x0, cw).add_(p);
+    }
+  }
+  const mean = sum!.div(count);
+  return ph || pw ? mean.narrow(2, top, h).narrow(3, left, w) : mean;
 }
 
 /** Cross-entropy of logits against labels, resizing whichever is smaller: logits up (bilinear) or labels down (nearest). */

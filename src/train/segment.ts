@@ -439,9 +439,9 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   return { status: 'finished', history, final, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
 }
 
-/** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales and mirrored if asked. */
+/** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales, mirrored or in sliding windows if asked. */
 export async function evaluateSegmentation(model: SegmentationNet, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
-  const multi = (inference.scales ?? [1]).join() !== '1' || inference.flip === true;
+  const multi = (inference.scales ?? [1]).join() !== '1' || inference.flip === true || inference.crop !== undefined;
   const meter = new SegmentationMeter(numClasses);
   const wasTraining = model.training;
   model.eval();

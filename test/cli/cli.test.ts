@@ -60,6 +60,24 @@ test('--color-jitter is in train\'s and segment\'s help; bad values are refused 
   }
 });
 
+test('--slide and --stride (sliding-window segmentation) are in eval\'s and predict\'s help; bad uses are refused naming the flag', () => {
+  for (const cmd of ['eval', 'predict']) {
+    const r = run(cmd, '--help');
+    assert.equal(r.status, 0);
+    for (const flag of ['--slide <HxW>', '--stride <HxW>', '--scales', '--flip']) assert.ok(r.stdout.includes(flag), `${cmd} ${flag}`);
+  }
+  const bad: [string[], RegExp][] = [
+    [['eval', '-c', 'c.safetensors', '--stride', '8x8'], /--stride sets the step between --slide windows: give --slide too/],
+    [['predict', 'w.safetensors', 'a.png', '--slide', '16x16', '--stride', '20x8'], /--stride 20x8 would skip pixels between --slide 16x16 windows/],
+    [['eval', '-c', 'c.safetensors', '--slide', '0x3'], /--slide takes HxW or N, got '0x3'/],
+  ];
+  for (const [args, msg] of bad) {
+    const r = run(...args);
+    assert.notEqual(r.status, 0, args.join(' '));
+    assert.match(r.stderr, msg);
+  }
+});
+
 test('--help explains every predict flag', () => {
   const r = run('predict', '--help');
   assert.equal(r.status, 0);

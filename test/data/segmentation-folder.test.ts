@@ -12,7 +12,7 @@ import * as T from '../../src/torch';
 import { SegmentationFiles, SegmentationFolder } from '../../src/data/segmentation-folder';
 import { DataLoader, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../../src/data';
 import { evaluateSegmentCheckpoint, evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
-import { forwardAnySize } from '../../src/models/segmentation';
+import { forwardAnySize, predictMultiScale } from '../../src/models/segmentation';
 import { runTorch } from '../helpers/pytorch';
 
 /** n RGB images h×w: noise, a bright box (class 1) and a dark box (class 2), a strip of 255 (ignored). */
@@ -155,29 +155,39 @@ test('segment on folders of mixed sizes: augmented crops for training, test imag
   // against the mask bytes (255 left out).
   const cfg = { folders: { train, test: testDir, channels: 3 as const }, scenes: { size: 64, trainCount: 0, testCount: 0, maxItems: 1 }, seed: 0 };
   const data = await segmentationData(cfg, { train: false });
-  let right = 0;
-  let counted = 0;
   const model = r.model.eval();
-  for await (const b of data.test.epoch(0)) {
-    T.tidy(() => T.noGrad(() => {
-      const pred = forwardAnySize(model, b.x).argmax(1);
-      assert.deepEqual(pred.shape, b.y.shape);
-      const y = b.y.toNumbers();
-      pred.toNumbers().forEach((v, i) => {
-        if (y[i] === 255) return;
-        counted++;
-        if (v === y[i]) right++;
-      });
-    }));
-    disposeBatch(b);
-  }
+  const byHand = async (predict: (x: T.Tensor) => T.Tensor): Promise<{ right: number; counted: number }> => {
+    let right = 0;
+    let counted = 0;
+    for await (const b of data.test.epoch(0)) {
+      T.tidy(() => T.noGrad(() => {
+        const pred = predict(b.x).argmax(1);
+        assert.deepEqual(pred.shape, b.y.shape);
+        const y = b.y.toNumbers();
+        pred.toNumbers().forEach((v, i) => {
+          if (y[i] === 255) return;
+          counted++;
+          if (v === y[i]) right++;
+        });
+      }));
+      disposeBatch(b);
+    }
+    return { right, counted };
+  };
+  const { right, counted } = await byHand((x) => forwardAnySize(model, x));
   const ev = await evaluateSegmentation(model, data.test, 3, null);
   assert.ok(Math.abs(ev.pixelAccuracy - right / counted) < 1e-12, `pixel accuracy ${ev.pixelAccuracy} vs ${right}/${counted}`);
   assert.equal(counted, 30 * 34 + 26 * 38 - 34 - 38, 'every labelled pixel, and no padding, is counted');
+  // Sliding windows (eval --slide 16x16) reach the evaluation: its score is that of the windows' prediction.
+  const windows = await byHand((x) => predictMultiScale(model, x, { crop: [16, 16] }));
+  const slid = await evaluateSegmentation(model, data.test, 3, null, 0, { crop: [16, 16] });
+  assert.ok(Math.abs(slid.pixelAccuracy - windows.right / windows.counted) < 1e-12, `sliding windows: pixel accuracy ${slid.pixelAccuracy} vs ${windows.right}/${windows.counted}`);
+  assert.notEqual(slid.loss, ev.loss, 'windows see less context than the whole image, so the loss differs');
   // `tsvision eval` of the checkpoint: the run's own test score; another folder by --test-dir.
   const again = await evaluateSegmentCheckpoint(r.checkpoint);
   assert.equal(again.mIoU, r.final!.testMIoU);
   assert.equal(again.count, 2);
+  assert.equal((await evaluateSegmentCheckpoint(r.checkpoint, { crop: [16, 16] })).mIoU, slid.mIoU, 'eval --slide 16x16');
   const other = await evaluateSegmentCheckpoint(r.checkpoint, { testDir: train, scales: [0.75, 1], flip: true });
   assert.equal(other.count, 8);
   assert.ok(other.mIoU >= 0 && other.mIoU <= 1);

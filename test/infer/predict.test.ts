@@ -152,6 +152,16 @@ with torch.no_grad():
             l = l.flip(3) if f else l
             acc = acc + F.softmax(F.interpolate(l, size=(32, 48), mode='bilinear', align_corners=False), 1)
     O['multi'], O['multi_gap'] = labels(acc / 4)
+    # sliding windows (PSPNet's evaluation, hszhao/semseg's scale_process) over the whole 60×44 scene at its own
+    # size: 24×32 windows every 16×22 (2/3 of a window, rounded up), 3 × 3 of them, the last flush with the edge,
+    # each window's softmax averaged with its mirror's, divided by the windows covering each pixel
+    acc, count = torch.zeros(1, 3, h, w), torch.zeros(h, w)
+    for top in (0, 16, h - 24):
+        for left in (0, 22, w - 32):
+            c = x[:, :, top:top + 24, left:left + 32]
+            acc[:, :, top:top + 24, left:left + 32] += (F.softmax(seg(c), 1) + F.softmax(seg(c.flip(3)), 1).flip(3)) / 2
+            count[top:top + 24, left:left + 32] += 1
+    O['slide'], O['slide_gap'] = labels(acc / count)
     # PIL's own Lanczos resize of the same image, to see that sharp's is the same filter
     O['pil_resized'] = torch.from_numpy(np.array(Image.open(${JSON.stringify(IMAGES.scene)}).resize((32, 32), Image.LANCZOS), dtype=np.uint8).copy())
 `, { resized: T.fromArray(sceneResized, [32, 32]) });
@@ -324,6 +334,12 @@ test('segment: labels equal the reference ENet at native size (padded) and at th
   const crop = await sharp(IMAGES.scene).extract({ left: 0, top: 0, width: 48, height: 32 }).png().toBuffer();
   const multi = await p.segment(crop, { native: true, scales: [0.5, 1], flip: true });
   assertLabels(multi.labels, ref.multi, ref.multi_gap, 'multi-scale'); // gaps of probabilities here
+
+  // Sliding windows (--slide 24x32 --flip): at the image's own size even without `native`, as they exist to cover
+  // images larger than the network's input.
+  const slid = await p.segment(IMAGES.scene, { crop: [24, 32], flip: true });
+  assert.deepEqual([slid.width, slid.height], [SCENE.width, SCENE.height]);
+  assertLabels(slid.labels, ref.slide, ref.slide_gap, 'sliding windows');
 });
 
 test('batches: classifyMany and segmentMany answer as one image at a time, in the images\' order, mixed sizes included', async () => {
@@ -351,7 +367,7 @@ test('batches: classifyMany and segmentMany answer as one image at a time, in th
   const seg = await Predictor.load(segCkpt);
   const images = [IMAGES.scene, crop, scene2, crop2, square];
   const ownPixels = await Promise.all(images.map((i) => sharp(i).greyscale().raw().toBuffer()));
-  for (const o of [{ native: false }, { native: true }, { native: true, scales: [0.5, 1], flip: true }]) {
+  for (const o of [{ native: false }, { native: true }, { native: true, scales: [0.5, 1], flip: true }, { crop: [24, 32] as [number, number], stride: [12, 16] as [number, number] }]) {
     const single = await Promise.all(images.map((i) => seg.segment(i, o)));
     for (const [i, j] of [[0, 2], [1, 3]]) assert.ok(!Buffer.from(single[i].labels).equals(Buffer.from(single[j].labels)), `${JSON.stringify(o)}: images ${i} and ${j} should differ`);
     for (const batchSize of [2, 5]) {

@@ -1,11 +1,11 @@
-// Multi-scale, mirrored inference (DeepLab-V3 §4.3, PSPNet §5) against PyTorch computing the same average with
-// the independent ENet definition (scripts/reference_models.py) and the same weights; padding of sizes the
-// network cannot take against PyTorch's F.pad.
+// Multi-scale, mirrored and sliding-window inference (DeepLab-V3 §4.3, PSPNet §5) against PyTorch computing the
+// same averages with the independent ENet definition (scripts/reference_models.py) and the same weights;
+// padding of sizes the network cannot take against PyTorch's F.pad.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
 import { ENet } from '../../src/models/enet';
-import { forwardAnySize, predictMultiScale } from '../../src/models/segmentation';
+import { forwardAnySize, predictMultiScale, slidingProbabilities } from '../../src/models/segmentation';
 import { assertClose, runTorch } from '../helpers/pytorch';
 
 const ref = runTorch(`
@@ -38,6 +38,54 @@ with torch.no_grad():
     y = x[:, :, :30, :45].contiguous()
     O['y'] = y
     O['padded'] = m(F.pad(y, (0, 3, 0, 2)))[:, :, :30, :45].contiguous()
+
+import math
+# Sliding windows as PSPNet's authors evaluate (hszhao/semseg, tool/test.py scale_process), on tensors: pad a
+# side shorter than the crop with the mean (0 after normalization) split evenly, ceil((size - crop) / stride) + 1
+# windows per side with the last moved back flush with the edge, softmax per window (averaged with the mirrored
+# window's), summed in place, divided by the count of windows over each pixel, the padding cut off.
+def net(x):  # any size: padded right and bottom to ENet's multiple of 8, logits cut back (checked above)
+    h, w = x.shape[2:]
+    return m(F.pad(x, (0, (8 - w % 8) % 8, 0, (8 - h % 8) % 8)))[:, :, :h, :w]
+def scale_process(x, crop_h, crop_w, stride=None, flip=False):
+    n, _, ori_h, ori_w = x.shape
+    pad_h, pad_w = max(crop_h - ori_h, 0), max(crop_w - ori_w, 0)
+    pad_h_half, pad_w_half = int(pad_h / 2), int(pad_w / 2)
+    image = F.pad(x, (pad_w_half, pad_w - pad_w_half, pad_h_half, pad_h - pad_h_half))
+    new_h, new_w = image.shape[2:]
+    stride_h, stride_w = stride or (int(math.ceil(crop_h * 2 / 3)), int(math.ceil(crop_w * 2 / 3)))
+    grid_h = int(math.ceil(float(new_h - crop_h) / stride_h) + 1)
+    grid_w = int(math.ceil(float(new_w - crop_w) / stride_w) + 1)
+    prediction = torch.zeros(n, 4, new_h, new_w)
+    count = torch.zeros(new_h, new_w)
+    for index_h in range(grid_h):
+        for index_w in range(grid_w):
+            s_h = index_h * stride_h
+            e_h = min(s_h + crop_h, new_h)
+            s_h = e_h - crop_h
+            s_w = index_w * stride_w
+            e_w = min(s_w + crop_w, new_w)
+            s_w = e_w - crop_w
+            c = image[:, :, s_h:e_h, s_w:e_w]
+            out = F.softmax(net(c), 1)
+            if flip:
+                out = (out + F.softmax(net(c.flip(3)), 1).flip(3)) / 2
+            count[s_h:e_h, s_w:e_w] += 1
+            prediction[:, :, s_h:e_h, s_w:e_w] += out
+    prediction /= count
+    return prediction[:, :, pad_h_half:pad_h_half + ori_h, pad_w_half:pad_w_half + ori_w].contiguous()
+with torch.no_grad():
+    # 20×28 windows (no multiple of 8: each padded) 14×19 apart: 2 × 3 windows, the last ones flush
+    O['slide'] = scale_process(x, 20, 28)
+    # a window taller than the image (32 < 40, padded 4 and 4), mirrored too
+    O['slide_tall'] = scale_process(x, 40, 24, flip=True)
+    # scales 0.75 and 1, windows 16×24 every 10×12, mirrored; each scale's probabilities resized back
+    acc = 0
+    for s in (0.75, 1):
+        xs = x if s == 1 else F.interpolate(x, size=(round(32 * s), round(48 * s)), mode='bilinear', align_corners=False)
+        p = scale_process(xs, 16, 24, (10, 12), True)
+        acc = acc + (p if s == 1 else F.interpolate(p, size=(32, 48), mode='bilinear', align_corners=False))
+    O['slide_multi'] = acc / 2
 `);
 
 const model = (): ENet => {
@@ -65,4 +113,19 @@ test('predictMultiScale averages softmax over scales 0.5, 1, 1.5 and mirrored co
 test('forwardAnySize pads to the size multiple and cuts the logits back', () => {
   const m = model();
   T.tidy(() => T.noGrad(() => assertClose(forwardAnySize(m, ref.y), ref.padded, 1e-4, '30×45 input')));
+});
+
+test('sliding windows (PSPNet\'s evaluation) average window probabilities as its authors\' code does', () => {
+  const m = model();
+  T.tidy(() =>
+    T.noGrad(() => {
+      assertClose(slidingProbabilities(m, ref.x, [20, 28]), ref.slide, 1e-4, '20×28 windows, default stride');
+      assertClose(predictMultiScale(m, ref.x, { crop: [40, 24], flip: true }), ref.slide_tall, 1e-4, 'a window taller than the image, mirrored');
+      assertClose(predictMultiScale(m, ref.x, { scales: [0.75, 1], crop: [16, 24], stride: [10, 12], flip: true }), ref.slide_multi, 1e-4, 'two scales, windows, mirrored');
+      // One window the size of the image is the plain prediction.
+      assertClose(slidingProbabilities(m, ref.x, [32, 48]), predictMultiScale(m, ref.x), 1e-6, 'one window');
+      assert.throws(() => slidingProbabilities(m, ref.x, [16, 16], [17, 8]), /a stride of 17×8 would skip pixels between windows of 16×16/);
+      assert.throws(() => slidingProbabilities(m, ref.x, [0, 16]), /crop must be positive whole numbers \(H, W\), got 0×16/);
+    }),
+  );
 });

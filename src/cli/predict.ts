@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { fromArray, tidy, keep } from '../torch';
 import { ClassScore, Predictor, SegmentationPrediction, readImage } from '../infer/predict';
 import { Normalization } from '../infer/restore';
+import type { InferencePrecision } from '../infer/optimize';
 import { maskPng, overlayPng } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 
@@ -20,6 +21,8 @@ export interface PredictCommandOptions {
   native: boolean;
   /** commander's --no-optimize: false. */
   optimize: boolean;
+  /** --bf16: 'bfloat16'. */
+  precision: InferencePrecision;
   legend: boolean;
   /** Segmentation: average over input scales and the mirrored image (DeepLab-V3 §4.3). */
   scales?: number[];
@@ -43,7 +46,7 @@ type Result = { file: string } & ({ top: ClassScore[] } | (Omit<SegmentationPred
 
 export async function predictCommand(weights: string, args: readonly string[], o: PredictCommandOptions): Promise<void> {
   const files = expandImages(args); // before loading the network: a typo fails at once
-  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization, optimize: o.optimize });
+  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization, optimize: o.optimize, precision: o.precision });
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
   if ((o.scales || o.flip || o.crop) && !predictor.segmentation) throw new Error(`--scales, --flip and --slide apply to segmentation networks; ${predictor.name} is a classifier`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);

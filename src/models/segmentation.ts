@@ -43,11 +43,14 @@ export abstract class SegmentationNet extends Module {
   }
 }
 
+/** What inference needs of a segmentation network: a SegmentationNet, or one wrapped (Predictor's precision). */
+export type SegmentationForward = Pick<SegmentationNet, 'sizeMultiple' | 'forward'>;
+
 /**
  * The network on images of any size: padded at the bottom and right to its size multiple with 0 (the mean
  * colour after normalization), the logits cut back to the image.
  */
-export function forwardAnySize(model: SegmentationNet, x: Tensor): Tensor {
+export function forwardAnySize(model: SegmentationForward, x: Tensor): Tensor {
   const [h, w] = x.shape.slice(2);
   const m = model.sizeMultiple;
   const [ph, pw] = [(m - (h % m)) % m, (m - (w % m)) % m];
@@ -80,7 +83,7 @@ export const SLIDE_STRIDE_RATE = 2 / 3;
  * probabilities come from sliding windows (slidingProbabilities) and are resized back as probabilities,
  * as PSPNet's evaluation code does.
  */
-export function predictMultiScale(model: SegmentationNet, x: Tensor, o: MultiScaleOptions = {}): Tensor {
+export function predictMultiScale(model: SegmentationForward, x: Tensor, o: MultiScaleOptions = {}): Tensor {
   const scales = o.scales ?? [1];
   if (scales.length === 0 || scales.some((s) => !(s > 0))) throw new Error(`predictMultiScale: scales must be positive, got [${scales.join(', ')}]`);
   const [h, w] = x.shape.slice(2);
@@ -113,7 +116,7 @@ export function predictMultiScale(model: SegmentationNet, x: Tensor, o: MultiSca
  * softmax (averaged with its mirror's with `flip`) summed into place and divided by how many windows cover
  * each pixel. Sides shorter than the window are padded to it first, evenly on both sides.
  */
-export function slidingProbabilities(model: SegmentationNet, x: Tensor, crop: readonly [number, number], stride?: readonly [number, number], flip = false): Tensor {
+export function slidingProbabilities(model: SegmentationForward, x: Tensor, crop: readonly [number, number], stride?: readonly [number, number], flip = false): Tensor {
   const [ch, cw] = crop;
   const [sh, sw] = stride ?? [Math.ceil(ch * SLIDE_STRIDE_RATE), Math.ceil(cw * SLIDE_STRIDE_RATE)];
   for (const [name, v] of [['crop', crop], ['stride', [sh, sw]]] as const) {

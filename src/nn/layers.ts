@@ -92,12 +92,15 @@ export class Conv2d extends Module {
   }
 
   /**
-   * Only where libtorch would pick oneDNN itself (ATen's ConvParams::use_mkldnn for CPU float32, 1.13), so
-   * that the prepacked path changes where the weights are reordered and nothing else.
+   * Only where libtorch would pick oneDNN itself (ATen's ConvParams::use_mkldnn, 1.13: always for CPU
+   * bfloat16, by these size rules for float32), so that the prepacked path changes where the weights are
+   * reordered and nothing else.
    */
   private canPrepack(x: Tensor): boolean {
     if (!Conv2d.prepackForInference || !Conv2d.oneDnnWorks || this.paddingMode !== 'zeros' || typeof this.padding === 'string') return false;
-    if (x.device !== 'cpu' || x.dtype !== 'float32' || x.dim() !== 4) return false;
+    if (x.device !== 'cpu' || x.dim() !== 4 || x.dtype !== this.weight.dtype) return false;
+    if (x.dtype === 'bfloat16') return true;
+    if (x.dtype !== 'float32') return false;
     const [n, c, h, w] = x.shape;
     const [kh, kw] = this.kernelSize;
     const strided = this.stride[0] !== 1 || this.stride[1] !== 1;

@@ -56,6 +56,10 @@ export interface ConvTranspose2dOptions {
 }
 
 export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvTranspose2dOptions = {}): Tensor {
+  // libtorch 1.13 sends bfloat16 CPU convolutions to oneDNN without telling it the convolution is transposed:
+  // it returns a plain strided convolution (an 8×16 input gives 4×8, not 16×32; PyTorch 1.13 does the same).
+  // So in float32, rounded back: the answer a correct bfloat16 kernel would give, up to one rounding.
+  if (x.dtype === 'bfloat16' && x.device === 'cpu') return convTranspose2d(x.float(), weight.float(), bias?.float(), o).to('bfloat16');
   return wrap(
     op('aten::conv_transpose2d.input').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1),
   );
@@ -136,6 +140,9 @@ export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, o: Pool2dOptio
 }
 /** Scatters values back to the positions maxPool2dWithIndices recorded; outputSize is (H, W). */
 export function maxUnpool2d(x: Tensor, indices: Tensor, outputSize: [number, number]): Tensor {
+  // libtorch 1.13 has no bfloat16 kernel on CPU. Unpooling only moves values, and bfloat16 → float32 → bfloat16
+  // is exact, so the float kernel gives the same answer.
+  if (x.dtype === 'bfloat16' && x.device === 'cpu') return maxUnpool2d(x.float(), indices, outputSize).to('bfloat16');
   return wrap(op('aten::max_unpool2d').handle(x.h, indices.h, outputSize));
 }
 export function avgPool2d(

@@ -7,7 +7,7 @@
 // ordinary layout first, so any network runs unchanged; what leaves the function is ordinary again.
 import { Handle, NativeArg, NativeResult, native } from './native';
 import { Op, op, setOpInterceptor } from './ops';
-import { Tensor, wrap } from './tensor';
+import { Tensor, mapTensors, wrap } from './tensor';
 import { isGradEnabled } from './autograd';
 
 /**
@@ -32,6 +32,11 @@ const ONEDNN_OPS = new Set([
   'aten::sigmoid',
   'aten::to_dense',
 ]);
+/**
+ * Allowed ops whose oneDNN kernel is right only in float32: libtorch 1.13's batch_norm on a bfloat16 oneDNN
+ * tensor returns wrong values (relative error ~1), so with any other dtype they get ordinary tensors.
+ */
+const FLOAT32_ONLY = new Set(['aten::batch_norm']);
 /**
  * How each allowed op, with its arguments' layouts, runs: as given; 'promote' — ordinary tensors shaped like
  * the oneDNN ones are reordered into oneDNN's layout (an addition of a oneDNN activation and an ordinary
@@ -97,7 +102,7 @@ function intercept(o: Op, args: NativeArg[], inPlace: boolean): NativeResult | u
   // an ordinary one gets ordinary arguments, and a oneDNN one needs a oneDNN kernel.
   const selfOneDnn = inPlace && sig[0] === 'm';
   if (inPlace && !selfOneDnn) return runWith('dense', o, args, inPlace);
-  if (!ONEDNN_OPS.has(o.spec)) {
+  if (!ONEDNN_OPS.has(o.spec) || (FLOAT32_ONLY.has(o.spec) && native.meta(args[0] as Handle)[1] !== 'float32')) {
     if (selfOneDnn) throw new Error(`${o.spec}: no kernel for a tensor in oneDNN's layout (inside withOneDnnLayout)`);
     return runWith('dense', o, args, inPlace);
   }
@@ -134,18 +139,11 @@ export function isOneDnnLayout(t: Tensor): boolean {
 }
 
 /** Tensors found in a forward pass's result (a tensor, an array, or an object of them) back in the ordinary layout. */
-function densify<T>(v: T): T {
-  if (v instanceof Tensor) return (isOneDnnLayout(v) ? wrap(op('aten::to_dense').handle(v.h, null)) : v) as T;
-  if (Array.isArray(v)) return v.map((x) => densify(x)) as T;
-  if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, densify(x)])) as T;
-  }
-  return v;
-}
+const densify = <T>(v: T): T => mapTensors(v, (t) => (isOneDnnLayout(t) ? wrap(op('aten::to_dense').handle(t.h, null)) : t));
 
 /**
  * Runs an inference forward pass with activations in oneDNN's layout between the ops that have oneDNN
- * kernels (CPU, float32, no autograd: call it inside noGrad with the model in eval mode). The results are
+ * kernels (CPU, float32 or bfloat16, no autograd: call it inside noGrad with the model in eval mode). The results are
  * numerically those of the ordinary path up to float rounding (the same oneDNN primitives run; only the
  * reorders between them go away). Tensors returned, alone or in arrays or plain objects, are ordinary.
  */

@@ -39,6 +39,12 @@ export interface EngineInfo {
   threads: number;
   cores: number;
   allocator: string;
+  /**
+   * bfloat16 on this CPU: 'native' (AVX-512 BF16 or AMX instructions), 'emulated' (AVX-512 without them:
+   * oneDNN converts in software, and float32 is usually as fast), or 'slow' (no AVX-512: libtorch 1.13 does
+   * not send bfloat16 convolutions to oneDNN at all).
+   */
+  bfloat16: 'native' | 'emulated' | 'slow';
 }
 
 export function engineInfo(): EngineInfo {
@@ -52,7 +58,22 @@ export function engineInfo(): EngineInfo {
     threads: i.threads,
     cores: os.cpus().length,
     allocator: i.allocator,
+    bfloat16: bfloat16Support(),
   };
+}
+
+/** From the CPU's flags (Linux's /proc/cpuinfo), as libtorch 1.13's mkldnn_bf16_device_check and oneDNN's ISA choice read them. */
+function bfloat16Support(): EngineInfo['bfloat16'] {
+  let flags: Set<string>;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const cpuinfo: string = require('node:fs').readFileSync('/proc/cpuinfo', 'utf8');
+    flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '').trim().split(/\s+/));
+  } catch {
+    return 'slow';
+  }
+  if (flags.has('avx512_bf16') || flags.has('amx_bf16')) return 'native';
+  return ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f)) ? 'emulated' : 'slow';
 }
 
 /** Where the loaded libtorch_cpu lives, read from the process's own memory map. */

@@ -584,3 +584,13 @@ function inplace<T extends Tensor>(t: T, other: TensorOrScalar, tensorSpec: stri
   else op(tensorSpec).run(t.h, other.h, ...extra);
   return t;
 }
+
+/** v with every tensor in it — alone, in arrays, in plain objects, as forward passes return them — replaced by f(tensor). */
+export function mapTensors<T>(v: T, f: (t: Tensor) => Tensor): T {
+  if (v instanceof Tensor) return f(v) as T;
+  if (Array.isArray(v)) return v.map((x) => mapTensors(x, f)) as T;
+  if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mapTensors(x, f)])) as T;
+  }
+  return v;
+}

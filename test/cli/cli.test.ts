@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
@@ -60,12 +61,16 @@ test('--color-jitter is in train\'s and segment\'s help; bad values are refused 
   }
 });
 
-test('--slide and --stride (sliding-window segmentation) are in eval\'s and predict\'s help; bad uses are refused naming the flag', () => {
+test('--slide and --stride (sliding-window segmentation) are in eval\'s and predict\'s help, --bf16 in predict\'s; bad uses are refused naming the flag', () => {
   for (const cmd of ['eval', 'predict']) {
     const r = run(cmd, '--help');
     assert.equal(r.status, 0);
     for (const flag of ['--slide <HxW>', '--stride <HxW>', '--scales', '--flip']) assert.ok(r.stdout.includes(flag), `${cmd} ${flag}`);
   }
+  assert.ok(run('predict', '--help').stdout.includes('--bf16'));
+  const bf16 = run('predict', 'w.safetensors', 'a.png', '--bf16', '--no-optimize');
+  assert.notEqual(bf16.status, 0);
+  assert.match(bf16.stderr, /--bf16 is part of the optimization for inference: it cannot go with --no-optimize/);
   const bad: [string[], RegExp][] = [
     [['eval', '-c', 'c.safetensors', '--stride', '8x8'], /--stride sets the step between --slide windows: give --slide too/],
     [['predict', 'w.safetensors', 'a.png', '--slide', '16x16', '--stride', '20x8'], /--stride 20x8 would skip pixels between --slide 16x16 windows/],
@@ -89,6 +94,11 @@ test('info reports the engine', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /libtorch \d+\.\d+/);
   assert.match(r.stdout, /threads\s+\d+/);
+  // bfloat16 support as the kernel reports the CPU's instruction sets.
+  const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)![1].split(/\s+/);
+  const native = flags.includes('avx512_bf16') || flags.includes('amx_bf16');
+  const avx512 = ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.includes(f));
+  assert.match(r.stdout, native ? /bfloat16 native/ : avx512 ? /bfloat16 emulated/ : /bfloat16 no oneDNN kernels/);
 });
 
 test('summary prints per-layer rows and the totals the model really has', () => {
@@ -149,12 +159,12 @@ test('--opt takes comma-separated lists: a pruned cnn summarized from its channe
 });
 
 test('summary of a segmentation network, timed: its parameters, and a latency line whose rate is batch / time', () => {
-  const r = run('summary', 'enet', '--opt', 'numClasses=19', '--input', '2,3,64,128', '--time', '--rounds', '1', '--threads', '1');
+  const r = run('summary', 'enet', '--opt', 'numClasses=19', '--input', '2,3,64,128', '--time', '--bf16', '--rounds', '1', '--threads', '1');
   assert.equal(r.status, 0, r.stderr);
   // The paper's 0.37M parameters with 19 classes (test/models/enet.test.ts counts them against PyTorch).
   assert.match(r.stdout.replace(/,/g, ''), /\b37\d{4}\b/);
-  assert.match(r.stdout, /inference at 2×3×64×128 on 1 CPU threads, the two taking turns/);
-  for (const which of ['as built', 'optimized for inference']) {
+  assert.match(r.stdout, /inference at 2×3×64×128 on 1 CPU threads, the three taking turns/);
+  for (const which of ['as built', 'optimized for inference', 'optimized, bfloat16']) {
     const m = new RegExp(`${which}: +([\\d.]+) ms median \\(5 passes\\), ([\\d.]+) images/s`).exec(r.stdout);
     assert.ok(m, `${which}: ${r.stdout.slice(-400)}`);
     assert.ok(Math.abs(Number(m[2]) - 2000 / Number(m[1])) / Number(m[2]) < 0.02, `${which}: images/s = batch / median time`);

@@ -342,6 +342,28 @@ test('segment: labels equal the reference ENet at native size (padded) and at th
   assertLabels(slid.labels, ref.slide, ref.slide_gap, 'sliding windows');
 });
 
+test('precision bfloat16 (predict --bf16): probabilities within bfloat16\'s rounding of PyTorch\'s, labels equal but for near ties', async () => {
+  await ready;
+  const cls = await Predictor.load(clsCkpt, { precision: 'bfloat16' });
+  assert.equal(cls.precision, 'bfloat16');
+  for (const name of ['rgba', 'grey', 'flat'] as const) {
+    const want = ref[name].toNumbers();
+    for (const c of await cls.classify(IMAGES[name], { topK: 4 })) {
+      assert.ok(Math.abs(c.probability - want[c.index]) < 2e-2, `${name}: p(${c.class}) ${c.probability} vs PyTorch's float32 ${want[c.index]}`);
+    }
+  }
+  const seg = await Predictor.load(segCkpt, { precision: 'bfloat16' });
+  const native = await seg.segment(IMAGES.scene, { native: true });
+  // Logits carry ~2⁻⁸ relative error: a pixel may change class only where its two best logits are that close.
+  const w = ref.native.flatten().toNumbers();
+  const g = ref.native_gap.flatten().toNumbers();
+  const scale = T.tidy(() => ref.native_gap.max().item());
+  const changed = w.flatMap((v, i) => (v !== native.labels[i] ? [i] : []));
+  assert.ok(changed.every((i) => g[i] < 0.05 * scale), `pixels that changed class had a clear winner: ${changed.filter((i) => g[i] >= 0.05 * scale).length}`);
+  assert.ok(changed.length <= 0.02 * w.length, `${changed.length} of ${w.length} pixels changed class`);
+  await assert.rejects(Predictor.load(segCkpt, { optimize: false, precision: 'bfloat16' }), /precision 'bfloat16' is part of the optimization for inference/);
+});
+
 test('batches: classifyMany and segmentMany answer as one image at a time, in the images\' order, mixed sizes included', async () => {
   await ready;
   const cls = await Predictor.load(clsCkpt);

@@ -7,7 +7,7 @@ import { engineInfo, getNumThreads, randn, setNumThreads } from '../torch';
 import { ModelName, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
-import { DataSpec, makeLoaders } from '../train/datasets';
+import { DataSpec, imageSize, makeLoaders } from '../train/datasets';
 import { fitWeights, readWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
@@ -18,7 +18,7 @@ import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../di
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
-import type { InferencePrecision } from '../infer/optimize';
+import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import { ColorJitterOptions, JitterAmount, checkColorJitter } from '../data';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
@@ -411,14 +411,19 @@ slideOptions(program
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
   .option(scalesOption, 'segmentation: average over input scales, e.g. 0.5,0.75,1,1.25,1.5,1.75 (DeepLab-V3 §4.3)', scalesArg)
   .option('--flip', 'segmentation: also average over mirrored images', false))
+  .option('--optimize', 'evaluate the network optimized for inference, as `predict` runs it (BatchNorm folded, oneDNN layout where faster)', false)
+  .option('--bf16', 'evaluate it optimized and in bfloat16, as `predict --bf16` runs it: the accuracy you ship', false)
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
     const slide = slideArgs(o);
+    const precision: InferencePrecision = o.bf16 ? 'bfloat16' : 'float32';
+    const optimize: boolean = o.optimize || o.bf16;
+    const shipped = o.bf16 ? ', optimized, bfloat16' : optimize ? ', optimized' : '';
     const { weights, checkpoint } = readWeights(o.checkpoint); // the one read of the file
     if (checkpoint && isSegmentConfig(checkpoint.state.config)) {
-      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir }, checkpoint);
+      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision }, checkpoint);
       const windows = slide.crop ? `, ${slide.crop.join('×')} windows${slide.stride ? ` every ${slide.stride.join('×')}` : ''}` : '';
-      const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}`;
+      const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}`;
       console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
       console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * r.iou[i]).toFixed(2)}%`).join('\n'));
       return;
@@ -429,11 +434,13 @@ slideOptions(program
     const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
     const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
     fitWeights(model, weights, `weights ${o.checkpoint} do not fit the model`);
-    const r = await evaluate(model, loaders.test);
-    console.log(`${cfg.model} on ${r.count} test images: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
     // Pruned weights (DSD's sparse phase) are stored dense with zeros: say how many are really there.
-    const zeros = countZeroParameters(model);
-    console.log(`${model.numParameters().toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / model.numParameters()).toFixed(2)}%)` : ''}`);
+    const [params, zeros] = [model.numParameters(), countZeroParameters(model)];
+    const side = imageSize(cfg.data);
+    const net = optimize ? optimizeForInference(model, randn([1, loaders.inChannels, side, side]), { precision }) : model;
+    const r = await evaluate(net, loaders.test);
+    console.log(`${cfg.model} on ${r.count} test images${shipped ? ` (${shipped.slice(2)})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
+    console.log(`${params.toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / params).toFixed(2)}%)` : ''}`);
   });
 
 program
@@ -591,7 +598,6 @@ program
     if (o.time) {
       const x = randn(shape);
       // The same weights optimized for inference (BatchNorm folded, oneDNN layout), as Predictor runs them.
-      const { optimizeForInference } = await import('../infer/optimize');
       const optimized = (precision: InferencePrecision) => {
         const twin = segmentation ? createSegmentationModel(name, options) : createModel(name as ModelName, options);
         twin.loadStateDict(model.stateDict());

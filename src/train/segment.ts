@@ -8,8 +8,10 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where } from '../torch';
-import { MultiScaleOptions, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
+import { Tensor, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where, zeros } from '../torch';
+import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
+import { InferencePrecision, optimizeForInference } from '../infer/optimize';
+import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { BatchData, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
@@ -440,7 +442,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
 }
 
 /** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales, mirrored or in sliding windows if asked. */
-export async function evaluateSegmentation(model: SegmentationNet, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
   const multi = (inference.scales ?? [1]).join() !== '1' || inference.flip === true || inference.crop !== undefined;
   const meter = new SegmentationMeter(numClasses);
   const wasTraining = model.training;
@@ -495,7 +497,17 @@ export const isSegmentConfig = (config: unknown): config is SegmentConfig => typ
  * A `segment` checkpoint (or its model.safetensors beside one) on its run's test data, or on another test
  * folder of a folder-trained run, at the scales and mirroring asked.
  */
-export async function evaluateSegmentCheckpoint(file: string, o: MultiScaleOptions & { testDir?: string; limitBatches?: number } = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+export interface SegmentEvalOptions extends MultiScaleOptions {
+  /** Another test folder (runs trained on folders). */
+  testDir?: string;
+  limitBatches?: number;
+  /** Evaluate the network optimized for inference, as Predictor runs it (implied by a precision other than float32). */
+  optimize?: boolean;
+  /** 'bfloat16': the score of the network as `predict --bf16` runs it. */
+  precision?: InferencePrecision;
+}
+
+export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOptions = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
   if (!isSegmentConfig(c.state.config)) throw new Error(`${file} is not a checkpoint of \`tsvision segment\``);
   const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...c.state.config };
   if (o.testDir && !cfg.folders) throw new Error(`${file} was trained on the scenes (normalized as Fashion-MNIST); --test-dir needs a run trained on folders`);
@@ -504,7 +516,11 @@ export async function evaluateSegmentCheckpoint(file: string, o: MultiScaleOptio
   try {
     const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
     fitWeights(model, c.model, `checkpoint ${file} does not fit the model`);
-    const r = await evaluateSegmentation(model, data.test, data.classes.length, null, o.limitBatches ?? 0, o);
+    const precision = o.precision ?? 'float32';
+    // Any input the network takes shows which convolution feeds which BatchNorm.
+    const side = model.sizeMultiple * Math.ceil(64 / model.sizeMultiple);
+    const net = o.optimize || precision !== 'float32' ? Object.assign(tidy(() => optimizeForInference(model, zeros([1, data.inChannels, side, side]), { precision })), { sizeMultiple: model.sizeMultiple }) : model;
+    const r = await evaluateSegmentation(net, data.test, data.classes.length, null, o.limitBatches ?? 0, o);
     return { model: cfg.model, classes: data.classes, count: data.test.dataset.length, ...r };
   } finally {
     data.dispose();

@@ -68,6 +68,8 @@ test('--slide and --stride (sliding-window segmentation) are in eval\'s and pred
     for (const flag of ['--slide <HxW>', '--stride <HxW>', '--scales', '--flip']) assert.ok(r.stdout.includes(flag), `${cmd} ${flag}`);
   }
   assert.ok(run('predict', '--help').stdout.includes('--bf16'));
+  const evalHelp = run('eval', '--help').stdout;
+  for (const flag of ['--optimize', '--bf16']) assert.ok(evalHelp.includes(flag), `eval ${flag}`);
   const bf16 = run('predict', 'w.safetensors', 'a.png', '--bf16', '--no-optimize');
   assert.notEqual(bf16.status, 0);
   assert.match(bf16.stderr, /--bf16 is part of the optimization for inference: it cannot go with --no-optimize/);

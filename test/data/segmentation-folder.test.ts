@@ -13,6 +13,7 @@ import { SegmentationFiles, SegmentationFolder } from '../../src/data/segmentati
 import { DataLoader, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../../src/data';
 import { evaluateSegmentCheckpoint, evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
 import { forwardAnySize, predictMultiScale } from '../../src/models/segmentation';
+import { optimizeForInference } from '../../src/infer/optimize';
 import { runTorch } from '../helpers/pytorch';
 
 /** n RGB images h×w: noise, a bright box (class 1) and a dark box (class 2), a strip of 255 (ignored). */
@@ -188,6 +189,14 @@ test('segment on folders of mixed sizes: augmented crops for training, test imag
   assert.equal(again.mIoU, r.final!.testMIoU);
   assert.equal(again.count, 2);
   assert.equal((await evaluateSegmentCheckpoint(r.checkpoint, { crop: [16, 16] })).mIoU, slid.mIoU, 'eval --slide 16x16');
+  // eval --bf16: the score of the network as `predict --bf16` runs it (folded, in bfloat16), counted by hand.
+  const shipped = await evaluateSegmentCheckpoint(r.checkpoint, { precision: 'bfloat16' });
+  const low = optimizeForInference(model, T.zeros([1, 3, 64, 64]), { precision: 'bfloat16', layout: 'ordinary' });
+  const lowHand = await byHand((x) => forwardAnySize({ sizeMultiple: model.sizeMultiple, forward: (y) => low.forward(y) }, x));
+  // The layouts may round differently: a near tie may fall the other way at one pixel.
+  assert.ok(Math.abs(shipped.pixelAccuracy - lowHand.right / lowHand.counted) <= 1 / lowHand.counted + 1e-12, `bfloat16: ${shipped.pixelAccuracy} vs ${lowHand.right}/${lowHand.counted}`);
+  assert.notEqual(shipped.loss, again.loss, 'bfloat16 rounds the logits, so the loss moves');
+  assert.ok(Math.abs(shipped.loss - again.loss) < 0.05 * again.loss, `bfloat16 loss ${shipped.loss} vs float32 ${again.loss}`);
   const other = await evaluateSegmentCheckpoint(r.checkpoint, { testDir: train, scales: [0.75, 1], flip: true });
   assert.equal(other.count, 8);
   assert.ok(other.mIoU >= 0 && other.mIoU <= 1);

@@ -120,4 +120,3 @@ export function optimizeForInference<M extends Network>(network: M, example: Ten
   if (precision !== 'float32') network.to(precision);
   return new OptimizedForInference(network, folded, o.layout, precision).eval();
 }
-

@@ -146,7 +146,7 @@ export function slidingProbabilities(model: SegmentationForward, x: Tensor, crop
       sum.narrow(2, y0, ch).narrow(3, x0, cw).add_(p);
     }
   }
-  const mean = sum!.div(count);
+  const mean = sum!.div(count.to(sum!.device));
   return ph || pw ? mean.narrow(2, top, h).narrow(3, left, w) : mean;
 }
 

@@ -20,6 +20,8 @@ import { createSegmentationModel, describeSegmentationModel, isSegmentationModel
 import { measureLatency } from '../metrics/speed';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import { ColorJitterOptions, JitterAmount, checkColorJitter } from '../data';
+import { saveConfusionPng } from '../report/confusion';
+import { writeFileAtomic } from '../util/fs';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -413,6 +415,7 @@ slideOptions(program
   .option('--flip', 'segmentation: also average over mirrored images', false))
   .option('--optimize', 'evaluate the network optimized for inference, as `predict` runs it (BatchNorm folded, oneDNN layout where faster)', false)
   .option('--bf16', 'evaluate it optimized and in bfloat16, as `predict --bf16` runs it: the accuracy you ship', false)
+  .option('-o, --out <dir>', 'also write report.json (the scores and the confusion matrix) and confusion.png (rows: true classes) here')
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
     const slide = slideArgs(o);
@@ -426,6 +429,7 @@ slideOptions(program
       const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}`;
       console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
       console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * r.iou[i]).toFixed(2)}%`).join('\n'));
+      if (o.out) await writeEvalReport(o.out, { checkpoint: o.checkpoint, how, ...r }, `${r.model} on ${r.count} test images (${how}): pixels`);
       return;
     }
     if (o.scales || o.flip || o.slide) throw new InvalidArgumentError('--scales, --flip and --slide apply to segmentation checkpoints');
@@ -441,7 +445,20 @@ slideOptions(program
     const r = await evaluate(net, loaders.test);
     console.log(`${cfg.model} on ${r.count} test images${shipped ? ` (${shipped.slice(2)})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
     console.log(`${params.toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / params).toFixed(2)}%)` : ''}`);
+    if (o.out) {
+      const classes = loaders.classes.length === loaders.numClasses ? loaders.classes : Array.from({ length: loaders.numClasses }, (_, i) => String(i));
+      await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: shipped.slice(2) || 'as trained', classes, ...r }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
+    }
   });
+
+/** eval --out: report.json (atomically) and the confusion matrix as a heat map. */
+async function writeEvalReport(dir: string, report: { checkpoint: string; classes: readonly string[]; confusion: number[][] } & Record<string, unknown>, title: string): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = { report: path.join(dir, 'report.json'), confusion: path.join(dir, 'confusion.png') };
+  writeFileAtomic(files.report, `${JSON.stringify(report, null, 2)}\n`);
+  await saveConfusionPng(files.confusion, report.confusion, report.classes, title);
+  console.log(`report:    ${files.report}\nconfusion: ${files.confusion}`);
+}
 
 program
   .command('export')

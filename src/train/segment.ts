@@ -442,7 +442,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
 }
 
 /** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales, mirrored or in sliding windows if asked. */
-export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][] }> {
   const multi = (inference.scales ?? [1]).join() !== '1' || inference.flip === true || inference.crop !== undefined;
   const meter = new SegmentationMeter(numClasses);
   const wasTraining = model.training;
@@ -471,7 +471,7 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
     meter.reduce(inference.crossReplicaSum);
     [lossSum, n] = tidy(() => inference.crossReplicaSum!(fromArray(Float64Array.of(lossSum, n))).toNumbers());
   }
-  const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou() };
+  const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou(), confusion: meter.confusion() };
   meter.dispose();
   return r;
 }
@@ -507,7 +507,7 @@ export interface SegmentEvalOptions extends MultiScaleOptions {
   precision?: InferencePrecision;
 }
 
-export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOptions = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[] }> {
+export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOptions = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][] }> {
   if (!isSegmentConfig(c.state.config)) throw new Error(`${file} is not a checkpoint of \`tsvision segment\``);
   const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...c.state.config };
   if (o.testDir && !cfg.folders) throw new Error(`${file} was trained on the scenes (normalized as Fashion-MNIST); --test-dir needs a run trained on folders`);

@@ -9,6 +9,7 @@ import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
 import { Batch, ColorJitterOptions, DataLoader, describeColorJitter, disposeBatch } from '../data';
 import { ClassificationMeter } from '../metrics/classification';
+import { ConfusionMatrix } from '../metrics/confusion';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
@@ -102,23 +103,31 @@ export class NonFiniteLossError extends Error {}
 export type { Logger };
 
 /** Evaluates a classifier on a loader: mean loss, top-1 and top-5 accuracy. */
-export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0): Promise<{ loss: number; top1: number; top5: number; count: number }> {
+/** Test loss, top-1 and top-5 accuracy, and the confusion matrix (counts: [true class][predicted class]). */
+export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0): Promise<{ loss: number; top1: number; top5: number; count: number; confusion: number[][] }> {
   const meter = new ClassificationMeter([1, 5]);
+  // Built at the first batch, which shows the number of classes.
+  const held: { confusion: ConfusionMatrix | null } = { confusion: null };
   const wasTraining = model.training;
   model.eval();
   let k = 0;
-  for await (const b of loader.epoch(0)) {
-    tidy(() =>
-      noGrad(() => {
-        const logits = model.forward(b.x);
-        meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
-      }),
-    );
-    disposeBatch(b);
-    if (limitBatches && ++k >= limitBatches) break;
+  try {
+    for await (const b of loader.epoch(0)) {
+      tidy(() =>
+        noGrad(() => {
+          const logits = model.forward(b.x);
+          meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
+          (held.confusion ??= new ConfusionMatrix(logits.size(1))).update(logits, b.y);
+        }),
+      );
+      disposeBatch(b);
+      if (limitBatches && ++k >= limitBatches) break;
+    }
+    model.train(wasTraining);
+    return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion: held.confusion?.confusion() ?? [] };
+  } finally {
+    held.confusion?.dispose();
   }
-  model.train(wasTraining);
-  return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count };
 }
 
 /**

@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { confusionLayout } from '../../src/report/confusion';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -83,6 +85,26 @@ test('--slide and --stride (sliding-window segmentation) are in eval\'s and pred
     assert.notEqual(r.status, 0, args.join(' '));
     assert.match(r.stderr, msg);
   }
+});
+
+test('eval --out writes report.json and confusion.png; the matrix holds every test image and agrees with the top-1 printed', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-eval-out-'));
+  const t = run('train', '--epochs', '1', '--limit-batches', '3', '--batch-size', '64', '--threads', '1', '-o', path.join(dir, 'run'));
+  assert.equal(t.status, 0, t.stderr);
+  const e = run('eval', '-c', path.join(dir, 'run', 'checkpoint.safetensors'), '--threads', '1', '-o', path.join(dir, 'eval'));
+  assert.equal(e.status, 0, e.stderr);
+  const top1 = Number(/top-1 ([\d.]+)%/.exec(e.stdout)![1]);
+  const r = JSON.parse(fs.readFileSync(path.join(dir, 'eval', 'report.json'), 'utf8')) as { classes: string[]; confusion: number[][]; count: number };
+  assert.equal(r.classes.length, 10);
+  assert.deepEqual(r.confusion.map((row) => row.length), Array(10).fill(10));
+  const total = r.confusion.flat().reduce((a, b) => a + b, 0);
+  const diagonal = r.confusion.reduce((a, row, i) => a + row[i], 0);
+  assert.equal(total, 10000);
+  // top-1 comes from topkHits, the diagonal from the bincount: two computations of one number.
+  assert.equal((100 * diagonal / total).toFixed(2), top1.toFixed(2));
+  const png = fs.readFileSync(path.join(dir, 'eval', 'confusion.png'));
+  const L = confusionLayout(10, Math.max(...r.classes.map((c) => c.length)));
+  assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [L.width, L.height], 'PNG header: width and height');
 });
 
 test('--help explains every predict flag', () => {

@@ -603,6 +603,7 @@ program
   .option('--rounds <n>', 'timed rounds with --time (each: 2 warm-up and 5 timed passes)', num('--rounds', { int: true, min: 1 }), 3)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
   .action(async (name: string, o) => {
+    if (o.bf16 && !o.time) throw new InvalidArgumentError('--bf16 adds a timing: give --time too');
     const segmentation = isSegmentationModelName(name);
     if (!segmentation && !isModelName(name)) throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...listModels(), ...listSegmentationModels()].join(', ')}`);
     if (o.threads) setNumThreads(o.threads);
@@ -660,7 +661,7 @@ program
         `CUDA     ${i.cuda ? `available, ${i.cudaDevices} device(s)` : 'not available'}`,
         `threads  ${i.threads} (of ${i.cores} cores)`,
         `allocator ${i.allocator}`,
-        `bfloat16 ${{ native: 'native (AVX-512 BF16 / AMX): --bf16 runs inference faster', emulated: 'emulated by oneDNN (AVX-512 without BF16): --bf16 is seldom faster', slow: 'no oneDNN kernels on this CPU: --bf16 is slow' }[i.bfloat16]}`,
+        `bfloat16 ${{ native: 'native (AVX-512 BF16 / AMX): --bf16 speeds up convolution-heavy networks (summary <model> --time --bf16 shows which)', emulated: 'emulated by oneDNN (AVX-512 without BF16): --bf16 is seldom faster', slow: 'no oneDNN kernels on this CPU: --bf16 is slow' }[i.bfloat16]}`,
         `models   ${listModels().join(', ')}`,
       ].join('\n'),
     );

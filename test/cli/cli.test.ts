@@ -75,6 +75,7 @@ test('--slide and --stride (sliding-window segmentation) are in eval\'s and pred
   const bf16 = run('predict', 'w.safetensors', 'a.png', '--bf16', '--no-optimize');
   assert.notEqual(bf16.status, 0);
   assert.match(bf16.stderr, /--bf16 is part of the optimization for inference: it cannot go with --no-optimize/);
+  assert.match(run('summary', 'cnn', '--bf16').stderr, /--bf16 adds a timing: give --time too/);
   const bad: [string[], RegExp][] = [
     [['eval', '-c', 'c.safetensors', '--stride', '8x8'], /--stride sets the step between --slide windows: give --slide too/],
     [['predict', 'w.safetensors', 'a.png', '--slide', '16x16', '--stride', '20x8'], /--stride 20x8 would skip pixels between --slide 16x16 windows/],

@@ -4,7 +4,7 @@
 // full 1024×2048 of its real-time claim, tsvision vs PyTorch eager with identical architectures (the peer,
 // scripts/reference_models.py, checks every state-dict key and shape), same threads, interleaved rounds, medians.
 //   node dist/bench/models.js [--device cuda] [--rounds 4] [--batch 8] [--n 5] [--warmup 2]
-//                             [--train-n 2] [--train-warmup 1] [--models mobilenet_v1,se_resnet50,xception,enet,deeplabv3,pspnet,icnet,icnet_full]
+//                             [--train-n 2] [--train-warmup 1] [--models mobilenet_v1,se_resnet50,xception,enet,deeplabv3,pspnet,icnet,icnet_full] [--bf16]
 //                             [--breakdown] [--no-write]
 // The peer stays alive (LivePeer) and the two sides alternate block by block: each round runs, on one side then
 // on the other (the side going first alternating), `warmup` untimed and `n` timed inference calls, or
@@ -56,7 +56,9 @@ const wanted = arg('models', ALL.map((m) => m.name).join(',')).split(',');
 const MODELS = ALL.filter((m) => wanted.includes(m.name));
 if (MODELS.length === 0) throw new Error(`--models: none of ${wanted.join(', ')} is one of ${ALL.map((m) => m.name).join(', ')}`);
 
-type Task = 'infer' | 'train' | 'fwd';
+type Task = 'infer' | 'train' | 'fwd' | 'train16';
+// --bf16 also times the training step in bfloat16 mixed precision (torch.autocast on both sides).
+const bf16 = process.argv.includes('--bf16');
 const fmtMs = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
 const fmtRate = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
@@ -93,12 +95,23 @@ async function main(): Promise<void> {
         model.train();
         T.tidy(() => void loss());
       },
+      train16: () => {
+        model.train();
+        T.tidy(() => {
+          const l = T.autocast(loss);
+          opt.zeroGrad();
+          l.backward();
+          opt.step();
+        });
+      },
     };
-    const { peer } = await LivePeer.start<{ ready: boolean }>('models_torch.py', { model: net, params, shapes, size, classes, seg, batch: trainBatch, threads, device });
-    const times: Record<Task, { ours: number[]; peer: number[] }> = { infer: { ours: [], peer: [] }, train: { ours: [], peer: [] }, fwd: { ours: [], peer: [] } };
+    const { peer, ready } = await LivePeer.start<{ ready: boolean; bf16: string }>('models_torch.py', { model: net, params, shapes, size, classes, seg, batch: trainBatch, threads, device, bf16 });
+    const times: Record<Task, { ours: number[]; peer: number[] }> = { infer: { ours: [], peer: [] }, train: { ours: [], peer: [] }, fwd: { ours: [], peer: [] }, train16: { ours: [], peer: [] } };
     const tasks: [Task, number, number][] = [['infer', n, warmup]];
     if (train) tasks.push(['train', trainN, trainWarmup]);
     if (train && breakdown) tasks.push(['fwd', trainN, trainWarmup]);
+    // The peer says whether PyTorch 1.13 can take this network's step under autocast at all.
+    if (train && bf16 && ready.bf16 === 'ok') tasks.push(['train16', trainN, trainWarmup]);
     for (const [task, count, warm] of tasks) {
       for (let r = 0; r < rounds; r++) {
         // Each block starts with untimed warm-up calls, so that what is timed is each side's steady state
@@ -121,6 +134,14 @@ async function main(): Promise<void> {
     rows.push(`| ${head} | batch-1 inference latency (${fmtRate(1000 / ti)} vs ${fmtRate(1000 / pi)} fps) | ${fmtMs(ti)} ms | ${fmtMs(pi)} ms | ${(ti / pi).toFixed(2)} |`);
     // Samples/s: higher is better; the ratio stays tsvision's time over PyTorch's (= PyTorch's rate over ours).
     if (train) rows.push(`| | training samples/s, batch ${trainBatch} (step ${fmtMs(tt)} vs ${fmtMs(pt)} ms) | ${fmtRate((trainBatch * 1000) / tt)} | ${fmtRate((trainBatch * 1000) / pt)} | ${(tt / pt).toFixed(2)} |`);
+    if (train && bf16) {
+      const [t16, p16] = [median(times.train16.ours), median(times.train16.peer)];
+      rows.push(
+        ready.bf16 === 'ok'
+          ? `| | training samples/s, batch ${trainBatch}, bfloat16 autocast (step ${fmtMs(t16)} vs ${fmtMs(p16)} ms; ${(t16 / tt).toFixed(2)}× and ${(p16 / pt).toFixed(2)}× of float32) | ${fmtRate((trainBatch * 1000) / t16)} | ${fmtRate((trainBatch * 1000) / p16)} | ${(t16 / p16).toFixed(2)} |`
+          : `| | training in bfloat16 autocast | — | fails in PyTorch 1.13: ${ready.bf16} | — |`,
+      );
+    }
     if (train && breakdown) {
       const [tf, pf] = [median(times.fwd.ours), median(times.fwd.peer)];
       rows.push(`| | training forward + loss, batch ${batch} | ${fmtMs(tf)} ms | ${fmtMs(pf)} ms | ${(tf / pf).toFixed(2)} |`);
@@ -138,7 +159,7 @@ async function main(): Promise<void> {
   writeSection(
     (device === 'cpu' ? 'models-cpu' : 'models-cuda') + subset,
     `## Models (${device})${subset ? `: ${MODELS.map((m) => m.label).join(', ')}` : ''}\n\n\`${cmd}\` — ${machineLine(device)}; ${rounds} rounds alternating with a live PyTorch peer process, each timing ` +
-      `${n} batch-1 inference calls (eval mode, no grad) after ${warmup} untimed ones, or ${trainN} SGD-momentum training step${trainN > 1 ? 's' : ''} (train mode, cross-entropy — per pixel for segmentation, with PSPNet's auxiliary and ICNet's cascade terms) after ${trainWarmup} untimed, ` +
+      `${n} batch-1 inference calls (eval mode, no grad) after ${warmup} untimed ones, or ${trainN} SGD-momentum training step${trainN > 1 ? 's' : ''} (train mode, cross-entropy — per pixel for segmentation, with PSPNet's auxiliary and ICNet's cascade terms) after ${trainWarmup} untimed${bf16 ? ' (with --bf16 also under torch.autocast in bfloat16 on both sides)' : ''}, ` +
       `on one side then the other, the side going first alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. The peer builds the same architectures in PyTorch (scripts/reference_models.py, whose forward and gradients the tests match against tsvision's) and checks every state-dict key and shape against tsvision's. ` +
       `Ratios are tsvision's time over PyTorch's (for samples/s, PyTorch's rate over tsvision's): below 1.0 tsvision is faster.\n\n${table}`,
   );

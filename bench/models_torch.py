@@ -69,8 +69,24 @@ def forward_only():
     loss_fn()
 
 
-TASKS = {"infer": infer, "train": train_step, "fwd": forward_only}
+def train_step_bf16():
+    # Mixed precision as PyTorch's recipe: forward and loss under autocast, backward outside.
+    model.train()
+    with torch.autocast(dev.split(":")[0], dtype=torch.bfloat16):
+        loss = loss_fn()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
+
+TASKS = {"infer": infer, "train": train_step, "fwd": forward_only, "train16": train_step_bf16}
+ready = {"ready": True, "bf16": "not asked"}
+if args.get("bf16"):
+    try:
+        train_step_bf16()
+        ready["bf16"] = "ok"
+    except Exception as e:  # noqa: BLE001 - e.g. ENet's transposed convolution on a bfloat16 activation
+        ready["bf16"] = str(e).split("\n")[0][:120]
 
 # Serve timing requests from the bench (LivePeer) until it quits.
-live_peer.serve(TASKS, {"ready": True}, sync)
+live_peer.serve(TASKS, ready, sync)

@@ -3,6 +3,7 @@
 #include "handle.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -362,6 +363,58 @@ Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
 
+// Autocast (PyTorch's torch.autocast): while enabled for a device type, the dispatcher runs the ops on
+// autocast's lists in the lower precision (convolutions, matmuls) or float32 (losses, reductions). State is
+// thread-local, as in PyTorch; enter/exit mirror torch.autocast.__enter__/__exit__.
+// enterAutocast(device 'cpu'|'cuda', enabled, dtype) -> [previous enabled, previous dtype]
+Napi::Value EnterAutocast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "autocast", [&]() -> Napi::Value {
+    bool cuda = info[0].As<Napi::String>().Utf8Value() == "cuda";
+    bool enabled = info[1].As<Napi::Boolean>().Value();
+    at::ScalarType dtype = parseDtype(info[2].As<Napi::String>().Utf8Value());
+    bool prev = cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+    at::ScalarType prevDtype = cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+    if (cuda) {
+      at::autocast::set_enabled(enabled);
+      at::autocast::set_autocast_gpu_dtype(dtype);
+    } else {
+      at::autocast::set_cpu_enabled(enabled);
+      at::autocast::set_autocast_cpu_dtype(dtype);
+    }
+    at::autocast::increment_nesting();
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::Boolean::New(env, prev));
+    r.Set(1u, Napi::String::New(env, dtypeName(prevDtype)));
+    return r;
+  });
+}
+
+// exitAutocast(device, previous enabled, previous dtype): restores them; the outermost exit drops the cache
+// of casted weights (as torch.autocast does), so that updated weights are cast afresh.
+Napi::Value ExitAutocast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "autocast", [&]() -> Napi::Value {
+    bool cuda = info[0].As<Napi::String>().Utf8Value() == "cuda";
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    bool prev = info[1].As<Napi::Boolean>().Value();
+    at::ScalarType prevDtype = parseDtype(info[2].As<Napi::String>().Utf8Value());
+    if (cuda) {
+      at::autocast::set_enabled(prev);
+      at::autocast::set_autocast_gpu_dtype(prevDtype);
+    } else {
+      at::autocast::set_cpu_enabled(prev);
+      at::autocast::set_autocast_cpu_dtype(prevDtype);
+    }
+    return env.Undefined();
+  });
+}
+
+Napi::Value IsAutocastEnabled(const Napi::CallbackInfo& info) {
+  bool cuda = info[0].As<Napi::String>().Utf8Value() == "cuda";
+  return Napi::Boolean::New(info.Env(), cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled());
+}
+
 Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   double s = info[0].As<Napi::Number>().DoubleValue();
   at::manual_seed(static_cast<uint64_t>(s));
@@ -470,6 +523,9 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   fn("removeHook", RemoveHook);
   fn("setGradEnabled", SetGradEnabled);
   fn("isGradEnabled", IsGradEnabled);
+  fn("enterAutocast", EnterAutocast);
+  fn("exitAutocast", ExitAutocast);
+  fn("isAutocastEnabled", IsAutocastEnabled);
   fn("manualSeed", ManualSeed);
   fn("getRngState", GetRngState);
   fn("setRngState", SetRngState);

@@ -138,8 +138,11 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option(colorJitterOption, colorJitterHelp('with or without --augment (after its crops and flips)'), colorJitterArg)
     .option('--seed <n>', 'seed for weights, shuffling and augmentation', num('--seed', { int: true, min: 0 }), DEFAULT_CONFIG.seed)
     .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
-    .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }));
+    .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
+    .option('--bf16', BF16_TRAINING_HELP, false);
 }
+
+const BF16_TRAINING_HELP = 'mixed precision: forward pass and loss under autocast, convolutions in bfloat16 (faster on CPUs with AVX-512 BF16; weights and optimizer stay float32)';
 
 /** The shared recipe from parsed options (epochs only where the command has --epochs). */
 function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
@@ -163,6 +166,7 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
   if (o.epochs !== undefined) r.epochs = o.epochs as number;
   // Only when given: dsd and mimic compare a folder's recorded config key by key with what is asked.
   if (o.colorJitter !== undefined) r.colorJitter = o.colorJitter as ColorJitterOptions;
+  if (o.bf16) r.precision = 'bfloat16';
   return r;
 }
 
@@ -335,6 +339,7 @@ program
   .option('--no-flip', 'no random mirror with --augment')
   .option('--blur <p>', "PSPNet's random Gaussian blur (5×5, σ 1.1) with probability p, with --augment (its VOC recipe: 0.5; default 0)", num('--blur', { min: 0 }))
   .option(colorJitterOption, colorJitterHelp('on the images only (masks untouched), with or without --augment'), colorJitterArg)
+  .option('--bf16', BF16_TRAINING_HELP, false)
   .option('--no-sync-bn', 'under `tsvision launch`: BatchNorm over each process\'s share only (default: over the global batch)')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
@@ -369,6 +374,7 @@ program
           : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }
           : undefined,
         colorJitter: o.colorJitter,
+        precision: o.bf16 ? 'bfloat16' : undefined,
         model: o.model,
         modelOptions: o.opt,
         optimizer: o.optimizer,

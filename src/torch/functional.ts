@@ -58,7 +58,8 @@ export interface ConvTranspose2dOptions {
 export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvTranspose2dOptions = {}): Tensor {
   // libtorch 1.13 sends bfloat16 CPU convolutions to oneDNN without telling it the convolution is transposed:
   // it returns a plain strided convolution (an 8×16 input gives 4×8, not 16×32; PyTorch 1.13 does the same).
-  // So in float32, rounded back: the answer a correct bfloat16 kernel would give, up to one rounding.
+  // So in float32, rounded back: the answer a correct bfloat16 kernel would give, up to one rounding. (Under
+  // autocast a bfloat16 activation arrives here too: CPU autocast leaves transposed convolutions alone.)
   if (x.dtype === 'bfloat16' && x.device === 'cpu') return convTranspose2d(x.float(), weight.float(), bias?.float(), o).to('bfloat16');
   return wrap(
     op('aten::conv_transpose2d.input').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1),

@@ -64,6 +64,10 @@ export interface Native {
   registerHook(h: Handle, fn: (grad: Handle) => Handle | null | undefined): number;
   removeHook(h: Handle, id: number): void;
   setGradEnabled(on: boolean): boolean;
+  /** Enters torch.autocast for a device type; returns the previous [enabled, dtype] for exitAutocast. */
+  enterAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: string): [boolean, string];
+  exitAutocast(device: 'cpu' | 'cuda', prevEnabled: boolean, prevDtype: string): void;
+  isAutocastEnabled(device: 'cpu' | 'cuda'): boolean;
   isGradEnabled(): boolean;
   manualSeed(seed: number): void;
   getRngState(): Handle;

@@ -8,7 +8,7 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where, zeros } from '../torch';
+import { Tensor, autocast, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
@@ -65,6 +65,8 @@ export interface SegmentConfig {
    * geometric augmentation; independent of `augment`. null: none; absent in older checkpoints: none.
    */
   colorJitter: ColorJitterOptions | null;
+  /** 'bfloat16': the training loss under torch.autocast (mixed precision). Absent in older configs: float32. */
+  precision?: 'float32' | 'bfloat16';
   /** Under `tsvision launch`: BatchNorm over the global batch (SyncBatchNorm, PSPNet §5.1). Default true. */
   syncBatchNorm: boolean;
 }
@@ -351,7 +353,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     curves: path.join(cfg.outDir, 'curves.png'),
     overlays: path.join(cfg.outDir, 'overlays.png'),
   };
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${cfg.precision === 'bfloat16' ? ', bfloat16 mixed precision' : ''}` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   let history: SegmentEpoch[] = [];
   let first = 0;
@@ -385,7 +387,8 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         // Without synchronized BatchNorm, rank 0's statistics before every step, as PyTorch's DDP does.
         if (ddp && !syncBn) ddp.syncBuffers();
         let loss = tidy(() => {
-          const l = model.trainingLoss(batch.x, batch.y, { weight });
+          const loss = (): Tensor => model.trainingLoss(batch.x, batch.y, { weight });
+          const l = cfg.precision === 'bfloat16' ? autocast(loss) : loss();
           opt.zeroGrad();
           l.backward();
           ddp?.syncGradients();

@@ -3,7 +3,7 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, tidy } from '../torch';
+import { Tensor, autocast, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
@@ -37,6 +37,11 @@ export interface TrainConfig {
   augment: boolean;
   /** torchvision's ColorJitter on training images (see data/color.ts); null: none. Absent in older checkpoints. */
   colorJitter: ColorJitterOptions | null;
+  /**
+   * 'bfloat16': mixed precision, forward and loss under torch.autocast (convolutions and linear layers in
+   * bfloat16, weights and optimizer in float32). Absent in older configs: float32.
+   */
+  precision?: 'float32' | 'bfloat16';
   seed: number;
   /** Where the checkpoint, weights, report and curves go. */
   outDir: string;
@@ -188,7 +193,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}`);
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}${cfg.precision === 'bfloat16' ? ', bfloat16 mixed precision' : ''}`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
@@ -292,8 +297,12 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
 
 function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null, ddp: dist.DistributedDataParallel<Classifier> | null): number {
   return tidy(() => {
-    const logits = (ddp ?? model).forward(batch.x);
-    const loss = method?.loss ? method.loss(logits, batch) : crossEntropy(logits, batch.y, { labelSmoothing: cfg.labelSmoothing });
+    const forward = (): { logits: Tensor; loss: Tensor } => {
+      const logits = (ddp ?? model).forward(batch.x);
+      return { logits, loss: method?.loss ? method.loss(logits, batch) : crossEntropy(logits, batch.y, { labelSmoothing: cfg.labelSmoothing }) };
+    };
+    // The backward pass runs outside autocast, as PyTorch's recipe has it: autograd replays the casts.
+    const { logits, loss } = cfg.precision === 'bfloat16' ? autocast(forward) : forward();
     opt.zeroGrad();
     loss.backward();
     ddp?.syncGradients();

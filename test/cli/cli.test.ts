@@ -88,10 +88,14 @@ test('--slide and --stride (sliding-window segmentation) are in eval\'s and pred
   }
 });
 
-test('eval --out writes report.json and confusion.png; the matrix holds every test image and agrees with the top-1 printed', () => {
+test('train --bf16, then eval --out: report.json and confusion.png; the matrix holds every test image and agrees with the top-1 printed', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-eval-out-'));
-  const t = run('train', '--epochs', '1', '--limit-batches', '3', '--batch-size', '64', '--threads', '1', '-o', path.join(dir, 'run'));
+  // Trained in bfloat16 mixed precision (train --bf16): logged, recorded in the run's config.
+  const t = run('train', '--epochs', '1', '--limit-batches', '3', '--batch-size', '64', '--threads', '1', '--bf16', '-o', path.join(dir, 'run'));
   assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stderr + t.stdout, /bfloat16 mixed precision/);
+  const trained = JSON.parse(fs.readFileSync(path.join(dir, 'run', 'report.json'), 'utf8')) as { config: { precision?: string } };
+  assert.equal(trained.config.precision, 'bfloat16');
   const e = run('eval', '-c', path.join(dir, 'run', 'checkpoint.safetensors'), '--threads', '1', '-o', path.join(dir, 'eval'));
   assert.equal(e.status, 0, e.stderr);
   const top1 = Number(/top-1 ([\d.]+)%/.exec(e.stdout)![1]);

@@ -366,6 +366,16 @@ Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
 // Autocast (PyTorch's torch.autocast): while enabled for a device type, the dispatcher runs the ops on
 // autocast's lists in the lower precision (convolutions, matmuls) or float32 (losses, reductions). State is
 // thread-local, as in PyTorch; enter/exit mirror torch.autocast.__enter__/__exit__.
+static void setAutocast(bool cuda, bool enabled, at::ScalarType dtype) {
+  if (cuda) {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+}
+
 // enterAutocast(device 'cpu'|'cuda', enabled, dtype) -> [previous enabled, previous dtype]
 Napi::Value EnterAutocast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -375,13 +385,7 @@ Napi::Value EnterAutocast(const Napi::CallbackInfo& info) {
     at::ScalarType dtype = parseDtype(info[2].As<Napi::String>().Utf8Value());
     bool prev = cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
     at::ScalarType prevDtype = cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
-    if (cuda) {
-      at::autocast::set_enabled(enabled);
-      at::autocast::set_autocast_gpu_dtype(dtype);
-    } else {
-      at::autocast::set_cpu_enabled(enabled);
-      at::autocast::set_autocast_cpu_dtype(dtype);
-    }
+    setAutocast(cuda, enabled, dtype);
     at::autocast::increment_nesting();
     Napi::Array r = Napi::Array::New(env, 2);
     r.Set(0u, Napi::Boolean::New(env, prev));
@@ -399,13 +403,7 @@ Napi::Value ExitAutocast(const Napi::CallbackInfo& info) {
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
     bool prev = info[1].As<Napi::Boolean>().Value();
     at::ScalarType prevDtype = parseDtype(info[2].As<Napi::String>().Utf8Value());
-    if (cuda) {
-      at::autocast::set_enabled(prev);
-      at::autocast::set_autocast_gpu_dtype(prevDtype);
-    } else {
-      at::autocast::set_cpu_enabled(prev);
-      at::autocast::set_autocast_cpu_dtype(prevDtype);
-    }
+    setAutocast(cuda, prev, prevDtype);
     return env.Undefined();
   });
 }

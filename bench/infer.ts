@@ -59,17 +59,19 @@ async function main(): Promise<void> {
     const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
     const x = T.randn([1, 3, ...e.size]).keep();
     // The optimized copy: the same weights, folded (foldBatchNorm changes the network it is given).
-    const fast = build(e);
-    fast.loadStateDict(model.stateDict());
-    const optimized = optimizeForInference(fast, x);
+    const copy = (): Net => {
+      const net = build(e);
+      net.loadStateDict(model.stateDict());
+      return net;
+    };
+    const optimized = optimizeForInference(copy(), x);
     const folded = optimized.folded;
     const layout = optimized.settle(x); // 'auto' chooses before anything is timed
-    const low = build(e);
-    low.loadStateDict(model.stateDict());
-    const bf16 = optimizeForInference(low, x, { precision: 'bfloat16' });
-    const bf16Layout = withBf16 ? bf16.settle(x) : null;
+    // The bfloat16 copy (the same weights, folded then rounded), only when asked.
+    const bf16 = withBf16 ? optimizeForInference(copy(), x, { precision: 'bfloat16' }) : null;
+    const bf16Layout = bf16?.settle(x) ?? null;
     // Relative RMS error of bfloat16 against float32, as the peer reports its own.
-    const bf16Error = withBf16 ? T.tidy(() => T.noGrad(() => {
+    const bf16Error = bf16 ? T.tidy(() => T.noGrad(() => {
       // Eval-mode forward passes of these networks return one tensor.
       const want = model.forward(x) as T.Tensor;
       return (bf16.forward(x) as T.Tensor).sub(want).norm().item() / want.norm().item();
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
     const ours: Record<Task, () => void> = {
       eager: () => T.tidy(() => T.noGrad(() => void model.forward(x))),
       optimized: () => T.tidy(() => T.noGrad(() => void optimized.forward(x))),
-      bf16: () => T.tidy(() => T.noGrad(() => void bf16.forward(x))),
+      bf16: () => T.tidy(() => T.noGrad(() => void bf16?.forward(x))),
     };
     // The peer runs these very weights and this input, so that both sides' bfloat16 errors are of one network.
     const weights = path.join(os.tmpdir(), `tsvision-infer-${process.pid}.safetensors`);

@@ -43,7 +43,8 @@ for k in range(0, images.shape[0], bs):
     idx_ = perm[k:k + bs]
     x = (images.index_select(0, idx_).float() / 255 - 0.286) / 0.353
     y = labels.index_select(0, idx_)
-    loss = F.cross_entropy(model(x), y)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(args.get("bf16"))):
+        loss = F.cross_entropy(model(x), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -6,3 +6,5 @@ export { CARD_FORMAT, CARD_METADATA_KEY, cardPath, classMapDtype, modelCard, wri
 export type { CardIo, CardSource, ModelCard } from './card';
 export { CLASSES_OUTPUT, LOGITS_OUTPUT, PIXELS_INPUT, PROBABILITIES_OUTPUT, PixelPipeline, classMapDifferences, pixelShape } from './preprocess';
 export type { PixelPipelineOptions } from './preprocess';
+export { CHECK_INPUTS, checkNeedsMore, checkVerdict } from './check';
+export type { CheckVerdict } from './check';

@@ -16,6 +16,18 @@ export function setRngState(state: Tensor): void {
   native.setRngState(state.h);
 }
 
+/** Runs fn with the generators seeded, then puts the CPU generator's stream back (torch.random.fork_rng on CPU). */
+export function forkRng<T>(seed: number, fn: () => T): T {
+  const saved = getRngState();
+  try {
+    manualSeed(seed);
+    return fn();
+  } finally {
+    setRngState(saved);
+    saved.dispose();
+  }
+}
+
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: need a positive integer, got ${n}`);
   native.setNumThreads(n);

@@ -11,7 +11,9 @@ import { createModel } from '../../src/models/registry';
 import { ICNet } from '../../src/models/icnet';
 import { saveCheckpoint } from '../../src/train/checkpoint';
 import { SCENE_CLASSES } from '../../src/data';
-import { cardPath } from '../../src/export';
+import { CHECK_INPUTS, cardPath, checkNeedsMore, checkVerdict } from '../../src/export';
+import { ENet } from '../../src/models/enet';
+import { randomizeBatchNorm } from '../helpers/deploy';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -30,7 +32,7 @@ test('a classification checkpoint: model, 7 classes and RGB 32×32 input come fr
   assert.match(r.stdout, /mobilenet_v1, [\d.]+ MB, \d+ nodes/);
   assert.match(r.stdout, /input {2}input float \[batch, 3, 32, 32\]/);
   assert.match(r.stdout, /output output float \[batch, 7\]/);
-  assert.match(r.stdout, /onnxruntime-node vs tsvision on a random 2×3×32×32 input: max \|difference\| \d/);
+  assert.match(r.stdout, /onnxruntime-node vs tsvision on a random input 2×3×32×32 \(seed 0\): max \|difference\| \d/);
   assert.ok(fs.statSync(out).size > 0);
   // The model card beside the file and inside it (metadata_props, read back by the onnx package).
   const card = JSON.parse(fs.readFileSync(path.join(dir, 'mobilenet.json'), 'utf8'));
@@ -72,6 +74,47 @@ test('a segmentation checkpoint (ICNet) and plain weights with --model, --input 
   assert.equal(p.status, 0, p.stderr);
   assert.match(p.stdout, /input {2}input float \[3, 1, 20, 20\]/);
   assert.match(p.stdout, /output output float \[3, 4\]/);
+});
+
+test('the check: seeded inputs give the same lines every run; a first input that differs at a near-tie is settled by two more', () => {
+  // A random-BatchNorm ENet: its max pooling can pick another winner than onnxruntime's where two values
+  // tie to within float rounding. On this machine the input of seed 473 is such a case (7e-3 of 0.2).
+  T.manualSeed(5);
+  const model = new ENet({ numClasses: 11, inChannels: 3 });
+  randomizeBatchNorm(model);
+  const ckpt = path.join(dir, 'enet.safetensors');
+  saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 1, config: { model: 'enet', folders: { train: 'x', test: 'y', size: [48, 64], channels: 3 } } });
+  const checkLines = (seed: number) => {
+    const r = run('export', ckpt, '-o', path.join(dir, 'enet.onnx'), '--check-seed', String(seed));
+    return { status: r.status, lines: r.stdout.split('\n').filter((l) => /vs tsvision|near-tie/.test(l)), stderr: r.stderr };
+  };
+  const [a, b] = [checkLines(473), checkLines(473)];
+  assert.deepEqual(a.lines, b.lines);
+  // The verdict, recomputed from the printed differences.
+  const agreed = a.lines.flatMap((l) => {
+    const m = /\(seed (\d+)\): max \|difference\| (\S+) \(outputs up to (\S+)\)/.exec(l);
+    return m ? [Number(m[2]) <= 1e-4 * Number(m[3])] : [];
+  });
+  const seeds = a.lines.flatMap((l) => /\(seed (\d+)\)/.exec(l)?.[1] ?? []).map(Number);
+  assert.deepEqual(seeds, agreed[0] ? [473] : [473, 474, 475]);
+  assert.equal(a.status, agreed.filter((x) => !x).length <= (agreed.length > 1 ? 1 : 0) ? 0 : 1, a.stderr);
+  assert.equal(a.lines.some((l) => /near-tie/.test(l)), !agreed[0] && a.status === 0);
+  if (agreed[0]) console.log('# seed 473 is no near-tie on this machine: only the repeatability and the verdict were checked');
+});
+
+test('the check\'s rule: one input if it agrees, else three; one that differs among three is a near-tie, two are an error', () => {
+  assert.equal(CHECK_INPUTS, 3);
+  assert.equal(checkNeedsMore([]), true);
+  assert.equal(checkNeedsMore([true]), false);
+  assert.equal(checkNeedsMore([false]), true);
+  assert.equal(checkNeedsMore([false, true]), true);
+  assert.equal(checkNeedsMore([false, true, true]), false);
+  assert.equal(checkVerdict([true]), 'agree');
+  assert.equal(checkVerdict([false, true, true]), 'near-tie');
+  assert.equal(checkVerdict([false, false, true]), 'differ');
+  assert.equal(checkVerdict([false, true, false]), 'differ');
+  assert.equal(checkVerdict([false]), 'differ');
+  assert.throws(() => checkVerdict([]), /no input was checked/);
 });
 
 test('the card never replaces the ONNX file: model.onnx → model.json, model.json → model.json.json', () => {

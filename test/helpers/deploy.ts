@@ -15,7 +15,7 @@ export function exportCheckpoint(dir: string, name: string, model: Module, confi
   saveCheckpoint(ckpt, model, null, { epoch: 1, batch: 0, step: 1, config });
   const onnx = path.join(dir, `${name}.onnx`);
   const r = spawnSync(process.execPath, [CLI, 'export', ckpt, '-o', onnx, ...args], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.status, 0, `${r.stderr}\n${r.stdout}`);
   return { ckpt, onnx };
 }
 

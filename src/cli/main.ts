@@ -22,6 +22,8 @@ import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import { ColorJitterOptions, JitterAmount, checkColorJitter } from '../data';
 import { saveConfusionPng } from '../report/confusion';
 import { writeFileAtomic } from '../util/fs';
+import type { OnnxExport, OnnxExportOptions } from '../export';
+import type { Int8Export } from './int8';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -477,6 +479,9 @@ program
   .option('--fixed-batch', 'fix the batch size to N (default: dimension 0 is symbolic, any batch runs)', false)
   .option('--with-preprocessing', "put the pre- and post-processing into the graph: input 'pixels' uint8 NxHxWxC (decoded image bytes, alpha dropped), normalized inside; output 'probabilities' (classifiers) or 'classes', a class id per pixel (segmentation)", false)
   .option('--keep-logits', "with --with-preprocessing: also output the network's 'logits'", false)
+  .option('--int8', 'post-training int8 quantization (QDQ: int8 weights per channel, uint8 activations), calibrated on the checkpoint\'s training images; onnxruntime runs it on integer kernels. Scored against the float network on test images', false)
+  .option('--calibration-images <n>', 'with --int8: training images to calibrate on', num('--calibration-images', { int: true, min: 1 }), 512)
+  .option('--eval-images <n>', 'with --int8: test images to score the int8 file on against the float network (0: skip)', num('--eval-images', { int: true, min: 0 }), 1000)
   .option('--check-seed <n>', 'seed of the check\'s first random input (the others follow it); the same seed gives the same check every run', num('--check-seed', { int: true, min: 0 }), 0)
   .action(async (file: string, o) => {
     if (o.keepLogits && !o.withPreprocessing) throw new InvalidArgumentError('--keep-logits goes with --with-preprocessing');
@@ -485,6 +490,9 @@ program
     const ort = await import('onnxruntime-node');
     const T = await import('../torch');
     const { restoreNetwork } = await import('../infer/restore');
+    const { checkWritable } = await import('../export/onnx');
+    const { foldBatchNorm } = await import('../nn');
+    const { scoreInt8, writeInt8 } = await import('./int8');
     // What to build: a checkpoint names its model and trained input; plain weights need --model (and --input).
     const restored = restoreNetwork(file, { model: o.model, opt: o.opt });
     const { model, name, inputShape, checkpoint } = restored;
@@ -503,7 +511,17 @@ program
     const card = E.modelCard(restored, input, io);
     const outputNames = traced instanceof E.PixelPipeline ? traced.outputNames : [card.output.name];
     const shape = inGraph ? E.pixelShape(input) : input;
-    const r = E.exportOnnx(traced, o.out, { inputShape: shape, inputDtype: inGraph ? 'uint8' : 'float32', fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames, metadata: { [E.CARD_METADATA_KEY]: JSON.stringify(card) } });
+    const exportOptions: OnnxExportOptions = { inputShape: shape, inputDtype: inGraph ? 'uint8' : 'float32', fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames, metadata: { [E.CARD_METADATA_KEY]: JSON.stringify(card) } };
+    let r: OnnxExport & { file: string };
+    let int8: Int8Export | null = null;
+    if (o.int8) {
+      checkWritable(o.out);
+      // BatchNorm first folded into the convolutions (as for inference): the int8 kernels then take its place too.
+      T.tidy(() => foldBatchNorm(model, T.zeros(input)));
+      const float = E.toOnnx(traced, exportOptions);
+      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, batch: o.fixedBatch ? input[0] : null, pixels: inGraph ? restored.normalization : null, inputName: card.input.name });
+      r = { ...float, ...int8.summary, file: o.out };
+    } else r = E.exportOnnx(traced, o.out, exportOptions);
     // The card's output type is decided from its class names, the graph's from the traced logits: they must agree.
     const graphType = r.outputs[0].elemType === 'float' ? 'float32' : r.outputs[0].elemType;
     if (card.output.dtype && card.output.dtype !== graphType) throw new Error(`${card.classes.length} class names but the graph's '${card.output.name}' is ${graphType}: the checkpoint's classes do not match its network`);
@@ -514,6 +532,15 @@ program
     for (const v of r.outputs) console.log(`  output ${v.name} ${v.elemType} ${dims(v.shape)}`);
     const processing = inGraph ? `; in the graph: uint8 NHWC pixels in, normalized, ${task === 'segment' ? 'a class per pixel' : 'probabilities'} out` : '';
     console.log(`${cardFile}: model card (${card.task}, ${card.classes.length} classes, input ${card.input.channels}×${card.input.height}×${card.input.width}, normalization mean ${card.normalization.mean.map((v) => +v.toFixed(4)).join('/')} std ${card.normalization.std.map((v) => +v.toFixed(4)).join('/')}${processing})`);
+    if (int8) {
+      const { report: q, calibrationImages } = int8;
+      console.log(`int8: ${q.layers} layers with int8 weights (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images`);
+      if (o.evalImages === 0) return;
+      const s = await scoreInt8(ort, r.file, restored, file, { images: o.evalImages, batch: o.fixedBatch ? input[0] : null, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, outputName: r.outputs[0].name, inputShape: input });
+      const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
+      console.log(`int8 (onnxruntime-node) vs float32 (tsvision) on ${s.images} test images: ${s.metric} ${pct(s.int8)} vs ${pct(s.float)}, the same class on ${pct(s.agreement)} of ${restored.segmentation ? 'pixels' : 'images'}`);
+      return;
+    }
     // The file against tsvision, at another batch size than traced where the batch is dynamic.
     const check = o.fixedBatch ? shape : [shape[0] === 2 ? 3 : 2, ...shape.slice(1)];
     const session = await ort.InferenceSession.create(r.file);

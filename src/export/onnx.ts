@@ -97,7 +97,7 @@ export function exportOnnx(model: ExportableModule, file: string, o: OnnxExportO
 }
 
 /** Fails before the (possibly long) trace when the file clearly cannot be written. */
-function checkWritable(file: string): void {
+export function checkWritable(file: string): void {
   const target = path.resolve(file);
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) throw new Error(`ONNX export: ${file} is a directory; give a file name such as model.onnx`);
   let dir = path.dirname(target);

@@ -34,6 +34,8 @@ export interface ValueInfoProto {
   name: string;
   elemType: OnnxTypeName;
   shape: readonly Dim[];
+  /** The shape is not known (no shape field is written; `shape` is ignored): intermediates added as outputs. */
+  shapeUnknown?: boolean;
 }
 
 export interface GraphProto {
@@ -193,7 +195,7 @@ function writeValueInfo(w: Writer, v: ValueInfoProto): void {
   w.message(2, (type) =>
     type.message(1, (tensor) => {
       tensor.int(1, OnnxType[v.elemType]);
-      tensor.message(2, (shape) => {
+      if (!v.shapeUnknown) tensor.message(2, (shape) => {
         for (const d of v.shape) shape.message(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.string(2, d)));
       });
     }),

@@ -1,0 +1,168 @@
+// `tsvision export --int8`: the float graph is calibrated on the checkpoint's own training images (never its
+// test images), quantized (src/export/quantize.ts) and written; then the int8 file, run by onnxruntime-node,
+// is scored against tsvision's float network on test images: what a user gives up for a 4× smaller file.
+import type * as Ort from 'onnxruntime-node';
+import { DataLoader, disposeBatch } from '../data';
+import { ModelProto, concatChunks, encodeModel } from '../export/protobuf';
+import { QuantizeReport, RangeObserver, activationsToQuantize, quantizeModel, withCalibrationOutputs } from '../export/quantize';
+import { Normalization, RestoredNetwork } from '../infer/restore';
+import { ConfusionMatrix } from '../metrics/confusion';
+import { SegmentationMeter } from '../metrics/segmentation';
+import { Tensor, fromArray, noGrad, tidy } from '../torch';
+import { makeLoaders } from '../train/datasets';
+import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, segmentationData } from '../train/segment';
+import { TrainConfig } from '../train/trainer';
+import { writeFileAtomic } from '../util/fs';
+
+/** Training images to calibrate on by default (onnxruntime's examples use a few hundred). */
+export const CALIBRATION_IMAGES = 512;
+/** Test images the int8 file is scored on by default. */
+export const INT8_EVAL_IMAGES = 1000;
+
+interface Int8Data {
+  calibration: DataLoader;
+  test: DataLoader;
+  dispose(): void;
+}
+
+/** Calibration (training split, shuffled with seed 0, not augmented) and test loaders of a checkpoint's data. */
+async function int8Data(restored: RestoredNetwork, file: string): Promise<Int8Data> {
+  const config = restored.checkpoint?.state.config;
+  if (!config) throw new Error(`--int8 calibrates on the training images a checkpoint names; ${file} holds plain weights`);
+  if (!restored.segmentation) {
+    const loaders = makeLoaders((config as TrainConfig).data, { batchSize: 32, seed: 0, augment: false });
+    return { calibration: loaders.train, test: loaders.test, dispose: () => undefined };
+  }
+  const data = await segmentationData({ ...DEFAULT_SEGMENT_CONFIG, ...(config as SegmentConfig) }, { train: true });
+  // The training scenes or images through the deterministic test transform: no augmentation, no jitter.
+  const calibration = new DataLoader(data.train!.dataset, { batchSize: 8, shuffle: true, seed: 0, transform: data.transform });
+  return { calibration, test: data.test, dispose: () => data.dispose() };
+}
+
+/** What the graph takes: normalized float NCHW, or (--with-preprocessing) uint8 NHWC pixels. */
+function feedOf(ort: typeof Ort, x: Tensor, pixels: Normalization | null): Ort.Tensor {
+  return tidy(() => {
+    if (!pixels) return new ort.Tensor('float32', x.contiguous().toArray() as Float32Array, x.shape);
+    // Training normalized (p / 255 − mean) / std: undo it to get the bytes back.
+    const c = x.size(1);
+    const stat = (v: number[]) => fromArray(Float32Array.from({ length: c }, (_, i) => v[Math.min(i, v.length - 1)]), [1, c, 1, 1]);
+    const p = x.mul(stat(pixels.std)).add(stat(pixels.mean)).mul(255).round().clamp(0, 255).permute(0, 2, 3, 1).contiguous().to('uint8');
+    return new ort.Tensor('uint8', p.toArray() as Uint8Array, p.shape);
+  });
+}
+
+export interface Int8Export {
+  report: QuantizeReport;
+  calibrationImages: number;
+  /** The written graph, for the export's summary lines. */
+  summary: { model: ModelProto; bytes: number; nodes: number; initializers: number };
+}
+
+/**
+ * Calibrates `model` (the float graph) on up to `images` training images, quantizes it and writes `file`
+ * atomically. `batch`: a fixed batch size the graph demands, else null.
+ */
+export async function writeInt8(
+  ort: typeof Ort,
+  model: ModelProto,
+  file: string,
+  restored: RestoredNetwork,
+  checkpointFile: string,
+  o: { images: number; batch: number | null; pixels: Normalization | null; inputName: string },
+): Promise<Int8Export> {
+  const names = activationsToQuantize(model.graph);
+  const session = await ort.InferenceSession.create(concatChunks(encodeModel(withCalibrationOutputs(model, names))));
+  const data = await int8Data(restored, checkpointFile);
+  const observer = new RangeObserver();
+  let seen = 0;
+  try {
+    for await (const b of data.calibration.epoch(0)) {
+      try {
+        const n = b.x.size(0);
+        if (o.batch !== null && n !== o.batch) continue;
+        const out = await session.run({ [o.inputName]: feedOf(ort, b.x, o.pixels) }, names);
+        for (const name of names) observer.observe(name, out[name].data as Float32Array);
+        seen += n;
+        if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
+      } finally {
+        disposeBatch(b);
+      }
+      if (seen >= o.images) break;
+    }
+  } finally {
+    data.dispose();
+    await session.release();
+  }
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  if (!seen) throw new Error(`--int8: no calibration batch of ${o.batch} images (the fixed batch size); export without --fixed-batch`);
+  const { model: quantized, report } = quantizeModel(model, observer.ranges);
+  const chunks = encodeModel(quantized);
+  writeFileAtomic(file, chunks);
+  const summary = { model: quantized, bytes: chunks.reduce((a, c) => a + c.length, 0), nodes: quantized.graph.nodes.length, initializers: quantized.graph.initializers.length };
+  return { report, calibrationImages: seen, summary };
+}
+
+export interface Int8Score {
+  images: number;
+  /** Top-1 accuracy (classifiers) or mIoU (segmentation) of tsvision's float network and of the int8 file. */
+  float: number;
+  int8: number;
+  /** Share of images (classifiers) or pixels (segmentation) where both predict the same class. */
+  agreement: number;
+  metric: 'top-1' | 'mIoU';
+}
+
+/** The int8 file against tsvision's float network on up to `images` test images of the checkpoint's data. */
+export async function scoreInt8(
+  ort: typeof Ort,
+  file: string,
+  restored: RestoredNetwork,
+  checkpointFile: string,
+  o: { images: number; batch: number | null; pixels: Normalization | null; inputName: string; outputName: string; inputShape: readonly number[] },
+): Promise<Int8Score> {
+  const session = await ort.InferenceSession.create(file);
+  const data = await int8Data(restored, checkpointFile);
+  const k = restored.numClasses;
+  const Meter = restored.segmentation ? SegmentationMeter : ConfusionMatrix;
+  const [mf, mq] = [new Meter(k), new Meter(k)];
+  let [seen, same, total] = [0, 0, 0];
+  try {
+    for await (const b of data.test.epoch(0)) {
+      try {
+        const x = b.x.narrow(0, 0, Math.min(b.x.size(0), o.images - seen));
+        // The graph's input size is fixed by the trace: test images of another size are skipped.
+        if (x.shape.slice(2).join() !== o.inputShape.slice(2).join() || (o.batch !== null && x.size(0) !== o.batch)) continue;
+        const got = (await session.run({ [o.inputName]: feedOf(ort, x, o.pixels) }))[o.outputName];
+        tidy(() =>
+          noGrad(() => {
+            const y = b.y.narrow(0, 0, x.size(0));
+            const want = restored.model.forward(x).argmax(1);
+            // Logits or probabilities: their argmax; a class map (--with-preprocessing): the classes themselves.
+            const raw = fromArray(got.data instanceof BigInt64Array ? Int32Array.from(got.data, Number) : (got.data as Float32Array | Uint8Array), [...got.dims]);
+            const pred = raw.ndim === want.ndim + 1 ? raw.argmax(1) : raw.long();
+            mf.update(want, y);
+            mq.update(pred, y);
+            same += want.eq(pred).sum().item();
+            total += want.numel();
+          }),
+        );
+        seen += x.size(0);
+      } finally {
+        disposeBatch(b);
+      }
+      if (seen >= o.images) break;
+    }
+    const score = (m: ConfusionMatrix): number => (m instanceof SegmentationMeter ? m.meanIoU() : accuracy(m.confusion()));
+    return { images: seen, float: score(mf), int8: score(mq), agreement: same / Math.max(total, 1), metric: restored.segmentation ? 'mIoU' : 'top-1' };
+  } finally {
+    mf.dispose();
+    mq.dispose();
+    data.dispose();
+    await session.release();
+  }
+}
+
+const accuracy = (m: number[][]): number => {
+  const all = m.flat().reduce((a, b) => a + b, 0);
+  return all ? m.reduce((a, row, i) => a + row[i], 0) / all : NaN;
+};

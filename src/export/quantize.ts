@@ -1,0 +1,259 @@
+// Post-training static int8 quantization of an exported graph, in ONNX's QDQ form: QuantizeLinear →
+// DequantizeLinear pairs on the tensors around each convolution and fully connected layer, the form
+// onnxruntime's own quantizer writes. onnxruntime fuses each DequantizeLinear → Conv → QuantizeLinear group
+// into one QLinearConv and runs it on 8-bit integers (QGemm for Gemm); onnxruntime-web reads the same file.
+//   weights      int8, symmetric (zero point 0), scale max|w| / 127 per output channel of a Conv, per
+//                tensor for Gemm and MatMul;
+//   biases       int32 at the input's scale × the weight's scale, zero point 0, so the integer sum needs
+//                no rescaling before the bias is added;
+//   activations  uint8, asymmetric over [min(0, lo), max(0, hi)] seen on calibration images (MinMax), so
+//                that 0 is exact (padding, ReLU) — ReLU and clip outputs start at 0 and lose nothing.
+// A ReLU or Clip right after a quantized layer moves the layer's quantization to its own output, as
+// onnxruntime's quantizer does; onnxruntime then drops the activation into the integer kernel. The graph's
+// outputs stay float32 and exact to the last layer's float result; everything not listed above runs in
+// float32 on dequantized values, which is slower but never wrong.
+import { GraphProto, ModelProto, NodeProto, OnnxType, OnnxTypeName, TensorProto, ValueInfoProto } from './protobuf';
+
+/** The range a tensor took over the calibration images. */
+export interface TensorRange {
+  min: number;
+  max: number;
+}
+
+export interface QuantizeReport {
+  /** Layers whose weights became int8 (Conv, Gemm, MatMul). */
+  layers: number;
+  /** Activation tensors given a QuantizeLinear → DequantizeLinear pair. */
+  activations: number;
+  /** Bytes of float32 weights replaced, and of the int8/int32 tensors and scales that replaced them. */
+  weightBytes: { before: number; after: number };
+}
+
+/** Layers whose weight (input 1) is quantized, and the axis of their per-channel scales (null: per tensor). */
+const WEIGHTED: Record<string, number | null> = { Conv: 0, Gemm: null, MatMul: null };
+/** Activations a quantized layer's output moves through: ORT folds them into the integer kernel. */
+const ACTIVATIONS = new Set(['Relu', 'Clip']);
+/** Activation-only ops whose inputs and outputs are quantized so that onnxruntime keeps the chain in int8. */
+const ACTIVATION_ONLY = new Set(['Add', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
+
+const QMAX_WEIGHT = 127;
+const QMAX_ACTIVATION = 255;
+
+/** Round half to even, as QuantizeLinear specifies (Math.round rounds halves up). */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** uint8 scale and zero point for a range, as onnxruntime's MinMax calibration computes them. */
+export function activationParams(r: TensorRange): { scale: number; zeroPoint: number } {
+  const [lo, hi] = [Math.min(0, r.min), Math.max(0, r.max)];
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`int8 quantization: a calibration range is not finite ([${r.min}, ${r.max}]): the network produced NaN or infinity on a calibration image`);
+  const scale = Math.fround((hi - lo) / QMAX_ACTIVATION) || 1;
+  return { scale, zeroPoint: Math.min(QMAX_ACTIVATION, Math.max(0, roundHalfEven(-lo / scale))) };
+}
+
+/** Symmetric int8 weights: one scale per slice along `axis` (null: one for the tensor). */
+export function quantizeWeights(w: Float32Array, dims: readonly number[], axis: number | null): { q: Int8Array; scales: Float32Array } {
+  const channels = axis === null ? 1 : dims[axis];
+  const inner = axis === null ? w.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const channelOf = (i: number): number => (axis === null ? 0 : Math.floor(i / inner) % channels);
+  const scales = new Float32Array(channels);
+  for (let i = 0; i < w.length; i++) scales[channelOf(i)] = Math.max(scales[channelOf(i)], Math.abs(w[i]));
+  for (let c = 0; c < channels; c++) scales[c] = scales[c] / QMAX_WEIGHT || 1; // an all-zero channel: any scale
+  const q = new Int8Array(w.length);
+  for (let i = 0; i < w.length; i++) q[i] = Math.max(-QMAX_WEIGHT, Math.min(QMAX_WEIGHT, roundHalfEven(w[i] / scales[channelOf(i)])));
+  return { q, scales };
+}
+
+/**
+ * The activation tensors `quantizeModel` will quantize, in graph order: the inputs of quantized layers and
+ * activation-only ops, and their outputs (moved past a ReLU or Clip that alone reads them). Graph outputs
+ * stay float. Calibrate exactly these.
+ */
+export function activationsToQuantize(graph: GraphProto): string[] {
+  const constants = new Set(graph.initializers.map((t) => t.name));
+  const outputs = new Set(graph.outputs.map((v) => v.name));
+  const readers = new Map<string, NodeProto[]>();
+  for (const n of graph.nodes) for (const i of n.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+  const types = elementTypes(graph);
+  const chosen = new Set<string>();
+  const add = (name: string): void => {
+    // Shape arithmetic (ENet's unpooling sizes) runs through Concat and Add too: only float tensors.
+    if (!name || constants.has(name) || types.get(name) !== 'float') return;
+    // Past an activation that is the tensor's only reader: quantize what comes out of the activation instead.
+    const r = readers.get(name) ?? [];
+    if (r.length === 1 && ACTIVATIONS.has(r[0].opType) && !outputs.has(name)) return add(r[0].outputs[0]);
+    if (!outputs.has(name)) chosen.add(name);
+  };
+  for (const n of graph.nodes) {
+    if (n.opType in WEIGHTED) {
+      if (!isQuantizableLayer(n, constants)) continue;
+      add(n.inputs[0]);
+      add(n.outputs[0]);
+    } else if (ACTIVATION_ONLY.has(n.opType)) {
+      for (const i of n.opType === 'Concat' || n.opType === 'Add' ? n.inputs : n.inputs.slice(0, 1)) add(i);
+      add(n.outputs[0]);
+    }
+  }
+  // Graph order: producers before readers, so the QuantizeLinear nodes can follow their producers.
+  const order = [...graph.inputs.map((v) => v.name), ...graph.nodes.flatMap((n) => n.outputs)];
+  return order.filter((name) => chosen.has(name));
+}
+
+const INT64_OUT = new Set(['Shape', 'Size', 'ArgMax', 'ArgMin', 'NonZero']);
+const BOOL_OUT = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf']);
+const TYPE_OF_CODE = new Map<number, OnnxTypeName>(Object.entries(OnnxType).map(([k, v]) => [v, k as OnnxTypeName]));
+
+/** Each tensor's element type, propagated through the graph (ONNX files carry no types for intermediates). */
+export function elementTypes(graph: GraphProto): Map<string, OnnxTypeName> {
+  const types = new Map<string, OnnxTypeName>();
+  for (const t of graph.initializers) types.set(t.name, t.dataType);
+  for (const v of graph.inputs) types.set(v.name, v.elemType);
+  for (const n of graph.nodes) {
+    const first = n.opType === 'Where' ? n.inputs[1] : n.inputs.find((i) => i && types.has(i));
+    const same = first ? types.get(first) : undefined;
+    n.outputs.forEach((o, k) => {
+      const to = n.attributes?.to;
+      const t: OnnxTypeName | undefined =
+        INT64_OUT.has(n.opType) || (k === 1 && n.opType === 'MaxPool') ? 'int64'
+        : BOOL_OUT.has(n.opType) ? 'bool'
+        : n.opType === 'Cast' && typeof to === 'number' ? TYPE_OF_CODE.get(to)
+        : n.opType === 'QuantizeLinear' ? types.get(n.inputs[2]) ?? 'uint8'
+        : n.opType === 'DequantizeLinear' ? 'float'
+        : same;
+      if (t) types.set(o, t);
+    });
+  }
+  return types;
+}
+
+/** A Conv, Gemm (plain: no transA, alpha = beta = 1) or MatMul whose weight is a constant of the graph. */
+function isQuantizableLayer(n: NodeProto, constants: ReadonlySet<string>): boolean {
+  if (!constants.has(n.inputs[1])) return false;
+  const a = n.attributes ?? {};
+  if (n.opType === 'Gemm') return !a.transA && [a.alpha, a.beta].every((v) => v === undefined || num(v) === 1);
+  return true;
+}
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'object' && v !== null && 'float' in v ? (v as { float: number }).float : NaN);
+
+/** The model with these tensors as extra float32 outputs of unknown shape: run it on calibration images. */
+export function withCalibrationOutputs(model: ModelProto, names: readonly string[]): ModelProto {
+  const extra: ValueInfoProto[] = names.filter((n) => !model.graph.outputs.some((o) => o.name === n)).map((name) => ({ name, elemType: 'float', shape: [], shapeUnknown: true }));
+  return { ...model, graph: { ...model.graph, outputs: [...model.graph.outputs, ...extra] } };
+}
+
+/** Running min/max per tensor over calibration batches. */
+export class RangeObserver {
+  readonly ranges = new Map<string, TensorRange>();
+
+  observe(name: string, data: ArrayLike<number>): void {
+    let [min, max] = [Infinity, -Infinity];
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v < min) min = v;
+      if (v > max) max = v;
+      if (v !== v) [min, max] = [NaN, NaN];
+    }
+    const r = this.ranges.get(name);
+    this.ranges.set(name, r ? { min: Math.min(r.min, min), max: Math.max(r.max, max) } : { min, max });
+  }
+}
+
+const f32 = (t: TensorProto): Float32Array => {
+  if (t.dataType !== 'float') throw new Error(`int8 quantization: weight ${t.name} is ${t.dataType}, not float`);
+  const b = t.raw;
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
+const tensor = (name: string, dims: readonly number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): TensorProto => ({
+  name,
+  dims,
+  dataType: data instanceof Float32Array ? 'float' : data instanceof Int8Array ? 'int8' : data instanceof Uint8Array ? 'uint8' : 'int32',
+  raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+});
+
+/**
+ * The model in QDQ form, given each tensor of `activationsToQuantize` and its calibration range. The input
+ * model is not changed.
+ */
+export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, TensorRange>): { model: ModelProto; report: QuantizeReport } {
+  const g = model.graph;
+  const initializers = new Map(g.initializers.map((t) => [t.name, t]));
+  const activations = activationsToQuantize(g);
+  const params = new Map<string, { scale: number; zeroPoint: number }>();
+  for (const name of activations) {
+    const r = ranges.get(name);
+    if (!r) throw new Error(`int8 quantization: no calibration range for tensor '${name}'`);
+    params.set(name, activationParams(r));
+  }
+  const replaced = new Set<string>(); // float initializers now stored as integers
+  const added: TensorProto[] = [];
+  const front: NodeProto[] = []; // weight DequantizeLinear nodes: their inputs are constants
+  const after = new Map<string, NodeProto[]>(); // activation QuantizeLinear → DequantizeLinear, by tensor
+  const rename = new Map<string, string>(); // tensor → its dequantized copy, for the readers
+  const report: QuantizeReport = { layers: 0, activations: activations.length, weightBytes: { before: 0, after: 0 } };
+
+  for (const name of activations) {
+    const { scale, zeroPoint } = params.get(name)!;
+    const [s, z, q, dq] = [`${name}_scale`, `${name}_zero_point`, `${name}_quantized`, `${name}_dequantized`];
+    added.push(tensor(s, [], Float32Array.of(scale)), tensor(z, [], Uint8Array.of(zeroPoint)));
+    after.set(name, [
+      { opType: 'QuantizeLinear', inputs: [name, s, z], outputs: [q], name: `${name}_QuantizeLinear` },
+      { opType: 'DequantizeLinear', inputs: [q, s, z], outputs: [dq], name: `${name}_DequantizeLinear` },
+    ]);
+    rename.set(name, dq);
+  }
+
+  // Weights (and biases) of each quantized layer, dequantized once at the front of the graph per layer.
+  const layerInputs = new Map<NodeProto, string[]>();
+  for (const n of g.nodes) {
+    if (!(n.opType in WEIGHTED) || !isQuantizableLayer(n, new Set(initializers.keys()))) continue;
+    const x = params.get(n.inputs[0]);
+    if (!x) continue; // its input is not quantized (a constant, or a graph output): leave the layer in float
+    const w = initializers.get(n.inputs[1])!;
+    const axis = WEIGHTED[n.opType];
+    const id = n.name || n.outputs[0];
+    const { q, scales } = quantizeWeights(f32(w), w.dims, axis);
+    const perChannel = axis !== null;
+    const [wq, ws, wz, wdq] = [`${id}_weight_quantized`, `${id}_weight_scale`, `${id}_weight_zero_point`, `${id}_weight_dequantized`];
+    added.push(tensor(wq, w.dims, q), tensor(ws, perChannel ? [scales.length] : [], scales), tensor(wz, perChannel ? [scales.length] : [], new Int8Array(scales.length)));
+    front.push({ opType: 'DequantizeLinear', inputs: [wq, ws, wz], outputs: [wdq], name: `${id}_weight_DequantizeLinear`, attributes: perChannel ? { axis } : undefined });
+    report.weightBytes.before += w.raw.byteLength;
+    report.weightBytes.after += q.byteLength + 5 * scales.length;
+    const inputs = [...n.inputs];
+    inputs[1] = wdq;
+    const biasName = n.opType === 'MatMul' ? undefined : n.inputs[2];
+    const b = biasName ? initializers.get(biasName) : undefined;
+    if (b && b.dims.length === 1) {
+      // int32 at scale s_x · s_w[c]: the integer kernel adds it to the int32 sum directly.
+      const bias = f32(b);
+      const bs = Float32Array.from(bias, (_, c) => x.scale * scales[perChannel ? c : 0]);
+      const bq = Int32Array.from(bias, (v, c) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / bs[c]))));
+      const [bqn, bsn, bzn, bdq] = [`${id}_bias_quantized`, `${id}_bias_scale`, `${id}_bias_zero_point`, `${id}_bias_dequantized`];
+      added.push(tensor(bqn, b.dims, bq), tensor(bsn, b.dims, bs), tensor(bzn, b.dims, new Int32Array(bias.length)));
+      front.push({ opType: 'DequantizeLinear', inputs: [bqn, bsn, bzn], outputs: [bdq], name: `${id}_bias_DequantizeLinear`, attributes: { axis: 0 } });
+      report.weightBytes.before += b.raw.byteLength;
+      report.weightBytes.after += 12 * bias.length;
+      inputs[2] = bdq;
+      replaced.add(biasName!);
+    }
+    replaced.add(n.inputs[1]);
+    layerInputs.set(n, inputs);
+    report.layers++;
+  }
+
+  // Rebuild the node list: readers see dequantized tensors; each pair follows its tensor's producer.
+  const nodes: NodeProto[] = [...front];
+  for (const v of g.inputs) nodes.push(...(after.get(v.name) ?? []));
+  for (const n of g.nodes) {
+    const inputs = (layerInputs.get(n) ?? n.inputs).map((i) => rename.get(i) ?? i);
+    nodes.push({ ...n, inputs });
+    for (const o of n.outputs) nodes.push(...(after.get(o) ?? []));
+  }
+  // A replaced initializer may still be read by a layer left in float (a weight shared with one): keep it then.
+  const stillRead = new Set(nodes.flatMap((n) => n.inputs));
+  const kept = g.initializers.filter((t) => !replaced.has(t.name) || stillRead.has(t.name));
+  const graph: GraphProto = { ...g, nodes, initializers: [...kept, ...added] };
+  return { model: { ...model, graph }, report };
+}

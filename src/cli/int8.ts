@@ -3,8 +3,8 @@
 // is scored against tsvision's float network on test images: what a user gives up for a 4× smaller file.
 import type * as Ort from 'onnxruntime-node';
 import { DataLoader, disposeBatch } from '../data';
-import { ModelProto, concatChunks, encodeModel } from '../export/protobuf';
-import { QuantizeReport, RangeObserver, activationsToQuantize, quantizeModel, withCalibrationOutputs } from '../export/quantize';
+import { ModelProto, encodeModel } from '../export/protobuf';
+import { QuantizeReport, TensorRange, calibrate, quantizeModel } from '../export/quantize';
 import { Normalization, RestoredNetwork } from '../infer/restore';
 import { ConfusionMatrix } from '../metrics/confusion';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -70,32 +70,32 @@ export async function writeInt8(
   checkpointFile: string,
   o: { images: number; batch: number | null; pixels: Normalization | null; inputName: string },
 ): Promise<Int8Export> {
-  const names = activationsToQuantize(model.graph);
-  const session = await ort.InferenceSession.create(concatChunks(encodeModel(withCalibrationOutputs(model, names))));
   const data = await int8Data(restored, checkpointFile);
-  const observer = new RangeObserver();
   let seen = 0;
-  try {
+  // Training batches as feeds, up to `images` images (whole batches of the fixed size where there is one).
+  async function* feeds(): AsyncGenerator<Record<string, Ort.Tensor>> {
     for await (const b of data.calibration.epoch(0)) {
       try {
         const n = b.x.size(0);
         if (o.batch !== null && n !== o.batch) continue;
-        const out = await session.run({ [o.inputName]: feedOf(ort, b.x, o.pixels) }, names);
-        for (const name of names) observer.observe(name, out[name].data as Float32Array);
+        yield { [o.inputName]: feedOf(ort, b.x, o.pixels) };
         seen += n;
         if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
       } finally {
         disposeBatch(b);
       }
-      if (seen >= o.images) break;
+      if (seen >= o.images) return;
     }
+  }
+  let ranges: Map<string, TensorRange>;
+  try {
+    ranges = await calibrate(ort, model, feeds());
   } finally {
     data.dispose();
-    await session.release();
   }
   if (process.stdout.isTTY) process.stdout.write('\n');
   if (!seen) throw new Error(`--int8: no calibration batch of ${o.batch} images (the fixed batch size); export without --fixed-batch`);
-  const { model: quantized, report } = quantizeModel(model, observer.ranges);
+  const { model: quantized, report } = quantizeModel(model, ranges);
   const chunks = encodeModel(quantized);
   writeFileAtomic(file, chunks);
   const summary = { model: quantized, bytes: chunks.reduce((a, c) => a + c.length, 0), nodes: quantized.graph.nodes.length, initializers: quantized.graph.initializers.length };

@@ -9,10 +9,12 @@
 //   activations  uint8, asymmetric over [min(0, lo), max(0, hi)] seen on calibration images (MinMax), so
 //                that 0 is exact (padding, ReLU) — ReLU and clip outputs start at 0 and lose nothing.
 // A ReLU or Clip right after a quantized layer moves the layer's quantization to its own output, as
-// onnxruntime's quantizer does; onnxruntime then drops the activation into the integer kernel. The graph's
-// outputs stay float32 and exact to the last layer's float result; everything not listed above runs in
-// float32 on dequantized values, which is slower but never wrong.
-import { GraphProto, ModelProto, NodeProto, OnnxType, OnnxTypeName, TensorProto, ValueInfoProto } from './protobuf';
+// onnxruntime's quantizer does; onnxruntime then drops the activation into the integer kernel. The logits
+// stay float32: nothing is quantized between the last quantized layer and the graph's outputs (a softmax,
+// a resize, an argmax), whose layer then gives a float result. Operators not listed above run in float32 on
+// dequantized values, which is slower but never wrong.
+import type * as Ort from 'onnxruntime-node';
+import { concatChunks, encodeModel, GraphProto, ModelProto, NodeProto, OnnxType, OnnxTypeName, TensorProto, ValueInfoProto } from './protobuf';
 
 /** The range a tensor took over the calibration images. */
 export interface TensorRange {
@@ -68,8 +70,8 @@ export function quantizeWeights(w: Float32Array, dims: readonly number[], axis: 
 
 /**
  * The activation tensors `quantizeModel` will quantize, in graph order: the inputs of quantized layers and
- * activation-only ops, and their outputs (moved past a ReLU or Clip that alone reads them). Graph outputs
- * stay float. Calibrate exactly these.
+ * activation-only ops, and their outputs (moved past a ReLU or Clip that alone reads them), except the
+ * graph's tail (see below). Calibrate exactly these.
  */
 export function activationsToQuantize(graph: GraphProto): string[] {
   const constants = new Set(graph.initializers.map((t) => t.name));
@@ -77,14 +79,21 @@ export function activationsToQuantize(graph: GraphProto): string[] {
   const readers = new Map<string, NodeProto[]>();
   for (const n of graph.nodes) for (const i of n.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
   const types = elementTypes(graph);
+  // The tail: tensors that reach an output through float ops alone (the logits before a softmax, a resize or
+  // an argmax). They stay float: 256 levels would turn near-ties of the logits into ties.
+  const tail = new Set(outputs);
+  for (const n of [...graph.nodes].reverse()) {
+    if (n.opType in WEIGHTED || ACTIVATION_ONLY.has(n.opType)) continue;
+    if (n.outputs.some((o) => tail.has(o))) for (const i of n.inputs) if (i) tail.add(i);
+  }
   const chosen = new Set<string>();
   const add = (name: string): void => {
     // Shape arithmetic (ENet's unpooling sizes) runs through Concat and Add too: only float tensors.
-    if (!name || constants.has(name) || types.get(name) !== 'float') return;
+    if (!name || constants.has(name) || types.get(name) !== 'float' || tail.has(name)) return;
     // Past an activation that is the tensor's only reader: quantize what comes out of the activation instead.
     const r = readers.get(name) ?? [];
-    if (r.length === 1 && ACTIVATIONS.has(r[0].opType) && !outputs.has(name)) return add(r[0].outputs[0]);
-    if (!outputs.has(name)) chosen.add(name);
+    if (r.length === 1 && ACTIVATIONS.has(r[0].opType)) return add(r[0].outputs[0]);
+    chosen.add(name);
   };
   for (const n of graph.nodes) {
     if (n.opType in WEIGHTED) {
@@ -142,6 +151,32 @@ const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'o
 export function withCalibrationOutputs(model: ModelProto, names: readonly string[]): ModelProto {
   const extra: ValueInfoProto[] = names.filter((n) => !model.graph.outputs.some((o) => o.name === n)).map((name) => ({ name, elemType: 'float', shape: [], shapeUnknown: true }));
   return { ...model, graph: { ...model.graph, outputs: [...model.graph.outputs, ...extra] } };
+}
+
+/**
+ * The range of each tensor `quantizeModel` quantizes, over calibration feeds (input name → tensor), run by
+ * onnxruntime on the float graph. `onBatch` sees the count of feeds run so far.
+ */
+export async function calibrate(
+  ort: typeof Ort,
+  model: ModelProto,
+  feeds: AsyncIterable<Record<string, Ort.Tensor>> | Iterable<Record<string, Ort.Tensor>>,
+  onBatch?: (batches: number) => void,
+): Promise<Map<string, TensorRange>> {
+  const names = activationsToQuantize(model.graph);
+  const session = await ort.InferenceSession.create(concatChunks(encodeModel(withCalibrationOutputs(model, names))));
+  const observer = new RangeObserver();
+  let batches = 0;
+  try {
+    for await (const feed of feeds) {
+      const out = await session.run(feed, names);
+      for (const name of names) observer.observe(name, out[name].data as Float32Array);
+      onBatch?.(++batches);
+    }
+  } finally {
+    await session.release();
+  }
+  return observer.ranges;
 }
 
 /** Running min/max per tensor over calibration batches. */

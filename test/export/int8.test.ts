@@ -1,0 +1,238 @@
+// int8 quantization (src/export/quantize.ts, `tsvision export --int8`). The quantized files are read back by
+// Python's onnx package and recomputed in PyTorch by a small ONNX interpreter written here from the ONNX
+// operator specs: the int8 weights and biases from the float file's, the calibration ranges from the same
+// calibration batches, and the QDQ graph's output on a test input — against onnxruntime running its integer
+// kernels (QLinearConv, QGemm) on the same file.
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import * as T from '../../src/torch';
+import { createModel } from '../../src/models/registry';
+import { foldBatchNorm } from '../../src/nn';
+import { toOnnx } from '../../src/export';
+import { encodeModel, concatChunks } from '../../src/export/protobuf';
+import { activationParams, calibrate, quantizeModel, quantizeWeights, roundHalfEven } from '../../src/export/quantize';
+import { randomizeBatchNorm } from '../helpers/deploy';
+import { PYTHON, runTorch } from '../helpers/pytorch';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-int8-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+test('the arithmetic, by hand: half-even rounding, uint8 ranges that keep 0 exact, symmetric int8 weights per channel', () => {
+  assert.deepEqual([2.5, 3.5, -2.5, -3.5, 1.2, -1.7, 0.5].map(roundHalfEven), [2, 4, -2, -4, 1, -2, 0]);
+  // [-1, 3]: 255 steps of 4/255; 0 falls on step 63.75 → 64.
+  assert.deepEqual(activationParams({ min: -1, max: 3 }), { scale: Math.fround(4 / 255), zeroPoint: 64 });
+  // A ReLU output [0.5, 2]: the range is widened to 0, whose code is 0.
+  assert.deepEqual(activationParams({ min: 0.5, max: 2 }), { scale: Math.fround(2 / 255), zeroPoint: 0 });
+  assert.deepEqual(activationParams({ min: -4, max: -1 }), { scale: Math.fround(4 / 255), zeroPoint: 255 });
+  assert.deepEqual(activationParams({ min: 0, max: 0 }), { scale: 1, zeroPoint: 0 });
+  assert.throws(() => activationParams({ min: NaN, max: NaN }), /not finite .*NaN/);
+  // Two output channels: max |w| 1 and 0.4 → scales 1/127 and 0.4/127; −0.5·127 = −63.5 → −64, 0.2/0.4·127 = 63.5 → 64.
+  const { q, scales } = quantizeWeights(Float32Array.of(1, -0.5, 0.2, 0.4), [2, 1, 1, 2], 0);
+  assert.deepEqual([...q], [127, -64, 64, 127]);
+  assert.deepEqual([...scales], [Math.fround(1 / 127), Math.fround(Math.fround(0.4) / 127)]);
+  const whole = quantizeWeights(Float32Array.of(2, -1, 0.5, 0), [2, 2], null);
+  assert.deepEqual([...whole.q], [127, -64, 32, 0]); // −63.5 → −64, 31.75 → 32
+  assert.deepEqual([...quantizeWeights(new Float32Array(3), [3, 1], 0).scales], [1, 1, 1]); // all-zero channels
+});
+
+// An ONNX interpreter in PyTorch for the operators these graphs use, written from the operator specs.
+const INTERPRETER = String.raw`
+import onnx, numpy as np
+from onnx import numpy_helper, helper
+def attrs(n): return {a.name: helper.get_attribute_value(a) for a in n.attribute}
+def per_axis(t, ref, axis):
+    if t.ndim == 0: return t
+    shape = [1] * ref.ndim; shape[axis] = -1
+    return t.reshape(shape)
+def spatial(x, pads, value=0.0):
+    return F.pad(x, [pads[1], pads[3], pads[0], pads[2]], value=value) if any(pads) else x
+def run(path, x, keep=()):
+    g = onnx.load(path).graph
+    env = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in g.initializer}
+    env[g.input[0].name] = x
+    seen = {}
+    for n in g.node:
+        a, i, op = attrs(n), [env[k] if k else None for k in n.input], n.op_type
+        if op == 'QuantizeLinear':
+            s, z = per_axis(i[1], i[0], a.get('axis', 1)), per_axis(i[2], i[0], a.get('axis', 1))
+            lo, hi = (0, 255) if z.dtype == torch.uint8 else (-128, 127)
+            y = torch.clamp(torch.round(i[0] / s) + z.to(torch.float32), lo, hi).to(z.dtype)
+        elif op == 'DequantizeLinear':
+            s, z = per_axis(i[1], i[0], a.get('axis', 1)), per_axis(i[2], i[0], a.get('axis', 1))
+            y = ((i[0].to(torch.float64) - z.to(torch.float64)) * s.to(torch.float64)).to(torch.float32)
+        elif op == 'Conv':
+            pads = a.get('pads', [0, 0, 0, 0])
+            y = F.conv2d(spatial(i[0], pads), i[1], i[2] if len(i) > 2 else None, a.get('strides', [1, 1]), 0, a.get('dilations', [1, 1]), a.get('group', 1))
+        elif op == 'Relu': y = F.relu(i[0])
+        elif op == 'Clip': y = torch.clamp(i[0], float(i[1]), float(i[2]))
+        elif op == 'MaxPool':
+            y = F.max_pool2d(spatial(i[0], a.get('pads', [0, 0, 0, 0]), float('-inf')), a['kernel_shape'], a.get('strides', [1, 1]), 0, a.get('dilations', [1, 1]), bool(a.get('ceil_mode', 0)))
+        elif op == 'AveragePool':
+            pads = a.get('pads', [0, 0, 0, 0])
+            y = F.avg_pool2d(i[0], a['kernel_shape'], a.get('strides', [1, 1]), [pads[0], pads[1]], bool(a.get('ceil_mode', 0)), bool(a.get('count_include_pad', 0)))
+        elif op == 'GlobalAveragePool': y = i[0].mean((2, 3), keepdim=True)
+        elif op == 'Reshape':
+            shape = [int(d) if int(d) != 0 else i[0].shape[k] for k, d in enumerate(i[1].tolist())]
+            y = i[0].reshape(shape)
+        elif op == 'Flatten': y = i[0].flatten(a.get('axis', 1))
+        elif op == 'Gemm':
+            y = i[0] @ (i[1].T if a.get('transB', 0) else i[1])
+            if len(i) > 2: y = y + i[2]
+        elif op == 'Add': y = i[0] + i[1]
+        else: raise RuntimeError('interpreter: no ' + op)
+        env[n.output[0]] = y
+        if n.output[0] in keep: seen[n.output[0]] = y
+    return env[g.output[0].name], seen
+`;
+
+const PY_CHECKS = String.raw`
+fg = onnx.load(FLOAT).graph
+qg = onnx.load(INT8).graph
+qinit = {t.name: numpy_helper.to_array(t) for t in qg.initializer}
+# 1. Weights and biases, from the float file's: per channel (Conv) or per tensor (Gemm), symmetric, half-even.
+w_bad = b_bad = layers = 0
+scale_err = 0.0
+for n in fg.node:
+    if n.op_type not in ('Conv', 'Gemm') or (n.name + '_weight_quantized') not in qinit: continue
+    layers += 1
+    w = {t.name: numpy_helper.to_array(t) for t in fg.initializer}[n.input[1]].astype(np.float64)
+    flat = w.reshape(w.shape[0], -1) if n.op_type == 'Conv' else w.reshape(1, -1)
+    s = (np.abs(flat).max(1) / 127).astype(np.float32)
+    s[s == 0] = 1
+    scale_err = max(scale_err, float(np.abs(qinit[n.name + '_weight_scale'].reshape(-1) - s).max() / s.max()))
+    q = np.clip(np.rint(flat / s.astype(np.float64)[:, None]), -127, 127).astype(np.int8).reshape(w.shape)
+    w_bad += int((q != qinit[n.name + '_weight_quantized']).sum())
+    if len(n.input) > 2:
+        sx = qinit[n.input[0] + '_scale'].astype(np.float64)
+        bs = (sx * s.astype(np.float64)).astype(np.float32)
+        b = {t.name: numpy_helper.to_array(t) for t in fg.initializer}[n.input[2]].astype(np.float64)
+        qb = np.rint(b / bs.astype(np.float64)).astype(np.int32)
+        b_bad += int((qb != qinit[n.name + '_bias_quantized']).sum()) + int((qinit[n.name + '_bias_scale'] != np.broadcast_to(bs, b.shape)).sum())
+# 2. Calibration: min/max of each quantized tensor over the same batches, through the float graph.
+names = [n.input[0] for n in qg.node if n.op_type == 'QuantizeLinear']
+lo = {k: float('inf') for k in names}; hi = {k: float('-inf') for k in names}
+for b in I['calibration']:
+    _, seen = run(FLOAT, b, names)
+    seen[fg.input[0].name] = b
+    for k in names:
+        lo[k] = min(lo[k], float(seen[k].min())); hi[k] = max(hi[k], float(seen[k].max()))
+act_err = 0.0; zp_off = 0
+for k in names:
+    l, h = min(0.0, lo[k]), max(0.0, hi[k])
+    s = np.float32((h - l) / 255) or np.float32(1)
+    z = int(np.clip(np.rint(-l / float(s)), 0, 255))
+    act_err = max(act_err, abs(float(qinit[k + '_scale']) - float(s)) / float(s))
+    zp_off = max(zp_off, abs(int(qinit[k + '_zero_point']) - z))
+# 3. The QDQ graph, simulated, against onnxruntime's integer kernels; and the float graph against onnxruntime's.
+sim, _ = run(INT8, I['x'])
+ref, _ = run(FLOAT, I['x'])
+scale = float(ref.abs().max())
+O['stats'] = torch.tensor([layers, w_bad, b_bad, scale_err, len(names), act_err, zp_off,
+    float((sim - I['ort_int8']).abs().max()) / scale, float((ref - I['ort_float']).abs().max()) / scale,
+    float((sim - ref).abs().max()) / scale, float((sim - I['ort_int8']).abs().mean()) / scale], dtype=torch.float64)
+`;
+
+/** The model with random BatchNorm statistics, folded, exported in float and quantized on `calibration` ([batches, N, C, H, W]). */
+async function quantizeNet(name: string, model: ReturnType<typeof createModel>, shape: number[], calibration: T.Tensor): Promise<{ floatFile: string; int8File: string }> {
+  randomizeBatchNorm(model);
+  T.tidy(() => foldBatchNorm(model, T.zeros(shape)));
+  const float = toOnnx(model, { inputShape: shape }).model;
+  const feeds = Array.from({ length: calibration.size(0) }, (_, k) => {
+    const b = T.tidy(() => calibration.select(0, k).contiguous().toArray() as Float32Array);
+    return { input: new ort.Tensor('float32', b, calibration.shape.slice(1)) };
+  });
+  const { model: q } = quantizeModel(float, await calibrate(ort, float, feeds));
+  const [floatFile, int8File] = [path.join(dir, `${name}.onnx`), path.join(dir, `${name}.int8.onnx`)];
+  fs.writeFileSync(floatFile, concatChunks(encodeModel(float)));
+  fs.writeFileSync(int8File, concatChunks(encodeModel(q)));
+  return { floatFile, int8File };
+}
+
+const outputs = async (file: string, x: T.Tensor): Promise<T.Tensor> => {
+  const s = await ort.InferenceSession.create(file);
+  const out = (await s.run({ input: new ort.Tensor('float32', x.toArray() as Float32Array, x.shape) })).output;
+  await s.release();
+  return T.fromArray(out.data as Float32Array, [...out.dims]);
+};
+
+const NETS = [
+  ['cnn', () => createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true }), [1, 1, 28, 28]],
+  ['mobilenet_v1', () => createModel('mobilenet_v1', { alpha: 0.5, numClasses: 7, inChannels: 3, smallInput: true }), [1, 3, 32, 32]],
+] as const;
+
+for (const [name, build, shape] of NETS) {
+  test(`${name}: PyTorch recomputes the int8 weights, biases and calibration ranges, and the QDQ graph's output matches onnxruntime's integer kernels`, async () => {
+    T.manualSeed(11);
+    const calibration = T.randn([4, 8, ...shape.slice(1)]);
+    const x = T.randn([6, ...shape.slice(1)]);
+    const { floatFile, int8File } = await quantizeNet(name, build(), [...shape], calibration);
+    const r = runTorch(`${INTERPRETER}\nFLOAT, INT8 = ${JSON.stringify(floatFile)}, ${JSON.stringify(int8File)}\n${PY_CHECKS}`, { x, calibration, ort_int8: await outputs(int8File, x), ort_float: await outputs(floatFile, x) });
+    const [layers, wBad, bBad, scaleErr, activations, actErr, zpOff, simVsOrt, floatVsOrt, int8VsFloat, meanSimVsOrt] = Array.from(r.stats.toArray() as Float64Array);
+    const detail = JSON.stringify({ layers, wBad, bBad, scaleErr, activations, actErr, zpOff, simVsOrt, floatVsOrt, int8VsFloat, meanSimVsOrt });
+    console.log(`# ${name}: ${detail}`);
+    assert.ok(layers >= (name === 'cnn' ? 6 : 14), detail);
+    assert.equal(wBad, 0, detail);
+    assert.equal(bBad, 0, detail);
+    assert.ok(scaleErr < 1e-6, detail);
+    assert.ok(activations >= layers, detail);
+    assert.ok(actErr < 1e-4 && zpOff <= 1, detail);
+    assert.ok(floatVsOrt < 1e-4, detail);
+    // onnxruntime requantizes in integers; a value on a rounding boundary may land one step away, so the
+    // two int8 results agree to a fraction of the quantization error itself.
+    assert.ok(simVsOrt < 0.25 * int8VsFloat + 1e-3 && meanSimVsOrt < 2e-3, detail);
+    assert.ok(int8VsFloat < 0.1, detail);
+  });
+}
+
+test('onnxruntime runs the quantized layers on integer kernels: QLinearConv and QGemm in its optimized graph, no float Conv or Gemm left', async () => {
+  for (const [name, build, shape] of NETS) {
+    T.manualSeed(13);
+    const { int8File } = await quantizeNet(`${name}-kernels`, build(), [...shape], T.randn([1, 4, ...shape.slice(1)]));
+    const optimized = path.join(dir, `${name}.optimized.onnx`);
+    await (await ort.InferenceSession.create(int8File, { optimizedModelFilePath: optimized, graphOptimizationLevel: 'all', logSeverityLevel: 3 })).release();
+    const r = spawnSync(PYTHON, ['-c', 'import onnx, sys, collections, json; print(json.dumps(collections.Counter(n.op_type for n in onnx.load(sys.argv[1]).graph.node)))', optimized], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const ops = JSON.parse(r.stdout) as Record<string, number>;
+    const convs = name === 'cnn' ? 4 : 27;
+    assert.equal(ops.QLinearConv, convs, `${name}: ${r.stdout}`);
+    assert.equal(ops.QGemm, name === 'cnn' ? 2 : 1, `${name}: ${r.stdout}`);
+    for (const float of ['Conv', 'Gemm', 'FusedConv', 'FusedGemm', 'DequantizeLinear']) assert.equal(ops[float] ?? 0, 0, `${name}: ${float} left: ${r.stdout}`);
+  }
+});
+
+test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file that scores as the float network on the test images', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const t = run('train', '--epochs', '1', '--limit-batches', '40', '--batch-size', '64', '--threads', '1', '-o', path.join(dir, 'run'));
+  assert.equal(t.status, 0, t.stderr);
+  const ckpt = path.join(dir, 'run', 'checkpoint.safetensors');
+  const float = run('export', ckpt, '-o', path.join(dir, 'cnn.onnx'));
+  assert.equal(float.status, 0, float.stderr);
+  for (const extra of [[], ['--with-preprocessing']]) {
+    const out = path.join(dir, `cnn${extra.length ? '-pixels' : ''}.int8.onnx`);
+    const r = run('export', ckpt, '-o', out, '--int8', '--calibration-images', '256', '--eval-images', '1000', ...extra);
+    assert.equal(r.status, 0, r.stderr);
+    const m = /int8: (\d+) layers with int8 weights \(([\d.]+) MB of float32 → ([\d.]+) MB\), (\d+) activations quantized to uint8, calibrated on (\d+) training images/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    assert.deepEqual([Number(m[1]), Number(m[5])], [6, 256]);
+    assert.ok(Number(m[3]) < 0.27 * Number(m[2]), r.stdout);
+    const s = /on 1000 test images: top-1 ([\d.]+)% vs ([\d.]+)%, the same class on ([\d.]+)% of images/.exec(r.stdout);
+    assert.ok(s, r.stdout);
+    const [int8, fl, same] = s.slice(1).map(Number);
+    assert.ok(fl > 60 && Math.abs(int8 - fl) <= 1.5 && same >= 97, r.stdout);
+    assert.ok(fs.statSync(out).size < 0.3 * fs.statSync(path.join(dir, 'cnn.onnx')).size);
+    assert.ok(fs.existsSync(out.replace(/\.onnx$/, '.json')));
+  }
+  // Calibration needs the training images a checkpoint names.
+  const weights = path.join(dir, 'plain.safetensors');
+  T.saveSafetensors(weights, createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true }).stateDict());
+  const plain = run('export', weights, '-o', path.join(dir, 'plain.onnx'), '--model', 'cnn', '--input', '1x1x28x28', '--int8');
+  assert.equal(plain.status, 1);
+  assert.match(plain.stderr, /--int8 calibrates on the training images a checkpoint names; .* holds plain weights/);
+  assert.ok(!fs.existsSync(path.join(dir, 'plain.onnx')));
+});

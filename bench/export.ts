@@ -3,7 +3,8 @@
 // `tsvision serve`, so as many threads as the others where the machine has at most 4 cores), and PyTorch
 // eager (the live peer of bench/models.ts, with the same architecture from scripts/reference_models.py,
 // state-dict keys and shapes checked) — in one run, block by block in turns (the side going first rotating),
-// medians. Without Chromium (/usr/bin/chromium or TSVISION_CHROMIUM) the browser column is left out.
+// medians. Without Chromium (/usr/bin/chromium or TSVISION_CHROMIUM) the browser column is left out. The two
+// runtimes also run the int8 file of `export --int8` (QDQ, calibrated here on random inputs: timing only).
 //   node dist/bench/export.js [--models mobilenet_v1,enet] [--rounds 4] [--n 5] [--warmup 2] [--no-write]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,7 +13,11 @@ import * as ort from 'onnxruntime-node';
 import type { Browser, Page } from 'playwright-core';
 import * as T from '../src/torch';
 import { ModelName, createModel, createSegmentationModel, isSegmentationModelName } from '../src/models/registry';
-import { exportOnnx, modelCard, writeCard } from '../src/export';
+import { exportOnnx, modelCard, toOnnx, writeCard } from '../src/export';
+import { encodeModel } from '../src/export/protobuf';
+import { calibrate, quantizeModel } from '../src/export/quantize';
+import { foldBatchNorm } from '../src/nn';
+import { writeFileAtomic } from '../src/util/fs';
 import { serveModel } from '../src/cli/serve';
 import { optimizeForInference } from '../src/infer/optimize';
 import { arg, LivePeer, machineLine, median, nowMs, pause, timeEach, writeSection } from './common';
@@ -86,13 +91,22 @@ async function main(): Promise<void> {
     exportOnnx(model, file, { inputShape: shape });
     const card = modelCard({ name, segmentation: seg, normalization: { mean: [0, 0, 0], std: [1, 1, 1] }, classes: Array.from({ length: classes }, (_, i) => `class ${i}`) }, shape, { input: 'input', output: 'output' });
     writeCard(file, card);
+    // The int8 file: BatchNorm folded into a copy, calibrated on a few random inputs (ranges matter for
+    // accuracy, not for speed), quantized as `export --int8` does.
+    const int8File = path.join(tmp, `${name}.int8.onnx`);
+    const folded = seg ? createSegmentationModel(name, { numClasses: classes }) : createModel(name as ModelName, {});
+    folded.loadStateDict(model.stateDict());
+    T.tidy(() => foldBatchNorm(folded, x));
+    const floatGraph = toOnnx(folded, { inputShape: shape }).model;
+    const calibration = Array.from({ length: 4 }, () => ({ input: new ort.Tensor('float32', T.tidy(() => T.randn(shape).toArray() as Float32Array), shape) }));
+    writeFileAtomic(int8File, encodeModel(quantizeModel(floatGraph, await calibrate(ort, floatGraph, calibration)).model));
+    writeCard(int8File, card);
     const web = browser ? await browserSide(browser, file, shape) : null;
+    const web8 = browser ? await browserSide(browser, int8File, shape) : null;
     webThreads = web?.threads ?? 0;
-    const session = await ort.InferenceSession.create(file, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    });
+    const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' } as const;
+    const session = await ort.InferenceSession.create(file, sessionOptions);
+    const session8 = await ort.InferenceSession.create(int8File, sessionOptions);
     const feeds = { input: new ort.Tensor('float32', x.toArray() as Float32Array, shape) };
     const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
     const { peer } = await LivePeer.start<{ ready: boolean }>('models_torch.py', { model: name, params: model.numParameters(), shapes, size, classes, seg, batch: 1, threads, device: 'cpu' });
@@ -101,20 +115,23 @@ async function main(): Promise<void> {
     twin.loadStateDict(model.stateDict());
     const fast = optimizeForInference(twin, x);
     const layout = fast.settle(x); // 'auto' chooses before anything is timed
-    const times = { tsvision: [] as number[], fast: [] as number[], ort: [] as number[], web: [] as number[], torch: [] as number[] };
-    const sides: [keyof typeof times, () => Promise<void>][] = [
+    const times = { tsvision: [] as number[], fast: [] as number[], ort: [] as number[], ort8: [] as number[], web: [] as number[], web8: [] as number[], torch: [] as number[] };
+    const timeOrt = (s: ort.InferenceSession, into: number[]) => async () => {
+      for (let i = 0; i < warmup; i++) await s.run(feeds);
+      for (let i = 0; i < n; i++) {
+        const t0 = nowMs();
+        await s.run(feeds);
+        into.push(nowMs() - t0);
+      }
+    };
+    type Side = [keyof typeof times, () => Promise<void>];
+    const sides: Side[] = [
       ['tsvision', async () => void times.tsvision.push(...timeEach(() => T.tidy(() => T.noGrad(() => void model.forward(x))), n, warmup))],
       ['fast', async () => void times.fast.push(...timeEach(() => T.tidy(() => T.noGrad(() => void fast.forward(x))), n, warmup))],
-      ['ort', async () => {
-        for (let i = 0; i < warmup; i++) await session.run(feeds);
-        for (let i = 0; i < n; i++) {
-          const t0 = nowMs();
-          await session.run(feeds);
-          times.ort.push(nowMs() - t0);
-        }
-      }],
+      ['ort', timeOrt(session, times.ort)],
+      ['ort8', timeOrt(session8, times.ort8)],
       ['torch', async () => void times.torch.push(...(await peer.request<{ ms: number[] }>({ task: 'infer', n, warmup })).ms)],
-      ...(web ? [['web', async () => void times.web.push(...(await web.time(n, warmup)))] as [keyof typeof times, () => Promise<void>]] : []),
+      ...(web && web8 ? ([['web', async () => void times.web.push(...(await web.time(n, warmup)))], ['web8', async () => void times.web8.push(...(await web8.time(n, warmup)))]] as Side[]) : []),
     ];
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < sides.length; i++) {
@@ -122,22 +139,25 @@ async function main(): Promise<void> {
         await run();
         // Lets the previous side's idle threads stop spinning. Chromium keeps the cores busy for longer after
         // its turn: without the browser, the optimized MobileNet ran 0.66× plain; with it and 30 ms, 1.1×.
-        await pause(side === 'web' ? 1000 : 30);
+        await pause(side === 'web' || side === 'web8' ? 1000 : 30);
       }
     }
     await peer.close();
     await web?.close();
+    await web8?.close();
     await session.release();
+    await session8.release();
     x.dispose();
-    const [ts, tf, on, pt] = [median(times.tsvision), median(times.fast), median(times.ort), median(times.torch)];
-    const wb = web ? median(times.web) : NaN;
-    console.log(`${name}: tsvision ${fmtMs(ts)} ms, optimized ${fmtMs(tf)} ms (${layout} layout), onnxruntime-node ${fmtMs(on)} ms,${web ? ` onnxruntime-web in Chromium ${fmtMs(wb)} ms,` : ''} PyTorch eager ${fmtMs(pt)} ms (medians of ${times.ort.length})`);
-    rows.push(`| ${label} ${size[0]}×${size[1]} | ${fmtMs(ts)} ms | ${fmtMs(tf)} ms (${layout} layout) | ${fmtMs(on)} ms |${web ? ` ${fmtMs(wb)} ms |` : ''} ${fmtMs(pt)} ms |`);
+    const [ts, tf, on, o8, pt] = [median(times.tsvision), median(times.fast), median(times.ort), median(times.ort8), median(times.torch)];
+    const [wb, w8] = web ? [median(times.web), median(times.web8)] : [NaN, NaN];
+    const int8 = (v: number, float: number): string => `${fmtMs(v)} ms (${(v / float).toFixed(2)}× float)`;
+    console.log(`${name}: tsvision ${fmtMs(ts)} ms, optimized ${fmtMs(tf)} ms (${layout} layout), onnxruntime-node ${fmtMs(on)} ms, int8 ${int8(o8, on)},${web ? ` onnxruntime-web in Chromium ${fmtMs(wb)} ms, int8 ${int8(w8, wb)},` : ''} PyTorch eager ${fmtMs(pt)} ms (medians of ${times.ort.length})`);
+    rows.push(`| ${label} ${size[0]}×${size[1]} | ${fmtMs(ts)} ms | ${fmtMs(tf)} ms (${layout} layout) | ${fmtMs(on)} ms | ${int8(o8, on)} |${web ? ` ${fmtMs(wb)} ms | ${int8(w8, wb)} |` : ''} ${fmtMs(pt)} ms |`);
   }
   await browser?.close();
   fs.rmSync(tmp, { recursive: true, force: true });
-  const webHead = browser ? ` onnxruntime-web in Chromium (wasm, ${webThreads} thread${webThreads === 1 ? '' : 's'}) |` : '';
-  const table = [`| model, batch 1 | tsvision | tsvision optimized (as Predictor runs it) | onnxruntime-node (tsvision's ONNX export) |${webHead} PyTorch eager |`, `|---|---|---|---|${browser ? '---|' : ''}---|`, ...rows].join('\n');
+  const webHead = browser ? ` onnxruntime-web in Chromium (wasm, ${webThreads} thread${webThreads === 1 ? '' : 's'}) | onnxruntime-web, int8 |` : '';
+  const table = [`| model, batch 1 | tsvision | tsvision optimized (as Predictor runs it) | onnxruntime-node (tsvision's ONNX export) | onnxruntime-node, int8 (\`export --int8\`) |${webHead} PyTorch eager |`, `|---|---|---|---|---|${browser ? '---|---|' : ''}---|`, ...rows].join('\n');
   console.log(table);
   const cmd = ['node dist/bench/export.js', ...process.argv.slice(2)].join(' ');
   writeSection(

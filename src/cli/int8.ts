@@ -3,6 +3,7 @@
 // is scored against tsvision's float network on test images: what a user gives up for a 4× smaller file.
 import type * as Ort from 'onnxruntime-node';
 import { DataLoader, disposeBatch } from '../data';
+import { CARD_METADATA_KEY, ModelCard } from '../export/card';
 import { ModelProto, encodeModel } from '../export/protobuf';
 import { QuantizeReport, TensorRange, calibrate, quantizeModel } from '../export/quantize';
 import { Normalization, RestoredNetwork } from '../infer/restore';
@@ -68,7 +69,7 @@ export async function writeInt8(
   file: string,
   restored: RestoredNetwork,
   checkpointFile: string,
-  o: { images: number; batch: number | null; pixels: Normalization | null; inputName: string },
+  o: { images: number; batch: number | null; pixels: Normalization | null; inputName: string; card: ModelCard },
 ): Promise<Int8Export> {
   const data = await int8Data(restored, checkpointFile);
   let seen = 0;
@@ -95,7 +96,11 @@ export async function writeInt8(
   }
   if (process.stdout.isTTY) process.stdout.write('\n');
   if (!seen) throw new Error(`--int8: no calibration batch of ${o.batch} images (the fixed batch size); export without --fixed-batch`);
-  const { model: quantized, report } = quantizeModel(model, ranges);
+  const q = quantizeModel(model, ranges);
+  const report = q.report;
+  // The card says how the layers compute, inside the file and (written by the caller) beside it.
+  o.card.quantization = { scheme: 'int8-qdq', calibrationImages: seen };
+  const quantized: ModelProto = { ...q.model, metadata: { ...q.model.metadata, [CARD_METADATA_KEY]: JSON.stringify(o.card) } };
   const chunks = encodeModel(quantized);
   writeFileAtomic(file, chunks);
   const summary = { model: quantized, bytes: chunks.reduce((a, c) => a + c.length, 0), nodes: quantized.graph.nodes.length, initializers: quantized.graph.initializers.length };

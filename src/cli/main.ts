@@ -519,7 +519,7 @@ program
       // BatchNorm first folded into the convolutions (as for inference): the int8 kernels then take its place too.
       T.tidy(() => foldBatchNorm(model, T.zeros(input)));
       const float = E.toOnnx(traced, exportOptions);
-      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, batch: o.fixedBatch ? input[0] : null, pixels: inGraph ? restored.normalization : null, inputName: card.input.name });
+      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, batch: o.fixedBatch ? input[0] : null, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
       r = { ...float, ...int8.summary, file: o.out };
     } else r = E.exportOnnx(traced, o.out, exportOptions);
     // The card's output type is decided from its class names, the graph's from the traced logits: they must agree.

@@ -50,6 +50,11 @@ export interface ModelCard {
   classes: string[];
   /** Segmentation: a '#rrggbb' colour per class, as tsvision's overlays draw them (class 0 left unpainted). */
   colours?: string[];
+  /**
+   * `export --int8`: the layers run on 8-bit integers (QDQ: int8 weights, uint8 activations, calibrated on
+   * this many training images); inputs and outputs are as without it. Absent: float32 throughout.
+   */
+  quantization?: { scheme: 'int8-qdq'; calibrationImages: number };
 }
 
 export interface CardSource {

@@ -131,6 +131,31 @@ test('classifier page: an uploaded Fashion-MNIST image, classified in Chromium a
   await page.close();
 });
 
+test('classifier page with an int8 export (--int8): onnxruntime-web runs the integer graph as onnxruntime-node does', { skip }, async () => {
+  T.manualSeed(2);
+  const model = createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true });
+  const { onnx } = exported(dir, 'cnn-int8', model, { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }, ['--int8', '--calibration-images', '64', '--eval-images', '0']);
+  const url = await serve(onnx);
+  const testSet = loadFashionMNIST({ split: 'test' });
+  const pixels = Buffer.from(T.tidy(() => testSet.images.narrow(0, 1, 1).contiguous().toArray() as Uint8Array));
+  testSet.dispose();
+  const png = path.join(dir, 'garment-int8.png');
+  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+  const page = await openAndUpload(url, png, (p) => p.uncheck('#invert'));
+  const { input, inputDims, output } = await pageTensors(page);
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(onnx);
+  const node = (await session.run({ input: new ort.Tensor('float32', input, inputDims) })).output.data as Float32Array;
+  await session.release();
+  const scale = node.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const max = node.reduce((m, v, i) => Math.max(m, Math.abs(v - output[i])), 0);
+  assert.ok(max <= 1e-4 * scale, `onnxruntime-web vs onnxruntime-node on the int8 file: max diff ${max} at scale ${scale}`);
+  // Not the float network's output: the page really ran the quantized graph.
+  const float = againstTsvision(model as Module & { forward(x: T.Tensor): T.Tensor }, input, inputDims, output);
+  assert.ok(float.max > 1e-4 * float.scale, `the int8 output equals the float network's (max diff ${float.max})`);
+  await page.close();
+});
+
 for (const [name, channels, size] of [
   ['grey 64×64 scenes', 1, [64, 64]],
   ['RGB 48×64 folders', 3, [48, 64]],

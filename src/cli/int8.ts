@@ -40,6 +40,34 @@ async function int8Data(restored: RestoredNetwork, file: string): Promise<Int8Da
   return { calibration, test: data.test, dispose: () => data.dispose() };
 }
 
+/**
+ * Up to `images` images of a loader, as batches the graph takes: its traced H×W only (a folder of mixed sizes
+ * may hold others), cut to its batch size where that is fixed. The views are freed when the caller moves on.
+ */
+async function* graphBatches(loader: DataLoader, images: number, shape: readonly number[], fixedBatch: boolean): AsyncGenerator<{ x: Tensor; y: Tensor }> {
+  let seen = 0;
+  for await (const b of loader.epoch(0)) {
+    try {
+      if (b.x.shape.slice(2).join() !== shape.slice(2).join()) continue;
+      const step = fixedBatch ? shape[0] : b.x.size(0);
+      for (let at = 0; at + step <= b.x.size(0) && seen < images; at += step) {
+        const n = fixedBatch ? step : Math.min(step, images - seen);
+        const [x, y] = [b.x.narrow(0, at, n), b.y.narrow(0, at, n)];
+        try {
+          yield { x, y };
+        } finally {
+          x.dispose();
+          y.dispose();
+        }
+        seen += n;
+      }
+    } finally {
+      disposeBatch(b);
+    }
+    if (seen >= images) return;
+  }
+}
+
 /** What the graph takes: normalized float NCHW, or (--with-preprocessing) uint8 NHWC pixels. */
 function feedOf(ort: typeof Ort, x: Tensor, pixels: Normalization | null): Ort.Tensor {
   return tidy(() => {
@@ -69,23 +97,15 @@ export async function writeInt8(
   file: string,
   restored: RestoredNetwork,
   checkpointFile: string,
-  o: { images: number; batch: number | null; pixels: Normalization | null; inputName: string; card: ModelCard },
+  o: { images: number; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; card: ModelCard },
 ): Promise<Int8Export> {
   const data = await int8Data(restored, checkpointFile);
   let seen = 0;
-  // Training batches as feeds, up to `images` images (whole batches of the fixed size where there is one).
   async function* feeds(): AsyncGenerator<Record<string, Ort.Tensor>> {
-    for await (const b of data.calibration.epoch(0)) {
-      try {
-        const n = b.x.size(0);
-        if (o.batch !== null && n !== o.batch) continue;
-        yield { [o.inputName]: feedOf(ort, b.x, o.pixels) };
-        seen += n;
-        if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
-      } finally {
-        disposeBatch(b);
-      }
-      if (seen >= o.images) return;
+    for await (const { x } of graphBatches(data.calibration, o.images, o.inputShape, o.fixedBatch)) {
+      yield { [o.inputName]: feedOf(ort, x, o.pixels) };
+      seen += x.size(0);
+      if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
     }
   }
   let ranges: Map<string, TensorRange>;
@@ -95,7 +115,7 @@ export async function writeInt8(
     data.dispose();
   }
   if (process.stdout.isTTY) process.stdout.write('\n');
-  if (!seen) throw new Error(`--int8: no calibration batch of ${o.batch} images (the fixed batch size); export without --fixed-batch`);
+  if (!seen) throw new Error(`--int8: no training image is ${o.inputShape.slice(2).join('×')}, the size the graph was traced at: export with --input of the training images' size`);
   const q = quantizeModel(model, ranges);
   const report = q.report;
   // The card says how the layers compute, inside the file and (written by the caller) beside it.
@@ -123,7 +143,7 @@ export async function scoreInt8(
   file: string,
   restored: RestoredNetwork,
   checkpointFile: string,
-  o: { images: number; batch: number | null; pixels: Normalization | null; inputName: string; outputName: string; inputShape: readonly number[] },
+  o: { images: number; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; outputName: string },
 ): Promise<Int8Score> {
   const session = await ort.InferenceSession.create(file);
   const data = await int8Data(restored, checkpointFile);
@@ -132,30 +152,21 @@ export async function scoreInt8(
   const [mf, mq] = [new Meter(k), new Meter(k)];
   let [seen, same, total] = [0, 0, 0];
   try {
-    for await (const b of data.test.epoch(0)) {
-      try {
-        const x = b.x.narrow(0, 0, Math.min(b.x.size(0), o.images - seen));
-        // The graph's input size is fixed by the trace: test images of another size are skipped.
-        if (x.shape.slice(2).join() !== o.inputShape.slice(2).join() || (o.batch !== null && x.size(0) !== o.batch)) continue;
-        const got = (await session.run({ [o.inputName]: feedOf(ort, x, o.pixels) }))[o.outputName];
-        tidy(() =>
-          noGrad(() => {
-            const y = b.y.narrow(0, 0, x.size(0));
-            const want = restored.model.forward(x).argmax(1);
-            // Logits or probabilities: their argmax; a class map (--with-preprocessing): the classes themselves.
-            const raw = fromArray(got.data instanceof BigInt64Array ? Int32Array.from(got.data, Number) : (got.data as Float32Array | Uint8Array), [...got.dims]);
-            const pred = raw.ndim === want.ndim + 1 ? raw.argmax(1) : raw.long();
-            mf.update(want, y);
-            mq.update(pred, y);
-            same += want.eq(pred).sum().item();
-            total += want.numel();
-          }),
-        );
-        seen += x.size(0);
-      } finally {
-        disposeBatch(b);
-      }
-      if (seen >= o.images) break;
+    for await (const { x, y } of graphBatches(data.test, o.images, o.inputShape, o.fixedBatch)) {
+      const got = (await session.run({ [o.inputName]: feedOf(ort, x, o.pixels) }))[o.outputName];
+      tidy(() =>
+        noGrad(() => {
+          const want = restored.model.forward(x).argmax(1);
+          // Logits or probabilities: their argmax; a class map (--with-preprocessing): the classes themselves.
+          const raw = fromArray(got.data instanceof BigInt64Array ? Int32Array.from(got.data, Number) : (got.data as Float32Array | Uint8Array), [...got.dims]);
+          const pred = raw.ndim === want.ndim + 1 ? raw.argmax(1) : raw.long();
+          mf.update(want, y);
+          mq.update(pred, y);
+          same += want.eq(pred).sum().item();
+          total += want.numel();
+        }),
+      );
+      seen += x.size(0);
     }
     const score = (m: ConfusionMatrix): number => (m instanceof SegmentationMeter ? m.meanIoU() : accuracy(m.confusion()));
     return { images: seen, float: score(mf), int8: score(mq), agreement: same / Math.max(total, 1), metric: restored.segmentation ? 'mIoU' : 'top-1' };

@@ -519,7 +519,7 @@ program
       // BatchNorm first folded into the convolutions (as for inference): the int8 kernels then take its place too.
       T.tidy(() => foldBatchNorm(model, T.zeros(input)));
       const float = E.toOnnx(traced, exportOptions);
-      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, batch: o.fixedBatch ? input[0] : null, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
+      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
       r = { ...float, ...int8.summary, file: o.out };
     } else r = E.exportOnnx(traced, o.out, exportOptions);
     // The card's output type is decided from its class names, the graph's from the traced logits: they must agree.
@@ -536,7 +536,7 @@ program
       const { report: q, calibrationImages } = int8;
       console.log(`int8: ${q.layers} layers with int8 weights (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images`);
       if (o.evalImages === 0) return;
-      const s = await scoreInt8(ort, r.file, restored, file, { images: o.evalImages, batch: o.fixedBatch ? input[0] : null, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, outputName: r.outputs[0].name, inputShape: input });
+      const s = await scoreInt8(ort, r.file, restored, file, { images: o.evalImages, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, outputName: r.outputs[0].name });
       const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
       console.log(`int8 (onnxruntime-node) vs float32 (tsvision) on ${s.images} test images: ${s.metric} ${pct(s.int8)} vs ${pct(s.float)}, the same class on ${pct(s.agreement)} of ${restored.segmentation ? 'pixels' : 'images'}`);
       return;

@@ -213,8 +213,8 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
   const ckpt = path.join(dir, 'run', 'checkpoint.safetensors');
   const float = run('export', ckpt, '-o', path.join(dir, 'cnn.onnx'));
   assert.equal(float.status, 0, float.stderr);
-  for (const extra of [[], ['--with-preprocessing']]) {
-    const out = path.join(dir, `cnn${extra.length ? '-pixels' : ''}.int8.onnx`);
+  for (const extra of [[], ['--with-preprocessing'], ['--fixed-batch']]) {
+    const out = path.join(dir, `cnn${extra.join('')}.int8.onnx`);
     const r = run('export', ckpt, '-o', out, '--int8', '--calibration-images', '256', '--eval-images', '1000', ...extra);
     assert.equal(r.status, 0, r.stderr);
     const m = /int8: (\d+) layers with int8 weights \(([\d.]+) MB of float32 → ([\d.]+) MB\), (\d+) activations quantized to uint8, calibrated on (\d+) training images/.exec(r.stdout);

@@ -83,15 +83,21 @@ function againstTsvision(model: Module & { forward(x: T.Tensor): T.Tensor }, inp
   return { max, scale, want };
 }
 
+/** Fashion-MNIST test image `index` as a PNG file, and its pixels. */
+async function garmentPng(index: number): Promise<{ pixels: Buffer; png: string }> {
+  const testSet = loadFashionMNIST({ split: 'test' });
+  const pixels = Buffer.from(T.tidy(() => testSet.images.narrow(0, index, 1).contiguous().toArray() as Uint8Array));
+  testSet.dispose();
+  const png = path.join(dir, `garment-${index}.png`);
+  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+  return { pixels, png };
+}
+
 test('classifier page: an uploaded Fashion-MNIST image, classified in Chromium as tsvision classifies the same input', { skip }, async () => {
   T.manualSeed(1);
   const model = createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true });
   const url = await serve(exportCheckpoint('cnn', model, { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }));
-  const testSet = loadFashionMNIST({ split: 'test' });
-  const pixels = Buffer.from(T.tidy(() => testSet.images.narrow(0, 0, 1).contiguous().toArray() as Uint8Array));
-  testSet.dispose();
-  const png = path.join(dir, 'garment.png');
-  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+  const { pixels, png } = await garmentPng(0);
 
   // Fashion-MNIST garments are light on black already: no inversion.
   const page = await openAndUpload(url, png, (p) => p.uncheck('#invert'));
@@ -136,11 +142,7 @@ test('classifier page with an int8 export (--int8): onnxruntime-web runs the int
   const model = createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true });
   const { onnx } = exported(dir, 'cnn-int8', model, { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }, ['--int8', '--calibration-images', '64', '--eval-images', '0']);
   const url = await serve(onnx);
-  const testSet = loadFashionMNIST({ split: 'test' });
-  const pixels = Buffer.from(T.tidy(() => testSet.images.narrow(0, 1, 1).contiguous().toArray() as Uint8Array));
-  testSet.dispose();
-  const png = path.join(dir, 'garment-int8.png');
-  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+  const { png } = await garmentPng(1);
   const page = await openAndUpload(url, png, (p) => p.uncheck('#invert'));
   const { input, inputDims, output } = await pageTensors(page);
   const ort = await import('onnxruntime-node');

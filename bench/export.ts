@@ -5,7 +5,7 @@
 // state-dict keys and shapes checked) — in one run, block by block in turns (the side going first rotating),
 // medians. Without Chromium (/usr/bin/chromium or TSVISION_CHROMIUM) the browser column is left out. The two
 // runtimes also run the int8 file of `export --int8` (QDQ, calibrated here on random inputs: timing only).
-//   node dist/bench/export.js [--models mobilenet_v1,enet] [--rounds 4] [--n 5] [--warmup 2] [--no-write]
+//   node dist/bench/export.js [--models mobilenet_v1,enet,deeplabv3] [--rounds 4] [--n 5] [--warmup 2] [--no-write]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,6 +30,7 @@ const threads = T.getNumThreads();
 const ALL = [
   { name: 'mobilenet_v1', size: [224, 224], classes: 1000, label: 'MobileNet v1 α=1' },
   { name: 'enet', size: [256, 512], classes: 19, label: 'ENet' },
+  { name: 'deeplabv3', size: [256, 256], classes: 19, label: 'DeepLab-V3 (ResNet-50, OS 16)' },
 ];
 const wanted = arg('models', ALL.map((m) => m.name).join(',')).split(',');
 const MODELS = ALL.filter((m) => wanted.includes(m.name));

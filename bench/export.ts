@@ -102,12 +102,15 @@ async function main(): Promise<void> {
     const calibration = Array.from({ length: 4 }, () => ({ input: new ort.Tensor('float32', T.tidy(() => T.randn(shape).toArray() as Float32Array), shape) }));
     writeFileAtomic(int8File, encodeModel(quantizeModel(floatGraph, await calibrate(ort, floatGraph, calibration)).model));
     writeCard(int8File, card);
+    const weightsFile = path.join(tmp, `${name}.int8w.onnx`); // --int8 --weights-only
+    writeFileAtomic(weightsFile, encodeModel(quantizeModel(floatGraph, null).model));
     const web = browser ? await browserSide(browser, file, shape) : null;
     const web8 = browser ? await browserSide(browser, int8File, shape) : null;
     webThreads = web?.threads ?? 0;
     const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' } as const;
     const session = await ort.InferenceSession.create(file, sessionOptions);
     const session8 = await ort.InferenceSession.create(int8File, sessionOptions);
+    const session8w = await ort.InferenceSession.create(weightsFile, sessionOptions);
     const feeds = { input: new ort.Tensor('float32', x.toArray() as Float32Array, shape) };
     const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape]));
     const { peer } = await LivePeer.start<{ ready: boolean }>('models_torch.py', { model: name, params: model.numParameters(), shapes, size, classes, seg, batch: 1, threads, device: 'cpu' });
@@ -116,7 +119,7 @@ async function main(): Promise<void> {
     twin.loadStateDict(model.stateDict());
     const fast = optimizeForInference(twin, x);
     const layout = fast.settle(x); // 'auto' chooses before anything is timed
-    const times = { tsvision: [] as number[], fast: [] as number[], ort: [] as number[], ort8: [] as number[], web: [] as number[], web8: [] as number[], torch: [] as number[] };
+    const times = { tsvision: [] as number[], fast: [] as number[], ort: [] as number[], ort8: [] as number[], ort8w: [] as number[], web: [] as number[], web8: [] as number[], torch: [] as number[] };
     const timeOrt = (s: ort.InferenceSession, into: number[]) => async () => {
       for (let i = 0; i < warmup; i++) await s.run(feeds);
       for (let i = 0; i < n; i++) {
@@ -131,6 +134,7 @@ async function main(): Promise<void> {
       ['fast', async () => void times.fast.push(...timeEach(() => T.tidy(() => T.noGrad(() => void fast.forward(x))), n, warmup))],
       ['ort', timeOrt(session, times.ort)],
       ['ort8', timeOrt(session8, times.ort8)],
+      ['ort8w', timeOrt(session8w, times.ort8w)],
       ['torch', async () => void times.torch.push(...(await peer.request<{ ms: number[] }>({ task: 'infer', n, warmup })).ms)],
       ...(web && web8 ? ([['web', async () => void times.web.push(...(await web.time(n, warmup)))], ['web8', async () => void times.web8.push(...(await web8.time(n, warmup)))]] as Side[]) : []),
     ];
@@ -148,17 +152,18 @@ async function main(): Promise<void> {
     await web8?.close();
     await session.release();
     await session8.release();
+    await session8w.release();
     x.dispose();
-    const [ts, tf, on, o8, pt] = [median(times.tsvision), median(times.fast), median(times.ort), median(times.ort8), median(times.torch)];
+    const [ts, tf, on, o8, o8w, pt] = [median(times.tsvision), median(times.fast), median(times.ort), median(times.ort8), median(times.ort8w), median(times.torch)];
     const [wb, w8] = web ? [median(times.web), median(times.web8)] : [NaN, NaN];
     const int8 = (v: number, float: number): string => `${fmtMs(v)} ms (${(v / float).toFixed(2)}× float)`;
-    console.log(`${name}: tsvision ${fmtMs(ts)} ms, optimized ${fmtMs(tf)} ms (${layout} layout), onnxruntime-node ${fmtMs(on)} ms, int8 ${int8(o8, on)},${web ? ` onnxruntime-web in Chromium ${fmtMs(wb)} ms, int8 ${int8(w8, wb)},` : ''} PyTorch eager ${fmtMs(pt)} ms (medians of ${times.ort.length})`);
-    rows.push(`| ${label} ${size[0]}×${size[1]} | ${fmtMs(ts)} ms | ${fmtMs(tf)} ms (${layout} layout) | ${fmtMs(on)} ms | ${int8(o8, on)} |${web ? ` ${fmtMs(wb)} ms | ${int8(w8, wb)} |` : ''} ${fmtMs(pt)} ms |`);
+    console.log(`${name}: tsvision ${fmtMs(ts)} ms, optimized ${fmtMs(tf)} ms (${layout} layout), onnxruntime-node ${fmtMs(on)} ms, int8 ${int8(o8, on)}, int8 weights only ${int8(o8w, on)},${web ? ` onnxruntime-web in Chromium ${fmtMs(wb)} ms, int8 ${int8(w8, wb)},` : ''} PyTorch eager ${fmtMs(pt)} ms (medians of ${times.ort.length})`);
+    rows.push(`| ${label} ${size[0]}×${size[1]} | ${fmtMs(ts)} ms | ${fmtMs(tf)} ms (${layout} layout) | ${fmtMs(on)} ms | ${int8(o8, on)} | ${int8(o8w, on)} |${web ? ` ${fmtMs(wb)} ms | ${int8(w8, wb)} |` : ''} ${fmtMs(pt)} ms |`);
   }
   await browser?.close();
   fs.rmSync(tmp, { recursive: true, force: true });
   const webHead = browser ? ` onnxruntime-web in Chromium (wasm, ${webThreads} thread${webThreads === 1 ? '' : 's'}) | onnxruntime-web, int8 |` : '';
-  const table = [`| model, batch 1 | tsvision | tsvision optimized (as Predictor runs it) | onnxruntime-node (tsvision's ONNX export) | onnxruntime-node, int8 (\`export --int8\`) |${webHead} PyTorch eager |`, `|---|---|---|---|---|${browser ? '---|---|' : ''}---|`, ...rows].join('\n');
+  const table = [`| model, batch 1 | tsvision | tsvision optimized (as Predictor runs it) | onnxruntime-node (tsvision's ONNX export) | onnxruntime-node, int8 (\`export --int8\`) | onnxruntime-node, int8 weights only (\`--int8 --weights-only\`) |${webHead} PyTorch eager |`, `|---|---|---|---|---|---|${browser ? '---|---|' : ''}---|`, ...rows].join('\n');
   console.log(table);
   const cmd = ['node dist/bench/export.js', ...process.argv.slice(2)].join(' ');
   writeSection(

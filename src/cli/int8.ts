@@ -29,7 +29,7 @@ interface Int8Data {
 /** Calibration (training split, shuffled with seed 0, not augmented) and test loaders of a checkpoint's data. */
 async function int8Data(restored: RestoredNetwork, file: string): Promise<Int8Data> {
   const config = restored.checkpoint?.state.config;
-  if (!config) throw new Error(`--int8 calibrates on the training images a checkpoint names; ${file} holds plain weights`);
+  if (!config) throw new Error(`--int8 calibrates on the training images a checkpoint names; ${file} holds plain weights (--int8 --weights-only needs none)`);
   if (!restored.segmentation) {
     const loaders = makeLoaders((config as TrainConfig).data, { batchSize: 32, seed: 0, augment: false });
     return { calibration: loaders.train, test: loaders.test, dispose: () => undefined };
@@ -89,7 +89,7 @@ export interface Int8Export {
 
 /**
  * Calibrates `model` (the float graph) on up to `images` training images, quantizes it and writes `file`
- * atomically. `batch`: a fixed batch size the graph demands, else null.
+ * atomically; with `weightsOnly`, int8 weights alone, without calibration (plain weights will do).
  */
 export async function writeInt8(
   ort: typeof Ort,
@@ -97,29 +97,31 @@ export async function writeInt8(
   file: string,
   restored: RestoredNetwork,
   checkpointFile: string,
-  o: { images: number; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; card: ModelCard },
+  o: { images: number; weightsOnly: boolean; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; card: ModelCard },
 ): Promise<Int8Export> {
-  const data = await int8Data(restored, checkpointFile);
   let seen = 0;
-  async function* feeds(): AsyncGenerator<Record<string, Ort.Tensor>> {
-    for await (const { x } of graphBatches(data.calibration, o.images, o.inputShape, o.fixedBatch)) {
-      yield { [o.inputName]: feedOf(ort, x, o.pixels) };
-      seen += x.size(0);
-      if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
+  let ranges: Map<string, TensorRange> | null = null;
+  if (!o.weightsOnly) {
+    const data = await int8Data(restored, checkpointFile);
+    async function* feeds(): AsyncGenerator<Record<string, Ort.Tensor>> {
+      for await (const { x } of graphBatches(data.calibration, o.images, o.inputShape, o.fixedBatch)) {
+        yield { [o.inputName]: feedOf(ort, x, o.pixels) };
+        seen += x.size(0);
+        if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
+      }
     }
+    try {
+      ranges = await calibrate(ort, model, feeds());
+    } finally {
+      data.dispose();
+    }
+    if (process.stdout.isTTY) process.stdout.write('\n');
+    if (!seen) throw new Error(`--int8: no training image is ${o.inputShape.slice(2).join('×')}, the size the graph was traced at: export with --input of the training images' size`);
   }
-  let ranges: Map<string, TensorRange>;
-  try {
-    ranges = await calibrate(ort, model, feeds());
-  } finally {
-    data.dispose();
-  }
-  if (process.stdout.isTTY) process.stdout.write('\n');
-  if (!seen) throw new Error(`--int8: no training image is ${o.inputShape.slice(2).join('×')}, the size the graph was traced at: export with --input of the training images' size`);
   const q = quantizeModel(model, ranges);
   const report = q.report;
   // The card says how the layers compute, inside the file and (written by the caller) beside it.
-  o.card.quantization = { scheme: 'int8-qdq', calibrationImages: seen };
+  o.card.quantization = o.weightsOnly ? { scheme: 'int8-weights' } : { scheme: 'int8-qdq', calibrationImages: seen };
   const quantized: ModelProto = { ...q.model, metadata: { ...q.model.metadata, [CARD_METADATA_KEY]: JSON.stringify(o.card) } };
   const chunks = encodeModel(quantized);
   writeFileAtomic(file, chunks);

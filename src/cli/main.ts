@@ -480,11 +480,13 @@ program
   .option('--with-preprocessing', "put the pre- and post-processing into the graph: input 'pixels' uint8 NxHxWxC (decoded image bytes, alpha dropped), normalized inside; output 'probabilities' (classifiers) or 'classes', a class id per pixel (segmentation)", false)
   .option('--keep-logits', "with --with-preprocessing: also output the network's 'logits'", false)
   .option('--int8', 'post-training int8 quantization (QDQ: int8 weights per channel, uint8 activations), calibrated on the checkpoint\'s training images; onnxruntime runs it on integer kernels. Scored against the float network on test images', false)
+  .option('--weights-only', 'with --int8: int8 weights only, computed in float32 — a 4× smaller file, no calibration (plain weights will do); for networks such as ENet whose float operators between layers make integer kernels slower', false)
   .option('--calibration-images <n>', 'with --int8: training images to calibrate on', num('--calibration-images', { int: true, min: 1 }), 512)
   .option('--eval-images <n>', 'with --int8: test images to score the int8 file on against the float network (0: skip)', num('--eval-images', { int: true, min: 0 }), 1000)
   .option('--check-seed <n>', 'seed of the check\'s first random input (the others follow it); the same seed gives the same check every run', num('--check-seed', { int: true, min: 0 }), 0)
   .action(async (file: string, o) => {
     if (o.keepLogits && !o.withPreprocessing) throw new InvalidArgumentError('--keep-logits goes with --with-preprocessing');
+    if (o.weightsOnly && !o.int8) throw new InvalidArgumentError('--weights-only goes with --int8');
     // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
     const E = await import('../export');
     const ort = await import('onnxruntime-node');
@@ -519,7 +521,7 @@ program
       // BatchNorm first folded into the convolutions (as for inference): the int8 kernels then take its place too.
       T.tidy(() => foldBatchNorm(model, T.zeros(input)));
       const float = E.toOnnx(traced, exportOptions);
-      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
+      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, weightsOnly: o.weightsOnly, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
       r = { ...float, ...int8.summary, file: o.out };
     } else r = E.exportOnnx(traced, o.out, exportOptions);
     // The card's output type is decided from its class names, the graph's from the traced logits: they must agree.
@@ -534,8 +536,13 @@ program
     console.log(`${cardFile}: model card (${card.task}, ${card.classes.length} classes, input ${card.input.channels}×${card.input.height}×${card.input.width}, normalization mean ${card.normalization.mean.map((v) => +v.toFixed(4)).join('/')} std ${card.normalization.std.map((v) => +v.toFixed(4)).join('/')}${processing})`);
     if (int8) {
       const { report: q, calibrationImages } = int8;
-      console.log(`int8: ${q.layers} layers with int8 weights (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images`);
+      const how = o.weightsOnly ? 'float32 arithmetic (weights only)' : `${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images`;
+      console.log(`int8: ${q.layers} layers with int8 weights (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${how}`);
       if (o.evalImages === 0) return;
+      if (!checkpoint) {
+        console.log('not scored: plain weights name no test images');
+        return;
+      }
       const s = await scoreInt8(ort, r.file, restored, file, { images: o.evalImages, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, outputName: r.outputs[0].name });
       const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
       console.log(`int8 (onnxruntime-node) vs float32 (tsvision) on ${s.images} test images: ${s.metric} ${pct(s.int8)} vs ${pct(s.float)}, the same class on ${pct(s.agreement)} of ${restored.segmentation ? 'pixels' : 'images'}`);

@@ -51,10 +51,11 @@ export interface ModelCard {
   /** Segmentation: a '#rrggbb' colour per class, as tsvision's overlays draw them (class 0 left unpainted). */
   colours?: string[];
   /**
-   * `export --int8`: the layers run on 8-bit integers (QDQ: int8 weights, uint8 activations, calibrated on
-   * this many training images); inputs and outputs are as without it. Absent: float32 throughout.
+   * `export --int8`: the layers run on 8-bit integers (int8-qdq: int8 weights, uint8 activations, calibrated
+   * on this many training images); `--int8 --weights-only` (int8-weights): int8 weights, float32 arithmetic.
+   * Inputs and outputs are as without it. Absent: float32 throughout.
    */
-  quantization?: { scheme: 'int8-qdq'; calibrationImages: number };
+  quantization?: { scheme: 'int8-qdq'; calibrationImages: number } | { scheme: 'int8-weights' };
 }
 
 export interface CardSource {

@@ -209,16 +209,18 @@ const tensor = (name: string, dims: readonly number[], data: Float32Array | Int8
 });
 
 /**
- * The model in QDQ form, given each tensor of `activationsToQuantize` and its calibration range. The input
- * model is not changed.
+ * The model in QDQ form, given each tensor of `activationsToQuantize` and its calibration range. With
+ * `ranges` null, weights only: int8 weights behind a DequantizeLinear, everything else float32 — a 4×
+ * smaller file that computes in float (no calibration; for networks whose float operators between layers
+ * would cost more in requantization than integer kernels save). The input model is not changed.
  */
-export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, TensorRange>): { model: ModelProto; report: QuantizeReport } {
+export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, TensorRange> | null): { model: ModelProto; report: QuantizeReport } {
   const g = model.graph;
   const initializers = new Map(g.initializers.map((t) => [t.name, t]));
-  const activations = activationsToQuantize(g);
+  const activations = ranges ? activationsToQuantize(g) : [];
   const params = new Map<string, { scale: number; zeroPoint: number }>();
   for (const name of activations) {
-    const r = ranges.get(name);
+    const r = ranges?.get(name);
     if (!r) throw new Error(`int8 quantization: no calibration range for tensor '${name}'`);
     params.set(name, activationParams(r));
   }
@@ -245,7 +247,7 @@ export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, Ten
   for (const n of g.nodes) {
     if (!(n.opType in WEIGHTED) || !isQuantizableLayer(n, new Set(initializers.keys()))) continue;
     const x = params.get(n.inputs[0]);
-    if (!x) continue; // its input is not quantized (a constant, or a graph output): leave the layer in float
+    if (ranges && !x) continue; // its input is not quantized (the graph's tail): leave the layer in float
     const w = initializers.get(n.inputs[1])!;
     const axis = WEIGHTED[n.opType];
     const id = n.name || n.outputs[0];
@@ -260,7 +262,7 @@ export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, Ten
     inputs[1] = wdq;
     const biasName = n.opType === 'MatMul' ? undefined : n.inputs[2];
     const b = biasName ? initializers.get(biasName) : undefined;
-    if (b && b.dims.length === 1) {
+    if (x && b && b.dims.length === 1) {
       // int32 at scale s_x · s_w[c]: the integer kernel adds it to the int32 sum directly.
       const bias = f32(b);
       const bs = Float32Array.from(bias, (_, c) => x.scale * scales[perChannel ? c : 0]);

@@ -108,7 +108,7 @@ for n in fg.node:
     scale_err = max(scale_err, float(np.abs(qinit[n.name + '_weight_scale'].reshape(-1) - s).max() / s.max()))
     q = np.clip(np.rint(flat / s.astype(np.float64)[:, None]), -127, 127).astype(np.int8).reshape(w.shape)
     w_bad += int((q != qinit[n.name + '_weight_quantized']).sum())
-    if len(n.input) > 2:
+    if len(n.input) > 2 and (n.name + '_bias_quantized') in qinit:
         sx = qinit[n.input[0] + '_scale'].astype(np.float64)
         bs = (sx * s.astype(np.float64)).astype(np.float32)
         b = {t.name: numpy_helper.to_array(t) for t in fg.initializer}[n.input[2]].astype(np.float64)
@@ -139,7 +139,7 @@ O['stats'] = torch.tensor([layers, w_bad, b_bad, scale_err, len(names), act_err,
 `;
 
 /** The model with random BatchNorm statistics, folded, exported in float and quantized on `calibration` ([batches, N, C, H, W]). */
-async function quantizeNet(name: string, model: ReturnType<typeof createModel>, shape: number[], calibration: T.Tensor): Promise<{ floatFile: string; int8File: string }> {
+async function quantizeNet(name: string, model: ReturnType<typeof createModel>, shape: number[], calibration: T.Tensor, weightsOnly = false): Promise<{ floatFile: string; int8File: string }> {
   randomizeBatchNorm(model);
   T.tidy(() => foldBatchNorm(model, T.zeros(shape)));
   const float = toOnnx(model, { inputShape: shape }).model;
@@ -147,7 +147,7 @@ async function quantizeNet(name: string, model: ReturnType<typeof createModel>, 
     const b = T.tidy(() => calibration.select(0, k).contiguous().toArray() as Float32Array);
     return { input: new ort.Tensor('float32', b, calibration.shape.slice(1)) };
   });
-  const { model: q } = quantizeModel(float, await calibrate(ort, float, feeds));
+  const { model: q } = quantizeModel(float, weightsOnly ? null : await calibrate(ort, float, feeds));
   const [floatFile, int8File] = [path.join(dir, `${name}.onnx`), path.join(dir, `${name}.int8.onnx`)];
   fs.writeFileSync(floatFile, concatChunks(encodeModel(float)));
   fs.writeFileSync(int8File, concatChunks(encodeModel(q)));
@@ -187,6 +187,22 @@ for (const [name, build, shape] of NETS) {
     // two int8 results agree to a fraction of the quantization error itself.
     assert.ok(simVsOrt < 0.25 * int8VsFloat + 1e-3 && meanSimVsOrt < 2e-3, detail);
     assert.ok(int8VsFloat < 0.1, detail);
+  });
+
+  test(`${name}, weights only: the same int8 weights, float biases and activations; onnxruntime computes the dequantized network in float`, async () => {
+    T.manualSeed(11);
+    const calibration = T.randn([1, 2, ...shape.slice(1)]);
+    const x = T.randn([6, ...shape.slice(1)]);
+    const { floatFile, int8File } = await quantizeNet(`${name}-weights`, build(), [...shape], calibration, true);
+    const r = runTorch(`${INTERPRETER}\nFLOAT, INT8 = ${JSON.stringify(floatFile)}, ${JSON.stringify(int8File)}\n${PY_CHECKS}`, { x, calibration, ort_int8: await outputs(int8File, x), ort_float: await outputs(floatFile, x) });
+    const [layers, wBad, , scaleErr, activations, , , simVsOrt, floatVsOrt, int8VsFloat] = Array.from(r.stats.toArray() as Float64Array);
+    const detail = JSON.stringify({ layers, wBad, scaleErr, activations, simVsOrt, floatVsOrt, int8VsFloat });
+    assert.ok(layers >= (name === 'cnn' ? 6 : 14), detail);
+    assert.equal(wBad, 0, detail);
+    assert.ok(scaleErr < 1e-6, detail);
+    assert.equal(activations, 0, detail);
+    assert.ok(simVsOrt < 1e-4 && floatVsOrt < 1e-4, detail);
+    assert.ok(int8VsFloat > 1e-4 && int8VsFloat < 0.05, detail);
   });
 }
 
@@ -240,6 +256,15 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
   assert.equal(plain.status, 1);
   assert.match(plain.stderr, /--int8 calibrates on the training images a checkpoint names; .* holds plain weights/);
   assert.ok(!fs.existsSync(path.join(dir, 'plain.onnx')));
+  // Weights only needs no images: plain weights export, unscored, with the card saying so.
+  const w = run('export', weights, '-o', path.join(dir, 'plain.onnx'), '--model', 'cnn', '--input', '1x1x28x28', '--int8', '--weights-only');
+  assert.equal(w.status, 0, w.stderr);
+  assert.match(w.stdout, /int8: 6 layers with int8 weights .*float32 arithmetic \(weights only\)/);
+  assert.match(w.stdout, /not scored: plain weights name no test images/);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'plain.json'), 'utf8')).quantization, { scheme: 'int8-weights' });
+  const stray = run('export', weights, '-o', path.join(dir, 'stray.onnx'), '--model', 'cnn', '--input', '1x1x28x28', '--weights-only');
+  assert.equal(stray.status, 1);
+  assert.match(stray.stderr, /--weights-only goes with --int8/);
 });
 
 test('export --int8 of a segmentation checkpoint (ENet on scenes): calibrated on training scenes, scored by mIoU and pixel agreement, plain and with the class map in the graph', () => {

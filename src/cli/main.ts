@@ -480,7 +480,7 @@ program
   .option('--with-preprocessing', "put the pre- and post-processing into the graph: input 'pixels' uint8 NxHxWxC (decoded image bytes, alpha dropped), normalized inside; output 'probabilities' (classifiers) or 'classes', a class id per pixel (segmentation)", false)
   .option('--keep-logits', "with --with-preprocessing: also output the network's 'logits'", false)
   .option('--int8', 'post-training int8 quantization (QDQ: int8 weights per channel, uint8 activations), calibrated on the checkpoint\'s training images; onnxruntime runs it on integer kernels. Scored against the float network on test images', false)
-  .option('--weights-only', 'with --int8: int8 weights only, computed in float32 — a 4× smaller file, no calibration (plain weights will do); for networks such as ENet whose float operators between layers make integer kernels slower', false)
+  .option('--weights-only', 'with --int8: int8 weights only, computed in float32 — a 4× smaller file, no calibration (plain weights will do); for networks such as ENet whose float operators between layers make integer kernels slower (others run slower this way: see BENCHMARKS.md)', false)
   .option('--calibration-images <n>', 'with --int8: training images to calibrate on', num('--calibration-images', { int: true, min: 1 }), 512)
   .option('--eval-images <n>', 'with --int8: test images to score the int8 file on against the float network (0: skip)', num('--eval-images', { int: true, min: 0 }), 1000)
   .option('--check-seed <n>', 'seed of the check\'s first random input (the others follow it); the same seed gives the same check every run', num('--check-seed', { int: true, min: 0 }), 0)

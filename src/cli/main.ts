@@ -22,7 +22,7 @@ import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import { ColorJitterOptions, JitterAmount, checkColorJitter } from '../data';
 import { saveConfusionPng } from '../report/confusion';
 import { writeFileAtomic } from '../util/fs';
-import type { OnnxExport, OnnxExportOptions } from '../export';
+import type { OnnxExport, OnnxExportOptions, ValueInfoProto } from '../export';
 import type { Int8Export } from './int8';
 
 const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
@@ -493,6 +493,7 @@ program
     const T = await import('../torch');
     const { restoreNetwork } = await import('../infer/restore');
     const { checkWritable } = await import('../export/onnx');
+    const { concatChunks } = await import('../export/protobuf');
     const { foldBatchNorm } = await import('../nn');
     const { scoreInt8, writeInt8 } = await import('./int8');
     // What to build: a checkpoint names its model and trained input; plain weights need --model (and --input).
@@ -513,6 +514,54 @@ program
     const card = E.modelCard(restored, input, io);
     const outputNames = traced instanceof E.PixelPipeline ? traced.outputNames : [card.output.name];
     const shape = inGraph ? E.pixelShape(input) : input;
+    // A file (or graph bytes) against tsvision, at another batch size than traced where the batch is dynamic.
+    // True when it agrees; else the error is printed and the exit code set.
+    const checkAgainstTsvision = async (source: string | Uint8Array, outputs: readonly ValueInfoProto[], what: string): Promise<boolean> => {
+      const check = o.fixedBatch ? shape : [shape[0] === 2 ? 3 : 2, ...shape.slice(1)];
+      const lead = typeof source === 'string' ? '' : 'float graph (before int8): ';
+      const session = typeof source === 'string' ? await ort.InferenceSession.create(source) : await ort.InferenceSession.create(source);
+      // Seeded inputs (src/export/check.ts): the same every run; when the first differs, two more decide.
+      const agreed: boolean[] = [];
+      for (let k = 0; E.checkNeedsMore(agreed); k++) {
+        // tsvision's side keeps the logits: a class map may differ only where they tie.
+        const { feed, wants } = T.tidy(() => {
+          const x = T.forkRng(o.checkSeed + k, () => (inGraph ? T.randint(0, 256, check, { dtype: 'uint8' }) : T.randn(check)));
+          const want = T.noGrad(() => (inGraph ? pipeline(true).eval().forward(x) : { [card.output.name]: model.eval().forward(x) }));
+          return {
+            feed: inGraph ? new ort.Tensor('uint8', x.toArray() as Uint8Array, check) : new ort.Tensor('float32', x.toArray() as Float32Array, check),
+            wants: Object.fromEntries(Object.entries(want).map(([key, t]) => [key, Array.from(t.contiguous().toArray() as ArrayLike<number>)])),
+          };
+        });
+        const got = await session.run({ [card.input.name]: feed });
+        const on = `${inGraph ? 'random pixels' : 'a random input'} ${check.join('×')} (seed ${o.checkSeed + k})`;
+        let ok = true;
+        for (const v of outputs) {
+          const g = got[v.name].data as ArrayLike<number | bigint>;
+          const w = wants[v.name];
+          if (v.name === E.CLASSES_OUTPUT) {
+            const logits = wants[E.LOGITS_OUTPUT];
+            const tolerance = 1e-4 * logits.reduce((m, l) => Math.max(m, Math.abs(l)), 0);
+            const d = E.classMapDifferences(g, w, logits, card.classes.length, check[1] * check[2], tolerance);
+            console.log(`${lead}onnxruntime-node vs tsvision on ${on}: ${v.name}: ${d.differ ? `differ on ${d.differ} of ${w.length} pixels, ${d.unexplained} of them not ties (logits within 1e-4 of their scale)` : `equal on all ${w.length} pixels`}`);
+            ok &&= d.unexplained === 0;
+            continue;
+          }
+          let [maxDiff, scale] = [0, 0];
+          for (let i = 0; i < w.length; i++) [maxDiff, scale] = [Math.max(maxDiff, Math.abs(w[i] - Number(g[i]))), Math.max(scale, Math.abs(w[i]))];
+          console.log(`${lead}onnxruntime-node vs tsvision on ${on}: ${inGraph ? `${v.name}: ` : ''}max |difference| ${maxDiff.toExponential(2)} (outputs up to ${scale.toFixed(3)})`);
+          ok &&= maxDiff <= 1e-4 * Math.max(scale, 1e-6);
+        }
+        agreed.push(ok);
+      }
+      await session.release();
+      const verdict = E.checkVerdict(agreed);
+      if (verdict === 'near-tie') console.log(`the first input differs beyond 1e-4 of the output scale and the next ${agreed.length - 1} agree: taken as a near-tie of maxima (max pooling picking another winner on float rounding)`);
+      if (verdict === 'differ') {
+        process.stderr.write(`tsvision: ${what} does not reproduce tsvision within 1e-4 of the output scale on ${agreed.filter((a) => !a).length} of ${agreed.length} inputs\n`);
+        process.exitCode = 1;
+      }
+      return verdict !== 'differ';
+    };
     const exportOptions: OnnxExportOptions = { inputShape: shape, inputDtype: inGraph ? 'uint8' : 'float32', fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames, metadata: { [E.CARD_METADATA_KEY]: JSON.stringify(card) } };
     let r: OnnxExport & { file: string };
     let int8: Int8Export | null = null;
@@ -521,6 +570,8 @@ program
       // BatchNorm first folded into the convolutions (as for inference): the int8 kernels then take its place too.
       T.tidy(() => foldBatchNorm(model, T.zeros(input)));
       const float = E.toOnnx(traced, exportOptions);
+      // The float graph is checked as a plain export is, before it is quantized.
+      if (!(await checkAgainstTsvision(concatChunks(float.chunks), float.outputs, 'the float graph'))) return;
       int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, weightsOnly: o.weightsOnly, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
       r = { ...float, ...int8.summary, file: o.out };
     } else r = E.exportOnnx(traced, o.out, exportOptions);
@@ -548,49 +599,7 @@ program
       console.log(`int8 (onnxruntime-node) vs float32 (tsvision) on ${s.images} test images: ${s.metric} ${pct(s.int8)} vs ${pct(s.float)}, the same class on ${pct(s.agreement)} of ${restored.segmentation ? 'pixels' : 'images'}`);
       return;
     }
-    // The file against tsvision, at another batch size than traced where the batch is dynamic.
-    const check = o.fixedBatch ? shape : [shape[0] === 2 ? 3 : 2, ...shape.slice(1)];
-    const session = await ort.InferenceSession.create(r.file);
-    // Seeded inputs (src/export/check.ts): the same every run; when the first differs, two more decide.
-    const agreed: boolean[] = [];
-    for (let k = 0; E.checkNeedsMore(agreed); k++) {
-      // tsvision's side keeps the logits: a class map may differ only where they tie.
-      const { feed, wants } = T.tidy(() => {
-        const x = T.forkRng(o.checkSeed + k, () => (inGraph ? T.randint(0, 256, check, { dtype: 'uint8' }) : T.randn(check)));
-        const want = T.noGrad(() => (inGraph ? pipeline(true).eval().forward(x) : { [card.output.name]: model.eval().forward(x) }));
-        return {
-          feed: inGraph ? new ort.Tensor('uint8', x.toArray() as Uint8Array, check) : new ort.Tensor('float32', x.toArray() as Float32Array, check),
-          wants: Object.fromEntries(Object.entries(want).map(([key, t]) => [key, Array.from(t.contiguous().toArray() as ArrayLike<number>)])),
-        };
-      });
-      const got = await session.run({ [card.input.name]: feed });
-      const what = `${inGraph ? 'random pixels' : 'a random input'} ${check.join('×')} (seed ${o.checkSeed + k})`;
-      let ok = true;
-      for (const v of r.outputs) {
-        const g = got[v.name].data as ArrayLike<number | bigint>;
-        const w = wants[v.name];
-        if (v.name === E.CLASSES_OUTPUT) {
-          const logits = wants[E.LOGITS_OUTPUT];
-          const tolerance = 1e-4 * logits.reduce((m, l) => Math.max(m, Math.abs(l)), 0);
-          const d = E.classMapDifferences(g, w, logits, card.classes.length, check[1] * check[2], tolerance);
-          console.log(`onnxruntime-node vs tsvision on ${what}: ${v.name}: ${d.differ ? `differ on ${d.differ} of ${w.length} pixels, ${d.unexplained} of them not ties (logits within 1e-4 of their scale)` : `equal on all ${w.length} pixels`}`);
-          ok &&= d.unexplained === 0;
-          continue;
-        }
-        let [maxDiff, scale] = [0, 0];
-        for (let i = 0; i < w.length; i++) [maxDiff, scale] = [Math.max(maxDiff, Math.abs(w[i] - Number(g[i]))), Math.max(scale, Math.abs(w[i]))];
-        console.log(`onnxruntime-node vs tsvision on ${what}: ${inGraph ? `${v.name}: ` : ''}max |difference| ${maxDiff.toExponential(2)} (outputs up to ${scale.toFixed(3)})`);
-        ok &&= maxDiff <= 1e-4 * Math.max(scale, 1e-6);
-      }
-      agreed.push(ok);
-    }
-    await session.release();
-    const verdict = E.checkVerdict(agreed);
-    if (verdict === 'near-tie') console.log(`the first input differs beyond 1e-4 of the output scale and the next ${agreed.length - 1} agree: taken as a near-tie of maxima (max pooling picking another winner on float rounding)`);
-    if (verdict === 'differ') {
-      process.stderr.write(`tsvision: the exported model does not reproduce tsvision within 1e-4 of the output scale on ${agreed.filter((a) => !a).length} of ${agreed.length} inputs\n`);
-      process.exitCode = 1;
-    }
+    await checkAgainstTsvision(r.file, r.outputs, 'the exported model');
   });
 
 slideOptions(program

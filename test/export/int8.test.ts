@@ -233,6 +233,8 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
     const out = path.join(dir, `cnn${extra.join('')}.int8.onnx`);
     const r = run('export', ckpt, '-o', out, '--int8', '--calibration-images', '256', '--eval-images', '1000', ...extra);
     assert.equal(r.status, 0, r.stderr);
+    // The float graph is checked as plain exports are, before it is quantized.
+    assert.match(r.stdout, /float graph \(before int8\): onnxruntime-node vs tsvision on (a random input|random pixels) [\d×]+ \(seed 0\): .*max \|difference\|/);
     const m = /int8: (\d+) layers with int8 weights \(([\d.]+) MB of float32 → ([\d.]+) MB\), (\d+) activations quantized to uint8, calibrated on (\d+) training images/.exec(r.stdout);
     assert.ok(m, r.stdout);
     assert.deepEqual([Number(m[1]), Number(m[5])], [6, 256]);

@@ -724,6 +724,12 @@ program
     );
   });
 
+// `tsvision … | head` closes the pipe early: stop quietly, as Unix tools do, not with an EPIPE stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
+
 program.parseAsync(process.argv).catch((e: Error) => {
   // Errors the user can act on get one clear line, not a stack trace from native code.
   const msg = e instanceof NonFiniteLossError ? e.message : e.message.split('\n').slice(0, 12).join('\n');

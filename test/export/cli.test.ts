@@ -117,6 +117,16 @@ test('the check\'s rule: one input if it agrees, else three; one that differs am
   assert.throws(() => checkVerdict([]), /no input was checked/);
 });
 
+test('piped into head, the command stops quietly when the reader has gone (no EPIPE trace)', () => {
+  const weights = path.join(dir, 'pipe.safetensors');
+  T.saveSafetensors(weights, createModel('cnn', { numClasses: 4, inChannels: 1, smallInput: true }).stateDict());
+  // The export prints its first line, then more after the check's session starts: head has left by then.
+  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" export "${weights}" -o "${path.join(dir, 'pipe.onnx')}" --model cnn --input 1x1x20x20 | head -1`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /pipe\.onnx: cnn/);
+  assert.doesNotMatch(r.stderr, /EPIPE|Unhandled/);
+});
+
 test('the card never replaces the ONNX file: model.onnx → model.json, model.json → model.json.json', () => {
   assert.equal(cardPath('out/model.onnx'), 'out/model.json');
   assert.equal(cardPath('net.ONNX'), 'net.json');

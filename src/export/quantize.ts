@@ -23,7 +23,7 @@ export interface TensorRange {
 }
 
 export interface QuantizeReport {
-  /** Layers whose weights became int8 (Conv, Gemm, MatMul). */
+  /** Layers whose weights became int8 (Conv, Gemm, MatMul; weights only: ConvTranspose too). */
   layers: number;
   /** Activation tensors given a QuantizeLinear → DequantizeLinear pair. */
   activations: number;
@@ -33,6 +33,8 @@ export interface QuantizeReport {
 
 /** Layers whose weight (input 1) is quantized, and the axis of their per-channel scales (null: per tensor). */
 const WEIGHTED: Record<string, number | null> = { Conv: 0, Gemm: null, MatMul: null };
+/** Weights-only exports also store these layers' weights as int8 (ConvTranspose: [in, out / groups, kH, kW]). */
+const WEIGHTED_WEIGHTS_ONLY: Record<string, number | null> = { ...WEIGHTED, ConvTranspose: 1 };
 /** Activations a quantized layer's output moves through: ORT folds them into the integer kernel. */
 const ACTIVATIONS = new Set(['Relu', 'Clip']);
 /** Activation-only ops whose inputs and outputs are quantized so that onnxruntime keeps the chain in int8. */
@@ -217,6 +219,7 @@ const tensor = (name: string, dims: readonly number[], data: Float32Array | Int8
 export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, TensorRange> | null): { model: ModelProto; report: QuantizeReport } {
   const g = model.graph;
   const initializers = new Map(g.initializers.map((t) => [t.name, t]));
+  const constants = new Set(initializers.keys());
   const activations = ranges ? activationsToQuantize(g) : [];
   const params = new Map<string, { scale: number; zeroPoint: number }>();
   for (const name of activations) {
@@ -245,11 +248,12 @@ export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, Ten
   // Weights (and biases) of each quantized layer, dequantized once at the front of the graph per layer.
   const layerInputs = new Map<NodeProto, string[]>();
   for (const n of g.nodes) {
-    if (!(n.opType in WEIGHTED) || !isQuantizableLayer(n, new Set(initializers.keys()))) continue;
+    const layers = ranges ? WEIGHTED : WEIGHTED_WEIGHTS_ONLY;
+    if (!(n.opType in layers) || !isQuantizableLayer(n, constants)) continue;
     const x = params.get(n.inputs[0]);
     if (ranges && !x) continue; // its input is not quantized (the graph's tail): leave the layer in float
     const w = initializers.get(n.inputs[1])!;
-    const axis = WEIGHTED[n.opType];
+    const axis = layers[n.opType];
     const id = n.name || n.outputs[0];
     const { q, scales } = quantizeWeights(f32(w), w.dims, axis);
     const perChannel = axis !== null;

@@ -17,6 +17,8 @@ import { toOnnx } from '../../src/export';
 import { encodeModel, concatChunks } from '../../src/export/protobuf';
 import { activationParams, calibrate, quantizeModel, quantizeWeights, roundHalfEven } from '../../src/export/quantize';
 import { randomizeBatchNorm } from '../helpers/deploy';
+import { ENet } from '../../src/models/enet';
+import { TensorProto } from '../../src/export/protobuf';
 import { PYTHON, runTorch } from '../helpers/pytorch';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-int8-'));
@@ -283,4 +285,50 @@ test('export --int8 of a segmentation checkpoint (ENet on scenes): calibrated on
     assert.ok(s, r.stdout);
     assert.ok(Math.abs(Number(s[1]) - Number(s[2])) <= 1 && Number(s[3]) >= 97, r.stdout);
   }
+});
+
+test('ENet, weights only: its transposed convolutions\' weights become int8 too, each weight within half a step of the float one, and onnxruntime\'s output stays within the quantization error', async () => {
+  T.manualSeed(15);
+  const model = new ENet({ numClasses: 5, inChannels: 3 });
+  randomizeBatchNorm(model);
+  const shape = [1, 3, 32, 32];
+  T.tidy(() => foldBatchNorm(model, T.zeros(shape)));
+  const float = toOnnx(model, { inputShape: shape }).model;
+  const { model: q, report } = quantizeModel(float, null);
+  const floatInit = new Map(float.graph.initializers.map((t) => [t.name, t]));
+  const qInit = new Map(q.graph.initializers.map((t) => [t.name, t]));
+  const values = (name: string, init: Map<string, TensorProto>): Float32Array | Int8Array => {
+    const t = init.get(name)!;
+    const b = t.raw.buffer.slice(t.raw.byteOffset, t.raw.byteOffset + t.raw.byteLength);
+    return t.dataType === 'int8' ? new Int8Array(b) : new Float32Array(b);
+  };
+  let [transposed, checked] = [0, 0];
+  for (const n of float.graph.nodes) {
+    if (!['Conv', 'ConvTranspose', 'Gemm'].includes(n.opType) || !qInit.has(`${n.name}_weight_quantized`)) continue;
+    if (n.opType === 'ConvTranspose') transposed++;
+    const w = values(n.inputs[1], floatInit);
+    const iq = values(`${n.name}_weight_quantized`, qInit);
+    const scales = values(`${n.name}_weight_scale`, qInit);
+    const dims = floatInit.get(n.inputs[1])!.dims;
+    // The channel of element i along the layer's output axis (0 for Conv, 1 for ConvTranspose).
+    const axis = n.opType === 'ConvTranspose' ? 1 : 0;
+    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const maxAbs = new Float64Array(scales.length);
+    w.forEach((v, i) => (maxAbs[Math.floor(i / inner) % dims[axis]] = Math.max(maxAbs[Math.floor(i / inner) % dims[axis]], Math.abs(v))));
+    w.forEach((v, i) => {
+      const c = Math.floor(i / inner) % dims[axis];
+      assert.ok(Math.abs(scales[c] - maxAbs[c] / 127) <= 1e-6 * maxAbs[c] + 1e-12, `${n.name}: scale of channel ${c}`);
+      assert.ok(Math.abs(iq[i] * scales[c] - v) <= scales[c] / 2 + 1e-7, `${n.name}[${i}]: ${iq[i]} × ${scales[c]} against ${v}`);
+    });
+    checked++;
+  }
+  assert.ok(transposed >= 3 && checked === report.layers, `${transposed} transposed of ${checked} checked, ${report.layers} quantized`);
+  const [floatFile, weightsFile] = [path.join(dir, 'enet-w.onnx'), path.join(dir, 'enet-w.int8.onnx')];
+  fs.writeFileSync(floatFile, concatChunks(encodeModel(float)));
+  fs.writeFileSync(weightsFile, concatChunks(encodeModel(q)));
+  const x = T.randn([2, ...shape.slice(1)]);
+  const [a, b] = [await outputs(floatFile, x), await outputs(weightsFile, x)];
+  const rel = T.tidy(() => a.sub(b).abs().max().item() / a.abs().max().item());
+  assert.ok(rel > 0 && rel < 0.1, `weights-only ENet against float: ${rel}`);
+  assert.ok(fs.statSync(weightsFile).size < 0.4 * fs.statSync(floatFile).size);
 });

@@ -20,24 +20,24 @@ export const CALIBRATION_IMAGES = 512;
 /** Test images the int8 file is scored on by default. */
 export const INT8_EVAL_IMAGES = 1000;
 
-interface Int8Data {
+/** A checkpoint's images for `export --int8`, loaded once for calibrating and scoring; `using` frees them. */
+export interface Int8Data extends Disposable {
   calibration: DataLoader;
   test: DataLoader;
-  dispose(): void;
 }
 
 /** Calibration (training split, shuffled with seed 0, not augmented) and test loaders of a checkpoint's data. */
-async function int8Data(restored: RestoredNetwork, file: string): Promise<Int8Data> {
+export async function int8Data(restored: RestoredNetwork, file: string): Promise<Int8Data> {
   const config = restored.checkpoint?.state.config;
   if (!config) throw new Error(`--int8 calibrates on the training images a checkpoint names; ${file} holds plain weights (--int8 --weights-only needs none)`);
   if (!restored.segmentation) {
     const loaders = makeLoaders((config as TrainConfig).data, { batchSize: 32, seed: 0, augment: false });
-    return { calibration: loaders.train, test: loaders.test, dispose: () => undefined };
+    return { calibration: loaders.train, test: loaders.test, [Symbol.dispose]: () => undefined };
   }
   const data = await segmentationData({ ...DEFAULT_SEGMENT_CONFIG, ...(config as SegmentConfig) }, { train: true });
   // The training scenes or images through the deterministic test transform: no augmentation, no jitter.
   const calibration = new DataLoader(data.train!.dataset, { batchSize: 8, shuffle: true, seed: 0, transform: data.transform });
-  return { calibration, test: data.test, dispose: () => data.dispose() };
+  return { calibration, test: data.test, [Symbol.dispose]: () => data.dispose() };
 }
 
 /**
@@ -88,40 +88,36 @@ export interface Int8Export {
 }
 
 /**
- * Calibrates `model` (the float graph) on up to `images` training images, quantizes it and writes `file`
- * atomically; with `weightsOnly`, int8 weights alone, without calibration (plain weights will do).
+ * Calibrates `model` (the float graph) on up to `images` of `data`'s training images, quantizes it and writes
+ * `file` atomically; with `weightsOnly`, int8 weights alone, without calibration (plain weights will do: `data` null).
  */
 export async function writeInt8(
   ort: typeof Ort,
   model: ModelProto,
   file: string,
-  restored: RestoredNetwork,
-  checkpointFile: string,
-  o: { images: number; weightsOnly: boolean; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; card: ModelCard },
+  data: Int8Data | null,
+  o: { images: number; weightsOnly: boolean; reduceRange: boolean; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; card: ModelCard },
 ): Promise<Int8Export> {
   let seen = 0;
   let ranges: Map<string, TensorRange> | null = null;
   if (!o.weightsOnly) {
-    const data = await int8Data(restored, checkpointFile);
+    if (!data) throw new Error('writeInt8: static int8 calibrates on training images; none given');
+    const calibration = data.calibration;
     async function* feeds(): AsyncGenerator<Record<string, Ort.Tensor>> {
-      for await (const { x } of graphBatches(data.calibration, o.images, o.inputShape, o.fixedBatch)) {
+      for await (const { x } of graphBatches(calibration, o.images, o.inputShape, o.fixedBatch)) {
         yield { [o.inputName]: feedOf(ort, x, o.pixels) };
         seen += x.size(0);
         if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
       }
     }
-    try {
-      ranges = await calibrate(ort, model, feeds());
-    } finally {
-      data.dispose();
-    }
+    ranges = await calibrate(ort, model, feeds());
     if (process.stdout.isTTY) process.stdout.write('\n');
     if (!seen) throw new Error(`--int8: no training image is ${o.inputShape.slice(2).join('×')}, the size the graph was traced at: export with --input of the training images' size`);
   }
-  const q = quantizeModel(model, ranges);
+  const q = quantizeModel(model, ranges, { reduceRange: o.reduceRange });
   const report = q.report;
   // The card says how the layers compute, inside the file and (written by the caller) beside it.
-  o.card.quantization = o.weightsOnly ? { scheme: 'int8-weights' } : { scheme: 'int8-qdq', calibrationImages: seen };
+  o.card.quantization = o.weightsOnly ? { scheme: 'int8-weights' } : { scheme: 'int8-qdq', calibrationImages: seen, reduceRange: o.reduceRange };
   const quantized: ModelProto = { ...q.model, metadata: { ...q.model.metadata, [CARD_METADATA_KEY]: JSON.stringify(o.card) } };
   const chunks = encodeModel(quantized);
   writeFileAtomic(file, chunks);
@@ -144,11 +140,10 @@ export async function scoreInt8(
   ort: typeof Ort,
   file: string,
   restored: RestoredNetwork,
-  checkpointFile: string,
+  data: Int8Data,
   o: { images: number; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; outputName: string },
 ): Promise<Int8Score> {
   const session = await ort.InferenceSession.create(file);
-  const data = await int8Data(restored, checkpointFile);
   const k = restored.numClasses;
   const Meter = restored.segmentation ? SegmentationMeter : ConfusionMatrix;
   const [mf, mq] = [new Meter(k), new Meter(k)];
@@ -175,7 +170,6 @@ export async function scoreInt8(
   } finally {
     mf.dispose();
     mq.dispose();
-    data.dispose();
     await session.release();
   }
 }

@@ -481,12 +481,14 @@ program
   .option('--keep-logits', "with --with-preprocessing: also output the network's 'logits'", false)
   .option('--int8', 'post-training int8 quantization (QDQ: int8 weights per channel, uint8 activations), calibrated on the checkpoint\'s training images; onnxruntime runs it on integer kernels. Scored against the float network on test images', false)
   .option('--weights-only', 'with --int8: int8 weights only, computed in float32 — a 4× smaller file, no calibration (plain weights will do); for networks such as ENet whose float operators between layers make integer kernels slower (others run slower this way: see BENCHMARKS.md)', false)
+  .option('--reduce-range', 'with --int8: 7-bit weights (±64) for x86 CPUs without VNNI, where onnxruntime sums uint8 × int8 products in 16 bits that can clip; exact there, at some precision (`tsvision info` says whether this CPU has VNNI)', false)
   .option('--calibration-images <n>', 'with --int8: training images to calibrate on', num('--calibration-images', { int: true, min: 1 }), 512)
   .option('--eval-images <n>', 'with --int8: test images to score the int8 file on against the float network (0: skip)', num('--eval-images', { int: true, min: 0 }), 1000)
   .option('--check-seed <n>', 'seed of the check\'s first random input (the others follow it); the same seed gives the same check every run', num('--check-seed', { int: true, min: 0 }), 0)
   .action(async (file: string, o) => {
     if (o.keepLogits && !o.withPreprocessing) throw new InvalidArgumentError('--keep-logits goes with --with-preprocessing');
     if (o.weightsOnly && !o.int8) throw new InvalidArgumentError('--weights-only goes with --int8');
+    if (o.reduceRange && (!o.int8 || o.weightsOnly)) throw new InvalidArgumentError('--reduce-range goes with --int8 (integer kernels); --weights-only computes in float32');
     // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
     const E = await import('../export');
     const ort = await import('onnxruntime-node');
@@ -495,7 +497,7 @@ program
     const { checkWritable } = await import('../export/onnx');
     const { concatChunks } = await import('../export/protobuf');
     const { foldBatchNorm } = await import('../nn');
-    const { scoreInt8, writeInt8 } = await import('./int8');
+    const { int8Data, scoreInt8, writeInt8 } = await import('./int8');
     // What to build: a checkpoint names its model and trained input; plain weights need --model (and --input).
     const restored = restoreNetwork(file, { model: o.model, opt: o.opt });
     const { model, name, inputShape, checkpoint } = restored;
@@ -519,7 +521,8 @@ program
     const checkAgainstTsvision = async (source: string | Uint8Array, outputs: readonly ValueInfoProto[], what: string): Promise<boolean> => {
       const check = o.fixedBatch ? shape : [shape[0] === 2 ? 3 : 2, ...shape.slice(1)];
       const lead = typeof source === 'string' ? '' : 'float graph (before int8): ';
-      const session = typeof source === 'string' ? await ort.InferenceSession.create(source) : await ort.InferenceSession.create(source);
+      // One call: onnxruntime's overloads take a path or bytes, not their union.
+      const session = await ort.InferenceSession.create(source as string);
       // Seeded inputs (src/export/check.ts): the same every run; when the first differs, two more decide.
       const agreed: boolean[] = [];
       for (let k = 0; E.checkNeedsMore(agreed); k++) {
@@ -565,6 +568,9 @@ program
     const exportOptions: OnnxExportOptions = { inputShape: shape, inputDtype: inGraph ? 'uint8' : 'float32', fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames, metadata: { [E.CARD_METADATA_KEY]: JSON.stringify(card) } };
     let r: OnnxExport & { file: string };
     let int8: Int8Export | null = null;
+    // The checkpoint's images, loaded once: training images to calibrate on, test images to score on.
+    const scored = o.evalImages > 0 && !!checkpoint;
+    using data = o.int8 && (!o.weightsOnly || scored) ? await int8Data(restored, file) : null;
     if (o.int8) {
       checkWritable(o.out);
       // BatchNorm first folded into the convolutions (as for inference): the int8 kernels then take its place too.
@@ -572,7 +578,7 @@ program
       const float = E.toOnnx(traced, exportOptions);
       // The float graph is checked as a plain export is, before it is quantized.
       if (!(await checkAgainstTsvision(concatChunks(float.chunks), float.outputs, 'the float graph'))) return;
-      int8 = await writeInt8(ort, float.model, o.out, restored, file, { images: o.calibrationImages, weightsOnly: o.weightsOnly, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
+      int8 = await writeInt8(ort, float.model, o.out, data, { images: o.calibrationImages, weightsOnly: o.weightsOnly, reduceRange: o.reduceRange, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
       r = { ...float, ...int8.summary, file: o.out };
     } else r = E.exportOnnx(traced, o.out, exportOptions);
     // The card's output type is decided from its class names, the graph's from the traced logits: they must agree.
@@ -588,15 +594,17 @@ program
     if (int8) {
       const { report: q, calibrationImages } = int8;
       const how = o.weightsOnly ? 'float32 arithmetic (weights only)' : `${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images`;
-      console.log(`int8: ${q.layers} layers with int8 weights (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${how}`);
+      console.log(`int8: ${q.layers} layers with int8 weights${o.reduceRange ? ' in ±64 (--reduce-range)' : ''} (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${how}`);
       if (o.evalImages === 0) return;
-      if (!checkpoint) {
+      if (!checkpoint || !data) {
         console.log('not scored: plain weights name no test images');
         return;
       }
-      const s = await scoreInt8(ort, r.file, restored, file, { images: o.evalImages, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, outputName: r.outputs[0].name });
+      const s = await scoreInt8(ort, r.file, restored, data, { images: o.evalImages, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, outputName: r.outputs[0].name });
       const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
       console.log(`int8 (onnxruntime-node) vs float32 (tsvision) on ${s.images} test images: ${s.metric} ${pct(s.int8)} vs ${pct(s.float)}, the same class on ${pct(s.agreement)} of ${restored.segmentation ? 'pixels' : 'images'}`);
+      // The score is this CPU's: where onnxruntime's kernels can clip here, say what a VNNI server would differ by.
+      if (!o.weightsOnly && !o.reduceRange && T.engineInfo().int8 === 'saturating') console.log('this CPU has no VNNI: onnxruntime\'s uint8 × int8 sums can clip here (and on servers like it), so the score above may be lower than on a CPU with VNNI; --reduce-range (7-bit weights) avoids the clipping at some precision');
       return;
     }
     await checkAgainstTsvision(r.file, r.outputs, 'the exported model');
@@ -718,7 +726,8 @@ program
         `CUDA     ${i.cuda ? `available, ${i.cudaDevices} device(s)` : 'not available'}`,
         `threads  ${i.threads} (of ${i.cores} cores)`,
         `allocator ${i.allocator}`,
-        `bfloat16 ${{ native: 'native (AVX-512 BF16 / AMX): --bf16 speeds up convolution-heavy networks (summary <model> --time --bf16 shows which)', emulated: 'emulated by oneDNN (AVX-512 without BF16): --bf16 is seldom faster', slow: 'no oneDNN kernels on this CPU: --bf16 is slow' }[i.bfloat16]}`,
+        `bfloat16 ${{ native: 'native (AVX-512 BF16 / AMX): --bf16 speeds up convolution-heavy networks (summary <model> --time --bf16 shows which)', emulated: 'emulated by oneDNN (AVX-512 without BF16): --bf16 is seldom faster', slow: 'no AVX-512: oneDNN has no bfloat16 kernels here, so bfloat16 convolutions run in float32 and --bf16 is no faster' }[i.bfloat16]}`,
+        `int8     ${{ vnni: 'VNNI: onnxruntime sums int8 convolutions exactly in 32 bits', saturating: 'no VNNI: onnxruntime sums uint8 × int8 products in 16-bit pairs, which can clip (export --int8 --reduce-range avoids it)', unknown: 'not an x86 CPU with readable flags' }[i.int8]}`,
         `models   ${listModels().join(', ')}`,
       ].join('\n'),
     );

@@ -52,10 +52,11 @@ export interface ModelCard {
   colours?: string[];
   /**
    * `export --int8`: the layers run on 8-bit integers (int8-qdq: int8 weights, uint8 activations, calibrated
-   * on this many training images); `--int8 --weights-only` (int8-weights): int8 weights, float32 arithmetic.
-   * Inputs and outputs are as without it. Absent: float32 throughout.
+   * on this many training images; `reduceRange`: weights in ±64, exact on x86 CPUs without VNNI);
+   * `--int8 --weights-only` (int8-weights): int8 weights, float32 arithmetic. Inputs and outputs are as
+   * without it. Absent: float32 throughout.
    */
-  quantization?: { scheme: 'int8-qdq'; calibrationImages: number } | { scheme: 'int8-weights' };
+  quantization?: { scheme: 'int8-qdq'; calibrationImages: number; reduceRange: boolean } | { scheme: 'int8-weights' };
 }
 
 export interface CardSource {

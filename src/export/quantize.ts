@@ -3,7 +3,9 @@
 // onnxruntime's own quantizer writes. onnxruntime fuses each DequantizeLinear → Conv → QuantizeLinear group
 // into one QLinearConv and runs it on 8-bit integers (QGemm for Gemm); onnxruntime-web reads the same file.
 //   weights      int8, symmetric (zero point 0), scale max|w| / 127 per output channel of a Conv, per
-//                tensor for Gemm and MatMul;
+//                tensor for Gemm and MatMul; with `reduceRange`, max|w| / 64 (7 bits), as onnxruntime's
+//                quantizer does on request: x86 CPUs without VNNI multiply uint8 by int8 with VPMADDUBSW,
+//                which adds two products into 16 bits and saturates (2 · 255 · 127 > 32767; 2 · 255 · 64 is not);
 //   biases       int32 at the input's scale × the weight's scale, zero point 0, so the integer sum needs
 //                no rescaling before the bias is added;
 //   activations  uint8, asymmetric over [min(0, lo), max(0, hi)] seen on calibration images (MinMax), so
@@ -40,7 +42,9 @@ const ACTIVATIONS = new Set(['Relu', 'Clip']);
 /** Activation-only ops whose inputs and outputs are quantized so that onnxruntime keeps the chain in int8. */
 const ACTIVATION_ONLY = new Set(['Add', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
 
-const QMAX_WEIGHT = 127;
+export const QMAX_WEIGHT = 127;
+/** The reduced range: two uint8 × int8 products still fit a signed 16-bit sum. */
+export const QMAX_WEIGHT_REDUCED = 64;
 const QMAX_ACTIVATION = 255;
 
 /** Round half to even, as QuantizeLinear specifies (Math.round rounds halves up). */
@@ -57,16 +61,16 @@ export function activationParams(r: TensorRange): { scale: number; zeroPoint: nu
   return { scale, zeroPoint: Math.min(QMAX_ACTIVATION, Math.max(0, roundHalfEven(-lo / scale))) };
 }
 
-/** Symmetric int8 weights: one scale per slice along `axis` (null: one for the tensor). */
-export function quantizeWeights(w: Float32Array, dims: readonly number[], axis: number | null): { q: Int8Array; scales: Float32Array } {
+/** Symmetric int8 weights in [−qmax, qmax]: one scale per slice along `axis` (null: one for the tensor). */
+export function quantizeWeights(w: Float32Array, dims: readonly number[], axis: number | null, qmax = QMAX_WEIGHT): { q: Int8Array; scales: Float32Array } {
   const channels = axis === null ? 1 : dims[axis];
   const inner = axis === null ? w.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const channelOf = (i: number): number => (axis === null ? 0 : Math.floor(i / inner) % channels);
   const scales = new Float32Array(channels);
   for (let i = 0; i < w.length; i++) scales[channelOf(i)] = Math.max(scales[channelOf(i)], Math.abs(w[i]));
-  for (let c = 0; c < channels; c++) scales[c] = scales[c] / QMAX_WEIGHT || 1; // an all-zero channel: any scale
+  for (let c = 0; c < channels; c++) scales[c] = scales[c] / qmax || 1; // an all-zero channel: any scale
   const q = new Int8Array(w.length);
-  for (let i = 0; i < w.length; i++) q[i] = Math.max(-QMAX_WEIGHT, Math.min(QMAX_WEIGHT, roundHalfEven(w[i] / scales[channelOf(i)])));
+  for (let i = 0; i < w.length; i++) q[i] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[i] / scales[channelOf(i)])));
   return { q, scales };
 }
 
@@ -214,9 +218,10 @@ const tensor = (name: string, dims: readonly number[], data: Float32Array | Int8
  * The model in QDQ form, given each tensor of `activationsToQuantize` and its calibration range. With
  * `ranges` null, weights only: int8 weights behind a DequantizeLinear, everything else float32 — a 4×
  * smaller file that computes in float (no calibration; for networks whose float operators between layers
- * would cost more in requantization than integer kernels save). The input model is not changed.
+ * would cost more in requantization than integer kernels save). `reduceRange`: 7-bit weights (see the top).
+ * The input model is not changed.
  */
-export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, TensorRange> | null): { model: ModelProto; report: QuantizeReport } {
+export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, TensorRange> | null, o: { reduceRange?: boolean } = {}): { model: ModelProto; report: QuantizeReport } {
   const g = model.graph;
   const initializers = new Map(g.initializers.map((t) => [t.name, t]));
   const constants = new Set(initializers.keys());
@@ -255,7 +260,7 @@ export function quantizeModel(model: ModelProto, ranges: ReadonlyMap<string, Ten
     const w = initializers.get(n.inputs[1])!;
     const axis = layers[n.opType];
     const id = n.name || n.outputs[0];
-    const { q, scales } = quantizeWeights(f32(w), w.dims, axis);
+    const { q, scales } = quantizeWeights(f32(w), w.dims, axis, o.reduceRange ? QMAX_WEIGHT_REDUCED : QMAX_WEIGHT);
     const perChannel = axis !== null;
     const [wq, ws, wz, wdq] = [`${id}_weight_quantized`, `${id}_weight_scale`, `${id}_weight_zero_point`, `${id}_weight_dequantized`];
     added.push(tensor(wq, w.dims, q), tensor(ws, perChannel ? [scales.length] : [], scales), tensor(wz, perChannel ? [scales.length] : [], new Int8Array(scales.length)));

@@ -1,7 +1,7 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
 import { Pair } from '../torch/functional';
-import { Tensor, arange, empty, full, getNumThreads, isGradEnabled, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor } from '../torch';
+import { Tensor, arange, bfloat16Support, empty, full, getNumThreads, isGradEnabled, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
 
@@ -99,7 +99,8 @@ export class Conv2d extends Module {
   private canPrepack(x: Tensor): boolean {
     if (!Conv2d.prepackForInference || !Conv2d.oneDnnWorks || this.paddingMode !== 'zeros' || typeof this.padding === 'string') return false;
     if (x.device !== 'cpu' || x.dim() !== 4 || x.dtype !== this.weight.dtype) return false;
-    if (x.dtype === 'bfloat16') return true;
+    // As use_mkldnn: oneDNN's bfloat16 kernels need AVX-512 (else it throws, and F.conv2d computes in float32).
+    if (x.dtype === 'bfloat16') return bfloat16Support() !== 'slow';
     if (x.dtype !== 'float32') return false;
     const [n, c, h, w] = x.shape;
     const [kh, kw] = this.kernelSize;

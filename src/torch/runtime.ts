@@ -53,10 +53,17 @@ export interface EngineInfo {
   allocator: string;
   /**
    * bfloat16 on this CPU: 'native' (AVX-512 BF16 or AMX instructions), 'emulated' (AVX-512 without them:
-   * oneDNN converts in software, and float32 is usually as fast), or 'slow' (no AVX-512: libtorch 1.13 does
-   * not send bfloat16 convolutions to oneDNN at all).
+   * oneDNN converts in software, and float32 is usually as fast), or 'slow' (no AVX-512: oneDNN has no
+   * bfloat16 kernels, and libtorch 1.13's own sums in bfloat16 — 15× slower than float32 and ~3% off on a
+   * 3×3×64 convolution — so tsvision computes bfloat16 convolutions in float32 and rounds the result).
    */
   bfloat16: 'native' | 'emulated' | 'slow';
+  /**
+   * onnxruntime's int8 convolutions on this CPU: 'vnni' (AVX-512 VNNI, AVX-VNNI or AMX: exact 32-bit sums),
+   * 'saturating' (x86 without them: uint8 × int8 products are summed in pairs into 16 bits, which can clip
+   * unless weights keep to ±64 — `export --int8 --reduce-range`), or 'unknown' (not x86, or no flags).
+   */
+  int8: 'vnni' | 'saturating' | 'unknown';
 }
 
 export function engineInfo(): EngineInfo {
@@ -71,21 +78,36 @@ export function engineInfo(): EngineInfo {
     cores: os.cpus().length,
     allocator: i.allocator,
     bfloat16: bfloat16Support(),
+    int8: int8Support(),
   };
 }
 
-/** From the CPU's flags (Linux's /proc/cpuinfo), as libtorch 1.13's mkldnn_bf16_device_check and oneDNN's ISA choice read them. */
-function bfloat16Support(): EngineInfo['bfloat16'] {
-  let flags: Set<string>;
+let flagsRead: Set<string> | undefined;
+/** The CPU's x86 feature flags (Linux's /proc/cpuinfo, read once); empty where there are none to read. */
+function cpuFlags(): Set<string> {
+  if (flagsRead) return flagsRead;
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const cpuinfo: string = require('node:fs').readFileSync('/proc/cpuinfo', 'utf8');
-    flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '').trim().split(/\s+/));
+    flagsRead = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '').trim().split(/\s+/).filter(Boolean));
   } catch {
-    return 'slow';
+    flagsRead = new Set();
   }
+  return flagsRead;
+}
+
+/** From the CPU's flags, as libtorch 1.13's mkldnn_bf16_device_check and oneDNN's ISA choice read them. */
+export function bfloat16Support(): EngineInfo['bfloat16'] {
+  const flags = cpuFlags();
   if (flags.has('avx512_bf16') || flags.has('amx_bf16')) return 'native';
   return ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f)) ? 'emulated' : 'slow';
+}
+
+/** From the CPU's flags, as onnxruntime's MLAS picks its uint8 × int8 kernels (VPDPBUSD or VPMADDUBSW). */
+export function int8Support(): EngineInfo['int8'] {
+  const flags = cpuFlags();
+  if (['avx512_vnni', 'avx_vnni', 'amx_int8'].some((f) => flags.has(f))) return 'vnni';
+  return flags.has('sse2') ? 'saturating' : 'unknown';
 }
 
 /** Where the loaded libtorch_cpu lives, read from the process's own memory map. */

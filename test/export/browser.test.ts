@@ -140,7 +140,10 @@ test('classifier page: an uploaded Fashion-MNIST image, classified in Chromium a
 test('classifier page with an int8 export (--int8): onnxruntime-web runs the integer graph as onnxruntime-node does', { skip }, async () => {
   T.manualSeed(2);
   const model = createModel('cnn', { numClasses: 10, inChannels: 1, smallInput: true });
-  const { onnx } = exported(dir, 'cnn-int8', model, { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }, ['--int8', '--calibration-images', '64', '--eval-images', '0']);
+  // onnxruntime-web's wasm kernels sum exactly; onnxruntime-node's, on an x86 CPU without VNNI, clip 8-bit
+  // weights' 16-bit sums (test/export/int8.test.ts): there both agree on 7-bit weights only.
+  const reduceRange = T.engineInfo().int8 === 'saturating' ? ['--reduce-range'] : [];
+  const { onnx } = exported(dir, 'cnn-int8', model, { model: 'cnn', modelOptions: {}, data: { kind: 'fashion-mnist' } }, ['--int8', '--calibration-images', '64', '--eval-images', '0', ...reduceRange]);
   const url = await serve(onnx);
   const { png } = await garmentPng(1);
   const page = await openAndUpload(url, png, (p) => p.uncheck('#invert'));

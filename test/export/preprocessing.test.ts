@@ -159,8 +159,11 @@ test('an RGB classifier on screenshot crops (PNG and JPEG): probabilities within
 /**
  * The graph's class map against Predictor's labels for the same files: equal, except at ties of tsvision's own
  * logits (two executors' rounding may order classes whose logits differ by ~1e-6 of their scale either way).
+ * `unpooled`: a network with max-unpooling (ENet) may also differ beyond a tie of the logits at a few pixels,
+ * up to 0.05% of them: a near-tie inside a max-pooling window on a flat area of the image, broken the other
+ * way by one runtime's rounding, moves a value elsewhere (README, Deploying with ONNX; seen on an AVX2 CPU).
  */
-async function checkClassMaps(ckpt: string, onnx: string, card: ModelCard, files: string[]): Promise<{ differ: number; total: number; labels: Uint8Array[] }> {
+async function checkClassMaps(ckpt: string, onnx: string, card: ModelCard, files: string[], unpooled = false): Promise<{ differ: number; total: number; labels: Uint8Array[] }> {
   const { channels, height, width } = card.input;
   const pixels = await Promise.all(files.map((f) => decode(f, card)));
   const out = await runPixels(onnx, card, pixels);
@@ -177,7 +180,7 @@ async function checkClassMaps(ckpt: string, onnx: string, card: ModelCard, files
   const k = card.classes.length;
   const scale = logits.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   const d = classMapDifferences(classes.data as Uint8Array, wantLabels, logits, k, height * width, 1e-5 * scale);
-  assert.equal(d.unexplained, 0, `${d.unexplained} pixels differ from Predictor without a tie`);
+  assert.ok(d.unexplained <= (unpooled ? 0.0005 * wantLabels.length : 0), `${d.unexplained} pixels differ from Predictor without a tie`);
   assert.ok(d.differ <= 0.001 * wantLabels.length, `${d.differ} ties`);
   const got = classes.data as Uint8Array;
   return { differ: d.differ, total: wantLabels.length, labels: files.map((_, i) => got.slice(i * height * width, (i + 1) * height * width)) };
@@ -217,7 +220,7 @@ test('segmentation, RGB crops (ENet 48×64, logits kept): the class map is Predi
   const { ckpt, onnx, card } = exportBaked('enet-rgb', model, { model: 'enet', folders: { train: 'x', test: 'y', size: [48, 64], channels: 3 } }, ['--keep-logits']);
   assert.deepEqual(card.input, { name: 'pixels', layout: 'NHWC', dtype: 'uint8', channels: 3, height: 48, width: 64, batch: 'dynamic' });
   const files = await crops('seg-rgb', [[150, 220, 64, 48, 'png'], [370, 600, 64, 48, 'png'], [400, 700, 64, 48, 'png']]);
-  const r = await checkClassMaps(ckpt, onnx, card, files);
+  const r = await checkClassMaps(ckpt, onnx, card, files, true);
   t.diagnostic(`${r.differ} of ${r.total} pixels differ (ties)`);
   // NCHW bytes give another class map.
   const pixels = await Promise.all(files.map((f) => decode(f, card)));

@@ -5,7 +5,7 @@ import type * as Ort from 'onnxruntime-node';
 import { DataLoader, disposeBatch } from '../data';
 import { CARD_METADATA_KEY, ModelCard } from '../export/card';
 import { ModelProto, encodeModel } from '../export/protobuf';
-import { QuantizeReport, TensorRange, calibrate, quantizeModel } from '../export/quantize';
+import { CalibrationMethod, QuantizeReport, TensorRange, calibrate, quantizeModel } from '../export/quantize';
 import { Normalization, RestoredNetwork } from '../infer/restore';
 import { ConfusionMatrix } from '../metrics/confusion';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -96,7 +96,7 @@ export async function writeInt8(
   model: ModelProto,
   file: string,
   data: Int8Data | null,
-  o: { images: number; weightsOnly: boolean; reduceRange: boolean; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; card: ModelCard },
+  o: { images: number; calibration: CalibrationMethod; weightsOnly: boolean; reduceRange: boolean; inputShape: readonly number[]; fixedBatch: boolean; pixels: Normalization | null; inputName: string; card: ModelCard },
 ): Promise<Int8Export> {
   let seen = 0;
   let ranges: Map<string, TensorRange> | null = null;
@@ -110,14 +110,14 @@ export async function writeInt8(
         if (process.stdout.isTTY) process.stdout.write(`\rcalibrating: ${seen} training images`);
       }
     }
-    ranges = await calibrate(ort, model, feeds());
+    ranges = await calibrate(ort, model, feeds(), { method: o.calibration });
     if (process.stdout.isTTY) process.stdout.write('\n');
     if (!seen) throw new Error(`--int8: no training image is ${o.inputShape.slice(2).join('×')}, the size the graph was traced at: export with --input of the training images' size`);
   }
   const q = quantizeModel(model, ranges, { reduceRange: o.reduceRange });
   const report = q.report;
   // The card says how the layers compute, inside the file and (written by the caller) beside it.
-  o.card.quantization = o.weightsOnly ? { scheme: 'int8-weights' } : { scheme: 'int8-qdq', calibrationImages: seen, reduceRange: o.reduceRange };
+  o.card.quantization = o.weightsOnly ? { scheme: 'int8-weights' } : { scheme: 'int8-qdq', calibrationImages: seen, calibration: o.calibration, reduceRange: o.reduceRange };
   const quantized: ModelProto = { ...q.model, metadata: { ...q.model.metadata, [CARD_METADATA_KEY]: JSON.stringify(o.card) } };
   const chunks = encodeModel(quantized);
   writeFileAtomic(file, chunks);

@@ -24,11 +24,12 @@ import { saveConfusionPng } from '../report/confusion';
 import { writeFileAtomic } from '../util/fs';
 import type { OnnxExport, OnnxExportOptions, ValueInfoProto } from '../export';
 import type { Int8Export } from './int8';
+import type { CalibrationMethod } from '../export/quantize';
 
-const num = (name: string, { int = false, min = -Infinity } = {}) => (v: string): number => {
+const num = (name: string, { int = false, min = -Infinity, max = Infinity } = {}) => (v: string): number => {
   const n = Number(v);
-  if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min) {
-    throw new InvalidArgumentError(`${name} must be ${int ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}, got '${v}'`);
+  if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min || n > max) {
+    throw new InvalidArgumentError(`${name} must be ${int ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? ` and <= ${max}` : ''}, got '${v}'`);
   }
   return n;
 };
@@ -482,13 +483,20 @@ program
   .option('--int8', 'post-training int8 quantization (QDQ: int8 weights per channel, uint8 activations), calibrated on the checkpoint\'s training images; onnxruntime runs it on integer kernels. Scored against the float network on test images', false)
   .option('--weights-only', 'with --int8: int8 weights only, computed in float32 — a 4× smaller file, no calibration (plain weights will do); for networks such as ENet whose float operators between layers make integer kernels slower (others run slower this way: see BENCHMARKS.md)', false)
   .option('--reduce-range', 'with --int8: 7-bit weights (±64) for x86 CPUs without VNNI, where onnxruntime sums uint8 × int8 products in 16 bits that can clip; exact there, at some precision (`tsvision info` says whether this CPU has VNNI)', false)
+  .option('--calibration <method>', "with --int8: how calibration sets each activation's range: 'minmax' (all values seen) or 'percentile' (without the rarest values at either end: see --percentile)", 'minmax')
+  .option('--percentile <p>', "with --calibration percentile: the share of values (in %) the range keeps, (100 − p) / 2 % cut from each end", num('--percentile', { min: 50, max: 100 }), 99.99)
   .option('--calibration-images <n>', 'with --int8: training images to calibrate on', num('--calibration-images', { int: true, min: 1 }), 512)
   .option('--eval-images <n>', 'with --int8: test images to score the int8 file on against the float network (0: skip)', num('--eval-images', { int: true, min: 0 }), 1000)
   .option('--check-seed <n>', 'seed of the check\'s first random input (the others follow it); the same seed gives the same check every run', num('--check-seed', { int: true, min: 0 }), 0)
-  .action(async (file: string, o) => {
+  .action(async (file: string, o, cmd: Command) => {
     if (o.keepLogits && !o.withPreprocessing) throw new InvalidArgumentError('--keep-logits goes with --with-preprocessing');
     if (o.weightsOnly && !o.int8) throw new InvalidArgumentError('--weights-only goes with --int8');
     if (o.reduceRange && (!o.int8 || o.weightsOnly)) throw new InvalidArgumentError('--reduce-range goes with --int8 (integer kernels); --weights-only computes in float32');
+    if (o.calibration !== 'minmax' && o.calibration !== 'percentile') throw new InvalidArgumentError(`--calibration: 'minmax' or 'percentile', got '${o.calibration}'`);
+    const percentileGiven = cmd.getOptionValueSource('percentile') === 'cli';
+    if ((!o.int8 || o.weightsOnly) && (o.calibration !== 'minmax' || percentileGiven)) throw new InvalidArgumentError('--calibration and --percentile go with --int8 (not --weights-only, which needs no calibration)');
+    if (o.calibration !== 'percentile' && percentileGiven) throw new InvalidArgumentError('--percentile goes with --calibration percentile');
+    const calibration: CalibrationMethod = o.calibration === 'percentile' ? { method: 'percentile', percentile: o.percentile } : { method: 'minmax' };
     // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
     const E = await import('../export');
     const ort = await import('onnxruntime-node');
@@ -578,7 +586,7 @@ program
       const float = E.toOnnx(traced, exportOptions);
       // The float graph is checked as a plain export is, before it is quantized.
       if (!(await checkAgainstTsvision(concatChunks(float.chunks), float.outputs, 'the float graph'))) return;
-      int8 = await writeInt8(ort, float.model, o.out, data, { images: o.calibrationImages, weightsOnly: o.weightsOnly, reduceRange: o.reduceRange, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
+      int8 = await writeInt8(ort, float.model, o.out, data, { images: o.calibrationImages, calibration, weightsOnly: o.weightsOnly, reduceRange: o.reduceRange, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, card });
       r = { ...float, ...int8.summary, file: o.out };
     } else r = E.exportOnnx(traced, o.out, exportOptions);
     // The card's output type is decided from its class names, the graph's from the traced logits: they must agree.
@@ -593,7 +601,7 @@ program
     console.log(`${cardFile}: model card (${card.task}, ${card.classes.length} classes, input ${card.input.channels}×${card.input.height}×${card.input.width}, normalization mean ${card.normalization.mean.map((v) => +v.toFixed(4)).join('/')} std ${card.normalization.std.map((v) => +v.toFixed(4)).join('/')}${processing})`);
     if (int8) {
       const { report: q, calibrationImages } = int8;
-      const how = o.weightsOnly ? 'float32 arithmetic (weights only)' : `${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images`;
+      const how = o.weightsOnly ? 'float32 arithmetic (weights only)' : `${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images (${calibration.method === 'percentile' ? `${calibration.percentile} percentile` : 'min/max'})`;
       console.log(`int8: ${q.layers} layers with int8 weights${o.reduceRange ? ' in ±64 (--reduce-range)' : ''} (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${how}`);
       if (o.evalImages === 0) return;
       if (!checkpoint || !data) {

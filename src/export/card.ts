@@ -4,6 +4,7 @@
 // servers to fetch, and inside the file as the metadata entry 'tsvision.card' (Netron and onnx.load show it),
 // so that an .onnx file that travels alone still carries it. With `--with-preprocessing` the card says so
 // (version 2): the graph then takes raw pixels and does the normalization the card still records.
+import type { CalibrationMethod } from './quantize';
 import { OVERLAY_COLOURS } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 
@@ -52,11 +53,12 @@ export interface ModelCard {
   colours?: string[];
   /**
    * `export --int8`: the layers run on 8-bit integers (int8-qdq: int8 weights, uint8 activations, calibrated
-   * on this many training images; `reduceRange`: weights in ±64, exact on x86 CPUs without VNNI);
+   * on this many training images by `calibration`; `reduceRange`: weights in ±64, exact on x86 CPUs without
+   * VNNI);
    * `--int8 --weights-only` (int8-weights): int8 weights, float32 arithmetic. Inputs and outputs are as
    * without it. Absent: float32 throughout.
    */
-  quantization?: { scheme: 'int8-qdq'; calibrationImages: number; reduceRange: boolean } | { scheme: 'int8-weights' };
+  quantization?: { scheme: 'int8-qdq'; calibrationImages: number; calibration: CalibrationMethod; reduceRange: boolean } | { scheme: 'int8-weights' };
 }
 
 export interface CardSource {

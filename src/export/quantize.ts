@@ -8,8 +8,9 @@
 //                which adds two products into 16 bits and saturates (2 · 255 · 127 > 32767; 2 · 255 · 64 is not);
 //   biases       int32 at the input's scale × the weight's scale, zero point 0, so the integer sum needs
 //                no rescaling before the bias is added;
-//   activations  uint8, asymmetric over [min(0, lo), max(0, hi)] seen on calibration images (MinMax), so
-//                that 0 is exact (padding, ReLU) — ReLU and clip outputs start at 0 and lose nothing.
+//   activations  uint8, asymmetric over [min(0, lo), max(0, hi)] seen on calibration images (MinMax, or a
+//                percentile of a histogram), so that 0 is exact (padding, ReLU) — ReLU and clip outputs
+//                start at 0 and lose nothing.
 // A ReLU or Clip right after a quantized layer moves the layer's quantization to its own output, as
 // onnxruntime's quantizer does; onnxruntime then drops the activation into the integer kernel. The logits
 // stay float32: nothing is quantized between the last quantized layer and the graph's outputs (a softmax,
@@ -160,29 +161,45 @@ export function withCalibrationOutputs(model: ModelProto, names: readonly string
 }
 
 /**
+ * How calibration turns what a tensor took into its range. 'minmax' (onnxruntime's MinMax): the whole range
+ * seen. 'percentile': the range without the rarest values, (100 − percentile) / 2 % cut from each tail, read
+ * off a histogram; an outlier then no longer stretches the 256 steps over values that hardly occur.
+ */
+export type CalibrationMethod = { method: 'minmax' } | { method: 'percentile'; percentile: number };
+
+export interface CalibrateOptions {
+  /** Default minmax. */
+  method?: CalibrationMethod;
+  /** Sees the count of feeds run so far. */
+  onBatch?: (batches: number) => void;
+}
+
+/**
  * The range of each tensor `quantizeModel` quantizes, over calibration feeds (input name → tensor), run by
- * onnxruntime on the float graph. `onBatch` sees the count of feeds run so far.
+ * onnxruntime on the float graph.
  */
 export async function calibrate(
   ort: typeof Ort,
   model: ModelProto,
   feeds: AsyncIterable<Record<string, Ort.Tensor>> | Iterable<Record<string, Ort.Tensor>>,
-  onBatch?: (batches: number) => void,
+  o: CalibrateOptions = {},
 ): Promise<Map<string, TensorRange>> {
+  const method = o.method ?? { method: 'minmax' };
+  if (method.method === 'percentile' && !(method.percentile >= 50 && method.percentile <= 100)) throw new RangeError(`calibrate: the percentile must lie in [50, 100], got ${method.percentile}`);
   const names = activationsToQuantize(model.graph);
   const session = await ort.InferenceSession.create(concatChunks(encodeModel(withCalibrationOutputs(model, names))));
-  const observer = new RangeObserver();
+  const observer = method.method === 'percentile' ? new HistogramObserver() : new RangeObserver();
   let batches = 0;
   try {
     for await (const feed of feeds) {
       const out = await session.run(feed, names);
       for (const name of names) observer.observe(name, out[name].data as Float32Array);
-      onBatch?.(++batches);
+      o.onBatch?.(++batches);
     }
   } finally {
     await session.release();
   }
-  return observer.ranges;
+  return observer instanceof HistogramObserver ? observer.ranges((method as { percentile: number }).percentile) : observer.ranges;
 }
 
 /** Running min/max per tensor over calibration batches. */
@@ -190,15 +207,84 @@ export class RangeObserver {
   readonly ranges = new Map<string, TensorRange>();
 
   observe(name: string, data: ArrayLike<number>): void {
-    let [min, max] = [Infinity, -Infinity];
-    for (let i = 0; i < data.length; i++) {
-      const v = data[i];
-      if (v < min) min = v;
-      if (v > max) max = v;
-      if (v !== v) [min, max] = [NaN, NaN];
-    }
     const r = this.ranges.get(name);
+    const { min, max } = extent(data);
     this.ranges.set(name, r ? { min: Math.min(r.min, min), max: Math.max(r.max, max) } : { min, max });
+  }
+}
+
+function extent(data: ArrayLike<number>): TensorRange {
+  let [min, max] = [Infinity, -Infinity];
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (v !== v) return { min: NaN, max: NaN };
+  }
+  return { min, max };
+}
+
+/** Histogram bins per tensor, as onnxruntime's histogram calibrators default to. */
+export const HISTOGRAM_BINS = 2048;
+
+interface Histogram {
+  lo: number;
+  hi: number;
+  counts: Float64Array;
+}
+
+/**
+ * A histogram of each tensor's values over calibration batches, for percentile ranges. The bins span the
+ * values seen so far; a batch beyond them widens the span and moves each old bin's count to the new bin
+ * holding its centre, so a range read off it is within about two of the final bins' widths of the exact
+ * quantile.
+ */
+export class HistogramObserver {
+  private readonly histograms = new Map<string, Histogram>();
+
+  constructor(readonly bins = HISTOGRAM_BINS) {}
+
+  observe(name: string, data: ArrayLike<number>): void {
+    const { min, max } = extent(data);
+    if (!Number.isFinite(min) || !Number.isFinite(max)) {
+      this.histograms.set(name, { lo: NaN, hi: NaN, counts: new Float64Array(this.bins) });
+      return;
+    }
+    let h = this.histograms.get(name);
+    if (!h) this.histograms.set(name, (h = { lo: min, hi: max > min ? max : min + 1e-8, counts: new Float64Array(this.bins) }));
+    else if (Number.isNaN(h.lo)) return;
+    else if (min < h.lo || max > h.hi) this.histograms.set(name, (h = this.widened(h, Math.min(min, h.lo), Math.max(max, h.hi))));
+    const scale = this.bins / (h.hi - h.lo);
+    for (let i = 0; i < data.length; i++) h.counts[Math.min(this.bins - 1, Math.floor((data[i] - h.lo) * scale))]++;
+  }
+
+  private widened(h: Histogram, lo: number, hi: number): Histogram {
+    const counts = new Float64Array(this.bins);
+    const [width, scale] = [(h.hi - h.lo) / this.bins, this.bins / (hi - lo)];
+    h.counts.forEach((c, i) => {
+      if (c) counts[Math.min(this.bins - 1, Math.floor((h.lo + (i + 0.5) * width - lo) * scale))] += c;
+    });
+    return { lo, hi, counts };
+  }
+
+  /** Each tensor's range without (100 − percentile) / 2 % of its values on either side: bin edges. */
+  ranges(percentile: number): Map<string, TensorRange> {
+    const out = new Map<string, TensorRange>();
+    const cut = (100 - percentile) / 200;
+    for (const [name, h] of this.histograms) {
+      if (Number.isNaN(h.lo)) {
+        out.set(name, { min: NaN, max: NaN });
+        continue;
+      }
+      const total = h.counts.reduce((a, c) => a + c, 0);
+      const width = (h.hi - h.lo) / this.bins;
+      // The first bin whose cumulative count passes the cut from the left, and likewise from the right.
+      let [left, right, seen] = [0, this.bins - 1, 0];
+      for (; left < this.bins - 1 && (seen += h.counts[left]) <= cut * total; left++);
+      for (seen = 0; right > 0 && (seen += h.counts[right]) <= cut * total; right--);
+      out.set(name, { min: h.lo + left * width, max: h.lo + (right + 1) * width });
+    }
+    return out;
   }
 }
 

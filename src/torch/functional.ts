@@ -43,7 +43,7 @@ export interface Conv2dOptions {
 
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
   // Without AVX-512, libtorch 1.13's bfloat16 CPU convolution sums in bfloat16 (oneDNN has no kernel there):
-  // 15× slower than float32 and ~3% off on a 3×3×64 convolution. In float32 from the same bfloat16 operands,
+  // 6–14× slower than float32 and ~3% off on a 3×3×64 convolution. In float32 from the same bfloat16 operands,
   // rounded once at the end, it is what oneDNN's bfloat16 kernels compute on AVX-512 (float32 sums).
   if (x.dtype === 'bfloat16' && x.device === 'cpu' && bfloat16Support() === 'slow') return conv2d(x.float(), weight.float(), bias?.float(), o).to('bfloat16');
   if (typeof o.padding === 'string') {

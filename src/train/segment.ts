@@ -24,7 +24,7 @@ import { OptimizerName, makeOptimizer } from './optimizers';
 import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, readWeights, saveCheckpoint, saveWeights } from './checkpoint';
 import { ResNet } from '../models/resnet';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
-import { NonFiniteLossError } from './trainer';
+import { NonFiniteLossError, describePrecision } from './trainer';
 import * as dist from '../distributed';
 
 export interface SegmentConfig {
@@ -353,7 +353,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     curves: path.join(cfg.outDir, 'curves.png'),
     overlays: path.join(cfg.outDir, 'overlays.png'),
   };
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${cfg.precision === 'bfloat16' ? ', bfloat16 mixed precision' : ''}` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${describePrecision(cfg.precision)}` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   let history: SegmentEpoch[] = [];
   let first = 0;

@@ -3,7 +3,7 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, tidy } from '../torch';
+import { Tensor, autocast, bfloat16Support, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
@@ -105,6 +105,15 @@ export interface TrainResult {
 
 export class NonFiniteLossError extends Error {}
 
+/**
+ * The training line's words for the precision. Autocast hands convolutions to libtorch in bfloat16, which
+ * without AVX-512 has no oneDNN kernel and sums in bfloat16 itself, several times slower than float32: say so.
+ */
+export function describePrecision(precision: TrainConfig['precision']): string {
+  if (precision !== 'bfloat16') return '';
+  return bfloat16Support() === 'slow' ? ', bfloat16 mixed precision (this CPU has no AVX-512: libtorch\'s bfloat16 convolutions are slower than float32 here; see tsvision info)' : ', bfloat16 mixed precision';
+}
+
 export type { Logger };
 
 /** Evaluates a classifier on a loader: mean loss, top-1 and top-5 accuracy. */
@@ -193,7 +202,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}${cfg.precision === 'bfloat16' ? ', bfloat16 mixed precision' : ''}`);
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}${describePrecision(cfg.precision)}`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {

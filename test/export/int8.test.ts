@@ -15,7 +15,7 @@ import { createModel } from '../../src/models/registry';
 import { foldBatchNorm } from '../../src/nn';
 import { toOnnx } from '../../src/export';
 import { encodeModel, concatChunks } from '../../src/export/protobuf';
-import { activationParams, calibrate, quantizeModel, quantizeWeights, roundHalfEven } from '../../src/export/quantize';
+import { CalibrationMethod, HISTOGRAM_BINS, HistogramObserver, activationParams, calibrate, quantizeModel, quantizeWeights, roundHalfEven } from '../../src/export/quantize';
 import { randomizeBatchNorm } from '../helpers/deploy';
 import { ENet } from '../../src/models/enet';
 import { TensorProto } from '../../src/export/protobuf';
@@ -48,6 +48,27 @@ test('the arithmetic, by hand: half-even rounding, uint8 ranges that keep 0 exac
 });
 
 // An ONNX interpreter in PyTorch for the operators these graphs use, written from the operator specs.
+test('percentile calibration, by hand: a histogram that widens as batches arrive, ranges without the tails', () => {
+  // 0 … 9999 in two batches; the second widens the span. 99%: 50 values cut at each end.
+  const h = new HistogramObserver();
+  h.observe('t', Float32Array.from({ length: 5000 }, (_, i) => i));
+  h.observe('t', Float32Array.from({ length: 5000 }, (_, i) => 5000 + i));
+  const width = 9999 / HISTOGRAM_BINS;
+  const r = h.ranges(99).get('t')!;
+  assert.ok(Math.abs(r.min - 50) <= 2 * width && Math.abs(r.max - 9950) <= 2 * width, JSON.stringify(r));
+  const all = h.ranges(100).get('t')!;
+  assert.ok(Math.abs(all.min) <= width && Math.abs(all.max - 9999) <= width, JSON.stringify(all));
+  // One outlier among 100,000 values in [0, 1) stretches min/max a thousandfold; the 99.99th percentile does not.
+  const o = new HistogramObserver();
+  o.observe('t', Float32Array.from({ length: 100000 }, (_, i) => (i === 500 ? 1000 : (i % 1000) / 1000)));
+  const p = o.ranges(99.99).get('t')!;
+  assert.ok(p.max < 2 && p.min >= 0, JSON.stringify(p));
+  // NaN stays visible, so that the quantizer refuses the range.
+  const n = new HistogramObserver();
+  n.observe('t', Float32Array.of(1, NaN));
+  assert.throws(() => activationParams(n.ranges(99.99).get('t')!), /not finite/);
+});
+
 const INTERPRETER = String.raw`
 import onnx, numpy as np
 from onnx import numpy_helper, helper
@@ -145,7 +166,7 @@ O['stats'] = torch.tensor([layers, w_bad, b_bad, scale_err, len(names), act_err,
 `;
 
 /** The model with random BatchNorm statistics, folded, exported in float and quantized on `calibration` ([batches, N, C, H, W]). */
-async function quantizeNet(name: string, model: ReturnType<typeof createModel>, shape: number[], calibration: T.Tensor, o: { weightsOnly?: boolean; reduceRange?: boolean } = {}): Promise<{ floatFile: string; int8File: string }> {
+async function quantizeNet(name: string, model: ReturnType<typeof createModel>, shape: number[], calibration: T.Tensor, o: { weightsOnly?: boolean; reduceRange?: boolean; method?: CalibrationMethod } = {}): Promise<{ floatFile: string; int8File: string }> {
   randomizeBatchNorm(model);
   T.tidy(() => foldBatchNorm(model, T.zeros(shape)));
   const float = toOnnx(model, { inputShape: shape }).model;
@@ -153,7 +174,7 @@ async function quantizeNet(name: string, model: ReturnType<typeof createModel>, 
     const b = T.tidy(() => calibration.select(0, k).contiguous().toArray() as Float32Array);
     return { input: new ort.Tensor('float32', b, calibration.shape.slice(1)) };
   });
-  const { model: q } = quantizeModel(float, o.weightsOnly ? null : await calibrate(ort, float, feeds), { reduceRange: o.reduceRange });
+  const { model: q } = quantizeModel(float, o.weightsOnly ? null : await calibrate(ort, float, feeds, { method: o.method }), { reduceRange: o.reduceRange });
   const [floatFile, int8File] = [path.join(dir, `${name}.onnx`), path.join(dir, `${name}.int8.onnx`)];
   fs.writeFileSync(floatFile, concatChunks(encodeModel(float)));
   fs.writeFileSync(int8File, concatChunks(encodeModel(q)));
@@ -223,6 +244,43 @@ for (const [name, build, shape] of NETS) {
   });
 }
 
+test('percentile calibration (99.9) against PyTorch: each range within a few histogram bins of the exact quantiles of the same batches, and an outlier no longer sets it', async () => {
+  T.manualSeed(12);
+  const [name, build, shape] = NETS[0];
+  const calibration = T.randn([4, 8, ...shape.slice(1)]);
+  // A few bright pixels: min/max calibration would stretch the input's 256 steps to reach them.
+  T.noGrad(() => calibration.view(-1).narrow(0, 0, 3).fill_(40));
+  const { floatFile, int8File } = await quantizeNet(`${name}-percentile`, build(), [...shape], calibration, { method: { method: 'percentile', percentile: 99.9 } });
+  const r = runTorch(`${INTERPRETER}
+fg = onnx.load(${JSON.stringify(floatFile)}).graph
+qg = onnx.load(${JSON.stringify(int8File)}).graph
+qinit = {t.name: numpy_helper.to_array(t) for t in qg.initializer}
+names = [n.input[0] for n in qg.node if n.op_type == 'QuantizeLinear']
+vals = {k: [] for k in names}
+for b in I['calibration']:
+    _, seen = run(${JSON.stringify(floatFile)}, b, names)
+    seen[fg.input[0].name] = b
+    for k in names: vals[k].append(seen[k].flatten().double())
+worst = 0.0
+for k in names:
+    v = torch.cat(vals[k])
+    q = (100 - 99.9) / 200
+    lo, hi = (float(t) for t in torch.quantile(v, torch.tensor([q, 1 - q], dtype=torch.float64)))
+    l, h = min(0.0, lo), max(0.0, hi)
+    s, z = float(qinit[k + '_scale']), int(qinit[k + '_zero_point'])
+    fl, fh = -z * s, (255 - z) * s                      # the file's range, to within s / 2 (the zero point's rounding)
+    width = float(v.max() - v.min()) / ${HISTOGRAM_BINS}
+    worst = max(worst, max(abs(fl - l), abs(fh - h)) / (2 * width + s))
+x = fg.input[0].name
+O['stats'] = torch.tensor([len(names), worst, float((255 - int(qinit[x + '_zero_point'])) * float(qinit[x + '_scale'])), float(torch.cat(vals[x]).max())], dtype=torch.float64)
+`, { calibration });
+  const [count, worst, inputHigh, inputMax] = Array.from(r.stats.toArray() as Float64Array);
+  const detail = JSON.stringify({ count, worst, inputHigh, inputMax });
+  assert.ok(count >= 6, detail);
+  assert.ok(worst <= 1, detail);
+  assert.ok(inputMax === 40 && inputHigh < 5, detail);
+});
+
 test('onnxruntime runs the quantized layers on integer kernels: QLinearConv and QGemm in its optimized graph, no float Conv or Gemm left', async () => {
   for (const [name, build, shape] of NETS) {
     T.manualSeed(13);
@@ -246,15 +304,16 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
   const ckpt = path.join(dir, 'run', 'checkpoint.safetensors');
   const float = run('export', ckpt, '-o', path.join(dir, 'cnn.onnx'));
   assert.equal(float.status, 0, float.stderr);
-  for (const extra of [[], ['--with-preprocessing'], ['--fixed-batch', '--reduce-range']]) {
+  for (const extra of [[], ['--with-preprocessing', '--calibration', 'percentile', '--percentile', '99.99'], ['--fixed-batch', '--reduce-range']]) {
     const reduceRange = extra.includes('--reduce-range');
+    const calibration = extra.includes('percentile') ? { method: 'percentile', percentile: 99.99 } : { method: 'minmax' };
     const out = path.join(dir, `cnn${extra.join('')}.int8.onnx`);
     const r = run('export', ckpt, '-o', out, '--int8', '--calibration-images', '256', '--eval-images', '1000', ...extra);
     assert.equal(r.status, 0, r.stderr);
     // The float graph is checked as plain exports are, before it is quantized.
     assert.match(r.stdout, /float graph \(before int8\): onnxruntime-node vs tsvision on (a random input|random pixels) [\d×]+ \(seed 0\): .*max \|difference\|/);
-    const m = /int8: (\d+) layers with int8 weights( in ±64 \(--reduce-range\))? \(([\d.]+) MB of float32 → ([\d.]+) MB\), (\d+) activations quantized to uint8, calibrated on (\d+) training images/.exec(r.stdout);
-    assert.ok(m && !!m[2] === reduceRange, r.stdout);
+    const m = /int8: (\d+) layers with int8 weights( in ±64 \(--reduce-range\))? \(([\d.]+) MB of float32 → ([\d.]+) MB\), (\d+) activations quantized to uint8, calibrated on (\d+) training images \((min\/max|99\.99 percentile)\)/.exec(r.stdout);
+    assert.ok(m && !!m[2] === reduceRange && m[7] === (calibration.method === 'minmax' ? 'min/max' : '99.99 percentile'), r.stdout);
     assert.deepEqual([Number(m[1]), Number(m[6])], [6, 256]);
     assert.ok(Number(m[4]) < 0.27 * Number(m[3]), r.stdout);
     const s = /on 1000 test images: top-1 ([\d.]+)% vs ([\d.]+)%, the same class on ([\d.]+)% of images/.exec(r.stdout);
@@ -266,7 +325,7 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
     assert.ok(fs.statSync(out).size < 0.3 * fs.statSync(path.join(dir, 'cnn.onnx')).size);
     // The card, beside the file and inside it, says how the layers compute.
     const card = JSON.parse(fs.readFileSync(out.replace(/\.onnx$/, '.json'), 'utf8')) as { quantization?: unknown };
-    assert.deepEqual(card.quantization, { scheme: 'int8-qdq', calibrationImages: 256, reduceRange });
+    assert.deepEqual(card.quantization, { scheme: 'int8-qdq', calibrationImages: 256, calibration, reduceRange });
     const py = spawnSync(PYTHON, ['-c', 'import onnx, sys; m = onnx.load(sys.argv[1]); print(dict((p.key, p.value) for p in m.metadata_props)["tsvision.card"])', out], { encoding: 'utf8' });
     assert.equal(py.status, 0, py.stderr);
     assert.deepEqual(JSON.parse(py.stdout), card);
@@ -290,6 +349,16 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
   const pointless = run('export', weights, '-o', path.join(dir, 'stray.onnx'), '--model', 'cnn', '--input', '1x1x28x28', '--int8', '--weights-only', '--reduce-range');
   assert.equal(pointless.status, 1);
   assert.match(pointless.stderr, /--reduce-range goes with --int8 \(integer kernels\); --weights-only computes in float32/);
+  for (const [args, message] of [
+    [['--int8', '--calibration', 'entropy'], /--calibration: 'minmax' or 'percentile', got 'entropy'/],
+    [['--int8', '--percentile', '99.9'], /--percentile goes with --calibration percentile/],
+    [['--int8', '--weights-only', '--calibration', 'percentile'], /--calibration and --percentile go with --int8 \(not --weights-only/],
+    [['--int8', '--calibration', 'percentile', '--percentile', '101'], /--percentile must be a number >= 50 and <= 100, got '101'/],
+  ] as const) {
+    const bad = run('export', weights, '-o', path.join(dir, 'stray.onnx'), '--model', 'cnn', '--input', '1x1x28x28', ...args);
+    assert.equal(bad.status, 1, args.join(' '));
+    assert.match(bad.stderr, message);
+  }
 });
 
 test('export --int8 of a segmentation checkpoint (ENet on scenes): calibrated on training scenes, scored by mIoU and pixel agreement, plain and with the class map in the graph', () => {

@@ -611,7 +611,7 @@ program
       const s = await scoreInt8(ort, r.file, restored, data, { images: o.evalImages, inputShape: input, fixedBatch: o.fixedBatch, pixels: inGraph ? restored.normalization : null, inputName: card.input.name, outputName: r.outputs[0].name });
       const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
       console.log(`int8 (onnxruntime-node) vs float32 (tsvision) on ${s.images} test images: ${s.metric} ${pct(s.int8)} vs ${pct(s.float)}, the same class on ${pct(s.agreement)} of ${restored.segmentation ? 'pixels' : 'images'}`);
-      // The score is this CPU's: where onnxruntime's kernels can clip here, say what a VNNI server would differ by.
+      // The score is this CPU's: where onnxruntime's integer sums can clip here (no VNNI), say so and how to avoid it.
       if (!o.weightsOnly && !o.reduceRange && T.engineInfo().int8 === 'saturating') console.log('this CPU has no VNNI: onnxruntime\'s uint8 × int8 sums can clip here (and on servers like it), so the score above may be lower than on a CPU with VNNI; --reduce-range (7-bit weights) avoids the clipping at some precision');
       return;
     }

@@ -3,6 +3,7 @@
 import { Handle, NativeArg } from './native';
 import { Reduction, ReductionName, op } from './ops';
 import { bfloat16Support } from './runtime';
+import { autocast, isAutocastEnabled } from './autograd';
 import { DType, Tensor, TensorOrScalar, wrap, wrapList } from './tensor';
 
 export type Pair = number | [number, number];
@@ -41,11 +42,41 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
+/**
+ * Without AVX-512, libtorch 1.13's bfloat16 CPU convolutions and matrix products sum in bfloat16 (oneDNN has
+ * no kernel there): measured here 6–14× (convolution) and 34× (matmul) slower than float32, and a 3×3×64
+ * convolution 3% off. Such an op — its input bfloat16, or float32 that autocast is about to cast — runs
+ * instead in float32 on the bfloat16-rounded operands with autocast off, and its result is rounded once: what
+ * oneDNN's bfloat16 kernels compute on AVX-512 (float32 sums), at float32's speed. Autograd records the casts.
+ */
+function bfloat16InFloat32(x: Tensor): boolean {
+  return bfloat16Support() === 'slow' && x.device === 'cpu' && (x.dtype === 'bfloat16' || (x.dtype === 'float32' && isAutocastEnabled('cpu')));
+}
+function inFloat32(fn: (...operands: (Tensor | null)[]) => Tensor, ...operands: (Tensor | null | undefined)[]): Tensor {
+  const up = operands.map((t) => (t ? (t.dtype === 'bfloat16' ? t.float() : tidyCast(t)) : null));
+  try {
+    const y = autocast(() => fn(...up), { enabled: false });
+    try {
+      return y.to('bfloat16');
+    } finally {
+      y.dispose();
+    }
+  } finally {
+    for (const t of up) t?.dispose();
+  }
+}
+/** t rounded to bfloat16 and back: the operand autocast would have given the kernel, in float32. */
+function tidyCast(t: Tensor): Tensor {
+  const low = t.to('bfloat16');
+  try {
+    return low.float();
+  } finally {
+    low.dispose();
+  }
+}
+
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
-  // Without AVX-512, libtorch 1.13's bfloat16 CPU convolution sums in bfloat16 (oneDNN has no kernel there):
-  // 6–14× slower than float32 and ~3% off on a 3×3×64 convolution. In float32 from the same bfloat16 operands,
-  // rounded once at the end, it is what oneDNN's bfloat16 kernels compute on AVX-512 (float32 sums).
-  if (x.dtype === 'bfloat16' && x.device === 'cpu' && bfloat16Support() === 'slow') return conv2d(x.float(), weight.float(), bias?.float(), o).to('bfloat16');
+  if (bfloat16InFloat32(x)) return inFloat32((a, w, b) => conv2d(a!, w!, b, o), x, weight, bias);
   if (typeof o.padding === 'string') {
     return wrap(op('aten::conv2d.padding').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding, o.dilation ?? 1, o.groups ?? 1));
   }
@@ -72,6 +103,7 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
 }
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  if (bfloat16InFloat32(x)) return inFloat32((a, w, b) => linear(a!, w!, b), x, weight, bias);
   return wrap(op('aten::linear').handle(x.h, weight.h, opt(bias)));
 }
 

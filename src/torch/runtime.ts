@@ -54,8 +54,9 @@ export interface EngineInfo {
   /**
    * bfloat16 on this CPU: 'native' (AVX-512 BF16 or AMX instructions), 'emulated' (AVX-512 without them:
    * oneDNN converts in software, and float32 is usually as fast), or 'slow' (no AVX-512: oneDNN has no
-   * bfloat16 kernels, and libtorch 1.13's own sums in bfloat16 — 6–14× slower than float32 and ~3% off on a
-   * 3×3×64 convolution — so tsvision computes bfloat16 convolutions in float32 and rounds the result).
+   * bfloat16 kernels, and libtorch 1.13's own sum in bfloat16 — 6–14× slower than float32 and ~3% off on a
+   * 3×3×64 convolution — so tsvision computes bfloat16 convolutions and linear layers, autocast's included,
+   * in float32 and rounds the result).
    */
   bfloat16: 'native' | 'emulated' | 'slow';
   /**
@@ -98,10 +99,12 @@ function cpuFlags(): Set<string> {
 
 /** From the CPU's flags, as libtorch 1.13's mkldnn_bf16_device_check and oneDNN's ISA choice read them. */
 export function bfloat16Support(): EngineInfo['bfloat16'] {
+  if (bfloat16Read) return bfloat16Read;
   const flags = cpuFlags();
-  if (flags.has('avx512_bf16') || flags.has('amx_bf16')) return 'native';
-  return ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f)) ? 'emulated' : 'slow';
+  if (flags.has('avx512_bf16') || flags.has('amx_bf16')) return (bfloat16Read = 'native');
+  return (bfloat16Read = ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f)) ? 'emulated' : 'slow');
 }
+let bfloat16Read: EngineInfo['bfloat16'] | undefined;
 
 /** From the CPU's flags, as onnxruntime's MLAS picks its uint8 × int8 kernels (VPDPBUSD or VPMADDUBSW). */
 export function int8Support(): EngineInfo['int8'] {

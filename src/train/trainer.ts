@@ -106,12 +106,13 @@ export interface TrainResult {
 export class NonFiniteLossError extends Error {}
 
 /**
- * The training line's words for the precision. Autocast hands convolutions to libtorch in bfloat16, which
- * without AVX-512 has no oneDNN kernel and sums in bfloat16 itself, several times slower than float32: say so.
+ * The training line's words for the precision. Without AVX-512 libtorch has no fast bfloat16 kernels, and
+ * tsvision computes autocast's convolutions and linear layers in float32 on bfloat16-rounded operands
+ * (src/torch/functional.ts): bfloat16's answers at float32's speed, no faster. Say so.
  */
 export function describePrecision(precision: TrainConfig['precision']): string {
   if (precision !== 'bfloat16') return '';
-  return bfloat16Support() === 'slow' ? ', bfloat16 mixed precision (this CPU has no AVX-512: libtorch\'s bfloat16 convolutions are slower than float32 here; see tsvision info)' : ', bfloat16 mixed precision';
+  return bfloat16Support() === 'slow' ? ', bfloat16 mixed precision (this CPU has no AVX-512: convolutions and linear layers sum in float32 here, no faster than float32; see tsvision info)' : ', bfloat16 mixed precision';
 }
 
 export type { Logger };

@@ -127,7 +127,7 @@ test('info reports the engine', () => {
   const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)![1].split(/\s+/);
   const native = flags.includes('avx512_bf16') || flags.includes('amx_bf16');
   const avx512 = ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.includes(f));
-  assert.match(r.stdout, native ? /bfloat16 native/ : avx512 ? /bfloat16 emulated/ : /bfloat16 no AVX-512: .* run in float32/);
+  assert.match(r.stdout, native ? /bfloat16 native/ : avx512 ? /bfloat16 emulated/ : /bfloat16 no AVX-512: .* sum in float32/);
   // int8: VNNI (exact 32-bit sums in onnxruntime) or not.
   const vnni = ['avx512_vnni', 'avx_vnni', 'amx_int8'].some((f) => flags.includes(f));
   assert.match(r.stdout, vnni ? /int8\s+VNNI/ : /int8\s+no VNNI: .*--reduce-range/);

@@ -102,7 +102,9 @@ export function machineLine(device: string): string {
     const gpu = smi.status === 0 ? smi.stdout.trim().split('\n')[0] : 'GPU';
     return `${gpu} (${device}), libtorch ${e.libtorchVersion} from PyTorch (LIBTORCH_USE_PYTORCH=1), peer PyTorch ${e.libtorchVersion}`;
   }
-  return `${cpu}, ${os.cpus().length} cores, ${e.threads} threads for both, libtorch ${e.libtorchVersion}, allocator ${e.allocator}`;
+  // The instruction sets decide bfloat16's and int8's kernels (tsvision info): numbers from another host differ.
+  const isa = `${{ native: 'AVX-512 with BF16', emulated: 'AVX-512', slow: 'AVX2, no AVX-512' }[e.bfloat16]}${e.int8 === 'vnni' ? ', VNNI' : ''}`;
+  return `${cpu} (${isa}), ${os.cpus().length} cores, ${e.threads} threads for both, libtorch ${e.libtorchVersion}, allocator ${e.allocator}`;
 }
 
 /**

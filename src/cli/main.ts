@@ -55,12 +55,14 @@ const scalesArg = (v: string): number[] => {
 const slideOptions = (cmd: Command): Command =>
   cmd
     .option('--slide <HxW>', 'segmentation: the network sees windows of H×W slid over each image at its own size, probabilities averaged where they overlap (PSPNet\'s evaluation, e.g. 713x713)', sizeArg('--slide'))
-    .option('--stride <HxW>', 'segmentation, with --slide: step between windows (default 2/3 of the window)', sizeArg('--stride'));
+    .option('--stride <HxW>', 'segmentation, with --slide: step between windows (default 2/3 of the window)', sizeArg('--stride'))
+    .option('--windows-per-call <n>', 'segmentation, with --slide: windows (mirrors included) through the network at once (default 4; lower it if memory is short)', num('--windows-per-call', { int: true, min: 1 }));
 /** --slide/--stride as MultiScaleOptions' crop and stride, refusing a stride without windows or one that skips pixels. */
-const slideArgs = (o: { slide?: [number, number]; stride?: [number, number] }): { crop?: [number, number]; stride?: [number, number] } => {
+const slideArgs = (o: { slide?: [number, number]; stride?: [number, number]; windowsPerCall?: number }): { crop?: [number, number]; stride?: [number, number]; windowsPerCall?: number } => {
   if (o.stride && !o.slide) throw new InvalidArgumentError('--stride sets the step between --slide windows: give --slide too');
+  if (o.windowsPerCall !== undefined && !o.slide) throw new InvalidArgumentError('--windows-per-call batches --slide windows: give --slide too');
   if (o.slide && o.stride && (o.stride[0] > o.slide[0] || o.stride[1] > o.slide[1])) throw new InvalidArgumentError(`--stride ${o.stride.join('x')} would skip pixels between --slide ${o.slide.join('x')} windows`);
-  return { crop: o.slide, stride: o.stride };
+  return { crop: o.slide, stride: o.stride, windowsPerCall: o.windowsPerCall };
 };
 
 /**

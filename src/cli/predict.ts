@@ -30,6 +30,8 @@ export interface PredictCommandOptions {
   /** Segmentation: sliding windows of this size over each image at its own size (PSPNet's evaluation), `stride` apart. */
   crop?: [number, number];
   stride?: [number, number];
+  /** Sliding windows through the network at once. */
+  windowsPerCall?: number;
   normalization?: Normalization;
   /** Images decoded and run through the network together. */
   batchSize: number;
@@ -73,7 +75,7 @@ async function predictAll(predictor: Predictor, files: readonly string[], names:
     const batch = await Promise.all(files.slice(start, start + o.batchSize).map(readImage));
     const done: Result[] = predictor.segmentation
       ? await Promise.all(
-          (await predictor.segmentMany(batch, { scales: o.scales, flip: o.flip, crop: o.crop, stride: o.stride, batchSize: o.batchSize, keepImage: !!o.out })).map((p, j) =>
+          (await predictor.segmentMany(batch, { scales: o.scales, flip: o.flip, crop: o.crop, stride: o.stride, windowsPerCall: o.windowsPerCall, batchSize: o.batchSize, keepImage: !!o.out })).map((p, j) =>
             segmentResult(p, batch[j].name, o, names?.[start + j]),
           ),
         )

@@ -197,7 +197,7 @@ export class Predictor {
           const x = cat(group.map((g) => this.input(g.img)), 0);
           const multi = o.scales !== undefined || o.flip === true || o.crop !== undefined;
           // Probabilities or logits: their argmax is the class either way, and both resize bilinearly.
-          const how = multi ? `multi ${o.scales ?? ''} ${o.flip ?? false} ${o.crop ?? ''} ${o.stride ?? ''}` : 'segment';
+          const how = multi ? `multi ${o.scales ?? ''} ${o.flip ?? false} ${o.crop ?? ''} ${o.stride ?? ''} ${o.windowsPerCall ?? ''}` : 'segment';
           const out = this.run(x, how, (forward) => {
             const net: SegmentationForward = { sizeMultiple: (this.model as SegmentationNet).sizeMultiple, forward };
             return multi ? predictMultiScale(net, x, o) : forwardAnySize(net, x);

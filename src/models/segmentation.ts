@@ -1,7 +1,7 @@
 // What the segmentation networks share: per-pixel logits at the input resolution from `forward`, the paper's
 // own training loss from `trainingLoss` (PSPNet's auxiliary loss, ICNet's cascade label guidance), the
 // dilated ResNet backbone of DeepLab-V3, PSPNet and ICNet, and the small pieces their heads are made of.
-import { Tensor, crossEntropy, fromArray, interpolate, pad, softmax, zeros } from '../torch';
+import { Tensor, cat, crossEntropy, fromArray, interpolate, pad, softmax, tidy, zeros } from '../torch';
 import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../nn';
 import { ResNet, resnet101, resnet18, resnet34, resnet50 } from './resnet';
 import type { FilterChain } from '../methods/prune';
@@ -71,7 +71,15 @@ export interface MultiScaleOptions {
   crop?: readonly [number, number];
   /** Steps between windows; default ⌈2/3 of the window⌉ (PSPNet's stride rate). */
   stride?: readonly [number, number];
+  /** Windows (mirrors included) the network sees in one call; default 4. Lower it where memory is short. */
+  windowsPerCall?: number;
 }
+
+/**
+ * Windows per network call: one call on a batch of windows costs less than a call per window (BENCHMARKS.md,
+ * "Sliding windows"), while the activations grow with the batch.
+ */
+export const SLIDE_WINDOWS_PER_CALL = 4;
 
 /** PSPNet's stride rate: windows 2/3 of a crop apart, so that each overlaps its neighbours by a third. */
 export const SLIDE_STRIDE_RATE = 2 / 3;
@@ -97,7 +105,7 @@ export function predictMultiScale(model: SegmentationForward, x: Tensor, o: Mult
     const size = [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))];
     const xs = s === 1 ? x : upsample(x, size);
     if (o.crop) {
-      const p = slidingProbabilities(model, xs, o.crop, o.stride, o.flip);
+      const p = slidingProbabilities(model, xs, o.crop, o.stride, o.flip, o.windowsPerCall);
       add(s === 1 ? p : upsample(p, [h, w]));
       continue;
     }
@@ -114,15 +122,17 @@ export function predictMultiScale(model: SegmentationForward, x: Tensor, o: Mult
  * Sliding-window class probabilities [N, K, H, W] (PSPNet's evaluation, `scale_process` in its authors'
  * code): windows of `crop` every `stride`, the last one in each direction flush with the edge, each window's
  * softmax (averaged with its mirror's with `flip`) summed into place and divided by how many windows cover
- * each pixel. Sides shorter than the window are padded to it first, evenly on both sides.
+ * each pixel. Sides shorter than the window are padded to it first, evenly on both sides. The network sees
+ * `windowsPerCall` windows (mirrors included) at a time, stacked along the batch.
  */
-export function slidingProbabilities(model: SegmentationForward, x: Tensor, crop: readonly [number, number], stride?: readonly [number, number], flip = false): Tensor {
+export function slidingProbabilities(model: SegmentationForward, x: Tensor, crop: readonly [number, number], stride?: readonly [number, number], flip = false, windowsPerCall = SLIDE_WINDOWS_PER_CALL): Tensor {
   const [ch, cw] = crop;
   const [sh, sw] = stride ?? [Math.ceil(ch * SLIDE_STRIDE_RATE), Math.ceil(cw * SLIDE_STRIDE_RATE)];
   for (const [name, v] of [['crop', crop], ['stride', [sh, sw]]] as const) {
     if (!v.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`slidingProbabilities: ${name} must be positive whole numbers (H, W), got ${v.join('×')}`);
   }
   if (sh > ch || sw > cw) throw new Error(`slidingProbabilities: a stride of ${sh}×${sw} would skip pixels between windows of ${ch}×${cw}`);
+  if (!(Number.isInteger(windowsPerCall) && windowsPerCall >= 1)) throw new Error(`slidingProbabilities: windowsPerCall must be a positive whole number, got ${windowsPerCall}`);
   const [h, w] = x.shape.slice(2);
   const [ph, pw] = [Math.max(ch - h, 0), Math.max(cw - w, 0)];
   const top = Math.floor(ph / 2);
@@ -135,16 +145,27 @@ export function slidingProbabilities(model: SegmentationForward, x: Tensor, crop
   // The windows form a grid, so how many cover a pixel is (windows covering its row) × (covering its column).
   const cover = (size: number, begins: number[], c: number): Float32Array => Float32Array.from({ length: size }, (_, i) => begins.filter((b) => b <= i && i < b + c).length);
   const count = fromArray(cover(H, ys, ch), [H, 1]).mul(fromArray(cover(W, xs, cw), [1, W]));
+  const places = ys.flatMap((y0) => xs.map((x0) => [y0, x0] as const));
+  const n = x.size(0);
+  const perCall = Math.max(1, Math.floor(windowsPerCall / (flip ? 2 : 1)));
   let sum: Tensor | null = null;
-  for (const y0 of ys) {
-    for (const x0 of xs) {
-      const window = xp.narrow(2, y0, ch).narrow(3, x0, cw);
-      let p = softmax(forwardAnySize(model, window), 1);
-      if (flip) p = p.add(softmax(forwardAnySize(model, window.flip(3)), 1).flip(3)).div(2);
-      sum ??= zeros([x.size(0), p.size(1), H, W], { dtype: p.dtype, device: p.device });
-      // Added in place through a view: a full-size tensor per window would cost its bytes again each time.
-      sum.narrow(2, y0, ch).narrow(3, x0, cw).add_(p);
-    }
+  for (let first = 0; first < places.length; first += perCall) {
+    const group = places.slice(first, first + perCall);
+    // The group's windows, then their mirrors, stacked along the batch: [(windows · views) · N, K, ch, cw].
+    const probs = tidy(() => {
+      const windows = group.map(([y0, x0]) => xp.narrow(2, y0, ch).narrow(3, x0, cw));
+      return softmax(forwardAnySize(model, cat(flip ? [...windows, ...windows.map((w) => w.flip(3))] : windows, 0)), 1);
+    });
+    const total = (sum ??= zeros([n, probs.size(1), H, W], { dtype: probs.dtype, device: probs.device }));
+    tidy(() =>
+      group.forEach(([y0, x0], j) => {
+        let p = probs.narrow(0, j * n, n);
+        if (flip) p = p.add(probs.narrow(0, (group.length + j) * n, n).flip(3)).div(2);
+        // Added in place through a view: a full-size tensor per window would cost its bytes again each time.
+        total.narrow(2, y0, ch).narrow(3, x0, cw).add_(p);
+      }),
+    );
+    probs.dispose();
   }
   const mean = sum!.div(count.to(sum!.device));
   return ph || pw ? mean.narrow(2, top, h).narrow(3, left, w) : mean;

@@ -67,7 +67,7 @@ test('--slide and --stride (sliding-window segmentation) are in eval\'s and pred
   for (const cmd of ['eval', 'predict']) {
     const r = run(cmd, '--help');
     assert.equal(r.status, 0);
-    for (const flag of ['--slide <HxW>', '--stride <HxW>', '--scales', '--flip']) assert.ok(r.stdout.includes(flag), `${cmd} ${flag}`);
+    for (const flag of ['--slide <HxW>', '--stride <HxW>', '--windows-per-call <n>', '--scales', '--flip']) assert.ok(r.stdout.includes(flag), `${cmd} ${flag}`);
   }
   assert.ok(run('predict', '--help').stdout.includes('--bf16'));
   const evalHelp = run('eval', '--help').stdout;
@@ -78,6 +78,8 @@ test('--slide and --stride (sliding-window segmentation) are in eval\'s and pred
   assert.match(run('summary', 'cnn', '--bf16').stderr, /--bf16 adds a timing: give --time too/);
   const bad: [string[], RegExp][] = [
     [['eval', '-c', 'c.safetensors', '--stride', '8x8'], /--stride sets the step between --slide windows: give --slide too/],
+    [['eval', '-c', 'c.safetensors', '--windows-per-call', '2'], /--windows-per-call batches --slide windows: give --slide too/],
+    [['predict', 'w.safetensors', 'a.png', '--slide', '16x16', '--windows-per-call', '0'], /--windows-per-call must be an integer >= 1, got '0'/],
     [['predict', 'w.safetensors', 'a.png', '--slide', '16x16', '--stride', '20x8'], /--stride 20x8 would skip pixels between --slide 16x16 windows/],
     [['eval', '-c', 'c.safetensors', '--slide', '0x3'], /--slide takes HxW or N, got '0x3'/],
   ];

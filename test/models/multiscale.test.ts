@@ -129,3 +129,18 @@ test('sliding windows (PSPNet\'s evaluation) average window probabilities as its
     }),
   );
 });
+
+test('sliding windows several to a network call (two images, mirrored, uneven last call): the same probabilities as one window per call', () => {
+  const m = model();
+  T.tidy(() =>
+    T.noGrad(() => {
+      const x = T.cat([ref.x, ref.x.flip(2)], 0); // two different images in one batch
+      const one = slidingProbabilities(m, x, [16, 24], [10, 12], true, 1); // 4 × 3 windows, each with its mirror
+      for (const k of [2, 3, 8, 100]) assertClose(slidingProbabilities(m, x, [16, 24], [10, 12], true, k), one, 1e-5, `${k} per call`);
+      assertClose(slidingProbabilities(m, x, [16, 24], [10, 12], false, 5), slidingProbabilities(m, x, [16, 24], [10, 12], false, 1), 1e-5, 'not mirrored, 5 per call');
+      // The images stay apart: the second is the first's upside-down answer only through its own windows.
+      assert.ok(one.narrow(0, 0, 1).sub(one.narrow(0, 1, 1)).abs().max().item() > 1e-3);
+      assert.throws(() => slidingProbabilities(m, x, [16, 24], undefined, false, 0), /windowsPerCall must be a positive whole number, got 0/);
+    }),
+  );
+});

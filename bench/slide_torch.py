@@ -2,7 +2,6 @@
 tool/test.py scale_process: one window through the network at a time), on the same networks
 (scripts/reference_models.py) with tsvision's weights and input."""
 import json
-import math
 import os
 import sys
 
@@ -23,34 +22,12 @@ model = reference_models.MODELS[args["model"]](num_classes=args["classes"]).eval
 model.load_state_dict(tensors)  # strict: every key and shape as tsvision's
 crop_h, crop_w = args["crop"]
 
-
-def scale_process(image):
-    n, _, new_h, new_w = image.shape  # sizes here are window multiples' worth: no padding needed
-    stride_h, stride_w = int(math.ceil(crop_h * 2 / 3)), int(math.ceil(crop_w * 2 / 3))
-    grid_h = int(math.ceil(float(new_h - crop_h) / stride_h) + 1)
-    grid_w = int(math.ceil(float(new_w - crop_w) / stride_w) + 1)
-    prediction = torch.zeros(n, args["classes"], new_h, new_w)
-    count = torch.zeros(new_h, new_w)
-    for index_h in range(grid_h):
-        for index_w in range(grid_w):
-            s_h = index_h * stride_h
-            e_h = min(s_h + crop_h, new_h)
-            s_h = e_h - crop_h
-            s_w = index_w * stride_w
-            e_w = min(s_w + crop_w, new_w)
-            s_w = e_w - crop_w
-            out = F.softmax(model(image[:, :, s_h:e_h, s_w:e_w]), 1)
-            count[s_h:e_h, s_w:e_w] += 1
-            prediction[:, :, s_h:e_h, s_w:e_w] += out
-    return prediction / count
-
-
 with torch.no_grad():
-    check = scale_process(x)
+    check = reference_models.scale_process(model, x, crop_h, crop_w, args["classes"])
     safetensors_io.save(args["out"], {"p": check.contiguous()})
 
     def run():
         with torch.no_grad():
-            scale_process(x)
+            reference_models.scale_process(model, x, crop_h, crop_w, args["classes"])
 
     live_peer.serve({"slide": run}, {"ready": True})

@@ -22,6 +22,8 @@ must equal tsvision's, which is what the tests check.
 - ICNet (Zhao et al. 2018, Figs. 2-3): sub1 convs, backbone shared by the 1/2 and 1/4 branches, summing
   pyramid pooling, two cascade feature fusion units, label guidance weighted 0.16 / 0.4 / 1.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -376,3 +378,37 @@ class ICNet(nn.Module):
 
 
 MODELS = {'mobilenet_v1': MobileNetV1, 'se_resnet50': se_resnet50, 'xception': Xception, 'enet': ENet, 'deeplabv3': DeepLabV3, 'pspnet': PSPNet, 'icnet': ICNet}
+
+
+def scale_process(net, x, crop_h, crop_w, num_classes, stride=None, flip=False):
+    """Sliding-window class probabilities as PSPNet's authors evaluate (hszhao/semseg, tool/test.py
+    scale_process), on tensors: pad a side shorter than the crop with the mean (0 after normalization) split
+    evenly, ceil((size - crop) / stride) + 1 windows per side with the last moved back flush with the edge,
+    softmax per window (averaged with the mirrored window's), summed in place, divided by the count of windows
+    over each pixel, the padding cut off. One window through `net` at a time, as theirs."""
+    n, _, ori_h, ori_w = x.shape
+    pad_h, pad_w = max(crop_h - ori_h, 0), max(crop_w - ori_w, 0)
+    pad_h_half, pad_w_half = int(pad_h / 2), int(pad_w / 2)
+    image = F.pad(x, (pad_w_half, pad_w - pad_w_half, pad_h_half, pad_h - pad_h_half))
+    new_h, new_w = image.shape[2:]
+    stride_h, stride_w = stride or (int(math.ceil(crop_h * 2 / 3)), int(math.ceil(crop_w * 2 / 3)))
+    grid_h = int(math.ceil(float(new_h - crop_h) / stride_h) + 1)
+    grid_w = int(math.ceil(float(new_w - crop_w) / stride_w) + 1)
+    prediction = torch.zeros(n, num_classes, new_h, new_w)
+    count = torch.zeros(new_h, new_w)
+    for index_h in range(grid_h):
+        for index_w in range(grid_w):
+            s_h = index_h * stride_h
+            e_h = min(s_h + crop_h, new_h)
+            s_h = e_h - crop_h
+            s_w = index_w * stride_w
+            e_w = min(s_w + crop_w, new_w)
+            s_w = e_w - crop_w
+            c = image[:, :, s_h:e_h, s_w:e_w]
+            out = F.softmax(net(c), 1)
+            if flip:
+                out = (out + F.softmax(net(c.flip(3)), 1).flip(3)) / 2
+            count[s_h:e_h, s_w:e_w] += 1
+            prediction[:, :, s_h:e_h, s_w:e_w] += out
+    prediction /= count
+    return prediction[:, :, pad_h_half:pad_h_half + ori_h, pad_w_half:pad_w_half + ori_w].contiguous()

@@ -39,41 +39,13 @@ with torch.no_grad():
     O['y'] = y
     O['padded'] = m(F.pad(y, (0, 3, 0, 2)))[:, :, :30, :45].contiguous()
 
-import math
-# Sliding windows as PSPNet's authors evaluate (hszhao/semseg, tool/test.py scale_process), on tensors: pad a
-# side shorter than the crop with the mean (0 after normalization) split evenly, ceil((size - crop) / stride) + 1
-# windows per side with the last moved back flush with the edge, softmax per window (averaged with the mirrored
-# window's), summed in place, divided by the count of windows over each pixel, the padding cut off.
+# Sliding windows as PSPNet's authors evaluate: scripts/reference_models.py's scale_process, their loop.
+import reference_models
 def net(x):  # any size: padded right and bottom to ENet's multiple of 8, logits cut back (checked above)
     h, w = x.shape[2:]
     return m(F.pad(x, (0, (8 - w % 8) % 8, 0, (8 - h % 8) % 8)))[:, :, :h, :w]
 def scale_process(x, crop_h, crop_w, stride=None, flip=False):
-    n, _, ori_h, ori_w = x.shape
-    pad_h, pad_w = max(crop_h - ori_h, 0), max(crop_w - ori_w, 0)
-    pad_h_half, pad_w_half = int(pad_h / 2), int(pad_w / 2)
-    image = F.pad(x, (pad_w_half, pad_w - pad_w_half, pad_h_half, pad_h - pad_h_half))
-    new_h, new_w = image.shape[2:]
-    stride_h, stride_w = stride or (int(math.ceil(crop_h * 2 / 3)), int(math.ceil(crop_w * 2 / 3)))
-    grid_h = int(math.ceil(float(new_h - crop_h) / stride_h) + 1)
-    grid_w = int(math.ceil(float(new_w - crop_w) / stride_w) + 1)
-    prediction = torch.zeros(n, 4, new_h, new_w)
-    count = torch.zeros(new_h, new_w)
-    for index_h in range(grid_h):
-        for index_w in range(grid_w):
-            s_h = index_h * stride_h
-            e_h = min(s_h + crop_h, new_h)
-            s_h = e_h - crop_h
-            s_w = index_w * stride_w
-            e_w = min(s_w + crop_w, new_w)
-            s_w = e_w - crop_w
-            c = image[:, :, s_h:e_h, s_w:e_w]
-            out = F.softmax(net(c), 1)
-            if flip:
-                out = (out + F.softmax(net(c.flip(3)), 1).flip(3)) / 2
-            count[s_h:e_h, s_w:e_w] += 1
-            prediction[:, :, s_h:e_h, s_w:e_w] += out
-    prediction /= count
-    return prediction[:, :, pad_h_half:pad_h_half + ori_h, pad_w_half:pad_w_half + ori_w].contiguous()
+    return reference_models.scale_process(net, x, crop_h, crop_w, 4, stride, flip)
 with torch.no_grad():
     # 20×28 windows (no multiple of 8: each padded) 14×19 apart: 2 × 3 windows, the last ones flush
     O['slide'] = scale_process(x, 20, 28)

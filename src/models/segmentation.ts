@@ -71,7 +71,7 @@ export interface MultiScaleOptions {
   crop?: readonly [number, number];
   /** Steps between windows; default ⌈2/3 of the window⌉ (PSPNet's stride rate). */
   stride?: readonly [number, number];
-  /** Windows (mirrors included) the network sees in one call; default 4. Lower it where memory is short. */
+  /** Windows (mirrors included; a window and its mirror always go together) the network sees in one call; default 4. Lower it where memory is short. */
   windowsPerCall?: number;
 }
 

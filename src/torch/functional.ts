@@ -53,7 +53,7 @@ function bfloat16InFloat32(x: Tensor): boolean {
   return bfloat16Support() === 'slow' && x.device === 'cpu' && (x.dtype === 'bfloat16' || (x.dtype === 'float32' && isAutocastEnabled('cpu')));
 }
 function inFloat32(fn: (...operands: (Tensor | null)[]) => Tensor, ...operands: (Tensor | null | undefined)[]): Tensor {
-  const up = operands.map((t) => (t ? (t.dtype === 'bfloat16' ? t.float() : tidyCast(t)) : null));
+  const up = operands.map((t) => (t ? (t.dtype === 'bfloat16' ? t.float() : roundedThroughBfloat16(t)) : null));
   try {
     const y = autocast(() => fn(...up), { enabled: false });
     try {
@@ -66,7 +66,7 @@ function inFloat32(fn: (...operands: (Tensor | null)[]) => Tensor, ...operands: 
   }
 }
 /** t rounded to bfloat16 and back: the operand autocast would have given the kernel, in float32. */
-function tidyCast(t: Tensor): Tensor {
+function roundedThroughBfloat16(t: Tensor): Tensor {
   const low = t.to('bfloat16');
   try {
     return low.float();
@@ -96,7 +96,7 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
   // it returns a plain strided convolution (an 8×16 input gives 4×8, not 16×32; PyTorch 1.13 does the same).
   // So in float32, rounded back: the answer a correct bfloat16 kernel would give, up to one rounding. (Under
   // autocast a bfloat16 activation arrives here too: CPU autocast leaves transposed convolutions alone.)
-  if (x.dtype === 'bfloat16' && x.device === 'cpu') return convTranspose2d(x.float(), weight.float(), bias?.float(), o).to('bfloat16');
+  if (x.dtype === 'bfloat16' && x.device === 'cpu') return inFloat32((a, w, b) => convTranspose2d(a!, w!, b, o), x, weight, bias);
   return wrap(
     op('aten::conv_transpose2d.input').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1),
   );

@@ -17,10 +17,9 @@ namespace tsv {
 namespace {
 std::thread::id mainThread;
 
-// Tensors live in a slot table; JavaScript holds napi Externals whose data word encodes (slot, generation).
-// Externals without a finalizer cost a tenth of those with one (a V8 weak reference each), which was most
-// of the per-op overhead. The generation makes a stale handle (used after free()) a clear error instead of
-// an alias of whatever tensor reuses the slot. A deque keeps references stable while the table grows.
+// Tensors live in a slot table; JavaScript holds numbers that encode (slot, generation). The generation makes
+// a stale handle (used after free()) a clear error instead of an alias of whatever tensor reuses the slot.
+// A deque keeps references stable while the table grows.
 struct Slot {
   at::Tensor t;
   uint32_t gen = 0;
@@ -33,27 +32,40 @@ struct Slot {
 std::deque<Slot>& slots = *new std::deque<Slot>;
 std::vector<uint32_t>& freeSlots = *new std::vector<uint32_t>;
 
-inline void* encode(uint32_t idx, uint32_t gen) {
-  return reinterpret_cast<void*>((static_cast<uintptr_t>(gen) << 32) | (static_cast<uintptr_t>(idx) + 1));
+// A handle is the JS number 2^52 + gen·2^24 + idx, in [2^52, 2^53): exact in a double, and out of the range
+// of sizes and scalars, so a stray number is not taken for a tensor. Handles were napi Externals until
+// 2026-11-28: an External took ~0.25 µs to create against ~0.03 µs for a number (a probe addon, 5M calls),
+// and left garbage for V8 to scavenge, on every op; BENCHMARKS.md (Engine) has the per-op overhead since.
+constexpr double kHandleBase = 4503599627370496.0;  // 2^52
+constexpr uint32_t kGenMask = (1u << 28) - 1;
+
+inline double encode(uint32_t idx, uint32_t gen) {
+  return kHandleBase + static_cast<double>(gen & kGenMask) * 16777216.0 + static_cast<double>(idx);
 }
+
+inline bool isHandleNumber(double d) { return d >= kHandleBase && d < 2 * kHandleBase; }
 
 // The live slot a handle names, or nullptr if it was freed.
 Slot* lookupSlot(const Napi::Value& v) {
-  auto word = reinterpret_cast<uintptr_t>(v.As<Napi::External<void>>().Data());
-  uint64_t idx = (word & 0xffffffffu) - 1;
-  auto gen = static_cast<uint32_t>(word >> 32);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!isHandleNumber(d)) return nullptr;
+  auto word = static_cast<uint64_t>(d - kHandleBase);
+  uint64_t idx = word & 0xffffffu;
+  auto gen = static_cast<uint32_t>(word >> 24);
   if (idx >= slots.size()) return nullptr;
   Slot& s = slots[idx];
-  return s.gen == gen && s.t.defined() ? &s : nullptr;
+  return (s.gen & kGenMask) == gen && s.t.defined() ? &s : nullptr;
 }
 
 void requireHandle(const Napi::Value& v, const char* what) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Tensor");
+  if (!isHandle(v)) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Tensor");
 }
 }  // namespace
 
+bool isHandle(const Napi::Value& v) { return v.IsNumber() && isHandleNumber(v.As<Napi::Number>().DoubleValue()); }
+
 const at::Tensor* peek(const Napi::Value& v) {
-  if (!v.IsExternal()) return nullptr;
+  if (!isHandle(v)) return nullptr;
   Slot* s = lookupSlot(v);
   return s ? &s->t : nullptr;
 }
@@ -96,13 +108,14 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
     freeSlots.pop_back();
   } else {
     idx = static_cast<uint32_t>(slots.size());
+    if (idx > 0xffffffu) throw Napi::RangeError::New(env, "more than 2^24 live tensors");
     slots.emplace_back();
     slots.back().idx = idx;
   }
   Slot& s = slots[idx];
   s.t = std::move(t);
   s.reported = 0;
-  return Napi::External<void>::New(env, encode(idx, s.gen));
+  return Napi::Number::New(env, encode(idx, s.gen));
 }
 
 const at::Tensor& unwrap(const Napi::Value& v, const char* what) {
@@ -290,7 +303,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   const at::Tensor& t = unwrap(info[0], "backward");
   return guarded(env, "backward", [&]() -> Napi::Value {
     at::Tensor g;
-    if (info.Length() > 1 && info[1].IsExternal()) g = unwrap(info[1], "backward gradient");
+    if (info.Length() > 1 && isHandle(info[1])) g = unwrap(info[1], "backward gradient");
     c10::optional<bool> retain;
     if (info.Length() > 2 && info[2].IsBoolean()) retain = info[2].As<Napi::Boolean>().Value();
     bool create = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
@@ -338,7 +351,7 @@ Napi::Value RegisterHook(const Napi::CallbackInfo& info) {
       }
       Napi::HandleScope scope(env);
       Napi::Value r = fn->Call({wrap(env, grad)});
-      if (r.IsExternal()) return unwrap(r, "hook result");
+      if (isHandle(r)) return unwrap(r, "hook result");
       return at::Tensor();
     });
     return Napi::Number::New(env, pos);

@@ -12,11 +12,58 @@
 namespace tsv {
 namespace {
 
+// Elementwise operators — one tensor out, tensors and scalars in — are called unboxed through a typed
+// handle: no IValue stack, no boxing wrapper. They are most of a training step's small ops; this shaves
+// ~0.2 µs off each (measured in C++: typed 1.02–1.45 µs against boxed 1.24–1.68 µs for a 1-element add).
+// Everything else, and any call these forms cannot take as given, goes boxed.
+using T = const at::Tensor&;
+using S = const at::Scalar&;
+struct Typed {
+  c10::optional<c10::TypedOperatorHandle<at::Tensor(T)>> t;
+  c10::optional<c10::TypedOperatorHandle<at::Tensor(T, T)>> tt;
+  c10::optional<c10::TypedOperatorHandle<at::Tensor(T, T, S)>> tts;
+  c10::optional<c10::TypedOperatorHandle<at::Tensor(T, S)>> ts;
+  c10::optional<c10::TypedOperatorHandle<at::Tensor(T, S, S)>> tss;
+  std::string kinds;                   // "T", "TT", "TTS", "TS" or "TSS"; empty: boxed only
+  std::vector<c10::optional<at::Scalar>> defaults;  // per argument, the schema's default for a Scalar
+};
+
 struct Op {
   c10::OperatorHandle handle;
   std::string name;  // "aten::conv2d" or "aten::add.Tensor", for error messages
+  Typed typed;
 };
 std::vector<Op> ops;
+
+Typed typedFor(const c10::OperatorHandle& h) {
+  Typed out;
+  const auto& schema = h.schema();
+  if (schema.is_mutable() || schema.is_vararg() || schema.returns().size() != 1 ||
+      schema.returns()[0].type()->kind() != c10::TypeKind::TensorType)
+    return out;
+  std::string kinds;
+  for (const auto& a : schema.arguments()) {
+    auto k = a.type()->kind();
+    if (k == c10::TypeKind::TensorType) kinds += 'T';
+    else if (k == c10::TypeKind::NumberType) kinds += 'S';
+    else return out;
+    const auto& d = a.default_value();
+    out.defaults.push_back(k == c10::TypeKind::NumberType && d && d->isScalar() ? c10::optional<at::Scalar>(d->toScalar())
+                                                                                 : c10::nullopt);
+  }
+  try {  // typed() checks the C++ signature the kernels were registered with; a mismatch stays boxed.
+    if (kinds == "T") out.t = h.typed<at::Tensor(T)>();
+    else if (kinds == "TT") out.tt = h.typed<at::Tensor(T, T)>();
+    else if (kinds == "TTS") out.tts = h.typed<at::Tensor(T, T, S)>();
+    else if (kinds == "TS") out.ts = h.typed<at::Tensor(T, S)>();
+    else if (kinds == "TSS") out.tss = h.typed<at::Tensor(T, S, S)>();
+    else return out;
+  } catch (const c10::Error&) {
+    return Typed();
+  }
+  out.kinds = kinds;
+  return out;
+}
 
 [[noreturn]] void typeError(Napi::Env env, const Op& op, const c10::Argument& a, const char* want) {
   throw Napi::TypeError::New(env, op.name + ": argument '" + a.name() + "' must be " + want);
@@ -50,14 +97,16 @@ double toDouble(Napi::Env env, const Op& op, const c10::Argument& a, const Napi:
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// Integral JS numbers become integer Scalars so integer tensors keep their dtype (t.add(1) on int64).
+at::Scalar numberScalar(double d) {
+  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return at::Scalar(static_cast<int64_t>(d));
+  return at::Scalar(d);
+}
+
 c10::IValue toScalar(Napi::Env env, const Op& op, const c10::Argument& a, const Napi::Value& v) {
   if (v.IsBoolean()) return c10::IValue(at::Scalar(v.As<Napi::Boolean>().Value()));
   if (!v.IsNumber()) typeError(env, op, a, "a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  // Integral JS numbers become integer Scalars so integer tensors keep their dtype (t.add(1) on int64).
-  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15)
-    return c10::IValue(at::Scalar(static_cast<int64_t>(d)));
-  return c10::IValue(at::Scalar(d));
+  return c10::IValue(numberScalar(v.As<Napi::Number>().DoubleValue()));
 }
 
 c10::IValue convert(Napi::Env env, const Op& op, const c10::Argument& a, const c10::TypePtr& type,
@@ -209,7 +258,7 @@ std::string describeArgs(const Napi::CallbackInfo& info) {
   for (size_t i = 1; i < info.Length(); ++i) {
     if (i > 1) os << ", ";
     Napi::Value v = info[i];
-    if (v.IsExternal()) {
+    if (isHandle(v)) {
       const at::Tensor* t = peek(v);
       os << (t ? describe(*t) : std::string("<disposed tensor>"));
     } else if (v.IsArray()) {
@@ -221,6 +270,44 @@ std::string describeArgs(const Napi::CallbackInfo& info) {
     }
   }
   return os.str();
+}
+
+// The typed call, where the arguments fit: every tensor given, every scalar a number or defaulted. Returns
+// false, having done nothing, where they do not; the boxed path then runs (and words any error).
+bool callTyped(const Napi::CallbackInfo& info, const Op& op, size_t given, Napi::Value& result) {
+  const Typed& ty = op.typed;
+  const size_t n = ty.kinds.size();
+  const at::Tensor* tensors[2] = {nullptr, nullptr};
+  at::Scalar scalars[2];
+  size_t nt = 0, ns = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Napi::Value v = i < given ? info[i + 1] : info.Env().Undefined();
+    if (ty.kinds[i] == 'T') {
+      const at::Tensor* t = isHandle(v) ? peek(v) : nullptr;
+      if (!t) return false;
+      tensors[nt++] = t;
+    } else if (v.IsUndefined()) {
+      if (!ty.defaults[i]) return false;
+      scalars[ns++] = *ty.defaults[i];
+    } else {
+      if (!v.IsNumber()) return false;
+      scalars[ns++] = numberScalar(v.As<Napi::Number>().DoubleValue());
+    }
+  }
+  at::Tensor r;
+  try {
+    if (ty.t) r = ty.t->call(*tensors[0]);
+    else if (ty.tt) r = ty.tt->call(*tensors[0], *tensors[1]);
+    else if (ty.tts) r = ty.tts->call(*tensors[0], *tensors[1], scalars[0]);
+    else if (ty.ts) r = ty.ts->call(*tensors[0], scalars[0]);
+    else r = ty.tss->call(*tensors[0], scalars[0], scalars[1]);
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), op.name + "(" + describeArgs(info) + "): " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), op.name + "(" + describeArgs(info) + "): " + e.what());
+  }
+  result = wrap(info.Env(), std::move(r));
+  return true;
 }
 
 template <bool kReturn>
@@ -235,6 +322,10 @@ Napi::Value callOp(const Napi::CallbackInfo& info) {
   if (given > args.size())
     throw Napi::TypeError::New(env, op.name + ": takes " + std::to_string(args.size()) + " arguments, got " +
                                         std::to_string(given));
+  if (kReturn && !op.typed.kinds.empty()) {
+    Napi::Value r;
+    if (callTyped(info, op, given, r)) return r;
+  }
   torch::jit::Stack stack;
   stack.reserve(args.size());
   try {
@@ -273,7 +364,7 @@ Napi::Value Lookup(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "no operator " + name + (overload.empty() ? "" : "." + overload) +
                                     " in this libtorch (" + TORCH_VERSION + ")");
   }
-  ops.push_back({*h, overload.empty() ? name : name + "." + overload});
+  ops.push_back({*h, overload.empty() ? name : name + "." + overload, typedFor(*h)});
   std::ostringstream schema;
   schema << h->schema();
   Napi::Object out = Napi::Object::New(env);

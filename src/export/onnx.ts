@@ -5,7 +5,7 @@
 // which stays symbolic ('batch') unless fixedBatch is asked for.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Handle, NativeArg, NativeResult, native } from '../torch/native';
+import { Handle, NativeArg, NativeResult, isHandle, native } from '../torch/native';
 import { Op, OpTracer, setOpTracer } from '../torch/ops';
 import { DType, Tensor, noGrad, randint, randn, tidy } from '../torch';
 import { Conv2d, Module } from '../nn';
@@ -210,7 +210,6 @@ const where = (): string => {
   return m ? `module '${m.path || '(root)'}' (${m.type})` : 'the model (outside any module)';
 };
 
-const isHandle = (a: unknown): a is Handle => typeof a === 'object' && a !== null && !Array.isArray(a);
 function handlesIn(a: NativeArg | NativeResult | undefined, out: Handle[] = []): Handle[] {
   if (Array.isArray(a)) for (const x of a) handlesIn(x, out);
   else if (isHandle(a)) out.push(a);

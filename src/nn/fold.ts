@@ -4,7 +4,7 @@
 // network then does one pass over each activation instead of two. Which convolution feeds which BatchNorm
 // is read off one traced forward pass (the same op choke point the ONNX export traces), so it works on any
 // architecture without knowing how its forward is written.
-import { NativeArg, NativeResult } from '../torch/native';
+import { Handle, NativeArg, NativeResult, isHandle } from '../torch/native';
 import { Op, OpTracer, setOpTracer } from '../torch/ops';
 import { Tensor, noGrad, tidy } from '../torch';
 import { BatchNorm2d, Conv2d } from './layers';
@@ -26,10 +26,10 @@ interface Call {
 }
 
 /** Every tensor handle among a call's arguments, lists included. */
-function* handles(args: readonly NativeArg[]): Generator<object> {
+function* handles(args: readonly NativeArg[]): Generator<Handle> {
   for (const a of args) {
     if (Array.isArray(a)) yield* handles(a);
-    else if (typeof a === 'object' && a !== null) yield a;
+    else if (isHandle(a)) yield a;
   }
 }
 
@@ -48,8 +48,8 @@ export function foldBatchNorm(model: Module & { forward(x: Tensor): unknown }, e
   const prepack = Conv2d.prepackForInference;
   Conv2d.prepackForInference = false;
   const previous = setOpTracer(tracer);
-  const convByWeight = new Map<object, Conv2d>();
-  const bnByWeight = new Map<object, BatchNorm2d>();
+  const convByWeight = new Map<Handle, Conv2d>();
+  const bnByWeight = new Map<Handle, BatchNorm2d>();
   for (const m of model.modules()) {
     if (m instanceof Conv2d) convByWeight.set(m.weight.h, m);
     else if (m instanceof BatchNorm2d && m.weight && m.running_mean && !m.folded) bnByWeight.set(m.weight.h, m);
@@ -60,32 +60,32 @@ export function foldBatchNorm(model: Module & { forward(x: Tensor): unknown }, e
     tidy(() => {
       noGrad(() => void model.forward(example));
       // How many calls read each tensor: a convolution output read twice cannot lose its BatchNorm.
-      const uses = new Map<object, number>();
+      const uses = new Map<Handle, number>();
       for (const c of calls) for (const h of handles(c.args)) uses.set(h, (uses.get(h) ?? 0) + 1);
-      const producer = new Map<object, Call>();
-      for (const c of calls) if (c.result && typeof c.result === 'object' && !Array.isArray(c.result)) producer.set(c.result, c);
+      const producer = new Map<Handle, Call>();
+      for (const c of calls) if (isHandle(c.result)) producer.set(c.result, c);
       // A module may run more than once (ICNet's branches share weights): a pair folds only if every call of
       // the BatchNorm reads a call of the convolution, and every call of the convolution feeds the BatchNorm.
       const partner = new Map<BatchNorm2d, Conv2d | null>();
       const convFeeds = new Map<Conv2d, Set<BatchNorm2d | null>>();
-      const consumer = new Map<object, BatchNorm2d>();
+      const consumer = new Map<Handle, BatchNorm2d>();
       for (const c of calls) {
         if (c.spec !== 'aten::batch_norm') continue;
-        const bn = bnByWeight.get(c.args[1] as object);
+        const bn = bnByWeight.get(c.args[1] as Handle);
         if (!bn) continue;
-        const input = c.args[0] as object;
+        const input = c.args[0] as Handle;
         const p = producer.get(input);
-        const conv = p && CONV_OPS.has(p.spec) && uses.get(input) === 1 ? convByWeight.get(p.args[1] as object) ?? null : null;
+        const conv = p && CONV_OPS.has(p.spec) && uses.get(input) === 1 ? convByWeight.get(p.args[1] as Handle) ?? null : null;
         if (conv) consumer.set(input, bn);
         const before = partner.get(bn);
         partner.set(bn, before === undefined || before === conv ? conv : null);
       }
       for (const c of calls) {
         if (!CONV_OPS.has(c.spec)) continue;
-        const conv = convByWeight.get(c.args[1] as object);
+        const conv = convByWeight.get(c.args[1] as Handle);
         if (!conv) continue;
         const feeds = convFeeds.get(conv) ?? new Set<BatchNorm2d | null>();
-        feeds.add(consumer.get(c.result as object) ?? null);
+        feeds.add(consumer.get(c.result as Handle) ?? null);
         convFeeds.set(conv, feeds);
       }
       for (const [bn, conv] of partner) {

@@ -1,6 +1,6 @@
 // Free functions over tensors: joining, selection and the neural-network operators the nine architectures
 // and their training need. Keyword arguments of torch.nn.functional become option objects.
-import { Handle, NativeArg } from './native';
+import { Handle, NativeArg, isHandle } from './native';
 import { Reduction, ReductionName, op } from './ops';
 import { bfloat16Support } from './runtime';
 import { autocast, isAutocastEnabled } from './autograd';
@@ -298,9 +298,9 @@ export function callOp(spec: string, ...args: (Tensor | Tensor[] | NativeArg)[])
     a instanceof Tensor ? a.h : Array.isArray(a) ? (a as (Tensor | NativeArg)[]).map((x) => conv(x)) : a;
   const r = op(spec).call(...args.map(conv));
   const back = (v: unknown): Tensor | Tensor[] | number | boolean | null =>
-    v === null || typeof v === 'number' || typeof v === 'boolean' ? v
+    isHandle(v) ? wrap(v)
+    : v === null || typeof v === 'number' || typeof v === 'boolean' ? v
     : Array.isArray(v) ? (v.map(back) as Tensor[])
-    : typeof v === 'string' ? null
-    : wrap(v as Handle);
+    : null;
   return back(r);
 }

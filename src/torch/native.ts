@@ -1,11 +1,26 @@
-// Loads the libtorch addon and declares its surface. Everything here is raw: handles are opaque napi
-// Externals; src/torch/tensor.ts gives them a typed, memory-managed face.
+// Loads the libtorch addon and declares its surface. Everything here is raw: handles are opaque numbers;
+// src/torch/tensor.ts gives them a typed, memory-managed face.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** Opaque reference to one at::Tensor inside the addon. */
+/**
+ * Opaque reference to one at::Tensor inside the addon. At run time it is a number in [2^52, 2^53) that
+ * names a slot of the addon's tensor table and its generation (native/src/addon.cc).
+ */
 export interface Handle {
   readonly __tensorHandle: unique symbol;
+}
+
+const HANDLE_MIN = 2 ** 52;
+const HANDLE_END = 2 ** 53;
+
+/**
+ * Whether an operator argument or result is a tensor handle rather than a plain number. Sizes and
+ * scalars never reach 2^52 in practice; the addon itself goes by the schema, so this matters only to
+ * code that inspects arguments generically (the ONNX tracer, the oneDNN interceptor).
+ */
+export function isHandle(a: unknown): a is Handle {
+  return typeof a === 'number' && a >= HANDLE_MIN && a < HANDLE_END;
 }
 
 /** What a boxed operator call may take and give back. */

@@ -5,7 +5,7 @@
 // oneDNN kernels — work on it directly, as torch.utils.mkldnn.to_mkldnn and optimize_for_inference do in
 // PyTorch. An op without such a kernel (cat, interpolate, max-unpooling, …) gets its arguments back in the
 // ordinary layout first, so any network runs unchanged; what leaves the function is ordinary again.
-import { Handle, NativeArg, NativeResult, native } from './native';
+import { Handle, NativeArg, NativeResult, isHandle, native } from './native';
 import { Op, op, setOpInterceptor } from './ops';
 import { Tensor, mapTensors, wrap } from './tensor';
 import { isGradEnabled } from './autograd';
@@ -46,7 +46,6 @@ type Strategy = 'direct' | 'promote' | 'dense';
 const strategies = new Map<string, Strategy>();
 let depth = 0;
 
-const isHandle = (a: NativeArg | NativeResult): a is Handle => typeof a === 'object' && a !== null && !Array.isArray(a);
 
 function layouts(args: readonly NativeArg[]): string {
   let s = '';

@@ -9,6 +9,23 @@ test('shape mismatch names the op, the shapes and the dtypes', () => {
   assert.throws(() => a.add(b), (e: Error) => /aten::add\.Tensor/.test(e.message) && /Tensor\[2, 3\] float32/.test(e.message) && /Tensor\[4\] float64/.test(e.message));
 });
 
+test('elementwise ops (called unboxed) take scalars and defaults as the boxed path does, and word errors the same', () => {
+  const i = T.tensor([1, 2, 3], { dtype: 'int64' });
+  const f = T.tensor([1, 2, 3], { dtype: 'float32' });
+  // Integral numbers are integer Scalars (int64 stays int64); others are doubles (int64 + 0.5 promotes).
+  assert.equal(i.add(2).dtype, 'int64');
+  assert.deepEqual([...i.mul(3).toArray()], [3n, 6n, 9n]);
+  assert.equal(i.add(0.5).dtype, 'float32');
+  // alpha: the schema's default when left out, the given value otherwise; a boolean goes the boxed way.
+  assert.deepEqual([...f.add(f).toArray()], [2, 4, 6]);
+  assert.deepEqual([...f.sub(f, 0.5).toArray()], [0.5, 1, 1.5]);
+  assert.deepEqual([...(T.callOp('aten::add.Scalar', f, true) as T.Tensor).toArray()], [2, 3, 4]);
+  assert.throws(() => T.callOp('aten::add.Tensor', f, f, 'x'), (e: Error) => e instanceof TypeError && /argument 'alpha' must be a number/.test(e.message));
+  assert.throws(() => T.callOp('aten::add.Tensor', f, f, 1, 2), /takes 3 arguments, got 4/);
+  assert.throws(() => T.callOp('aten::mul.Tensor', f), /missing argument 'other'/);
+  assert.throws(() => f.mul(T.ones([2, 2, 2])), (e: Error) => /^aten::mul\.Tensor\(Tensor\[3\] float32 cpu, Tensor\[2, 2, 2\] float32 cpu\): The size/.test(e.message));
+});
+
 test('conv2d with mismatched channels is an Error, not an abort', () => {
   assert.throws(() => T.conv2d(T.ones([1, 3, 8, 8]), T.ones([4, 2, 3, 3])), /aten::conv2d/);
 });

@@ -63,6 +63,15 @@ test('use after dispose is a clear error, not a crash', () => {
   // A stale native handle that reaches the addon directly is caught there too.
   assert.throws(() => T.op('aten::neg').call(h), /used after dispose/);
   t.dispose(); // double dispose is harmless
+  // Its slot in the addon's table is taken by the next tensor (freed slots are reused last-in, first-out):
+  // the handle's generation still tells the two apart, on the typed path (neg, add) and the boxed (sum).
+  const next = T.full([2], 7);
+  assert.throws(() => T.op('aten::neg').call(h), /used after dispose/);
+  assert.throws(() => T.op('aten::add.Tensor').call(next.h, h), /other: tensor used after dispose/);
+  assert.throws(() => T.op('aten::sum').call(h), /used after dispose/);
+  assert.deepEqual([...next.neg().toArray()], [-7, -7]);
+  // Handles are numbers, but ordinary numbers are not handles.
+  for (const n of [0, 3, -1, 2 ** 31, 1e300, NaN]) assert.throws(() => T.op('aten::neg').call(n), /self must be a Tensor/);
 });
 
 test('2,000 training steps with the documented idiom keep RSS flat (within 50 MB after warm-up)', () => {

@@ -267,7 +267,14 @@ export class BatchNorm2d extends Module {
     if (x.device !== 'cpu') throw new Error(`BatchNorm2d: synchronized BatchNorm runs on the CPU only (its gradient all-reduce is a JavaScript hook), got input on ${x.device}`);
     const c = x.size(1);
     const dims = [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
-    const local = F.cat([x.sum(dims, { dtype: 'float64' }), x.square().sum(dims, { dtype: 'float64' }), full([1], x.numel() / c, { dtype: 'float64' })]);
+    // bfloat16 or float16 input (autocast's convolutions give it) is worked in float32 and the result rounded
+    // once, as ATen's batch_norm kernels do. x is converted once, so that the gradients of its three uses
+    // (sum, sum of squares, normalization) add up in float32: added in bfloat16 they nearly cancel, and a
+    // conv's weight gradient through this layer came out 26% off where ATen's BatchNorm is 0.4% off
+    // (test/nn/layers.test.ts, inputs of mean 3).
+    const low = x.dtype === 'bfloat16' || x.dtype === 'float16';
+    const xf = low ? x.to('float32') : x;
+    const local = F.cat([xf.sum(dims, { dtype: 'float64' }), xf.square().sum(dims, { dtype: 'float64' }), full([1], x.numel() / c, { dtype: 'float64' })]);
     const total = sum(local.detach().clone());
     // The global values, differentiable as the local sums are; the hook makes their gradient global.
     const global = local.add(total.sub(local.detach()));
@@ -277,16 +284,19 @@ export class BatchNorm2d extends Module {
     const mean = global.narrow(0, 0, c).div(n);
     const variance = global.narrow(0, c, c).div(n).sub(mean.square());
     const shape = [1, c, ...dims.slice(1).map(() => 1)];
-    let y = x.sub(mean.to(x.dtype).view(...shape)).mul(variance.add(this.eps).rsqrt().to(x.dtype).view(...shape));
-    if (this.weight) y = y.mul(this.weight.view(...shape));
-    if (this.bias) y = y.add(this.bias.view(...shape));
+    let y = xf.sub(mean.to(xf.dtype).view(...shape)).mul(variance.add(this.eps).rsqrt().to(xf.dtype).view(...shape));
+    if (this.weight) y = y.mul(this.weight.to(xf.dtype).view(...shape));
+    if (this.bias) y = y.add(this.bias.to(xf.dtype).view(...shape));
+    if (low) y = y.to(x.dtype);
     if (this.running_mean && this.running_var && this.num_batches_tracked) {
       this.num_batches_tracked.add_(1);
       const m = this.momentum ?? 1 / this.num_batches_tracked.item();
+      const rm = this.running_mean;
+      const rv = this.running_var;
       noGrad(() => {
-        this.running_mean!.mul_(1 - m).add_(mean.detach().to(x.dtype).mul(m));
+        rm.mul_(1 - m).add_(mean.detach().to(rm.dtype).mul(m));
         // The running variance is the unbiased estimate, as PyTorch's.
-        this.running_var!.mul_(1 - m).add_(variance.detach().mul((m * n) / (n - 1)).to(x.dtype));
+        rv.mul_(1 - m).add_(variance.detach().mul((m * n) / (n - 1)).to(rv.dtype));
       });
     }
     return y;

@@ -3,17 +3,22 @@
 //   L(W, β) = 1/(2T) Σ_t ‖g(x_t; W, β) − z_t‖²,
 // instead of fitting the 0/1 labels. Logits keep what the softmax squashes (how confident, and which wrong
 // classes look alike), which is what lets the shallow net match more of the deep one.
-import { Tensor, noGrad } from '../torch';
+import { Tensor, isHalfFloat, noGrad } from '../torch';
 import { Classifier } from '../models/common';
 import { ModelName, createModel, isModelName } from '../models/registry';
 import { fitWeights, readWeights } from '../train/checkpoint';
 import type { DataSpec } from '../train/datasets';
 
-/** ½ · squared L2 distance between student and teacher logits, summed over classes, averaged over the batch. */
+/**
+ * ½ · squared L2 distance between student and teacher logits, summed over classes, averaged over the batch.
+ * bfloat16 or float16 logits (`--bf16`: autocast's linear layers give them) are compared in float32, as
+ * autocast runs PyTorch's mse_loss: in 8 mantissa bits the difference of two close logits is mostly rounding.
+ */
 export function mimicLoss(student: Tensor, teacher: Tensor): Tensor {
   const [a, b] = [student.shape, teacher.shape];
   if (a.length !== 2 || a.join(',') !== b.join(',')) throw new Error(`mimicLoss: student logits [${a}] and teacher logits [${b}] must both be [batch, classes]`);
-  return student.sub(teacher.detach()).square().sum(1).mean().mul(0.5);
+  const f32 = (t: Tensor): Tensor => (isHalfFloat(t.dtype) ? t.to('float32') : t);
+  return f32(student).sub(f32(teacher.detach())).square().sum(1).mean().mul(0.5);
 }
 
 export interface TeacherSpec {

@@ -1,7 +1,7 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
 import { Pair } from '../torch/functional';
-import { Tensor, arange, bfloat16Support, empty, full, getNumThreads, isGradEnabled, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor } from '../torch';
+import { Tensor, arange, bfloat16Support, empty, full, getNumThreads, isGradEnabled, isHalfFloat, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
 
@@ -272,7 +272,7 @@ export class BatchNorm2d extends Module {
     // (sum, sum of squares, normalization) add up in float32: added in bfloat16 they nearly cancel, and a
     // conv's weight gradient through this layer came out 26% off where ATen's BatchNorm is 0.4% off
     // (test/nn/layers.test.ts, inputs of mean 3).
-    const low = x.dtype === 'bfloat16' || x.dtype === 'float16';
+    const low = isHalfFloat(x.dtype);
     const xf = low ? x.to('float32') : x;
     const local = F.cat([xf.sum(dims, { dtype: 'float64' }), xf.square().sum(dims, { dtype: 'float64' }), full([1], x.numel() / c, { dtype: 'float64' })]);
     const total = sum(local.detach().clone());

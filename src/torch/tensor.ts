@@ -42,6 +42,8 @@ export function typedArrayFor(dtype: DType, buf: ArrayBuffer): AnyTypedArray {
 }
 
 export const isFloating = (d: DType): boolean => d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
+/** bfloat16 or float16: the dtypes autocast computes in, whose sums and differences ATen works in float32. */
+export const isHalfFloat = (d: DType): boolean => d === 'float16' || d === 'bfloat16';
 
 /** A tensor or a plain number where PyTorch accepts a Scalar. */
 export type TensorOrScalar = Tensor | number;
@@ -188,7 +190,7 @@ export class Tensor implements Tracked {
   /** The elements as plain numbers, flattened (int64 converted through Number). */
   toNumbers(): number[] {
     const d = this.dtype;
-    if (d === 'float16' || d === 'bfloat16') return this.to('float32').toNumbers();
+    if (isHalfFloat(d)) return this.to('float32').toNumbers();
     const a = this.toArray();
     return a instanceof BigInt64Array ? Array.from(a, Number) : Array.from(a as ArrayLike<number>);
   }

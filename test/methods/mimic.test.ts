@@ -18,6 +18,19 @@ import { assertClose, runTorch } from '../helpers/pytorch';
 const quiet = (): void => {};
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-mimic-'));
 
+test('mimicLoss on bfloat16 logits (--bf16) is computed in float32 on their values, as autocast runs mse_loss', () => {
+  T.manualSeed(1);
+  // Close logits, as a trained student's are to its teacher's: their difference is what bfloat16 loses.
+  const s = T.randn([8, 10]).mul(5);
+  const t = s.add(T.randn([8, 10]).mul(0.01));
+  const [sb, tb] = [s.to('bfloat16'), t.to('bfloat16')];
+  const loss = mimicLoss(sb, tb);
+  assert.equal(loss.dtype, 'float32');
+  const d = sb.to('float64').sub(tb.to('float64'));
+  const byHand = d.square().sum(1).mean().item() / 2;
+  assert.ok(Math.abs(loss.item() - byHand) <= 1e-6 * byHand, `${loss.item()} vs ${byHand}`);
+});
+
 test('mimicLoss is ½‖g − z‖² averaged over the batch: value and gradient equal PyTorch', () => {
   T.manualSeed(0);
   const s = T.randn([6, 10]).requiresGrad_();

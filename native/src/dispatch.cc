@@ -272,6 +272,21 @@ std::string describeArgs(const Napi::CallbackInfo& info) {
   return os.str();
 }
 
+// Runs an operator call, turning libtorch's failures into JS Errors that name the op and the arguments'
+// shapes and dtypes; errors already worded for JavaScript pass through.
+template <typename F>
+void namingArgs(const Napi::CallbackInfo& info, const Op& op, F&& body) {
+  try {
+    body();
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), op.name + "(" + describeArgs(info) + "): " + e.what_without_backtrace());
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), op.name + "(" + describeArgs(info) + "): " + e.what());
+  }
+}
+
 // The typed call, where the arguments fit: every tensor given, every scalar a number or defaulted. Returns
 // false, having done nothing, where they do not; the boxed path then runs (and words any error).
 bool callTyped(const Napi::CallbackInfo& info, const Op& op, size_t given, Napi::Value& result) {
@@ -295,17 +310,13 @@ bool callTyped(const Napi::CallbackInfo& info, const Op& op, size_t given, Napi:
     }
   }
   at::Tensor r;
-  try {
+  namingArgs(info, op, [&] {
     if (ty.t) r = ty.t->call(*tensors[0]);
     else if (ty.tt) r = ty.tt->call(*tensors[0], *tensors[1]);
     else if (ty.tts) r = ty.tts->call(*tensors[0], *tensors[1], scalars[0]);
     else if (ty.ts) r = ty.ts->call(*tensors[0], scalars[0]);
     else r = ty.tss->call(*tensors[0], scalars[0], scalars[1]);
-  } catch (const c10::Error& e) {
-    throw Napi::Error::New(info.Env(), op.name + "(" + describeArgs(info) + "): " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), op.name + "(" + describeArgs(info) + "): " + e.what());
-  }
+  });
   result = wrap(info.Env(), std::move(r));
   return true;
 }
@@ -328,7 +339,7 @@ Napi::Value callOp(const Napi::CallbackInfo& info) {
   }
   torch::jit::Stack stack;
   stack.reserve(args.size());
-  try {
+  namingArgs(info, op, [&] {
     for (size_t i = 0; i < args.size(); ++i) {
       const auto& a = args[i];
       Napi::Value v = i < given ? info[i + 1] : env.Undefined();
@@ -340,14 +351,7 @@ Napi::Value callOp(const Napi::CallbackInfo& info) {
       }
     }
     op.handle.callBoxed(stack);
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    throw Napi::Error::New(env, op.name + "(" + describeArgs(info) + "): " + msg);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, op.name + "(" + describeArgs(info) + "): " + e.what());
-  }
+  });
   if (!kReturn) return env.Undefined();
   if (stack.size() == 1) return fromIValue(env, stack[0]);
   Napi::Array out = Napi::Array::New(env, stack.size());

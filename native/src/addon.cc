@@ -33,9 +33,9 @@ std::deque<Slot>& slots = *new std::deque<Slot>;
 std::vector<uint32_t>& freeSlots = *new std::vector<uint32_t>;
 
 // A handle is the JS number 2^52 + gen·2^24 + idx, in [2^52, 2^53): exact in a double, and out of the range
-// of sizes and scalars, so a stray number is not taken for a tensor. Handles were napi Externals until
-// 2026-11-28: an External took ~0.25 µs to create against ~0.03 µs for a number (a probe addon, 5M calls),
-// and left garbage for V8 to scavenge, on every op; BENCHMARKS.md (Engine) has the per-op overhead since.
+// of sizes and scalars, so a stray number is not taken for a tensor. A number, unlike the napi External that
+// handles were until 2026-11-28, is no heap object for V8 to allocate on every op and scavenge later
+// (BENCHMARKS.md, Engine: the per-op overhead before and after).
 constexpr double kHandleBase = 4503599627370496.0;  // 2^52
 constexpr uint32_t kGenMask = (1u << 28) - 1;
 
@@ -43,13 +43,17 @@ inline double encode(uint32_t idx, uint32_t gen) {
   return kHandleBase + static_cast<double>(gen & kGenMask) * 16777216.0 + static_cast<double>(idx);
 }
 
-inline bool isHandleNumber(double d) { return d >= kHandleBase && d < 2 * kHandleBase; }
-
-// The live slot a handle names, or nullptr if it was freed.
-Slot* lookupSlot(const Napi::Value& v) {
+// Reads a handle's (slot, generation) word, once; false where v is not a number in the handle range.
+bool handleWord(const Napi::Value& v, uint64_t& word) {
+  if (!v.IsNumber()) return false;
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!isHandleNumber(d)) return nullptr;
-  auto word = static_cast<uint64_t>(d - kHandleBase);
+  if (!(d >= kHandleBase && d < 2 * kHandleBase)) return false;
+  word = static_cast<uint64_t>(d - kHandleBase);
+  return true;
+}
+
+// The live slot a handle's word names, or nullptr if it was freed.
+Slot* liveSlot(uint64_t word) {
   uint64_t idx = word & 0xffffffu;
   auto gen = static_cast<uint32_t>(word >> 24);
   if (idx >= slots.size()) return nullptr;
@@ -57,16 +61,22 @@ Slot* lookupSlot(const Napi::Value& v) {
   return (s.gen & kGenMask) == gen && s.t.defined() ? &s : nullptr;
 }
 
-void requireHandle(const Napi::Value& v, const char* what) {
-  if (!isHandle(v)) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Tensor");
+// The live slot of a handle, or nullptr if it was freed; a TypeError naming `what` if v is no handle at all.
+Slot* handleSlot(const Napi::Value& v, const char* what) {
+  uint64_t word;
+  if (!handleWord(v, word)) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Tensor");
+  return liveSlot(word);
 }
 }  // namespace
 
-bool isHandle(const Napi::Value& v) { return v.IsNumber() && isHandleNumber(v.As<Napi::Number>().DoubleValue()); }
+bool isHandle(const Napi::Value& v) {
+  uint64_t word;
+  return handleWord(v, word);
+}
 
 const at::Tensor* peek(const Napi::Value& v) {
-  if (!isHandle(v)) return nullptr;
-  Slot* s = lookupSlot(v);
+  uint64_t word;
+  Slot* s = handleWord(v, word) ? liveSlot(word) : nullptr;
   return s ? &s->t : nullptr;
 }
 
@@ -119,8 +129,7 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
 }
 
 const at::Tensor& unwrap(const Napi::Value& v, const char* what) {
-  requireHandle(v, what);
-  Slot* s = lookupSlot(v);
+  Slot* s = handleSlot(v, what);
   if (!s) throw Napi::Error::New(v.Env(), std::string(what) + ": tensor used after dispose()");
   return s->t;
 }
@@ -129,8 +138,7 @@ namespace {
 
 // free(h): drops this handle's reference now instead of at garbage collection. Freeing twice is harmless.
 Napi::Value Free(const Napi::CallbackInfo& info) {
-  requireHandle(info[0], "free");
-  Slot* s = lookupSlot(info[0]);
+  Slot* s = handleSlot(info[0], "free");
   if (s) {
     if (s->reported) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -s->reported);
     s->reported = 0;
@@ -147,8 +155,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
 // ~30 ms during batch-1 ResNet-50 inference (external-memory pressure), whose concurrent marking thread took
 // a core from libtorch's OpenMP team (60 vs 44 ms per forward on 2 cores).
 Napi::Value GcOwned(const Napi::CallbackInfo& info) {
-  requireHandle(info[0], "gcOwned");
-  Slot* s = lookupSlot(info[0]);
+  Slot* s = handleSlot(info[0], "gcOwned");
   if (s && !s->reported && s->t.defined() && s->t.device().is_cpu()) {
     int64_t bytes = static_cast<int64_t>(s->t.numel() * s->t.element_size());
     if (bytes > 4096) {

@@ -13,9 +13,9 @@ namespace tsv {
 namespace {
 
 // Elementwise operators — one tensor out, tensors and scalars in — are called unboxed through a typed
-// handle: no IValue stack, no boxing wrapper. They are most of a training step's small ops; this shaves
-// ~0.2 µs off each (measured in C++: typed 1.02–1.45 µs against boxed 1.24–1.68 µs for a 1-element add).
-// Everything else, and any call these forms cannot take as given, goes boxed.
+// handle: no IValue stack, no boxing wrapper. They are most of a training step's small ops, where that work
+// is a visible share of the call (BENCHMARKS.md, Engine: the per-op overhead). Everything else, and any call
+// these forms cannot take as given, goes boxed.
 using T = const at::Tensor&;
 using S = const at::Scalar&;
 struct Typed {
@@ -298,7 +298,7 @@ bool callTyped(const Napi::CallbackInfo& info, const Op& op, size_t given, Napi:
   for (size_t i = 0; i < n; ++i) {
     Napi::Value v = i < given ? info[i + 1] : info.Env().Undefined();
     if (ty.kinds[i] == 'T') {
-      const at::Tensor* t = isHandle(v) ? peek(v) : nullptr;
+      const at::Tensor* t = peek(v);
       if (!t) return false;
       tensors[nt++] = t;
     } else if (v.IsUndefined()) {

@@ -14,8 +14,8 @@ namespace tsv {
 // on the TypeScript side is the safety net for tensors that escape every scope.
 Napi::Value wrap(Napi::Env env, at::Tensor t);           // undefined tensor -> null
 const at::Tensor& unwrap(const Napi::Value& v, const char* what);  // throws a TypeError naming `what`
-const at::Tensor* peek(const Napi::Value& v);
-bool isHandle(const Napi::Value& v);                     // a number in the handle range (live or not)           // nullptr if not a live handle
+const at::Tensor* peek(const Napi::Value& v);           // nullptr if not a live handle
+bool isHandle(const Napi::Value& v);                     // a number in the handle range (live or not)
 std::string describe(const at::Tensor& t);               // "Tensor[2, 3] float32 cpu"
 
 at::ScalarType parseDtype(const std::string& s);         // "float32" -> at::kFloat; throws on unknown

@@ -44,8 +44,8 @@ export interface Conv2dOptions {
 
 /**
  * Without AVX-512, libtorch 1.13's bfloat16 CPU convolutions and matrix products sum in bfloat16 (oneDNN has
- * no kernel there): measured here 6–14× (convolution) and 34× (matmul) slower than float32, and a 3×3×64
- * convolution 3% off. Such an op — its input bfloat16, or float32 that autocast is about to cast — runs
+ * no kernel there): many times slower than float32 (README, bfloat16), and a 3×3×64 convolution 3% off
+ * (test/infer/bfloat16.test.ts). Such an op — its input bfloat16, or float32 that autocast is about to cast — runs
  * instead in float32 on the bfloat16-rounded operands with autocast off, and its result is rounded once: what
  * oneDNN's bfloat16 kernels compute on AVX-512 (float32 sums), at float32's speed. Autograd records the casts.
  */

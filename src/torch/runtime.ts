@@ -54,8 +54,8 @@ export interface EngineInfo {
   /**
    * bfloat16 on this CPU: 'native' (AVX-512 BF16 or AMX instructions), 'emulated' (AVX-512 without them:
    * oneDNN converts in software, and float32 is usually as fast), or 'slow' (no AVX-512: oneDNN has no
-   * bfloat16 kernels, and libtorch 1.13's own sum in bfloat16 — 6–14× slower than float32 and ~3% off on a
-   * 3×3×64 convolution — so tsvision computes bfloat16 convolutions and linear layers, autocast's included,
+   * bfloat16 kernels, and libtorch 1.13's own sum in bfloat16 — many times slower than float32 and ~3% off
+   * on a 3×3×64 convolution — so tsvision computes bfloat16 convolutions and linear layers, autocast's included,
    * in float32 and rounds the result).
    */
   bfloat16: 'native' | 'emulated' | 'slow';

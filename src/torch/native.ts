@@ -113,9 +113,16 @@ function load(): Native {
       return require(p) as Native;
     }
   }
+  // A checkout builds the addon with scripts/setup.sh; an installed package with its install script, which
+  // npm 11 runs for a dependency only once the project has approved it.
+  const checkout = fs.existsSync(path.join(root, 'scripts', 'setup.sh'));
   throw new Error(
     `tsvision: the libtorch addon is not built (looked in ${candidates.join(', ')}). ` +
-      'Run `npm run setup` (installs libtorch-dev and builds it), or `npm run build:native`.',
+      (checkout
+        ? 'Run `npm run setup` (installs libtorch-dev and builds it), or `npm run build:native`.'
+        : 'In your project run `npm install-scripts approve tsvision` (npm 11 skips dependencies\' install ' +
+          'scripts until approved), then `npm rebuild tsvision`. The build needs libtorch (apt-get install ' +
+          'libtorch-dev libmimalloc-dev libgloo-dev, or LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1), g++ and make.'),
   );
 }
 

@@ -485,7 +485,7 @@ program
   .option('--int8', 'post-training int8 quantization (QDQ: int8 weights per channel, uint8 activations), calibrated on the checkpoint\'s training images; onnxruntime runs it on integer kernels. Scored against the float network on test images', false)
   .option('--weights-only', 'with --int8: int8 weights only, computed in float32 — a 4× smaller file, no calibration (plain weights will do); for networks such as ENet whose float operators between layers make integer kernels slower (others run slower this way: see BENCHMARKS.md)', false)
   .option('--reduce-range', 'with --int8: 7-bit weights (±64) for x86 CPUs without VNNI, where onnxruntime sums uint8 × int8 products in 16 bits that can clip; exact there, at some precision (`tsvision info` says whether this CPU has VNNI)', false)
-  .option('--calibration <method>', "with --int8: how calibration sets each activation's range: 'minmax' (all values seen) or 'percentile' (without the rarest values at either end: see --percentile)", 'minmax')
+  .option('--calibration <method>', "with --int8: how calibration sets each activation's range: 'minmax' (all values seen), 'percentile' (without the rarest values at either end: see --percentile) or 'mse' (the range of least squared rounding error, searched as PyTorch's HistogramObserver does)", 'minmax')
   .option('--percentile <p>', "with --calibration percentile: the share of values (in %) the range keeps, (100 − p) / 2 % cut from each end", num('--percentile', { min: 50, max: 100 }), 99.99)
   .option('--calibration-images <n>', 'with --int8: training images to calibrate on', num('--calibration-images', { int: true, min: 1 }), 512)
   .option('--eval-images <n>', 'with --int8: test images to score the int8 file on against the float network (0: skip)', num('--eval-images', { int: true, min: 0 }), 1000)
@@ -494,11 +494,11 @@ program
     if (o.keepLogits && !o.withPreprocessing) throw new InvalidArgumentError('--keep-logits goes with --with-preprocessing');
     if (o.weightsOnly && !o.int8) throw new InvalidArgumentError('--weights-only goes with --int8');
     if (o.reduceRange && (!o.int8 || o.weightsOnly)) throw new InvalidArgumentError('--reduce-range goes with --int8 (integer kernels); --weights-only computes in float32');
-    if (o.calibration !== 'minmax' && o.calibration !== 'percentile') throw new InvalidArgumentError(`--calibration: 'minmax' or 'percentile', got '${o.calibration}'`);
+    if (!['minmax', 'percentile', 'mse'].includes(o.calibration)) throw new InvalidArgumentError(`--calibration: 'minmax', 'percentile' or 'mse', got '${o.calibration}'`);
     const percentileGiven = cmd.getOptionValueSource('percentile') === 'cli';
     if ((!o.int8 || o.weightsOnly) && (o.calibration !== 'minmax' || percentileGiven)) throw new InvalidArgumentError('--calibration and --percentile go with --int8 (not --weights-only, which needs no calibration)');
     if (o.calibration !== 'percentile' && percentileGiven) throw new InvalidArgumentError('--percentile goes with --calibration percentile');
-    const calibration: CalibrationMethod = o.calibration === 'percentile' ? { method: 'percentile', percentile: o.percentile } : { method: 'minmax' };
+    const calibration: CalibrationMethod = o.calibration === 'percentile' ? { method: 'percentile', percentile: o.percentile } : { method: o.calibration === 'mse' ? 'mse' : 'minmax' };
     // Loaded here, not at the top: onnxruntime-node's native library would slow every other command's start.
     const E = await import('../export');
     const ort = await import('onnxruntime-node');
@@ -603,7 +603,7 @@ program
     console.log(`${cardFile}: model card (${card.task}, ${card.classes.length} classes, input ${card.input.channels}×${card.input.height}×${card.input.width}, normalization mean ${card.normalization.mean.map((v) => +v.toFixed(4)).join('/')} std ${card.normalization.std.map((v) => +v.toFixed(4)).join('/')}${processing})`);
     if (int8) {
       const { report: q, calibrationImages } = int8;
-      const how = o.weightsOnly ? 'float32 arithmetic (weights only)' : `${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images (${calibration.method === 'percentile' ? `${calibration.percentile} percentile` : 'min/max'})`;
+      const how = o.weightsOnly ? 'float32 arithmetic (weights only)' : `${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images (${calibration.method === 'percentile' ? `${calibration.percentile} percentile` : calibration.method === 'mse' ? 'least squared error' : 'min/max'})`;
       console.log(`int8: ${q.layers} layers with int8 weights${o.reduceRange ? ' in ±64 (--reduce-range)' : ''} (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${how}`);
       if (o.evalImages === 0) return;
       if (!checkpoint || !data) {

@@ -8,8 +8,8 @@
 //                which adds two products into 16 bits and saturates (2 · 255 · 127 > 32767; 2 · 255 · 64 is not);
 //   biases       int32 at the input's scale × the weight's scale, zero point 0, so the integer sum needs
 //                no rescaling before the bias is added;
-//   activations  uint8, asymmetric over [min(0, lo), max(0, hi)] seen on calibration images (MinMax, or a
-//                percentile of a histogram), so that 0 is exact (padding, ReLU) — ReLU and clip outputs
+//   activations  uint8, asymmetric over [min(0, lo), max(0, hi)] seen on calibration images (MinMax, a
+//                percentile of a histogram, or the histogram's least-squared-error span), so that 0 is exact (padding, ReLU) — ReLU and clip outputs
 //                start at 0 and lose nothing.
 // A ReLU or Clip right after a quantized layer moves the layer's quantization to its own output, as
 // onnxruntime's quantizer does; onnxruntime then drops the activation into the integer kernel. The logits
@@ -163,9 +163,12 @@ export function withCalibrationOutputs(model: ModelProto, names: readonly string
 /**
  * How calibration turns what a tensor took into its range. 'minmax' (onnxruntime's MinMax): the whole range
  * seen. 'percentile': the range without the rarest values, (100 − percentile) / 2 % cut from each tail, read
- * off a histogram; an outlier then no longer stretches the 256 steps over values that hardly occur.
+ * off a histogram; an outlier then no longer stretches the 256 steps over values that hardly occur. 'mse':
+ * the range whose 256 steps leave the least squared rounding error over the histogram, found by PyTorch's
+ * HistogramObserver search (its default activation observer for x86): it trades clipping the tails against
+ * coarser steps per tensor, where a percentile cuts the same share from every one.
  */
-export type CalibrationMethod = { method: 'minmax' } | { method: 'percentile'; percentile: number };
+export type CalibrationMethod = { method: 'minmax' } | { method: 'percentile'; percentile: number } | { method: 'mse' };
 
 export interface CalibrateOptions {
   /** Default minmax. */
@@ -188,7 +191,7 @@ export async function calibrate(
   if (method.method === 'percentile' && !(method.percentile >= 50 && method.percentile <= 100)) throw new RangeError(`calibrate: the percentile must lie in [50, 100], got ${method.percentile}`);
   const names = activationsToQuantize(model.graph);
   const session = await ort.InferenceSession.create(concatChunks(encodeModel(withCalibrationOutputs(model, names))));
-  const observer = method.method === 'percentile' ? new HistogramObserver() : new RangeObserver();
+  const observer = method.method === 'minmax' ? new RangeObserver() : new HistogramObserver();
   let batches = 0;
   try {
     for await (const feed of feeds) {
@@ -199,7 +202,8 @@ export async function calibrate(
   } finally {
     await session.release();
   }
-  return observer instanceof HistogramObserver ? observer.ranges((method as { percentile: number }).percentile) : observer.ranges;
+  if (observer instanceof RangeObserver) return observer.ranges;
+  return method.method === 'percentile' ? observer.ranges(method.percentile) : observer.mseRanges();
 }
 
 /** Running min/max per tensor over calibration batches. */
@@ -269,23 +273,109 @@ export class HistogramObserver {
 
   /** Each tensor's range without (100 − percentile) / 2 % of its values on either side: bin edges. */
   ranges(percentile: number): Map<string, TensorRange> {
-    const out = new Map<string, TensorRange>();
     const cut = (100 - percentile) / 200;
+    return this.each((h, total) => {
+      // The first bin whose cumulative count passes the cut from the left, and likewise from the right.
+      let [left, right, seen] = [0, this.bins - 1, 0];
+      for (; left < this.bins - 1 && (seen += h.counts[left]) <= cut * total; left++);
+      for (seen = 0; right > 0 && (seen += h.counts[right]) <= cut * total; right--);
+      return [left, right];
+    });
+  }
+
+  /** Each tensor's range of least squared rounding error over `levels` steps (`mseSearch`): bin edges. */
+  mseRanges(levels = 256): Map<string, TensorRange> {
+    return this.each((h) => mseSearch(h.counts, levels));
+  }
+
+  /** A range per tensor from the first and last bin `pick` keeps; NaN for a tensor that took NaN. */
+  private each(pick: (h: Histogram, total: number) => [number, number]): Map<string, TensorRange> {
+    const out = new Map<string, TensorRange>();
     for (const [name, h] of this.histograms) {
       if (Number.isNaN(h.lo)) {
         out.set(name, { min: NaN, max: NaN });
         continue;
       }
-      const total = h.counts.reduce((a, c) => a + c, 0);
+      const [first, last] = pick(h, h.counts.reduce((a, c) => a + c, 0));
       const width = (h.hi - h.lo) / this.bins;
-      // The first bin whose cumulative count passes the cut from the left, and likewise from the right.
-      let [left, right, seen] = [0, this.bins - 1, 0];
-      for (; left < this.bins - 1 && (seen += h.counts[left]) <= cut * total; left++);
-      for (seen = 0; right > 0 && (seen += h.counts[right]) <= cut * total; right--);
-      out.set(name, { min: h.lo + left * width, max: h.lo + (right + 1) * width });
+      out.set(name, { min: h.lo + first * width, max: h.lo + (last + 1) * width });
     }
     return out;
   }
+}
+
+/**
+ * The first and last bin of a histogram whose span, cut into `levels` equal steps, rounds its values with the
+ * least squared error — clipped values counting as rounded to the nearest end — among the spans of one path:
+ * PyTorch's HistogramObserver search (`_non_linear_param_search`, after caffe2's NormMinimization), in which the
+ * ends move in turn toward the middle by quantiles of 1e-5, the side with more bins to give up first. PyTorch
+ * stops at the first span whose error is larger than the last one's (`firstMinimum`, for its ranges); that
+ * keeps far outliers whenever dropping the first of them costs more than the finer steps gain, so by default
+ * the whole path is searched, the full span included, and its least error wins. Each bin's values count as
+ * spread evenly over it. Where PyTorch rescans the cumulative counts bin by bin at every step, this finds the
+ * same bins by bisection.
+ */
+export function mseSearch(counts: ArrayLike<number>, levels: number, o: { firstMinimum?: boolean } = {}): [number, number] {
+  const bins = counts.length;
+  const cum = new Float64Array(bins);
+  for (let i = 0, a = 0; i < bins; i++) cum[i] = a += counts[i];
+  const total = cum[bins - 1];
+  // The first index in [from, to) where \`before\` stops holding (it holds on a prefix: cum only grows), else \`to\`.
+  const bisect = (from: number, to: number, before: (c: number) => boolean) => {
+    while (from < to) {
+      const mid = (from + to) >> 1;
+      if (before(cum[mid])) from = mid + 1;
+      else to = mid;
+    }
+    return from;
+  };
+  const stepsize = 1e-5;
+  let [alpha, beta, start, end] = [0, 1, 0, bins - 1];
+  let [bestStart, bestEnd] = [start, end];
+  let [best, last] = [o.firstMinimum ? Infinity : roundingError(counts, start, end, levels), Infinity];
+  while (alpha < beta) {
+    const [nextAlpha, nextBeta] = [alpha + stepsize, beta - stepsize];
+    // PyTorch's scans: l from start while cum[l] < nextAlpha·total (stopping at end); r from end while
+    // cum[r] > nextBeta·total (stopping at start).
+    const l = bisect(start, end, (c) => c < nextAlpha * total);
+    const r = bisect(start + 1, end + 1, (c) => c <= nextBeta * total) - 1;
+    let [nextStart, nextEnd] = [start, end];
+    if (l - start > end - r) [nextStart, alpha] = [l, nextAlpha];
+    else [nextEnd, beta] = [r, nextBeta];
+    if (nextStart === start && nextEnd === end) continue;
+    const err = roundingError(counts, nextStart, nextEnd, levels);
+    if (o.firstMinimum && err > last) break;
+    [last, start, end] = [err, nextStart, nextEnd];
+    if (o.firstMinimum || err < best) [best, bestStart, bestEnd] = [err, start, end];
+  }
+  return [bestStart, bestEnd];
+}
+
+/**
+ * Σ over bins of ∫ (x − q(x))² for values spread evenly over each bin (bin width 1 here: the search only
+ * compares errors, and PyTorch's bin width scales them all alike), with bins start…end cut into `levels`
+ * steps and q rounding to a step's centre, values outside falling in the first or last step. Term by term
+ * PyTorch's `_compute_quantization_error`.
+ */
+export function roundingError(counts: ArrayLike<number>, start: number, end: number, levels: number): number {
+  const step = (end - start + 1) / levels;
+  if (step === 0) return 0;
+  const cube = (v: number) => v * v * v;
+  const half = step / 2;
+  let err = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const density = counts[i];
+    if (density === 0) continue;
+    const begin = i - start;
+    const stepOfBegin = Math.min(levels - 1, Math.max(0, Math.floor(begin / step)));
+    const stepOfEnd = Math.min(levels - 1, Math.max(0, Math.floor((begin + 1) / step)));
+    // From the bin's start to the end of its step, whole steps between, then from the last step's start.
+    const first = cube(half) - cube(begin - (stepOfBegin + 0.5) * step);
+    const middle = (stepOfEnd - stepOfBegin - 1) * 2 * cube(half);
+    const last = cube(begin + 1 - (stepOfEnd + 0.5) * step) + cube(half);
+    err += (density * (first + middle + last)) / 3;
+  }
+  return err;
 }
 
 const f32 = (t: TensorProto): Float32Array => {

@@ -15,7 +15,7 @@ import { createModel } from '../../src/models/registry';
 import { foldBatchNorm } from '../../src/nn';
 import { toOnnx } from '../../src/export';
 import { encodeModel, concatChunks } from '../../src/export/protobuf';
-import { CalibrationMethod, HISTOGRAM_BINS, HistogramObserver, activationParams, calibrate, quantizeModel, quantizeWeights, roundHalfEven } from '../../src/export/quantize';
+import { CalibrationMethod, HISTOGRAM_BINS, HistogramObserver, activationParams, calibrate, mseSearch, quantizeModel, roundingError, quantizeWeights, roundHalfEven } from '../../src/export/quantize';
 import { randomizeBatchNorm } from '../helpers/deploy';
 import { ENet } from '../../src/models/enet';
 import { TensorProto } from '../../src/export/protobuf';
@@ -45,6 +45,68 @@ test('the arithmetic, by hand: half-even rounding, uint8 ranges that keep 0 exac
   const reduced = quantizeWeights(Float32Array.of(1, -0.5, 0.2578125), [3], null, 64);
   assert.deepEqual([...reduced.q], [64, -32, 16]);
   assert.deepEqual([...reduced.scales], [1 / 64]);
+});
+
+test('mse calibration against PyTorch\'s HistogramObserver: its rounding error and its search path on the same histograms; the whole path searched, never worse than its stop or min/max', () => {
+  // Histograms of 2048 bins of four shapes: normal with one far outlier, ReLU'd normal (half its mass in one
+  // bin), uniform, and a heavy-tailed cube of normals. PyTorch gets each with the observer's span set to
+  // [0, 2048], so that its min and max come back as bin indices and its errors in the same units as ours.
+  T.manualSeed(5);
+  const n = 200000;
+  const histogram = (v: T.Tensor) => T.tidy(() => T.callOp('aten::histc', v, HISTOGRAM_BINS, v.min().item(), v.max().item()) as T.Tensor);
+  const samples = T.tidy(() => {
+    const g = T.randn([n]);
+    const outliers = T.cat([g.narrow(0, 0, n - 1), T.tensor([30], { dtype: 'float32' })]);
+    return [outliers, g.relu(), T.rand([n]), g.pow(3)].map((v) => T.keep(histogram(v)));
+  });
+  const counts = T.stack(samples);
+  const hists = samples.map((h) => h.toArray() as Float32Array);
+  const ours = hists.map((h) => mseSearch(h, 256));
+  const spans = T.tensor(ours, { dtype: 'float64' });
+  const r = runTorch(`
+from torch.ao.quantization import HistogramObserver
+first, err = [], []
+for h, (s, e) in zip(I['counts'], I['spans'].long().tolist()):
+    o = HistogramObserver(bins=h.numel())
+    o.histogram = h.float().clone()
+    o.min_val, o.max_val = torch.tensor(0.0), torch.tensor(float(h.numel()))
+    lo, hi = o._non_linear_param_search()
+    first.append([float(lo), float(hi) - 1])
+    err.append([o._compute_quantization_error(int(lo), int(hi) - 1), o._compute_quantization_error(0, h.numel() - 1), o._compute_quantization_error(s, e)])
+O['first'] = torch.tensor(first, dtype=torch.float64)
+O['err'] = torch.tensor(err, dtype=torch.float64)
+`, { counts, spans });
+  const first = Array.from(r.first.toArray() as Float64Array);
+  const err = Array.from(r.err.toArray() as Float64Array);
+  // PyTorch's search, which stops at its first minimum: the same bins.
+  assert.deepEqual(hists.flatMap((h) => mseSearch(h, 256, { firstMinimum: true })), first);
+  // The rounding error of a span, as PyTorch computes it (in float32): its stop, the full span, our choice.
+  hists.forEach((h, k) => {
+    const spansOf: [number, number][] = [[first[2 * k], first[2 * k + 1]], [0, HISTOGRAM_BINS - 1], ours[k]];
+    spansOf.forEach(([a, b], m) => {
+      const [mine, theirs] = [roundingError(h, a, b, 256), err[3 * k + m]];
+      assert.ok(Math.abs(mine - theirs) <= 1e-4 * theirs, JSON.stringify({ k, a, b, mine, theirs }));
+    });
+    // The whole path's least error is at most the first minimum's and the full span's.
+    assert.ok(err[3 * k + 2] <= Math.min(err[3 * k], err[3 * k + 1]) * (1 + 1e-5), JSON.stringify({ k, err: err.slice(3 * k, 3 * k + 3) }));
+  });
+  // One outlier at 30: PyTorch's first move, always taken, clips it to the bulk's end, and the next one costs
+  // more, so it stops at a span worse than min/max; the whole path keeps min/max. On the cube of normals the
+  // path goes on past PyTorch's stop to a clearly smaller error.
+  assert.ok(err[0] > 2 * err[1] && err[2] === err[1] && ours[0][1] === HISTOGRAM_BINS - 1, JSON.stringify({ err, ours }));
+  assert.ok(err[11] < 0.9 * err[9], JSON.stringify({ err, ours }));
+  // The uniform histogram keeps (nearly) all of its span.
+  assert.ok(ours[2][1] - ours[2][0] > 0.98 * HISTOGRAM_BINS, JSON.stringify(ours));
+  // Through the observer: the cube again, as values, a range inside the values' span.
+  const o = new HistogramObserver();
+  const cube = T.tidy(() => T.randn([n]).pow(3).toArray() as Float32Array);
+  o.observe('t', cube);
+  const mse = o.mseRanges().get('t')!;
+  const [lo, hi] = [cube.reduce((a, v) => Math.min(a, v)), cube.reduce((a, v) => Math.max(a, v))];
+  assert.ok(mse.min >= lo - 1e-6 && mse.max <= hi + 1e-6 && mse.max - mse.min < 0.9 * (hi - lo) && mse.min < -5 && mse.max > 5, JSON.stringify({ mse, lo, hi }));
+  samples.forEach((h) => h.dispose());
+  counts.dispose();
+  spans.dispose();
 });
 
 // An ONNX interpreter in PyTorch for the operators these graphs use, written from the operator specs.
@@ -304,16 +366,16 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
   const ckpt = path.join(dir, 'run', 'checkpoint.safetensors');
   const float = run('export', ckpt, '-o', path.join(dir, 'cnn.onnx'));
   assert.equal(float.status, 0, float.stderr);
-  for (const extra of [[], ['--with-preprocessing', '--calibration', 'percentile', '--percentile', '99.99'], ['--fixed-batch', '--reduce-range']]) {
+  for (const extra of [[], ['--with-preprocessing', '--calibration', 'percentile', '--percentile', '99.99'], ['--fixed-batch', '--reduce-range', '--calibration', 'mse']]) {
     const reduceRange = extra.includes('--reduce-range');
-    const calibration = extra.includes('percentile') ? { method: 'percentile', percentile: 99.99 } : { method: 'minmax' };
+    const calibration = extra.includes('percentile') ? { method: 'percentile', percentile: 99.99 } : { method: extra.includes('mse') ? 'mse' : 'minmax' };
     const out = path.join(dir, `cnn${extra.join('')}.int8.onnx`);
     const r = run('export', ckpt, '-o', out, '--int8', '--calibration-images', '256', '--eval-images', '1000', ...extra);
     assert.equal(r.status, 0, r.stderr);
     // The float graph is checked as plain exports are, before it is quantized.
     assert.match(r.stdout, /float graph \(before int8\): onnxruntime-node vs tsvision on (a random input|random pixels) [\d×]+ \(seed 0\): .*max \|difference\|/);
-    const m = /int8: (\d+) layers with int8 weights( in ±64 \(--reduce-range\))? \(([\d.]+) MB of float32 → ([\d.]+) MB\), (\d+) activations quantized to uint8, calibrated on (\d+) training images \((min\/max|99\.99 percentile)\)/.exec(r.stdout);
-    assert.ok(m && !!m[2] === reduceRange && m[7] === (calibration.method === 'minmax' ? 'min/max' : '99.99 percentile'), r.stdout);
+    const m = /int8: (\d+) layers with int8 weights( in ±64 \(--reduce-range\))? \(([\d.]+) MB of float32 → ([\d.]+) MB\), (\d+) activations quantized to uint8, calibrated on (\d+) training images \((min\/max|99\.99 percentile|least squared error)\)/.exec(r.stdout);
+    assert.ok(m && !!m[2] === reduceRange && m[7] === { minmax: 'min/max', percentile: '99.99 percentile', mse: 'least squared error' }[calibration.method], r.stdout);
     assert.deepEqual([Number(m[1]), Number(m[6])], [6, 256]);
     assert.ok(Number(m[4]) < 0.27 * Number(m[3]), r.stdout);
     const s = /on 1000 test images: top-1 ([\d.]+)% vs ([\d.]+)%, the same class on ([\d.]+)% of images/.exec(r.stdout);
@@ -350,7 +412,7 @@ test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file t
   assert.equal(pointless.status, 1);
   assert.match(pointless.stderr, /--reduce-range goes with --int8 \(integer kernels\); --weights-only computes in float32/);
   for (const [args, message] of [
-    [['--int8', '--calibration', 'entropy'], /--calibration: 'minmax' or 'percentile', got 'entropy'/],
+    [['--int8', '--calibration', 'entropy'], /--calibration: 'minmax', 'percentile' or 'mse', got 'entropy'/],
     [['--int8', '--percentile', '99.9'], /--percentile goes with --calibration percentile/],
     [['--int8', '--weights-only', '--calibration', 'percentile'], /--calibration and --percentile go with --int8 \(not --weights-only/],
     [['--int8', '--calibration', 'percentile', '--percentile', '101'], /--percentile must be a number >= 50 and <= 100, got '101'/],

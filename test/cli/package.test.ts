@@ -78,7 +78,7 @@ test('a build that cannot find libtorch fails naming the package and the variabl
   assert.match(r.out, /npm rebuild tsvision/);
 });
 
-test('npm rebuild builds the addon; the library computes, from JavaScript and from strict TypeScript', () => {
+test('npm rebuild builds the addon; the library computes, from CommonJS, an ES module and strict TypeScript', () => {
   const r = npm(['rebuild', 'tsvision']);
   assert.equal(r.status, 0, r.out);
   const addon = path.join(APP, 'node_modules', 'tsvision', 'native', 'build', 'Release', 'tsvision.node');
@@ -96,6 +96,11 @@ test('npm rebuild builds the addon; the library computes, from JavaScript and fr
   assert.deepEqual(got.p, [19, 22, 43, 50]);
   assert.deepEqual(got.g, [2, 4, 6, 8]);
   assert.equal(fs.realpathSync(got.addon), fs.realpathSync(addon));
+  // From an ES module too: Node finds the CommonJS build's named exports. 2·3 ones sum to 6.
+  fs.writeFileSync(path.join(APP, 'esm.mjs'), "import { torch } from 'tsvision';\nconsole.log(torch.ones([2, 3]).sum().item());\n");
+  const esm = sh(process.execPath, ['esm.mjs'], { cwd: APP });
+  assert.equal(esm.status, 0, esm.out);
+  assert.equal(esm.out.trim(), '6');
 
   // The shipped .d.ts files type the public API: a program compiles under --strict, and a wrong argument
   // does not.

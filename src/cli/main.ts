@@ -34,6 +34,12 @@ const num = (name: string, { int = false, min = -Infinity, max = Infinity } = {}
   return n;
 };
 
+const fraction = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a fraction in [0, 1), got '${v}'`);
+  return n;
+};
+
 /** HxW or N (square) as [H, W]. */
 const sizeArg = (name: string) => (v: string): [number, number] => {
   const m = /^(\d+)(?:x(\d+))?$/.exec(v);
@@ -190,9 +196,15 @@ addRecipeOptions(
   .option('--init <weights>', 'start from these weights (checkpoint or model.safetensors) instead of a fresh initialization')
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
+  .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
+  .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation top-1', num('--patience', { int: true, min: 1 }))
   .action(async (o) => {
+    if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
+    const recipe = recipeFrom(o);
     const cfg: Partial<TrainConfig> & { resume?: string } = {
-      ...recipeFrom(o),
+      ...recipe,
+      ...(o.valSplit ? { data: { ...recipe.data!, valSplit: o.valSplit as number } } : {}),
+      ...(o.patience ? { patience: o.patience as number } : {}),
       model: o.model,
       outDir: o.out,
       init: o.init ?? '',
@@ -211,7 +223,9 @@ addRecipeOptions(
     }
     const f = r.final!;
     console.log(`\n${cfg.data?.kind === 'image-folder' ? 'Image folders' : 'Fashion-MNIST'} test accuracy: top-1 ${(100 * f.testTop1).toFixed(2)}%, top-5 ${(100 * f.testTop5).toFixed(2)}%`);
-    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
+    if (r.stoppedEarly) console.log(`stopped early after epoch ${r.stoppedEarly} (--patience ${cfg.patience})`);
+    if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length} by validation top-1 ${(100 * r.best.valTop1).toFixed(2)}%: test top-1 ${(100 * r.best.testTop1).toFixed(2)}%`);
+    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch})` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
   });
 
 program
@@ -225,12 +239,6 @@ program
     const r = await launch({ nproc: o.nproc, script: o.script ?? __filename, args, masterPort: o.masterPort });
     process.exitCode = r.exitCode;
   });
-
-const fraction = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a fraction in [0, 1), got '${v}'`);
-  return n;
-};
 
 addRecipeOptions(
   program

@@ -123,6 +123,8 @@ export function loadWeights(file: string, model: Module): CheckpointContents | n
 export interface RunRecord {
   config: unknown;
   classes?: unknown;
+  /** For weights saved mid-run (a best epoch's): after which epoch. */
+  epoch?: number;
 }
 /** Metadata key of the run record in plain weights files. */
 export const RUN_METADATA_KEY = 'tsvision.run';

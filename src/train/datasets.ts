@@ -1,13 +1,19 @@
 // The data a training run reads: Fashion-MNIST (Debian's package) or a pair of image folders.
-import { ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, toFloat } from '../data';
+import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, SampleSubset, TensorDataset, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, stratifiedSplit, toFloat } from '../data';
 
+/**
+ * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set
+ * (`stratifiedSplit`, drawn by the run's seed), trained on never, evaluated after every epoch.
+ */
 export type DataSpec =
-  | { kind: 'fashion-mnist'; root?: string }
+  | { kind: 'fashion-mnist'; root?: string; valSplit?: number }
   /** root/<class>/<image> folders; images are resized to `size` (square). */
-  | { kind: 'image-folder'; train: string; test: string; size?: number; channels?: 1 | 3 };
+  | { kind: 'image-folder'; train: string; test: string; size?: number; channels?: 1 | 3; valSplit?: number };
 
 export interface Loaders {
   train: DataLoader;
+  /** The held-out part of the training images (DataSpec.valSplit), with the test transform; null without. */
+  val: DataLoader | null;
   test: DataLoader;
   numClasses: number;
   inChannels: number;
@@ -31,8 +37,10 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
     const test = loadFashionMNIST({ split: 'test', root: spec.root });
     const norm = normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]);
     const aug = [...(o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : []), ...jitter];
+    const split = holdOut(train, spec.valSplit, o.seed);
     return {
-      train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm) }),
+      train: new DataLoader(split.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm) }),
+      val: split.val && new DataLoader(split.val, { batchSize: 500, transform: compose(toFloat(), norm) }),
       test: new DataLoader(test, { batchSize: 500, transform: compose(toFloat(), norm) }),
       numClasses: 10,
       inChannels: 1,
@@ -49,12 +57,24 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   // Per-channel statistics of ImageNet are a poor fit for arbitrary folders; scale to [-1, 1] instead.
   const norm = normalize(Array(channels).fill(0.5), Array(channels).fill(0.5));
   const aug = [...(o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : []), ...jitter];
+  const split = holdOut(train, spec.valSplit, o.seed);
+  const evalLoader = (d: DataLoader['dataset']) => new DataLoader(d, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 });
   return {
     // A last training batch of one image cannot be batch-normalized (BatchNorm2d refuses it): drop only that.
-    train: new DataLoader(train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: train.length % o.batchSize === 1 }),
-    test: new DataLoader(test, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 }),
+    train: new DataLoader(split.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: split.train.length % o.batchSize === 1 }),
+    val: split.val && evalLoader(split.val),
+    test: evalLoader(test),
     numClasses: train.classes.length,
     inChannels: channels,
     classes: train.classes,
   };
+}
+
+/** The training set and, with a validation share, its two parts (stratified by class, drawn by `seed`). */
+function holdOut<D extends TensorDataset | ImageFolder>(train: D, valSplit: number | undefined, seed: number): { train: D | BatchSubset | SampleSubset; val: BatchSubset | SampleSubset | null } {
+  if (!valSplit) return { train, val: null };
+  const labels = train instanceof TensorDataset ? Array.from(train.labels.toArray(), Number) : train.samples.map((s) => s.label);
+  const { train: keep, val } = stratifiedSplit(labels, valSplit, seed);
+  const part = (indices: Int32Array) => (train instanceof TensorDataset ? new BatchSubset(train, indices) : new SampleSubset(train, indices));
+  return { train: part(keep), val: part(val) };
 }

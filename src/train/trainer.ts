@@ -54,6 +54,11 @@ export interface TrainConfig {
   init: string;
   /** A training method (DSD's sparse step, mimic learning); null: plain supervised training. */
   method: MethodSpec | null;
+  /**
+   * Early stopping: end the run once this many epochs have passed without a new best validation top-1
+   * (needs data.valSplit). Absent or 0: run every epoch.
+   */
+  patience?: number;
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -90,12 +95,28 @@ export interface EpochRecord {
   testTop5: number;
   seconds: number;
   samplesPerSecond: number;
+  /** On the held-out validation images (data.valSplit); absent without them. */
+  valLoss?: number;
+  valTop1?: number;
+  valTop5?: number;
+}
+
+/** The epoch of the best validation top-1 so far (the first of equals), and where its weights went. */
+export interface BestEpoch {
+  epoch: number;
+  valTop1: number;
+  testTop1: number;
+  weights: string;
 }
 
 export interface TrainResult {
   status: 'finished' | 'interrupted';
   history: EpochRecord[];
   final: EpochRecord | null;
+  /** With a validation split: the best epoch, whose weights are in `best.safetensors`; else null. */
+  best: BestEpoch | null;
+  /** The epoch after which early stopping (`patience`) ended the run; null if it did not. */
+  stoppedEarly: number | null;
   checkpoint: string;
   weights: string;
   report: string;
@@ -170,7 +191,12 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const loaders = makeLoaders(cfg.data, { ...cfg, batchSize: cfg.batchSize / world });
   const { numClasses, inChannels } = loaders;
   const trainLoader = world > 1 ? dist.shardLoader(loaders.train, { rank, worldSize: world }) : loaders.train;
-  const testLoader = world > 1 ? dist.shardLoader(loaders.test, { rank, worldSize: world, pad: false }) : loaders.test;
+  const evalShard = (l: DataLoader) => (world > 1 ? dist.shardLoader(l, { rank, worldSize: world, pad: false }) : l);
+  const testLoader = evalShard(loaders.test);
+  const valLoader = loaders.val && evalShard(loaders.val);
+  if (cfg.patience && !valLoader) throw new Error('early stopping (patience) watches the validation accuracy: give a validation split (--val-split)');
+  const bestFile = path.join(cfg.outDir, 'best.safetensors');
+  let stoppedEarly: number | null = null;
   const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName]);
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt: Trainable = makeOptimizer(model.parameters(), cfg, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
@@ -251,9 +277,10 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       // Each rank's BatchNorm statistics moved with its own last batch: evaluate rank 0's model everywhere.
       ddp?.syncBuffers();
       const ev = await evaluate(model, testLoader, cfg.limitBatches);
-      const local = [meter.loss * meter.count, meter.accuracy() * meter.count, meter.count, ev.loss * ev.count, ev.top1 * ev.count, ev.top5 * ev.count, ev.count];
+      const vev = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : { loss: 0, top1: 0, top5: 0, count: 0 };
+      const local = [meter.loss * meter.count, meter.accuracy() * meter.count, meter.count, ev.loss * ev.count, ev.top1 * ev.count, ev.top5 * ev.count, ev.count, vev.loss * vev.count, vev.top1 * vev.count, vev.top5 * vev.count, vev.count];
       // Sums over the ranks: the accuracy printed is the one over the whole test set.
-      const [trainLoss, trainHits, trainCount, testLoss, top1, top5, testCount] = world > 1 ? dist.sumAcrossRanks(local) : local;
+      const [trainLoss, trainHits, trainCount, testLoss, top1, top5, testCount, valLoss, valHits, valHits5, valCount] = world > 1 ? dist.sumAcrossRanks(local) : local;
       const rec: EpochRecord = {
         epoch: epoch + 1,
         trainLoss: trainLoss / Math.max(1, trainCount),
@@ -263,11 +290,25 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         testTop5: top5 / Math.max(1, testCount),
         seconds: trainSeconds,
         samplesPerSecond: trainCount / Math.max(trainSeconds, 1e-3),
+        ...(valLoader ? { valLoss: valLoss / Math.max(1, valCount), valTop1: valHits / Math.max(1, valCount), valTop5: valHits5 / Math.max(1, valCount) } : {}),
       };
       history.push(rec);
-      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}% (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      const val = rec.valTop1 === undefined ? '' : `val top-1 ${(100 * rec.valTop1).toFixed(2)}%, `;
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${val}test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}% (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      const best = bestEpoch(history, bestFile);
+      // The best epoch's weights first, then the checkpoint that records it: a run stopped in between
+      // still has a best.safetensors that matches its history's best.
+      if (best?.epoch === rec.epoch && rank === 0) {
+        saveWeights(bestFile, model, { config: cfg, classes: loaders.classes, epoch: rec.epoch });
+        log(`new best validation top-1: ${bestFile}`);
+      }
+      if (best && cfg.patience && rec.epoch - best.epoch >= cfg.patience && epoch + 1 < cfg.epochs) stoppedEarly = rec.epoch;
       save(epoch + 1, 0);
       if (rank === 0) await writeReport();
+      if (stoppedEarly && best) {
+        log(`no better validation top-1 for ${cfg.patience} epoch${cfg.patience === 1 ? '' : 's'} (best: epoch ${best.epoch}, ${(100 * best.valTop1).toFixed(2)}%): stopping early`);
+        return finish('finished');
+      }
     }
     return finish('finished');
   } finally {
@@ -276,12 +317,15 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
 
   async function writeReport(): Promise<void> {
     const report = path.join(cfg.outDir, 'report.json');
-    writeFileAtomic(report, JSON.stringify({ config: cfg, parameters: model.numParameters(), method: method?.summary?.() ?? null, history }, null, 2) + '\n');
+    const best = bestEpoch(history, bestFile);
+    writeFileAtomic(report, JSON.stringify({ config: cfg, parameters: model.numParameters(), method: method?.summary?.() ?? null, history, ...(best ? { best } : {}), ...(stoppedEarly ? { stoppedEarly } : {}) }, null, 2) + '\n');
     if (history.length) {
       const ep = history.map((h) => h.epoch);
+      const series = (name: string, v: (h: EpochRecord) => number | undefined) =>
+        history[0] && v(history[0]) !== undefined ? [{ name, points: history.map((h, i): [number, number] => [ep[i], v(h) ?? NaN]) }] : [];
       await savePlotsPng(path.join(cfg.outDir, 'curves.png'), [
-        { title: 'Loss', xLabel: 'epoch', yLabel: 'loss', series: [{ name: method?.loss ? 'train (mimic L2)' : 'train', points: history.map((h, i) => [ep[i], h.trainLoss]) }, { name: 'test', points: history.map((h, i) => [ep[i], h.testLoss]) }] },
-        { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [{ name: 'train top-1', points: history.map((h, i) => [ep[i], 100 * h.trainTop1]) }, { name: 'test top-1', points: history.map((h, i) => [ep[i], 100 * h.testTop1]) }] },
+        { title: 'Loss', xLabel: 'epoch', yLabel: 'loss', series: [...series(method?.loss ? 'train (mimic L2)' : 'train', (h) => h.trainLoss), ...series('validation', (h) => h.valLoss), ...series('test', (h) => h.testLoss)] },
+        { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [...series('train top-1', (h) => 100 * h.trainTop1), ...series('validation top-1', (h) => (h.valTop1 === undefined ? undefined : 100 * h.valTop1)), ...series('test top-1', (h) => 100 * h.testTop1)] },
       ]);
     }
   }
@@ -296,6 +340,8 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       status,
       history,
       final: history[history.length - 1] ?? null,
+      best: bestEpoch(history, bestFile),
+      stoppedEarly,
       checkpoint: ckptFile,
       weights,
       report: path.join(cfg.outDir, 'report.json'),
@@ -303,6 +349,13 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       model,
     };
   }
+}
+
+/** The first epoch of the highest validation top-1 in a history; null when it has no validation scores. */
+export function bestEpoch(history: readonly EpochRecord[], weights: string): BestEpoch | null {
+  let best: EpochRecord | null = null;
+  for (const h of history) if (h.valTop1 !== undefined && (!best || h.valTop1 > best.valTop1!)) best = h;
+  return best ? { epoch: best.epoch, valTop1: best.valTop1!, testTop1: best.testTop1, weights } : null;
 }
 
 function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null, ddp: dist.DistributedDataParallel<Classifier> | null): number {

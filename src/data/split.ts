@@ -1,0 +1,74 @@
+// A validation set held out of a training set: the same share of every class, drawn by seed, so that model
+// selection and early stopping never look at the test set.
+import { Tensor, keep, tensor } from '../torch';
+import { BatchData } from './transforms';
+import { BatchSource, Dataset, Sample } from './loader';
+import { Rng } from './rng';
+
+// Its own stream: the split never shares random numbers with shuffling or augmentation of the same seed.
+const SPLIT_STREAM = 0x53504c54;
+
+/**
+ * Indices of `labels` (one class per sample) split into training and validation: from each class,
+ * round(fraction · its count) samples for validation, at least one where the class has two or more and
+ * never its last one, drawn by `seed` (the same seed, the same split). Both lists in ascending order.
+ */
+export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, seed: number): { train: Int32Array; val: Int32Array } {
+  if (!(fraction > 0 && fraction < 1)) throw new RangeError(`stratifiedSplit: the validation fraction must lie in (0, 1), got ${fraction}`);
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < labels.length; i++) {
+    const c = labels[i];
+    const list = byClass.get(c);
+    if (list) list.push(i);
+    else byClass.set(c, [i]);
+  }
+  const isVal = new Uint8Array(labels.length);
+  for (const [c, members] of byClass) {
+    const n = members.length;
+    const k = Math.min(n - 1, Math.max(n >= 2 ? 1 : 0, Math.round(fraction * n)));
+    const order = Rng.from(seed, SPLIT_STREAM, c).permutation(n);
+    for (let j = 0; j < k; j++) isVal[members[order[j]]] = 1;
+  }
+  const pick = (v: number) => Int32Array.from(isVal.reduce<number[]>((a, f, i) => (f === v ? (a.push(i), a) : a), []));
+  return { train: pick(0), val: pick(1) };
+}
+
+/** Samples `indices` of a per-sample dataset, in that order. */
+export class SampleSubset implements Dataset<Sample> {
+  constructor(readonly dataset: Dataset<Sample>, readonly indices: Int32Array) {}
+
+  get length(): number {
+    return this.indices.length;
+  }
+
+  get(i: number): Sample | Promise<Sample> {
+    if (!Number.isInteger(i) || i < 0 || i >= this.indices.length) throw new RangeError(`SampleSubset.get(${i}): index out of range [0, ${this.indices.length})`);
+    return this.dataset.get(this.indices[i]);
+  }
+}
+
+/** Samples `indices` of an in-memory dataset; a batch is still one index_select, through the index map. */
+export class BatchSubset implements BatchSource {
+  private readonly map: Tensor;
+
+  constructor(readonly dataset: BatchSource, indices: Int32Array) {
+    this.map = keep(tensor(Array.from(indices), { dtype: 'int64' }));
+  }
+
+  get length(): number {
+    return this.map.size(0);
+  }
+
+  getBatch(indices: Tensor): BatchData {
+    const rows = this.map.indexSelect(0, indices);
+    try {
+      return this.dataset.getBatch(rows);
+    } finally {
+      rows.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.map.dispose();
+  }
+}

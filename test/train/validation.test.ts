@@ -1,0 +1,121 @@
+// A validation set held out of the training images: the split by hand, the subsets against their base
+// datasets, the best epoch's weights against the history that chose them, early stopping, and the flags.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BatchSubset, TensorDataset, stratifiedSplit } from '../../src/data';
+import { TrainConfig, evaluate, train } from '../../src/train/trainer';
+import { makeLoaders } from '../../src/train/datasets';
+import { readWeights } from '../../src/train/checkpoint';
+import { restoreNetwork } from '../../src/infer/restore';
+import * as T from '../../src/torch';
+
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-val-'));
+const quiet = (): void => {};
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+test('stratifiedSplit, by hand: round(fraction · count) of each class, at least one of a class of two or more, never its last', () => {
+  // Classes 0 ×10, 1 ×5, 2 ×1, 3 ×2, interleaved.
+  const labels = [0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 0, 1, 0];
+  const { train, val } = stratifiedSplit(labels, 0.2, 3);
+  const count = (idx: Int32Array, c: number) => Array.from(idx).filter((i) => labels[i] === c).length;
+  // 0.2·10 = 2, 0.2·5 = 1, a single sample stays in training, 0.2·2 = 0.4 rounds to 0 but a class of two gives one.
+  assert.deepEqual([0, 1, 2, 3].map((c) => count(val, c)), [2, 1, 0, 1]);
+  assert.deepEqual([...train, ...val].sort((a, b) => a - b), labels.map((_, i) => i));
+  assert.deepEqual([...train], [...train].sort((a, b) => a - b));
+  assert.deepEqual(stratifiedSplit(labels, 0.2, 3), { train, val });
+  const others = [4, 5, 6, 7].map((seed) => stratifiedSplit(labels, 0.2, seed).val.join());
+  assert.ok(others.some((v) => v !== val.join()), 'another seed draws another split');
+  assert.throws(() => stratifiedSplit(labels, 1, 0), /must lie in \(0, 1\), got 1/);
+  assert.throws(() => stratifiedSplit(labels, 0, 0), /must lie in \(0, 1\), got 0/);
+});
+
+test('a subset of an in-memory dataset batches its own rows of the base', () => {
+  const images = T.arange(0, 5 * 4, 1, { dtype: 'float32' }).reshape(5, 1, 2, 2);
+  const base = new TensorDataset(images, T.tensor([4, 3, 2, 1, 0], { dtype: 'int64' }));
+  const sub = new BatchSubset(base, Int32Array.of(4, 1, 3));
+  assert.equal(sub.length, 3);
+  const b = sub.getBatch(T.tensor([2, 0], { dtype: 'int64' }));
+  // Rows 3 and 4 of the base: images 12…15 and 16…19, labels 1 and 0.
+  assert.deepEqual(Array.from(b.x.toArray() as Float32Array), [12, 13, 14, 15, 16, 17, 18, 19]);
+  assert.deepEqual(Array.from(b.y.toArray() as BigInt64Array, Number), [1, 0]);
+  b.x.dispose();
+  b.y.dispose();
+  sub.dispose();
+  base.dispose();
+});
+
+test('Fashion-MNIST with a validation split: a tenth of each class held out of the 60,000 training images', async () => {
+  const l = makeLoaders({ kind: 'fashion-mnist', valSplit: 0.1 }, { batchSize: 1000, seed: 0, augment: false });
+  assert.equal(l.train.dataset.length + l.val!.dataset.length, 60000);
+  assert.equal(l.val!.dataset.length, 6000);
+  const counts = new Array<number>(10).fill(0);
+  for await (const b of l.val!.epoch(0)) {
+    for (const y of b.y.toArray() as BigInt64Array) counts[Number(y)]++;
+    b.x.dispose();
+    b.y.dispose();
+  }
+  assert.deepEqual(counts, new Array(10).fill(600));
+});
+
+const small = (outDir: string): Partial<TrainConfig> => ({
+  model: 'cnn',
+  modelOptions: { widths: [8, 16], hidden: 32 },
+  data: { kind: 'fashion-mnist', valSplit: 0.1 },
+  epochs: 4,
+  batchSize: 64,
+  limitBatches: 6,
+  lr: 0.05,
+  seed: 3,
+  outDir,
+});
+
+test('the best epoch by validation top-1: its weights in best.safetensors score its recorded test top-1 again', async () => {
+  const dir = tmp();
+  const r = await train(small(dir), quiet);
+  const vals = r.history.map((h) => h.valTop1!);
+  assert.ok(vals.every((v) => v > 0 && v <= 1), JSON.stringify(vals));
+  const bestEpoch = vals.indexOf(Math.max(...vals)) + 1;
+  assert.equal(r.best?.epoch, bestEpoch);
+  assert.equal(r.stoppedEarly, null);
+  const report = JSON.parse(fs.readFileSync(r.report, 'utf8')) as { best: { epoch: number; testTop1: number } };
+  assert.equal(report.best.epoch, bestEpoch);
+  assert.equal((readWeights(r.best!.weights).run as { epoch: number }).epoch, bestEpoch);
+  // Re-scored here on the same test batches the run used: the run's number for that epoch, exactly.
+  const net = restoreNetwork(r.best!.weights);
+  const loaders = makeLoaders({ kind: 'fashion-mnist' }, { batchSize: 64, seed: 3, augment: false });
+  const ev = await evaluate(net.model, loaders.test, 6);
+  assert.equal(ev.top1, r.history[bestEpoch - 1].testTop1);
+  // The check can fail: the epochs' test scores differ, so another epoch's weights would not match.
+  assert.ok(new Set(r.history.map((h) => h.testTop1)).size > 1, JSON.stringify(r.history));
+  // And the last epoch's weights (model.safetensors) give the last epoch's number.
+  const last = await evaluate(restoreNetwork(r.weights).model, loaders.test, 6);
+  assert.equal(last.top1, r.history[r.history.length - 1].testTop1);
+});
+
+test('early stopping: with nothing learned (lr 0, no BatchNorm) the first epoch stays best and patience 2 ends the run after epoch 3', async () => {
+  const dir = tmp();
+  const r = await train({ ...small(dir), model: 'shallow', modelOptions: {}, lr: 0, epochs: 8, patience: 2 }, quiet);
+  assert.equal(r.history.length, 3);
+  assert.equal(new Set(r.history.map((h) => h.valTop1)).size, 1);
+  assert.equal(r.best?.epoch, 1);
+  assert.equal(r.stoppedEarly, 3);
+  assert.equal(r.status, 'finished');
+  const report = JSON.parse(fs.readFileSync(r.report, 'utf8')) as { stoppedEarly: number };
+  assert.equal(report.stoppedEarly, 3);
+});
+
+test('the flags: --val-split in [0, 1), --patience only with it; the run names its best epoch', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, 'train', ...args], { encoding: 'utf8' });
+  assert.match(run('--val-split', '1').stderr, /--val-split must be a fraction in \[0, 1\), got '1'/);
+  assert.match(run('--patience', '2').stderr, /--patience watches the validation accuracy: give --val-split too/);
+  const dir = tmp();
+  const r = run('--val-split', '0.05', '--epochs', '2', '--limit-batches', '3', '-b', '32', '-o', dir);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /best epoch [12] of 2 by validation top-1 [\d.]+%: test top-1 [\d.]+%/);
+  assert.match(r.stdout, new RegExp(`best: +${path.join(dir, 'best.safetensors').replace(/[.]/g, '\\.')} \\(epoch [12]\\)`));
+  assert.match(r.stderr, /epoch 1\/2: .*val top-1 [\d.]+%, test top-1/);
+});

@@ -658,6 +658,29 @@ slideOptions(program
   });
 
 program
+  .command('explain')
+  .description('Grad-CAM heatmaps of a classifier on your images: the class it chose (or --class) and <out>/<name>.gradcam.png, the image with the network\'s evidence for that class laid over it')
+  .argument('<weights>', 'checkpoint.safetensors from `train`, or model.safetensors / best.safetensors weights')
+  .argument('<images...>', 'image files (.png, .jpg, …) or folders of them')
+  .option('-o, --out <dir>', 'where the heatmaps go', 'explain')
+  .option('--class <name>', 'explain this class (a name, or an index) instead of each image\'s top class')
+  .option('--layer <name>', 'the module whose feature maps are weighed, by state-dict name (default: the last feature map before the head\'s pooling)')
+  .option('--alpha <a>', 'how strongly the heatmap covers the image where it is hottest', num('--alpha', { min: 0, max: 1 }), 0.5)
+  .option('-m, --model <name>', 'model of plain weights (checkpoints name their own)')
+  .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
+  .option('--size <HxW>', 'resize images to H×W before the network (default: the size it was trained on)', sizeArg('--size'))
+  .option('--mean <list>', 'normalization mean per channel (default: what training used)', numList('--mean'))
+  .option('--std <list>', 'normalization std per channel (with --mean)', numList('--std'))
+  .option('--json', 'print one JSON document on stdout instead of lines', false)
+  .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
+  .action(async (weights: string, images: string[], o) => {
+    if (o.threads) setNumThreads(o.threads);
+    if (!o.mean !== !o.std) throw new InvalidArgumentError('give --mean and --std together');
+    const { explainCommand } = await import('./explain');
+    await explainCommand(weights, images, { ...o, normalization: o.mean ? { mean: o.mean, std: o.std } : undefined });
+  });
+
+program
   .command('serve')
   .description('serve the browser example (examples/browser/) with an exported model: the classifier page or the segmentation page, as its model card says, run by onnxruntime-web in your browser')
   .argument('<model.onnx>', 'a file written by `tsvision export` (its model card, model.json beside model.onnx, comes along)')

@@ -105,12 +105,12 @@ export function expandImages(args: readonly string[]): string[] {
 }
 
 /** `<out>/<name>` for each image (its base name without extension); two images of one name would overwrite. */
-function outputNames(files: readonly string[]): string[] {
+export function outputNames(files: readonly string[], suffix = '.mask.png'): string[] {
   const names = files.map((f) => path.basename(f, path.extname(f)));
   const seen = new Map<string, string>();
   files.forEach((f, i) => {
     const other = seen.get(names[i]);
-    if (other) throw new Error(`${other} and ${f} would both write ${names[i]}.mask.png: give them different names`);
+    if (other) throw new Error(`${other} and ${f} would both write ${names[i]}${suffix}: give them different names`);
     seen.set(names[i], f);
   });
   return names;

@@ -5,7 +5,9 @@
 // run's statistics; everything after decoding runs in libtorch inside tidy(), so no tensor outlives a call.
 import * as fs from 'node:fs';
 import sharp from 'sharp';
-import { Tensor, callOp, cat, fromArray, noGrad, softmax, tidy, zeros } from '../torch';
+import { Tensor, callOp, cat, fromArray, interpolate, noGrad, softmax, tidy, zeros } from '../torch';
+import { Module } from '../nn';
+import { GradCamOptions, gradCam } from './gradcam';
 import { InferenceLayout, InferencePrecision, OptimizedForInference, optimizeForInference } from './optimize';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
 import { decodeRaw } from '../data/decode';
@@ -76,6 +78,20 @@ export interface SegmentationPrediction {
   classPixels: number[];
   /** With `keepImage`: the image decoded at its own size, as the network's channels. */
   image?: DecodedImage;
+}
+
+/** `Predictor.explain`'s answer: the class explained and where its evidence lies. */
+export interface Explanation {
+  name: string;
+  classIndex: number;
+  className: string;
+  probability: number;
+  /** The module whose feature maps were weighed (see GradCamOptions.layer). */
+  layer: string;
+  /** [H, W] float32 in [0, 1] at the image's own size. */
+  heatmap: Tensor;
+  /** The image's own pixels, [3, H, W] uint8 RGB. */
+  image: Tensor;
 }
 
 /** An image decoded to the network's channels: bytes height × width × channels, row-major. */
@@ -283,6 +299,33 @@ export class Predictor {
 
   private className(i: number): string {
     return this.classes[i] ?? `class ${i}`;
+  }
+
+  /**
+   * Where the network found the evidence for a class: Grad-CAM (`gradCam`) of the top class, or of
+   * `classIndex`, on the network this predictor holds. Its gradient runs through the network, so load the
+   * predictor with `optimize: false` for the network exactly as trained (a folded one explains the same
+   * function up to rounding; bfloat16 is refused). The heatmap comes at the image's own size, with the image's
+   * own pixels to lay it over (`heatmapPng`).
+   */
+  async explain(image: ImageInput, o: GradCamOptions & { classIndex?: number } = {}): Promise<Explanation> {
+    if (this.segmentation) throw new Error(`${this.name} is a segmentation network: explain (Grad-CAM) explains classifiers`);
+    if (this.precision !== 'float32') throw new Error('explain runs in float32: load the predictor without precision bfloat16');
+    const named = await readImage(image);
+    const [img, own] = await Promise.all([decodeImage(named, this.channels, this.size), decodeImage(named, 3, null)]);
+    return tidy(() => {
+      const cam = gradCam(this.model as Module & { forward(x: Tensor): Tensor }, this.input(img), o);
+      const heatmap = interpolate(cam.heatmap.unsqueeze(1), { size: [own.height, own.width], mode: 'bilinear', alignCorners: false }).view(own.height, own.width).clamp(0, 1);
+      return {
+        name: named.name,
+        classIndex: cam.classIndex[0],
+        className: this.className(cam.classIndex[0]),
+        probability: cam.probability[0],
+        layer: cam.layer,
+        heatmap,
+        image: fromArray(own.pixels, [own.height, own.width, 3]).permute(2, 0, 1).contiguous(),
+      };
+    });
   }
 
   /** Decoded bytes → the normalized network input [1, C, H, W]; call inside tidy(). */

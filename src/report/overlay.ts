@@ -119,3 +119,26 @@ async function withLegend(pixels: Uint8Array, width: number, height: number, cla
     .png()
     .toBuffer();
 }
+
+/**
+ * A heatmap [H, W] in [0, 1] (Grad-CAM's) over an image [1 or 3, H, W] (uint8, or float in [0, 1]), as PNG
+ * bytes at the image's size: the jet colour map (blue 0 → red 1), blended in by `alpha` where the map is warm,
+ * so that the image stays readable where the network found nothing.
+ */
+export async function heatmapPng(image: Tensor, heatmap: Tensor, o: { alpha?: number } = {}): Promise<Buffer> {
+  const [h, w] = heatmap.shape;
+  if (heatmap.dim() !== 2 || image.dim() !== 3 || image.size(1) !== h || image.size(2) !== w) throw new Error(`heatmapPng: image [C, H, W] and heatmap [H, W] of one size, got [${image.shape}] and [${heatmap.shape}]`);
+  const alpha = o.alpha ?? 0.5;
+  const { pixels } = tidy(() =>
+    noGrad(() => {
+      const img = rgb255(image.unsqueeze(0)).squeeze(0); // [H, W, 3]
+      const v = heatmap.float().clamp(0, 1).unsqueeze(2);
+      // Jet: each channel a tent around its own quarter of the range (red at 3/4, green 1/2, blue 1/4).
+      const centres = fromArray(Float32Array.of(3, 2, 1), [1, 1, 3]);
+      const colour = v.mul(4).sub(centres).abs().neg().add(1.5).clamp(0, 1).mul(255);
+      const weight = v.mul(alpha);
+      return rawPixels(img.mul(weight.neg().add(1)).add(colour.mul(weight)));
+    }),
+  );
+  return encodePng(pixels, w, h, 3);
+}

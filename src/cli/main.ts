@@ -372,7 +372,10 @@ program
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
   .option('--backbone-init <file>', 'ImageNet ResNet weights for the backbone (deeplabv3, pspnet, icnet): torchvision\'s converted by scripts/pth2safetensors.py, or a `train` checkpoint')
   .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
+  .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
+  .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
   .action(async (o) => {
+    if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
     if (Boolean(o.trainDir) !== Boolean(o.testDir)) throw new InvalidArgumentError('give both --train-dir and --test-dir (folders of images/ and masks/)');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
     // One rank of `tsvision launch --nproc N -- segment ...`: data-parallel; rank 0 prints the results.
@@ -403,6 +406,8 @@ program
         threads: o.threads ?? 0,
         limitBatches: o.limitBatches ?? 0,
         resume: o.resume,
+        valSplit: o.valSplit || undefined,
+        patience: o.patience,
       },
       stderrLog,
     );
@@ -416,7 +421,9 @@ program
     }
     console.log(`\n${o.trainDir ? o.testDir : 'Fashion-MNIST scenes'} test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
     console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * f.testIoU[i]).toFixed(2)}%`).join('\n'));
-    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}\nreport:     ${r.report}\ncurves:     ${r.curves}\noverlays:   ${r.overlays}`);
+    if (r.stoppedEarly) console.log(`stopped early after epoch ${r.stoppedEarly} (--patience ${o.patience})`);
+    if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length} by validation mIoU ${(100 * r.best.valMIoU).toFixed(2)}%: test mIoU ${(100 * r.best.testMIoU).toFixed(2)}%`);
+    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch})` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}\noverlays:   ${r.overlays}`);
   });
 
 slideOptions(program

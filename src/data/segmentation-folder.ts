@@ -111,14 +111,16 @@ export class SegmentationFiles {
   /**
    * Pixels per label value over every mask (256 bins; IGNORE_LABEL's is its own), for class weights —
    * decoding only the masks, at the sizes training sees them. With `shard`, only every worldSize-th file from
-   * rank on: one process's share, whose sums over the processes are the whole folder's.
+   * rank on: one process's share, whose sums over the processes are the whole folder's. With `indices`, only
+   * those files (a training part without its held-out validation images).
    */
-  async labelCounts(onProgress?: (done: number) => void, shard?: { rank: number; worldSize: number }): Promise<Float64Array> {
+  async labelCounts(onProgress?: (done: number) => void, shard?: { rank: number; worldSize: number }, indices?: Int32Array): Promise<Float64Array> {
     const total = new Float64Array(256);
     const [first, stride] = shard ? [shard.rank, shard.worldSize] : [0, 1];
+    const n = indices ? indices.length : this.length;
     let done = 0;
-    for (let i = first; i < this.length; i += stride) {
-      const f = this.files[i];
+    for (let k = first; k < n; k += stride) {
+      const f = this.files[indices ? indices[k] : k];
       const want = this.size ?? null;
       const mask = await this.decode(maskOf(this.root, f, this.maskName), true, want);
       const counts = tidy(() => labelCounts(fromArray(mask.data)));

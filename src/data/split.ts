@@ -33,15 +33,15 @@ export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, see
   return { train: pick(0), val: pick(1) };
 }
 
-/** Samples `indices` of a per-sample dataset, in that order. */
-export class SampleSubset implements Dataset<Sample> {
-  constructor(readonly dataset: Dataset<Sample>, readonly indices: Int32Array) {}
+/** Samples `indices` of a per-sample dataset (classified or pixel-labelled), in that order. */
+export class SampleSubset<S = Sample> implements Dataset<S> {
+  constructor(readonly dataset: Dataset<S>, readonly indices: Int32Array) {}
 
   get length(): number {
     return this.indices.length;
   }
 
-  get(i: number): Sample | Promise<Sample> {
+  get(i: number): S | Promise<S> {
     if (!Number.isInteger(i) || i < 0 || i >= this.indices.length) throw new RangeError(`SampleSubset.get(${i}): index out of range [0, ${this.indices.length})`);
     return this.dataset.get(this.indices[i]);
   }

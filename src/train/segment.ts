@@ -8,12 +8,12 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tidy, where, zeros } from '../torch';
+import { Tensor, autocast, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tensor, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchData, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, toFloat } from '../data';
+import { BatchData, BatchSubset, SampleSubset, stratifiedSplit, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -26,6 +26,7 @@ import { ResNet } from '../models/resnet';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError, describePrecision } from './trainer';
 import * as dist from '../distributed';
+import { firstBest, patienceSpent } from './selection';
 
 export interface SegmentConfig {
   model: SegmentationModelName;
@@ -69,6 +70,13 @@ export interface SegmentConfig {
   precision?: 'float32' | 'bfloat16';
   /** Under `tsvision launch`: BatchNorm over the global batch (SyncBatchNorm, PSPNet §5.1). Default true. */
   syncBatchNorm: boolean;
+  /**
+   * This share of the training images (scenes or files, drawn by `seed`) held out as a validation set: never
+   * trained on, scored after every epoch; the best epoch by validation mIoU goes to best.safetensors. Absent: 0.
+   */
+  valSplit?: number;
+  /** Early stopping: end once this many epochs have passed without a better validation mIoU (needs valSplit). */
+  patience?: number;
 }
 
 export interface SegmentAugment {
@@ -88,6 +96,8 @@ export const PAPER_AUGMENT: SegmentAugment = { scale: [0.5, 2], rotate: 0, flip:
 export interface SegmentationData {
   /** Training batches (augmented if asked), or null when only testing. */
   train: DataLoader | null;
+  /** The held-out part of the training images (valSplit), as the test images are fed; null without. */
+  val: DataLoader | null;
   test: DataLoader;
   classes: readonly string[];
   inChannels: number;
@@ -109,7 +119,10 @@ export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225
 export const segmentationNormalization = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
   !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : cfg.folders.channels === 3 ? IMAGENET : { mean: [0.449], std: [0.226] };
 
-type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment' | 'colorJitter'>>;
+type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment' | 'colorJitter' | 'valSplit'>>;
+
+/** Training and validation indices of n images: valSplit of them held out, drawn by seed; null without. */
+const holdOut = (n: number, cfg: DataConfig): { train: Int32Array; val: Int32Array } | null => (cfg.valSplit ? stratifiedSplit(new Array<number>(n).fill(0), cfg.valSplit, cfg.seed) : null);
 
 // The colour jitter's own random stream (Rng.fork): turning it on leaves the geometric draws where they were.
 const JITTER_STREAM = 0x4a495454;
@@ -144,20 +157,23 @@ function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: 
   const trainSet = train ? new FashionScenes({ split: 'train', count: trainCount, ...opts }) : null;
   const testSet = new FashionScenes({ split: 'test', count: testCount, ...opts });
   const aug = cfg.augment ? compose(trainTransform, augmentation(cfg.augment, [size, size])) : trainTransform;
+  const split = trainSet && holdOut(trainSet.length, cfg);
+  const trainPart = trainSet && split ? new BatchSubset(trainSet, split.train) : trainSet;
   return {
-    train: trainSet && new DataLoader(trainSet, { ...trainLoaderOptions(cfg, trainSet.length), transform: aug }),
+    train: trainPart && new DataLoader(trainPart, { ...trainLoaderOptions(cfg, trainPart.length), transform: aug }),
+    val: trainSet && split && new DataLoader(new BatchSubset(trainSet, split.val), { batchSize: 100, transform }),
     test: new DataLoader(testSet, { batchSize: 100, transform }),
     classes: testSet.classes,
     inChannels: testSet.images.size(1),
     inputSize: cfg.augment?.crop ?? [size, size],
     transform,
-    trainLabelCounts: async () => labelCounts(trainSet!.labels),
+    trainLabelCounts: async () => (split ? tidy(() => labelCounts(trainSet!.labels.indexSelect(0, tensor(Array.from(split.train), { dtype: 'int64' })))) : labelCounts(trainSet!.labels)),
     // Up to k: a run with fewer test scenes draws them all.
     overlaySamples: async (k) => tidy(() => {
       const n = Math.min(k, testSet.images.size(0));
       return keep({ x: testSet.images.narrow(0, 0, n).clone(), y: testSet.labels.narrow(0, 0, n).long() });
     }),
-    describe: `Fashion-MNIST scenes: ${trainCount} train and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
+    describe: `Fashion-MNIST scenes: ${trainCount} train${split ? ` (${split.val.length} of them held out for validation)` : ''} and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
     dispose: () => {
       trainSet?.dispose();
       testSet.dispose();
@@ -181,15 +197,19 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
   disposeBatch(first);
   const crop = cfg.augment ? cfg.augment.crop ?? f.size ?? firstSize : null;
   const trainTf = cfg.augment ? { sampleTransform: compose(trainTransform, augmentation(cfg.augment, crop!)), transform: (b: BatchData) => b } : { transform: trainTransform };
+  const split = trainSet && holdOut(trainSet.length, cfg);
+  const trainPart = trainSet && split ? new SampleSubset(trainSet, split.train) : trainSet;
+  // One image a batch unless all share a size; padding happens per image, so that sizes may differ.
+  const evalBatch = f.size ? cfg.batchSize ?? DEFAULT_SEGMENT_CONFIG.batchSize : 1;
   return {
-    train: trainSet && new DataLoader(trainSet, { ...trainLoaderOptions(cfg, trainSet.length), ...trainTf }),
-    // One image a batch unless all share a size; padding happens per image, so that sizes may differ.
-    test: new DataLoader(testSet, { batchSize: f.size ? cfg.batchSize ?? DEFAULT_SEGMENT_CONFIG.batchSize : 1, transform }),
+    train: trainPart && new DataLoader(trainPart, { ...trainLoaderOptions(cfg, trainPart.length), ...trainTf }),
+    val: trainSet && split && new DataLoader(new SampleSubset(trainSet, split.val), { batchSize: evalBatch, transform }),
+    test: new DataLoader(testSet, { batchSize: evalBatch, transform }),
     classes: testSet.classes,
     inChannels: f.channels,
     inputSize: crop ?? f.size ?? firstSize,
     transform,
-    trainLabelCounts: (shard) => trainSet!.labelCounts(undefined, shard),
+    trainLabelCounts: (shard) => trainSet!.labelCounts(undefined, shard, split?.train),
     async overlaySamples(k) {
       const samples: PixelSample[] = [];
       // Among the first k test images only: scanning further would decode the whole test set every epoch.
@@ -204,7 +224,7 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
         return b;
       });
     },
-    describe: `${trainSet ? `${trainSet.length} training images from ${f.train}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}${trainSet ? describeJitter(cfg) : ''}, ${testSet.classes.length} classes`,
+    describe: `${trainSet ? `${trainPart!.length} training images from ${f.train}${split ? ` (${split.val.length} more held out for validation)` : ''}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}${trainSet ? describeJitter(cfg) : ''}, ${testSet.classes.length} classes`,
     dispose: () => {},
   };
 }
@@ -254,6 +274,18 @@ export interface SegmentEpoch {
   testIoU: number[];
   seconds: number;
   samplesPerSecond: number;
+  /** On the held-out validation images (valSplit); absent without them. */
+  valLoss?: number;
+  valMIoU?: number;
+  valPixelAccuracy?: number;
+}
+
+/** The epoch of the best validation mIoU so far (the first of equals), and where its weights went. */
+export interface BestSegmentEpoch {
+  epoch: number;
+  valMIoU: number;
+  testMIoU: number;
+  weights: string;
 }
 
 export interface SegmentResult {
@@ -268,6 +300,10 @@ export interface SegmentResult {
   report: string;
   curves: string;
   overlays: string;
+  /** With valSplit: the best epoch, whose weights are in best.safetensors; else null. */
+  best: BestSegmentEpoch | null;
+  /** The epoch after which early stopping (patience) ended the run; null if it did not. */
+  stoppedEarly: number | null;
   model: SegmentationNet;
 }
 
@@ -323,7 +359,10 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   if (!data.train) throw new Error('unreachable: no training set');
   const { classes } = data;
   const trainLoader = world > 1 ? dist.shardLoader(data.train, { rank, worldSize: world }) : data.train;
-  const testLoader = world > 1 ? dist.shardLoader(data.test, { rank, worldSize: world, pad: false }) : data.test;
+  const evalShard = (l: DataLoader) => (world > 1 ? dist.shardLoader(l, { rank, worldSize: world, pad: false }) : l);
+  const testLoader = evalShard(data.test);
+  const valLoader = data.val && evalShard(data.val);
+  if (cfg.patience && !valLoader) throw new Error('segment: early stopping (patience) watches the validation mIoU: give a validation split (--val-split)');
   log(data.describe);
   const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
   if (cfg.backboneInit) {
@@ -352,7 +391,15 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     report: path.join(cfg.outDir, 'report.json'),
     curves: path.join(cfg.outDir, 'curves.png'),
     overlays: path.join(cfg.outDir, 'overlays.png'),
+    best: path.join(cfg.outDir, 'best.safetensors'),
   };
+  const bestOf = (h: readonly SegmentEpoch[]): BestSegmentEpoch | null => {
+    const b = firstBest(h, (e) => e.valMIoU);
+    return b && { epoch: b.epoch, valMIoU: b.valMIoU!, testMIoU: b.testMIoU, weights: files.best };
+  };
+  let stoppedEarly: number | null = null;
+  const result = (status: SegmentResult['status']): SegmentResult =>
+    ({ status, history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, best: bestOf(history), stoppedEarly, model });
   log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${describePrecision(cfg.precision)}` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   let history: SegmentEpoch[] = [];
@@ -418,30 +465,44 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
       if (interrupted) {
         const last = history.length ? `; continue with: tsvision segment --resume ${files.checkpoint}` : '';
         log(`stopped in epoch ${epoch + 1}; the checkpoint of the last finished epoch (${history.length}) is kept${last}`);
-        return { status: 'interrupted', history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
+        return result('interrupted');
       }
       const seconds = progress.seconds;
       // Without synchronized BatchNorm each rank's statistics followed its own shard: rank 0's everywhere.
       if (ddp && !syncBn) ddp.syncBuffers();
       const ev = await evaluateSegmentation(model, testLoader, classes.length, weight, cfg.limitBatches, { crossReplicaSum });
-      const rec: SegmentEpoch = { epoch: epoch + 1, trainLoss: lossSum / seen, testLoss: ev.loss, testMIoU: ev.mIoU, testPixelAccuracy: ev.pixelAccuracy, testIoU: ev.iou, seconds, samplesPerSecond: seen / Math.max(seconds, 1e-3) };
+      const vev = valLoader && (await evaluateSegmentation(model, valLoader, classes.length, weight, cfg.limitBatches, { crossReplicaSum }));
+      const rec: SegmentEpoch = { epoch: epoch + 1, trainLoss: lossSum / seen, testLoss: ev.loss, testMIoU: ev.mIoU, testPixelAccuracy: ev.pixelAccuracy, testIoU: ev.iou, seconds, samplesPerSecond: seen / Math.max(seconds, 1e-3), ...(vev ? { valLoss: vev.loss, valMIoU: vev.mIoU, valPixelAccuracy: vev.pixelAccuracy } : {}) };
       history.push(rec);
-      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}% (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
-      if (rank > 0) continue;
-      saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes });
-      writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history }, null, 2) + '\n');
-      await savePlotsPng(files.curves, [
-        { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
-        { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
-      ]);
-      await writeOverlays(model, data, files.overlays, classes);
+      const val = vev ? `val mIoU ${(100 * vev.mIoU).toFixed(2)}%, ` : '';
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${val}test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}% (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      const best = bestOf(history);
+      if (patienceSpent(best, rec.epoch, cfg.patience, cfg.epochs)) stoppedEarly = rec.epoch;
+      if (rank === 0) {
+        // The best epoch's weights before the checkpoint that records it (as train does).
+        if (best?.epoch === rec.epoch) {
+          saveWeights(files.best, model, { config: cfg, classes, epoch: rec.epoch });
+          log(`new best validation mIoU: ${files.best}`);
+        }
+        saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes });
+        writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history, ...(best ? { best } : {}), ...(stoppedEarly ? { stoppedEarly } : {}) }, null, 2) + '\n');
+        const withVal = history.some((h) => h.valMIoU !== undefined);
+        await savePlotsPng(files.curves, [
+          { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, ...(withVal ? [{ name: 'validation', points: history.map((h): [number, number] => [h.epoch, h.valLoss ?? NaN]) }] : []), { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
+          { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, ...(withVal ? [{ name: 'validation mIoU', points: history.map((h): [number, number] => [h.epoch, 100 * (h.valMIoU ?? NaN)]) }] : []), { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
+        ]);
+        await writeOverlays(model, data, files.overlays, classes);
+      }
+      if (stoppedEarly && best) {
+        log(`no better validation mIoU for ${cfg.patience} epoch${cfg.patience === 1 ? '' : 's'} (best: epoch ${best.epoch}, ${(100 * best.valMIoU).toFixed(2)}%): stopping early`);
+        break;
+      }
     }
   } finally {
     interrupt.dispose();
   }
   if (rank === 0) saveWeights(files.weights, model, { config: cfg, classes });
-  const final = history[history.length - 1];
-  return { status: 'finished', history, final, classes, classWeights: weight?.toNumbers() ?? null, ...files, model };
+  return result('finished');
 }
 
 /** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales, mirrored or in sliding windows if asked. */

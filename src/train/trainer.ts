@@ -18,6 +18,7 @@ import { DataSpec, makeLoaders } from './datasets';
 import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
+import { firstBest, patienceSpent } from './selection';
 
 export interface TrainConfig {
   model: ModelName;
@@ -302,7 +303,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         saveWeights(bestFile, model, { config: cfg, classes: loaders.classes, epoch: rec.epoch });
         log(`new best validation top-1: ${bestFile}`);
       }
-      if (best && cfg.patience && rec.epoch - best.epoch >= cfg.patience && epoch + 1 < cfg.epochs) stoppedEarly = rec.epoch;
+      if (patienceSpent(best, rec.epoch, cfg.patience, cfg.epochs)) stoppedEarly = rec.epoch;
       save(epoch + 1, 0);
       if (rank === 0) await writeReport();
       if (stoppedEarly && best) {
@@ -353,8 +354,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
 
 /** The first epoch of the highest validation top-1 in a history; null when it has no validation scores. */
 export function bestEpoch(history: readonly EpochRecord[], weights: string): BestEpoch | null {
-  let best: EpochRecord | null = null;
-  for (const h of history) if (h.valTop1 !== undefined && (!best || h.valTop1 > best.valTop1!)) best = h;
+  const best = firstBest(history, (h) => h.valTop1);
   return best ? { epoch: best.epoch, valTop1: best.valTop1!, testTop1: best.testTop1, weights } : null;
 }
 

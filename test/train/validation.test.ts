@@ -6,11 +6,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import sharp from 'sharp';
 import { BatchSubset, TensorDataset, stratifiedSplit } from '../../src/data';
 import { TrainConfig, evaluate, train } from '../../src/train/trainer';
 import { makeLoaders } from '../../src/train/datasets';
 import { readWeights } from '../../src/train/checkpoint';
 import { restoreNetwork } from '../../src/infer/restore';
+import { evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
+import type { SegmentationNet } from '../../src/models/segmentation';
 import * as T from '../../src/torch';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-val-'));
@@ -118,4 +121,57 @@ test('the flags: --val-split in [0, 1), --patience only with it; the run names i
   assert.match(r.stdout, /best epoch [12] of 2 by validation top-1 [\d.]+%: test top-1 [\d.]+%/);
   assert.match(r.stdout, new RegExp(`best: +${path.join(dir, 'best.safetensors').replace(/[.]/g, '\\.')} \\(epoch [12]\\)`));
   assert.match(r.stderr, /epoch 1\/2: .*val top-1 [\d.]+%, test top-1/);
+});
+
+test('segment with a validation split: scenes held out of training, class weights from the rest, best.safetensors re-scores its epoch\'s test mIoU', async () => {
+  const cfg = { valSplit: 0.25, scenes: { size: 64, trainCount: 64, testCount: 16, maxItems: 3 }, seed: 2, batchSize: 8 };
+  const data = await segmentationData(cfg, { train: true });
+  assert.deepEqual([data.train!.dataset.length, data.val!.dataset.length], [48, 16]);
+  // Training and validation label counts add up to those of all 64 scenes.
+  const all = await (await segmentationData({ ...cfg, valSplit: undefined }, { train: true })).trainLabelCounts();
+  const trainCounts = await data.trainLabelCounts();
+  let valPixels = 0;
+  for await (const b of data.val!.epoch(0)) {
+    valPixels += b.y.numel();
+    b.x.dispose();
+    b.y.dispose();
+  }
+  assert.equal(trainCounts.reduce((a, c) => a + c, 0), 48 * 64 * 64);
+  assert.equal(all.reduce((a, c) => a + c, 0) - trainCounts.reduce((a, c) => a + c, 0), valPixels);
+
+  const dir = tmp();
+  const r = await trainSegmentation({ ...cfg, epochs: 3, limitBatches: 2, outDir: dir }, quiet);
+  const vals = r.history.map((h) => h.valMIoU!);
+  assert.equal(r.best?.epoch, vals.indexOf(Math.max(...vals)) + 1);
+  assert.ok(new Set(r.history.map((h) => h.testMIoU)).size > 1, 'the epochs score differently, so the check below can fail');
+  const net = restoreNetwork(r.best!.weights);
+  const ev = await evaluateSegmentation(net.model as SegmentationNet, data.test, data.classes.length, null, 2);
+  assert.equal(ev.mIoU, r.history[r.best!.epoch - 1].testMIoU);
+});
+
+test('segment on folders with a validation split: files held out, and the class weights count only the training masks', async () => {
+  // Six 16×16 image/mask pairs; mask k is all class k % 3.
+  const root = tmp();
+  for (const part of ['train', 'test']) {
+    for (const sub of ['images', 'masks']) fs.mkdirSync(path.join(root, part, sub), { recursive: true });
+    for (let k = 0; k < 6; k++) {
+      await sharp(Buffer.alloc(16 * 16 * 3, 40 * k), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(root, part, 'images', `${k}.png`));
+      await sharp(Buffer.alloc(16 * 16, k % 3), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(path.join(root, part, 'masks', `${k}.png`));
+    }
+  }
+  const folders = { train: path.join(root, 'train'), test: path.join(root, 'test'), channels: 3 as const, numClasses: 3 };
+  const data = await segmentationData({ valSplit: 0.34, folders, scenes: { size: 16, trainCount: 0, testCount: 0, maxItems: 1 }, seed: 4, batchSize: 2 }, { train: true });
+  assert.deepEqual([data.train!.dataset.length, data.val!.dataset.length], [4, 2]);
+  // The held-out files, by their masks' class: what the validation loader yields.
+  const valClasses: number[] = [];
+  for await (const b of data.val!.epoch(0)) {
+    for (let i = 0; i < b.y.size(0); i++) valClasses.push(T.tidy(() => b.y.select(0, i).max().item()));
+    b.x.dispose();
+    b.y.dispose();
+  }
+  const counts = await data.trainLabelCounts();
+  // All six masks hold classes 0, 1, 2 twice each; the training part is what the two held-out ones leave.
+  const want = [2, 2, 2];
+  for (const c of valClasses) want[c]--;
+  assert.deepEqual(Array.from(counts.slice(0, 3)), want.map((n) => n * 256));
 });

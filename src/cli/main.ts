@@ -8,7 +8,7 @@ import { ModelName, createModel, describeModel, isModelName, listModels } from '
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { DataSpec, imageSize, makeLoaders } from '../train/datasets';
-import { fitWeights, readWeights } from '../train/checkpoint';
+import { CheckpointContents, fitWeights, readWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
@@ -448,9 +448,12 @@ slideOptions(program
     const precision: InferencePrecision = o.bf16 ? 'bfloat16' : 'float32';
     const optimize: boolean = o.optimize || o.bf16;
     const shipped = o.bf16 ? ', optimized, bfloat16' : optimize ? ', optimized' : '';
-    const { weights, checkpoint } = readWeights(o.checkpoint); // the one read of the file
-    if (checkpoint && isSegmentConfig(checkpoint.state.config)) {
-      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision }, checkpoint);
+    const { weights, checkpoint, run } = readWeights(o.checkpoint); // the one read of the file
+    // A checkpoint's config, or the run record a weights file carries (model.safetensors, best.safetensors).
+    const recorded = checkpoint?.state.config ?? run?.config;
+    if (isSegmentConfig(recorded)) {
+      const contents: CheckpointContents = checkpoint ?? { model: weights, optimizer: null, method: {}, rng: null, state: { epoch: 0, batch: 0, step: 0, config: recorded } };
+      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision }, contents);
       const windows = slide.crop ? `, ${slide.crop.join('×')} windows${slide.stride ? ` every ${slide.stride.join('×')}` : ''}` : '';
       const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}`;
       console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
@@ -459,8 +462,9 @@ slideOptions(program
       return;
     }
     if (o.scales || o.flip || o.slide) throw new InvalidArgumentError('--scales, --flip and --slide apply to segmentation checkpoints');
-    if (!checkpoint && !o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
-    const cfg: TrainConfig = checkpoint ? (checkpoint.state.config as TrainConfig) : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
+    if (!recorded && !o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
+    // A checkpoint names its model; a weights file's record does unless --model says otherwise.
+    const cfg: TrainConfig = checkpoint || (recorded && !o.model) ? { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) } : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
     const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
     const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
     fitWeights(model, weights, `weights ${o.checkpoint} do not fit the model`);

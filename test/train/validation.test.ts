@@ -121,6 +121,10 @@ test('the flags: --val-split in [0, 1), --patience only with it; the run names i
   assert.match(r.stdout, /best epoch [12] of 2 by validation top-1 [\d.]+%: test top-1 [\d.]+%/);
   assert.match(r.stdout, new RegExp(`best: +${path.join(dir, 'best.safetensors').replace(/[.]/g, '\\.')} \\(epoch [12]\\)`));
   assert.match(r.stderr, /epoch 1\/2: .*val top-1 [\d.]+%, test top-1/);
+  // eval reads the weights file's run record (no --model needed), as predict and export do.
+  const e = spawnSync(process.execPath, [CLI, 'eval', '-c', path.join(dir, 'best.safetensors')], { encoding: 'utf8' });
+  assert.equal(e.status, 0, e.stderr);
+  assert.match(e.stdout, /^cnn on 10000 test images: loss [\d.]+, top-1 [\d.]+%/);
 });
 
 test('segment with a validation split: scenes held out of training, class weights from the rest, best.safetensors re-scores its epoch\'s test mIoU', async () => {
@@ -147,6 +151,10 @@ test('segment with a validation split: scenes held out of training, class weight
   const net = restoreNetwork(r.best!.weights);
   const ev = await evaluateSegmentation(net.model as SegmentationNet, data.test, data.classes.length, null, 2);
   assert.equal(ev.mIoU, r.history[r.best!.epoch - 1].testMIoU);
+  // `tsvision eval` on the weights file: the same 16 test scenes, the same mIoU.
+  const e = spawnSync(process.execPath, [CLI, 'eval', '-c', r.best!.weights], { encoding: 'utf8' });
+  assert.equal(e.status, 0, e.stderr);
+  assert.match(e.stdout, new RegExp(`^enet on 16 test images \\(single scale\\): .*mIoU ${(100 * ev.mIoU).toFixed(2)}%`));
 });
 
 test('segment on folders with a validation split: files held out, and the class weights count only the training masks', async () => {

@@ -26,9 +26,10 @@ export interface Int8Data extends Disposable {
   test: DataLoader;
 }
 
-/** Calibration (training split, shuffled with seed 0, not augmented) and test loaders of a checkpoint's data. */
+/** Calibration (training split, shuffled with seed 0, not augmented) and test loaders of a run's data. */
 export async function int8Data(restored: RestoredNetwork, file: string): Promise<Int8Data> {
-  const config = restored.checkpoint?.state.config;
+  // A checkpoint's config, or the run record in a weights file of `train` or `segment` (model, best).
+  const config = restored.config;
   if (!config) throw new Error(`--int8 calibrates on the training images a checkpoint names; ${file} holds plain weights (--int8 --weights-only needs none)`);
   if (!restored.segmentation) {
     const loaders = makeLoaders((config as TrainConfig).data, { batchSize: 32, seed: 0, augment: false });

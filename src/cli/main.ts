@@ -529,7 +529,7 @@ program
     const { int8Data, scoreInt8, writeInt8 } = await import('./int8');
     // What to build: a checkpoint names its model and trained input; plain weights need --model (and --input).
     const restored = restoreNetwork(file, { model: o.model, opt: o.opt });
-    const { model, name, inputShape, checkpoint } = restored;
+    const { model, name, inputShape, checkpoint, config: recorded } = restored;
     const input = o.input ? String(o.input).split(/[x×,]/).map(num('--input', { int: true, min: 1 })) : inputShape;
     if (!input) throw new InvalidArgumentError(`${checkpoint ? 'images of several sizes' : 'plain weights'}: give the input shape with --input NxCxHxW`);
     if (input.length !== 4) throw new InvalidArgumentError(`--input needs NxCxHxW, got '${o.input}'`);
@@ -597,8 +597,9 @@ program
     const exportOptions: OnnxExportOptions = { inputShape: shape, inputDtype: inGraph ? 'uint8' : 'float32', fixedBatch: o.fixedBatch, inputName: card.input.name, outputNames, metadata: { [E.CARD_METADATA_KEY]: JSON.stringify(card) } };
     let r: OnnxExport & { file: string };
     let int8: Int8Export | null = null;
-    // The checkpoint's images, loaded once: training images to calibrate on, test images to score on.
-    const scored = o.evalImages > 0 && !!checkpoint;
+    // The run's images (a checkpoint's, or those a weights file's record names), loaded once: training
+    // images to calibrate on, test images to score on.
+    const scored = o.evalImages > 0 && !!recorded;
     using data = o.int8 && (!o.weightsOnly || scored) ? await int8Data(restored, file) : null;
     if (o.int8) {
       checkWritable(o.out);
@@ -625,7 +626,7 @@ program
       const how = o.weightsOnly ? 'float32 arithmetic (weights only)' : `${q.activations} activations quantized to uint8, calibrated on ${calibrationImages} training images (${calibration.method === 'percentile' ? `${calibration.percentile} percentile` : calibration.method === 'mse' ? 'least squared error' : 'min/max'})`;
       console.log(`int8: ${q.layers} layers with int8 weights${o.reduceRange ? ' in ±64 (--reduce-range)' : ''} (${(q.weightBytes.before / 1e6).toFixed(2)} MB of float32 → ${(q.weightBytes.after / 1e6).toFixed(2)} MB), ${how}`);
       if (o.evalImages === 0) return;
-      if (!checkpoint || !data) {
+      if (!recorded || !data) {
         console.log('not scored: plain weights name no test images');
         return;
       }

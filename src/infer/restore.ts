@@ -42,6 +42,8 @@ export interface RestoredNetwork {
   classes: string[];
   /** The checkpoint when the file was one (its config, history, …). */
   checkpoint: CheckpointContents | null;
+  /** The run's recorded config: a checkpoint's, or the record a run wrote into its weights file; null for weights from elsewhere. */
+  config: unknown;
 }
 
 /** What a checkpoint's `state.config` says about the model and data (classification or segmentation runs). */
@@ -105,6 +107,7 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
     normalization: normalizationOf(cfg, segmentation, inChannels),
     classes: classNames(run, cfg, numClasses),
     checkpoint,
+    config: run?.config ?? null,
   };
 }
 

@@ -125,6 +125,11 @@ test('the flags: --val-split in [0, 1), --patience only with it; the run names i
   const e = spawnSync(process.execPath, [CLI, 'eval', '-c', path.join(dir, 'best.safetensors')], { encoding: 'utf8' });
   assert.equal(e.status, 0, e.stderr);
   assert.match(e.stdout, /^cnn on 10000 test images: loss [\d.]+, top-1 [\d.]+%/);
+  // And export --int8 calibrates and scores on the images that record names.
+  const q = spawnSync(process.execPath, [CLI, 'export', path.join(dir, 'best.safetensors'), '-o', path.join(dir, 'best.int8.onnx'), '--int8', '--calibration-images', '32', '--eval-images', '100'], { encoding: 'utf8' });
+  assert.equal(q.status, 0, q.stderr);
+  assert.match(q.stdout, /calibrated on 32 training images/);
+  assert.match(q.stdout, /vs float32 \(tsvision\) on 100 test images: top-1/);
 });
 
 test('segment with a validation split: scenes held out of training, class weights from the rest, best.safetensors re-scores its epoch\'s test mIoU', async () => {

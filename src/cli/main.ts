@@ -7,6 +7,7 @@ import { engineInfo, getNumThreads, randn, setNumThreads } from '../torch';
 import { ModelName, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
+import { LR_FIND_DEFAULTS } from '../train/lr-find';
 import { DataSpec, imageSize, makeLoaders } from '../train/datasets';
 import { CheckpointContents, fitWeights, readWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
@@ -226,6 +227,39 @@ addRecipeOptions(
     if (r.stoppedEarly) console.log(`stopped early after epoch ${r.stoppedEarly} (--patience ${cfg.patience})`);
     if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length} by validation top-1 ${(100 * r.best.valTop1).toFixed(2)}%: test top-1 ${(100 * r.best.testTop1).toFixed(2)}%`);
     console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch})` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
+  });
+
+addRecipeOptions(
+  program
+    .command('lr-find')
+    .description("the learning-rate range test (Smith 2017): a few hundred steps of a fresh network with the rate growing exponentially; suggests --lr for train and writes lr-find.png (loss against rate) and lr-find.json")
+    .addOption(new Option('-m, --model <name>', `model: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName)),
+)
+  .option('--start <lr>', 'first learning rate of the sweep', num('--start', { min: 0 }), LR_FIND_DEFAULTS.start)
+  .option('--end <lr>', 'last learning rate of the sweep', num('--end', { min: 0 }), LR_FIND_DEFAULTS.end)
+  .option('--steps <n>', 'optimizer steps (one batch each) from --start to --end', num('--steps', { int: true, min: 2 }), LR_FIND_DEFAULTS.steps)
+  .option('--init <weights>', 'start from these weights instead of a fresh initialization')
+  .option('-o, --out <dir>', 'where lr-find.png and lr-find.json go', 'runs/lr-find')
+  .action(async (o) => {
+    if (!(o.end > o.start && o.start > 0)) throw new InvalidArgumentError(`--start must be above 0 and below --end, got ${o.start} and ${o.end}`);
+    const { findLearningRate } = await import('../train/lr-find');
+    const { savePlotsPng } = await import('../report/plot');
+    const cfg: Partial<TrainConfig> = { ...recipeFrom(o), model: o.model, init: o.init ?? '' };
+    const r = await findLearningRate(cfg, { start: o.start, end: o.end, steps: o.steps }, stderrLog);
+    process.stderr.write('\n');
+    fs.mkdirSync(o.out, { recursive: true });
+    const files = { plot: path.join(o.out, 'lr-find.png'), json: path.join(o.out, 'lr-find.json') };
+    writeFileAtomic(files.json, JSON.stringify({ config: cfg, sweep: { start: o.start, end: o.end, steps: o.steps }, ...r }, null, 2) + '\n');
+    // Up to the divergence, the batch losses capped a little above the smoothed curve: the blow-up would
+    // flatten everything else.
+    const n = r.divergedAt ?? r.lrs.length;
+    const [lo, hi] = [Math.min(...r.smoothed.slice(0, n)), Math.max(...r.smoothed.slice(0, n))];
+    const pts = (ys: number[]) => r.lrs.slice(0, n).map((lr, i): [number, number] => [lr, Math.min(ys[i], hi + 0.25 * (hi - lo))]);
+    await savePlotsPng(files.plot, [{ title: `Learning-rate range test: ${cfg.model}`, xLabel: 'learning rate', yLabel: 'training loss', logX: true, width: 720,
+      series: [{ name: 'loss per batch', points: pts(r.losses), color: '#aec7e8' }, { name: 'smoothed', points: pts(r.smoothed) }, { name: `suggested ${r.steepest.toPrecision(2)}`, points: [[r.steepest, lo], [r.steepest, hi]], color: '#2ca02c' }] }]);
+    const stop = r.divergedAt === null ? `ran to ${o.end}` : `the loss diverged at ${r.lrs[r.divergedAt].toPrecision(2)}`;
+    console.log(`suggested: --lr ${r.steepest.toPrecision(2)} (where the loss fell fastest); lowest loss at ${r.minimum.toPrecision(2)} (a tenth of it: ${(r.minimum / 10).toPrecision(2)}); ${stop}`);
+    console.log(`plot:   ${files.plot}\nreport: ${files.json}`);
   });
 
 program

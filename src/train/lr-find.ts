@@ -1,0 +1,119 @@
+// The learning-rate range test (Smith, "Cyclical Learning Rates for Training Neural Networks", WACV 2017,
+// §3.3): train a fresh network for a few hundred steps while the learning rate grows exponentially from tiny
+// to huge, and watch the loss. Where it falls fastest is a good learning rate; where it blows up is too far.
+// The loss is smoothed with a bias-corrected moving average, and the test stops once the smoothed loss passes
+// `divergence` times its lowest value.
+import { crossEntropy, manualSeed, setNumThreads, tidy } from '../torch';
+import { disposeBatch } from '../data';
+import { ModelName, ModelOptions, createModel } from '../models/registry';
+import { DEFAULT_CONFIG, TrainConfig } from './trainer';
+import { makeLoaders } from './datasets';
+import { makeOptimizer } from './optimizers';
+import { Logger } from './progress';
+
+export interface LrFindOptions {
+  /** First and last learning rate of the sweep. */
+  start: number;
+  end: number;
+  /** Optimizer steps from start to end (one batch each). */
+  steps: number;
+  /** β of the loss's moving average. */
+  smoothing: number;
+  /** Stop once the smoothed loss exceeds this many times its lowest value. */
+  divergence: number;
+}
+
+export const LR_FIND_DEFAULTS: LrFindOptions = { start: 1e-6, end: 10, steps: 100, smoothing: 0.98, divergence: 4 };
+
+export interface LrFindResult {
+  /** The learning rate of each step taken, and its batch's loss, raw and smoothed. */
+  lrs: number[];
+  losses: number[];
+  smoothed: number[];
+  /** Where the smoothed loss fell fastest per decade of learning rate (before its lowest point): the suggestion. */
+  steepest: number;
+  /** Where the smoothed loss was lowest; a tenth of it is the other usual rule. */
+  minimum: number;
+  /** The step at which the loss diverged and the sweep stopped; null if it ran to `end`. */
+  divergedAt: number | null;
+}
+
+/** The sweep's learning rate at step i of n: start · (end / start)^(i / (n − 1)). */
+export function lrAt(i: number, steps: number, start: number, end: number): number {
+  return steps === 1 ? start : start * (end / start) ** (i / (steps - 1));
+}
+
+/** A moving average with bias correction: a_i = β·a_{i−1} + (1 − β)·l_i, reported as a_i / (1 − β^{i+1}). */
+export function smoothLosses(losses: readonly number[], beta: number): number[] {
+  let avg = 0;
+  return losses.map((l, i) => {
+    avg = beta * avg + (1 - beta) * l;
+    return avg / (1 - beta ** (i + 1));
+  });
+}
+
+/**
+ * The steepest descent of the smoothed loss against log10 of the learning rate (central differences; one-sided
+ * at the ends), among the points up to the lowest loss, and the lowest loss's learning rate.
+ */
+export function suggestLr(lrs: readonly number[], smoothed: readonly number[]): { steepest: number; minimum: number } {
+  if (lrs.length === 0) throw new Error('suggestLr: no points');
+  const low = smoothed.reduce((b, s, i) => (s < smoothed[b] ? i : b), 0);
+  const x = lrs.map(Math.log10);
+  let [best, slope] = [0, Infinity];
+  for (let i = 0; i <= low; i++) {
+    const [a, b] = [Math.max(0, i - 1), Math.min(lrs.length - 1, i + 1)];
+    if (a === b) continue;
+    const g = (smoothed[b] - smoothed[a]) / (x[b] - x[a]);
+    if (g < slope) [best, slope] = [i, g];
+  }
+  return { steepest: lrs[best], minimum: lrs[low] };
+}
+
+/**
+ * Runs the range test with a training run's model, data and optimizer (its lr and schedule are replaced by
+ * the sweep; momentum and weight decay stay). The network is a fresh one (or `init`), discarded afterwards.
+ */
+export async function findLearningRate(cfgIn: Partial<TrainConfig>, o: Partial<LrFindOptions> = {}, log: Logger = () => {}): Promise<LrFindResult> {
+  const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...cfgIn };
+  const f: LrFindOptions = { ...LR_FIND_DEFAULTS, ...o };
+  if (!(f.start > 0 && f.end > f.start)) throw new RangeError(`lr-find: the sweep needs 0 < start < end, got ${f.start} and ${f.end}`);
+  if (!Number.isInteger(f.steps) || f.steps < 2) throw new RangeError(`lr-find: steps must be an integer >= 2, got ${f.steps}`);
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  manualSeed(cfg.seed);
+  const loaders = makeLoaders(cfg.data, cfg);
+  const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true } as ModelOptions[ModelName]);
+  if (cfg.init) (await import('./checkpoint')).loadWeights(cfg.init, model);
+  const { optimizer } = makeOptimizer(model.parameters(), { ...cfg, lr: f.start, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
+  model.train();
+  const [lrs, losses, smoothed] = [[] as number[], [] as number[], [] as number[]];
+  let divergedAt: number | null = null;
+  let lowest = Infinity;
+  for (let epoch = 0; lrs.length < f.steps && divergedAt === null; epoch++) {
+    for await (const batch of loaders.train.epoch(epoch)) {
+      const i = lrs.length;
+      const lr = lrAt(i, f.steps, f.start, f.end);
+      for (const g of optimizer.paramGroups) g.lr = lr;
+      const loss = tidy(() => {
+        const l = crossEntropy(model.forward(batch.x), batch.y);
+        optimizer.zeroGrad();
+        l.backward();
+        optimizer.step();
+        return l.item();
+      });
+      disposeBatch(batch);
+      lrs.push(lr);
+      losses.push(loss);
+      const s = smoothLosses(losses, f.smoothing)[i];
+      smoothed.push(s);
+      log(`lr-find: step ${i + 1}/${f.steps}, lr ${lr.toExponential(2)}, loss ${loss.toFixed(4)} (smoothed ${s.toFixed(4)})`, true);
+      lowest = Math.min(lowest, s);
+      if (!Number.isFinite(s) || s > f.divergence * lowest) divergedAt = i;
+      if (divergedAt !== null || lrs.length >= f.steps) break;
+    }
+  }
+  // The point that diverged says where the sweep ended, not where a learning rate is good.
+  const usable = divergedAt === null ? lrs.length : Math.max(1, divergedAt);
+  const { steepest, minimum } = suggestLr(lrs.slice(0, usable), smoothed.slice(0, usable));
+  return { lrs, losses, smoothed, steepest, minimum, divergedAt };
+}

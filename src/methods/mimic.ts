@@ -67,5 +67,7 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
 }
 
 function normalizeData(d: DataSpec): DataSpec {
-  return d.kind === 'fashion-mnist' ? { kind: 'fashion-mnist' } : { ...d, size: d.size ?? 32, channels: d.channels ?? 3 };
+  // Which images and how they are fed; a validation split (valSplit) changes neither.
+  const { valSplit: _, ...images } = d;
+  return images.kind === 'fashion-mnist' ? { kind: 'fashion-mnist' } : { ...images, size: images.size ?? 32, channels: images.channels ?? 3 };
 }

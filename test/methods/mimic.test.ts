@@ -11,6 +11,8 @@ import { mimicLoss, loadTeacher } from '../../src/methods/mimic';
 import { runMimic } from '../../src/methods/mimic-run';
 import { ShallowNet } from '../../src/models/shallow';
 import { train } from '../../src/train/trainer';
+import { saveWeights } from '../../src/train/checkpoint';
+import { createModel } from '../../src/models/registry';
 import { makeLoaders } from '../../src/train/datasets';
 import type { Batch } from '../../src/data';
 import { assertClose, runTorch } from '../helpers/pytorch';
@@ -131,4 +133,15 @@ test('end to end: the student learns to reproduce the teacher\'s logits, and the
   const again = await runMimic({ base: { modelOptions: student, epochs: 2, batchSize: 64, limitBatches: 30, threads: 1 }, teacher: t.checkpoint, outDir: path.join(dir, 'mimic') }, (l) => logs.push(l));
   assert.ok(again.mimic.reused && again.labels!.reused);
   assert.equal(again.mimic.testTop1, r.mimic.testTop1);
+});
+
+test('a teacher trained with a validation split reads the same images: it loads; one trained on other folders does not', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'teacher.safetensors');
+  const folders = { kind: 'image-folder' as const, train: '/data/train', test: '/data/test', size: 32, channels: 3 as const };
+  const teacher = createModel('cnn', { numClasses: 3, inChannels: 3, smallInput: true });
+  saveWeights(file, teacher, { config: { model: 'cnn', modelOptions: {}, data: { ...folders, valSplit: 0.1 } } });
+  const t = loadTeacher({ file }, { numClasses: 3, inChannels: 3, data: folders });
+  assert.equal(t.name, 'cnn');
+  assert.throws(() => loadTeacher({ file }, { numClasses: 3, inChannels: 3, data: { ...folders, train: '/other/train' } }), /was trained on .*the student reads/);
 });

@@ -2,7 +2,7 @@
 // Localization", ICCV 2017): where in the image a classifier found the evidence for a class. The class
 // score's gradient with respect to a layer's feature maps A^k, averaged over positions, weighs each map
 // (α_k, Eq. 1); the map is ReLU(Σ_k α_k A^k) (Eq. 2), upsampled to the input's size.
-import { Module } from '../nn';
+import { Module, withForwardHooks } from '../nn';
 import { AdaptiveAvgPool2d } from '../nn/layers';
 import { Tensor, callOp, enableGrad, grad, interpolate, softmax, tensor, tidy } from '../torch';
 
@@ -29,7 +29,6 @@ export interface GradCamResult {
   probability: number[];
 }
 
-type Forward = (...args: unknown[]) => unknown;
 
 /**
  * Grad-CAM of a classifier for input x [N, C, H, W], in eval mode (the model's mode is restored after).
@@ -44,21 +43,15 @@ export function gradCam(model: Module & { forward(x: Tensor): Tensor }, x: Tenso
   // Watch the named module, or every leaf: each call's 4-D output of more than one position, in call order.
   const watched = o.layer !== undefined ? named.filter(([n]) => n === o.layer) : named.filter(([, m]) => m.namedChildren().length === 0 && !(m instanceof AdaptiveAvgPool2d));
   const seen: { name: string; out: Tensor }[] = [];
+  const keepFeatureMap = (name: string, _m: Module, _args: unknown[], out: unknown): void => {
+    if (out instanceof Tensor && out.ndim === 4 && out.size(2) * out.size(3) > 1) seen.push({ name, out });
+  };
   const wasTraining = new Map(model.modules().map((m) => [m, m.training] as const));
   try {
-    for (const [name, m] of watched) {
-      const target = m as unknown as { forward: Forward };
-      const original = target.forward;
-      target.forward = function (this: Module, ...args: unknown[]): unknown {
-        const out = original.apply(this, args);
-        if (out instanceof Tensor && out.ndim === 4 && out.size(2) * out.size(3) > 1) seen.push({ name, out });
-        return out;
-      };
-    }
     model.eval();
     return tidy(() =>
       enableGrad(() => {
-        const logits = model.forward(x);
+        const logits = withForwardHooks(watched, keepFeatureMap, () => model.forward(x));
         const last = seen[seen.length - 1];
         if (!last) throw new Error(o.layer !== undefined ? `gradCam: module '${o.layer}' gave no feature map of more than one position` : 'gradCam: no module gave a feature map of more than one position');
         if (!last.out.requiresGrad) throw new Error(`gradCam: the output of '${last.name}' does not depend on parameters that require grad`);
@@ -82,7 +75,6 @@ export function gradCam(model: Module & { forward(x: Tensor): Tensor }, x: Tenso
       }),
     );
   } finally {
-    for (const [, m] of watched) delete (m as unknown as { forward?: Forward }).forward;
     for (const [m, t] of wasTraining) m.training = t;
   }
 }

@@ -1,7 +1,7 @@
 // Layer-by-layer model summary (as torchinfo / Keras' model.summary()): output shapes, parameters and
 // mult-adds, found by running one forward pass and watching every leaf module.
 import { noGrad, randn, tidy, Tensor } from '../torch';
-import { Conv2d, ConvTranspose2d, Linear, Module } from '../nn';
+import { Conv2d, ConvTranspose2d, Linear, Module, withForwardHooks } from '../nn';
 
 export interface SummaryRow {
   /** Dotted module path, the state-dict prefix (`layer1.0.conv1`). */
@@ -22,8 +22,6 @@ export interface SummaryResult {
   /** Σ rows' multAdds: per sample, convolutions and fully connected layers only. */
   totalMultAdds: number;
 }
-
-type Forward = (...args: unknown[]) => unknown;
 
 /**
  * Multiply-adds of one call per sample. Conv2d: outH·outW·outC·(inC/groups)·kH·kW; ConvTranspose2d: each
@@ -53,31 +51,20 @@ export function summary(model: Module, inputShape: number[]): SummaryResult {
   const rows: SummaryRow[] = [];
   const leaves = model.namedModules().filter(([, m]) => m.namedChildren().length === 0);
   const wasTraining = new Map(model.modules().map((m) => [m, m.training] as const));
-  const patched: Module[] = [];
   try {
-    for (const [name, m] of leaves) {
-      const target = m as unknown as { forward: Forward };
-      // The prototype's forward; an own property shadows it until we delete it again.
-      const original = target.forward;
-      target.forward = function (this: Module, ...args: unknown[]): unknown {
-        const out = original.apply(this, args);
-        const first = Array.isArray(out) ? out[0] : out;
-        if (first instanceof Tensor) {
-          const params = m.parameters().reduce((a, p) => a + p.numel(), 0);
-          // A module shared by several call sites (a ReLU) gets one row per call.
-          rows.push({ name: name || '(model)', type: m.constructor.name, outputShape: first.shape, params, multAdds: multAddsOf(m, first, args[0] instanceof Tensor ? args[0] : undefined) });
-        }
-        return out;
-      };
-      patched.push(m);
-    }
     model.eval();
     // The input goes where the weights are (a model moved to CUDA or float16 is summarized there).
     const p = model.parameters()[0];
     const input = (): Tensor => randn(inputShape, p ? { device: p.device, dtype: p.dtype } : {});
-    tidy(() => noGrad(() => void (model as unknown as { forward(x: Tensor): unknown }).forward(input())));
+    const row = (name: string, m: Module, args: unknown[], out: unknown): void => {
+      const first = Array.isArray(out) ? out[0] : out;
+      if (!(first instanceof Tensor)) return;
+      const params = m.parameters().reduce((a, q) => a + q.numel(), 0);
+      // A module shared by several call sites (a ReLU) gets one row per call.
+      rows.push({ name: name || '(model)', type: m.constructor.name, outputShape: first.shape, params, multAdds: multAddsOf(m, first, args[0] instanceof Tensor ? args[0] : undefined) });
+    };
+    withForwardHooks(leaves, row, () => tidy(() => noGrad(() => void (model as unknown as { forward(x: Tensor): unknown }).forward(input()))));
   } finally {
-    for (const m of patched) delete (m as unknown as { forward?: Forward }).forward;
     for (const [m, t] of wasTraining) m.training = t;
   }
   // A parameter used by a leaf that never ran still counts in the totals (they come from the model).

@@ -21,6 +21,8 @@ must equal tsvision's, which is what the tests check.
   3x3 conv head with dropout 0.1, auxiliary head on layer3 weighted 0.4.
 - ICNet (Zhao et al. 2018, Figs. 2-3): sub1 convs, backbone shared by the 1/2 and 1/4 branches, summing
   pyramid pooling, two cascade feature fusion units, label guidance weighted 0.16 / 0.4 / 1.
+- The compact CNN of `npm start`: two VGG-style stages of two 3x3 conv + BN + ReLU and a 2x2 max-pool,
+  pooled to 7x7, then FC, ReLU, dropout, FC.
 """
 import math
 
@@ -34,6 +36,19 @@ from torchvision.ops import SqueezeExcitation
 
 def conv_bn_relu(i, o, k, s, g=1):
     return nn.Sequential(nn.Conv2d(i, o, k, s, (k - 1) // 2, groups=g, bias=False), nn.BatchNorm2d(o), nn.ReLU())
+
+
+class SimpleCNN(nn.Module):
+    def __init__(self, in_channels=1, widths=(32, 64), hidden=128, num_classes=10, dropout=0.3):
+        super().__init__()
+        a, b = widths
+        self.features = nn.Sequential(conv_bn_relu(in_channels, a, 3, 1), conv_bn_relu(a, a, 3, 1), nn.MaxPool2d(2),
+                                      conv_bn_relu(a, b, 3, 1), conv_bn_relu(b, b, 3, 1), nn.MaxPool2d(2))
+        self.pool = nn.AdaptiveAvgPool2d(7)
+        self.classifier = nn.Sequential(nn.Linear(b * 49, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
 class DepthwiseSeparable(nn.Module):

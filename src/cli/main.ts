@@ -472,7 +472,7 @@ slideOptions(program
   .option('--channels <n>', 'image-folder channels', num('--channels', { int: true }), 3)
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
   .option(scalesOption, 'segmentation: average over input scales, e.g. 0.5,0.75,1,1.25,1.5,1.75 (DeepLab-V3 §4.3)', scalesArg)
-  .option('--flip', 'segmentation: also average over mirrored images', false))
+  .option('--flip', 'also average the class probabilities over mirrored images (test-time augmentation; classifiers and segmentation)', false))
   .option('--optimize', 'evaluate the network optimized for inference, as `predict` runs it (BatchNorm folded, oneDNN layout where faster)', false)
   .option('--bf16', 'evaluate it optimized and in bfloat16, as `predict --bf16` runs it: the accuracy you ship', false)
   .option('-o, --out <dir>', 'also write report.json (the scores and the confusion matrix) and confusion.png (rows: true classes) here')
@@ -495,7 +495,7 @@ slideOptions(program
       if (o.out) await writeEvalReport(o.out, { checkpoint: o.checkpoint, how, ...r }, `${r.model} on ${r.count} test images (${how}): pixels`);
       return;
     }
-    if (o.scales || o.flip || o.slide) throw new InvalidArgumentError('--scales, --flip and --slide apply to segmentation checkpoints');
+    if (o.scales || o.slide) throw new InvalidArgumentError('--scales and --slide apply to segmentation checkpoints');
     if (!recorded && !o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
     // A checkpoint names its model; a weights file's record does unless --model says otherwise.
     const cfg: TrainConfig = checkpoint || (recorded && !o.model) ? { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) } : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
@@ -506,12 +506,13 @@ slideOptions(program
     const [params, zeros] = [model.numParameters(), countZeroParameters(model)];
     const side = imageSize(cfg.data);
     const net = optimize ? optimizeForInference(model, randn([1, loaders.inChannels, side, side]), { precision }) : model;
-    const r = await evaluate(net, loaders.test);
-    console.log(`${cfg.model} on ${r.count} test images${shipped ? ` (${shipped.slice(2)})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
+    const r = await evaluate(net, loaders.test, 0, { flip: o.flip });
+    const how = [...(o.flip ? ['mirrored'] : []), ...(shipped ? [shipped.slice(2)] : [])].join(', ');
+    console.log(`${cfg.model} on ${r.count} test images${how ? ` (${how})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
     console.log(`${params.toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / params).toFixed(2)}%)` : ''}`);
     if (o.out) {
       const classes = loaders.classes.length === loaders.numClasses ? loaders.classes : Array.from({ length: loaders.numClasses }, (_, i) => String(i));
-      await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: shipped.slice(2) || 'as trained', classes, ...r }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
+      await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: how || 'as trained', classes, ...r }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
     }
   });
 

@@ -3,7 +3,7 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, bfloat16Support, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, tidy } from '../torch';
+import { Tensor, autocast, bfloat16Support, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, softmax, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
@@ -140,8 +140,12 @@ export function describePrecision(precision: TrainConfig['precision']): string {
 export type { Logger };
 
 /** Evaluates a classifier on a loader: mean loss, top-1 and top-5 accuracy. */
-/** Test loss, top-1 and top-5 accuracy, and the confusion matrix (counts: [true class][predicted class]). */
-export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0): Promise<{ loss: number; top1: number; top5: number; count: number; confusion: number[][] }> {
+/**
+ * Test loss, top-1 and top-5 accuracy, and the confusion matrix (counts: [true class][predicted class]).
+ * `flip`: test-time augmentation, the class probabilities averaged over each image and its mirror image
+ * (the loss is then the negative log of the averaged probability of the true class).
+ */
+export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean } = {}): Promise<{ loss: number; top1: number; top5: number; count: number; confusion: number[][] }> {
   const meter = new ClassificationMeter([1, 5]);
   // Built at the first batch, which shows the number of classes.
   const held: { confusion: ConfusionMatrix | null } = { confusion: null };
@@ -152,7 +156,8 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
     for await (const b of loader.epoch(0)) {
       tidy(() =>
         noGrad(() => {
-          const logits = model.forward(b.x);
+          // Mirrored: log of the mean probability, which log_softmax inside crossEntropy leaves as it is.
+          const logits = o.flip ? softmax(model.forward(b.x), 1).add(softmax(model.forward(b.x.flip(3)), 1)).div(2).log() : model.forward(b.x);
           meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
           (held.confusion ??= new ConfusionMatrix(logits.size(1))).update(logits, b.y);
         }),

@@ -1,5 +1,5 @@
 // Grad-CAM against PyTorch computing it on the same weights and inputs with its own hooks and autograd
-// (the CNN written here in torch.nn, MobileNet v1 from scripts/reference_models.py), and `tsvision explain`.
+// (the CNN and MobileNet v1 of scripts/reference_models.py), and `tsvision explain`.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,16 +15,6 @@ import { runTorch } from '../helpers/pytorch';
 
 const GRAD_CAM = `
 import reference_models as R
-def conv_bn_relu(i, o):
-    return torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(o), torch.nn.ReLU())
-class CNN(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.Sequential(conv_bn_relu(1, 8), conv_bn_relu(8, 8), torch.nn.MaxPool2d(2), conv_bn_relu(8, 16), conv_bn_relu(16, 16), torch.nn.MaxPool2d(2))
-        self.pool = torch.nn.AdaptiveAvgPool2d(7)
-        self.classifier = torch.nn.Sequential(torch.nn.Linear(16 * 49, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(32, 10))
-    def forward(self, x):
-        return self.classifier(self.pool(self.features(x)).flatten(1))
 def randomized(m):
     with torch.no_grad():
         for mod in m.modules():
@@ -45,7 +35,7 @@ def grad_cam(m, x, layer, classes=None):
     lo, hi = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
     return ((up - lo) / (hi - lo).clamp_min(1e-12)).detach(), c
 torch.manual_seed(11)
-cnn, mobile = randomized(CNN()), randomized(R.MobileNetV1(num_classes=10))
+cnn, mobile = randomized(R.SimpleCNN(1, (8, 16), 32, 10)), randomized(R.MobileNetV1(num_classes=10))
 for k, v in cnn.state_dict().items(): O['cnn.' + k] = v.clone()
 for k, v in mobile.state_dict().items(): O['mobile.' + k] = v.clone()
 x1, x2 = torch.randn(2, 1, 28, 28), torch.randn(2, 3, 64, 64)

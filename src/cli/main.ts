@@ -199,6 +199,8 @@ addRecipeOptions(
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation top-1', num('--patience', { int: true, min: 1 }))
+  .option('--mixup <alpha>', 'mixup (Zhang et al. 2018): each training image blended with another of its batch, λ ~ Beta(α, α), labels weighted alike (e.g. 0.2)', num('--mixup', { min: 0 }))
+  .option('--cutmix <alpha>', 'CutMix (Yun et al. 2019): a box of another image of the batch pasted in, its area 1 − λ, λ ~ Beta(α, α) (e.g. 1); with --mixup, one or the other per batch', num('--cutmix', { min: 0 }))
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
     const recipe = recipeFrom(o);
@@ -206,6 +208,8 @@ addRecipeOptions(
       ...recipe,
       ...(o.valSplit ? { data: { ...recipe.data!, valSplit: o.valSplit as number } } : {}),
       ...(o.patience ? { patience: o.patience as number } : {}),
+      ...(o.mixup ? { mixup: o.mixup as number } : {}),
+      ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
       model: o.model,
       outDir: o.out,
       init: o.init ?? '',

@@ -55,6 +55,33 @@ export class Rng {
     return Rng.from(this.state >>> 0, stream);
   }
 
+  /** Standard normal (Box–Muller; one draw of the pair is used). */
+  normal(): number {
+    const u = 1 - this.next(); // (0, 1]: log(u) is finite
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+
+  /** Gamma(k, 1) (Marsaglia & Tsang 2000; for k < 1 boosted by U^(1/k)). */
+  gamma(k: number): number {
+    if (!(k > 0)) throw new RangeError(`Rng.gamma: the shape must be positive, got ${k}`);
+    if (k < 1) return this.gamma(k + 1) * (1 - this.next()) ** (1 / k);
+    const d = k - 1 / 3;
+    const c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      const x = this.normal();
+      const v = (1 + c * x) ** 3;
+      if (v <= 0) continue;
+      const u = 1 - this.next();
+      if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v;
+    }
+  }
+
+  /** Beta(a, b), as Gamma(a) / (Gamma(a) + Gamma(b)). */
+  beta(a: number, b: number): number {
+    const x = this.gamma(a);
+    return x / (x + this.gamma(b));
+  }
+
   /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
   permutation(n: number): Int32Array {
     const p = new Int32Array(n);

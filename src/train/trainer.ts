@@ -7,7 +7,8 @@ import { Tensor, autocast, bfloat16Support, crossEntropy, getNumThreads, manualS
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
-import { Batch, ColorJitterOptions, DataLoader, describeColorJitter, disposeBatch } from '../data';
+import { Batch, ColorJitterOptions, DataLoader, Rng, describeColorJitter, disposeBatch } from '../data';
+import { applyMix, drawMix, mixedCrossEntropy } from '../data/mix';
 import { ClassificationMeter } from '../metrics/classification';
 import { ConfusionMatrix } from '../metrics/confusion';
 import { savePlotsPng } from '../report/plot';
@@ -60,6 +61,9 @@ export interface TrainConfig {
    * (needs data.valSplit). Absent or 0: run every epoch.
    */
   patience?: number;
+  /** mixup's and CutMix's α (data/mix.ts): training images mixed in pairs, labels with them. Absent or 0: off. */
+  mixup?: number;
+  cutmix?: number;
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -226,6 +230,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   // After the weights are in place: DSD's masks are the top-K of the weights training starts from.
   const method: TrainingMethod | null = cfg.method ? createMethod(cfg.method, model, resumed?.method ?? null, { numClasses, inChannels, data: cfg.data }) : null;
   if (method) log(method.description);
+  if ((cfg.mixup || cfg.cutmix) && method?.loss) throw new Error('mixup and CutMix mix the labels of a cross-entropy loss; this method trains with its own loss');
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
   const save = (ep: number, batch: number): void => {
     if (rank > 0) return;
@@ -256,7 +261,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           await new Promise((r) => setImmediate(r));
           lastYield = Date.now();
         }
-        let loss = trainStep(model, opt, batch, cfg, meter, method, ddp);
+        let loss = trainStep(model, opt, batch, cfg, meter, method, ddp, step);
         disposeBatch(batch);
         b++;
         step++;
@@ -363,11 +368,18 @@ export function bestEpoch(history: readonly EpochRecord[], weights: string): Bes
   return best ? { epoch: best.epoch, valTop1: best.valTop1!, testTop1: best.testTop1, weights } : null;
 }
 
-function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null, ddp: dist.DistributedDataParallel<Classifier> | null): number {
+// The mixing's own random stream, drawn per optimizer step: a resumed run mixes as the uninterrupted one.
+const MIX_STREAM = 0x4d495853;
+
+function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null, ddp: dist.DistributedDataParallel<Classifier> | null, step: number): number {
   return tidy(() => {
+    const [n, , h, w] = batch.x.shape;
+    const mix = cfg.mixup || cfg.cutmix ? drawMix({ mixup: cfg.mixup ?? 0, cutmix: cfg.cutmix ?? 0 }, n, h, w, Rng.from(cfg.seed, MIX_STREAM, step)) : null;
+    const mixed = mix && applyMix(batch.x, batch.y, mix);
     const forward = (): { logits: Tensor; loss: Tensor } => {
-      const logits = (ddp ?? model).forward(batch.x);
-      return { logits, loss: method?.loss ? method.loss(logits, batch) : crossEntropy(logits, batch.y, { labelSmoothing: cfg.labelSmoothing }) };
+      const logits = (ddp ?? model).forward(mixed ? mixed.x : batch.x);
+      const smoothing = { labelSmoothing: cfg.labelSmoothing };
+      return { logits, loss: method?.loss ? method.loss(logits, batch) : mix ? mixedCrossEntropy(logits, batch.y, mixed!.partnerY, mix.lambda, smoothing) : crossEntropy(logits, batch.y, smoothing) };
     };
     // The backward pass runs outside autocast, as PyTorch's recipe has it: autograd replays the casts.
     const { logits, loss } = cfg.precision === 'bfloat16' ? autocast(forward) : forward();
@@ -384,8 +396,8 @@ function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainCo
 }
 
 /** The training augmentation for the log line; empty without any. */
-function describeAugment(cfg: Pick<TrainConfig, 'augment' | 'colorJitter'>): string {
-  const parts = [...(cfg.augment ? ['random crops and flips'] : []), ...(cfg.colorJitter ? [`colour jitter (${describeColorJitter(cfg.colorJitter)})`] : [])];
+function describeAugment(cfg: Pick<TrainConfig, 'augment' | 'colorJitter' | 'mixup' | 'cutmix'>): string {
+  const parts = [...(cfg.augment ? ['random crops and flips'] : []), ...(cfg.colorJitter ? [`colour jitter (${describeColorJitter(cfg.colorJitter)})`] : []), ...(cfg.mixup ? [`mixup (α ${cfg.mixup})`] : []), ...(cfg.cutmix ? [`CutMix (α ${cfg.cutmix})`] : [])];
   return parts.length ? ` with ${parts.join(' and ')}` : '';
 }
 

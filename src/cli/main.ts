@@ -200,6 +200,7 @@ addRecipeOptions(
   .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation top-1', num('--patience', { int: true, min: 1 }))
   .option('--mixup <alpha>', 'mixup (Zhang et al. 2018): each training image blended with another of its batch, λ ~ Beta(α, α), labels weighted alike (e.g. 0.2)', num('--mixup', { min: 0 }))
+  .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
   .option('--cutmix <alpha>', 'CutMix (Yun et al. 2019): a box of another image of the batch pasted in, its area 1 − λ, λ ~ Beta(α, α) (e.g. 1); with --mixup, one or the other per batch', num('--cutmix', { min: 0 }))
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
@@ -210,6 +211,7 @@ addRecipeOptions(
       ...(o.patience ? { patience: o.patience as number } : {}),
       ...(o.mixup ? { mixup: o.mixup as number } : {}),
       ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
+      ...(o.ema ? { ema: o.ema as number } : {}),
       model: o.model,
       outDir: o.out,
       init: o.init ?? '',
@@ -230,7 +232,8 @@ addRecipeOptions(
     console.log(`\n${cfg.data?.kind === 'image-folder' ? 'Image folders' : 'Fashion-MNIST'} test accuracy: top-1 ${(100 * f.testTop1).toFixed(2)}%, top-5 ${(100 * f.testTop5).toFixed(2)}%`);
     if (r.stoppedEarly) console.log(`stopped early after epoch ${r.stoppedEarly} (--patience ${cfg.patience})`);
     if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length} by validation top-1 ${(100 * r.best.valTop1).toFixed(2)}%: test top-1 ${(100 * r.best.testTop1).toFixed(2)}%`);
-    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch})` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
+    if (f.emaTestTop1 !== undefined) console.log(`moving average of the weights (--ema ${cfg.ema}): test top-1 ${(100 * f.emaTestTop1).toFixed(2)}%, top-5 ${(100 * f.emaTestTop5!).toFixed(2)}%`);
+    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch})` : ''}${r.ema ? `\nema:        ${r.ema}` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
   });
 
 addRecipeOptions(
@@ -490,7 +493,7 @@ slideOptions(program
     // A checkpoint's config, or the run record a weights file carries (model.safetensors, best.safetensors).
     const recorded = checkpoint?.state.config ?? run?.config;
     if (isSegmentConfig(recorded)) {
-      const contents: CheckpointContents = checkpoint ?? { model: weights, optimizer: null, method: {}, rng: null, state: { epoch: 0, batch: 0, step: 0, config: recorded } };
+      const contents: CheckpointContents = checkpoint ?? { model: weights, optimizer: null, method: {}, ema: {}, rng: null, state: { epoch: 0, batch: 0, step: 0, config: recorded } };
       const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision }, contents);
       const windows = slide.crop ? `, ${slide.crop.join('×')} windows${slide.stride ? ` every ${slide.stride.join('×')}` : ''}` : '';
       const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}`;

@@ -4,3 +4,4 @@ export * from './sgd';
 export * from './adam';
 export * from './schedule';
 export * from './clip';
+export * from './ema';

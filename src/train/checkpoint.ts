@@ -29,15 +29,18 @@ export interface CheckpointContents {
   optimizer: OptimizerState | null;
   /** A training method's own state (DSD's masks), saved under `method.` keys; empty for plain training. */
   method: Record<string, Tensor>;
+  /** The weights' moving average (train --ema), saved under `ema.` keys; empty without one. */
+  ema: Record<string, Tensor>;
   rng: Tensor | null;
   state: TrainingState;
 }
 
-export function saveCheckpoint(file: string, model: Module, optimizer: OptimizerState | null, state: TrainingState, method: Record<string, Tensor> = {}): void {
+export function saveCheckpoint(file: string, model: Module, optimizer: OptimizerState | null, state: TrainingState, method: Record<string, Tensor> = {}, ema: Record<string, Tensor> = {}): void {
   const tensors: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
   if (optimizer) for (const [k, t] of Object.entries(optimizer.tensors)) tensors[`optim.${k}`] = t;
   for (const [k, t] of Object.entries(method)) tensors[`method.${k}`] = t;
+  for (const [k, t] of Object.entries(ema)) tensors[`ema.${k}`] = t;
   const rng = getRngState();
   tensors['rng.cpu'] = rng;
   try {
@@ -64,11 +67,13 @@ function splitCheckpoint(file: string, { tensors, metadata }: ReturnType<typeof 
   const model: Record<string, Tensor> = {};
   const optim: Record<string, Tensor> = {};
   const method: Record<string, Tensor> = {};
+  const ema: Record<string, Tensor> = {};
   let rng: Tensor | null = null;
   for (const [k, t] of Object.entries(tensors)) {
     if (k.startsWith('model.')) model[k.slice(6)] = t;
     else if (k.startsWith('optim.')) optim[k.slice(6)] = t;
     else if (k.startsWith('method.')) method[k.slice(7)] = t;
+    else if (k.startsWith('ema.')) ema[k.slice(4)] = t;
     else if (k === 'rng.cpu') rng = t;
   }
   const optMeta = JSON.parse(metadata.optimizer ?? 'null') as Record<string, unknown> | null;
@@ -76,6 +81,7 @@ function splitCheckpoint(file: string, { tensors, metadata }: ReturnType<typeof 
     model,
     optimizer: optMeta ? { tensors: optim, meta: optMeta } : null,
     method,
+    ema,
     rng,
     state: JSON.parse(metadata.state ?? '{}') as TrainingState,
   };

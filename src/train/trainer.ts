@@ -3,7 +3,7 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, bfloat16Support, crossEntropy, getNumThreads, manualSeed, noGrad, setNumThreads, softmax, tidy } from '../torch';
+import { Tensor, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, manualSeed, noGrad, setNumThreads, softmax, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, ModelOptions, createModel } from '../models/registry';
@@ -16,7 +16,8 @@ import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, makeLoaders } from './datasets';
-import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
+import { applyCheckpoint, fitWeights, loadWeights, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
+import { ExponentialMovingAverage } from '../optim/ema';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
@@ -64,6 +65,11 @@ export interface TrainConfig {
   /** mixup's and CutMix's α (data/mix.ts): training images mixed in pairs, labels with them. Absent or 0: off. */
   mixup?: number;
   cutmix?: number;
+  /**
+   * Keep an exponential moving average of the weights with this decay (e.g. 0.999; optim/ema.ts), scored
+   * after every epoch beside the weights themselves and written to ema.safetensors. Absent or 0: off.
+   */
+  ema?: number;
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -104,6 +110,11 @@ export interface EpochRecord {
   valLoss?: number;
   valTop1?: number;
   valTop5?: number;
+  /** The moving average of the weights (`ema`) on the test images, and on the validation images; absent without. */
+  emaTestLoss?: number;
+  emaTestTop1?: number;
+  emaTestTop5?: number;
+  emaValTop1?: number;
 }
 
 /** The epoch of the best validation top-1 so far (the first of equals), and where its weights went. */
@@ -122,6 +133,8 @@ export interface TrainResult {
   best: BestEpoch | null;
   /** The epoch after which early stopping (`patience`) ended the run; null if it did not. */
   stoppedEarly: number | null;
+  /** With `ema`: the averaged weights' file (written when the run finishes); else null. */
+  ema: string | null;
   checkpoint: string;
   weights: string;
   report: string;
@@ -231,12 +244,22 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const method: TrainingMethod | null = cfg.method ? createMethod(cfg.method, model, resumed?.method ?? null, { numClasses, inChannels, data: cfg.data }) : null;
   if (method) log(method.description);
   if ((cfg.mixup || cfg.cutmix) && method?.loss) throw new Error('mixup and CutMix mix the labels of a cross-entropy loss; this method trains with its own loss');
+  // The average starts from the weights training starts from; a resumed run takes up its saved average.
+  const ema = cfg.ema ? new ExponentialMovingAverage(model, cfg.ema) : null;
+  if (ema && resumed) {
+    if (!Object.keys(resumed.ema).length) throw new Error(`${cfgIn.resume} holds no moving average of the weights, though its run kept one`);
+    ema.load(resumed.ema);
+  }
+  // A second network to score the average with, built as the first; its initialization draws from a forked
+  // generator, so that the run's random stream (dropout, resumed from checkpoints) is not moved.
+  const emaModel = ema ? forkRng(cfg.seed, () => createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName])) : null;
+  const emaFile = path.join(cfg.outDir, 'ema.safetensors');
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
   const save = (ep: number, batch: number): void => {
     if (rank > 0) return;
     const os = opt.stateDict();
     // The class names travel with the weights, so that `predict` can name its answers.
-    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history, classes: loaders.classes }, method?.stateDict?.() ?? {});
+    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history, classes: loaders.classes }, method?.stateDict?.() ?? {}, ema?.shadow ?? {});
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
@@ -262,6 +285,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           lastYield = Date.now();
         }
         let loss = trainStep(model, opt, batch, cfg, meter, method, ddp, step);
+        ema?.update(step);
         disposeBatch(batch);
         b++;
         step++;
@@ -289,9 +313,14 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       ddp?.syncBuffers();
       const ev = await evaluate(model, testLoader, cfg.limitBatches);
       const vev = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : { loss: 0, top1: 0, top5: 0, count: 0 };
-      const local = [meter.loss * meter.count, meter.accuracy() * meter.count, meter.count, ev.loss * ev.count, ev.top1 * ev.count, ev.top5 * ev.count, ev.count, vev.loss * vev.count, vev.top1 * vev.count, vev.top5 * vev.count, vev.count];
+      // The average scored on the same images (every rank holds the same average: the same steps).
+      if (ema && emaModel) fitWeights(emaModel, ema.shadow, 'the moving average does not fit the model');
+      const eev = emaModel ? await evaluate(emaModel, testLoader, cfg.limitBatches) : { loss: 0, top1: 0, top5: 0, count: 0 };
+      const evv = emaModel && valLoader ? await evaluate(emaModel, valLoader, cfg.limitBatches) : { top1: 0, count: 0 };
+      const local = [meter.loss * meter.count, meter.accuracy() * meter.count, meter.count, ev.loss * ev.count, ev.top1 * ev.count, ev.top5 * ev.count, ev.count, vev.loss * vev.count, vev.top1 * vev.count, vev.top5 * vev.count, vev.count,
+        eev.loss * eev.count, eev.top1 * eev.count, eev.top5 * eev.count, eev.count, evv.top1 * evv.count, evv.count];
       // Sums over the ranks: the accuracy printed is the one over the whole test set.
-      const [trainLoss, trainHits, trainCount, testLoss, top1, top5, testCount, valLoss, valHits, valHits5, valCount] = world > 1 ? dist.sumAcrossRanks(local) : local;
+      const [trainLoss, trainHits, trainCount, testLoss, top1, top5, testCount, valLoss, valHits, valHits5, valCount, emaLoss, emaHits, emaHits5, emaCount, emaValHits, emaValCount] = world > 1 ? dist.sumAcrossRanks(local) : local;
       const rec: EpochRecord = {
         epoch: epoch + 1,
         trainLoss: trainLoss / Math.max(1, trainCount),
@@ -302,10 +331,13 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         seconds: trainSeconds,
         samplesPerSecond: trainCount / Math.max(trainSeconds, 1e-3),
         ...(valLoader ? { valLoss: valLoss / Math.max(1, valCount), valTop1: valHits / Math.max(1, valCount), valTop5: valHits5 / Math.max(1, valCount) } : {}),
+        ...(emaModel ? { emaTestLoss: emaLoss / Math.max(1, emaCount), emaTestTop1: emaHits / Math.max(1, emaCount), emaTestTop5: emaHits5 / Math.max(1, emaCount) } : {}),
+        ...(emaModel && valLoader ? { emaValTop1: emaValHits / Math.max(1, emaValCount) } : {}),
       };
       history.push(rec);
       const val = rec.valTop1 === undefined ? '' : `val top-1 ${(100 * rec.valTop1).toFixed(2)}%, `;
-      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${val}test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}% (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      const avg = rec.emaTestTop1 === undefined ? '' : `, EMA test top-1 ${(100 * rec.emaTestTop1).toFixed(2)}%`;
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${val}test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}%${avg} (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
       const best = bestEpoch(history, bestFile);
       // The best epoch's weights first, then the checkpoint that records it: a run stopped in between
       // still has a best.safetensors that matches its history's best.
@@ -336,7 +368,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         history[0] && v(history[0]) !== undefined ? [{ name, points: history.map((h, i): [number, number] => [ep[i], v(h) ?? NaN]) }] : [];
       await savePlotsPng(path.join(cfg.outDir, 'curves.png'), [
         { title: 'Loss', xLabel: 'epoch', yLabel: 'loss', series: [...series(method?.loss ? 'train (mimic L2)' : 'train', (h) => h.trainLoss), ...series('validation', (h) => h.valLoss), ...series('test', (h) => h.testLoss)] },
-        { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [...series('train top-1', (h) => 100 * h.trainTop1), ...series('validation top-1', (h) => (h.valTop1 === undefined ? undefined : 100 * h.valTop1)), ...series('test top-1', (h) => 100 * h.testTop1)] },
+        { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [...series('train top-1', (h) => 100 * h.trainTop1), ...series('validation top-1', (h) => (h.valTop1 === undefined ? undefined : 100 * h.valTop1)), ...series('test top-1', (h) => 100 * h.testTop1), ...series('EMA test top-1', (h) => (h.emaTestTop1 === undefined ? undefined : 100 * h.emaTestTop1))] },
       ]);
     }
   }
@@ -346,6 +378,10 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     if (status === 'finished' && rank === 0) {
       // Plain state dict, keys as PyTorch's: loads with torch's load_state_dict after a safetensors read.
       saveWeights(weights, model, { config: cfg, classes: loaders.classes });
+      if (ema && emaModel) {
+        fitWeights(emaModel, ema.shadow, 'the moving average does not fit the model');
+        saveWeights(emaFile, emaModel, { config: cfg, classes: loaders.classes });
+      }
     }
     return {
       status,
@@ -353,6 +389,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       final: history[history.length - 1] ?? null,
       best: bestEpoch(history, bestFile),
       stoppedEarly,
+      ema: ema ? emaFile : null,
       checkpoint: ckptFile,
       weights,
       report: path.join(cfg.outDir, 'report.json'),

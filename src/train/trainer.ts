@@ -156,7 +156,6 @@ export function describePrecision(precision: TrainConfig['precision']): string {
 
 export type { Logger };
 
-/** Evaluates a classifier on a loader: mean loss, top-1 and top-5 accuracy. */
 /**
  * Test loss, top-1 and top-5 accuracy, and the confusion matrix (counts: [true class][predicted class]).
  * `flip`: test-time augmentation, the class probabilities averaged over each image and its mirror image

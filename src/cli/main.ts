@@ -326,10 +326,12 @@ addRecipeOptions(
   .option('--teacher-model <name>', 'for a teacher given as plain weights: its model', modelName)
   .option('--teacher-opt <key=value>', 'for a teacher given as plain weights: a model option, repeatable', collectOpt, {})
   .option('--no-control', 'skip training the student on labels')
+  .option('--temperature <T>', "distil the teacher's soft targets at temperature T (Hinton et al. 2015: T² · KL of the softened distributions) instead of regressing its logits by L2 (the paper)", num('--temperature', { min: 0 }))
   .option('-o, --out <dir>', 'output folder (a rerun reuses finished runs)', 'runs/mimic')
   .action(async (o) => {
+    if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
     const r = await runMimic(
-      { base: { ...recipeFrom(o), model: o.model }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out, control: o.control },
+      { base: { ...recipeFrom(o), model: o.model }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out, control: o.control, temperature: o.temperature },
       stderrLog,
     );
     console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);

@@ -7,13 +7,14 @@ import type { Batch } from '../data';
 import type { DataSpec } from '../train/datasets';
 import type { ModelName } from '../models/registry';
 import { MagnitudeMasks, overallSparsity } from './prune';
-import { loadTeacher, mimicLoss } from './mimic';
+import { distillationLoss, loadTeacher, mimicLoss } from './mimic';
 
 export type MethodSpec =
   /** DSD's sparse step: prune by magnitude once at the start, hold the masks through training. */
   | { kind: 'sparse'; sparsity: number; skipFirst?: boolean }
   /** Mimic learning: regress the teacher's logits with L2 instead of fitting labels. */
-  | { kind: 'mimic'; teacher: string; teacherModel?: ModelName; teacherOptions?: Record<string, unknown> };
+  /** temperature: Hinton et al.'s soft targets at that temperature instead of the paper's L2 on logits. */
+  | { kind: 'mimic'; teacher: string; teacherModel?: ModelName; teacherOptions?: Record<string, unknown>; temperature?: number };
 
 export interface TrainingMethod {
   /** One line for the log. */
@@ -54,8 +55,8 @@ export function createMethod(spec: MethodSpec, model: Module, saved: Record<stri
     const teacher = loadTeacher({ file: spec.teacher, model: spec.teacherModel, modelOptions: spec.teacherOptions }, ctx);
     const acc = teacher.testTop1 === null ? '' : `, test top-1 ${(100 * teacher.testTop1).toFixed(2)}%`;
     return {
-      description: `mimic learning: L2 regression on the logits of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})`,
-      loss: (logits, batch) => mimicLoss(logits, teacher.logits(batch.x)),
+      description: `${spec.temperature ? `knowledge distillation: the soft targets (temperature ${spec.temperature})` : 'mimic learning: L2 regression on the logits'} of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})`,
+      loss: (logits, batch) => (spec.temperature ? distillationLoss(logits, teacher.logits(batch.x), spec.temperature) : mimicLoss(logits, teacher.logits(batch.x))),
       summary: () => ({ teacher: spec.teacher, teacherModel: teacher.name, teacherParameters: teacher.model.numParameters(), teacherTestTop1: teacher.testTop1 }),
     };
   }

@@ -33,6 +33,8 @@ export interface MimicConfig {
   outDir: string;
   /** Also train the student on the labels (the paper's comparison). */
   control?: boolean;
+  /** Distil the teacher's soft targets at this temperature (Hinton et al. 2015) instead of its logits by L2. */
+  temperature?: number;
 }
 
 export interface ModelFacts {
@@ -77,18 +79,20 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const tEval = await evaluate(teacher.model, loaders.test, base.limitBatches ?? 0);
   const teacherFacts: ModelFacts = { name: teacher.name, ...facts(teacher.model), testTop1: tEval.top1 };
 
-  const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}) };
-  const mimic = await runPhase(c.outDir, 'mimic', { ...base, method }, log);
+  const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}), ...(c.temperature ? { temperature: c.temperature } : {}) };
+  const target = c.temperature ? `the teacher's soft targets, T = ${c.temperature}` : "the teacher's logits, L2";
+  // Its own folder, so that the L2 student, a distilled one and their shared control can sit side by side.
+  const mimic = await runPhase(c.outDir, c.temperature ? `distil-T${c.temperature}` : 'mimic', { ...base, method }, log);
   const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', base, log) : null;
 
   const student = facts(createModel(base.model!, { ...(base.modelOptions ?? {}), numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true }));
   const curves = path.join(c.outDir, 'curves.png');
   await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
-    { name: 'student, mimic (teacher logits, L2)', start: 0, phase: mimic },
+    { name: `student, ${c.temperature ? `distilled (soft targets, T = ${c.temperature})` : 'mimic (teacher logits, L2)'}`, start: 0, phase: mimic },
     ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels }] : []),
   ]);
   const report = path.join(c.outDir, 'report.json');
-  writeJsonAtomic(report, { method: 'mimic learning (Ba & Caruana 2014)', teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels } });
+  writeJsonAtomic(report, { method: c.temperature ? `knowledge distillation (Hinton et al. 2015), temperature ${c.temperature}` : 'mimic learning (Ba & Caruana 2014)', teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels } });
   const md = path.join(c.outDir, 'SUMMARY.md');
   const row = (label: string, f: { parameters: number; multAdds: number }, top1: number, note: string): string =>
     `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${pct(top1)} | ${note} |`;
@@ -102,7 +106,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
       '| model | parameters | mult-adds | test top-1 | trained on |',
       '|---|---:|---:|---:|---|',
       row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, 'labels'),
-      row(`student (${base.model})`, student, mimic.testTop1, `the teacher's logits, L2 (${mimic.dir})`),
+      row(`student (${base.model})`, student, mimic.testTop1, `${target} (${mimic.dir})`),
       labels ? row(`student (${base.model})`, student, labels.testTop1, `labels, cross-entropy (${labels.dir})`) : '',
       '',
       labels ? `mimic − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
-import { mimicLoss, loadTeacher } from '../../src/methods/mimic';
+import { distillationLoss, mimicLoss, loadTeacher } from '../../src/methods/mimic';
 import { runMimic } from '../../src/methods/mimic-run';
 import { ShallowNet } from '../../src/models/shallow';
 import { train } from '../../src/train/trainer';
@@ -133,6 +133,11 @@ test('end to end: the student learns to reproduce the teacher\'s logits, and the
   const again = await runMimic({ base: { modelOptions: student, epochs: 2, batchSize: 64, limitBatches: 30, threads: 1 }, teacher: t.checkpoint, outDir: path.join(dir, 'mimic') }, (l) => logs.push(l));
   assert.ok(again.mimic.reused && again.labels!.reused);
   assert.equal(again.mimic.testTop1, r.mimic.testTop1);
+  // Distilled at temperature 4 beside it: its own folder, the control reused, the summary naming the targets.
+  const kd = await runMimic({ base: { modelOptions: student, epochs: 2, batchSize: 64, limitBatches: 30, threads: 1 }, teacher: t.checkpoint, outDir: path.join(dir, 'mimic'), temperature: 4 }, (l) => logs.push(l));
+  assert.ok(kd.mimic.dir.endsWith('distil-T4') && !kd.mimic.reused && kd.labels!.reused);
+  assert.match(fs.readFileSync(kd.summary, 'utf8'), /the teacher's soft targets, T = 4/);
+  assert.ok(distance(kd.mimic.weights) < distance(null), 'the distilled student moved toward the teacher');
 });
 
 test('a teacher trained with a validation split reads the same images: it loads; one trained on other folders does not', () => {
@@ -144,4 +149,27 @@ test('a teacher trained with a validation split reads the same images: it loads;
   const t = loadTeacher({ file }, { numClasses: 3, inChannels: 3, data: folders });
   assert.equal(t.name, 'cnn');
   assert.throws(() => loadTeacher({ file }, { numClasses: 3, inChannels: 3, data: { ...folders, train: '/other/train' } }), /was trained on .*the student reads/);
+});
+
+test('distillation loss: T² · KL(softmax(t/T) ‖ softmax(s/T)) and its gradient as PyTorch\'s; at large T, the L2 of zero-mean logits over N', () => {
+  T.manualSeed(8);
+  const s = T.randn([5, 7]).requiresGrad_();
+  const t = T.randn([5, 7]);
+  const loss = distillationLoss(s, t, 3);
+  loss.backward();
+  const ref = runTorch(`
+s = I['s'].clone().requires_grad_()
+loss = F.kl_div(F.log_softmax(s / 3, 1), F.softmax(I['t'] / 3, 1), reduction='batchmean') * 9
+loss.backward()
+O['loss'], O['grad'] = loss.detach(), s.grad
+`, { s: s.detach(), t });
+  assertClose(loss, ref.loss, 1e-5, 'distillation loss');
+  assertClose(s.grad!, ref.grad, 1e-5, 'its gradient');
+  // Hinton et al. §2.1: with zero-mean logits, T²·KL → (1/N)·½‖z_s − z_t‖² as T grows (relative error about
+  // |z| / T; float64, since T² multiplies a divergence of order 1/T²).
+  const [zs, zt] = T.tidy(() => [s.detach(), t].map((z) => T.keep(z.to('float64').sub(z.to('float64').mean(1, { keepdim: true })))));
+  const high = distillationLoss(zs, zt, 1e4).item();
+  const l2 = mimicLoss(zs, zt).item() / 7;
+  assert.ok(Math.abs(high / l2 - 1) < 1e-3, `${high} vs ${l2}`);
+  assert.throws(() => distillationLoss(zs, zt, 0), /temperature must be positive/);
 });

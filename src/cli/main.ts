@@ -318,7 +318,7 @@ addRecipeOptions(
 addRecipeOptions(
   program
     .command('mimic')
-    .description('mimic learning (Ba & Caruana 2014): train a shallow student on a deep teacher\'s logits (L2), and the same student on labels as control. Writes SUMMARY.md, report.json, curves.png')
+    .description('mimic learning (Ba & Caruana 2014): train a shallow student on a deep teacher\'s logits (L2; or its soft targets with --temperature), and the same student on labels as control. Writes SUMMARY.md, report.json, curves.png')
     .addOption(new Option('-m, --model <name>', 'the student').default(MIMIC_DEFAULTS.student).argParser(modelName)),
   { lr: MIMIC_DEFAULTS.lr, optimizer: MIMIC_DEFAULTS.optimizer, weightDecay: MIMIC_DEFAULTS.weightDecay, epochs: MIMIC_DEFAULTS.epochs },
 )
@@ -471,7 +471,7 @@ program
 
 slideOptions(program
   .command('eval')
-  .description('evaluate a checkpoint (or plain weights with --model) on the test set: loss, top-1, top-5')
+  .description('evaluate a checkpoint or the weights file of a run (other plain weights with --model) on the test set: loss, top-1, top-5')
   .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors from `train`, or model.safetensors weights')
   .option('-m, --model <name>', 'model of plain weights (checkpoints name their own)', modelName)
   .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})

@@ -99,7 +99,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   writeFileAtomic(
     md,
     [
-      `# Mimic learning: ${base.model} student of ${teacher.name}`,
+      `# ${c.temperature ? 'Knowledge distillation' : 'Mimic learning'}: ${base.model} student of ${teacher.name}`,
       '',
       `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.`,
       '',
@@ -109,12 +109,12 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
       row(`student (${base.model})`, student, mimic.testTop1, `${target} (${mimic.dir})`),
       labels ? row(`student (${base.model})`, student, labels.testTop1, `labels, cross-entropy (${labels.dir})`) : '',
       '',
-      labels ? `mimic − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
+      labels ? `${c.temperature ? 'distilled' : 'mimic'} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
       '',
       '![test top-1 per epoch](curves.png)',
       '',
     ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
   );
-  log(`test top-1: teacher ${pct(tEval.top1)} · student by mimicry ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
+  log(`test top-1: teacher ${pct(tEval.top1)} · student ${c.temperature ? 'distilled' : 'by mimicry'} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
   return { teacher: teacherFacts, student, mimic, labels, report, summary: md, curves };
 }

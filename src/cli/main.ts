@@ -259,12 +259,12 @@ addRecipeOptions(
     writeFileAtomic(files.json, JSON.stringify({ config: cfg, sweep: { start: o.start, end: o.end, steps: o.steps }, ...r }, null, 2) + '\n');
     // Up to the divergence, the batch losses capped a little above the smoothed curve: the blow-up would
     // flatten everything else.
-    const n = r.divergedAt ?? r.lrs.length;
+    const n = Math.max(1, r.divergedAt ?? r.lrs.length); // a loss that is not finite at once still plots its first point
     const [lo, hi] = [Math.min(...r.smoothed.slice(0, n)), Math.max(...r.smoothed.slice(0, n))];
     const pts = (ys: number[]) => r.lrs.slice(0, n).map((lr, i): [number, number] => [lr, Math.min(ys[i], hi + 0.25 * (hi - lo))]);
     await savePlotsPng(files.plot, [{ title: `Learning-rate range test: ${cfg.model}`, xLabel: 'learning rate', yLabel: 'training loss', logX: true, width: 720,
       series: [{ name: 'loss per batch', points: pts(r.losses), color: '#aec7e8' }, { name: 'smoothed', points: pts(r.smoothed) }, { name: `suggested ${r.steepest.toPrecision(2)}`, points: [[r.steepest, lo], [r.steepest, hi]], color: '#2ca02c' }] }]);
-    const stop = r.divergedAt === null ? `ran to ${o.end}` : `the loss diverged at ${r.lrs[r.divergedAt].toPrecision(2)}`;
+    const stop = r.divergedAt === null ? `ran to ${o.end}` : `the loss diverged at ${r.lrs[r.divergedAt].toPrecision(2)}${r.divergedAt < 3 ? ' (at once: start the sweep lower with --start)' : ''}`;
     console.log(`suggested: --lr ${r.steepest.toPrecision(2)} (where the loss fell fastest); lowest loss at ${r.minimum.toPrecision(2)} (a tenth of it: ${(r.minimum / 10).toPrecision(2)}); ${stop}`);
     console.log(`plot:   ${files.plot}\nreport: ${files.json}`);
   });

@@ -37,7 +37,7 @@ function nodeGyp() {
 
 const jobs = String(Math.max(1, require('os').availableParallelism?.() ?? require('os').cpus().length));
 const [cmd, ...pre] = nodeGyp();
-say(`building the libtorch addon in ${path.join(root, 'native')} (about 2 minutes on 2 cores)`);
+say(`building the libtorch addon in ${path.join(root, 'native')}`);
 const r = spawnSync(cmd, [...pre, 'rebuild', '-j', jobs, '--loglevel=warn'], {
   cwd: path.join(root, 'native'),
   env,

@@ -2,6 +2,7 @@
 // chose (or --class) and <out>/<name>.gradcam.png, the image with the network's evidence for that class laid
 // over it (warm where it looked).
 import * as path from 'node:path';
+import { tidy } from '../torch';
 import { Predictor } from '../infer/predict';
 import { Normalization } from '../infer/restore';
 import { heatmapPng } from '../report/overlay';
@@ -33,7 +34,7 @@ export async function explainCommand(weights: string, args: readonly string[], o
     const e = await predictor.explain(file, { layer: o.layer, classIndex });
     const out = path.join(o.out, `${names[i]}.gradcam.png`);
     // ReLU(Σ α_k A^k) can be 0 everywhere: no position adds evidence for the class at this layer.
-    const empty = e.heatmap.max().item() === 0;
+    const empty = tidy(() => e.heatmap.max().item()) === 0;
     try {
       writeFileAtomic(out, await heatmapPng(e.image, e.heatmap, { alpha: o.alpha }));
     } finally {

@@ -29,7 +29,6 @@ export interface GradCamResult {
   probability: number[];
 }
 
-
 /**
  * Grad-CAM of a classifier for input x [N, C, H, W], in eval mode (the model's mode is restored after).
  * Nothing accumulates into the parameters' gradients: the one gradient needed is taken with `grad`.

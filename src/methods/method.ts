@@ -56,7 +56,10 @@ export function createMethod(spec: MethodSpec, model: Module, saved: Record<stri
     const acc = teacher.testTop1 === null ? '' : `, test top-1 ${(100 * teacher.testTop1).toFixed(2)}%`;
     return {
       description: `${spec.temperature ? `knowledge distillation: the soft targets (temperature ${spec.temperature})` : 'mimic learning: L2 regression on the logits'} of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})`,
-      loss: (logits, batch) => (spec.temperature ? distillationLoss(logits, teacher.logits(batch.x), spec.temperature) : mimicLoss(logits, teacher.logits(batch.x))),
+      loss: (logits, batch) => {
+        const z = teacher.logits(batch.x);
+        return spec.temperature ? distillationLoss(logits, z, spec.temperature) : mimicLoss(logits, z);
+      },
       summary: () => ({ teacher: spec.teacher, teacherModel: teacher.name, teacherParameters: teacher.model.numParameters(), teacherTestTop1: teacher.testTop1 }),
     };
   }

@@ -79,42 +79,46 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const tEval = await evaluate(teacher.model, loaders.test, base.limitBatches ?? 0);
   const teacherFacts: ModelFacts = { name: teacher.name, ...facts(teacher.model), testTop1: tEval.top1 };
 
-  const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}), ...(c.temperature ? { temperature: c.temperature } : {}) };
-  const target = c.temperature ? `the teacher's soft targets, T = ${c.temperature}` : "the teacher's logits, L2";
+  // How the student learned, in each place the run names it: the paper's L2 mimicry, or distillation at T.
+  const T = c.temperature;
+  const words = T
+    ? { phase: `distil-T${T}`, target: `the teacher's soft targets, T = ${T}`, curve: `distilled (soft targets, T = ${T})`, method: `knowledge distillation (Hinton et al. 2015), temperature ${T}`, title: 'Knowledge distillation', short: 'distilled', student: 'distilled' }
+    : { phase: 'mimic', target: "the teacher's logits, L2", curve: 'mimic (teacher logits, L2)', method: 'mimic learning (Ba & Caruana 2014)', title: 'Mimic learning', short: 'mimic', student: 'by mimicry' };
+  const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}), ...(T ? { temperature: T } : {}) };
   // Its own folder, so that the L2 student, a distilled one and their shared control can sit side by side.
-  const mimic = await runPhase(c.outDir, c.temperature ? `distil-T${c.temperature}` : 'mimic', { ...base, method }, log);
+  const mimic = await runPhase(c.outDir, words.phase, { ...base, method }, log);
   const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', base, log) : null;
 
   const student = facts(createModel(base.model!, { ...(base.modelOptions ?? {}), numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true }));
   const curves = path.join(c.outDir, 'curves.png');
   await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
-    { name: `student, ${c.temperature ? `distilled (soft targets, T = ${c.temperature})` : 'mimic (teacher logits, L2)'}`, start: 0, phase: mimic },
+    { name: `student, ${words.curve}`, start: 0, phase: mimic },
     ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels }] : []),
   ]);
   const report = path.join(c.outDir, 'report.json');
-  writeJsonAtomic(report, { method: c.temperature ? `knowledge distillation (Hinton et al. 2015), temperature ${c.temperature}` : 'mimic learning (Ba & Caruana 2014)', teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels } });
+  writeJsonAtomic(report, { method: words.method, teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels } });
   const md = path.join(c.outDir, 'SUMMARY.md');
   const row = (label: string, f: { parameters: number; multAdds: number }, top1: number, note: string): string =>
     `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${pct(top1)} | ${note} |`;
   writeFileAtomic(
     md,
     [
-      `# ${c.temperature ? 'Knowledge distillation' : 'Mimic learning'}: ${base.model} student of ${teacher.name}`,
+      `# ${words.title}: ${base.model} student of ${teacher.name}`,
       '',
       `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.`,
       '',
       '| model | parameters | mult-adds | test top-1 | trained on |',
       '|---|---:|---:|---:|---|',
       row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, 'labels'),
-      row(`student (${base.model})`, student, mimic.testTop1, `${target} (${mimic.dir})`),
+      row(`student (${base.model})`, student, mimic.testTop1, `${words.target} (${mimic.dir})`),
       labels ? row(`student (${base.model})`, student, labels.testTop1, `labels, cross-entropy (${labels.dir})`) : '',
       '',
-      labels ? `${c.temperature ? 'distilled' : 'mimic'} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
+      labels ? `${words.short} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
       '',
       '![test top-1 per epoch](curves.png)',
       '',
     ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
   );
-  log(`test top-1: teacher ${pct(tEval.top1)} · student ${c.temperature ? 'distilled' : 'by mimicry'} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
+  log(`test top-1: teacher ${pct(tEval.top1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
   return { teacher: teacherFacts, student, mimic, labels, report, summary: md, curves };
 }

@@ -3,7 +3,7 @@
 //   L(W, β) = 1/(2T) Σ_t ‖g(x_t; W, β) − z_t‖²,
 // instead of fitting the 0/1 labels. Logits keep what the softmax squashes (how confident, and which wrong
 // classes look alike), which is what lets the shallow net match more of the deep one.
-import { Tensor, isHalfFloat, logSoftmax, noGrad, softmax } from '../torch';
+import { Tensor, isHalfFloat, klDiv, logSoftmax, noGrad } from '../torch';
 import { Classifier } from '../models/common';
 import { ModelName, createModel, isModelName } from '../models/registry';
 import { fitWeights, readWeights } from '../train/checkpoint';
@@ -12,14 +12,18 @@ import type { DataSpec } from '../train/datasets';
 /** Half-float logits (autocast's) compared in float32: in 8 mantissa bits a difference is mostly rounding. */
 const f32 = (t: Tensor): Tensor => (isHalfFloat(t.dtype) ? t.to('float32') : t);
 
+function checkLogits(what: string, student: Tensor, teacher: Tensor): void {
+  const [a, b] = [student.shape, teacher.shape];
+  if (a.length !== 2 || a.join(',') !== b.join(',')) throw new Error(`${what}: student logits [${a}] and teacher logits [${b}] must both be [batch, classes]`);
+}
+
 /**
  * ½ · squared L2 distance between student and teacher logits, summed over classes, averaged over the batch.
  * bfloat16 or float16 logits (`--bf16`: autocast's linear layers give them) are compared in float32, as
  * autocast runs PyTorch's mse_loss: in 8 mantissa bits the difference of two close logits is mostly rounding.
  */
 export function mimicLoss(student: Tensor, teacher: Tensor): Tensor {
-  const [a, b] = [student.shape, teacher.shape];
-  if (a.length !== 2 || a.join(',') !== b.join(',')) throw new Error(`mimicLoss: student logits [${a}] and teacher logits [${b}] must both be [batch, classes]`);
+  checkLogits('mimicLoss', student, teacher);
   return f32(student).sub(f32(teacher.detach())).square().sum(1).mean().mul(0.5);
 }
 
@@ -30,13 +34,10 @@ export function mimicLoss(student: Tensor, teacher: Tensor): Tensor {
  * number of classes (§2.1): mimicLoss is that limit, this the finite-temperature variant.
  */
 export function distillationLoss(student: Tensor, teacher: Tensor, temperature: number): Tensor {
-  const [a, b] = [student.shape, teacher.shape];
-  if (a.length !== 2 || a.join(',') !== b.join(',')) throw new Error(`distillationLoss: student logits [${a}] and teacher logits [${b}] must both be [batch, classes]`);
+  checkLogits('distillationLoss', student, teacher);
   if (!(temperature > 0)) throw new RangeError(`distillationLoss: the temperature must be positive, got ${temperature}`);
-  const logQ = logSoftmax(f32(student).div(temperature), 1);
-  const p = softmax(f32(teacher.detach()).div(temperature), 1);
-  // Σ p·(log p − log q): the teacher's entropy term carries no gradient but keeps the value a divergence.
-  return p.mul(p.clamp(1e-30).log().sub(logQ)).sum(1).mean().mul(temperature * temperature);
+  const soft = (z: Tensor) => logSoftmax(f32(z).div(temperature), 1);
+  return klDiv(soft(student), soft(teacher.detach()), { reduction: 'batchmean', logTarget: true }).mul(temperature * temperature);
 }
 
 export interface TeacherSpec {

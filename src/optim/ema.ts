@@ -4,24 +4,32 @@
 // are copied. The averaged weights often score better than the last ones, at no training cost. Early on the
 // decay is warmed up as TensorFlow's ExponentialMovingAverage does with num_updates, min(decay, (1 + t) /
 // (10 + t)) at step t, so that the random initialization does not linger in the average.
-import { Tensor, noGrad, op } from '../torch';
+import { Tensor, handles, noGrad, op } from '../torch';
 import { Module } from '../nn/module';
 
-const handles = (ts: Tensor[]) => ts.map((t) => t.h);
 const isFloat = (t: Tensor) => t.dtype.startsWith('float') || t.dtype === 'bfloat16';
 
 export class ExponentialMovingAverage {
-  /** The averaged state dict, keyed as the model's; kept until dispose(). */
+  /** The averaged state dict, keyed as the model's: `into`'s own tensors, or copies kept until dispose(). */
   readonly shadow: Record<string, Tensor>;
-  private readonly floats: string[];
-  private readonly others: string[];
+  // The model's tensors and their averages, paired once: state-dict tensors are updated in place, never replaced.
+  private readonly averaged: { mine: Tensor[]; theirs: Tensor[] };
+  private readonly copied: [Tensor, Tensor][];
+  private readonly owned: boolean;
 
-  constructor(readonly model: Module, readonly decay: number) {
+  /**
+   * `into`: a second network built as `model` whose weights hold the average, so that it can be scored or
+   * saved as it is (it starts as a copy of model's weights); without it the average lives in plain tensors.
+   */
+  constructor(readonly model: Module, readonly decay: number, into?: Module) {
     if (!(decay > 0 && decay < 1)) throw new RangeError(`ExponentialMovingAverage: decay must lie in (0, 1), got ${decay}`);
     const sd = model.stateDict();
-    this.shadow = Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, noGrad(() => t.detach().clone()).keep()]));
-    this.floats = Object.keys(sd).filter((k) => isFloat(sd[k]));
-    this.others = Object.keys(sd).filter((k) => !isFloat(sd[k]));
+    if (into) noGrad(() => void into.loadStateDict(sd));
+    this.owned = !into;
+    this.shadow = into ? into.stateDict() : Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, noGrad(() => t.detach().clone()).keep()]));
+    const floats = Object.keys(sd).filter((k) => isFloat(sd[k]));
+    this.averaged = { mine: floats.map((k) => this.shadow[k]), theirs: floats.map((k) => sd[k]) };
+    this.copied = Object.keys(sd).filter((k) => !isFloat(sd[k])).map((k) => [this.shadow[k], sd[k]]);
   }
 
   /** The decay used at step t (0-based, counting optimizer steps): the warmed-up one. */
@@ -32,12 +40,12 @@ export class ExponentialMovingAverage {
   /** One step of the average toward the model's current weights, after optimizer step t. */
   update(t: number): void {
     const d = this.decayAt(t);
-    const sd = this.model.stateDict();
+    // No tensor is created: the foreach ops work in place on the averages, reading the model's tensors.
     noGrad(() => {
-      const [mine, theirs] = [this.floats.map((k) => this.shadow[k]), this.floats.map((k) => sd[k].detach())];
-      op('aten::_foreach_mul_.Scalar').run(handles(mine), d);
-      op('aten::_foreach_add_.List').run(handles(mine), handles(theirs), 1 - d);
-      for (const k of this.others) this.shadow[k].copy_(sd[k]);
+      const [mine, theirs] = [handles(this.averaged.mine), handles(this.averaged.theirs)];
+      op('aten::_foreach_mul_.Scalar').run(mine, d);
+      op('aten::_foreach_add_.List').run(mine, theirs, 1 - d);
+      for (const [mine, theirs] of this.copied) mine.copy_(theirs);
     });
   }
 
@@ -50,7 +58,8 @@ export class ExponentialMovingAverage {
     }
   }
 
+  /** Frees the average's own copies (a network given as `into` keeps its weights). */
   dispose(): void {
-    for (const t of Object.values(this.shadow)) t.dispose();
+    if (this.owned) for (const t of Object.values(this.shadow)) t.dispose();
   }
 }

@@ -1,6 +1,6 @@
 // Autograd switches and torch.autograd.grad.
 import { native } from './native';
-import { Tensor } from './tensor';
+import { Tensor, handles } from './tensor';
 
 /** Runs fn with gradient recording off (inference, optimizer updates); restores the previous mode. */
 export function noGrad<T>(fn: () => T): T {
@@ -34,9 +34,9 @@ export function grad(
   const outs = Array.isArray(outputs) ? outputs : [outputs];
   const ins = Array.isArray(inputs) ? inputs : [inputs];
   const r = native.autogradGrad(
-    outs.map((t) => t.h),
-    ins.map((t) => t.h),
-    o.gradOutputs ? o.gradOutputs.map((t) => t.h) : null,
+    handles(outs),
+    handles(ins),
+    o.gradOutputs ? handles(o.gradOutputs) : null,
     o.retainGraph,
     o.createGraph,
   );

@@ -4,17 +4,17 @@ import { Handle, NativeArg, isHandle } from './native';
 import { Reduction, ReductionName, op } from './ops';
 import { bfloat16Support } from './runtime';
 import { autocast, isAutocastEnabled } from './autograd';
-import { DType, Tensor, TensorOrScalar, wrap, wrapList } from './tensor';
+import { DType, Tensor, TensorOrScalar, handles, wrap, wrapList } from './tensor';
 
 export type Pair = number | [number, number];
 
 const opt = (t: Tensor | null | undefined): Handle | null => (t ? t.h : null);
 
 export function cat(tensors: Tensor[], dim = 0): Tensor {
-  return wrap(op('aten::cat').handle(tensors.map((t) => t.h), dim));
+  return wrap(op('aten::cat').handle(handles(tensors), dim));
 }
 export function stack(tensors: Tensor[], dim = 0): Tensor {
-  return wrap(op('aten::stack').handle(tensors.map((t) => t.h), dim));
+  return wrap(op('aten::stack').handle(handles(tensors), dim));
 }
 /** cond ? a : b, elementwise. */
 export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {

@@ -560,6 +560,11 @@ export function wrap(h: Handle): Tensor {
   return new Tensor(h);
 }
 
+/** The native handles of a tensor list, for a Tensor[] argument of a native call. */
+export function handles(ts: readonly Tensor[]): Handle[] {
+  return ts.map((t) => t.h);
+}
+
 /** Wraps a native result that is a tensor list or tuple. */
 export function wrapList(r: NativeResult): Tensor[] {
   return (r as Handle[]).map((h) => new Tensor(h));

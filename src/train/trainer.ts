@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, makeLoaders } from './datasets';
-import { applyCheckpoint, fitWeights, loadWeights, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
+import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
 import { ExponentialMovingAverage } from '../optim/ema';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
@@ -243,15 +243,15 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const method: TrainingMethod | null = cfg.method ? createMethod(cfg.method, model, resumed?.method ?? null, { numClasses, inChannels, data: cfg.data }) : null;
   if (method) log(method.description);
   if ((cfg.mixup || cfg.cutmix) && method?.loss) throw new Error('mixup and CutMix mix the labels of a cross-entropy loss; this method trains with its own loss');
-  // The average starts from the weights training starts from; a resumed run takes up its saved average.
-  const ema = cfg.ema ? new ExponentialMovingAverage(model, cfg.ema) : null;
+  // The average lives in a second network built as the first, scored and saved as it is; its initialization
+  // draws from a forked generator, so that the run's random stream (dropout, resumed from checkpoints) is not
+  // moved. It starts from the weights training starts from; a resumed run takes up its saved average.
+  const emaModel = cfg.ema ? forkRng(cfg.seed, () => createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName])) : null;
+  const ema = cfg.ema && emaModel ? new ExponentialMovingAverage(model, cfg.ema, emaModel) : null;
   if (ema && resumed) {
     if (!Object.keys(resumed.ema).length) throw new Error(`${cfgIn.resume} holds no moving average of the weights, though its run kept one`);
     ema.load(resumed.ema);
   }
-  // A second network to score the average with, built as the first; its initialization draws from a forked
-  // generator, so that the run's random stream (dropout, resumed from checkpoints) is not moved.
-  const emaModel = ema ? forkRng(cfg.seed, () => createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName])) : null;
   const emaFile = path.join(cfg.outDir, 'ema.safetensors');
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
   const save = (ep: number, batch: number): void => {
@@ -313,7 +313,6 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       const ev = await evaluate(model, testLoader, cfg.limitBatches);
       const vev = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : { loss: 0, top1: 0, top5: 0, count: 0 };
       // The average scored on the same images (every rank holds the same average: the same steps).
-      if (ema && emaModel) fitWeights(emaModel, ema.shadow, 'the moving average does not fit the model');
       const eev = emaModel ? await evaluate(emaModel, testLoader, cfg.limitBatches) : { loss: 0, top1: 0, top5: 0, count: 0 };
       const evv = emaModel && valLoader ? await evaluate(emaModel, valLoader, cfg.limitBatches) : { top1: 0, count: 0 };
       const local = [meter.loss * meter.count, meter.accuracy() * meter.count, meter.count, ev.loss * ev.count, ev.top1 * ev.count, ev.top5 * ev.count, ev.count, vev.loss * vev.count, vev.top1 * vev.count, vev.top5 * vev.count, vev.count,
@@ -377,10 +376,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     if (status === 'finished' && rank === 0) {
       // Plain state dict, keys as PyTorch's: loads with torch's load_state_dict after a safetensors read.
       saveWeights(weights, model, { config: cfg, classes: loaders.classes });
-      if (ema && emaModel) {
-        fitWeights(emaModel, ema.shadow, 'the moving average does not fit the model');
-        saveWeights(emaFile, emaModel, { config: cfg, classes: loaders.classes });
-      }
+      if (emaModel) saveWeights(emaFile, emaModel, { config: cfg, classes: loaders.classes });
     }
     return {
       status,

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { engineInfo, getNumThreads, randn, setNumThreads } from '../torch';
-import { ModelName, createModel, describeModel, isModelName, listModels } from '../models/registry';
+import { ModelName, createClassifier, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
@@ -194,7 +194,8 @@ addRecipeOptions(
   { ...DEFAULT_CONFIG, epochs: DEFAULT_CONFIG.epochs },
 )
   .option('-o, --out <dir>', 'output folder', DEFAULT_CONFIG.outDir)
-  .option('--init <weights>', 'start from these weights (checkpoint or model.safetensors) instead of a fresh initialization')
+  .option('--init <weights>', 'start from these weights (checkpoint, model.safetensors, or torchvision\'s converted by scripts/pth2safetensors.py) instead of a fresh initialization; a head trained on another number of classes starts afresh')
+  .option('--freeze-epochs <n>', 'with --init: train only the head for the first n epochs, the rest frozen with its BatchNorm statistics held (n ≥ --epochs: a linear probe)', num('--freeze-epochs', { int: true, min: 1 }))
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
@@ -204,6 +205,7 @@ addRecipeOptions(
   .option('--cutmix <alpha>', 'CutMix (Yun et al. 2019): a box of another image of the batch pasted in, its area 1 − λ, λ ~ Beta(α, α) (e.g. 1); with --mixup, one or the other per batch', num('--cutmix', { min: 0 }))
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
+    if (o.freezeEpochs && !o.init) throw new InvalidArgumentError('--freeze-epochs keeps the weights --init loads frozen: give --init too');
     const recipe = recipeFrom(o);
     const cfg: Partial<TrainConfig> & { resume?: string } = {
       ...recipe,
@@ -212,6 +214,7 @@ addRecipeOptions(
       ...(o.mixup ? { mixup: o.mixup as number } : {}),
       ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
       ...(o.ema ? { ema: o.ema as number } : {}),
+      ...(o.freezeEpochs ? { freezeEpochs: o.freezeEpochs as number } : {}),
       model: o.model,
       outDir: o.out,
       init: o.init ?? '',
@@ -509,7 +512,7 @@ slideOptions(program
     // A checkpoint names its model; a weights file's record does unless --model says otherwise.
     const cfg: TrainConfig = checkpoint || (recorded && !o.model) ? { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) } : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
     const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
-    const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
+    const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
     fitWeights(model, weights, `weights ${o.checkpoint} do not fit the model`);
     // Pruned weights (DSD's sparse phase) are stored dense with zeros: say how many are really there.
     const [params, zeros] = [model.numParameters(), countZeroParameters(model)];

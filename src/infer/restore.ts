@@ -72,7 +72,7 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
   let options: Record<string, unknown> = o.opt ?? {};
   if (cfg) {
     name = cfg.model ?? (cfg.scenes ? 'enet' : undefined); // segment checkpoints before the registry were ENet
-    options = { ...(cfg.modelOptions ?? {}), ...(cfg.scenes || cfg.folders ? {} : { smallInput: true }), ...options }; // as `train` built it
+    options = { ...(cfg.scenes || cfg.folders ? {} : { smallInput: true }), ...(cfg.modelOptions ?? {}), ...options }; // as `train` built it
   } else {
     if (!name) throw new Error(`${file} holds plain weights: name the model with --model`);
     if (isModelName(name)) options = { smallInput: true, ...options };

@@ -6,7 +6,7 @@ import { TrainConfig, Logger, evaluate } from '../train/trainer';
 import { imageSize, makeLoaders } from '../train/datasets';
 import { summary } from '../metrics/summary';
 import { Module } from '../nn';
-import { ModelName, createModel } from '../models/registry';
+import { ModelName, createClassifier } from '../models/registry';
 import { loadTeacher } from './mimic';
 import { PhaseResult, pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
@@ -89,7 +89,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const mimic = await runPhase(c.outDir, words.phase, { ...base, method }, log);
   const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', base, log) : null;
 
-  const student = facts(createModel(base.model!, { ...(base.modelOptions ?? {}), numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true }));
+  const student = facts(createClassifier(base.model!, base.modelOptions ?? {}, loaders));
   const curves = path.join(c.outDir, 'curves.png');
   await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
     { name: `student, ${words.curve}`, start: 0, phase: mimic },

@@ -5,7 +5,7 @@
 // classes look alike), which is what lets the shallow net match more of the deep one.
 import { Tensor, isHalfFloat, klDiv, logSoftmax, noGrad } from '../torch';
 import { Classifier } from '../models/common';
-import { ModelName, createModel, isModelName } from '../models/registry';
+import { ModelName, createClassifier, isModelName } from '../models/registry';
 import { fitWeights, readWeights } from '../train/checkpoint';
 import type { DataSpec } from '../train/datasets';
 
@@ -78,7 +78,7 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   }
   if (!name) throw new Error(`teacher ${spec.file} holds plain weights: name its model (teacherModel)`);
   if (!isModelName(name)) throw new Error(`teacher model '${name}' is not a registered model`);
-  const model = createModel(name, { ...options, numClasses: ctx.numClasses, inChannels: ctx.inChannels, smallInput: true });
+  const model = createClassifier(name, options ?? {}, ctx);
   fitWeights(model, weights, `teacher ${spec.file} does not fit its model`);
   model.eval();
   model.freeze();

@@ -12,7 +12,7 @@ import { CheckpointContents, fitWeights, loadWeights, readCheckpoint } from '../
 import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, evaluateSegmentation, segmentationData, trainSegmentation } from '../train/segment';
 import { summary } from '../metrics/summary';
 import { measureLatency } from '../metrics/speed';
-import { ModelName, SegmentationModelName, SegmentationModelOptions, createModel, createSegmentationModel } from '../models/registry';
+import { SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel } from '../models/registry';
 import { Classifier } from '../models/common';
 import { SegmentationNet } from '../models/segmentation';
 import { FilterPrunable, FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
@@ -154,7 +154,7 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
   const cfg = checkpoint.state.config as TrainConfig;
   const loaders = makeLoaders(cfg.data, { batchSize: 500, seed: 0, augment: false });
   const build = (extra: Record<string, unknown> = {}): Net => {
-    const m = createModel(cfg.model as ModelName, { ...cfg.modelOptions, ...extra, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true });
+    const m = createClassifier(cfg.model, { ...cfg.modelOptions, ...extra }, loaders);
     if (!isFilterPrunable(m)) throw unsupported(cfg.model);
     return m as Net;
   };

@@ -24,6 +24,7 @@ export class SimpleCNN extends Classifier {
   /** 28 px → 7×7 after two pools; other sizes are pooled to 7×7 so the head's width is fixed. */
   pool = new AdaptiveAvgPool2d(7);
   classifier: Sequential;
+  readonly head = 'classifier.3';
 
   constructor(o: SimpleCNNOptions = {}) {
     super();

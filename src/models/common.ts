@@ -19,6 +19,11 @@ export interface ClassifierOptions {
 /** A network mapping images [N, C, H, W] to logits [N, numClasses]. */
 export abstract class Classifier extends Module {
   abstract override forward(x: Tensor): Tensor;
+  /**
+   * The state-dict prefix of the last layer, the one mapping features to logits (`fc` in torchvision's
+   * networks): what fine-tuning on other classes starts afresh, and what a frozen backbone leaves trainable.
+   */
+  abstract readonly head: string;
 }
 
 /**

@@ -68,6 +68,7 @@ export class MobileNetV1 extends Classifier {
   avgpool = new AdaptiveAvgPool2d(1);
   dropout: Dropout;
   fc: Linear;
+  readonly head = 'fc';
 
   constructor(o: MobileNetV1Options = {}) {
     super();

@@ -10,6 +10,7 @@ import { DeepLabV3Options, deeplabv3 } from './deeplabv3';
 import { PSPNetOptions, pspnet } from './pspnet';
 import { ICNetOptions, icnet } from './icnet';
 import { SegmentationNet } from './segmentation';
+import { Classifier } from './common';
 
 /** The options each registered model accepts. */
 export interface ModelOptions {
@@ -78,6 +79,15 @@ export function createModel<N extends ModelName>(name: N, options: ModelOptions[
   CLASSIFIERS.check(name);
   const entry = REGISTRY[name] as Entry<N>;
   return entry.create(options);
+}
+
+/**
+ * A classifier as the training commands build it for their data: its classes and channels, and the
+ * small-input stem unless the options ask for ImageNet's (`smallInput: false`, e.g. to fine-tune torchvision's
+ * weights on images of ImageNet's size). The run record keeps the options, so every reader rebuilds the same.
+ */
+export function createClassifier(name: ModelName, options: Record<string, unknown>, data: { numClasses: number; inChannels: number }): Classifier {
+  return createModel(name, { smallInput: true, ...options, numClasses: data.numClasses, inChannels: data.inChannels } as ModelOptions[ModelName]);
 }
 
 // ---- segmentation ---------------------------------------------------------------------------------------

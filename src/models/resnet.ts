@@ -142,6 +142,7 @@ export class ResNet extends Classifier {
   avgpool = new AdaptiveAvgPool2d(1);
   /** null with numClasses 0: a headless backbone whose forward returns the pooled features. */
   fc: Linear | null;
+  readonly head = 'fc';
   readonly featureChannels: number;
   private inplanes: number;
   private dilation = 1;
@@ -262,6 +263,7 @@ export class ResNetSmall extends Classifier {
   layer3: Sequential;
   avgpool = new AdaptiveAvgPool2d(1);
   fc: Linear;
+  readonly head = 'fc';
 
   constructor(o: ResNetSmallOptions = {}) {
     super();

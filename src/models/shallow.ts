@@ -29,6 +29,7 @@ export class ShallowNet extends Classifier {
   hidden: Linear;
   relu = new ReLU({ inplace: true });
   fc: Linear;
+  readonly head = 'fc';
   readonly grid: number;
 
   constructor(o: ShallowNetOptions = {}) {

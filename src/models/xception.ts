@@ -110,6 +110,7 @@ export class Xception extends Classifier {
   declare avgpool: AdaptiveAvgPool2d;
   declare dropout: Dropout;
   declare fc: Linear;
+  readonly head = 'fc';
   declare readonly middleRepeats: number;
 
   constructor(o: XceptionOptions = {}) {

@@ -2,7 +2,7 @@
 // libtorch's multi-tensor (_foreach) ops so a step costs a few calls, not a few per parameter. The
 // arithmetic is the single-tensor path's, elementwise: d = g + wd·p; b = m·b + (1−damp)·d (b = d at first);
 // d = nesterov ? d + m·b : b; p −= lr·d.
-import { Tensor, handles, op, wrapList } from '../torch';
+import { handles, op, wrapList } from '../torch';
 import { Parameter } from '../nn/module';
 import { Optimizer, ParamGroup } from './optimizer';
 

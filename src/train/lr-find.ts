@@ -5,9 +5,10 @@
 // `divergence` times its lowest value.
 import { crossEntropy, manualSeed, setNumThreads, tidy } from '../torch';
 import { disposeBatch } from '../data';
-import { ModelName, ModelOptions, createModel } from '../models/registry';
+import { createClassifier } from '../models/registry';
 import { DEFAULT_CONFIG, TrainConfig } from './trainer';
 import { makeLoaders } from './datasets';
+import { loadForFineTuning } from './finetune';
 import { makeOptimizer } from './optimizers';
 import { Logger } from './progress';
 
@@ -82,8 +83,8 @@ export async function findLearningRate(cfgIn: Partial<TrainConfig>, o: Partial<L
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   manualSeed(cfg.seed);
   const loaders = makeLoaders(cfg.data, cfg);
-  const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses: loaders.numClasses, inChannels: loaders.inChannels, smallInput: true } as ModelOptions[ModelName]);
-  if (cfg.init) (await import('./checkpoint')).loadWeights(cfg.init, model);
+  const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
+  if (cfg.init) loadForFineTuning(cfg.init, model);
   const { optimizer } = makeOptimizer(model.parameters(), { ...cfg, lr: f.start, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
   model.train();
   const [lrs, losses, smoothed] = [[] as number[], [] as number[], [] as number[]];

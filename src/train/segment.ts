@@ -8,7 +8,7 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, saveSafetensors, setNumThreads, stack, tensor, tidy, where, zeros } from '../torch';
+import { Tensor, autocast, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, setNumThreads, stack, tensor, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';

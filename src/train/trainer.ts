@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Tensor, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, manualSeed, noGrad, setNumThreads, softmax, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
-import { ModelName, ModelOptions, createModel } from '../models/registry';
+import { ModelName, createClassifier } from '../models/registry';
 import { Batch, ColorJitterOptions, DataLoader, Rng, describeColorJitter, disposeBatch } from '../data';
 import { applyMix, drawMix, mixedCrossEntropy } from '../data/mix';
 import { ClassificationMeter } from '../metrics/classification';
@@ -16,7 +16,8 @@ import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, makeLoaders } from './datasets';
-import { applyCheckpoint, loadWeights, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
+import { applyCheckpoint, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
+import { headParameters, loadForFineTuning, trainMode } from './finetune';
 import { ExponentialMovingAverage } from '../optim/ema';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
@@ -53,8 +54,16 @@ export interface TrainConfig {
   stopAfterSteps: number;
   /** Use only this many batches per epoch (quick runs). 0: all. */
   limitBatches: number;
-  /** Start from these weights (a checkpoint or a plain state dict) instead of a fresh initialization. */
+  /**
+   * Start from these weights (a checkpoint or a plain state dict) instead of a fresh initialization. A head
+   * trained on another number of classes starts afresh (fine-tuning; see finetune.ts).
+   */
   init: string;
+  /**
+   * Fine-tuning: for this many first epochs only the head trains; the rest of the network (`init`'s) is
+   * frozen and in inference mode. With as many as `epochs`, a linear probe. Absent or 0: all train throughout.
+   */
+  freezeEpochs?: number;
   /** A training method (DSD's sparse step, mimic learning); null: plain supervised training. */
   method: MethodSpec | null;
   /**
@@ -217,9 +226,11 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const testLoader = evalShard(loaders.test);
   const valLoader = loaders.val && evalShard(loaders.val);
   if (cfg.patience && !valLoader) throw new Error('early stopping (patience) watches the validation accuracy: give a validation split (--val-split)');
+  const freezeEpochs = cfg.freezeEpochs ?? 0;
+  if (freezeEpochs && !cfg.init) throw new Error('freezing the backbone keeps the weights training starts from: give them (--init)');
   const bestFile = path.join(cfg.outDir, 'best.safetensors');
   let stoppedEarly: number | null = null;
-  const model = createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName]);
+  const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt: Trainable = makeOptimizer(model.parameters(), cfg, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
 
@@ -234,9 +245,10 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     history = (resumed.state.history as EpochRecord[]) ?? [];
     log(`resumed from ${cfgIn.resume}: epoch ${epoch + 1}, batch ${startBatch}, step ${step}`);
   } else if (cfg.init) {
-    loadWeights(cfg.init, model);
-    log(`initialized from ${cfg.init}`);
+    const replaced = loadForFineTuning(cfg.init, model);
+    log(`initialized from ${cfg.init}${replaced ? `; its head \`${model.head}\` (${replaced.fileClasses} classes) starts afresh for these ${numClasses} classes` : ''}`);
   }
+  if (freezeEpochs) log(`backbone frozen for ${Math.min(freezeEpochs, cfg.epochs)} of ${cfg.epochs} epochs: only the head \`${model.head}\` trains (${headParameters(model).toLocaleString('en-US')} parameters)`);
   // Rank 0's weights on every rank (they agree already unless initialized differently), gradients averaged.
   const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;
   // After the weights are in place: DSD's masks are the top-K of the weights training starts from.
@@ -246,7 +258,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   // The average lives in a second network built as the first, scored and saved as it is; its initialization
   // draws from a forked generator, so that the run's random stream (dropout, resumed from checkpoints) is not
   // moved. It starts from the weights training starts from; a resumed run takes up its saved average.
-  const emaModel = cfg.ema ? forkRng(cfg.seed, () => createModel(cfg.model, { ...cfg.modelOptions, numClasses, inChannels, smallInput: true } as ModelOptions[ModelName])) : null;
+  const emaModel = cfg.ema ? forkRng(cfg.seed, () => createClassifier(cfg.model, cfg.modelOptions, loaders)) : null;
   const ema = cfg.ema && emaModel ? new ExponentialMovingAverage(model, cfg.ema, emaModel) : null;
   if (ema && resumed) {
     if (!Object.keys(resumed.ema).length) throw new Error(`${cfgIn.resume} holds no moving average of the weights, though its run kept one`);
@@ -266,7 +278,8 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
-      model.train();
+      trainMode(model, epoch < freezeEpochs);
+      if (freezeEpochs && epoch === freezeEpochs && epoch < cfg.epochs) log(`epoch ${epoch + 1}: backbone unfrozen, every layer trains`);
       const meter = new ClassificationMeter([1]);
       progress.startEpoch();
       let lastYield = Date.now();

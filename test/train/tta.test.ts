@@ -2,7 +2,6 @@
 // mirror, against PyTorch computing the same on the same weights and images (scripts/reference_models.py).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as T from '../../src/torch';
 import { DataLoader, TensorDataset } from '../../src/data';
 import { SimpleCNN } from '../../src/models/cnn';
 import { evaluate } from '../../src/train/trainer';

@@ -1,0 +1,151 @@
+// Fine-tuning: torchvision's ResNet-18 weights (through scripts/pth2safetensors.py) on two new classes with
+// the backbone frozen, checked bit for bit against the file and through PyTorch's own ResNet-18 on the
+// result; a frozen-then-unfrozen run resumed on both sides of the boundary; every classifier's head; the errors.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as T from '../../src/torch';
+import { Linear } from '../../src/nn';
+import { createClassifier, createModel } from '../../src/models/registry';
+import { Classifier } from '../../src/models/common';
+import { TrainConfig, train } from '../../src/train/trainer';
+import { makeLoaders } from '../../src/train/datasets';
+import { loadForFineTuning } from '../../src/train/finetune';
+import { restoreNetwork } from '../../src/infer/restore';
+import { PYTHON, assertClose, runTorch } from '../helpers/pytorch';
+import { writeLeftRightFolder } from '../helpers/folders';
+
+const SCRIPTS = path.resolve(__dirname, '..', '..', '..', 'scripts');
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-finetune-'));
+
+async function folders(dir: string, size: number): Promise<TrainConfig['data']> {
+  await writeLeftRightFolder(path.join(dir, 'train'), 12);
+  await writeLeftRightFolder(path.join(dir, 'test'), 4);
+  return { kind: 'image-folder', train: path.join(dir, 'train'), test: path.join(dir, 'test'), size, channels: 3 };
+}
+
+const equalBits = (a: T.Tensor, b: T.Tensor): boolean => a.dtype === b.dtype && a.shape.join() === b.shape.join() && Buffer.from((a.toArray() as Float32Array).buffer).equals(Buffer.from((b.toArray() as Float32Array).buffer));
+
+test('torchvision ResNet-18 weights fine-tuned on two classes: ImageNet stem, a fresh head, the frozen backbone bit for bit; PyTorch agrees on the result', async () => {
+  const dir = tmp();
+  const pth = path.join(dir, 'resnet18.pth');
+  const source = path.join(dir, 'resnet18.safetensors');
+  // BatchNorm statistics far from a fresh network's, so that any update of them (training mode) shows.
+  runTorch(`
+import torchvision
+torch.manual_seed(1)
+m = torchvision.models.resnet18(num_classes=10)
+for b in m.modules():
+    if isinstance(b, torch.nn.BatchNorm2d):
+        b.running_mean.uniform_(-0.2, 0.2); b.running_var.uniform_(0.5, 2.0); b.num_batches_tracked.fill_(1000)
+        torch.nn.init.uniform_(b.weight, 0.5, 1.5); torch.nn.init.uniform_(b.bias, -0.2, 0.2)
+torch.save(m.state_dict(), ${JSON.stringify(pth)})
+`);
+  const conv = spawnSync(PYTHON, [path.join(SCRIPTS, 'pth2safetensors.py'), pth, source], { encoding: 'utf8' });
+  assert.equal(conv.status, 0, conv.stderr);
+  const data = await folders(dir, 32);
+  const lines: string[] = [];
+  const r = await train(
+    { model: 'resnet18', modelOptions: { smallInput: false }, data, init: source, freezeEpochs: 2, epochs: 2, batchSize: 8, lr: 0.05, outDir: path.join(dir, 'run'), threads: 1 },
+    (l) => lines.push(l),
+  );
+  assert.ok(lines.some((l) => l.includes('its head `fc` (10 classes) starts afresh for these 2 classes')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.includes('backbone frozen for 2 of 2 epochs: only the head `fc` trains (1,026 parameters)')), lines.join('\n'));
+
+  const before = T.loadSafetensors(source).tensors;
+  const after = T.loadSafetensors(r.weights).tensors;
+  for (const [k, t] of Object.entries(before)) {
+    if (k.startsWith('fc.')) continue;
+    assert.ok(equalBits(after[k], t), `${k} moved though frozen`);
+  }
+  assert.deepEqual(after['fc.weight'].shape, [2, 512]);
+  // The head trained: it is no longer what a fresh network of the run's seed starts with.
+  T.manualSeed(0);
+  const fresh = createClassifier('resnet18', { smallInput: false }, { numClasses: 2, inChannels: 3 }) as Classifier & { fc: Linear };
+  assert.ok(!equalBits(fresh.fc.weight, after['fc.weight']), 'the head did not train');
+
+  // The weights file's record rebuilds the ImageNet stem; PyTorch's ResNet-18 on the same file and images
+  // gives the same logits (a 3×3 small-input stem has the same shapes and would not).
+  const x = (await makeLoaders(data, { batchSize: 8, seed: 0, augment: false }).test.epoch(0).next()).value!.x;
+  const net = restoreNetwork(r.weights);
+  const ours = T.noGrad(() => net.model.forward(x));
+  const ref = runTorch(`
+import torchvision
+m = torchvision.models.resnet18(num_classes=2)
+m.load_state_dict(st.load(${JSON.stringify(r.weights)})[0])
+m.eval()
+with torch.no_grad():
+    O['logits'] = m(I['x'])
+`, { x });
+  assertClose(ours, ref.logits, 1e-4, 'fine-tuned ResNet-18 logits, tsvision vs PyTorch');
+});
+
+test('frozen for the first epoch, then every layer: resumed inside either phase, the run ends bit for bit as an uninterrupted one', async () => {
+  const dir = tmp();
+  const opts = { widths: [8, 16] as [number, number], hidden: 16 };
+  T.manualSeed(5);
+  const source = path.join(dir, 'source.safetensors');
+  T.saveSafetensors(source, createModel('cnn', { ...opts, numClasses: 10, inChannels: 3 }).stateDict());
+  const data = await folders(dir, 16);
+  const cfg = (out: string): Partial<TrainConfig> => ({ model: 'cnn', modelOptions: opts, data, init: source, freezeEpochs: 1, epochs: 2, batchSize: 8, lr: 0.05, outDir: path.join(dir, out), threads: 1 });
+  const quiet = (): void => {};
+  const whole = await train(cfg('whole'), quiet);
+  const final = T.loadSafetensors(whole.weights).tensors;
+  // 24 training images: 3 steps an epoch. Stop inside the frozen epoch, then inside the unfrozen one.
+  for (const stop of [2, 4]) {
+    const out = `stop${stop}`;
+    const first = await train({ ...cfg(out), stopAfterSteps: stop }, quiet);
+    assert.equal(first.status, 'interrupted');
+    if (stop === 2) {
+      // Mid-way through the frozen epoch the backbone, BatchNorm statistics included, is the file's.
+      const mid = T.loadSafetensors(first.checkpoint).tensors;
+      const src = T.loadSafetensors(source).tensors;
+      for (const k of Object.keys(src).filter((k) => !k.startsWith('classifier.3.'))) assert.ok(equalBits(mid[`model.${k}`], src[k]), `${k} moved in the frozen epoch`);
+    }
+    const resumed = await train({ resume: first.checkpoint, outDir: path.join(dir, out) }, quiet);
+    const got = T.loadSafetensors(resumed.weights).tensors;
+    for (const [k, t] of Object.entries(final)) assert.ok(equalBits(got[k], t), `resumed at step ${stop}: ${k} differs`);
+  }
+  // The second epoch trained the backbone.
+  assert.ok(!equalBits(final['features.0.0.weight'], T.loadSafetensors(source).tensors['features.0.0.weight']), 'the unfrozen epoch left the backbone as it was');
+});
+
+test('every classifier names its head: the Linear layer whose output is the logits', () => {
+  const cases: [Parameters<typeof createModel>[0], Record<string, unknown>][] = [
+    ['cnn', { widths: [4, 8], hidden: 8 }], ['resnet_small', {}], ['resnet18', { width: 8 }], ['mobilenet_v1', { alpha: 0.25 }], ['xception', { middleRepeats: 1 }], ['shallow', { hidden: 16 }],
+  ];
+  for (const [name, options] of cases) {
+    T.tidy(() => {
+      const m = createClassifier(name, options, { numClasses: 7, inChannels: 3 });
+      const head = m.namedModules().find(([n]) => n === m.head)?.[1];
+      assert.ok(head instanceof Linear && head.outFeatures === 7, `${name}: ${m.head} is not a 7-output Linear`);
+      // With the head's weights zero, the logits are its bias, whatever the image.
+      T.noGrad(() => {
+        head.weight.zero_();
+        head.bias!.copy_(T.arange(0, 7, 1, { dtype: 'float32' }));
+      });
+      const logits = T.noGrad(() => m.eval().forward(T.randn([2, 3, 32, 32])));
+      assertClose(logits, T.arange(0, 7, 1, { dtype: 'float32' }).expand(2, 7), 0, `${name} logits`);
+    });
+  }
+});
+
+test('weights that do not fit but for the head, and a frozen backbone without weights, are refused by name', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'other.safetensors');
+  T.saveSafetensors(file, createModel('cnn', { widths: [8, 16], hidden: 16, numClasses: 10, inChannels: 3 }).stateDict());
+  const narrower = createModel('cnn', { widths: [4, 16], hidden: 16, numClasses: 2, inChannels: 3 });
+  assert.throws(() => loadForFineTuning(file, narrower), (e: Error) => e.message.startsWith(`weights ${file} do not fit the model`) && /features\.0\.\S*weight: shape \[8,3,3,3\] in the file, \[4,3,3,3\]/.test(e.message));
+  // The same head shape: an ordinary load, nothing replaced.
+  const same = createModel('cnn', { widths: [8, 16], hidden: 16, numClasses: 10, inChannels: 3 });
+  assert.equal(loadForFineTuning(file, same), null);
+  const data = await folders(dir, 16);
+  await assert.rejects(train({ model: 'cnn', data, freezeEpochs: 1, epochs: 1, outDir: path.join(dir, 'run') }, () => {}), /freezing the backbone keeps the weights training starts from: give them \(--init\)/);
+  const cli = spawnSync(process.execPath, [CLI, 'train', '--freeze-epochs', '2', '--epochs', '1'], { encoding: 'utf8' });
+  assert.notEqual(cli.status, 0);
+  assert.match(cli.stderr, /--freeze-epochs keeps the weights --init loads frozen: give --init too/);
+});

@@ -117,11 +117,19 @@ const collectOpt = (v: string, acc: Record<string, unknown>): Record<string, unk
   return acc;
 };
 
-function dataSpec(o: { trainDir?: string; testDir?: string; imageSize: number; channels: number }): DataSpec {
-  if (!o.trainDir && !o.testDir) return { kind: 'fashion-mnist' };
-  if (!o.trainDir || !o.testDir) throw new InvalidArgumentError('give both --train-dir and --test-dir (folders of class sub-folders)');
+/** The test share of a lone --train-dir: a fifth of every class. */
+const DEFAULT_TEST_SPLIT = 0.2;
+
+function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number }): DataSpec {
+  if (!o.trainDir && !o.testDir) {
+    if (o.testSplit) throw new InvalidArgumentError('--test-split holds out part of --train-dir: give --train-dir');
+    return { kind: 'fashion-mnist' };
+  }
+  if (!o.trainDir) throw new InvalidArgumentError('--test-dir needs --train-dir (folders of class sub-folders)');
+  if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
   if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
-  return { kind: 'image-folder', train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels };
+  const test = o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT };
+  return { kind: 'image-folder', train: o.trainDir, ...test, size: o.imageSize, channels: o.channels };
 }
 
 const program = new Command('tsvision')
@@ -133,8 +141,9 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
   if (d.epochs !== undefined) cmd.option('-e, --epochs <n>', 'passes over the training set', num('--epochs', { int: true, min: 1 }), d.epochs);
   return cmd
     .option('--opt <key=value>', 'model option, repeatable (e.g. --opt alpha=0.5 --opt se=true)', collectOpt, {})
-    .option('--train-dir <dir>', 'training images as <dir>/<class>/<image> (PNG/JPEG); with --test-dir, replaces Fashion-MNIST')
-    .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>')
+    .option('--train-dir <dir>', 'training images as <dir>/<class>/<image> (PNG/JPEG), instead of Fashion-MNIST')
+    .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>; without it, --test-split of --train-dir is the test set')
+    .option('--test-split <f>', `without --test-dir: hold out this share of every class of --train-dir as the test set, the same images whatever --seed (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
     .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
     .option('--channels <n>', 'image-folder channels: 1 (grey) or 3 (RGB)', num('--channels', { int: true }), 3)
     .option('-b, --batch-size <n>', 'samples per optimizer step', num('--batch-size', { int: true, min: 1 }), DEFAULT_CONFIG.batchSize)
@@ -383,8 +392,9 @@ program
   .option('--seed <n>', 'seed for weights, scene layouts and shuffling', num('--seed', { int: true, min: 0 }), DEFAULT_SEGMENT_CONFIG.seed)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
   .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
-  .option('--train-dir <dir>', 'your training data: <dir>/images/*.png|jpg and <dir>/masks/*.png (grey value = class, 255 ignored), optional <dir>/classes.txt; with --test-dir, replaces the scenes')
-  .option('--test-dir <dir>', 'your test data, laid out as --train-dir')
+  .option('--train-dir <dir>', 'your training data: <dir>/images/*.png|jpg and <dir>/masks/*.png (grey value = class, 255 ignored), optional <dir>/classes.txt; instead of the scenes')
+  .option('--test-dir <dir>', 'your test data, laid out as --train-dir; without it, --test-split of --train-dir\'s images are the test set')
+  .option('--test-split <f>', `without --test-dir: hold out this share of --train-dir's images as the test set, the same ones whatever --seed (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
   .option('--image-size <HxW>', 'resize your images (bilinear) and masks (nearest) to H×W, or N×N (default: their own sizes, decoded batch by batch)', sizeArg('--image-size'))
   .option('--augment', "the papers' augmentation of training images: random scale, crop, mirror (default for --train-dir)")
   .option('--no-augment', 'train on the images as they are')
@@ -422,7 +432,9 @@ program
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
-    if (Boolean(o.trainDir) !== Boolean(o.testDir)) throw new InvalidArgumentError('give both --train-dir and --test-dir (folders of images/ and masks/)');
+    if (o.testDir && !o.trainDir) throw new InvalidArgumentError('--test-dir needs --train-dir (folders of images/ and masks/)');
+    if (o.testSplit && !o.trainDir) throw new InvalidArgumentError('--test-split holds out part of --train-dir: give --train-dir');
+    if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
     // One rank of `tsvision launch --nproc N -- segment ...`: data-parallel; rank 0 prints the results.
     const parallel = await initFromEnvironment();
@@ -430,7 +442,7 @@ program
       {
         syncBatchNorm: o.syncBn,
         backboneInit: o.backboneInit,
-        folders: o.trainDir ? { train: o.trainDir, test: o.testDir, size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap } : undefined,
+        folders: o.trainDir ? { train: o.trainDir, ...(o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT }), size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap } : undefined,
         // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
         augment: o.augment === false ? null
           : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }
@@ -465,7 +477,7 @@ program
       process.exitCode = 130;
       return;
     }
-    console.log(`\n${o.trainDir ? o.testDir : 'Fashion-MNIST scenes'} test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
+    console.log(`\n${o.trainDir ? (o.testDir ?? `${o.trainDir} (held out)`) : 'Fashion-MNIST scenes'} test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
     console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * f.testIoU[i]).toFixed(2)}%`).join('\n'));
     if (r.stoppedEarly) console.log(`stopped early after epoch ${r.stoppedEarly} (--patience ${o.patience})`);
     if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length} by validation mIoU ${(100 * r.best.valMIoU).toFixed(2)}%: test mIoU ${(100 * r.best.testMIoU).toFixed(2)}%`);
@@ -478,8 +490,9 @@ slideOptions(program
   .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors from `train`, or model.safetensors weights')
   .option('-m, --model <name>', 'model of plain weights (checkpoints name their own)', modelName)
   .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
-  .option('--train-dir <dir>', 'image-folder training set (for class names)')
+  .option('--train-dir <dir>', 'image-folder training set (for class names; without --test-dir, the test images are held out of it)')
   .option('--test-dir <dir>', 'image-folder test set')
+  .option('--test-split <f>', `without --test-dir: the share of --train-dir held out as the test set (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
   .option('--image-size <px>', 'image-folder resize', num('--image-size', { int: true, min: 8 }), 32)
   .option('--channels <n>', 'image-folder channels', num('--channels', { int: true }), 3)
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))

@@ -11,7 +11,7 @@ export type { BatchData, BatchContext, BatchTransform } from './transforms';
 export { loadFashionMNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from './fashion-mnist';
 export type { FashionMNISTOptions } from './fashion-mnist';
 export { ImageFolder } from './image-folder';
-export { stratifiedSplit, SampleSubset, BatchSubset } from './split';
+export { stratifiedSplit, splitOff, allOf, TEST_SPLIT_SEED, SampleSubset, BatchSubset } from './split';
 export type { ImageFolderOptions, ImageFolderSample } from './image-folder';
 export { PixelLabelledImages, labelCounts } from './pixel-labels';
 export { FashionScenes, SCENE_CLASSES, FASHION_SCENES_DEFAULTS } from './fashion-scenes';

@@ -1,5 +1,5 @@
-// A validation set held out of a training set: the same share of every class, drawn by seed, so that model
-// selection and early stopping never look at the test set.
+// Held-out sets: a validation set out of a training set (model selection and early stopping never look at
+// the test set), or a test set out of a lone training folder; the same share of every class, drawn by seed.
 import { Tensor, keep, tensor } from '../torch';
 import { BatchData } from './transforms';
 import { BatchSource, Dataset, Sample } from './loader';
@@ -31,6 +31,21 @@ export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, see
   }
   const pick = (v: number) => Int32Array.from(isVal.reduce<number[]>((a, f, i) => (f === v ? (a.push(i), a) : a), []));
   return { train: pick(0), val: pick(1) };
+}
+
+// The test split's seed: the same test images whatever the run's --seed, so runs compare on equal terms.
+export const TEST_SPLIT_SEED = 0x7e57;
+
+/** 0, 1, …, n − 1. */
+export const allOf = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => i);
+
+/**
+ * `indices` (of samples with these labels) in two: `out`, that share of every class (stratifiedSplit, drawn
+ * by `seed`), and `keep`, the rest; both as indices of the whole set, ascending.
+ */
+export function splitOff(labels: readonly number[], indices: Int32Array, fraction: number, seed: number): { keep: Int32Array; out: Int32Array } {
+  const { train, val } = stratifiedSplit(Array.from(indices, (i) => labels[i]), fraction, seed);
+  return { keep: train.map((j) => indices[j]), out: val.map((j) => indices[j]) };
 }
 
 /** Samples `indices` of a per-sample dataset (classified or pixel-labelled), in that order. */

@@ -1,5 +1,5 @@
-// The data a training run reads: Fashion-MNIST (Debian's package) or a pair of image folders.
-import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, SampleSubset, TensorDataset, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, stratifiedSplit, toFloat } from '../data';
+// The data a training run reads: Fashion-MNIST (Debian's package) or image folders (a test folder, or a test share of the training one).
+import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, splitOff, toFloat } from '../data';
 
 /**
  * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set
@@ -7,8 +7,12 @@ import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHIO
  */
 export type DataSpec =
   | { kind: 'fashion-mnist'; root?: string; valSplit?: number }
-  /** root/<class>/<image> folders; images are resized to `size` (square). */
-  | { kind: 'image-folder'; train: string; test: string; size?: number; channels?: 1 | 3; valSplit?: number };
+  /**
+   * root/<class>/<image> folders; images are resized to `size` (square). The test images come from `test`,
+   * or with `testSplit` from the training folder: that share of every class, the same images every run
+   * (drawn by a fixed seed, not the run's), never trained on; `valSplit` then takes its share of the rest.
+   */
+  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number };
 
 export interface Loaders {
   train: DataLoader;
@@ -37,10 +41,11 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
     const test = loadFashionMNIST({ split: 'test', root: spec.root });
     const norm = normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]);
     const aug = [...(o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : []), ...jitter];
-    const split = holdOut(train, spec.valSplit, o.seed);
+    const labels = Array.from(train.labels.toArray(), Number);
+    const val = spec.valSplit ? splitOff(labels, allOf(labels.length), spec.valSplit, o.seed) : null;
     return {
-      train: new DataLoader(split.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm) }),
-      val: split.val && new DataLoader(split.val, { batchSize: 500, transform: compose(toFloat(), norm) }),
+      train: new DataLoader(val ? new BatchSubset(train, val.keep) : train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm) }),
+      val: val && new DataLoader(new BatchSubset(train, val.out), { batchSize: 500, transform: compose(toFloat(), norm) }),
       test: new DataLoader(test, { batchSize: 500, transform: compose(toFloat(), norm) }),
       numClasses: 10,
       inChannels: 1,
@@ -50,31 +55,28 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   const size = imageSize(spec);
   const channels = spec.channels ?? 3;
   const train = new ImageFolder(spec.train, { size, channels });
-  const test = new ImageFolder(spec.test, { size, channels });
-  if (train.classes.join('\n') !== test.classes.join('\n')) {
+  const labels = train.samples.map((s) => s.label);
+  if (Boolean(spec.test) === Boolean(spec.testSplit)) throw new Error(`image-folder data takes a test folder or a test split of ${spec.train}, one of the two`);
+  const held = spec.testSplit ? splitOff(labels, allOf(labels.length), spec.testSplit, TEST_SPLIT_SEED) : null;
+  const test = held ? new SampleSubset(train, held.out) : new ImageFolder(spec.test!, { size, channels });
+  if (test instanceof ImageFolder && train.classes.join('\n') !== test.classes.join('\n')) {
     throw new Error(`image folders disagree on classes: ${spec.train} has [${train.classes}], ${spec.test} has [${test.classes}]`);
   }
   // Per-channel statistics of ImageNet are a poor fit for arbitrary folders; scale to [-1, 1] instead.
   const norm = normalize(Array(channels).fill(0.5), Array(channels).fill(0.5));
   const aug = [...(o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : []), ...jitter];
-  const split = holdOut(train, spec.valSplit, o.seed);
+  const rest = held ? held.keep : allOf(labels.length);
+  const val = spec.valSplit ? splitOff(labels, rest, spec.valSplit, o.seed) : null;
+  const kept = val ? val.keep : rest;
+  const trainPart = kept.length === labels.length ? train : new SampleSubset(train, kept);
   const evalLoader = (d: DataLoader['dataset']) => new DataLoader(d, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 });
   return {
     // A last training batch of one image cannot be batch-normalized (BatchNorm2d refuses it): drop only that.
-    train: new DataLoader(split.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: split.train.length % o.batchSize === 1 }),
-    val: split.val && evalLoader(split.val),
+    train: new DataLoader(trainPart, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: trainPart.length % o.batchSize === 1 }),
+    val: val && evalLoader(new SampleSubset(train, val.out)),
     test: evalLoader(test),
     numClasses: train.classes.length,
     inChannels: channels,
     classes: train.classes,
   };
-}
-
-/** The training set and, with a validation share, its two parts (stratified by class, drawn by `seed`). */
-function holdOut<D extends TensorDataset | ImageFolder>(train: D, valSplit: number | undefined, seed: number): { train: D | BatchSubset | SampleSubset; val: BatchSubset | SampleSubset | null } {
-  if (!valSplit) return { train, val: null };
-  const labels = train instanceof TensorDataset ? Array.from(train.labels.toArray(), Number) : train.samples.map((s) => s.label);
-  const { train: keep, val } = stratifiedSplit(labels, valSplit, seed);
-  const part = (indices: Int32Array) => (train instanceof TensorDataset ? new BatchSubset(train, indices) : new SampleSubset(train, indices));
-  return { train: part(keep), val: part(val) };
 }

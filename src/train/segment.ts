@@ -13,7 +13,7 @@ import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, SampleSubset, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, stratifiedSplit, toFloat } from '../data';
+import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, stratifiedSplit, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -54,8 +54,11 @@ export interface SegmentConfig {
    * start: torchvision's state dict converted by scripts/pth2safetensors.py, or a tsvision `train` checkpoint.
    */
   backboneInit?: string;
-  /** The user's data instead of the scenes: folders of images/ and masks/ (see SegmentationFolder). */
-  folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3; numClasses?: number } & Pick<SegmentationFolderOptions, 'maskName' | 'labelMap'>;
+  /**
+   * The user's data instead of the scenes: folders of images/ and masks/ (see SegmentationFolder). The test
+   * images are `test`'s, or with `testSplit` that share of `train`'s, the same ones every run (a fixed seed).
+   */
+  folders?: { train: string; test?: string; testSplit?: number; size?: [number, number]; channels: 1 | 3; numClasses?: number } & Pick<SegmentationFolderOptions, 'maskName' | 'labelMap'>;
   /**
    * The papers' augmentation of training images (random scale, rotation, crop, mirror; segmentation-augment.ts)
    * or null. Default: on for the user's folders, off for the scenes (their layouts are random already).
@@ -189,27 +192,34 @@ function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: 
  */
 async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders']>, { transform, trainTransform }: { transform: BatchTransform; trainTransform: BatchTransform }, train: boolean): Promise<SegmentationData> {
   const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses, maskName: f.maskName, labelMap: f.labelMap };
-  const trainSet = train ? SegmentationFiles.open(f.train, opts) : null;
-  const testSet = SegmentationFiles.open(f.test, opts);
-  if (trainSet && trainSet.classes.join('\n') !== testSet.classes.join('\n')) throw new Error(`segment: ${f.train} and ${f.test} name different classes`);
+  if (Boolean(f.test) === Boolean(f.testSplit)) throw new Error(`segment: the test images come from a test folder or a test split of ${f.train}, one of the two`);
+  const trainSet = train || f.testSplit ? SegmentationFiles.open(f.train, opts) : null;
+  // Images have no class: each split takes its share of them all (one label for every image).
+  const none = new Array<number>(trainSet?.length ?? 0).fill(0);
+  const held = f.testSplit ? splitOff(none, allOf(none.length), f.testSplit, TEST_SPLIT_SEED) : null;
+  const testFiles = held ? trainSet! : SegmentationFiles.open(f.test!, opts);
+  const testSet = held ? new SampleSubset(testFiles, held.out) : testFiles;
+  if (trainSet && !held && trainSet.classes.join('\n') !== testFiles.classes.join('\n')) throw new Error(`segment: ${f.train} and ${f.test} name different classes`);
   const first = await testSet.get(0);
   const firstSize: [number, number] = [first.y.size(0), first.y.size(1)];
   disposeBatch(first);
   const crop = cfg.augment ? cfg.augment.crop ?? f.size ?? firstSize : null;
   const trainTf = cfg.augment ? { sampleTransform: compose(trainTransform, augmentation(cfg.augment, crop!)), transform: (b: BatchData) => b } : { transform: trainTransform };
-  const split = trainSet && holdOut(trainSet.length, cfg);
-  const trainPart = trainSet && split ? new SampleSubset(trainSet, split.train) : trainSet;
+  const rest = held ? held.keep : allOf(none.length);
+  const val = train && cfg.valSplit ? splitOff(none, rest, cfg.valSplit, cfg.seed) : null;
+  const trainIndices = val ? val.keep : rest;
+  const trainPart = train && trainSet ? (trainIndices.length === trainSet.length ? trainSet : new SampleSubset(trainSet, trainIndices)) : null;
   // One image a batch unless all share a size; padding happens per image, so that sizes may differ.
   const evalBatch = f.size ? cfg.batchSize ?? DEFAULT_SEGMENT_CONFIG.batchSize : 1;
   return {
     train: trainPart && new DataLoader(trainPart, { ...trainLoaderOptions(cfg, trainPart.length), ...trainTf }),
-    val: trainSet && split && new DataLoader(new SampleSubset(trainSet, split.val), { batchSize: evalBatch, transform }),
+    val: val && new DataLoader(new SampleSubset(trainSet!, val.out), { batchSize: evalBatch, transform }),
     test: new DataLoader(testSet, { batchSize: evalBatch, transform }),
-    classes: testSet.classes,
+    classes: testFiles.classes,
     inChannels: f.channels,
     inputSize: crop ?? f.size ?? firstSize,
     transform,
-    trainLabelCounts: (shard) => trainSet!.labelCounts(undefined, shard, split?.train),
+    trainLabelCounts: (shard) => trainSet!.labelCounts(undefined, shard, trainIndices.length === trainSet!.length ? undefined : trainIndices),
     async overlaySamples(k) {
       const samples: PixelSample[] = [];
       // Among the first k test images only: scanning further would decode the whole test set every epoch.
@@ -224,7 +234,7 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
         return b;
       });
     },
-    describe: `${trainSet ? `${trainPart!.length} training images from ${f.train}${split ? ` (${split.val.length} more held out for validation)` : ''}, ` : ''}${testSet.length} test images from ${f.test}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}${trainSet ? describeJitter(cfg) : ''}, ${testSet.classes.length} classes`,
+    describe: `${trainPart ? `${trainPart.length} training images from ${f.train}${val ? ` (${val.out.length} more held out for validation)` : ''}, ` : ''}${testSet.length} test images ${held ? `held out of ${f.train} (${Math.round(100 * f.testSplit!)}%)` : `from ${f.test}`}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}${trainSet ? describeJitter(cfg) : ''}, ${testFiles.classes.length} classes`,
     dispose: () => {},
   };
 }
@@ -575,7 +585,7 @@ export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOpti
   if (!isSegmentConfig(c.state.config)) throw new Error(`${file} is not a checkpoint of \`tsvision segment\``);
   const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...c.state.config };
   if (o.testDir && !cfg.folders) throw new Error(`${file} was trained on the scenes (normalized as Fashion-MNIST); --test-dir needs a run trained on folders`);
-  const folders = cfg.folders && o.testDir ? { ...cfg.folders, test: o.testDir } : cfg.folders;
+  const folders = cfg.folders && o.testDir ? { ...cfg.folders, test: o.testDir, testSplit: undefined } : cfg.folders;
   const data = await segmentationData({ ...cfg, folders }, { train: false });
   try {
     const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);

@@ -447,5 +447,6 @@ function describeAugment(cfg: Pick<TrainConfig, 'augment' | 'colorJitter' | 'mix
 }
 
 function describeData(d: DataSpec): string {
-  return d.kind === 'fashion-mnist' ? 'Fashion-MNIST' : `image folders ${d.train} / ${d.test}`;
+  if (d.kind === 'fashion-mnist') return 'Fashion-MNIST';
+  return d.test ? `image folders ${d.train} / ${d.test}` : `image folder ${d.train} (${Math.round(100 * d.testSplit!)}% of each class held out as the test set)`;
 }

@@ -7,16 +7,19 @@ import { readWeights } from './checkpoint';
 const under = (key: string, prefix: string): boolean => key === prefix || key.startsWith(`${prefix}.`);
 
 /**
- * Loads `file` into `model`. Every tensor must fit, except the head's when the file was trained on another
- * number of classes: that head is left as initialized (torchvision's and timm's `num_classes` recipe).
- * Returns the file's number of classes when its head was replaced, else null.
+ * Loads `file` into `model`. Every tensor must fit, except the head's when the file was trained on other
+ * classes — another number of them, or, where the file's run record names them, other names than `classes`
+ * (the data's): that head is left as initialized (torchvision's and timm's `num_classes` recipe).
+ * Returns the file's classes (their number, and names where recorded) when its head was replaced, else null.
  */
-export function loadForFineTuning(file: string, model: Classifier): { fileClasses: number } | null {
-  const { weights } = readWeights(file);
+export function loadForFineTuning(file: string, model: Classifier, classes?: readonly string[]): { fileClasses: number; names: readonly string[] | null } | null {
+  const { weights, run } = readWeights(file);
   const own = model.stateDict();
   const headWeight = weights[`${model.head}.weight`];
   const ownHead = own[`${model.head}.weight`];
-  const replaced = headWeight && ownHead && headWeight.shape[0] !== ownHead.shape[0] && headWeight.shape.slice(1).join() === ownHead.shape.slice(1).join();
+  const names = Array.isArray(run?.classes) ? (run.classes as string[]) : null;
+  const otherNames = names !== null && classes !== undefined && classes.length > 0 && names.join('\n') !== classes.join('\n');
+  const replaced = headWeight && ownHead && (headWeight.shape[0] !== ownHead.shape[0] || otherNames) && headWeight.shape.slice(1).join() === ownHead.shape.slice(1).join();
   const sd = replaced ? Object.fromEntries(Object.entries(weights).filter(([k]) => !under(k, model.head))) : weights;
   const problems = [
     ...Object.keys(own).filter((k) => !(k in sd) && !(replaced && under(k, model.head))).map((k) => `${k}: missing from the file`),
@@ -28,7 +31,7 @@ export function loadForFineTuning(file: string, model: Classifier): { fileClasse
   } catch (e) {
     throw new Error(`weights ${file} do not fit the model: ${(e as Error).message.replace(/^loadStateDict: /, '')}`);
   }
-  return replaced ? { fileClasses: headWeight.shape[0] } : null;
+  return replaced ? { fileClasses: headWeight.shape[0], names } : null;
 }
 
 /**

@@ -84,7 +84,7 @@ export async function findLearningRate(cfgIn: Partial<TrainConfig>, o: Partial<L
   manualSeed(cfg.seed);
   const loaders = makeLoaders(cfg.data, cfg);
   const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
-  if (cfg.init) loadForFineTuning(cfg.init, model);
+  if (cfg.init) loadForFineTuning(cfg.init, model, loaders.classes);
   const { optimizer } = makeOptimizer(model.parameters(), { ...cfg, lr: f.start, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
   model.train();
   const [lrs, losses, smoothed] = [[] as number[], [] as number[], [] as number[]];

@@ -245,8 +245,9 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     history = (resumed.state.history as EpochRecord[]) ?? [];
     log(`resumed from ${cfgIn.resume}: epoch ${epoch + 1}, batch ${startBatch}, step ${step}`);
   } else if (cfg.init) {
-    const replaced = loadForFineTuning(cfg.init, model);
-    log(`initialized from ${cfg.init}${replaced ? `; its head \`${model.head}\` (${replaced.fileClasses} classes) starts afresh for these ${numClasses} classes` : ''}`);
+    const replaced = loadForFineTuning(cfg.init, model, loaders.classes);
+    const theirs = replaced && `${replaced.fileClasses} classes${replaced.names ? `: ${replaced.names.join(', ')}` : ''}`;
+    log(`initialized from ${cfg.init}${replaced ? `; its head \`${model.head}\` (${theirs}) starts afresh for these ${numClasses} classes` : ''}`);
   }
   if (freezeEpochs) log(`backbone frozen for ${Math.min(freezeEpochs, cfg.epochs)} of ${cfg.epochs} epochs: only the head \`${model.head}\` trains (${headParameters(model).toLocaleString('en-US')} parameters)`);
   // Rank 0's weights on every rank (they agree already unless initialized differently), gradients averaged.

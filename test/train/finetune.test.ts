@@ -14,6 +14,7 @@ import { Classifier } from '../../src/models/common';
 import { TrainConfig, train } from '../../src/train/trainer';
 import { makeLoaders } from '../../src/train/datasets';
 import { loadForFineTuning } from '../../src/train/finetune';
+import { saveWeights } from '../../src/train/checkpoint';
 import { restoreNetwork } from '../../src/infer/restore';
 import { PYTHON, assertClose, runTorch } from '../helpers/pytorch';
 import { writeLeftRightFolder } from '../helpers/folders';
@@ -140,9 +141,17 @@ test('weights that do not fit but for the head, and a frozen backbone without we
   T.saveSafetensors(file, createModel('cnn', { widths: [8, 16], hidden: 16, numClasses: 10, inChannels: 3 }).stateDict());
   const narrower = createModel('cnn', { widths: [4, 16], hidden: 16, numClasses: 2, inChannels: 3 });
   assert.throws(() => loadForFineTuning(file, narrower), (e: Error) => e.message.startsWith(`weights ${file} do not fit the model`) && /features\.0\.\S*weight: shape \[8,3,3,3\] in the file, \[4,3,3,3\]/.test(e.message));
-  // The same head shape: an ordinary load, nothing replaced.
+  // The same head shape: an ordinary load, nothing replaced — unless the file's run record names other classes.
   const same = createModel('cnn', { widths: [8, 16], hidden: 16, numClasses: 10, inChannels: 3 });
   assert.equal(loadForFineTuning(file, same), null);
+  const named = path.join(dir, 'named.safetensors');
+  const digits = Array.from({ length: 10 }, (_, i) => `digit ${i}`);
+  saveWeights(named, createModel('cnn', { widths: [8, 16], hidden: 16, numClasses: 10, inChannels: 3 }), { config: {}, classes: digits });
+  assert.equal(loadForFineTuning(named, same, digits), null);
+  const before = same.classifier.at(3) as Linear;
+  const kept = T.noGrad(() => before.weight.clone());
+  assert.deepEqual(loadForFineTuning(named, same, digits.map((d) => d.replace('digit', 'letter'))), { fileClasses: 10, names: digits });
+  assert.ok(equalBits(before.weight, kept), 'a head for other classes stays as initialized');
   const data = await folders(dir, 16);
   await assert.rejects(train({ model: 'cnn', data, freezeEpochs: 1, epochs: 1, outDir: path.join(dir, 'run') }, () => {}), /freezing the backbone keeps the weights training starts from: give them \(--init\)/);
   const cli = spawnSync(process.execPath, [CLI, 'train', '--freeze-epochs', '2', '--epochs', '1'], { encoding: 'utf8' });

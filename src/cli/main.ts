@@ -243,9 +243,9 @@ addRecipeOptions(
     const f = r.final!;
     console.log(`\n${cfg.data?.kind === 'image-folder' ? 'Image folders' : 'Fashion-MNIST'} test accuracy: top-1 ${(100 * f.testTop1).toFixed(2)}%, top-5 ${(100 * f.testTop5).toFixed(2)}%`);
     if (r.stoppedEarly) console.log(`stopped early after epoch ${r.stoppedEarly} (--patience ${cfg.patience})`);
-    if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length} by validation top-1 ${(100 * r.best.valTop1).toFixed(2)}%: test top-1 ${(100 * r.best.testTop1).toFixed(2)}%`);
+    if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length}${r.best.ema ? ' (its moving average)' : ''} by validation top-1 ${(100 * r.best.valTop1).toFixed(2)}%: test top-1 ${(100 * r.best.testTop1).toFixed(2)}%`);
     if (f.emaTestTop1 !== undefined) console.log(`moving average of the weights (--ema ${cfg.ema}): test top-1 ${(100 * f.emaTestTop1).toFixed(2)}%, top-5 ${(100 * f.emaTestTop5!).toFixed(2)}%`);
-    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch})` : ''}${r.ema ? `\nema:        ${r.ema}` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
+    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch}${r.best.ema ? ', moving average' : ''})` : ''}${r.ema ? `\nema:        ${r.ema}` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}`);
   });
 
 addRecipeOptions(

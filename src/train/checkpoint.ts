@@ -131,6 +131,8 @@ export interface RunRecord {
   classes?: unknown;
   /** For weights saved mid-run (a best epoch's): after which epoch. */
   epoch?: number;
+  /** Weights of the moving average (train --ema) rather than the trained ones. */
+  ema?: boolean;
 }
 /** Metadata key of the run record in plain weights files. */
 export const RUN_METADATA_KEY = 'tsvision.run';

@@ -126,12 +126,17 @@ export interface EpochRecord {
   emaValTop1?: number;
 }
 
-/** The epoch of the best validation top-1 so far (the first of equals), and where its weights went. */
+/**
+ * The epoch of the best validation top-1 so far (the first of equals), and where its weights went. With a
+ * moving average (`ema`) its weights compete too, after the trained ones of the same epoch.
+ */
 export interface BestEpoch {
   epoch: number;
   valTop1: number;
   testTop1: number;
   weights: string;
+  /** Whether the best were the moving average's weights (best.safetensors then holds those). */
+  ema: boolean;
 }
 
 export interface TrainResult {
@@ -324,38 +329,38 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       const trainSeconds = progress.seconds;
       // Each rank's BatchNorm statistics moved with its own last batch: evaluate rank 0's model everywhere.
       ddp?.syncBuffers();
-      const ev = await evaluate(model, testLoader, cfg.limitBatches);
-      const vev = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : { loss: 0, top1: 0, top5: 0, count: 0 };
+      const none: Scores = { loss: 0, top1: 0, top5: 0, count: 0 };
+      const train: Scores = { loss: meter.loss, top1: meter.accuracy(), top5: 0, count: meter.count };
+      const test = await evaluate(model, testLoader, cfg.limitBatches);
+      const val = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : none;
       // The average scored on the same images (every rank holds the same average: the same steps).
-      const eev = emaModel ? await evaluate(emaModel, testLoader, cfg.limitBatches) : { loss: 0, top1: 0, top5: 0, count: 0 };
-      const evv = emaModel && valLoader ? await evaluate(emaModel, valLoader, cfg.limitBatches) : { top1: 0, count: 0 };
-      const local = [meter.loss * meter.count, meter.accuracy() * meter.count, meter.count, ev.loss * ev.count, ev.top1 * ev.count, ev.top5 * ev.count, ev.count, vev.loss * vev.count, vev.top1 * vev.count, vev.top5 * vev.count, vev.count,
-        eev.loss * eev.count, eev.top1 * eev.count, eev.top5 * eev.count, eev.count, evv.top1 * evv.count, evv.count];
-      // Sums over the ranks: the accuracy printed is the one over the whole test set.
-      const [trainLoss, trainHits, trainCount, testLoss, top1, top5, testCount, valLoss, valHits, valHits5, valCount, emaLoss, emaHits, emaHits5, emaCount, emaValHits, emaValCount] = world > 1 ? dist.sumAcrossRanks(local) : local;
+      const emaTest = emaModel ? await evaluate(emaModel, testLoader, cfg.limitBatches) : none;
+      const emaVal = emaModel && valLoader ? await evaluate(emaModel, valLoader, cfg.limitBatches) : none;
+      // Over the ranks: the accuracy printed is the one over the whole test set.
+      const all = world > 1 ? scoresAcrossRanks({ train, test, val, emaTest, emaVal }) : { train, test, val, emaTest, emaVal };
       const rec: EpochRecord = {
         epoch: epoch + 1,
-        trainLoss: trainLoss / Math.max(1, trainCount),
-        trainTop1: trainHits / Math.max(1, trainCount),
-        testLoss: testLoss / Math.max(1, testCount),
-        testTop1: top1 / Math.max(1, testCount),
-        testTop5: top5 / Math.max(1, testCount),
+        trainLoss: all.train.loss,
+        trainTop1: all.train.top1,
+        testLoss: all.test.loss,
+        testTop1: all.test.top1,
+        testTop5: all.test.top5,
         seconds: trainSeconds,
-        samplesPerSecond: trainCount / Math.max(trainSeconds, 1e-3),
-        ...(valLoader ? { valLoss: valLoss / Math.max(1, valCount), valTop1: valHits / Math.max(1, valCount), valTop5: valHits5 / Math.max(1, valCount) } : {}),
-        ...(emaModel ? { emaTestLoss: emaLoss / Math.max(1, emaCount), emaTestTop1: emaHits / Math.max(1, emaCount), emaTestTop5: emaHits5 / Math.max(1, emaCount) } : {}),
-        ...(emaModel && valLoader ? { emaValTop1: emaValHits / Math.max(1, emaValCount) } : {}),
+        samplesPerSecond: all.train.count / Math.max(trainSeconds, 1e-3),
+        ...(valLoader ? { valLoss: all.val.loss, valTop1: all.val.top1, valTop5: all.val.top5 } : {}),
+        ...(emaModel ? { emaTestLoss: all.emaTest.loss, emaTestTop1: all.emaTest.top1, emaTestTop5: all.emaTest.top5 } : {}),
+        ...(emaModel && valLoader ? { emaValTop1: all.emaVal.top1 } : {}),
       };
       history.push(rec);
-      const val = rec.valTop1 === undefined ? '' : `val top-1 ${(100 * rec.valTop1).toFixed(2)}%, `;
+      const valWords = rec.valTop1 === undefined ? '' : `val top-1 ${(100 * rec.valTop1).toFixed(2)}%, `;
       const avg = rec.emaTestTop1 === undefined ? '' : `, EMA test top-1 ${(100 * rec.emaTestTop1).toFixed(2)}%`;
-      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${val}test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}%${avg} (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${valWords}test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}%${avg} (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
       const best = bestEpoch(history, bestFile);
       // The best epoch's weights first, then the checkpoint that records it: a run stopped in between
       // still has a best.safetensors that matches its history's best.
       if (best?.epoch === rec.epoch && rank === 0) {
-        saveWeights(bestFile, model, { config: cfg, classes: loaders.classes, epoch: rec.epoch });
-        log(`new best validation top-1: ${bestFile}`);
+        saveWeights(bestFile, best.ema && emaModel ? emaModel : model, { config: cfg, classes: loaders.classes, epoch: rec.epoch, ...(best.ema ? { ema: true } : {}) });
+        log(`new best validation top-1${best.ema ? ' (the moving average)' : ''}: ${bestFile}`);
       }
       if (patienceSpent(best, rec.epoch, cfg.patience, cfg.epochs)) stoppedEarly = rec.epoch;
       save(epoch + 1, 0);
@@ -408,10 +413,36 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   }
 }
 
-/** The first epoch of the highest validation top-1 in a history; null when it has no validation scores. */
+/** A set's mean loss, top-1 and top-5 over `count` images. */
+interface Scores {
+  loss: number;
+  top1: number;
+  top5: number;
+  count: number;
+}
+
+/** Each set's scores over the images of every rank: one all-reduce of the count-weighted sums. */
+function scoresAcrossRanks<K extends string>(local: Record<K, Scores>): Record<K, Scores> {
+  const sets = Object.keys(local) as K[];
+  const sums = dist.sumAcrossRanks(sets.flatMap((k) => [local[k].loss, local[k].top1, local[k].top5].map((x) => x * local[k].count).concat(local[k].count)));
+  return Object.fromEntries(sets.map((k, i) => {
+    const [loss, top1, top5, count] = sums.slice(4 * i, 4 * i + 4);
+    const n = Math.max(1, count);
+    return [k, { loss: loss / n, top1: top1 / n, top5: top5 / n, count }];
+  })) as Record<K, Scores>;
+}
+
+/**
+ * The first epoch of the highest validation top-1 in a history, the trained weights' or, where the run kept
+ * one, the moving average's (on a tie the trained ones); null when it has no validation scores.
+ */
 export function bestEpoch(history: readonly EpochRecord[], weights: string): BestEpoch | null {
-  const best = firstBest(history, (h) => h.valTop1);
-  return best ? { epoch: best.epoch, valTop1: best.valTop1!, testTop1: best.testTop1, weights } : null;
+  const candidates = history.flatMap((h) => [
+    { epoch: h.epoch, valTop1: h.valTop1, testTop1: h.testTop1, ema: false },
+    ...(h.emaValTop1 === undefined ? [] : [{ epoch: h.epoch, valTop1: h.emaValTop1, testTop1: h.emaTestTop1!, ema: true }]),
+  ]);
+  const best = firstBest(candidates, (c) => c.valTop1);
+  return best ? { ...best, valTop1: best.valTop1!, weights } : null;
 }
 
 // The mixing's own random stream, drawn per optimizer step: a resumed run mixes as the uninterrupted one.

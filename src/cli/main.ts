@@ -204,6 +204,7 @@ addRecipeOptions(
 )
   .option('-o, --out <dir>', 'output folder', DEFAULT_CONFIG.outDir)
   .option('--init <weights>', 'start from these weights (checkpoint, model.safetensors, or torchvision\'s converted by scripts/pth2safetensors.py) instead of a fresh initialization; a head trained on another number of classes starts afresh')
+  .addOption(new Option('--class-weights <mode>', 'weigh each class\'s cross-entropy by N / (K · its count) of the training images, for imbalanced data (sklearn\'s "balanced")').choices(['balanced']))
   .option('--freeze-epochs <n>', 'with --init: train only the head for the first n epochs, the rest frozen with its BatchNorm statistics held (n ≥ --epochs: a linear probe)', num('--freeze-epochs', { int: true, min: 1 }))
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
@@ -224,6 +225,7 @@ addRecipeOptions(
       ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
       ...(o.ema ? { ema: o.ema as number } : {}),
       ...(o.freezeEpochs ? { freezeEpochs: o.freezeEpochs as number } : {}),
+      ...(o.classWeights ? { classWeights: o.classWeights as 'balanced' } : {}),
       model: o.model,
       outDir: o.out,
       init: o.init ?? '',
@@ -533,7 +535,8 @@ slideOptions(program
     const net = optimize ? optimizeForInference(model, randn([1, loaders.inChannels, side, side]), { precision }) : model;
     const r = await evaluate(net, loaders.test, 0, { flip: o.flip });
     const how = [...(o.flip ? ['mirrored'] : []), ...(shipped ? [shipped.slice(2)] : [])].join(', ');
-    console.log(`${cfg.model} on ${r.count} test images${how ? ` (${how})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%`);
+    console.log(`${cfg.model} on ${r.count} test images${how ? ` (${how})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%, balanced accuracy ${(100 * r.balancedTop1).toFixed(2)}%`);
+    console.log(r.recall.map((x, i) => `  ${(loaders.classes[i] ?? String(i)).padEnd(12)} recall ${x === null ? '—  (no test images)' : `${(100 * x).toFixed(2)}%`}`).join('\n'));
     console.log(`${params.toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / params).toFixed(2)}%)` : ''}`);
     if (o.out) {
       const classes = loaders.classes.length === loaders.numClasses ? loaders.classes : Array.from({ length: loaders.numClasses }, (_, i) => String(i));

@@ -3,7 +3,7 @@
 //   CutMix (Yun et al., "CutMix", ICCV 2019, §3.1): a box of x_j pasted into x_i, its side √(1 − λ) of the
 //   image's, centred uniformly at random and clipped at the border, λ then the share of x_i left.
 // λ ~ Beta(α, α); j is a random permutation of the batch; the loss is λ·CE(ŷ, y_i) + (1 − λ)·CE(ŷ, y_j).
-import { Tensor, crossEntropy, tensor } from '../torch';
+import { CrossEntropyOptions, Tensor, crossEntropy, tensor } from '../torch';
 import { Rng } from './rng';
 
 export interface MixOptions {
@@ -52,6 +52,6 @@ export function applyMix(x: Tensor, y: Tensor, d: MixDraw): { x: Tensor; partner
 }
 
 /** λ·CE(logits, y) + (1 − λ)·CE(logits, partnerY). */
-export function mixedCrossEntropy(logits: Tensor, y: Tensor, partnerY: Tensor, lambda: number, o: { labelSmoothing?: number } = {}): Tensor {
+export function mixedCrossEntropy(logits: Tensor, y: Tensor, partnerY: Tensor, lambda: number, o: CrossEntropyOptions = {}): Tensor {
   return crossEntropy(logits, y, o).mul(lambda).add(crossEntropy(logits, partnerY, o).mul(1 - lambda));
 }

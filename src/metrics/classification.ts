@@ -36,3 +36,17 @@ export class ClassificationMeter {
     return this.hits[i] / Math.max(1, this.count);
   }
 }
+
+/**
+ * Per-class recall from a confusion matrix (rows: true classes): the share of each class's images given
+ * that class, null for a class without any; and their mean over the classes present, the balanced
+ * accuracy (sklearn's balanced_accuracy_score), which an imbalanced test set does not flatter.
+ */
+export function recallPerClass(confusion: readonly (readonly number[])[]): { recall: (number | null)[]; balanced: number } {
+  const recall = confusion.map((row, c) => {
+    const n = row.reduce((a, x) => a + x, 0);
+    return n > 0 ? row[c] / n : null;
+  });
+  const present = recall.filter((r): r is number => r !== null);
+  return { recall, balanced: present.length ? present.reduce((a, r) => a + r, 0) / present.length : 0 };
+}

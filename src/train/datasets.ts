@@ -22,6 +22,16 @@ export interface Loaders {
   numClasses: number;
   inChannels: number;
   classes: readonly string[];
+  /** Images per class in the training part (what `train` learns from, after any held-out shares). */
+  trainCounts: number[];
+}
+
+/** How many of `indices` (all when absent) carry each of `numClasses` labels. */
+function countLabels(labels: readonly number[], numClasses: number, indices?: Int32Array): number[] {
+  const counts = new Array<number>(numClasses).fill(0);
+  if (indices) for (const i of indices) counts[labels[i]]++;
+  else for (const y of labels) counts[y]++;
+  return counts;
 }
 
 /** The side of the square images a data spec yields: 28 for Fashion-MNIST, the resize size for folders. */
@@ -50,6 +60,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
       numClasses: 10,
       inChannels: 1,
       classes: train.classes ?? [],
+      trainCounts: countLabels(labels, 10, val?.keep),
     };
   }
   const size = imageSize(spec);
@@ -78,5 +89,16 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
     numClasses: train.classes.length,
     inChannels: channels,
     classes: train.classes,
+    trainCounts: countLabels(labels, train.classes.length, kept),
   };
+}
+
+/**
+ * sklearn's "balanced" class weights, N / (K · n_c) for the K classes present among N training images (0 for
+ * a class with none): a weighted cross-entropy then gives every class the same total weight.
+ */
+export function balancedClassWeights(counts: readonly number[]): number[] {
+  const n = counts.reduce((a, c) => a + c, 0);
+  const k = counts.filter((c) => c > 0).length;
+  return counts.map((c) => (c > 0 ? n / (k * c) : 0));
 }

@@ -3,19 +3,19 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, manualSeed, noGrad, setNumThreads, softmax, tidy } from '../torch';
+import { CrossEntropyOptions, Tensor, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, keep, manualSeed, noGrad, setNumThreads, softmax, tensor, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, createClassifier } from '../models/registry';
 import { Batch, ColorJitterOptions, DataLoader, Rng, describeColorJitter, disposeBatch } from '../data';
 import { applyMix, drawMix, mixedCrossEntropy } from '../data/mix';
-import { ClassificationMeter } from '../metrics/classification';
+import { ClassificationMeter, recallPerClass } from '../metrics/classification';
 import { ConfusionMatrix } from '../metrics/confusion';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
-import { DataSpec, makeLoaders } from './datasets';
+import { DataSpec, balancedClassWeights, makeLoaders } from './datasets';
 import { applyCheckpoint, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
 import { headParameters, loadForFineTuning, trainMode } from './finetune';
 import { ExponentialMovingAverage } from '../optim/ema';
@@ -36,6 +36,11 @@ export interface TrainConfig {
   schedule: ScheduleName;
   warmupEpochs: number;
   labelSmoothing: number;
+  /**
+   * 'balanced': each class's cross-entropy weighted by N / (K · n_c) over the training images (sklearn's
+   * "balanced", PyTorch's `weight`), so that rare classes count as much as common ones. Absent or null: none.
+   */
+  classWeights?: 'balanced' | null;
   /** Clip the gradient norm to this value (0: no clipping). */
   clipGradNorm: number;
   augment: boolean;
@@ -171,11 +176,12 @@ export function describePrecision(precision: TrainConfig['precision']): string {
 export type { Logger };
 
 /**
- * Test loss, top-1 and top-5 accuracy, and the confusion matrix (counts: [true class][predicted class]).
+ * Test loss, top-1 and top-5 accuracy, the confusion matrix (counts: [true class][predicted class]), each
+ * class's recall and their mean (balanced accuracy).
  * `flip`: test-time augmentation, the class probabilities averaged over each image and its mirror image
  * (the loss is then the negative log of the averaged probability of the true class).
  */
-export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean } = {}): Promise<{ loss: number; top1: number; top5: number; count: number; confusion: number[][] }> {
+export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean } = {}): Promise<{ loss: number; top1: number; top5: number; count: number; confusion: number[][]; recall: (number | null)[]; balancedTop1: number }> {
   const meter = new ClassificationMeter([1, 5]);
   // Built at the first batch, which shows the number of classes.
   const held: { confusion: ConfusionMatrix | null } = { confusion: null };
@@ -196,7 +202,9 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
       if (limitBatches && ++k >= limitBatches) break;
     }
     model.train(wasTraining);
-    return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion: held.confusion?.confusion() ?? [] };
+    const confusion = held.confusion?.confusion() ?? [];
+    const { recall, balanced } = recallPerClass(confusion);
+    return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion, recall, balancedTop1: balanced };
   } finally {
     held.confusion?.dispose();
   }
@@ -261,6 +269,10 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const method: TrainingMethod | null = cfg.method ? createMethod(cfg.method, model, resumed?.method ?? null, { numClasses, inChannels, data: cfg.data }) : null;
   if (method) log(method.description);
   if ((cfg.mixup || cfg.cutmix) && method?.loss) throw new Error('mixup and CutMix mix the labels of a cross-entropy loss; this method trains with its own loss');
+  if (cfg.classWeights && method?.loss) throw new Error('class weights weigh a cross-entropy loss; this method trains with its own loss');
+  const balanced = cfg.classWeights === 'balanced' ? balancedClassWeights(loaders.trainCounts) : null;
+  if (balanced) log(`class weights (balanced, from ${loaders.trainCounts.join('/')} training images): ${balanced.map((w, i) => `${loaders.classes[i] ?? i} ${w.toFixed(3)}`).join(', ')}`);
+  const ce = { labelSmoothing: cfg.labelSmoothing, weight: balanced ? keep(tensor(balanced, { dtype: 'float32' })) : undefined };
   // The average lives in a second network built as the first, scored and saved as it is; its initialization
   // draws from a forked generator, so that the run's random stream (dropout, resumed from checkpoints) is not
   // moved. It starts from the weights training starts from; a resumed run takes up its saved average.
@@ -302,7 +314,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           await new Promise((r) => setImmediate(r));
           lastYield = Date.now();
         }
-        let loss = trainStep(model, opt, batch, cfg, meter, method, ddp, step);
+        let loss = trainStep(model, opt, batch, cfg, ce, meter, method, ddp, step);
         ema?.update(step);
         disposeBatch(batch);
         b++;
@@ -373,6 +385,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     return finish('finished');
   } finally {
     interrupt.dispose();
+    ce.weight?.dispose();
   }
 
   async function writeReport(): Promise<void> {
@@ -448,15 +461,14 @@ export function bestEpoch(history: readonly EpochRecord[], weights: string): Bes
 // The mixing's own random stream, drawn per optimizer step: a resumed run mixes as the uninterrupted one.
 const MIX_STREAM = 0x4d495853;
 
-function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, meter: ClassificationMeter, method: TrainingMethod | null, ddp: dist.DistributedDataParallel<Classifier> | null, step: number): number {
+function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainConfig, ce: CrossEntropyOptions, meter: ClassificationMeter, method: TrainingMethod | null, ddp: dist.DistributedDataParallel<Classifier> | null, step: number): number {
   return tidy(() => {
     const [n, , h, w] = batch.x.shape;
     const mix = cfg.mixup || cfg.cutmix ? drawMix({ mixup: cfg.mixup ?? 0, cutmix: cfg.cutmix ?? 0 }, n, h, w, Rng.from(cfg.seed, MIX_STREAM, step)) : null;
     const mixed = mix && applyMix(batch.x, batch.y, mix);
     const forward = (): { logits: Tensor; loss: Tensor } => {
       const logits = (ddp ?? model).forward(mixed ? mixed.x : batch.x);
-      const smoothing = { labelSmoothing: cfg.labelSmoothing };
-      return { logits, loss: method?.loss ? method.loss(logits, batch) : mix ? mixedCrossEntropy(logits, batch.y, mixed!.partnerY, mix.lambda, smoothing) : crossEntropy(logits, batch.y, smoothing) };
+      return { logits, loss: method?.loss ? method.loss(logits, batch) : mix ? mixedCrossEntropy(logits, batch.y, mixed!.partnerY, mix.lambda, ce) : crossEntropy(logits, batch.y, ce) };
     };
     // The backward pass runs outside autocast, as PyTorch's recipe has it: autograd replays the casts.
     const { logits, loss } = cfg.precision === 'bfloat16' ? autocast(forward) : forward();

@@ -717,7 +717,7 @@ slideOptions(program
   .option('--size <HxW>', 'resize images to H×W before the network (default: the size it was trained on)', sizeArg('--size'))
   .option('--native', 'segmentation: run at each image\'s own size (padded to the network\'s size multiple) instead of resizing', false)
   .option(scalesOption, 'segmentation: average class probabilities over these input scales (DeepLab-V3 §4.3)', scalesArg)
-  .option('--flip', 'segmentation: also average over the mirrored image', false))
+  .option('--flip', 'also average the class probabilities over the mirrored image (test-time augmentation; classifiers and segmentation)', false))
   .option('--no-optimize', 'run the network exactly as trained: no BatchNorm folding, no oneDNN layout between layers (the answers agree up to float rounding)')
   .option('--bf16', 'run the optimized network in bfloat16: faster on CPUs with AVX-512 BF16 or AMX (see `tsvision info`), ~1% relative error in the logits', false)
   .option('--mean <list>', 'normalization mean per channel, e.g. 0.5,0.5,0.5 (default: what training used; plain weights: as image folders)', numList('--mean'))

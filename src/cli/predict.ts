@@ -50,7 +50,7 @@ export async function predictCommand(weights: string, args: readonly string[], o
   const files = expandImages(args); // before loading the network: a typo fails at once
   const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization, optimize: o.optimize, precision: o.precision });
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
-  if ((o.scales || o.flip || o.crop) && !predictor.segmentation) throw new Error(`--scales, --flip and --slide apply to segmentation networks; ${predictor.name} is a classifier`);
+  if ((o.scales || o.crop) && !predictor.segmentation) throw new Error(`--scales and --slide apply to segmentation networks; ${predictor.name} is a classifier`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
@@ -79,7 +79,7 @@ async function predictAll(predictor: Predictor, files: readonly string[], names:
             segmentResult(p, batch[j].name, o, names?.[start + j]),
           ),
         )
-      : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize })).map((top, j) => ({ file: batch[j].name, top }));
+      : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize, flip: o.flip })).map((top, j) => ({ file: batch[j].name, top }));
     done.forEach(report);
     batchDone();
   }

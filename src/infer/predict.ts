@@ -160,8 +160,11 @@ export class Predictor {
     return new Predictor(file, o);
   }
 
-  /** The k most probable classes (softmax over the logits), most probable first. */
-  async classify(image: ImageInput, o: { topK?: number } = {}): Promise<ClassScore[]> {
+  /**
+   * The k most probable classes (softmax over the logits), most probable first. `flip`: the probabilities
+   * averaged with the mirror image's (test-time augmentation, as `eval --flip`).
+   */
+  async classify(image: ImageInput, o: { topK?: number; flip?: boolean } = {}): Promise<ClassScore[]> {
     return (await this.classifyMany([image], o))[0];
   }
 
@@ -170,15 +173,15 @@ export class Predictor {
    * works off the JavaScript thread) and images of one size go through the network together. Eval-mode
    * networks treat every image of a batch alone, so the answers are classify()'s.
    */
-  async classifyMany(images: readonly ImageInput[], o: { topK?: number; batchSize?: number } = {}): Promise<ClassScore[][]> {
+  async classifyMany(images: readonly ImageInput[], o: { topK?: number; batchSize?: number; flip?: boolean } = {}): Promise<ClassScore[][]> {
     if (this.segmentation) throw new Error(`${this.name} is a segmentation network: use segment()`);
     return this.inBatches(images, o.batchSize, this.size, (group) =>
       tidy(() =>
         noGrad(() => {
           const x = cat(group.map((g) => this.input(g.img)), 0);
-          const logits = this.run(x, 'classify', (forward) => forward(x));
-          const k = Math.max(1, Math.min(o.topK ?? 5, logits.size(1)));
-          const { values, indices } = softmax(logits, 1).topk(k, 1);
+          const p = this.run(x, 'classify', (forward) => (o.flip ? softmax(forward(x), 1).add(softmax(forward(x.flip(3)), 1)).div(2) : softmax(forward(x), 1)));
+          const k = Math.max(1, Math.min(o.topK ?? 5, p.size(1)));
+          const { values, indices } = p.topk(k, 1);
           return group.map((_, j) => {
             const p = values.select(0, j).toNumbers();
             return indices.select(0, j).toNumbers().map((index, i) => ({ class: this.className(index), index, probability: p[i] }));

@@ -207,6 +207,20 @@ test('classify: probabilities equal torchvision ResNet-18 on PIL-decoded pixels 
   assert.ok(Math.abs(fromBytes[0].probability - Math.max(...ref.rgba.toNumbers())) < 1e-5);
 });
 
+test('classify --flip: the probabilities are the mean of the image\'s and its mirror image\'s', async () => {
+  await ready;
+  const p = await Predictor.load(clsCkpt);
+  // At the trained size, so that mirroring commutes with the (absent) resize.
+  const px = Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37 + (i >> 5) * 11) % 256));
+  const image = await sharp(px, { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+  const mirror = await sharp(image).flop().png().toBuffer();
+  const byClass = (top: { index: number; probability: number }[]) => top.reduce((a, c) => ((a[c.index] = c.probability), a), new Array<number>(top.length).fill(0));
+  const [plain, flipped, both] = [await p.classify(image, { topK: 4 }), await p.classify(mirror, { topK: 4 }), await p.classify(image, { topK: 4, flip: true })];
+  const want = byClass(plain).map((x, i) => (x + byClass(flipped)[i]) / 2);
+  byClass(both).forEach((x, i) => assert.ok(Math.abs(x - want[i]) < 1e-6, `class ${i}: ${x} vs ${want[i]}`));
+  assert.ok(byClass(plain).some((x, i) => Math.abs(x - want[i]) > 1e-4), 'the mirror image changes the answer, so the test tells');
+});
+
 test('the plain weights a run writes carry its record: they restore alone, as its checkpoint does', async () => {
   await ready;
   const r = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, epochs: 1, batchSize: 50, limitBatches: 2, threads: 1, outDir: file('run') }, () => {});

@@ -55,7 +55,8 @@ export interface Fitted {
 
 let cache: { train: TensorDataset; test: TensorDataset } | null = null;
 
-function fashion(): { train: TensorDataset; test: TensorDataset } {
+/** Fashion-MNIST's training and test sets, read once per reproduction (releaseData frees them). */
+export function fashion(): { train: TensorDataset; test: TensorDataset } {
   if (!cache) cache = { train: loadFashionMNIST({ split: 'train' }), test: loadFashionMNIST({ split: 'test' }) };
   return cache;
 }

@@ -1,13 +1,14 @@
-// `tsvision reproduce senet|mobilenet|xception`: three classification papers' central claims, measured at
-// small scale on Fashion-MNIST, each written to <outDir>/REPORT.md with a PNG plot.
+// `tsvision reproduce senet|mobilenet|xception|transfer`: four classification papers' central claims, measured
+// at small scale on Fashion-MNIST, each written to <outDir>/REPORT.md with a PNG plot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Log, REPRODUCTION_THREADS, releaseData, withThreads } from './common';
 import { reproduceMobilenet } from './mobilenet';
 import { reproduceSenet } from './senet';
 import { reproduceXception } from './xception';
+import { reproduceTransfer } from './transfer';
 
-export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception'] as const;
+export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer'] as const;
 export type ReproductionName = (typeof REPRODUCTIONS)[number];
 
 export interface ReproductionOptions {
@@ -34,6 +35,7 @@ export async function runReproduction(name: ReproductionName, opts: Reproduction
       if (name === 'senet') return reproduceSenet(outDir, quick, log);
       if (name === 'mobilenet') return reproduceMobilenet(outDir, quick, log);
       if (name === 'xception') return reproduceXception(outDir, quick, log);
+      if (name === 'transfer') return reproduceTransfer(outDir, quick, log);
       throw new Error(`runReproduction: unknown reproduction '${String(name)}'; known: ${REPRODUCTIONS.join(', ')}`);
     });
   } finally {

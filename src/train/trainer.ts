@@ -17,7 +17,7 @@ import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, balancedClassWeights, makeLoaders } from './datasets';
 import { applyCheckpoint, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
-import { headParameters, loadForFineTuning, trainMode } from './finetune';
+import { frozenTrainableParameters, loadForFineTuning, trainMode } from './finetune';
 import { ExponentialMovingAverage } from '../optim/ema';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
@@ -65,8 +65,8 @@ export interface TrainConfig {
    */
   init: string;
   /**
-   * Fine-tuning: for this many first epochs only the head trains; the rest of the network (`init`'s) is
-   * frozen and in inference mode. With as many as `epochs`, a linear probe. Absent or 0: all train throughout.
+   * Fine-tuning: for this many first epochs only the head and the BatchNorm layers train; the rest of the
+   * network (`init`'s) is frozen (finetune.ts). Absent or 0: every layer trains throughout.
    */
   freezeEpochs?: number;
   /** A training method (DSD's sparse step, mimic learning); null: plain supervised training. */
@@ -262,7 +262,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     const theirs = replaced && `${replaced.fileClasses} classes${replaced.names ? `: ${replaced.names.join(', ')}` : ''}`;
     log(`initialized from ${cfg.init}${replaced ? `; its head \`${model.head}\` (${theirs}) starts afresh for these ${numClasses} classes` : ''}`);
   }
-  if (freezeEpochs) log(`backbone frozen for ${Math.min(freezeEpochs, cfg.epochs)} of ${cfg.epochs} epochs: only the head \`${model.head}\` trains (${headParameters(model).toLocaleString('en-US')} parameters)`);
+  if (freezeEpochs) log(`backbone frozen for ${Math.min(freezeEpochs, cfg.epochs)} of ${cfg.epochs} epochs: only the head \`${model.head}\` and the BatchNorm layers train (${frozenTrainableParameters(model).toLocaleString('en-US')} parameters)`);
   // Rank 0's weights on every rank (they agree already unless initialized differently), gradients averaged.
   const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;
   // After the weights are in place: DSD's masks are the top-K of the weights training starts from.

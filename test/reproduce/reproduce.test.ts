@@ -15,6 +15,7 @@ import { runReproduction } from '../../src/reproduce';
 import { reproduceSenet } from '../../src/reproduce/senet';
 import { MobileNetStandardConv, reproduceMobilenet } from '../../src/reproduce/mobilenet';
 import { MiniXception, matchedChannels, reproduceXception } from '../../src/reproduce/xception';
+import { TRANSFER_QUICK_BUDGET, TRANSFER_VARIANTS, reproduceTransfer } from '../../src/reproduce/transfer';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-repro-'));
 const pct = (x: number): string => (100 * x).toFixed(2);
@@ -100,6 +101,27 @@ test('xception (quick): parameter-matched widths, and the table holds the measur
   for (let c = 1; c <= r.channels.separable; c++) {
     assert.ok(Math.abs(new MiniXception(c, 'standard').numParameters() - m.target) >= Math.abs(m.params - m.target));
   }
+});
+
+test('transfer (quick): PNG folders of tasks A and B for both splits, the base networks, and a table of the measured accuracies', async () => {
+  const dir = tmp();
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceTransfer(dir, true, quiet));
+  const md = await checkReportAndPng(dir, r.reportPath, 'transfer', 'transfer.png');
+  assert.ok(md.includes('A = T-shirt/top, Pullover, Coat, Shirt, Bag; B = Trouser, Dress, Sandal, Sneaker, Ankle boot'), 'the dissimilar split by name');
+  assert.ok(md.includes(`${pct(r.studies.similar.baseTop1)}% (similar) and ${pct(r.studies.dissimilar.baseTop1)}% (dissimilar)`), 'the base networks\' measured accuracies');
+  const t = tableWith(md, 'split');
+  const splits = ['similar', 'dissimilar'] as const;
+  assert.equal(t.rows.length, splits.length * TRANSFER_QUICK_BUDGET.targets.length);
+  splits.forEach((sp, i) => {
+    assert.deepEqual(t.rows[i].slice(0, 2), [sp, String(TRANSFER_QUICK_BUDGET.targets[0].images)]);
+    TRANSFER_VARIANTS.forEach((v, k) => {
+      const runs = r.studies[sp].results[v];
+      const m = meanStd(runs.map((x) => x.top1));
+      assert.equal(t.rows[i][k + 2], `${pct(m.mean)} ± ${pct(m.std)} (${runs.map((x) => pct(x.top1)).join(', ')})`);
+    });
+  });
+  // The work folders (PNGs, runs) are gone; only the report and its plot remain.
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'transfer.png']);
 });
 
 test('matched parameters at the full-run width are within 2%', () => {

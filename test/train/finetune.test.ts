@@ -1,5 +1,5 @@
 // Fine-tuning: torchvision's ResNet-18 weights (through scripts/pth2safetensors.py) on two new classes with
-// the backbone frozen, checked bit for bit against the file and through PyTorch's own ResNet-18 on the
+// the backbone frozen but for BatchNorm, checked bit for bit against the file and through PyTorch's own ResNet-18 on the
 // result; a frozen-then-unfrozen run resumed on both sides of the boundary; every classifier's head; the errors.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
-import { Linear } from '../../src/nn';
+import { BatchNorm2d, Linear } from '../../src/nn';
 import { createClassifier, createModel } from '../../src/models/registry';
 import { Classifier } from '../../src/models/common';
 import { TrainConfig, train } from '../../src/train/trainer';
@@ -29,9 +29,12 @@ async function folders(dir: string, size: number): Promise<TrainConfig['data']> 
   return { kind: 'image-folder', train: path.join(dir, 'train'), test: path.join(dir, 'test'), size, channels: 3 };
 }
 
+/** The state-dict keys of a network's BatchNorm layers (scale, shift, statistics, counter). */
+const batchNormKeys = (m: Classifier): Set<string> => new Set(m.namedModules().filter(([, x]) => x instanceof BatchNorm2d).flatMap(([n, x]) => Object.keys(x.stateDict()).map((k) => `${n}.${k}`)));
+
 const equalBits = (a: T.Tensor, b: T.Tensor): boolean => a.dtype === b.dtype && a.shape.join() === b.shape.join() && Buffer.from((a.toArray() as Float32Array).buffer).equals(Buffer.from((b.toArray() as Float32Array).buffer));
 
-test('torchvision ResNet-18 weights fine-tuned on two classes: ImageNet stem, a fresh head, the frozen backbone bit for bit; PyTorch agrees on the result', async () => {
+test('torchvision ResNet-18 weights fine-tuned on two classes: ImageNet stem, a fresh head, the frozen layers bit for bit, BatchNorm trained; PyTorch agrees on the result', async () => {
   const dir = tmp();
   const pth = path.join(dir, 'resnet18.pth');
   const source = path.join(dir, 'resnet18.safetensors');
@@ -55,13 +58,16 @@ torch.save(m.state_dict(), ${JSON.stringify(pth)})
     (l) => lines.push(l),
   );
   assert.ok(lines.some((l) => l.includes('its head `fc` (10 classes) starts afresh for these 2 classes')), lines.join('\n'));
-  assert.ok(lines.some((l) => l.includes('backbone frozen for 2 of 2 epochs: only the head `fc` trains (1,026 parameters)')), lines.join('\n'));
+  // fc: 2·512 + 2 = 1,026; BatchNorm scale and shift: 2 · (64 + 4·64 + 5·128 + 5·256 + 5·512) = 9,600.
+  assert.ok(lines.some((l) => l.includes('backbone frozen for 2 of 2 epochs: only the head `fc` and the BatchNorm layers train (10,626 parameters)')), lines.join('\n'));
 
   const before = T.loadSafetensors(source).tensors;
   const after = T.loadSafetensors(r.weights).tensors;
+  const norms = batchNormKeys(createClassifier('resnet18', { smallInput: false }, { numClasses: 2, inChannels: 3 }));
   for (const [k, t] of Object.entries(before)) {
     if (k.startsWith('fc.')) continue;
-    assert.ok(equalBits(after[k], t), `${k} moved though frozen`);
+    // The BatchNorm layers train on (fastai's train_bn); every other tensor is the file's, bit for bit.
+    assert.equal(equalBits(after[k], t), !norms.has(k), `${k} ${norms.has(k) ? 'kept still, though BatchNorm trains' : 'moved though frozen'}`);
   }
   assert.deepEqual(after['fc.weight'].shape, [2, 512]);
   // The head trained: it is no longer what a fresh network of the run's seed starts with.
@@ -102,10 +108,11 @@ test('frozen for the first epoch, then every layer: resumed inside either phase,
     const first = await train({ ...cfg(out), stopAfterSteps: stop }, quiet);
     assert.equal(first.status, 'interrupted');
     if (stop === 2) {
-      // Mid-way through the frozen epoch the backbone, BatchNorm statistics included, is the file's.
+      // Mid-way through the frozen epoch the convolutions and the hidden layer are the file's; BatchNorm trains.
       const mid = T.loadSafetensors(first.checkpoint).tensors;
       const src = T.loadSafetensors(source).tensors;
-      for (const k of Object.keys(src).filter((k) => !k.startsWith('classifier.3.'))) assert.ok(equalBits(mid[`model.${k}`], src[k]), `${k} moved in the frozen epoch`);
+      const norms = batchNormKeys(createModel('cnn', { ...opts, numClasses: 2, inChannels: 3 }));
+      for (const k of Object.keys(src).filter((k) => !k.startsWith('classifier.3.'))) assert.equal(equalBits(mid[`model.${k}`], src[k]), !norms.has(k), `${k} in the frozen epoch`);
     }
     const resumed = await train({ resume: first.checkpoint, outDir: path.join(dir, out) }, quiet);
     const got = T.loadSafetensors(resumed.weights).tensors;

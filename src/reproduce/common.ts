@@ -188,7 +188,7 @@ export function writeReport(dir: string, name: string, quick: boolean, body: str
   const footer =
     `**Reproduce:** \`${reproduceCommand(name, quick)}\` — run on ${new Date().toISOString().slice(0, 10)}, ` +
     `${os.cpus().length} CPU cores shared with other jobs (libtorch pinned to ${REPRODUCTION_THREADS} thread for determinism), ${(wallSeconds / 60).toFixed(1)} min wall time. ` +
-    'Training-set, test-set and epoch budgets were sized so that a reproduction takes about 8 minutes on such a machine.' +
+    'Training-set, test-set and epoch budgets were sized so that a reproduction takes minutes, not hours, on such a machine.' +
     (quick ? '\n\n*Quick mode: a pipeline check on a tiny budget; these numbers say nothing about the claim.*' : '');
   writeFileAtomic(file, `${body.trim()}\n\n${footer}\n`);
   return file;

@@ -1,7 +1,8 @@
 // Yosinski et al., "How transferable are features in deep neural networks?" (NIPS 2014): features learned
 // on one task help another, and a network started from them and fine-tuned generalizes better than one
-// trained from scratch on the target task alone. Here: Fashion-MNIST's even and odd classes as tasks A and
-// B, through the user's own path — PNG folders, `train --init … --freeze-epochs`.
+// trained from scratch on the target task alone. Here: Fashion-MNIST's classes halved into tasks A and B,
+// once into similar halves and once into dissimilar ones, through the user's own path — PNG folders,
+// `train --init … --freeze-epochs`.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

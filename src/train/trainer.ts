@@ -61,7 +61,7 @@ export interface TrainConfig {
   limitBatches: number;
   /**
    * Start from these weights (a checkpoint or a plain state dict) instead of a fresh initialization. A head
-   * trained on another number of classes starts afresh (fine-tuning; see finetune.ts).
+   * trained on other classes starts afresh (fine-tuning; see finetune.ts).
    */
   init: string;
   /**
@@ -296,7 +296,9 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
-      trainMode(model, epoch < freezeEpochs);
+      // Only a fine-tuning run touches requiresGrad: a method may hold parameters of its own still.
+      if (freezeEpochs) trainMode(model, epoch < freezeEpochs);
+      else model.train();
       if (freezeEpochs && epoch === freezeEpochs && epoch < cfg.epochs) log(`epoch ${epoch + 1}: backbone unfrozen, every layer trains`);
       const meter = new ClassificationMeter([1]);
       progress.startEpoch();

@@ -205,6 +205,7 @@ addRecipeOptions(
   .option('-o, --out <dir>', 'output folder', DEFAULT_CONFIG.outDir)
   .option('--init <weights>', 'start from these weights (checkpoint, model.safetensors, or torchvision\'s converted by scripts/pth2safetensors.py) instead of a fresh initialization; a head trained on another number of classes starts afresh')
   .addOption(new Option('--class-weights <mode>', 'weigh each class\'s cross-entropy by N / (K · its count) of the training images, for imbalanced data (sklearn\'s "balanced")').choices(['balanced']))
+  .option('--backbone-lr <f>', 'with --init: every layer but the head learns at this fraction of --lr (e.g. 0.1), the head at --lr (a discriminative rate, as fastai\'s)', num('--backbone-lr', { min: 0 }))
   .option('--freeze-epochs <n>', 'with --init: train only the head for the first n epochs, the rest frozen with its BatchNorm statistics held (n ≥ --epochs: a linear probe)', num('--freeze-epochs', { int: true, min: 1 }))
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
@@ -216,6 +217,7 @@ addRecipeOptions(
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
     if (o.freezeEpochs && !o.init) throw new InvalidArgumentError('--freeze-epochs keeps the weights --init loads frozen: give --init too');
+    if (o.backboneLr !== undefined && !o.init) throw new InvalidArgumentError('--backbone-lr sets the rate of the weights --init loads: give --init too');
     const recipe = recipeFrom(o);
     const cfg: Partial<TrainConfig> & { resume?: string } = {
       ...recipe,
@@ -225,6 +227,7 @@ addRecipeOptions(
       ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
       ...(o.ema ? { ema: o.ema as number } : {}),
       ...(o.freezeEpochs ? { freezeEpochs: o.freezeEpochs as number } : {}),
+      ...(o.backboneLr !== undefined ? { backboneLr: o.backboneLr as number } : {}),
       ...(o.classWeights ? { classWeights: o.classWeights as 'balanced' } : {}),
       model: o.model,
       outDir: o.out,

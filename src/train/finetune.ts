@@ -1,7 +1,7 @@
 // Fine-tuning: a classifier that starts from weights trained elsewhere — torchvision's ImageNet networks
 // converted by scripts/pth2safetensors.py, or another tsvision run — on other classes, with its backbone
 // held frozen for the first epochs so that a fresh head's first gradients cannot wreck it.
-import { BatchNorm2d } from '../nn';
+import { BatchNorm2d, Parameter } from '../nn';
 import { Classifier } from '../models/common';
 import { readWeights } from './checkpoint';
 
@@ -59,4 +59,17 @@ function frozenTrainable(model: Classifier): (parameter: string) => boolean {
 export function frozenTrainableParameters(model: Classifier): number {
   const trainable = frozenTrainable(model);
   return model.namedParameters().reduce((n, [name, p]) => n + (trainable(name) ? p.numel() : 0), 0);
+}
+
+/**
+ * The optimizer's parameter groups for a discriminative learning rate (fastai's `lr=slice(…)`, ULMFiT §3.2):
+ * every parameter but the head's at `scale` × the run's rate, the head's at the rate itself. The backbone
+ * group comes first, in the model's parameter order, so that a checkpoint's optimizer state fits again.
+ */
+export function backboneLrGroups(model: Classifier, lr: number, scale: number): { params: Parameter[]; lr: number }[] {
+  const named = model.namedParameters();
+  return [
+    { params: named.filter(([n]) => !under(n, model.head)).map(([, p]) => p), lr: lr * scale },
+    { params: named.filter(([n]) => under(n, model.head)).map(([, p]) => p), lr },
+  ];
 }

@@ -16,18 +16,22 @@ export interface Trainable {
   loadStateDict(s: OptimizerStateDict): void;
 }
 
+/** Parameters, or groups of them with a rate of their own (finetune.ts's backbone and head). */
+export type ParameterGroups = Parameter[] | { params: Parameter[]; lr: number }[];
+
 export function makeOptimizer(
-  params: Parameter[],
+  groups: ParameterGroups,
   o: { optimizer: OptimizerName; lr: number; momentum: number; weightDecay: number; schedule: ScheduleName; warmupEpochs: number },
   totalSteps: number,
   stepsPerEpoch: number,
 ): Trainable {
+  const params = groups.flatMap((g: Parameter | { params: Parameter[] }) => (g instanceof Parameter ? [g] : g.params));
   const optimizer: OptimizerLike =
     o.optimizer === 'sgd'
-      ? new SGD(params, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.momentum > 0 })
+      ? new SGD(groups, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.momentum > 0 })
       : o.optimizer === 'adam'
-        ? new Adam(params, { lr: o.lr, weightDecay: o.weightDecay })
-        : new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay });
+        ? new Adam(groups, { lr: o.lr, weightDecay: o.weightDecay })
+        : new AdamW(groups, { lr: o.lr, weightDecay: o.weightDecay });
   const warmup = Math.round(o.warmupEpochs * stepsPerEpoch);
   const schedule =
     o.schedule === 'cosine' ? new CosineAnnealingLR(optimizer, totalSteps, 0, warmup)

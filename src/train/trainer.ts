@@ -17,7 +17,7 @@ import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, balancedClassWeights, makeLoaders } from './datasets';
 import { applyCheckpoint, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
-import { frozenTrainableParameters, loadForFineTuning, trainMode } from './finetune';
+import { backboneLrGroups, frozenTrainableParameters, loadForFineTuning, trainMode } from './finetune';
 import { ExponentialMovingAverage } from '../optim/ema';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
@@ -69,6 +69,11 @@ export interface TrainConfig {
    * network (`init`'s) is frozen (finetune.ts). Absent or 0: every layer trains throughout.
    */
   freezeEpochs?: number;
+  /**
+   * Fine-tuning: every layer but the head learns at this fraction of `lr` (e.g. 0.1; the head at `lr`), a
+   * discriminative rate as fastai's. Absent or 1: one rate for all.
+   */
+  backboneLr?: number;
   /** A training method (DSD's sparse step, mimic learning); null: plain supervised training. */
   method: MethodSpec | null;
   /**
@@ -245,7 +250,8 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   let stoppedEarly: number | null = null;
   const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
-  const opt: Trainable = makeOptimizer(model.parameters(), cfg, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
+  const backboneLr = cfg.backboneLr ?? 1;
+  const opt: Trainable = makeOptimizer(backboneLr === 1 ? model.parameters() : backboneLrGroups(model, cfg.lr, backboneLr), cfg, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
 
   let epoch = 0;
   let startBatch = 0;
@@ -262,6 +268,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     const theirs = replaced && `${replaced.fileClasses} classes${replaced.names ? `: ${replaced.names.join(', ')}` : ''}`;
     log(`initialized from ${cfg.init}${replaced ? `; its head \`${model.head}\` (${theirs}) starts afresh for these ${numClasses} classes` : ''}`);
   }
+  if (backboneLr !== 1) log(`learning rates: ${cfg.lr * backboneLr} for the backbone (${backboneLr} × --lr), ${cfg.lr} for the head \`${model.head}\``);
   if (freezeEpochs) log(`backbone frozen for ${Math.min(freezeEpochs, cfg.epochs)} of ${cfg.epochs} epochs: only the head \`${model.head}\` and the BatchNorm layers train (${frozenTrainableParameters(model).toLocaleString('en-US')} parameters)`);
   // Rank 0's weights on every rank (they agree already unless initialized differently), gradients averaged.
   const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;

@@ -122,6 +122,37 @@ test('frozen for the first epoch, then every layer: resumed inside either phase,
   assert.ok(!equalBits(final['features.0.0.weight'], T.loadSafetensors(source).tensors['features.0.0.weight']), 'the unfrozen epoch left the backbone as it was');
 });
 
+test('--backbone-lr: one plain SGD step moves every layer but the head by that fraction of the full-rate step', async () => {
+  const dir = tmp();
+  const opts = { widths: [8, 16] as [number, number], hidden: 16, dropout: 0 };
+  T.manualSeed(9);
+  const source = path.join(dir, 'source.safetensors');
+  T.saveSafetensors(source, createModel('cnn', { ...opts, numClasses: 10, inChannels: 3 }).stateDict());
+  const data = await folders(dir, 16);
+  // One step over all 24 images, no momentum, decay or schedule: the update is −rate · gradient, and the
+  // gradient is the same in both runs (same start, same fresh head, same batch).
+  const run = async (out: string, backboneLr?: number) => {
+    const lines: string[] = [];
+    const r = await train({ model: 'cnn', modelOptions: opts, data, init: source, epochs: 1, batchSize: 24, lr: 0.1, momentum: 0, weightDecay: 0, schedule: 'none', outDir: path.join(dir, out), threads: 1, ...(backboneLr === undefined ? {} : { backboneLr }) }, (l) => lines.push(l));
+    return { weights: T.loadSafetensors(r.weights).tensors, lines };
+  };
+  const [scaled, full] = [await run('scaled', 0.25), await run('full')];
+  assert.ok(scaled.lines.some((l) => l.includes('learning rates: 0.025 for the backbone (0.25 × --lr), 0.1 for the head `classifier.3`')), scaled.lines.join('\n'));
+  const start = T.loadSafetensors(source).tensors;
+  for (const [k, w] of Object.entries(full.weights)) {
+    if (w.dtype !== 'float32') continue;
+    if (k.startsWith('classifier.3.')) {
+      assert.ok(equalBits(scaled.weights[k], w), `the head ${k} steps at the full rate`);
+      continue;
+    }
+    if (k.includes('running_')) continue; // statistics: the same forward pass in both runs, not a step
+    const [dScaled, dFull] = [scaled.weights[k].sub(start[k]), w.sub(start[k])];
+    const off = dScaled.sub(dFull.mul(0.25)).abs().max().item();
+    assert.ok(off < 1e-6, `${k}: the step is not a quarter of the full one (off by ${off})`);
+    if (k === 'features.0.0.weight') assert.ok(dFull.abs().max().item() > 1e-4, 'the full-rate step moves the first convolution');
+  }
+});
+
 test('every classifier names its head: the Linear layer whose output is the logits', () => {
   const cases: [Parameters<typeof createModel>[0], Record<string, unknown>][] = [
     ['cnn', { widths: [4, 8], hidden: 8 }], ['resnet_small', {}], ['resnet18', { width: 8 }], ['mobilenet_v1', { alpha: 0.25 }], ['xception', { middleRepeats: 1 }], ['shallow', { hidden: 16 }],
@@ -164,4 +195,7 @@ test('weights that do not fit but for the head, and a frozen backbone without we
   const cli = spawnSync(process.execPath, [CLI, 'train', '--freeze-epochs', '2', '--epochs', '1'], { encoding: 'utf8' });
   assert.notEqual(cli.status, 0);
   assert.match(cli.stderr, /--freeze-epochs keeps the weights --init loads frozen: give --init too/);
+  const lr = spawnSync(process.execPath, [CLI, 'train', '--backbone-lr', '0.1', '--epochs', '1'], { encoding: 'utf8' });
+  assert.notEqual(lr.status, 0);
+  assert.match(lr.stderr, /--backbone-lr sets the rate of the weights --init loads: give --init too/);
 });

@@ -9,8 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../src/torch';
-import { DataLoader, SegmentationFiles, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../src/data';
-import { IMAGENET } from '../src/train/segment';
+import { DataLoader, IMAGENET, SegmentationFiles, compose, disposeBatch, normalize, segmentationAugment, toFloat } from '../src/data';
 import { arg, LivePeer, machineLine, median, nowMs, writeSection } from './common';
 
 const rounds = Number(arg('rounds', '5'));

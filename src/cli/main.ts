@@ -120,16 +120,17 @@ const collectOpt = (v: string, acc: Record<string, unknown>): Record<string, unk
 /** The test share of a lone --train-dir: a fifth of every class. */
 const DEFAULT_TEST_SPLIT = 0.2;
 
-function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number }): DataSpec {
+function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet' }): DataSpec {
   if (!o.trainDir && !o.testDir) {
     if (o.testSplit) throw new InvalidArgumentError('--test-split holds out part of --train-dir: give --train-dir');
+    if (o.normalize) throw new InvalidArgumentError('--normalize applies to image folders (--train-dir); Fashion-MNIST is normalized with its own statistics');
     return { kind: 'fashion-mnist' };
   }
   if (!o.trainDir) throw new InvalidArgumentError('--test-dir needs --train-dir (folders of class sub-folders)');
   if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
   if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
   const test = o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT };
-  return { kind: 'image-folder', train: o.trainDir, ...test, size: o.imageSize, channels: o.channels };
+  return { kind: 'image-folder', train: o.trainDir, ...test, size: o.imageSize, channels: o.channels, ...(o.normalize ? { normalize: o.normalize } : {}) };
 }
 
 const program = new Command('tsvision')
@@ -145,6 +146,7 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>; without it, --test-split of --train-dir is the test set')
     .option('--test-split <f>', `without --test-dir: hold out this share of every class of --train-dir as the test set, the same images whatever --seed (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
     .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
+    .addOption(new Option('--normalize <stats>', 'image folders: normalize with ImageNet\'s mean and std, as torchvision\'s pretrained weights expect (default: scale to [-1, 1])').choices(['imagenet']))
     .option('--channels <n>', 'image-folder channels: 1 (grey) or 3 (RGB)', num('--channels', { int: true }), 3)
     .option('-b, --batch-size <n>', 'samples per optimizer step', num('--batch-size', { int: true, min: 1 }), DEFAULT_CONFIG.batchSize)
     .option('--lr <rate>', 'peak learning rate', num('--lr', { min: 0 }), d.lr)

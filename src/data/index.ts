@@ -4,7 +4,7 @@ export { readIdx, readIdxImages, readIdxLabels, IDX_IMAGES_MAGIC, IDX_LABELS_MAG
 export type { IdxArray } from './idx';
 export { TensorDataset, DataLoader, disposeBatch, checkLabelRange } from './loader';
 export type { Dataset, Sample, PixelSample, BatchSource, Batch, DataLoaderOptions, EpochOptions } from './loader';
-export { compose, ownStream, toFloat, normalize, randomCrop, randomHorizontalFlip, resize } from './transforms';
+export { compose, ownStream, toFloat, normalize, randomCrop, randomHorizontalFlip, resize, IMAGENET, IMAGENET_GREY } from './transforms';
 export { colorJitter, applyColorJitter, drawColorJitter, checkColorJitter, describeColorJitter, jitterRange, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToGrayscale, JITTER_KINDS } from './color';
 export type { ColorJitterOptions, ColorJitterDraw, JitterAmount, JitterKind } from './color';
 export type { BatchData, BatchContext, BatchTransform } from './transforms';

@@ -41,6 +41,13 @@ export function toFloat(): BatchTransform {
   return (b) => (b.x.dtype === 'uint8' ? { x: b.x.to('float32').div(255), y: b.y } : b);
 }
 
+/**
+ * ImageNet's per-channel statistics, as torchvision's pretrained networks expect their inputs normalized;
+ * for grey images their mean over the channels.
+ */
+export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } as const;
+export const IMAGENET_GREY = { mean: [0.449], std: [0.226] } as const;
+
 /** (x - mean[c]) / std[c] per channel; one value applies to every channel. */
 export function normalize(mean: readonly number[], std: readonly number[]): BatchTransform {
   if (mean.length === 0 || mean.length !== std.length) throw new Error(`normalize: mean (${mean.length}) and std (${std.length}) need the same non-zero length`);

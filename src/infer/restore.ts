@@ -8,6 +8,7 @@ import { createModel, createSegmentationModel, isModelName, isSegmentationModelN
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, SCENE_CLASSES } from '../data';
 import { CheckpointContents, RunRecord, fitWeights, readWeights } from '../train/checkpoint';
 import { segmentationNormalization } from '../train/segment';
+import { FolderNormalization, folderNormalization } from '../train/datasets';
 
 /** Any restored network: a classifier ([N, classes] logits) or a segmentation net ([N, classes, H, W]). */
 export type Network = Module & { forward(x: Tensor): Tensor };
@@ -50,7 +51,7 @@ export interface RestoredNetwork {
 interface RecordedConfig {
   model?: string;
   modelOptions?: Record<string, unknown>;
-  data?: { kind: string; train?: string; size?: number; channels?: 1 | 3 };
+  data?: { kind: string; train?: string; size?: number; channels?: 1 | 3; normalize?: FolderNormalization };
   scenes?: { size: number };
   folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3 };
 }
@@ -198,7 +199,7 @@ function normalizationOf(cfg: RecordedConfig | null, segmentation: boolean, chan
     return segmentationNormalization({ folders });
   }
   if (cfg && cfg.data?.kind !== 'image-folder') return { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] };
-  return { mean: Array(channels).fill(0.5), std: Array(channels).fill(0.5) };
+  return folderNormalization({ channels: c, normalize: cfg?.data?.normalize });
 }
 
 /**

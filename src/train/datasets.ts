@@ -1,5 +1,5 @@
 // The data a training run reads: Fashion-MNIST (Debian's package) or image folders (a test folder, or a test share of the training one).
-import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, splitOff, toFloat } from '../data';
+import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, splitOff, toFloat } from '../data';
 
 /**
  * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set
@@ -12,7 +12,24 @@ export type DataSpec =
    * or with `testSplit` from the training folder: that share of every class, the same images every run
    * (drawn by a fixed seed, not the run's), never trained on; `valSplit` then takes its share of the rest.
    */
-  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number };
+  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization };
+
+/**
+ * How image-folder pixels are normalized: absent, scaled to [-1, 1] (mean and std 0.5); 'imagenet', with
+ * ImageNet's statistics, as torchvision's pretrained weights saw their inputs (fine-tuning them).
+ */
+export type FolderNormalization = 'imagenet';
+
+/** The per-channel mean and std an image-folder run normalizes with (restore.ts reads the same). */
+export function folderNormalization(spec: { channels?: 1 | 3; normalize?: FolderNormalization }): { mean: number[]; std: number[] } {
+  const channels = spec.channels ?? 3;
+  if (spec.normalize === 'imagenet') {
+    const s = channels === 3 ? IMAGENET : IMAGENET_GREY;
+    return { mean: [...s.mean], std: [...s.std] };
+  }
+  // Per-channel statistics of ImageNet are a poor fit for arbitrary folders from scratch; scale to [-1, 1].
+  return { mean: Array<number>(channels).fill(0.5), std: Array<number>(channels).fill(0.5) };
+}
 
 export interface Loaders {
   train: DataLoader;
@@ -73,8 +90,8 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   if (test instanceof ImageFolder && train.classes.join('\n') !== test.classes.join('\n')) {
     throw new Error(`image folders disagree on classes: ${spec.train} has [${train.classes}], ${spec.test} has [${test.classes}]`);
   }
-  // Per-channel statistics of ImageNet are a poor fit for arbitrary folders; scale to [-1, 1] instead.
-  const norm = normalize(Array(channels).fill(0.5), Array(channels).fill(0.5));
+  const stats = folderNormalization(spec);
+  const norm = normalize(stats.mean, stats.std);
   const aug = [...(o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : []), ...jitter];
   const rest = held ? held.keep : allOf(labels.length);
   const val = spec.valSplit ? splitOff(labels, rest, spec.valSplit, o.seed) : null;

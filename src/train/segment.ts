@@ -13,7 +13,7 @@ import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, stratifiedSplit, toFloat } from '../data';
+import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, stratifiedSplit, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -118,9 +118,9 @@ export interface SegmentationData {
 
 // Scenes are normalized as Fashion-MNIST is; the user's photos with ImageNet's statistics (grey: their mean),
 // the convention of the papers' pretrained backbones.
-export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 export const segmentationNormalization = (cfg: Pick<SegmentConfig, 'folders'>): { mean: number[]; std: number[] } =>
-  !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : cfg.folders.channels === 3 ? IMAGENET : { mean: [0.449], std: [0.226] };
+  !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : statsOf(cfg.folders.channels === 3 ? IMAGENET : IMAGENET_GREY);
+const statsOf = (s: { mean: readonly number[]; std: readonly number[] }): { mean: number[]; std: number[] } => ({ mean: [...s.mean], std: [...s.std] });
 
 type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment' | 'colorJitter' | 'valSplit'>>;
 

@@ -18,12 +18,13 @@ import { saveWeights } from '../../src/train/checkpoint';
 import { restoreNetwork } from '../../src/infer/restore';
 import { PYTHON, assertClose, runTorch } from '../helpers/pytorch';
 import { writeLeftRightFolder } from '../helpers/folders';
+import sharp from 'sharp';
 
 const SCRIPTS = path.resolve(__dirname, '..', '..', '..', 'scripts');
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-finetune-'));
 
-async function folders(dir: string, size: number): Promise<TrainConfig['data']> {
+async function folders(dir: string, size: number): Promise<Extract<TrainConfig['data'], { kind: 'image-folder' }> & { test: string }> {
   await writeLeftRightFolder(path.join(dir, 'train'), 12);
   await writeLeftRightFolder(path.join(dir, 'test'), 4);
   return { kind: 'image-folder', train: path.join(dir, 'train'), test: path.join(dir, 'test'), size, channels: 3 };
@@ -51,7 +52,8 @@ torch.save(m.state_dict(), ${JSON.stringify(pth)})
 `);
   const conv = spawnSync(PYTHON, [path.join(SCRIPTS, 'pth2safetensors.py'), pth, source], { encoding: 'utf8' });
   assert.equal(conv.status, 0, conv.stderr);
-  const data = await folders(dir, 32);
+  // ImageNet's statistics, as torchvision's weights saw their inputs.
+  const data = { ...(await folders(dir, 32)), normalize: 'imagenet' as const };
   const lines: string[] = [];
   const r = await train(
     { model: 'resnet18', modelOptions: { smallInput: false }, data, init: source, freezeEpochs: 2, epochs: 2, batchSize: 8, lr: 0.05, outDir: path.join(dir, 'run'), threads: 1 },
@@ -79,6 +81,14 @@ torch.save(m.state_dict(), ${JSON.stringify(pth)})
   // gives the same logits (a 3×3 small-input stem has the same shapes and would not).
   const x = (await makeLoaders(data, { batchSize: 8, seed: 0, augment: false }).test.epoch(0).next()).value!.x;
   const net = restoreNetwork(r.weights);
+  assert.deepEqual(net.normalization, { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }, 'predict and export normalize as training did');
+  // The loader's input, by hand from the file's pixels: (p / 255 − mean) / std per channel.
+  const first = path.join(data.test, 'left', '0.png');
+  const small = { ...data, size: 16 };
+  const x16 = (await makeLoaders(small, { batchSize: 8, seed: 0, augment: false }).test.epoch(0).next()).value!.x;
+  const px = await sharp(first).raw().toBuffer();
+  const byHand = T.tensor(Array.from(px, (v, i) => (v / 255 - [0.485, 0.456, 0.406][i % 3]) / [0.229, 0.224, 0.225][i % 3]), { dtype: 'float32' }).reshape(16, 16, 3).permute(2, 0, 1);
+  assertClose(x16.select(0, 0), byHand, 1e-6, 'ImageNet-normalized pixels');
   const ours = T.noGrad(() => net.model.forward(x));
   const ref = runTorch(`
 import torchvision

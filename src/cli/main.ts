@@ -120,14 +120,19 @@ const collectOpt = (v: string, acc: Record<string, unknown>): Record<string, unk
 /** The test share of a lone --train-dir: a fifth of every class. */
 const DEFAULT_TEST_SPLIT = 0.2;
 
+/** Where the test images come from: --test-dir, or --test-split of --train-dir; `layout` names the folders. */
+function checkTestSource(o: { trainDir?: string; testDir?: string; testSplit?: number }, layout: string): void {
+  if (o.testDir && !o.trainDir) throw new InvalidArgumentError(`--test-dir needs --train-dir (${layout})`);
+  if (o.testSplit && !o.trainDir) throw new InvalidArgumentError('--test-split holds out part of --train-dir: give --train-dir');
+  if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
+}
+
 function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet' }): DataSpec {
-  if (!o.trainDir && !o.testDir) {
-    if (o.testSplit) throw new InvalidArgumentError('--test-split holds out part of --train-dir: give --train-dir');
+  checkTestSource(o, 'folders of class sub-folders');
+  if (!o.trainDir) {
     if (o.normalize) throw new InvalidArgumentError('--normalize applies to image folders (--train-dir); Fashion-MNIST is normalized with its own statistics');
     return { kind: 'fashion-mnist' };
   }
-  if (!o.trainDir) throw new InvalidArgumentError('--test-dir needs --train-dir (folders of class sub-folders)');
-  if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
   if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
   const test = o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT };
   return { kind: 'image-folder', train: o.trainDir, ...test, size: o.imageSize, channels: o.channels, ...(o.normalize ? { normalize: o.normalize } : {}) };
@@ -205,10 +210,10 @@ addRecipeOptions(
   { ...DEFAULT_CONFIG, epochs: DEFAULT_CONFIG.epochs },
 )
   .option('-o, --out <dir>', 'output folder', DEFAULT_CONFIG.outDir)
-  .option('--init <weights>', 'start from these weights (checkpoint, model.safetensors, or torchvision\'s converted by scripts/pth2safetensors.py) instead of a fresh initialization; a head trained on another number of classes starts afresh')
+  .option('--init <weights>', 'start from these weights (checkpoint, model.safetensors, or torchvision\'s converted by scripts/pth2safetensors.py) instead of a fresh initialization; a head trained on other classes starts afresh')
   .addOption(new Option('--class-weights <mode>', 'weigh each class\'s cross-entropy by N / (K · its count) of the training images, for imbalanced data (sklearn\'s "balanced")').choices(['balanced']))
   .option('--backbone-lr <f>', 'with --init: every layer but the head learns at this fraction of --lr (e.g. 0.1), the head at --lr (a discriminative rate, as fastai\'s)', num('--backbone-lr', { min: 0 }))
-  .option('--freeze-epochs <n>', 'with --init: train only the head for the first n epochs, the rest frozen with its BatchNorm statistics held (n ≥ --epochs: a linear probe)', num('--freeze-epochs', { int: true, min: 1 }))
+  .option('--freeze-epochs <n>', 'with --init: for the first n epochs only the head and the BatchNorm layers train, every other layer frozen (fastai\'s freeze; n ≥ --epochs: frozen throughout)', num('--freeze-epochs', { int: true, min: 1 }))
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
@@ -439,9 +444,7 @@ program
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
-    if (o.testDir && !o.trainDir) throw new InvalidArgumentError('--test-dir needs --train-dir (folders of images/ and masks/)');
-    if (o.testSplit && !o.trainDir) throw new InvalidArgumentError('--test-split holds out part of --train-dir: give --train-dir');
-    if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
+    checkTestSource(o, 'folders of images/ and masks/');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
     // One rank of `tsvision launch --nproc N -- segment ...`: data-parallel; rank 0 prints the results.
     const parallel = await initFromEnvironment();

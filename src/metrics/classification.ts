@@ -35,6 +35,16 @@ export class ClassificationMeter {
   accuracy(i = 0): number {
     return this.hits[i] / Math.max(1, this.count);
   }
+  /** The running sums, as one list [loss sum, hits per k…, count]: what a checkpoint saves, or ranks add up. */
+  sums(): number[] {
+    return [this.lossSum, ...this.hits, this.count];
+  }
+  /** Takes up sums() saved mid-epoch, so that the epoch's numbers cover its batches before an interruption. */
+  restore(sums: readonly number[]): void {
+    if (sums.length !== this.ks.length + 2) throw new Error(`ClassificationMeter.restore: expected ${this.ks.length + 2} sums, got ${sums.length}`);
+    [this.lossSum, ...this.hits] = sums.slice(0, -1);
+    this.count = sums[sums.length - 1];
+  }
 }
 
 /**

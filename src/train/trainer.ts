@@ -291,11 +291,12 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   }
   const emaFile = path.join(cfg.outDir, 'ema.safetensors');
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
-  const save = (ep: number, batch: number): void => {
+  // `epochSums`: mid-epoch, the training meter's sums over every rank so far, taken up again on resume.
+  const save = (ep: number, batch: number, epochSums?: number[]): void => {
     if (rank > 0) return;
     const os = opt.stateDict();
     // The class names travel with the weights, so that `predict` can name its answers.
-    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history, classes: loaders.classes }, method?.stateDict?.() ?? {}, ema?.shadow ?? {});
+    saveCheckpoint(ckptFile, model, os, { epoch: ep, batch, step, config: cfg, history, classes: loaders.classes, ...(epochSums ? { epochSums } : {}) }, method?.stateDict?.() ?? {}, ema?.shadow ?? {});
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
@@ -308,6 +309,12 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       else model.train();
       if (freezeEpochs && epoch === freezeEpochs && epoch < cfg.epochs) log(`epoch ${epoch + 1}: backbone unfrozen, every layer trains`);
       const meter = new ClassificationMeter([1]);
+      // Resumed mid-epoch: the epoch's training loss and top-1 go on from the batches before the stop (rank 0
+      // holds the sums of every rank, so the cross-rank sum at the epoch's end counts them once).
+      const carried = resumed?.state.epochSums as number[] | undefined;
+      if (carried && startBatch > 0 && epoch === resumed!.state.epoch && rank === 0) meter.restore(carried);
+      // Samples/s counts only what this process trained.
+      const carriedCount = meter.count;
       progress.startEpoch();
       let lastYield = Date.now();
       let b = startBatch;
@@ -339,10 +346,10 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           const where = fs.existsSync(ckptFile) ? `the last good checkpoint is ${ckptFile} (resume with --resume ${ckptFile})` : 'no checkpoint was written yet';
           throw new NonFiniteLossError(`loss became ${loss} at epoch ${epoch + 1}, batch ${b} (step ${step}); stopped without saving: ${where}. Try a lower --lr or --clip-grad-norm.`);
         }
-        progress.update(epoch, b, meter.count * world, `loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}%`);
+        progress.update(epoch, b, (meter.count - carriedCount) * world, `loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}%`);
         if (stop) {
           await batches.return(undefined);
-          save(epoch, b);
+          save(epoch, b, world > 1 ? dist.sumAcrossRanks(meter.sums()) : meter.sums());
           log(`saved ${ckptFile} at epoch ${epoch + 1}, batch ${b}; continue with: tsvision train --resume ${ckptFile}`);
           return finish('interrupted');
         }
@@ -367,7 +374,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         testTop1: all.test.top1,
         testTop5: all.test.top5,
         seconds: trainSeconds,
-        samplesPerSecond: all.train.count / Math.max(trainSeconds, 1e-3),
+        samplesPerSecond: (all.train.count - carriedCount) / Math.max(trainSeconds, 1e-3),
         ...(valLoader ? { valLoss: all.val.loss, valTop1: all.val.top1, valTop5: all.val.top5 } : {}),
         ...(emaModel ? { emaTestLoss: all.emaTest.loss, emaTestTop1: all.emaTest.top1, emaTestTop5: all.emaTest.top5 } : {}),
         ...(emaModel && valLoader ? { emaValTop1: all.emaVal.top1 } : {}),

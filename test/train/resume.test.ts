@@ -48,6 +48,9 @@ test('a run interrupted mid-epoch and resumed ends with bitwise the same weights
   assert.equal(resumed.status, 'finished');
   const d = maxDiff(full.model.stateDict(), resumed.model.stateDict());
   assert.equal(d, 0, `weights differ by up to ${d}`);
+  // The interrupted epoch's training loss and top-1 cover its batches before the stop too, as the whole run's.
+  const numbers = (h: typeof full.history) => h.map((e) => [e.trainLoss, e.trainTop1, e.testLoss, e.testTop1]);
+  assert.deepEqual(numbers(resumed.history), numbers(full.history));
   // And the control: a different seed does give different weights, so the comparison can fail.
   const other = await train({ ...base(tmp()), seed: 8 }, quiet);
   assert.ok(maxDiff(full.model.stateDict(), other.model.stateDict()) > 0);

@@ -62,15 +62,21 @@ export interface TransferResults {
   studies: Record<TransferSplit, TransferStudy>;
 }
 
+/** A Fashion-MNIST split's labels and pixels in JavaScript, read out of libtorch once for every folder written. */
+interface Images {
+  ys: number[];
+  pixels: Uint8Array;
+  side: number;
+  classes: readonly string[] | undefined;
+}
+const imagesOf = (d: TensorDataset): Images => ({ ys: Array.from(d.labels.toArray(), Number), pixels: d.images.toArray() as Uint8Array, side: d.images.size(2), classes: d.classes });
+
 /** Writes the first `perClass` images of each of `labels` in `d` as <root>/<class name>/<i>.png. */
-async function writeFolder(root: string, d: TensorDataset, labels: readonly number[], perClass: number): Promise<void> {
-  const ys = Array.from(d.labels.toArray(), Number);
-  const pixels = d.images.toArray() as Uint8Array;
-  const side = d.images.size(2);
+async function writeFolder(root: string, { ys, pixels, side, classes }: Images, labels: readonly number[], perClass: number): Promise<void> {
   const writes: Promise<unknown>[] = [];
   for (const c of labels) {
     // Folder names cannot hold '/': "T-shirt/top" becomes "T-shirt-top".
-    const dir = path.join(root, (d.classes?.[c] ?? `class ${c}`).replace(/\//g, '-'));
+    const dir = path.join(root, (classes?.[c] ?? `class ${c}`).replace(/\//g, '-'));
     fs.mkdirSync(dir, { recursive: true });
     let k = 0;
     for (let i = 0; i < ys.length && k < perClass; i++) {
@@ -88,8 +94,10 @@ export async function reproduceTransfer(outDir: string, quick: boolean, log: Log
   const seeds: readonly number[] = quick ? [0] : TRANSFER_SEEDS;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-transfer-'));
   try {
+    const { train, test } = fashion();
+    const images = { train: imagesOf(train), test: imagesOf(test) };
     const studies = {} as Record<TransferSplit, TransferStudy>;
-    for (const split of Object.keys(TRANSFER_SPLITS) as TransferSplit[]) studies[split] = await study(path.join(work, split), TRANSFER_SPLITS[split], b, seeds, log);
+    for (const split of Object.keys(TRANSFER_SPLITS) as TransferSplit[]) studies[split] = await study(path.join(work, split), TRANSFER_SPLITS[split], images, b, seeds, log);
     return { reportPath: await writeTransferReport(outDir, quick, b, seeds, studies, t0), studies };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -97,8 +105,7 @@ export async function reproduceTransfer(outDir: string, quick: boolean, log: Log
 }
 
 /** One split: the base network on A, then the three variants on B at each target size and seed. */
-async function study(work: string, split: (typeof TRANSFER_SPLITS)[TransferSplit], b: TransferBudget, seeds: readonly number[], log: Log): Promise<TransferStudy> {
-  const { train: trainSet, test: testSet } = fashion();
+async function study(work: string, split: (typeof TRANSFER_SPLITS)[TransferSplit], { train: trainSet, test: testSet }: { train: Images; test: Images }, b: TransferBudget, seeds: readonly number[], log: Log): Promise<TransferStudy> {
   const dirs = { aTrain: path.join(work, 'A', 'train'), aTest: path.join(work, 'A', 'test'), bTest: path.join(work, 'B', 'test') };
   log(`${split.words}: writing PNG folders under ${work}`);
   await writeFolder(dirs.aTrain, trainSet, split.a, b.baseImages);

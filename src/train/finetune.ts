@@ -3,7 +3,8 @@
 // held frozen for the first epochs so that a fresh head's first gradients cannot wreck it.
 import { BatchNorm2d, Parameter } from '../nn';
 import { Classifier } from '../models/common';
-import { readWeights } from './checkpoint';
+import { Tensor } from '../torch';
+import { fitWeights, readWeights } from './checkpoint';
 
 const under = (key: string, prefix: string): boolean => key === prefix || key.startsWith(`${prefix}.`);
 
@@ -21,17 +22,11 @@ export function loadForFineTuning(file: string, model: Classifier, classes?: rea
   const names = Array.isArray(run?.classes) ? (run.classes as string[]) : null;
   const otherNames = names !== null && classes !== undefined && classes.length > 0 && names.join('\n') !== classes.join('\n');
   const replaced = headWeight && ownHead && (headWeight.shape[0] !== ownHead.shape[0] || otherNames) && headWeight.shape.slice(1).join() === ownHead.shape.slice(1).join();
-  const sd = replaced ? Object.fromEntries(Object.entries(weights).filter(([k]) => !under(k, model.head))) : weights;
-  const problems = [
-    ...Object.keys(own).filter((k) => !(k in sd) && !(replaced && under(k, model.head))).map((k) => `${k}: missing from the file`),
-    ...Object.keys(sd).filter((k) => !(k in own)).map((k) => `${k}: not in the model`),
-  ];
-  try {
-    if (problems.length) throw new Error(`${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
-    model.loadStateDict(sd, { strict: false });
-  } catch (e) {
-    throw new Error(`weights ${file} do not fit the model: ${(e as Error).message.replace(/^loadStateDict: /, '')}`);
-  }
+  // A fresh head: the model's own head tensors stand in for the file's (copying a tensor onto itself is a
+  // no-op), so that the one strict load checks every other name and shape.
+  const keep = (sd: Record<string, Tensor>, head: boolean) => Object.entries(sd).filter(([k]) => under(k, model.head) === head);
+  const sd = replaced ? Object.fromEntries([...keep(weights, false), ...keep(own, true)]) : weights;
+  fitWeights(model, sd, `weights ${file} do not fit the model`);
   return replaced ? { fileClasses: headWeight.shape[0], names } : null;
 }
 

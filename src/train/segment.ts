@@ -13,7 +13,7 @@ import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, stratifiedSplit, toFloat } from '../data';
+import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter } from '../metrics/segmentation';
@@ -124,8 +124,8 @@ const statsOf = (s: { mean: readonly number[]; std: readonly number[] }): { mean
 
 type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment' | 'colorJitter' | 'valSplit'>>;
 
-/** Training and validation indices of n images: valSplit of them held out, drawn by seed; null without. */
-const holdOut = (n: number, cfg: DataConfig): { train: Int32Array; val: Int32Array } | null => (cfg.valSplit ? stratifiedSplit(new Array<number>(n).fill(0), cfg.valSplit, cfg.seed) : null);
+/** A share of `indices` (of n images) held out, drawn by seed. Images have no class: one label for all. */
+const splitImages = (n: number, indices: Int32Array, fraction: number, seed: number): { keep: Int32Array; out: Int32Array } => splitOff(new Array<number>(n).fill(0), indices, fraction, seed);
 
 // The colour jitter's own random stream (Rng.fork): turning it on leaves the geometric draws where they were.
 const JITTER_STREAM = 0x4a495454;
@@ -160,23 +160,23 @@ function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: 
   const trainSet = train ? new FashionScenes({ split: 'train', count: trainCount, ...opts }) : null;
   const testSet = new FashionScenes({ split: 'test', count: testCount, ...opts });
   const aug = cfg.augment ? compose(trainTransform, augmentation(cfg.augment, [size, size])) : trainTransform;
-  const split = trainSet && holdOut(trainSet.length, cfg);
-  const trainPart = trainSet && split ? new BatchSubset(trainSet, split.train) : trainSet;
+  const split = trainSet && cfg.valSplit ? splitImages(trainSet.length, allOf(trainSet.length), cfg.valSplit, cfg.seed) : null;
+  const trainPart = trainSet && split ? new BatchSubset(trainSet, split.keep) : trainSet;
   return {
     train: trainPart && new DataLoader(trainPart, { ...trainLoaderOptions(cfg, trainPart.length), transform: aug }),
-    val: trainSet && split && new DataLoader(new BatchSubset(trainSet, split.val), { batchSize: 100, transform }),
+    val: trainSet && split && new DataLoader(new BatchSubset(trainSet, split.out), { batchSize: 100, transform }),
     test: new DataLoader(testSet, { batchSize: 100, transform }),
     classes: testSet.classes,
     inChannels: testSet.images.size(1),
     inputSize: cfg.augment?.crop ?? [size, size],
     transform,
-    trainLabelCounts: async () => (split ? tidy(() => labelCounts(trainSet!.labels.indexSelect(0, tensor(Array.from(split.train), { dtype: 'int64' })))) : labelCounts(trainSet!.labels)),
+    trainLabelCounts: async () => (split ? tidy(() => labelCounts(trainSet!.labels.indexSelect(0, tensor(Array.from(split.keep), { dtype: 'int64' })))) : labelCounts(trainSet!.labels)),
     // Up to k: a run with fewer test scenes draws them all.
     overlaySamples: async (k) => tidy(() => {
       const n = Math.min(k, testSet.images.size(0));
       return keep({ x: testSet.images.narrow(0, 0, n).clone(), y: testSet.labels.narrow(0, 0, n).long() });
     }),
-    describe: `Fashion-MNIST scenes: ${trainCount} train${split ? ` (${split.val.length} of them held out for validation)` : ''} and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
+    describe: `Fashion-MNIST scenes: ${trainCount} train${split ? ` (${split.out.length} of them held out for validation)` : ''} and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
     dispose: () => {
       trainSet?.dispose();
       testSet.dispose();
@@ -194,9 +194,8 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
   const opts = { size: f.size, channels: f.channels, numClasses: f.numClasses, maskName: f.maskName, labelMap: f.labelMap };
   if (Boolean(f.test) === Boolean(f.testSplit)) throw new Error(`segment: the test images come from a test folder or a test split of ${f.train}, one of the two`);
   const trainSet = train || f.testSplit ? SegmentationFiles.open(f.train, opts) : null;
-  // Images have no class: each split takes its share of them all (one label for every image).
-  const none = new Array<number>(trainSet?.length ?? 0).fill(0);
-  const held = f.testSplit ? splitOff(none, allOf(none.length), f.testSplit, TEST_SPLIT_SEED) : null;
+  const n = trainSet?.length ?? 0;
+  const held = f.testSplit ? splitImages(n, allOf(n), f.testSplit, TEST_SPLIT_SEED) : null;
   const testFiles = held ? trainSet! : SegmentationFiles.open(f.test!, opts);
   const testSet = held ? new SampleSubset(testFiles, held.out) : testFiles;
   if (trainSet && !held && trainSet.classes.join('\n') !== testFiles.classes.join('\n')) throw new Error(`segment: ${f.train} and ${f.test} name different classes`);
@@ -205,8 +204,8 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
   disposeBatch(first);
   const crop = cfg.augment ? cfg.augment.crop ?? f.size ?? firstSize : null;
   const trainTf = cfg.augment ? { sampleTransform: compose(trainTransform, augmentation(cfg.augment, crop!)), transform: (b: BatchData) => b } : { transform: trainTransform };
-  const rest = held ? held.keep : allOf(none.length);
-  const val = train && cfg.valSplit ? splitOff(none, rest, cfg.valSplit, cfg.seed) : null;
+  const rest = held ? held.keep : allOf(n);
+  const val = train && cfg.valSplit ? splitImages(n, rest, cfg.valSplit, cfg.seed) : null;
   const trainIndices = val ? val.keep : rest;
   const trainPart = train && trainSet ? (trainIndices.length === trainSet.length ? trainSet : new SampleSubset(trainSet, trainIndices)) : null;
   // One image a batch unless all share a size; padding happens per image, so that sizes may differ.

@@ -6,34 +6,22 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
 import { train } from '../../src/train/trainer';
 import { balancedClassWeights, makeLoaders } from '../../src/train/datasets';
 import { restoreNetwork } from '../../src/infer/restore';
 import { runTorch } from '../helpers/pytorch';
+import { writeLeftRightFolder } from '../helpers/folders';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-weights-'));
-
-/** <root>/left: n bright-left images, <root>/right: m bright-right ones (16×16 RGB). */
-async function lopsided(root: string, n: number, m: number): Promise<void> {
-  for (const [cls, count, left] of [['left', n, true], ['right', m, false]] as const) {
-    fs.mkdirSync(path.join(root, cls), { recursive: true });
-    for (let i = 0; i < count; i++) {
-      const px = Buffer.alloc(16 * 16 * 3, 20 + 5 * i);
-      for (let y = 4; y < 12; y++) for (let x = 0; x < 6; x++) px.fill(220, (y * 16 + (left ? x : 15 - x)) * 3, (y * 16 + (left ? x : 15 - x)) * 3 + 3);
-      await sharp(px, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(root, cls, `${i}.png`));
-    }
-  }
-}
 
 test('balanced class weights by hand: N / (K · n_c) over the classes present, 0 for an absent one; counted after the held-out shares', async () => {
   assert.deepEqual(balancedClassWeights([12, 4, 0]), [16 / 24, 2, 0]);
   assert.deepEqual(balancedClassWeights([5, 5]), [1, 1]);
   const root = tmp();
-  await lopsided(root, 15, 5);
+  await writeLeftRightFolder(root, 15, 5);
   // Test: round(0.2·15) = 3 and 1; validation from the rest: round(0.25·12) = 3 and round(0.25·4) = 1.
   const l = makeLoaders({ kind: 'image-folder', train: root, testSplit: 0.2, valSplit: 0.25, size: 16 }, { batchSize: 4, seed: 1, augment: false });
   assert.deepEqual(l.trainCounts, [9, 3]);
@@ -41,8 +29,8 @@ test('balanced class weights by hand: N / (K · n_c) over the classes present, 0
 
 test('train --class-weights balanced: the first step\'s loss is PyTorch\'s weighted cross-entropy of the same network on the same batch', async () => {
   const dir = tmp();
-  await lopsided(path.join(dir, 'train'), 12, 4);
-  await lopsided(path.join(dir, 'test'), 6, 2);
+  await writeLeftRightFolder(path.join(dir, 'train'), 12, 4);
+  await writeLeftRightFolder(path.join(dir, 'test'), 6, 2);
   const opts = { widths: [4, 8] as [number, number], hidden: 8, dropout: 0 };
   T.manualSeed(3);
   const init = path.join(dir, 'init.safetensors');

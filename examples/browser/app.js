@@ -1,6 +1,6 @@
 // The classifier page: draw or upload → the network's input as its model card says (size, grey or RGB,
 // normalization) → onnxruntime-web → the five most likely classes.
-import { backend, loadModel, run, toInput, topClasses } from './tsvision-web.js';
+import { backend, centerCropBox, loadModel, run, toInput, topClasses } from './tsvision-web.js';
 
 const pad = document.getElementById('pad');
 const ctx = pad.getContext('2d');
@@ -8,6 +8,9 @@ const status = document.getElementById('status');
 const result = document.getElementById('result');
 const invert = document.getElementById('invert');
 let model = null;
+// What classify() reads: the pad (drawings, and uploads fitted into it), or an upload as it is, for
+// networks trained on their images' centre crops (the card's input.resize), which toInput cuts as training did.
+let source = pad;
 
 function clear() {
   ctx.fillStyle = '#000';
@@ -17,7 +20,7 @@ function clear() {
 
 async function classify() {
   if (!model) return;
-  const input = toInput(pad, model.card);
+  const input = toInput(source, model.card);
   const { output, ms } = await run(model, input);
   const ranked = topClasses(output, model.card, 5);
   result.innerHTML = ranked.map((r, k) => `<li class="${k ? '' : 'top'}" data-class="${r.index}">${r.name}: ${(100 * r.p).toFixed(1)}%</li>`).join('');
@@ -27,7 +30,7 @@ async function classify() {
 }
 
 let drawing = false;
-pad.addEventListener('pointerdown', (e) => { drawing = true; stroke(e); });
+pad.addEventListener('pointerdown', (e) => { drawing = true; source = pad; stroke(e); });
 pad.addEventListener('pointermove', (e) => drawing && stroke(e));
 window.addEventListener('pointerup', () => { if (drawing) { drawing = false; classify(); } });
 function stroke(e) {
@@ -42,14 +45,24 @@ document.getElementById('clear').addEventListener('click', clear);
 document.getElementById('file').addEventListener('change', async (e) => {
   const file = e.target.files[0];
   if (!file) return;
-  const img = await createImageBitmap(file);
+  // Decoded upright by its EXIF orientation, as training decoded its images.
+  const img = await createImageBitmap(file, { imageOrientation: 'from-image' });
   clear();
-  // Grey networks saw light garments on black (Fashion-MNIST); photos are usually the other way round.
-  if (model?.card.input.channels === 1 && invert.checked) ctx.filter = 'invert(1)';
-  // Fit the whole image, centred, as Fashion-MNIST's garments fill their square.
-  const k = Math.min(pad.width / img.width, pad.height / img.height);
-  ctx.drawImage(img, (pad.width - img.width * k) / 2, (pad.height - img.height * k) / 2, img.width * k, img.height * k);
-  ctx.filter = 'none';
+  const resize = model?.card.input.resize;
+  if (resize?.fit === 'center-crop') {
+    // The network sees the photo's centre; the pad shows that region.
+    const b = centerCropBox(img.height, img.width, pad.height, pad.width, resize.cropFraction);
+    ctx.drawImage(img, b.left, b.top, b.width, b.height, 0, 0, pad.width, pad.height);
+    source = img;
+  } else {
+    // Grey networks saw light garments on black (Fashion-MNIST); photos are usually the other way round.
+    if (model?.card.input.channels === 1 && invert.checked) ctx.filter = 'invert(1)';
+    // Fit the whole image, centred, as Fashion-MNIST's garments fill their square.
+    const k = Math.min(pad.width / img.width, pad.height / img.height);
+    ctx.drawImage(img, (pad.width - img.width * k) / 2, (pad.height - img.height * k) / 2, img.width * k, img.height * k);
+    ctx.filter = 'none';
+    source = pad;
+  }
   classify();
 });
 

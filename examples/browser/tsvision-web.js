@@ -30,8 +30,20 @@ const LINEAR = Float32Array.from({ length: 256 }, (_, i) => toLinear(i / 255));
 const grey = (r, g, b) => Math.round(255 * toSrgb(0.2126 * LINEAR[r] + 0.7152 * LINEAR[g] + 0.0722 * LINEAR[b]));
 
 /**
- * An image (canvas, <img>, ImageBitmap) stretched to the card's input size, as training resized images to
- * fill the trained size, then normalized: (pixel / 255 − mean) / std per channel. Returns a [1, C, H, W] tensor,
+ * The region of an imageHeight × imageWidth image that a 'center-crop' card resizes to height × width: the
+ * largest centred rectangle of the input's shape, cropFraction of it per side (tsvision's centerCropBox).
+ */
+export function centerCropBox(imageHeight, imageWidth, height, width, cropFraction) {
+  const scale = Math.min(imageHeight / height, imageWidth / width) * cropFraction;
+  const h = Math.max(1, Math.min(imageHeight, Math.round(height * scale)));
+  const w = Math.max(1, Math.min(imageWidth, Math.round(width * scale)));
+  return { top: Math.floor((imageHeight - h) / 2), left: Math.floor((imageWidth - w) / 2), height: h, width: w };
+}
+
+/**
+ * An image (canvas, <img>, ImageBitmap; browsers draw it upright by its EXIF orientation, as training decoded
+ * it) brought to the card's input size as the run evaluated — stretched whole ('fill') or its centre cropped
+ * ('center-crop') —, then normalized: (pixel / 255 − mean) / std per channel. Returns a [1, C, H, W] tensor,
  * or for in-graph preprocessing the bytes as the graph takes them: uint8 [1, H, W, C].
  */
 export function toInput(source, card) {
@@ -41,7 +53,12 @@ export function toInput(source, card) {
   canvas.height = height;
   const g = canvas.getContext('2d', { willReadFrequently: true });
   g.imageSmoothingQuality = 'high';
-  g.drawImage(source, 0, 0, width, height);
+  const resize = card.input.resize ?? { fit: 'fill' };
+  const [w0, h0] = [source.naturalWidth ?? source.width, source.naturalHeight ?? source.height];
+  if (resize.fit === 'center-crop') {
+    const box = centerCropBox(h0, w0, height, width, resize.cropFraction);
+    g.drawImage(source, box.left, box.top, box.width, box.height, 0, 0, width, height);
+  } else g.drawImage(source, 0, 0, width, height);
   const rgba = g.getImageData(0, 0, width, height).data;
   const n = width * height;
   if (inGraph(card)) {

@@ -38,15 +38,29 @@ export async function loadModel(onnxFile) {
   return { card, session };
 }
 
-/** Image bytes → the network's input as training made it, and the image's own size. */
+/**
+ * The region of an imageHeight × imageWidth image that a 'center-crop' card resizes to height × width: the
+ * largest centred rectangle of the input's shape, cropFraction of it per side (tsvision's centerCropBox).
+ */
+export function centerCropBox(imageHeight, imageWidth, height, width, cropFraction) {
+  const scale = Math.min(imageHeight / height, imageWidth / width) * cropFraction;
+  const h = Math.max(1, Math.min(imageHeight, Math.round(height * scale)));
+  const w = Math.max(1, Math.min(imageWidth, Math.round(width * scale)));
+  return { top: Math.floor((imageHeight - h) / 2), left: Math.floor((imageWidth - w) / 2), height: h, width: w };
+}
+
+/** Image bytes → the network's input as training made it, and the image's own (upright) size. */
 export async function toInput(bytes, card) {
   const { channels, height, width } = card.input;
-  const img = sharp(bytes, { failOn: 'error' }).removeAlpha();
-  const { width: w0, height: h0 } = await img.metadata();
-  const { data } = await (channels === 1 ? img.greyscale() : img.toColourspace('srgb'))
-    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  const meta = await sharp(bytes, { failOn: 'error' }).metadata();
+  // EXIF orientations 5–8 turn the image a quarter: its upright size swaps width and height.
+  const [w0, h0] = (meta.orientation ?? 1) >= 5 ? [meta.height, meta.width] : [meta.width, meta.height];
+  let img = sharp(bytes, { failOn: 'error' }).rotate().removeAlpha();
+  img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
+  // As the run evaluated: the whole image squashed ('fill', and cards from before `resize`), or its centre.
+  const resize = card.input.resize ?? { fit: 'fill' };
+  if (resize.fit === 'center-crop') img = img.extract(centerCropBox(h0, w0, height, width, resize.cropFraction));
+  const { data } = await img.resize(width, height, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer({ resolveWithObject: true });
   // In-graph preprocessing: the graph takes these interleaved bytes (NHWC) as they are.
   if (inGraph(card)) return { input: new ort.Tensor('uint8', new Uint8Array(data.buffer, data.byteOffset, data.length), [1, height, width, channels]), width: w0, height: h0 };
   // Interleaved bytes → planar, normalized floats: (pixel / 255 − mean) / std per channel.

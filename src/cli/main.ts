@@ -8,7 +8,7 @@ import { ModelName, createClassifier, createModel, describeModel, isModelName, l
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
-import { DataSpec, imageSize, makeLoaders } from '../train/datasets';
+import { DataSpec, FolderResize, imageSize, makeLoaders } from '../train/datasets';
 import { CheckpointContents, fitWeights, readWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
@@ -20,7 +20,7 @@ import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegment
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
-import { ColorJitterOptions, JitterAmount, checkColorJitter } from '../data';
+import { ColorJitterOptions, JitterAmount, RANDOM_RESIZED_CROP_SCALE, checkColorJitter } from '../data';
 import { saveConfusionPng } from '../report/confusion';
 import { writeFileAtomic } from '../util/fs';
 import type { OnnxExport, OnnxExportOptions, ValueInfoProto } from '../export';
@@ -127,15 +127,25 @@ function checkTestSource(o: { trainDir?: string; testDir?: string; testSplit?: n
   if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
 }
 
-function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet' }): DataSpec {
+function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet'; resize?: FolderResize; cropScale?: number }): DataSpec {
   checkTestSource(o, 'folders of class sub-folders');
+  if (o.cropScale !== undefined && o.resize !== 'crop') throw new InvalidArgumentError('--crop-scale sizes the random crops of --resize crop: give --resize crop too');
   if (!o.trainDir) {
     if (o.normalize) throw new InvalidArgumentError('--normalize applies to image folders (--train-dir); Fashion-MNIST is normalized with its own statistics');
+    if (o.resize) throw new InvalidArgumentError('--resize applies to image folders (--train-dir); Fashion-MNIST images are all 28×28');
     return { kind: 'fashion-mnist' };
   }
   if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
   const test = o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT };
-  return { kind: 'image-folder', train: o.trainDir, ...test, size: o.imageSize, channels: o.channels, ...(o.normalize ? { normalize: o.normalize } : {}) };
+  return {
+    kind: 'image-folder',
+    train: o.trainDir,
+    ...test,
+    size: o.imageSize,
+    channels: o.channels,
+    ...(o.normalize ? { normalize: o.normalize } : {}),
+    ...(o.resize === 'crop' ? { resize: o.resize, ...(o.cropScale !== undefined ? { cropScale: o.cropScale } : {}) } : {}),
+  };
 }
 
 const program = new Command('tsvision')
@@ -151,6 +161,12 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>; without it, --test-split of --train-dir is the test set')
     .option('--test-split <f>', `without --test-dir: hold out this share of every class of --train-dir as the test set, the same images whatever --seed (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
     .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
+    .addOption(new Option('--resize <how>', 'image folders: \'squash\' any shape to the square (default), or \'crop\' keeping the aspect ratio — evaluated on the centre 87.5%, trained with --augment on random resized crops (torchvision\'s ImageNet recipe)').choices(['squash', 'crop']))
+    .option('--crop-scale <min>', `with --resize crop and --augment: the smallest random crop's share of the image's area (default ${RANDOM_RESIZED_CROP_SCALE[0]}; 0.25–0.35 suits small images)`, (v: string): number => {
+      const n = Number(v);
+      if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`--crop-scale must be a share of the area in (0, 1], got '${v}'`);
+      return n;
+    })
     .addOption(new Option('--normalize <stats>', 'image folders: normalize with ImageNet\'s mean and std, as torchvision\'s pretrained weights expect (default: scale to [-1, 1])').choices(['imagenet']))
     .option('--channels <n>', 'image-folder channels: 1 (grey) or 3 (RGB)', num('--channels', { int: true }), 3)
     .option('-b, --batch-size <n>', 'samples per optimizer step', num('--batch-size', { int: true, min: 1 }), DEFAULT_CONFIG.batchSize)
@@ -162,7 +178,7 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--warmup-epochs <n>', 'linear learning-rate warm-up at the start', num('--warmup-epochs', { min: 0 }), DEFAULT_CONFIG.warmupEpochs)
     .option('--label-smoothing <e>', 'cross-entropy label smoothing', num('--label-smoothing', { min: 0 }), DEFAULT_CONFIG.labelSmoothing)
     .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
-    .option('--augment', 'random crops (padding 2 px on 28 px) and horizontal flips', false)
+    .option('--augment', 'random crops (padded by an eighth of the side; with --resize crop, random resized crops) and horizontal flips', false)
     .option(colorJitterOption, colorJitterHelp('with or without --augment (after its crops and flips)'), colorJitterArg)
     .option('--seed <n>', 'seed for weights, shuffling and augmentation', num('--seed', { int: true, min: 0 }), DEFAULT_CONFIG.seed)
     .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))

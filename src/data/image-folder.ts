@@ -3,13 +3,17 @@
 // batch while the current one trains.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RawImage, decodeRaw } from './decode';
+import { Fit, RawImage, decodeRaw } from './decode';
 import { fromArray, keep, tidy } from '../torch';
 import { Dataset, Sample } from './loader';
 
 export interface ImageFolderOptions {
-  /** Resize every image to this (H, W) (a number: square). Without it images keep their size. */
+  /** Bring every image to this (H, W) (a number: square) by `fit`. Without it images keep their size. */
   size?: number | readonly [number, number];
+  /** How: 'fill' (the default) squashes, 'center-crop' keeps the aspect ratio (see decode.ts's Fit). */
+  fit?: Fit;
+  /** 'center-crop': the crop's share of the largest centred region (default 1; torchvision evaluates at 0.875). */
+  cropFraction?: number;
   /** 1 (grey) or 3 (RGB, the default). Alpha is dropped. */
   channels?: 1 | 3;
   /** File extensions to include, lower case with the dot. Default .png, .jpg, .jpeg. */
@@ -30,12 +34,22 @@ export class ImageFolder implements Dataset<Sample> {
   readonly samples: readonly ImageFolderSample[];
   readonly channels: 1 | 3;
   readonly size: [number, number] | null;
+  readonly fit: Fit;
+  readonly cropFraction: number;
 
-  constructor(root: string, o: ImageFolderOptions = {}) {
+  constructor(root: string, o: ImageFolderOptions = {}, listing?: { classes: readonly string[]; samples: readonly ImageFolderSample[] }) {
     this.root = root;
     this.channels = o.channels ?? 3;
     if (this.channels !== 1 && this.channels !== 3) throw new Error(`ImageFolder: channels must be 1 or 3, got ${String(this.channels)}`);
     this.size = o.size === undefined ? null : typeof o.size === 'number' ? [o.size, o.size] : [o.size[0], o.size[1]];
+    this.fit = o.fit ?? 'fill';
+    this.cropFraction = o.cropFraction ?? 1;
+    if (!(this.cropFraction > 0 && this.cropFraction <= 1)) throw new RangeError(`ImageFolder: cropFraction must lie in (0, 1], got ${this.cropFraction}`);
+    if (listing) {
+      this.classes = listing.classes;
+      this.samples = listing.samples;
+      return;
+    }
     const exts = new Set((o.extensions ?? ['.png', '.jpg', '.jpeg']).map((e) => e.toLowerCase()));
     let entries: fs.Dirent[];
     try {
@@ -58,6 +72,11 @@ export class ImageFolder implements Dataset<Sample> {
     this.samples = samples;
   }
 
+  /** The same images and labels, decoded another way (e.g. training's random crops beside evaluation's centre crops). */
+  decodedAs(o: Omit<ImageFolderOptions, 'extensions'>): ImageFolder {
+    return new ImageFolder(this.root, { channels: this.channels, ...o }, { classes: this.classes, samples: this.samples });
+  }
+
   get length(): number {
     return this.samples.length;
   }
@@ -68,7 +87,7 @@ export class ImageFolder implements Dataset<Sample> {
     if (!s) throw new RangeError(`ImageFolder.get(${i}): index out of range [0, ${this.length})`);
     let img: RawImage;
     try {
-      img = await decodeRaw(s.path, { channels: this.channels, size: this.size });
+      img = await decodeRaw(s.path, { channels: this.channels, size: this.size, fit: this.fit, cropFraction: this.cropFraction });
     } catch (e) {
       throw new Error(`ImageFolder: cannot decode ${s.path}: ${(e as Error).message}`);
     }

@@ -4,10 +4,10 @@ export { readIdx, readIdxImages, readIdxLabels, IDX_IMAGES_MAGIC, IDX_LABELS_MAG
 export type { IdxArray } from './idx';
 export { TensorDataset, DataLoader, disposeBatch, checkLabelRange } from './loader';
 export type { Dataset, Sample, PixelSample, BatchSource, Batch, DataLoaderOptions, EpochOptions } from './loader';
-export { compose, ownStream, toFloat, normalize, randomCrop, randomHorizontalFlip, resize, IMAGENET, IMAGENET_GREY } from './transforms';
+export { compose, ownStream, toFloat, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, resizedCropBox, resize, IMAGENET, IMAGENET_GREY, RANDOM_RESIZED_CROP_RATIO, RANDOM_RESIZED_CROP_SCALE } from './transforms';
 export { colorJitter, applyColorJitter, drawColorJitter, checkColorJitter, describeColorJitter, jitterRange, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToGrayscale, JITTER_KINDS } from './color';
 export type { ColorJitterOptions, ColorJitterDraw, JitterAmount, JitterKind } from './color';
-export type { BatchData, BatchContext, BatchTransform } from './transforms';
+export type { BatchData, BatchContext, BatchTransform, RandomResizedCropOptions } from './transforms';
 export { loadFashionMNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from './fashion-mnist';
 export type { FashionMNISTOptions } from './fashion-mnist';
 export { ImageFolder } from './image-folder';

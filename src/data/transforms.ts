@@ -1,7 +1,7 @@
 // Batch transforms, all in libtorch ops on whole batches [N, C, H, W]. Per-sample randomness (crop offsets,
 // flips) comes from the JavaScript Rng the loader derives from (seed, epoch, batch), so a run is
 // reproducible and a resumed run augments exactly as the uninterrupted one would have.
-import { Tensor, fromArray, interpolate, pad, where } from '../torch';
+import { Tensor, cat, fromArray, interpolate, pad, where } from '../torch';
 import { Rng } from './rng';
 
 /** Images and labels of one batch. */
@@ -116,5 +116,59 @@ export function resize(size: number | readonly [number, number]): BatchTransform
       return { x: f.round().clamp(0, 255).to('uint8'), y: b.y };
     }
     return { x: interpolate(b.x, { size: [h, w], mode: 'bilinear', alignCorners: false }), y: b.y };
+  };
+}
+
+export interface RandomResizedCropOptions {
+  /** Range of the crop's area as a share of the image's. Default [0.08, 1] (torchvision, Inception's recipe). */
+  scale?: readonly [number, number];
+  /** Range of the crop's width / height. Default [3/4, 4/3]. */
+  ratio?: readonly [number, number];
+}
+
+export const RANDOM_RESIZED_CROP_SCALE: readonly [number, number] = [0.08, 1];
+export const RANDOM_RESIZED_CROP_RATIO: readonly [number, number] = [3 / 4, 4 / 3];
+
+/**
+ * torchvision's RandomResizedCrop.get_params: up to ten tries at a box of random area (a share of the image
+ * in `scale`) and random aspect ratio (log-uniform in `ratio`) that fits in H×W, at a random place; after ten
+ * misses, the largest centred box whose ratio is clamped into `ratio`.
+ */
+export function resizedCropBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): { top: number; left: number; height: number; width: number } {
+  const area = height * width;
+  const [lo, hi] = [Math.log(ratio[0]), Math.log(ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = area * (scale[0] + rng.next() * (scale[1] - scale[0]));
+    const aspect = Math.exp(lo + rng.next() * (hi - lo));
+    const w = Math.round(Math.sqrt(target * aspect));
+    const h = Math.round(Math.sqrt(target / aspect));
+    if (w > 0 && w <= width && h > 0 && h <= height) return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
+  }
+  const inRatio = width / height;
+  const [h, w] = inRatio < ratio[0] ? [Math.round(width / ratio[0]), width] : inRatio > ratio[1] ? [height, Math.round(height * ratio[1])] : [height, width];
+  return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
+}
+
+/**
+ * torchvision's RandomResizedCrop(size, scale, ratio): per sample, a box drawn by resizedCropBox, resized to
+ * `size` bilinearly with antialiasing (torchvision's default: a shrunk crop is averaged, not aliased). uint8
+ * stays uint8, rounded. Meant as the loader's sampleTransform, where images still have their own sizes.
+ */
+export function randomResizedCrop(size: number | readonly [number, number], o: RandomResizedCropOptions = {}): BatchTransform {
+  const [h, w] = pairOf(size);
+  const scale = o.scale ?? RANDOM_RESIZED_CROP_SCALE;
+  const ratio = o.ratio ?? RANDOM_RESIZED_CROP_RATIO;
+  if (!(scale[0] > 0 && scale[0] <= scale[1] && scale[1] <= 1)) throw new RangeError(`randomResizedCrop: scale must satisfy 0 < min <= max <= 1, got [${scale.join(', ')}]`);
+  if (!(ratio[0] > 0 && ratio[0] <= ratio[1])) throw new RangeError(`randomResizedCrop: ratio must satisfy 0 < min <= max, got [${ratio.join(', ')}]`);
+  return (b, ctx) => {
+    const [n, , H, W] = b.x.shape;
+    const crops: Tensor[] = [];
+    for (let i = 0; i < n; i++) {
+      const box = resizedCropBox(ctx.rng, H, W, scale, ratio);
+      const part = b.x.narrow(0, i, 1).narrow(2, box.top, box.height).narrow(3, box.left, box.width);
+      const f = interpolate(part.dtype === 'float32' || part.dtype === 'float64' ? part : part.to('float32'), { size: [h, w], mode: 'bilinear', alignCorners: false, antialias: true });
+      crops.push(b.x.dtype === 'uint8' ? f.round().clamp(0, 255).to('uint8') : f);
+    }
+    return { x: n === 1 ? crops[0] : cat(crops, 0), y: b.y };
   };
 }

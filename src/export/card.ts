@@ -5,6 +5,7 @@
 // so that an .onnx file that travels alone still carries it. With `--with-preprocessing` the card says so
 // (version 2): the graph then takes raw pixels and does the normalization the card still records.
 import type { CalibrationMethod } from './quantize';
+import type { Fit } from '../data/decode';
 import { OVERLAY_COLOURS } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
 
@@ -38,6 +39,14 @@ export interface ModelCard {
     width: number;
     /** 'dynamic' when dimension 0 is symbolic, else the fixed batch size. */
     batch: 'dynamic' | number;
+    /**
+     * How an image reaches height × width, as the run evaluated: 'fill' resizes it whole (the aspect ratio
+     * given up); 'center-crop' resizes its centre: the largest centred region of the input's aspect ratio,
+     * `cropFraction` of it per side, rounded to whole pixels and centred by floor (see data/decode.ts's
+     * centerCropBox). Images are turned upright by their EXIF orientation first. Absent in cards written
+     * before it was recorded: 'fill'.
+     */
+    resize?: { fit: 'fill' } | { fit: 'center-crop'; cropFraction: number };
   };
   /**
    * Version 1: the logits. In-graph: classify → probabilities, float [N, classes]; segment → a class id per
@@ -65,6 +74,8 @@ export interface CardSource {
   name: string;
   segmentation: boolean;
   normalization: { mean: number[]; std: number[] };
+  /** Absent: 'fill'. */
+  resize?: { fit: Fit; cropFraction: number };
   classes: readonly string[];
 }
 
@@ -95,18 +106,24 @@ export function modelCard(net: CardSource, inputShape: readonly number[], io: Ca
     model: net.name,
     task,
     ...(io.inGraph ? { preprocessing: 'in-graph' as const } : {}),
-    input: { name: io.input, layout: 'NCHW', channels, height, width, batch: io.fixedBatch ? n : 'dynamic' },
+    input: { name: io.input, layout: 'NCHW', channels, height, width, batch: io.fixedBatch ? n : 'dynamic', resize: cardResize(net.resize) },
     output: { name: io.output },
     normalization: { mean: [...net.normalization.mean], std: [...net.normalization.std] },
     classes: [...net.classes],
   };
   if (io.inGraph) {
-    card.input = { name: io.input, layout: 'NHWC', dtype: 'uint8', channels, height, width, batch: card.input.batch };
+    card.input = { name: io.input, layout: 'NHWC', dtype: 'uint8', channels, height, width, batch: card.input.batch, resize: card.input.resize };
     card.output.dtype = task === 'classify' ? 'float32' : classMapDtype(net.classes.length);
     if (io.inGraph.logits) card.logits = { name: io.inGraph.logits };
   }
   if (net.segmentation) card.colours = net.classes.map((_, i) => OVERLAY_COLOURS[i % OVERLAY_COLOURS.length]);
   return card;
+}
+
+function cardResize(r: CardSource['resize']): NonNullable<ModelCard['input']['resize']> {
+  if (!r || r.fit === 'fill') return { fit: 'fill' };
+  if (r.fit === 'center-crop') return { fit: 'center-crop', cropFraction: r.cropFraction };
+  throw new Error(`model card: a network evaluated on '${r.fit}' images has no single input size to record`);
 }
 
 /** Where the card of `onnxFile` goes: model.onnx → model.json; other names get .json appended. */

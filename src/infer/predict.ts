@@ -4,13 +4,12 @@
 // sRGB to the network's channels, resized to the trained size with the same filter — and normalized with the
 // run's statistics; everything after decoding runs in libtorch inside tidy(), so no tensor outlives a call.
 import * as fs from 'node:fs';
-import sharp from 'sharp';
 import { Tensor, callOp, cat, fromArray, interpolate, noGrad, softmax, tidy, zeros } from '../torch';
 import { Module } from '../nn';
 import { GradCamOptions, gradCam } from './gradcam';
 import { InferenceLayout, InferencePrecision, OptimizedForInference, optimizeForInference } from './optimize';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
-import { decodeRaw } from '../data/decode';
+import { DecodeOptions, Fit, centerCropBox, decodeRaw, uprightSize } from '../data/decode';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale, upsample } from '../models/segmentation';
 import { Network, Normalization, RestoreOptions, restoreNetwork } from './restore';
 
@@ -30,6 +29,11 @@ export interface PredictorOptions extends RestoreOptions {
   classes?: readonly string[];
   /** (H, W) every image is resized to before the network. Default: the size the network was trained on. */
   size?: readonly [number, number];
+  /**
+   * How an image is brought to `size`: 'fill' (squashed) or 'center-crop' (the aspect kept, the centre
+   * `cropFraction` resized). Default: as the run evaluated (`--resize crop`: the centre 87.5%).
+   */
+  resize?: { fit: Fit; cropFraction: number };
   /**
    * Segmentation at each image's own size, padded to the network's size multiple, instead of resizing to
    * the trained size. Also what happens when no trained size is known (plain weights, mixed-size folders).
@@ -88,9 +92,9 @@ export interface Explanation {
   probability: number;
   /** The module whose feature maps were weighed (see GradCamOptions.layer). */
   layer: string;
-  /** [H, W] float32 in [0, 1] at the image's own size. */
+  /** [H, W] float32 in [0, 1] at the image's own resolution, over what the network saw (see `image`). */
   heatmap: Tensor;
-  /** The image's own pixels, [3, H, W] uint8 RGB. */
+  /** The image's own pixels, [3, H, W] uint8 RGB: all of it, or with a centre-crop fit the region cropped. */
   image: Tensor;
 }
 
@@ -109,6 +113,8 @@ export class Predictor {
   readonly channels: 1 | 3;
   /** (H, W) images are resized to, or null: each image at its own size. */
   readonly size: readonly [number, number] | null;
+  /** How images are brought to `size` (see PredictorOptions.resize). */
+  readonly resize: { fit: Fit; cropFraction: number };
   readonly normalization: Normalization;
   private readonly model: Network;
   private readonly transform: BatchTransform;
@@ -128,6 +134,8 @@ export class Predictor {
     this.normalization = o.normalization ?? r.normalization;
     const trained = r.inputShape ? ([r.inputShape[2], r.inputShape[3]] as const) : null;
     this.size = o.size ?? trained;
+    this.resize = o.resize ?? r.resize;
+    if (this.segmentation && this.resize.fit !== 'fill') throw new Error(`${this.name} is a segmentation network: its class map covers the whole image, so images are resized, not cropped`);
     this.native = o.native ?? false;
     // The loaders' own deterministic transform: uint8 → [0, 1] → (x - mean) / std per channel.
     this.transform = compose(toFloat(), normalize(this.normalization.mean, this.normalization.std));
@@ -268,22 +276,22 @@ export class Predictor {
         images.slice(start, start + b).map(async (image) => {
           const bytes = await readImage(image);
           if (!size || own === 'none') {
-            const img = await decodeImage(bytes, this.channels, size);
+            const img = await this.decode(bytes, size);
             return { img, own: img };
           }
           // The own size from the header, read alongside the network's decode; own pixels need it first, to
           // tell whether that one decode already is them.
           if (own === 'size') {
-            const [img, header] = await Promise.all([decodeImage(bytes, this.channels, size), imageSize(bytes)]);
+            const [img, header] = await Promise.all([this.decode(bytes, size), imageSize(bytes)]);
             return { img, own: header };
           }
           const header = await imageSize(bytes);
           if (header.height === size[0] && header.width === size[1]) {
             // Decoded at `size` all the same, so that the network gets its size whatever the header said.
-            const img = await decodeImage(bytes, this.channels, size);
+            const img = await this.decode(bytes, size);
             return { img, own: img };
           }
-          const [img, pixels] = await Promise.all([decodeImage(bytes, this.channels, size), decodeImage(bytes, this.channels, null)]);
+          const [img, pixels] = await Promise.all([this.decode(bytes, size), this.decode(bytes, null)]);
           return { img, own: pixels };
         }),
       );
@@ -308,17 +316,19 @@ export class Predictor {
    * Where the network found the evidence for a class: Grad-CAM (`gradCam`) of the top class, or of
    * `classIndex`, on the network this predictor holds. Its gradient runs through the network, so load the
    * predictor with `optimize: false` for the network exactly as trained (a folded one explains the same
-   * function up to rounding; bfloat16 is refused). The heatmap comes at the image's own size, with the image's
-   * own pixels to lay it over (`heatmapPng`).
+   * function up to rounding; bfloat16 is refused). The heatmap comes at the image's own resolution, with the
+   * image's own pixels to lay it over (`heatmapPng`) — the centre region only, where the run cropped it.
    */
   async explain(image: ImageInput, o: GradCamOptions & { classIndex?: number } = {}): Promise<Explanation> {
     if (this.segmentation) throw new Error(`${this.name} is a segmentation network: explain (Grad-CAM) explains classifiers`);
     if (this.precision !== 'float32') throw new Error('explain runs in float32: load the predictor without precision bfloat16');
     const named = await readImage(image);
-    const [img, own] = await Promise.all([decodeImage(named, this.channels, this.size), decodeImage(named, 3, null)]);
+    const [img, whole] = await Promise.all([this.decode(named, this.size), decodeImage(named, { channels: 3 })]);
     return tidy(() => {
       const cam = gradCam(this.model as Module & { forward(x: Tensor): Tensor }, this.input(img), o);
-      const heatmap = interpolate(cam.heatmap.unsqueeze(1), { size: [own.height, own.width], mode: 'bilinear', alignCorners: false }).view(own.height, own.width).clamp(0, 1);
+      // A centre crop shows the part of the image the network saw; a squash, all of it.
+      const box = this.size && this.resize.fit === 'center-crop' ? centerCropBox(whole.height, whole.width, this.size, this.resize.cropFraction) : { top: 0, left: 0, height: whole.height, width: whole.width };
+      const heatmap = interpolate(cam.heatmap.unsqueeze(1), { size: [box.height, box.width], mode: 'bilinear', alignCorners: false }).view(box.height, box.width).clamp(0, 1);
       return {
         name: named.name,
         classIndex: cam.classIndex[0],
@@ -326,9 +336,14 @@ export class Predictor {
         probability: cam.probability[0],
         layer: cam.layer,
         heatmap,
-        image: fromArray(own.pixels, [own.height, own.width, 3]).permute(2, 0, 1).contiguous(),
+        image: fromArray(whole.pixels, [whole.height, whole.width, 3]).narrow(0, box.top, box.height).narrow(1, box.left, box.width).permute(2, 0, 1).contiguous(),
       };
     });
+  }
+
+  /** An image brought to `size` as this predictor's run evaluated (or at its own size: null). */
+  private decode(image: ImageInput, size: readonly [number, number] | null): Promise<DecodedImage> {
+    return decodeImage(image, { channels: this.channels, size, ...(size ? this.resize : {}) });
   }
 
   /** Decoded bytes → the normalized network input [1, C, H, W]; call inside tidy(). */
@@ -351,26 +366,25 @@ export async function readImage(image: ImageInput): Promise<NamedImage> {
 }
 
 /**
- * Decodes as training does (decodeRaw, shared with ImageFolder and SegmentationFiles): alpha dropped, grey (1 channel) or
- * sRGB (3; grey images are expanded), resized to (H, W) with sharp's default Lanczos-3 filter.
+ * Decodes as training does (decodeRaw, shared with ImageFolder and SegmentationFiles): upright, alpha dropped,
+ * grey (1 channel) or sRGB (3; grey images are expanded), brought to (H, W) by the fit with sharp's default
+ * Lanczos-3 filter.
  */
-async function decodeImage(image: ImageInput, channels: 1 | 3, size: readonly [number, number] | null): Promise<DecodedImage> {
+async function decodeImage(image: ImageInput, o: DecodeOptions & { channels: 1 | 3 }): Promise<DecodedImage> {
   const { name, bytes } = await readImage(image);
   try {
-    const img = await decodeRaw(bytes, { channels, size });
-    if (img.channels !== channels) throw new Error(`decoded to ${img.channels} channels, expected ${channels}`);
-    return { pixels: img.data, width: img.width, height: img.height, channels };
+    const img = await decodeRaw(bytes, o);
+    if (img.channels !== o.channels) throw new Error(`decoded to ${img.channels} channels, expected ${o.channels}`);
+    return { pixels: img.data, width: img.width, height: img.height, channels: o.channels };
   } catch (e) {
     throw new Error(`cannot decode ${name}: ${(e as Error).message}`);
   }
 }
 
-/** Width and height from the header, without decoding the pixels. */
+/** Width and height from the header (as shown: after the EXIF orientation), without decoding the pixels. */
 async function imageSize({ name, bytes }: NamedImage): Promise<{ width: number; height: number }> {
   try {
-    const m = await sharp(bytes).metadata();
-    if (!m.width || !m.height) throw new Error('no image size in the header');
-    return { width: m.width, height: m.height };
+    return await uprightSize(bytes);
   } catch (e) {
     throw new Error(`cannot decode ${name}: ${(e as Error).message}`);
   }

@@ -8,7 +8,8 @@ import { createModel, createSegmentationModel, isModelName, isSegmentationModelN
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, SCENE_CLASSES } from '../data';
 import { CheckpointContents, RunRecord, fitWeights, readWeights } from '../train/checkpoint';
 import { segmentationNormalization } from '../train/segment';
-import { FolderNormalization, folderNormalization } from '../train/datasets';
+import { FolderNormalization, FolderResize, folderFit, folderNormalization } from '../train/datasets';
+import type { Fit } from '../data/decode';
 
 /** Any restored network: a classifier ([N, classes] logits) or a segmentation net ([N, classes, H, W]). */
 export type Network = Module & { forward(x: Tensor): Tensor };
@@ -39,6 +40,8 @@ export interface RestoredNetwork {
   numClasses: number;
   /** What training normalized with; for plain weights the image-folder convention (see `normalizationOf`). */
   normalization: Normalization;
+  /** How the run's evaluation brought an image to inputShape: squashed ('fill'), or its centre cropped. */
+  resize: { fit: Fit; cropFraction: number };
   /** Class names, one per output; `class i` where the file does not name them. */
   classes: string[];
   /** The checkpoint when the file was one (its config, history, …). */
@@ -51,7 +54,7 @@ export interface RestoredNetwork {
 interface RecordedConfig {
   model?: string;
   modelOptions?: Record<string, unknown>;
-  data?: { kind: string; train?: string; size?: number; channels?: 1 | 3; normalize?: FolderNormalization };
+  data?: { kind: string; train?: string; size?: number; channels?: 1 | 3; normalize?: FolderNormalization; resize?: FolderResize };
   scenes?: { size: number };
   folders?: { train: string; test: string; size?: [number, number]; channels: 1 | 3 };
 }
@@ -106,6 +109,7 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
     inChannels,
     numClasses,
     normalization: normalizationOf(cfg, segmentation, inChannels),
+    resize: cfg?.data?.kind === 'image-folder' ? folderFit(cfg.data) : { fit: 'fill', cropFraction: 1 },
     classes: classNames(run, cfg, numClasses),
     checkpoint,
     config: run?.config ?? null,

@@ -206,6 +206,12 @@ export interface InterpolateOptions {
   mode?: 'nearest' | 'bilinear';
   /** Bilinear only. PyTorch's default is false; DeepLab/PSPNet-era code often used true. */
   alignCorners?: boolean;
+  /**
+   * Bilinear only: when shrinking, average over the whole footprint of each output pixel (a wider triangle
+   * filter) instead of reading 2×2 input pixels, which aliases (PyTorch's antialias=True, as torchvision
+   * resizes images). Default false.
+   */
+  antialias?: boolean;
 }
 
 /** torch.nn.functional.interpolate for 4-D input. */
@@ -214,10 +220,10 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   const size = o.size ?? null;
   const scales = o.size ? null : typeof o.scaleFactor === 'number' ? [o.scaleFactor, o.scaleFactor] : (o.scaleFactor as number[]);
   if ((o.mode ?? 'nearest') === 'nearest') {
-    if (o.alignCorners !== undefined) throw new Error('interpolate: alignCorners applies only to bilinear mode');
+    if (o.alignCorners !== undefined || o.antialias !== undefined) throw new Error('interpolate: alignCorners and antialias apply only to bilinear mode');
     return wrap(op('aten::upsample_nearest2d.vec').handle(x.h, size, scales));
   }
-  return wrap(op('aten::upsample_bilinear2d.vec').handle(x.h, size, o.alignCorners ?? false, scales));
+  return wrap(op(o.antialias ? 'aten::_upsample_bilinear2d_aa.vec' : 'aten::upsample_bilinear2d.vec').handle(x.h, size, o.alignCorners ?? false, scales));
 }
 
 export interface GridSampleOptions {

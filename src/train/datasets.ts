@@ -1,5 +1,6 @@
 // The data a training run reads: Fashion-MNIST (Debian's package) or image folders (a test folder, or a test share of the training one).
-import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, splitOff, toFloat } from '../data';
+import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat } from '../data';
+import type { Fit } from '../data/decode';
 
 /**
  * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set
@@ -8,11 +9,28 @@ import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHIO
 export type DataSpec =
   | { kind: 'fashion-mnist'; root?: string; valSplit?: number }
   /**
-   * root/<class>/<image> folders; images are resized to `size` (square). The test images come from `test`,
-   * or with `testSplit` from the training folder: that share of every class, the same images every run
-   * (drawn by a fixed seed, not the run's), never trained on; `valSplit` then takes its share of the rest.
+   * root/<class>/<image> folders; images are brought to `size` (square) as `resize` says. The test images
+   * come from `test`, or with `testSplit` from the training folder: that share of every class, the same
+   * images every run (drawn by a fixed seed, not the run's), never trained on; `valSplit` then takes its
+   * share of the rest. `cropScale`: with resize 'crop' and augmentation, the smallest random crop's share
+   * of the image's area.
    */
-  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization };
+  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization; resize?: FolderResize; cropScale?: number };
+
+/**
+ * How image-folder images reach the square input: absent or 'squash', resized to it whatever their shape;
+ * 'crop', their aspect ratio kept — torchvision's ImageNet recipe: evaluated on the centre 87.5%
+ * (Resize(size / 0.875), CenterCrop(size)), trained with augmentation on random resized crops.
+ */
+export type FolderResize = 'squash' | 'crop';
+
+/** torchvision's evaluation crop: the centre 224 of 256, 0.875 of the side. */
+export const CENTER_CROP_FRACTION = 0.875;
+
+/** How a folder run evaluates — and predict and exported models' readers decode — an image. */
+export function folderFit(spec: { resize?: FolderResize }): { fit: Fit; cropFraction: number } {
+  return spec.resize === 'crop' ? { fit: 'center-crop', cropFraction: CENTER_CROP_FRACTION } : { fit: 'fill', cropFraction: 1 };
+}
 
 /**
  * How image-folder pixels are normalized: absent, scaled to [-1, 1] (mean and std 0.5); 'imagenet', with
@@ -57,9 +75,10 @@ export function imageSize(spec: DataSpec): number {
 }
 
 /**
- * Training and test loaders. Training batches: toFloat, then with `augment` random crop and flip, then with
- * `colorJitter` the jitter (pixels in [0, 1]; drawn after the crops and flips, so those stay where they were),
- * then normalize. Test batches: toFloat and normalize only.
+ * Training and test loaders. Training batches: toFloat, then with `augment` random crop (padded; for folders
+ * with resize 'crop', a random resized crop of each image as decoded) and flip, then with `colorJitter` the
+ * jitter (pixels in [0, 1]; drawn after the crops and flips, so those stay where they were), then normalize.
+ * Test and validation batches: toFloat and normalize only (folders with resize 'crop': the centre crop).
  */
 export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number; augment: boolean; colorJitter?: ColorJitterOptions | null }): Loaders {
   const jitter = o.colorJitter ? [colorJitter(o.colorJitter)] : [];
@@ -82,17 +101,24 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   }
   const size = imageSize(spec);
   const channels = spec.channels ?? 3;
-  const train = new ImageFolder(spec.train, { size, channels });
-  const labels = train.samples.map((s) => s.label);
+  const folder = new ImageFolder(spec.train, { size, channels, ...folderFit(spec) });
+  const labels = folder.samples.map((s) => s.label);
   if (Boolean(spec.test) === Boolean(spec.testSplit)) throw new Error(`image-folder data takes a test folder or a test split of ${spec.train}, one of the two`);
   const held = spec.testSplit ? splitOff(labels, allOf(labels.length), spec.testSplit, TEST_SPLIT_SEED) : null;
-  const test = held ? new SampleSubset(train, held.out) : new ImageFolder(spec.test!, { size, channels });
-  if (test instanceof ImageFolder && train.classes.join('\n') !== test.classes.join('\n')) {
-    throw new Error(`image folders disagree on classes: ${spec.train} has [${train.classes}], ${spec.test} has [${test.classes}]`);
+  const test = held ? new SampleSubset(folder, held.out) : new ImageFolder(spec.test!, { size, channels, ...folderFit(spec) });
+  if (test instanceof ImageFolder && folder.classes.join('\n') !== test.classes.join('\n')) {
+    throw new Error(`image folders disagree on classes: ${spec.train} has [${folder.classes}], ${spec.test} has [${test.classes}]`);
   }
   const stats = folderNormalization(spec);
   const norm = normalize(stats.mean, stats.std);
-  const aug = [...(o.augment ? [randomCrop(size, Math.max(1, Math.round(size / 8))), randomHorizontalFlip()] : []), ...jitter];
+  const cropScale = spec.cropScale ?? RANDOM_RESIZED_CROP_SCALE[0];
+  const resizedCrops = spec.resize === 'crop' && o.augment;
+  // Random resized crops cut each image at its own shape, so training decodes keep the aspect ratio, the
+  // shorter side brought down to where the smallest crop (cropScale of the area) still spans `size` pixels:
+  // no crop is enlarged from fewer pixels than the image had, and no decode is larger than that needs.
+  const train = resizedCrops ? folder.decodedAs({ size: Math.ceil(size / Math.sqrt(cropScale)), fit: 'shorter-side' }) : folder;
+  const crops = resizedCrops ? { sampleTransform: randomResizedCrop(size, { scale: [cropScale, 1] }) } : {};
+  const aug = [...(o.augment ? [...(resizedCrops ? [] : [randomCrop(size, Math.max(1, Math.round(size / 8)))]), randomHorizontalFlip()] : []), ...jitter];
   const rest = held ? held.keep : allOf(labels.length);
   const val = spec.valSplit ? splitOff(labels, rest, spec.valSplit, o.seed) : null;
   const kept = val ? val.keep : rest;
@@ -100,13 +126,13 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   const evalLoader = (d: DataLoader['dataset']) => new DataLoader(d, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 });
   return {
     // A last training batch of one image cannot be batch-normalized (BatchNorm2d refuses it): drop only that.
-    train: new DataLoader(trainPart, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: trainPart.length % o.batchSize === 1 }),
-    val: val && evalLoader(new SampleSubset(train, val.out)),
+    train: new DataLoader(trainPart, { batchSize: o.batchSize, shuffle: true, seed: o.seed, ...crops, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: trainPart.length % o.batchSize === 1 }),
+    val: val && evalLoader(new SampleSubset(folder, val.out)),
     test: evalLoader(test),
-    numClasses: train.classes.length,
+    numClasses: folder.classes.length,
     inChannels: channels,
-    classes: train.classes,
-    trainCounts: countLabels(labels, train.classes.length, kept),
+    classes: folder.classes,
+    trainCounts: countLabels(labels, folder.classes.length, kept),
   };
 }
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
-import { BatchContext, BatchData, Rng, compose, normalize, randomCrop, randomHorizontalFlip, resize, toFloat } from '../../src/data';
+import { BatchContext, BatchData, Rng, compose, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, resize, resizedCropBox, toFloat } from '../../src/data';
 import { assertClose, runTorch } from '../helpers/pytorch';
 
 const ctx = (seed: number): BatchContext => ({ epoch: 0, index: 0, rng: Rng.from(seed) });
@@ -124,4 +124,56 @@ test('compose applies in order and is reproducible from the Rng seed', () => {
   // Order matters: normalize then pad differs from pad then normalize (the zero padding is normalized too).
   const swapped = compose(normalize([1], [2]), randomCrop(8, 2), randomHorizontalFlip());
   assert.notDeepEqual(swapped(b, ctx(5)).x.toNumbers(), a1);
+});
+
+test('resizedCropBox: boxes inside the image with area share in scale and aspect in ratio; ten misses fall back to the centre', () => {
+  const rng = new Rng(21);
+  const [H, W] = [50, 70];
+  const shares: number[] = [];
+  for (let k = 0; k < 2000; k++) {
+    const b = resizedCropBox(rng, H, W, [0.08, 1], [3 / 4, 4 / 3]);
+    assert.ok(b.top >= 0 && b.left >= 0 && b.top + b.height <= H && b.left + b.width <= W, `inside: ${JSON.stringify(b)}`);
+    const share = (b.height * b.width) / (H * W);
+    // Rounding each side to a whole pixel moves the area and the aspect by up to half a pixel per side.
+    assert.ok(share >= 0.08 * 0.75 && share <= 1, `area share ${share}`);
+    const aspect = b.width / b.height;
+    assert.ok(aspect >= (3 / 4) * (1 - 0.5 / b.height) / (1 + 0.5 / b.width) - 1e-9 && aspect <= (4 / 3) * (1 + 0.5 / b.width) / (1 - 0.5 / b.height) + 1e-9, `aspect ${aspect}`);
+    shares.push(share);
+  }
+  const mean = shares.reduce((a, v) => a + v, 0) / shares.length;
+  // Uniform shares in [0.08, 1] average 0.54; large boxes that miss the 50×70 frame are redrawn, so fewer large ones.
+  assert.ok(mean > 0.4 && mean < 0.56, `mean area share ${mean}`);
+  // No box of aspect 3…4 and 90% of the area fits a 10×10 image: the centred 10 wide, round(10 / 3) = 3 high.
+  assert.deepEqual(resizedCropBox(new Rng(1), 10, 10, [0.9, 1], [3, 4]), { top: 3, left: 0, height: 3, width: 10 });
+  // A tall image with ratio [1, 1] and the whole area: the centred square.
+  assert.deepEqual(resizedCropBox(new Rng(1), 30, 10, [1, 1], [1, 1]), { top: 10, left: 0, height: 10, width: 10 });
+});
+
+test('randomResizedCrop equals PyTorch\'s antialiased bilinear resize of each drawn box (uint8 and float)', () => {
+  const bytes = T.tidy(() => T.rand([1, 3, 37, 53]).mul(255).floor().to('uint8'));
+  const floats = batch(3, 2, 29, 41).b;
+  const size: [number, number] = [16, 12];
+  const u8 = randomResizedCrop(size)({ x: bytes, y: T.arange(1) }, ctx(5)).x;
+  const f = randomResizedCrop(size, { scale: [0.3, 0.9] })(floats, ctx(6)).x;
+  assert.equal(u8.dtype, 'uint8');
+  assert.deepEqual(u8.shape, [1, 3, 16, 12]);
+  assert.deepEqual(f.shape, [3, 2, 16, 12]);
+  // The boxes the transforms drew, drawn again from the same Rng (resizedCropBox is checked by itself above).
+  const b1 = resizedCropBox(Rng.from(5), 37, 53, [0.08, 1], [3 / 4, 4 / 3]);
+  const r6 = Rng.from(6);
+  const bs = [0, 1, 2].map(() => resizedCropBox(r6, 29, 41, [0.3, 0.9], [3 / 4, 4 / 3]));
+  const py = (b: { top: number; left: number; height: number; width: number }): string => `${b.top}:${b.top + b.height}, ${b.left}:${b.left + b.width}`;
+  const ref = runTorch(
+    `aa = lambda x: F.interpolate(x, size=(16, 12), mode="bilinear", align_corners=False, antialias=True)
+O["u8"] = aa(I["b"][:, :, ${py(b1)}].float()).round().clamp(0, 255).to(torch.uint8)
+O["f"] = torch.cat([${bs.map((b, i) => `aa(I["x"][${i}:${i + 1}, :, ${py(b)}])`).join(', ')}], 0)`,
+    { b: bytes, x: floats.x },
+  );
+  assert.deepEqual(u8.toNumbers(), ref.u8.toNumbers());
+  assertClose(f, ref.f, 1e-5, 'float crops');
+  // Distinct boxes per sample, and the same seed draws the same crops.
+  assert.equal(new Set(bs.map(py)).size, 3);
+  assert.deepEqual(randomResizedCrop(size)({ x: bytes, y: T.arange(1) }, ctx(5)).x.toNumbers(), u8.toNumbers());
+  assert.throws(() => randomResizedCrop(8, { scale: [0, 1] }), /scale must satisfy 0 < min <= max <= 1/);
+  assert.throws(() => randomResizedCrop(8, { ratio: [2, 1] }), /ratio must satisfy/);
 });

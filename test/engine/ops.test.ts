@@ -102,6 +102,7 @@ const cases: Case[] = [
   { name: 'bilinear align corners', inputs: () => X(1, 2, 5, 7), ts: ({ x }) => T.interpolate(x, { size: [9, 13], mode: 'bilinear', alignCorners: true }), py: "F.interpolate(x, size=(9, 13), mode='bilinear', align_corners=True)" },
   { name: 'bilinear half pixel', inputs: () => X(1, 2, 5, 7), ts: ({ x }) => T.interpolate(x, { size: [12, 3], mode: 'bilinear', alignCorners: false }), py: "F.interpolate(x, size=(12, 3), mode='bilinear', align_corners=False)" },
   { name: 'bilinear scale factor', inputs: () => X(1, 2, 5, 7), ts: ({ x }) => T.interpolate(x, { scaleFactor: 2, mode: 'bilinear' }), py: "F.interpolate(x, scale_factor=2, mode='bilinear')" },
+  { name: 'bilinear antialias (shrink)', inputs: () => X(2, 3, 17, 23), ts: ({ x }) => T.interpolate(x, { size: [5, 9], mode: 'bilinear', antialias: true }), py: "F.interpolate(x, size=(5, 9), mode='bilinear', align_corners=False, antialias=True)" },
   { name: 'nearest', inputs: () => X(1, 2, 5, 7), ts: ({ x }) => T.interpolate(x, { size: [10, 21] }), py: 'F.interpolate(x, size=(10, 21))' },
   { name: 'pad', inputs: () => X(1, 2, 3, 3), ts: ({ x }) => T.pad(x, [1, 2, 0, 1], 0.5), py: 'F.pad(x, (1, 2, 0, 1), value=0.5)' },
   // regularization (same seed, same generator, same mask)

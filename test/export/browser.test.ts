@@ -17,6 +17,7 @@ import { ENet } from '../../src/models/enet';
 import { Module } from '../../src/nn';
 import { CLI, exportCheckpoint as exported, randomizeBatchNorm, startServer } from '../helpers/deploy';
 import { Predictor } from '../../src/infer';
+import { decodeRaw } from '../../src/data/decode';
 import { PixelPipeline } from '../../src/export';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMNIST } from '../../src/data';
 
@@ -254,6 +255,30 @@ test('pages with the processing in the graph (--with-preprocessing): the image\'
   const counts = new Map<number, number>();
   t.labels!.forEach((l) => counts.set(l, (counts.get(l) ?? 0) + 1));
   assert.deepEqual(new Map(legend as [number, number][]), counts);
+  await page.close();
+});
+
+test('classifier page for a run trained with --resize crop: an uploaded photo\'s centre goes in, as Predictor crops it', { skip }, async () => {
+  T.manualSeed(9);
+  const cnn = createModel('cnn', { numClasses: 4, inChannels: 3, smallInput: true });
+  const baked = exported(dir, 'cnn-crop', cnn, { model: 'cnn', modelOptions: {}, data: { kind: 'image-folder', train: 'gone', testSplit: 0.2, size: 32, channels: 3, resize: 'crop' } }, ['--with-preprocessing']);
+  // A smooth 90×60 photo (resamplers agree on it) with a white band along the left edge, outside the centre.
+  const w = 90;
+  const px = Buffer.alloc(60 * w * 3);
+  for (let y = 0; y < 60; y++) for (let x = 0; x < w; x++) px.set(x < 20 ? [255, 255, 255] : [2 * x, 3 * y, 120], (y * w + x) * 3);
+  const photo = path.join(dir, 'photo.png');
+  await sharp(px, { raw: { width: w, height: 60, channels: 3 } }).png().toFile(photo);
+  const page = await openAndUpload(await serve(baked.onnx), photo);
+  const t = await pageTensors(page);
+  assert.deepEqual(t.inputDims, [1, 32, 32, 3]);
+  const decoded = async (fit: 'center-crop' | 'fill'): Promise<Buffer> => (await decodeRaw(photo, { channels: 3, size: [32, 32], fit, cropFraction: 0.875 })).data;
+  const diff = (b: Buffer): number => t.input.reduce((a, v, i) => a + Math.abs(v - b[i]), 0) / t.input.length;
+  const [crop, squash] = [diff(await decoded('center-crop')), diff(await decoded('fill'))];
+  assert.ok(crop < 3, `the page's input is the centre crop: ${crop.toFixed(2)} levels from sharp's on average`);
+  assert.ok(squash > 10 * crop, `not the whole photo squashed (${squash.toFixed(2)} levels off)`);
+  // The answer shown is the graph's on those bytes.
+  const shown = await page.$$eval('#result li', (li) => li.map((l) => Number(l.getAttribute('data-class'))));
+  assert.deepEqual(shown, Array.from(t.output, (p, i) => [p, i]).sort((a, b) => b[0] - a[0]).map((r) => r[1]));
   await page.close();
 });
 

@@ -41,7 +41,7 @@ test('a classification checkpoint: model, 7 classes and RGB 32×32 input come fr
     version: 1,
     model: 'mobilenet_v1',
     task: 'classify',
-    input: { name: 'input', layout: 'NCHW', channels: 3, height: 32, width: 32, batch: 'dynamic' },
+    input: { name: 'input', layout: 'NCHW', channels: 3, height: 32, width: 32, batch: 'dynamic', resize: { fit: 'fill' } },
     output: { name: 'output' },
     normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, // image folders train on [-1, 1]
     classes: Array.from({ length: 7 }, (_, i) => `class ${i}`),

@@ -92,7 +92,7 @@ test('a grey classifier on Fashion-MNIST test garments: the graph\'s probabiliti
   // The card says what the graph takes and gives; the normalization it records is applied inside.
   assert.equal(card.version, 2);
   assert.equal(card.preprocessing, 'in-graph');
-  assert.deepEqual(card.input, { name: 'pixels', layout: 'NHWC', dtype: 'uint8', channels: 1, height: 28, width: 28, batch: 'dynamic' });
+  assert.deepEqual(card.input, { name: 'pixels', layout: 'NHWC', dtype: 'uint8', channels: 1, height: 28, width: 28, batch: 'dynamic', resize: { fit: 'fill' } });
   assert.deepEqual(card.output, { name: 'probabilities', dtype: 'float32' });
   assert.equal(card.logits, undefined);
   assert.deepEqual(card.normalization, { mean: [0.286], std: [0.353] });
@@ -130,7 +130,7 @@ test('an RGB classifier on screenshot crops (PNG and JPEG): probabilities within
   randomizeBatchNorm(model);
   const data = { kind: 'image-folder', train: 'x', test: 'y', size: 32, channels: 3 };
   const { ckpt, onnx, card } = exportBaked('resnet18', model, { model: 'resnet18', modelOptions: { width: 8 }, data }, ['--keep-logits']);
-  assert.deepEqual(card.input, { name: 'pixels', layout: 'NHWC', dtype: 'uint8', channels: 3, height: 32, width: 32, batch: 'dynamic' });
+  assert.deepEqual(card.input, { name: 'pixels', layout: 'NHWC', dtype: 'uint8', channels: 3, height: 32, width: 32, batch: 'dynamic', resize: { fit: 'fill' } });
   assert.deepEqual(card.logits, { name: 'logits' });
   // At the trained size (no resize) and larger (sharp's lanczos3 to 32×32).
   const files = await crops('rgb-cnn', [[160, 250, 32, 32, 'png'], [400, 600, 32, 32, 'png'], [180, 420, 32, 32, 'jpeg'], [50, 150, 160, 120, 'jpeg'], [380, 520, 75, 140, 'png']]);
@@ -218,7 +218,7 @@ test('segmentation, RGB crops (ENet 48×64, logits kept): the class map is Predi
   const model = new ENet({ numClasses: 11, inChannels: 3 });
   randomizeBatchNorm(model);
   const { ckpt, onnx, card } = exportBaked('enet-rgb', model, { model: 'enet', folders: { train: 'x', test: 'y', size: [48, 64], channels: 3 } }, ['--keep-logits']);
-  assert.deepEqual(card.input, { name: 'pixels', layout: 'NHWC', dtype: 'uint8', channels: 3, height: 48, width: 64, batch: 'dynamic' });
+  assert.deepEqual(card.input, { name: 'pixels', layout: 'NHWC', dtype: 'uint8', channels: 3, height: 48, width: 64, batch: 'dynamic', resize: { fit: 'fill' } });
   const files = await crops('seg-rgb', [[150, 220, 64, 48, 'png'], [370, 600, 64, 48, 'png'], [400, 700, 64, 48, 'png']]);
   const r = await checkClassMaps(ckpt, onnx, card, files, true);
   t.diagnostic(`${r.differ} of ${r.total} pixels differ (ties)`);

@@ -134,6 +134,35 @@ test('--with-preprocessing exports: the server feeds sharp\'s raw bytes to the g
   assert.ok(agree >= 0.998, `mask and tsvision agree on ${(100 * agree).toFixed(2)}% of pixels`);
 });
 
+test('a run trained with --resize crop: the server crops the upright photo\'s centre as Predictor does (card input.resize, EXIF orientation)', async () => {
+  T.manualSeed(8);
+  const cnn = createModel('cnn', { numClasses: 4, inChannels: 3, smallInput: true });
+  randomizeBatchNorm(cnn);
+  const { ckpt, onnx } = exported('cnn-crop', cnn, { model: 'cnn', modelOptions: {}, data: { kind: 'image-folder', train: 'gone', testSplit: 0.2, size: 32, channels: 3, resize: 'crop' } });
+  const base = await start(onnx);
+  const card = (await (await fetch(base)).json()) as { input: { resize: unknown } };
+  assert.deepEqual(card.input.resize, { fit: 'center-crop', cropFraction: 0.875 });
+  const predictor = await Predictor.load(ckpt);
+  const squashing = await Predictor.load(ckpt, { resize: { fit: 'fill', cropFraction: 1 } });
+  // Random pixels with a white band along the left edge, which a centre crop leaves out.
+  const banded = async (): Promise<sharp.Sharp> => {
+    const { data, info } = await sharp(await image(90, 60, 3, 'png')).raw().toBuffer({ resolveWithObject: true });
+    for (let y = 0; y < info.height; y++) data.fill(255, y * 90 * 3, (y * 90 + 20) * 3);
+    return sharp(data, { raw: { width: 90, height: 60, channels: 3 } });
+  };
+  // Wide, and stored sideways (EXIF orientation 6: shown 60 wide, 90 high, the band along the top).
+  const sideways = await (await banded()).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer();
+  for (const bytes of [await (await banded()).jpeg({ quality: 90 }).toBuffer(), sideways]) {
+    const { top } = (await (await post(`${base}predict`, bytes)).json()) as { top: { index: number; probability: number }[] };
+    const want = await predictor.classify(bytes, { topK: 4 });
+    assert.deepEqual(top.map((t) => t.index), want.map((w) => w.index));
+    top.forEach((t, i) => assert.ok(Math.abs(t.probability - want[i].probability) < 1e-5, `class ${t.index}: ${t.probability} vs ${want[i].probability}`));
+    // Squashing the whole photo would have given other probabilities.
+    const whole = await squashing.classify(bytes, { topK: 4 });
+    assert.ok(whole.some((w) => Math.abs(w.probability - want.find((v) => v.index === w.index)!.probability) > 1e-3), 'the crop changes the answer');
+  }
+});
+
 test('the server refuses to start without its model card, naming the file', () => {
   const onnx = path.join(dir, 'alone.onnx');
   fs.writeFileSync(onnx, 'x');

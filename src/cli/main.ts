@@ -214,44 +214,60 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
   return r;
 }
 
+/**
+ * Options of runs that fit labels by cross-entropy in every phase — `train` and each of DSD's — beyond the
+ * shared recipe: a validation split, imbalance weights, and mixed images. (Mimic's student fits a teacher's
+ * logits instead, so they are not its options.)
+ */
+function addLabelOptions(cmd: Command): Command {
+  return cmd
+    .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
+    .addOption(new Option('--class-weights <mode>', 'weigh each class\'s cross-entropy by N / (K · its count) of the training images, for imbalanced data (sklearn\'s "balanced")').choices(['balanced']))
+    .option('--mixup <alpha>', 'mixup (Zhang et al. 2018): each training image blended with another of its batch, λ ~ Beta(α, α), labels weighted alike (e.g. 0.2)', num('--mixup', { min: 0 }))
+    .option('--cutmix <alpha>', 'CutMix (Yun et al. 2019): a box of another image of the batch pasted in, its area 1 − λ, λ ~ Beta(α, α) (e.g. 1); with --mixup, one or the other per batch', num('--cutmix', { min: 0 }));
+}
+
+/** The shared recipe with addLabelOptions' settings. */
+function labelRecipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
+  const recipe = recipeFrom(o);
+  return {
+    ...recipe,
+    ...(o.valSplit ? { data: { ...recipe.data!, valSplit: o.valSplit as number } } : {}),
+    ...(o.mixup ? { mixup: o.mixup as number } : {}),
+    ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
+    ...(o.classWeights ? { classWeights: o.classWeights as 'balanced' } : {}),
+  };
+}
+
 const stderrLog = (line: string, transient?: boolean): void => {
   process.stderr.write(transient ? `\r${line}\x1b[K` : `${line}\n`);
 };
 
-addRecipeOptions(
+addLabelOptions(addRecipeOptions(
   program
     .command('train')
     .description('train a registered model on Fashion-MNIST (default) or on image folders; writes a checkpoint, weights, report.json and curves.png')
     .addOption(new Option('-m, --model <name>', `model to train: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName)),
   { ...DEFAULT_CONFIG, epochs: DEFAULT_CONFIG.epochs },
-)
+))
   .option('-o, --out <dir>', 'output folder', DEFAULT_CONFIG.outDir)
   .option('--init <weights>', 'start from these weights (checkpoint, model.safetensors, or torchvision\'s converted by scripts/pth2safetensors.py) instead of a fresh initialization; a head trained on other classes starts afresh')
-  .addOption(new Option('--class-weights <mode>', 'weigh each class\'s cross-entropy by N / (K · its count) of the training images, for imbalanced data (sklearn\'s "balanced")').choices(['balanced']))
   .option('--backbone-lr <f>', 'with --init: every layer but the head learns at this fraction of --lr (e.g. 0.1), the head at --lr (a discriminative rate, as fastai\'s)', num('--backbone-lr', { min: 0 }))
   .option('--freeze-epochs <n>', 'with --init: for the first n epochs only the head and the BatchNorm layers train, every other layer frozen (fastai\'s freeze; n ≥ --epochs: frozen throughout)', num('--freeze-epochs', { int: true, min: 1 }))
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
-  .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation top-1', num('--patience', { int: true, min: 1 }))
-  .option('--mixup <alpha>', 'mixup (Zhang et al. 2018): each training image blended with another of its batch, λ ~ Beta(α, α), labels weighted alike (e.g. 0.2)', num('--mixup', { min: 0 }))
   .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
-  .option('--cutmix <alpha>', 'CutMix (Yun et al. 2019): a box of another image of the batch pasted in, its area 1 − λ, λ ~ Beta(α, α) (e.g. 1); with --mixup, one or the other per batch', num('--cutmix', { min: 0 }))
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
     if (o.freezeEpochs && !o.init) throw new InvalidArgumentError('--freeze-epochs keeps the weights --init loads frozen: give --init too');
     if (o.backboneLr !== undefined && !o.init) throw new InvalidArgumentError('--backbone-lr sets the rate of the weights --init loads: give --init too');
-    const recipe = recipeFrom(o);
     const cfg: Partial<TrainConfig> & { resume?: string } = {
-      ...recipe,
-      ...(o.valSplit ? { data: { ...recipe.data!, valSplit: o.valSplit as number } } : {}),
+      ...labelRecipeFrom(o),
       ...(o.patience ? { patience: o.patience as number } : {}),
-      ...(o.mixup ? { mixup: o.mixup as number } : {}),
-      ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
       ...(o.ema ? { ema: o.ema as number } : {}),
       ...(o.freezeEpochs ? { freezeEpochs: o.freezeEpochs as number } : {}),
       ...(o.backboneLr !== undefined ? { backboneLr: o.backboneLr as number } : {}),
-      ...(o.classWeights ? { classWeights: o.classWeights as 'balanced' } : {}),
       model: o.model,
       outDir: o.out,
       init: o.init ?? '',
@@ -321,12 +337,12 @@ program
     process.exitCode = r.exitCode;
   });
 
-addRecipeOptions(
+addLabelOptions(addRecipeOptions(
   program
     .command('dsd')
     .description('Dense-Sparse-Dense training (Han et al. 2017): dense, prune by magnitude and retrain with masks held, re-dense at lr/10; with the paper\'s control (dense at lr/10). Writes SUMMARY.md, report.json, curves.png')
     .addOption(new Option('-m, --model <name>', `model: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName)),
-)
+))
   .option('--sparsity <s>', 'fraction of each layer\'s weights pruned in the S phase (paper: 0.25–0.5)', fraction('--sparsity'), DSD_DEFAULTS.sparsity)
   .option('--prune-first', 'prune the first layer too (the paper leaves it dense)', false)
   .option('--dense-epochs <n>', 'epochs of the D phase', num('--dense-epochs', { int: true, min: 1 }), DSD_DEFAULTS.denseEpochs)
@@ -339,7 +355,7 @@ addRecipeOptions(
   .action(async (o) => {
     const r = await runDsd(
       {
-        base: { ...recipeFrom(o), model: o.model },
+        base: { ...labelRecipeFrom(o), model: o.model },
         outDir: o.out,
         sparsity: o.sparsity,
         skipFirst: !o.pruneFirst,

@@ -86,7 +86,9 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
 }
 
 function normalizeData(d: DataSpec): DataSpec {
-  // Which images and how they are fed; a validation split (valSplit) changes neither.
-  const { valSplit: _, ...images } = d;
-  return images.kind === 'fashion-mnist' ? { kind: 'fashion-mnist' } : { ...images, size: images.size ?? 32, channels: images.channels ?? 3 };
+  if (d.kind === 'fashion-mnist') return { kind: 'fashion-mnist' };
+  // Which images and how they are fed; neither a validation split (valSplit) nor the range of training's
+  // random crops (cropScale) changes them: the teacher answers the student's batches.
+  const { valSplit: _, cropScale: __, ...images } = d;
+  return { ...images, size: images.size ?? 32, channels: images.channels ?? 3 };
 }

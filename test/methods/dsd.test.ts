@@ -10,6 +10,10 @@ import * as T from '../../src/torch';
 import { runDsd } from '../../src/methods/dsd';
 import { countZeroParameters, prunableWeights } from '../../src/methods/prune';
 import { createModel } from '../../src/models/registry';
+import { spawnSync } from 'node:child_process';
+import { writeLeftRightFolder } from '../helpers/folders';
+
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 const small = { widths: [8, 16] as [number, number], hidden: 32 };
 const base = { model: 'cnn' as const, modelOptions: small, batchSize: 64, limitBatches: 8, threads: 1, lr: 0.05 };
@@ -71,4 +75,24 @@ test('DSD: dense → sparse (masks held) → re-dense at lr/10, with the control
   assert.equal(fromDense.dense, null);
   assert.equal(fromDense.control, null);
   assert.equal(fromDense.sparse.testTop1, r.sparse.testTop1, 'same start, same S phase');
+});
+
+test('tsvision dsd takes train\'s label options: every phase weighs classes, mixes images and scores a validation split', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-dsd-cli-'));
+  await writeLeftRightFolder(path.join(root, 'data'), 10, 5);
+  const out = path.join(root, 'run');
+  const r = spawnSync(process.execPath, [CLI, 'dsd', '--train-dir', path.join(root, 'data'), '--image-size', '16', '--opt', 'widths=4,8', '--opt', 'hidden=8', '-b', '4', '--threads', '1',
+    '--dense-epochs', '1', '--sparse-epochs', '1', '--redense-epochs', '1', '--no-control', '--val-split', '0.25', '--class-weights', 'balanced', '--mixup', '0.2', '-o', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  for (const phase of ['dense', 'sparse', 'redense']) {
+    const rep = JSON.parse(fs.readFileSync(path.join(out, phase, 'report.json'), 'utf8')) as { config: { classWeights: string; mixup: number; data: { valSplit: number } }; history: { valTop1?: number }[] };
+    assert.deepEqual([rep.config.classWeights, rep.config.mixup, rep.config.data.valSplit], ['balanced', 0.2, 0.25], phase);
+    assert.ok(rep.history.every((h) => typeof h.valTop1 === 'number'), `${phase} scores its validation images every epoch`);
+    assert.ok(fs.existsSync(path.join(out, phase, 'best.safetensors')), `${phase}: best.safetensors`);
+  }
+  // Mimic's student fits logits, not labels: the label options are not its.
+  const m = spawnSync(process.execPath, [CLI, 'mimic', '--class-weights', 'balanced'], { encoding: 'utf8' });
+  assert.notEqual(m.status, 0);
+  assert.match(m.stderr, /unknown option '--class-weights'/);
+  fs.rmSync(root, { recursive: true, force: true });
 });

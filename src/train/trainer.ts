@@ -123,12 +123,16 @@ export interface EpochRecord {
   testLoss: number;
   testTop1: number;
   testTop5: number;
+  /** Each class's share of its test images classified right (null: none in the test set), and their mean. */
+  testRecall: (number | null)[];
+  testBalancedTop1: number;
   seconds: number;
   samplesPerSecond: number;
   /** On the held-out validation images (data.valSplit); absent without them. */
   valLoss?: number;
   valTop1?: number;
   valTop5?: number;
+  valBalancedTop1?: number;
   /** The moving average of the weights (`ema`) on the test images, and on the validation images; absent without. */
   emaTestLoss?: number;
   emaTestTop1?: number;
@@ -360,12 +364,17 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       const none: Scores = { loss: 0, top1: 0, top5: 0, count: 0 };
       const train: Scores = { loss: meter.loss, top1: meter.accuracy(), top5: 0, count: meter.count };
       const test = await evaluate(model, testLoader, cfg.limitBatches);
-      const val = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : none;
+      const valScores = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : null;
+      const val = valScores ?? none;
       // The average scored on the same images (every rank holds the same average: the same steps).
       const emaTest = emaModel ? await evaluate(emaModel, testLoader, cfg.limitBatches) : none;
       const emaVal = emaModel && valLoader ? await evaluate(emaModel, valLoader, cfg.limitBatches) : none;
       // Over the ranks: the accuracy printed is the one over the whole test set.
       const all = world > 1 ? scoresAcrossRanks({ train, test, val, emaTest, emaVal }) : { train, test, val, emaTest, emaVal };
+      // Per-class recall from the confusion over every rank's images.
+      const recalls = (c: number[][]) => recallPerClass(world > 1 ? confusionAcrossRanks(c, loaders.numClasses) : c);
+      const testRecall = recalls(test.confusion);
+      const valRecall = valScores && recalls(valScores.confusion);
       const rec: EpochRecord = {
         epoch: epoch + 1,
         trainLoss: all.train.loss,
@@ -373,16 +382,20 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         testLoss: all.test.loss,
         testTop1: all.test.top1,
         testTop5: all.test.top5,
+        testRecall: testRecall.recall,
+        testBalancedTop1: testRecall.balanced,
         seconds: trainSeconds,
         samplesPerSecond: (all.train.count - carriedCount) / Math.max(trainSeconds, 1e-3),
-        ...(valLoader ? { valLoss: all.val.loss, valTop1: all.val.top1, valTop5: all.val.top5 } : {}),
+        ...(valLoader ? { valLoss: all.val.loss, valTop1: all.val.top1, valTop5: all.val.top5, valBalancedTop1: valRecall!.balanced } : {}),
         ...(emaModel ? { emaTestLoss: all.emaTest.loss, emaTestTop1: all.emaTest.top1, emaTestTop5: all.emaTest.top5 } : {}),
         ...(emaModel && valLoader ? { emaValTop1: all.emaVal.top1 } : {}),
       };
       history.push(rec);
       const valWords = rec.valTop1 === undefined ? '' : `val top-1 ${(100 * rec.valTop1).toFixed(2)}%, `;
       const avg = rec.emaTestTop1 === undefined ? '' : `, EMA test top-1 ${(100 * rec.emaTestTop1).toFixed(2)}%`;
-      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${valWords}test top-1 ${(100 * rec.testTop1).toFixed(2)}%, top-5 ${(100 * rec.testTop5).toFixed(2)}%${avg} (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      // Imbalanced classes (weighted for): the mean of the classes' recalls says more than top-1.
+      const balanced = cfg.classWeights ? `, balanced ${(100 * rec.testBalancedTop1).toFixed(2)}%` : '';
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${valWords}test top-1 ${(100 * rec.testTop1).toFixed(2)}%${balanced}, top-5 ${(100 * rec.testTop5).toFixed(2)}%${avg} (${fmtTime(trainSeconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
       const best = bestEpoch(history, bestFile);
       // The best epoch's weights first, then the checkpoint that records it: a run stopped in between
       // still has a best.safetensors that matches its history's best.
@@ -414,7 +427,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         history[0] && v(history[0]) !== undefined ? [{ name, points: history.map((h, i): [number, number] => [ep[i], v(h) ?? NaN]) }] : [];
       await savePlotsPng(path.join(cfg.outDir, 'curves.png'), [
         { title: 'Loss', xLabel: 'epoch', yLabel: 'loss', series: [...series(method?.loss ? 'train (mimic L2)' : 'train', (h) => h.trainLoss), ...series('validation', (h) => h.valLoss), ...series('test', (h) => h.testLoss)] },
-        { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [...series('train top-1', (h) => 100 * h.trainTop1), ...series('validation top-1', (h) => (h.valTop1 === undefined ? undefined : 100 * h.valTop1)), ...series('test top-1', (h) => 100 * h.testTop1), ...series('EMA test top-1', (h) => (h.emaTestTop1 === undefined ? undefined : 100 * h.emaTestTop1))] },
+        { title: 'Accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', series: [...series('train top-1', (h) => 100 * h.trainTop1), ...series('validation top-1', (h) => (h.valTop1 === undefined ? undefined : 100 * h.valTop1)), ...series('test top-1', (h) => 100 * h.testTop1), ...(cfg.classWeights ? series('test balanced top-1', (h) => (h.testBalancedTop1 === undefined ? undefined : 100 * h.testBalancedTop1)) : []), ...series('EMA test top-1', (h) => (h.emaTestTop1 === undefined ? undefined : 100 * h.emaTestTop1))] },
       ]);
     }
   }
@@ -459,6 +472,12 @@ function scoresAcrossRanks<K extends string>(local: Record<K, Scores>): Record<K
     const n = Math.max(1, count);
     return [k, { loss: loss / n, top1: top1 / n, top5: top5 / n, count }];
   })) as Record<K, Scores>;
+}
+
+/** A k×k confusion matrix summed over every rank's images (one all-reduce); a rank without images has []. */
+function confusionAcrossRanks(c: number[][], k: number): number[][] {
+  const sums = dist.sumAcrossRanks(c.length ? c.flat() : new Array<number>(k * k).fill(0));
+  return Array.from({ length: k }, (_, i) => sums.slice(i * k, (i + 1) * k));
 }
 
 /**

@@ -65,7 +65,7 @@ test('train with --ema: ema.safetensors re-scores the last epoch\'s EMA number, 
 });
 
 test('the best epoch with a moving average: its weights compete after the trained ones of each epoch, by hand', () => {
-  const rec = (epoch: number, valTop1: number, emaValTop1?: number): EpochRecord => ({ epoch, trainLoss: 0, trainTop1: 0, testLoss: 0, testTop1: epoch / 10, testTop5: 0, seconds: 1, samplesPerSecond: 1, valTop1, ...(emaValTop1 === undefined ? {} : { emaValTop1, emaTestTop1: epoch / 100 }) });
+  const rec = (epoch: number, valTop1: number, emaValTop1?: number): EpochRecord => ({ epoch, trainLoss: 0, trainTop1: 0, testLoss: 0, testTop1: epoch / 10, testTop5: 0, testRecall: [], testBalancedTop1: 0, seconds: 1, samplesPerSecond: 1, valTop1, ...(emaValTop1 === undefined ? {} : { emaValTop1, emaTestTop1: epoch / 100 }) });
   assert.deepEqual(bestEpoch([rec(1, 0.5, 0.4), rec(2, 0.6, 0.7), rec(3, 0.7, 0.65)], 'b'), { epoch: 2, valTop1: 0.7, testTop1: 0.02, ema: true, weights: 'b' });
   // A tie goes to the trained weights, the earlier epoch first.
   assert.deepEqual(bestEpoch([rec(1, 0.5, 0.5), rec(2, 0.5, 0.5)], 'b'), { epoch: 1, valTop1: 0.5, testTop1: 0.1, ema: false, weights: 'b' });

@@ -60,6 +60,11 @@ O['plain'] = F.cross_entropy(logits, I['y']).reshape(1).double()
   const predicted = Array.from(T.noGrad(() => net.model.forward(test.x).argmax(1)).toArray() as BigInt64Array, Number);
   const truth = Array.from(test.y.toArray() as BigInt64Array, Number);
   const recall = [0, 1].map((c) => truth.filter((y, i) => y === c && predicted[i] === c).length / truth.filter((y) => y === c).length);
+  // The run's own epoch record and progress line carry the same (the final weights are the last epoch's).
+  const last = r.history[r.history.length - 1];
+  assert.deepEqual(last.testRecall, recall);
+  assert.equal(last.testBalancedTop1, (recall[0] + recall[1]) / 2);
+  assert.ok(lines.some((l) => l.includes(`balanced ${(50 * (recall[0] + recall[1])).toFixed(2)}%`)), lines.join('\n'));
   const e = spawnSync(process.execPath, [CLI, 'eval', '-c', r.weights], { encoding: 'utf8' });
   assert.equal(e.status, 0, e.stderr);
   assert.match(e.stdout, new RegExp(`balanced accuracy ${(50 * (recall[0] + recall[1])).toFixed(2)}%`));

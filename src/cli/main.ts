@@ -180,6 +180,12 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
     .option('--augment', 'random crops (padded by an eighth of the side; with --resize crop, random resized crops) and horizontal flips', false)
     .option(colorJitterOption, colorJitterHelp('with or without --augment (after its crops and flips)'), colorJitterArg)
+    .option('--trivial-augment', 'TrivialAugment (Müller & Hutter 2021; torchvision\'s TrivialAugmentWide): one of 14 operations per image — shear, translate, rotate, colour, contrast, sharpness, posterize, solarize, equalize, … — at a random strength', false)
+    .option('--random-erase <p>', 'random erasing (Zhong et al. 2020; torchvision\'s RandomErasing): with probability p a box of 2–33% of the image set to its mean colour (torchvision\'s recipe: 0.1–0.25)', (v: string): number => {
+      const n = Number(v);
+      if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`--random-erase must be a probability in (0, 1], got '${v}'`);
+      return n;
+    })
     .option('--seed <n>', 'seed for weights, shuffling and augmentation', num('--seed', { int: true, min: 0 }), DEFAULT_CONFIG.seed)
     .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
     .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
@@ -210,6 +216,8 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
   if (o.epochs !== undefined) r.epochs = o.epochs as number;
   // Only when given: dsd and mimic compare a folder's recorded config key by key with what is asked.
   if (o.colorJitter !== undefined) r.colorJitter = o.colorJitter as ColorJitterOptions;
+  if (o.trivialAugment) r.trivialAugment = true;
+  if (o.randomErase !== undefined) r.randomErase = o.randomErase as number;
   if (o.bf16) r.precision = 'bfloat16';
   return r;
 }

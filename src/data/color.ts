@@ -81,53 +81,67 @@ export function drawColorJitter(rng: Rng, o: Required<ColorJitterOptions>): Colo
 // torchvision's rgb_to_grayscale weights (0.2989, not ITU-R 601's 0.299): parity needs its exact numbers.
 const GREY = [0.2989, 0.587, 0.114] as const;
 
-/** A factor per image as an [N, 1, 1, 1] tensor of x's dtype. */
+/** A factor per image as an [N, 1, 1, 1] tensor of x's dtype (float32 for bytes, as torchvision computes them). */
 function perImage(f: number | readonly number[], x: Tensor): Tensor {
   const n = x.size(0);
   const v = typeof f === 'number' ? new Array<number>(n).fill(f) : f;
   if (v.length !== n) throw new Error(`colour jitter: ${v.length} factors for ${n} images`);
-  return fromArray(Float64Array.from(v), [n, 1, 1, 1]).to(x.dtype);
+  return fromArray(Float64Array.from(v), [n, 1, 1, 1]).to(x.dtype === 'uint8' ? 'float32' : x.dtype);
 }
 
-/** torchvision's _blend: ratio·a + (1 − ratio)·b clamped to [0, 1]; 1 − ratio in double, as Python computes it. */
+/**
+ * torchvision's _blend: ratio·a + (1 − ratio)·b clamped to [0, 1] (bytes: to [0, 255], then truncated back to
+ * uint8 as its .to(uint8) does); 1 − ratio in double, as Python computes it.
+ */
 function blend(a: Tensor, b: Tensor | null, ratio: number | readonly number[]): Tensor {
+  const bound = a.dtype === 'uint8' ? 255 : 1;
   const r = perImage(ratio, a);
   const ra = a.mul(r);
-  if (!b) return ra.clamp(0, 1); // blending with zeros: (1 − ratio)·0 adds nothing
   const rest = perImage(typeof ratio === 'number' ? 1 - ratio : ratio.map((v) => 1 - v), a);
-  return ra.add(b.mul(rest)).clamp(0, 1);
+  // Blending with zeros: (1 − ratio)·0 adds nothing.
+  const out = (b ? ra.add(b.mul(rest)) : ra).clamp(0, bound);
+  return a.dtype === 'uint8' ? out.to('uint8') : out;
 }
 
-function checkImages(x: Tensor, what: string): number {
+/** Checks [N, C, H, W] with 1 or 3 channels, float in [0, 1] (or with `bytes`, also uint8); returns C. */
+function checkImages(x: Tensor, what: string, bytes = false): number {
   if (x.ndim !== 4) throw new Error(`${what}: images must be [N, C, H, W], got [${x.shape}]`);
-  if (!x.dtype.startsWith('float')) throw new Error(`${what}: images are ${x.dtype}; put toFloat() before it (pixels in [0, 1])`);
+  if (!x.dtype.startsWith('float') && !(bytes && x.dtype === 'uint8')) throw new Error(`${what}: images are ${x.dtype}; put toFloat() before it (pixels in [0, 1])`);
   const c = x.size(1);
   if (c !== 1 && c !== 3) throw new Error(`${what}: images need 1 or 3 channels, got ${c}`);
   return c;
 }
 
-/** 0.2989 R + 0.587 G + 0.114 B as [N, 1, H, W], summed in torchvision's order; a grey image as it is. */
+/**
+ * 0.2989 R + 0.587 G + 0.114 B as [N, 1, H, W], summed in torchvision's order (bytes: truncated back to uint8,
+ * as torchvision does); a grey image as it is.
+ */
 export function rgbToGrayscale(x: Tensor): Tensor {
-  if (checkImages(x, 'rgbToGrayscale') === 1) return x;
+  if (checkImages(x, 'rgbToGrayscale', true) === 1) return x;
   const [r, g, b] = x.unbind(1);
-  return r.mul(GREY[0]).add(g.mul(GREY[1])).add(b.mul(GREY[2])).unsqueeze(1);
+  const l = r.mul(GREY[0]).add(g.mul(GREY[1])).add(b.mul(GREY[2])).unsqueeze(1);
+  return x.dtype === 'uint8' ? l.to('uint8') : l;
 }
 
-/** Pixels times the factor (a blend with black), clamped to [0, 1]; factor ≥ 0, one or one per image. */
+/**
+ * Pixels times the factor (a blend with black), clamped to [0, 1]; factor ≥ 0, one or one per image. This and
+ * the contrast and saturation adjustments also take uint8 images, computed as torchvision computes them.
+ */
 export function adjustBrightness(x: Tensor, factor: number | readonly number[]): Tensor {
-  checkImages(x, 'adjustBrightness');
+  checkImages(x, 'adjustBrightness', true);
   return blend(x, null, factor);
 }
 
 /** A blend with the mean of each image's greyscale (a grey image: its mean), clamped to [0, 1]. */
 export function adjustContrast(x: Tensor, factor: number | readonly number[]): Tensor {
-  checkImages(x, 'adjustContrast');
-  return blend(x, rgbToGrayscale(x).mean([1, 2, 3], { keepdim: true }), factor);
+  checkImages(x, 'adjustContrast', true);
+  const grey = rgbToGrayscale(x);
+  return blend(x, (grey.dtype === 'uint8' ? grey.to('float32') : grey).mean([1, 2, 3], { keepdim: true }), factor);
 }
 
 /** A blend with each image's greyscale, clamped to [0, 1]; grey images are returned unchanged (as torchvision). */
 export function adjustSaturation(x: Tensor, factor: number | readonly number[]): Tensor {
-  if (checkImages(x, 'adjustSaturation') === 1) return x;
+  if (checkImages(x, 'adjustSaturation', true) === 1) return x;
   return blend(x, rgbToGrayscale(x), factor);
 }
 

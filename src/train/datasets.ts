@@ -1,6 +1,8 @@
 // The data a training run reads: Fashion-MNIST (Debian's package) or image folders (a test folder, or a test share of the training one).
-import { BatchSubset, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat } from '../data';
+import { BatchSubset, ColorJitterOptions, DataLoader, ownStream, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat } from '../data';
 import type { Fit } from '../data/decode';
+import { randomErasing, trivialAugment } from '../data/autoaugment';
+import type { BatchTransform } from '../data';
 
 /**
  * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set
@@ -74,23 +76,51 @@ export function imageSize(spec: DataSpec): number {
   return spec.kind === 'fashion-mnist' ? 28 : (spec.size ?? 32);
 }
 
+// Their own random streams: turning TrivialAugment or erasing on leaves every other draw where it was.
+const TRIVIAL_AUGMENT_STREAM = 0x54415744;
+const ERASING_STREAM = 0x45524153;
+
+/** What a training run adds to its images; the knobs of TrainConfig that makeLoaders reads. */
+export interface Augmentation {
+  augment: boolean;
+  colorJitter?: ColorJitterOptions | null;
+  trivialAugment?: boolean;
+  randomErase?: number;
+}
+
 /**
- * Training and test loaders. Training batches: toFloat, then with `augment` random crop (padded; for folders
- * with resize 'crop', a random resized crop of each image as decoded) and flip, then with `colorJitter` the
- * jitter (pixels in [0, 1]; drawn after the crops and flips, so those stay where they were), then normalize.
- * Test and validation batches: toFloat and normalize only (folders with resize 'crop': the centre crop).
+ * The training transform, in torchvision's reference order: the geometric augmentation (on bytes), then
+ * TrivialAugment (bytes), toFloat, colour jitter (pixels in [0, 1]), normalize, and random erasing (of the
+ * normalized image, to 0, its mean colour).
  */
-export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number; augment: boolean; colorJitter?: ColorJitterOptions | null }): Loaders {
-  const jitter = o.colorJitter ? [colorJitter(o.colorJitter)] : [];
+function trainTransform(geometric: BatchTransform[], norm: BatchTransform, o: Augmentation): BatchTransform {
+  return compose(
+    ...geometric,
+    ...(o.trivialAugment ? [ownStream(trivialAugment(), TRIVIAL_AUGMENT_STREAM)] : []),
+    toFloat(),
+    ...(o.colorJitter ? [colorJitter(o.colorJitter)] : []),
+    norm,
+    ...(o.randomErase ? [ownStream(randomErasing({ p: o.randomErase }), ERASING_STREAM)] : []),
+  );
+}
+
+/**
+ * Training and test loaders. Training batches (trainTransform): with `augment` random crop (padded; for
+ * folders with resize 'crop', a random resized crop of each image as decoded) and flip, then TrivialAugment,
+ * toFloat, colour jitter (drawn after the crops and flips, so those stay where they were), normalize and
+ * random erasing, each where asked. Test and validation batches: toFloat and normalize only (folders with
+ * resize 'crop': the centre crop).
+ */
+export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number } & Augmentation): Loaders {
   if (spec.kind === 'fashion-mnist') {
     const train = loadFashionMNIST({ split: 'train', root: spec.root });
     const test = loadFashionMNIST({ split: 'test', root: spec.root });
     const norm = normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]);
-    const aug = [...(o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : []), ...jitter];
+    const aug = o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : [];
     const labels = Array.from(train.labels.toArray(), Number);
     const val = spec.valSplit ? splitOff(labels, allOf(labels.length), spec.valSplit, o.seed) : null;
     return {
-      train: new DataLoader(val ? new BatchSubset(train, val.keep) : train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: compose(toFloat(), ...aug, norm) }),
+      train: new DataLoader(val ? new BatchSubset(train, val.keep) : train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: trainTransform(aug, norm, o) }),
       val: val && new DataLoader(new BatchSubset(train, val.out), { batchSize: 500, transform: compose(toFloat(), norm) }),
       test: new DataLoader(test, { batchSize: 500, transform: compose(toFloat(), norm) }),
       numClasses: 10,
@@ -118,7 +148,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   // no crop is enlarged from fewer pixels than the image had, and no decode is larger than that needs.
   const train = resizedCrops ? folder.decodedAs({ size: Math.ceil(size / Math.sqrt(cropScale)), fit: 'shorter-side' }) : folder;
   const crops = resizedCrops ? { sampleTransform: randomResizedCrop(size, { scale: [cropScale, 1] }) } : {};
-  const aug = [...(o.augment ? [...(resizedCrops ? [] : [randomCrop(size, Math.max(1, Math.round(size / 8)))]), randomHorizontalFlip()] : []), ...jitter];
+  const aug = o.augment ? [...(resizedCrops ? [] : [randomCrop(size, Math.max(1, Math.round(size / 8)))]), randomHorizontalFlip()] : [];
   const rest = held ? held.keep : allOf(labels.length);
   const val = spec.valSplit ? splitOff(labels, rest, spec.valSplit, o.seed) : null;
   const kept = val ? val.keep : rest;
@@ -126,7 +156,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   const evalLoader = (d: DataLoader['dataset']) => new DataLoader(d, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 });
   return {
     // A last training batch of one image cannot be batch-normalized (BatchNorm2d refuses it): drop only that.
-    train: new DataLoader(trainPart, { batchSize: o.batchSize, shuffle: true, seed: o.seed, ...crops, transform: compose(toFloat(), ...aug, norm), prefetch: 2, dropLast: trainPart.length % o.batchSize === 1 }),
+    train: new DataLoader(trainPart, { batchSize: o.batchSize, shuffle: true, seed: o.seed, ...crops, transform: trainTransform(aug, norm, o), prefetch: 2, dropLast: trainPart.length % o.batchSize === 1 }),
     val: val && evalLoader(new SampleSubset(folder, val.out)),
     test: evalLoader(test),
     numClasses: folder.classes.length,

@@ -46,6 +46,10 @@ export interface TrainConfig {
   augment: boolean;
   /** torchvision's ColorJitter on training images (see data/color.ts); null: none. Absent in older checkpoints. */
   colorJitter: ColorJitterOptions | null;
+  /** torchvision's TrivialAugmentWide on training images (data/autoaugment.ts). Absent or false: off. */
+  trivialAugment?: boolean;
+  /** torchvision's RandomErasing with this probability per training image (data/autoaugment.ts). Absent or 0: off. */
+  randomErase?: number;
   /**
    * 'bfloat16': mixed precision, forward and loss under torch.autocast (convolutions and linear layers in
    * bfloat16, weights and optimizer in float32). Absent in older configs: float32.
@@ -520,8 +524,8 @@ function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainCo
 }
 
 /** The training augmentation for the log line; empty without any. */
-function describeAugment(cfg: Pick<TrainConfig, 'augment' | 'colorJitter' | 'mixup' | 'cutmix'>): string {
-  const parts = [...(cfg.augment ? ['random crops and flips'] : []), ...(cfg.colorJitter ? [`colour jitter (${describeColorJitter(cfg.colorJitter)})`] : []), ...(cfg.mixup ? [`mixup (α ${cfg.mixup})`] : []), ...(cfg.cutmix ? [`CutMix (α ${cfg.cutmix})`] : [])];
+function describeAugment(cfg: Pick<TrainConfig, 'augment' | 'colorJitter' | 'mixup' | 'cutmix' | 'trivialAugment' | 'randomErase'>): string {
+  const parts = [...(cfg.augment ? ['random crops and flips'] : []), ...(cfg.trivialAugment ? ['TrivialAugment'] : []), ...(cfg.colorJitter ? [`colour jitter (${describeColorJitter(cfg.colorJitter)})`] : []), ...(cfg.randomErase ? [`random erasing (p ${cfg.randomErase})`] : []), ...(cfg.mixup ? [`mixup (α ${cfg.mixup})`] : []), ...(cfg.cutmix ? [`CutMix (α ${cfg.cutmix})`] : [])];
   return parts.length ? ` with ${parts.join(' and ')}` : '';
 }
 

@@ -97,9 +97,9 @@ function sharpness(x: Tensor, factor: number): Tensor {
   const k = fromArray(Float32Array.of(1, 1, 1, 1, 5, 1, 1, 1, 1), [1, 1, 3, 3]).div(13).expand(c, 1, 3, 3);
   const smooth = conv2d(x.to('float32'), k, null, { groups: c }).round().to('uint8');
   // The border keeps the image's own pixels.
-  const inner = callOp('aten::constant_pad_nd', smooth, [1, 1, 1, 1], 0) as Tensor;
-  const border = fromArray(new Uint8Array(h * w).map((_, i) => (i < w || i >= (h - 1) * w || i % w === 0 || i % w === w - 1 ? 1 : 0)), [1, 1, h, w], { dtype: 'bool' });
-  const degenerate = where(border, x, inner);
+  const pad = (t: Tensor): Tensor => callOp('aten::constant_pad_nd', t, [1, 1, 1, 1], 0) as Tensor;
+  const inside = pad(ones([1, 1, h - 2, w - 2])).to('bool');
+  const degenerate = where(inside, pad(smooth), x);
   return blendBytes(x, degenerate, factor);
 }
 

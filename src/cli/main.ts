@@ -16,7 +16,7 @@ import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
 import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../distributed';
-import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
+import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, SegmentConfig, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
@@ -313,24 +313,13 @@ addRecipeOptions(
   .option('-o, --out <dir>', 'where lr-find.png and lr-find.json go', 'runs/lr-find')
   .action(async (o) => {
     if (!(o.end > o.start && o.start > 0)) throw new InvalidArgumentError(`--start must be above 0 and below --end, got ${o.start} and ${o.end}`);
-    const { findLearningRate } = await import('../train/lr-find');
-    const { savePlotsPng } = await import('../report/plot');
+    const { findLearningRate, saveLrFind } = await import('../train/lr-find');
     const cfg: Partial<TrainConfig> = { ...recipeFrom(o), model: o.model, init: o.init ?? '' };
-    const r = await findLearningRate(cfg, { start: o.start, end: o.end, steps: o.steps }, stderrLog);
+    const sweep = { start: o.start, end: o.end, steps: o.steps };
+    const r = await findLearningRate(cfg, sweep, stderrLog);
     process.stderr.write('\n');
-    fs.mkdirSync(o.out, { recursive: true });
-    const files = { plot: path.join(o.out, 'lr-find.png'), json: path.join(o.out, 'lr-find.json') };
-    writeFileAtomic(files.json, JSON.stringify({ config: cfg, sweep: { start: o.start, end: o.end, steps: o.steps }, ...r }, null, 2) + '\n');
-    // Up to the divergence, the batch losses capped a little above the smoothed curve: the blow-up would
-    // flatten everything else.
-    const n = Math.max(1, r.divergedAt ?? r.lrs.length); // a loss that is not finite at once still plots its first point
-    const [lo, hi] = [Math.min(...r.smoothed.slice(0, n)), Math.max(...r.smoothed.slice(0, n))];
-    const pts = (ys: number[]) => r.lrs.slice(0, n).map((lr, i): [number, number] => [lr, Math.min(ys[i], hi + 0.25 * (hi - lo))]);
-    await savePlotsPng(files.plot, [{ title: `Learning-rate range test: ${cfg.model}`, xLabel: 'learning rate', yLabel: 'training loss', logX: true, width: 720,
-      series: [{ name: 'loss per batch', points: pts(r.losses), color: '#aec7e8' }, { name: 'smoothed', points: pts(r.smoothed) }, { name: `suggested ${r.steepest.toPrecision(2)}`, points: [[r.steepest, lo], [r.steepest, hi]], color: '#2ca02c' }] }]);
-    const stop = r.divergedAt === null ? `ran to ${o.end}` : `the loss diverged at ${r.lrs[r.divergedAt].toPrecision(2)}${r.divergedAt < 3 ? ' (at once: start the sweep lower with --start)' : ''}`;
-    console.log(`suggested: --lr ${r.steepest.toPrecision(2)} (where the loss fell fastest); lowest loss at ${r.minimum.toPrecision(2)} (a tenth of it: ${(r.minimum / 10).toPrecision(2)}); ${stop}`);
-    console.log(`plot:   ${files.plot}\nreport: ${files.json}`);
+    const saved = await saveLrFind(o.out, `Learning-rate range test: ${cfg.model}`, cfg, sweep, r);
+    console.log(`${saved.summary}\nplot:   ${saved.plot}\nreport: ${saved.json}`);
   });
 
 program
@@ -482,14 +471,12 @@ program
   .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
   .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
+  .option('--lr-find', `instead of training: the learning-rate range test (Smith 2017) with this run's network, data, optimizer and loss — ${LR_FIND_DEFAULTS.steps} steps from ${LR_FIND_DEFAULTS.start} to ${LR_FIND_DEFAULTS.end}; suggests --lr and writes <out>/lr-find.png and lr-find.json`)
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
     checkTestSource(o, 'folders of images/ and masks/');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
-    // One rank of `tsvision launch --nproc N -- segment ...`: data-parallel; rank 0 prints the results.
-    const parallel = await initFromEnvironment();
-    const r = await trainSegmentation(
-      {
+    const settings: Partial<SegmentConfig> = {
         syncBatchNorm: o.syncBn,
         backboneInit: o.backboneInit,
         folders: o.trainDir ? { train: o.trainDir, ...(o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT }), size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap } : undefined,
@@ -513,10 +500,23 @@ program
         outDir: o.out,
         threads: o.threads ?? 0,
         limitBatches: o.limitBatches ?? 0,
-        resume: o.resume,
         valSplit: o.valSplit || undefined,
         patience: o.patience,
-      },
+    };
+    if (o.lrFind) {
+      if (o.resume) throw new InvalidArgumentError('--lr-find starts a fresh network (or --init\'s weights); it does not resume a run');
+      const { findSegmentationLearningRate, saveLrFind } = await import('../train/lr-find');
+      const sweep = LR_FIND_DEFAULTS;
+      const r = await findSegmentationLearningRate(settings, sweep, stderrLog);
+      process.stderr.write('\n');
+      const saved = await saveLrFind(o.out ?? `runs/segment-${o.model ?? DEFAULT_SEGMENT_CONFIG.model}`, `Learning-rate range test: ${o.model ?? DEFAULT_SEGMENT_CONFIG.model}`, settings, sweep, r);
+      console.log(`${saved.summary}\nplot:   ${saved.plot}\nreport: ${saved.json}`);
+      return;
+    }
+    // One rank of `tsvision launch --nproc N -- segment ...`: data-parallel; rank 0 prints the results.
+    const parallel = await initFromEnvironment();
+    const r = await trainSegmentation(
+      { ...settings, resume: o.resume },
       stderrLog,
     );
     const quiet = parallel && getRank() > 0;

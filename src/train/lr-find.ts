@@ -3,13 +3,19 @@
 // to huge, and watch the loss. Where it falls fastest is a good learning rate; where it blows up is too far.
 // The loss is smoothed with a bias-corrected moving average, and the test stops once the smoothed loss passes
 // `divergence` times its lowest value.
-import { crossEntropy, manualSeed, setNumThreads, tidy } from '../torch';
-import { disposeBatch } from '../data';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tensor, autocast, crossEntropy, keep, manualSeed, setNumThreads, tidy } from '../torch';
+import { Batch, DataLoader, disposeBatch } from '../data';
+import { savePlotsPng } from '../report/plot';
+import { writeFileAtomic } from '../util/fs';
+import { SegmentConfig, buildSegmentationModel, enetClassWeights, resolveSegmentConfig, segmentationData } from './segment';
 import { createClassifier } from '../models/registry';
 import { DEFAULT_CONFIG, TrainConfig } from './trainer';
 import { makeLoaders } from './datasets';
 import { loadForFineTuning } from './finetune';
 import { makeOptimizer } from './optimizers';
+import type { OptimizerLike } from '../optim';
 import { Logger } from './progress';
 
 export interface LrFindOptions {
@@ -77,9 +83,7 @@ export function suggestLr(lrs: readonly number[], smoothed: readonly number[]): 
  */
 export async function findLearningRate(cfgIn: Partial<TrainConfig>, o: Partial<LrFindOptions> = {}, log: Logger = () => {}): Promise<LrFindResult> {
   const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...cfgIn };
-  const f: LrFindOptions = { ...LR_FIND_DEFAULTS, ...o };
-  if (!(f.start > 0 && f.end > f.start)) throw new RangeError(`lr-find: the sweep needs 0 < start < end, got ${f.start} and ${f.end}`);
-  if (!Number.isInteger(f.steps) || f.steps < 2) throw new RangeError(`lr-find: steps must be an integer >= 2, got ${f.steps}`);
+  const f = sweepOptions(o);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   manualSeed(cfg.seed);
   const loaders = makeLoaders(cfg.data, cfg);
@@ -87,16 +91,52 @@ export async function findLearningRate(cfgIn: Partial<TrainConfig>, o: Partial<L
   if (cfg.init) loadForFineTuning(cfg.init, model, loaders.classes);
   const { optimizer } = makeOptimizer(model.parameters(), { ...cfg, lr: f.start, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
   model.train();
+  return sweep(loaders.train, optimizer, (b) => crossEntropy(model.forward(b.x), b.y), f, log);
+}
+
+/**
+ * The range test for a `segment` run: its network (with its backbone or init weights), its data and
+ * augmentation, its optimizer and its loss — the paper's, auxiliary losses and class weights included.
+ */
+export async function findSegmentationLearningRate(cfgIn: Partial<SegmentConfig>, o: Partial<LrFindOptions> = {}, log: Logger = () => {}): Promise<LrFindResult> {
+  const cfg = resolveSegmentConfig(cfgIn);
+  const f = sweepOptions(o);
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  manualSeed(cfg.seed);
+  const data = await segmentationData(cfg, { train: true });
+  try {
+    const model = buildSegmentationModel(cfg, data, log);
+    const weight = cfg.classWeights === 'enet' ? keep(enetClassWeights(await data.trainLabelCounts(), data.classes.length)) : null;
+    const { optimizer } = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: f.start, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
+    model.train();
+    const loss = (b: Batch): Tensor => model.trainingLoss(b.x, b.y, { weight });
+    const r = await sweep(data.train!, optimizer, (b) => (cfg.precision === 'bfloat16' ? autocast(() => loss(b)) : loss(b)), f, log);
+    weight?.dispose();
+    return r;
+  } finally {
+    data.dispose();
+  }
+}
+
+function sweepOptions(o: Partial<LrFindOptions>): LrFindOptions {
+  const f: LrFindOptions = { ...LR_FIND_DEFAULTS, ...o };
+  if (!(f.start > 0 && f.end > f.start)) throw new RangeError(`lr-find: the sweep needs 0 < start < end, got ${f.start} and ${f.end}`);
+  if (!Number.isInteger(f.steps) || f.steps < 2) throw new RangeError(`lr-find: steps must be an integer >= 2, got ${f.steps}`);
+  return f;
+}
+
+/** One optimizer step per batch (epochs repeat as needed) at the sweep's growing rate, until its end or divergence. */
+async function sweep(loader: DataLoader, optimizer: OptimizerLike, batchLoss: (b: Batch) => Tensor, f: LrFindOptions, log: Logger): Promise<LrFindResult> {
   const [lrs, losses, smoothed] = [[] as number[], [] as number[], [] as number[]];
   let divergedAt: number | null = null;
   let lowest = Infinity;
   for (let epoch = 0; lrs.length < f.steps && divergedAt === null; epoch++) {
-    for await (const batch of loaders.train.epoch(epoch)) {
+    for await (const batch of loader.epoch(epoch)) {
       const i = lrs.length;
       const lr = lrAt(i, f.steps, f.start, f.end);
       for (const g of optimizer.paramGroups) g.lr = lr;
       const loss = tidy(() => {
-        const l = crossEntropy(model.forward(batch.x), batch.y);
+        const l = batchLoss(batch);
         optimizer.zeroGrad();
         l.backward();
         optimizer.step();
@@ -117,4 +157,22 @@ export async function findLearningRate(cfgIn: Partial<TrainConfig>, o: Partial<L
   const usable = divergedAt === null ? lrs.length : Math.max(1, divergedAt);
   const { steepest, minimum } = suggestLr(lrs.slice(0, usable), smoothed.slice(0, usable));
   return { lrs, losses, smoothed, steepest, minimum, divergedAt };
+}
+
+/**
+ * Writes a range test's lr-find.json (with `config` and the sweep) and lr-find.png — the batch losses and the
+ * smoothed curve up to the divergence, capped a little above the smoothed curve so that the blow-up does not
+ * flatten everything else, and the suggestion — into `dir`; returns the files and a one-line summary.
+ */
+export async function saveLrFind(dir: string, title: string, config: unknown, sweepOpts: Pick<LrFindOptions, 'start' | 'end' | 'steps'>, r: LrFindResult): Promise<{ plot: string; json: string; summary: string }> {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = { plot: path.join(dir, 'lr-find.png'), json: path.join(dir, 'lr-find.json') };
+  writeFileAtomic(files.json, JSON.stringify({ config, sweep: { start: sweepOpts.start, end: sweepOpts.end, steps: sweepOpts.steps }, ...r }, null, 2) + '\n');
+  const n = Math.max(1, r.divergedAt ?? r.lrs.length); // a loss that is not finite at once still plots its first point
+  const [lo, hi] = [Math.min(...r.smoothed.slice(0, n)), Math.max(...r.smoothed.slice(0, n))];
+  const pts = (ys: number[]) => r.lrs.slice(0, n).map((lr, i): [number, number] => [lr, Math.min(ys[i], hi + 0.25 * (hi - lo))]);
+  await savePlotsPng(files.plot, [{ title, xLabel: 'learning rate', yLabel: 'training loss', logX: true, width: 720,
+    series: [{ name: 'loss per batch', points: pts(r.losses), color: '#aec7e8' }, { name: 'smoothed', points: pts(r.smoothed) }, { name: `suggested ${r.steepest.toPrecision(2)}`, points: [[r.steepest, lo], [r.steepest, hi]], color: '#2ca02c' }] }]);
+  const stop = r.divergedAt === null ? `ran to ${sweepOpts.end}` : `the loss diverged at ${r.lrs[r.divergedAt].toPrecision(2)}${r.divergedAt < 3 ? ' (at once: start the sweep lower with --start)' : ''}`;
+  return { ...files, summary: `suggested: --lr ${r.steepest.toPrecision(2)} (where the loss fell fastest); lowest loss at ${r.minimum.toPrecision(2)} (a tenth of it: ${(r.minimum / 10).toPrecision(2)}); ${stop}` };
 }

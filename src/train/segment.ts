@@ -330,14 +330,17 @@ export function enetClassWeights(counts: ArrayLike<number>, numClasses: number, 
  * Trains a segmentation network (ENet unless `model` says otherwise) on Fashion-MNIST scenes. With `resume`, continues from a checkpoint this function wrote (it is
  * written at every epoch's end) with that run's settings, ending exactly as an uninterrupted run would.
  */
-export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
-  // Options left undefined (a CLI flag not given) fall back to the model's recipe.
+/**
+ * A run's settings: the model's paper recipe, then what the caller set (undefined: not set, as a CLI flag
+ * not given); model options merge key by key, and the user's photos are augmented as the papers' were
+ * unless the caller says otherwise (augment: null).
+ */
+export function resolveSegmentConfig(cfgIn: Partial<SegmentConfig>): SegmentConfig {
   cfgIn = Object.fromEntries(Object.entries(cfgIn).filter(([, v]) => v !== undefined)) as typeof cfgIn;
   const name = cfgIn.model ?? DEFAULT_SEGMENT_CONFIG.model;
   if (!isSegmentationModelName(name)) throw new Error(`segment: unknown model '${name}'; known: ${listSegmentationModels().join(', ')}`);
-  // The model's recipe, then what the caller set; model options merge key by key.
   const recipe = SEGMENT_RECIPES[name];
-  let cfg: SegmentConfig = {
+  const cfg: SegmentConfig = {
     ...DEFAULT_SEGMENT_CONFIG,
     ...recipe,
     outDir: `runs/segment-${name}`,
@@ -345,8 +348,32 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     modelOptions: { ...recipe.modelOptions, ...cfgIn.modelOptions },
     scenes: { ...DEFAULT_SEGMENT_CONFIG.scenes, ...cfgIn.scenes },
   };
-  // The user's photos are augmented as the papers' were unless the caller says otherwise (augment: null).
   if (cfgIn.augment === undefined && cfg.folders) cfg.augment = PAPER_AUGMENT;
+  return cfg;
+}
+
+/**
+ * A run's network for `data`: built for its classes and channels, its backbone (ImageNet) or all of its
+ * weights loaded where the config says, and the training size checked against the network's strides.
+ */
+export function buildSegmentationModel(cfg: SegmentConfig, data: Pick<SegmentationData, 'classes' | 'inChannels' | 'inputSize'>, log: Logger): SegmentationNet {
+  const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+  if (cfg.backboneInit) {
+    const n = loadBackbone(model, cfg.backboneInit);
+    log(`backbone initialized from ${cfg.backboneInit} (${n} tensors)`);
+  }
+  if (cfg.init) {
+    loadWeights(cfg.init, model);
+    log(`initialized from ${cfg.init}`);
+  }
+  // Training batches must fit the network's strides; test images are padded to them (forwardAnySize).
+  const [h, w] = data.inputSize;
+  if (h % model.sizeMultiple || w % model.sizeMultiple) throw new Error(`segment: image size must be a multiple of ${model.sizeMultiple} for ${cfg.model}, got ${h}×${w}${cfg.folders ? ' (set --image-size or --crop)' : ''}`);
+  return model;
+}
+
+export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
+  let cfg = resolveSegmentConfig(cfgIn);
   const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
   if (resumed) {
     const before = resumed.state.config as SegmentConfig;
@@ -373,18 +400,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const valLoader = data.val && evalShard(data.val);
   if (cfg.patience && !valLoader) throw new Error('segment: early stopping (patience) watches the validation mIoU: give a validation split (--val-split)');
   log(data.describe);
-  const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
-  if (cfg.backboneInit) {
-    const n = loadBackbone(model, cfg.backboneInit);
-    log(`backbone initialized from ${cfg.backboneInit} (${n} tensors)`);
-  }
-  if (cfg.init) {
-    loadWeights(cfg.init, model);
-    log(`initialized from ${cfg.init}`);
-  }
-  // Training batches must fit the network's strides; test images are padded to them (forwardAnySize).
-  const [h, w] = data.inputSize;
-  if (h % model.sizeMultiple || w % model.sizeMultiple) throw new Error(`segment: image size must be a multiple of ${model.sizeMultiple} for ${cfg.model}, got ${h}×${w}${cfg.folders ? ' (set --image-size or --crop)' : ''}`);
+  const model = buildSegmentationModel(cfg, data, log);
   if (cfg.classWeights === 'enet' && cfg.folders) log('counting the training labels for the class weights');
   // Streamed masks are decoded to be counted: under launch each rank counts its share of the files and the
   // sums are added up, so every rank gets the whole set's weights for a 1/N share of the decoding.

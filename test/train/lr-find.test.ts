@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { findLearningRate, lrAt, smoothLosses, suggestLr } from '../../src/train/lr-find';
+import { findLearningRate, findSegmentationLearningRate, lrAt, smoothLosses, suggestLr } from '../../src/train/lr-find';
+import { trainSegmentation } from '../../src/train/segment';
 
 test('the sweep, the smoothing and the suggestion, by hand', () => {
   // 1e-4 to 1 in 5 steps: one decade a step.
@@ -56,4 +57,25 @@ test('tsvision lr-find: a suggestion, lr-find.png and lr-find.json; bad sweeps a
   assert.equal(png.format, 'png');
   assert.match(run('--start', '1', '--end', '0.1').stderr, /--start must be above 0 and below --end, got 1 and 0\.1/);
   assert.match(run('--steps', '1').stderr, /--steps must be an integer >= 2/);
+});
+
+test('segment --lr-find: the sweep trains with the run\'s own network, data and loss (its first loss is the run\'s first batch\'s), and writes the files', async () => {
+  const scenes = { size: 32, trainCount: 24, testCount: 4, maxItems: 2 };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-lrf-seg-'));
+  const r = await findSegmentationLearningRate({ model: 'enet', batchSize: 8, seed: 3, threads: 1, scenes }, { start: 1e-5, end: 10, steps: 12 });
+  r.lrs.forEach((lr, i) => assert.ok(Math.abs(lr / lrAt(i, 12, 1e-5, 10) - 1) < 1e-12));
+  // One batch of an ordinary run with the same settings: its training loss is the loss before the first
+  // step — ENet's class-weighted cross-entropy of the same fresh network on the same scenes.
+  const run = await trainSegmentation({ model: 'enet', batchSize: 8, seed: 3, threads: 1, scenes, epochs: 1, limitBatches: 1, outDir: path.join(dir, 'run') }, () => {});
+  assert.ok(Math.abs(r.losses[0] - run.history[0].trainLoss) <= 1e-6 * run.history[0].trainLoss, `sweep ${r.losses[0]}, run ${run.history[0].trainLoss}`);
+  assert.ok(r.losses.slice(1).some((l) => l !== r.losses[0]), 'the steps change the network');
+
+  const cli = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+  const out = path.join(dir, 'cli');
+  const c = spawnSync(process.execPath, [cli, 'segment', '--lr-find', '--size', '32', '--train-scenes', '24', '--test-scenes', '4', '--max-items', '2', '-b', '8', '--threads', '1', '-o', out], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stdout, /^suggested: --lr [\d.e+-]+ \(where the loss fell fastest\)/);
+  assert.ok(fs.existsSync(path.join(out, 'lr-find.png')) && !fs.existsSync(path.join(out, 'checkpoint.safetensors')), 'a sweep, not a run');
+  const bad = spawnSync(process.execPath, [cli, 'segment', '--lr-find', '--resume', path.join(dir, 'run', 'checkpoint.safetensors')], { encoding: 'utf8' });
+  assert.match(bad.stderr, /--lr-find starts a fresh network/);
 });

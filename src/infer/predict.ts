@@ -4,12 +4,13 @@
 // sRGB to the network's channels, resized to the trained size with the same filter — and normalized with the
 // run's statistics; everything after decoding runs in libtorch inside tidy(), so no tensor outlives a call.
 import * as fs from 'node:fs';
-import { Tensor, callOp, cat, fromArray, interpolate, noGrad, softmax, tidy, zeros } from '../torch';
+import { Tensor, callOp, cat, fromArray, interpolate, noGrad, tidy, zeros } from '../torch';
 import { Module } from '../nn';
 import { GradCamOptions, gradCam } from './gradcam';
 import { InferenceLayout, InferencePrecision, OptimizedForInference, optimizeForInference } from './optimize';
 import { BatchTransform, Rng, compose, normalize, toFloat } from '../data';
 import { DecodeOptions, Fit, centerCropBox, decodeRaw, uprightSize } from '../data/decode';
+import { classProbabilities } from '../models/common';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale, upsample } from '../models/segmentation';
 import { Network, Normalization, RestoreOptions, restoreNetwork } from './restore';
 
@@ -187,7 +188,7 @@ export class Predictor {
       tidy(() =>
         noGrad(() => {
           const x = cat(group.map((g) => this.input(g.img)), 0);
-          const p = this.run(x, 'classify', (forward) => (o.flip ? softmax(forward(x), 1).add(softmax(forward(x.flip(3)), 1)).div(2) : softmax(forward(x), 1)));
+          const p = this.run(x, 'classify', (forward) => classProbabilities(forward, x, o.flip));
           const k = Math.max(1, Math.min(o.topK ?? 5, p.size(1)));
           const { values, indices } = p.topk(k, 1);
           return group.map((_, j) => {

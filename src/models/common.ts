@@ -1,6 +1,6 @@
 // What every tsvision classifier shares: the options the registry passes to all of them, and the
 // initialization recipe torchvision uses for its convolutional networks.
-import { Tensor } from '../torch';
+import { Tensor, softmax } from '../torch';
 import { BatchNorm2d, Conv2d, Linear, Module, init } from '../nn';
 
 /** Options common to every classifier in the registry. */
@@ -49,4 +49,13 @@ export function initConvNet(model: Module, linearInit: 'default' | 'normal' = 'n
 /** Resolved common options with their defaults. */
 export function commonDefaults(o: ClassifierOptions): Required<ClassifierOptions> {
   return { numClasses: o.numClasses ?? 1000, inChannels: o.inChannels ?? 3, smallInput: o.smallInput ?? false };
+}
+
+/**
+ * A classifier's class probabilities [N, K]: the softmax of `forward(x)`, or with `flip` its mean with the
+ * mirror images' (test-time augmentation: `eval --flip`, `predict --flip`).
+ */
+export function classProbabilities(forward: (x: Tensor) => Tensor, x: Tensor, flip = false): Tensor {
+  const p = softmax(forward(x), 1);
+  return flip ? p.add(softmax(forward(x.flip(3)), 1)).div(2) : p;
 }

@@ -3,9 +3,9 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CrossEntropyOptions, Tensor, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, keep, manualSeed, noGrad, setNumThreads, softmax, tensor, tidy } from '../torch';
+import { CrossEntropyOptions, Tensor, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, keep, manualSeed, noGrad, setNumThreads, tensor, tidy } from '../torch';
 import { Module } from '../nn';
-import { Classifier } from '../models/common';
+import { Classifier, classProbabilities } from '../models/common';
 import { ModelName, createClassifier } from '../models/registry';
 import { Batch, ColorJitterOptions, DataLoader, Rng, describeColorJitter, disposeBatch } from '../data';
 import { applyMix, drawMix, mixedCrossEntropy } from '../data/mix';
@@ -206,7 +206,7 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
       tidy(() =>
         noGrad(() => {
           // Mirrored: log of the mean probability, which log_softmax inside crossEntropy leaves as it is.
-          const logits = o.flip ? softmax(model.forward(b.x), 1).add(softmax(model.forward(b.x.flip(3)), 1)).div(2).log() : model.forward(b.x);
+          const logits = o.flip ? classProbabilities((x) => model.forward(x), b.x, true).log() : model.forward(b.x);
           meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
           (held.confusion ??= new ConfusionMatrix(logits.size(1))).update(logits, b.y);
         }),

@@ -1,6 +1,7 @@
 // `tsvision explain <weights> <images...>`: Grad-CAM heatmaps of a classifier — for each image the class it
 // chose (or --class) and <out>/<name>.gradcam.png, the image with the network's evidence for that class laid
 // over it (warm where it looked).
+import { FolderResize, folderFit } from '../train/datasets';
 import * as path from 'node:path';
 import { tidy } from '../torch';
 import { Predictor } from '../infer/predict';
@@ -19,6 +20,8 @@ export interface ExplainCommandOptions {
   alpha: number;
   json: boolean;
   size?: [number, number];
+  /** How images reach the size: 'squash' or 'crop' (the centre 87.5%); default: as the run evaluated. */
+  resize?: FolderResize;
   normalization?: Normalization;
 }
 
@@ -26,7 +29,7 @@ export async function explainCommand(weights: string, args: readonly string[], o
   const files = expandImages(args);
   const names = outputNames(files, '.gradcam.png');
   // The network exactly as trained: the gradient runs through it (no folding, no oneDNN layout).
-  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, normalization: o.normalization, optimize: false });
+  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, ...(o.resize ? { resize: folderFit({ resize: o.resize }) } : {}), normalization: o.normalization, optimize: false });
   if (predictor.segmentation) throw new Error(`${predictor.name} is a segmentation network: explain (Grad-CAM) explains classifiers`);
   const classIndex = o.class === undefined ? undefined : classOf(o.class, predictor.classes);
   const results = [];

@@ -148,6 +148,10 @@ function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; 
   };
 }
 
+/** predict's and explain's --resize: how images reach the network's size, overriding the run's record. */
+const resizeOption = (): Option =>
+  new Option('--resize <how>', 'classifiers: \'squash\' the whole image to the size, or \'crop\' its centre 87.5% keeping the aspect ratio (torchvision\'s evaluation; default: as the run evaluated, plain weights squash)').choices(['squash', 'crop']);
+
 const program = new Command('tsvision')
   .description('Efficient deep vision networks in TypeScript on libtorch')
   .showHelpAfterError('(run with --help for usage)');
@@ -763,6 +767,7 @@ slideOptions(program
   .option('-o, --out <dir>', 'segmentation: write <name>.mask.png (grey value = class) and <name>.overlay.png here')
   .option('--legend', 'segmentation: add a legend of the class colours below each overlay', false)
   .option('--size <HxW>', 'resize images to H×W before the network (default: the size it was trained on)', sizeArg('--size'))
+  .addOption(resizeOption())
   .option('--native', 'segmentation: run at each image\'s own size (padded to the network\'s size multiple) instead of resizing', false)
   .option(scalesOption, 'segmentation: average class probabilities over these input scales (DeepLab-V3 §4.3)', scalesArg)
   .option('--flip', 'also average the class probabilities over the mirrored image (test-time augmentation; classifiers and segmentation)', false))
@@ -792,6 +797,7 @@ program
   .option('-m, --model <name>', 'model of plain weights (checkpoints name their own)')
   .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
   .option('--size <HxW>', 'resize images to H×W before the network (default: the size it was trained on)', sizeArg('--size'))
+  .addOption(resizeOption())
   .option('--mean <list>', 'normalization mean per channel (default: what training used)', numList('--mean'))
   .option('--std <list>', 'normalization std per channel (with --mean)', numList('--std'))
   .option('--json', 'print one JSON document on stdout instead of lines', false)

@@ -2,6 +2,7 @@
 // their top-k classes; segmentation networks print the classes they found and, with --out, write a mask
 // (grey value = class, the training masks' convention) and an overlay per image. --json prints one JSON
 // document on stdout instead; progress (images/s) goes to stderr when there are many images.
+import { FolderResize, folderFit } from '../train/datasets';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromArray, tidy, keep } from '../torch';
@@ -18,6 +19,8 @@ export interface PredictCommandOptions {
   json: boolean;
   out?: string;
   size?: [number, number];
+  /** How images reach the size: 'squash' or 'crop' (the centre 87.5%); default: as the run evaluated. */
+  resize?: FolderResize;
   native: boolean;
   /** commander's --no-optimize: false. */
   optimize: boolean;
@@ -48,7 +51,7 @@ type Result = { file: string } & ({ top: ClassScore[] } | (Omit<SegmentationPred
 
 export async function predictCommand(weights: string, args: readonly string[], o: PredictCommandOptions): Promise<void> {
   const files = expandImages(args); // before loading the network: a typo fails at once
-  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, native: o.native, normalization: o.normalization, optimize: o.optimize, precision: o.precision });
+  const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, ...(o.resize ? { resize: folderFit({ resize: o.resize }) } : {}), native: o.native, normalization: o.normalization, optimize: o.optimize, precision: o.precision });
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
   if ((o.scales || o.crop) && !predictor.segmentation) throw new Error(`--scales and --slide apply to segmentation networks; ${predictor.name} is a classifier`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);

@@ -134,8 +134,21 @@ test('a run recorded without --resize still squashes; a segmentation predictor r
   const ckpt = path.join(dir, 'cnn.safetensors');
   saveCheckpoint(ckpt, cnn, null, { epoch: 1, batch: 0, step: 1, config: { model: 'cnn', modelOptions: { widths: [4, 8], hidden: 8 }, data: { kind: 'image-folder', train: 'gone', test: 'gone', size: 16, channels: 3 } } });
   assert.deepEqual((await Predictor.load(ckpt)).resize, { fit: 'fill', cropFraction: 1 });
+  // predict --resize crop overrides the record: the probabilities of a Predictor that crops.
+  const photo = path.join(dir, 'wide.png');
+  await sharp(Buffer.from(T.tidy(() => T.rand([20, 50, 3]).mul(255).floor().to('uint8').toArray() as Uint8Array)), { raw: { width: 50, height: 20, channels: 3 } }).png().toFile(photo);
+  const cropping = await (await Predictor.load(ckpt, { resize: { fit: 'center-crop', cropFraction: CENTER_CROP_FRACTION } })).classify(photo, { topK: 2 });
+  const squashing = await (await Predictor.load(ckpt)).classify(photo, { topK: 2 });
+  const r = spawnSync(process.execPath, [CLI, 'predict', ckpt, photo, '--resize', 'crop', '--json', '--top', '2'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const top = (JSON.parse(r.stdout) as { results: { top: { index: number; probability: number }[] }[] }).results[0].top;
+  assert.deepEqual(top.map((t) => t.index), cropping.map((c) => c.index));
+  top.forEach((t, i) => assert.ok(Math.abs(t.probability - cropping[i].probability) < 1e-6));
+  assert.ok(Math.abs(cropping[0].probability - squashing.find((q) => q.index === cropping[0].index)!.probability) > 1e-6, 'cropping changes the answer');
   const enet = createSegmentationModel('enet', { numClasses: 3, inChannels: 3 });
   const seg = path.join(dir, 'enet.safetensors');
   saveCheckpoint(seg, enet, null, { epoch: 1, batch: 0, step: 1, config: { model: 'enet', modelOptions: {}, scenes: { size: 32 }, folders: { train: 'a', test: 'b', size: [32, 32], channels: 3 } } });
   await assert.rejects(Predictor.load(seg, { resize: { fit: 'center-crop', cropFraction: 0.875 } }), /enet is a segmentation network: its class map covers the whole image/);
+  const bad = spawnSync(process.execPath, [CLI, 'predict', seg, photo, '--resize', 'crop'], { encoding: 'utf8' });
+  assert.match(bad.stderr, /enet is a segmentation network: its class map covers the whole image/);
 });

@@ -127,8 +127,10 @@ function checkTestSource(o: { trainDir?: string; testDir?: string; testSplit?: n
   if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
 }
 
-function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet'; resize?: FolderResize; cropScale?: number }): DataSpec {
+function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet'; resize?: FolderResize; cropScale?: number; labels?: string; testLabels?: string }): DataSpec {
   checkTestSource(o, 'folders of class sub-folders');
+  if (o.labels && !o.trainDir) throw new InvalidArgumentError('--labels lists the images of --train-dir: give --train-dir too');
+  if (o.testLabels && !o.testDir) throw new InvalidArgumentError('--test-labels lists the images of --test-dir: give --test-dir too');
   if (o.cropScale !== undefined && o.resize !== 'crop') throw new InvalidArgumentError('--crop-scale sizes the random crops of --resize crop: give --resize crop too');
   if (!o.trainDir) {
     if (o.normalize) throw new InvalidArgumentError('--normalize applies to image folders (--train-dir); Fashion-MNIST is normalized with its own statistics');
@@ -145,6 +147,8 @@ function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; 
     channels: o.channels,
     ...(o.normalize ? { normalize: o.normalize } : {}),
     ...(o.resize === 'crop' ? { resize: o.resize, ...(o.cropScale !== undefined ? { cropScale: o.cropScale } : {}) } : {}),
+    ...(o.labels ? { labels: o.labels } : {}),
+    ...(o.testLabels ? { testLabels: o.testLabels } : {}),
   };
 }
 
@@ -164,6 +168,8 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--train-dir <dir>', 'training images as <dir>/<class>/<image> (PNG/JPEG), instead of Fashion-MNIST')
     .option('--test-dir <dir>', 'test images as <dir>/<class>/<image>; without it, --test-split of --train-dir is the test set')
     .option('--test-split <f>', `without --test-dir: hold out this share of every class of --train-dir as the test set, the same images whatever --seed (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
+    .option('--labels <csv>', 'the classes of --train-dir\'s images in a CSV file (a header row, then image file and label per row; files relative to --train-dir, a bare id may leave out .png/.jpg) instead of class sub-folders')
+    .option('--test-labels <csv>', 'the same for --test-dir\'s images (labels among the training ones)')
     .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
     .addOption(new Option('--resize <how>', 'image folders: \'squash\' any shape to the square (default), or \'crop\' keeping the aspect ratio — evaluated on the centre 87.5%, trained with --augment on random resized crops (torchvision\'s ImageNet recipe)').choices(['squash', 'crop']))
     .option('--crop-scale <min>', `with --resize crop and --augment: the smallest random crop's share of the image's area (default ${RANDOM_RESIZED_CROP_SCALE[0]}; 0.25–0.35 suits small images)`, (v: string): number => {

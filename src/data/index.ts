@@ -11,6 +11,10 @@ export type { BatchData, BatchContext, BatchTransform, RandomResizedCropOptions 
 export { loadFashionMNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from './fashion-mnist';
 export type { FashionMNISTOptions } from './fashion-mnist';
 export { ImageFolder } from './image-folder';
+export { imageFolderFromCsv, readLabelCsv, parseCsv } from './label-csv';
+export type { LabelCsvOptions } from './label-csv';
+export { trivialAugment, randomErasing, applyTrivialAugmentOp, drawTrivialAugment, TRIVIAL_AUGMENT_OPS } from './autoaugment';
+export type { TrivialAugmentOp, TrivialAugmentDraw, RandomErasingOptions } from './autoaugment';
 export { stratifiedSplit, splitOff, allOf, TEST_SPLIT_SEED, SampleSubset, BatchSubset } from './split';
 export type { ImageFolderOptions, ImageFolderSample } from './image-folder';
 export { PixelLabelledImages, labelCounts } from './pixel-labels';

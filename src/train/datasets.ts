@@ -2,6 +2,7 @@
 import { BatchSubset, ColorJitterOptions, DataLoader, ownStream, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat } from '../data';
 import type { Fit } from '../data/decode';
 import { randomErasing, trivialAugment } from '../data/autoaugment';
+import { imageFolderFromCsv } from '../data/label-csv';
 import type { BatchTransform } from '../data';
 
 /**
@@ -15,9 +16,10 @@ export type DataSpec =
    * come from `test`, or with `testSplit` from the training folder: that share of every class, the same
    * images every run (drawn by a fixed seed, not the run's), never trained on; `valSplit` then takes its
    * share of the rest. `cropScale`: with resize 'crop' and augmentation, the smallest random crop's share
-   * of the image's area.
+   * of the image's area. `labels` (and `testLabels` for `test`): a CSV listing the folder's images and
+   * their classes (data/label-csv.ts) instead of class sub-folders.
    */
-  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization; resize?: FolderResize; cropScale?: number };
+  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization; resize?: FolderResize; cropScale?: number; labels?: string; testLabels?: string };
 
 /**
  * How image-folder images reach the square input: absent or 'squash', resized to it whatever their shape;
@@ -131,11 +133,15 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   }
   const size = imageSize(spec);
   const channels = spec.channels ?? 3;
-  const folder = new ImageFolder(spec.train, { size, channels, ...folderFit(spec) });
+  // Class sub-folders, or a CSV of images and labels (a test CSV numbers its labels by the training classes).
+  const open = (root: string, csv: string | undefined, classes?: readonly string[]): ImageFolder =>
+    csv ? imageFolderFromCsv(root, csv, { size, channels, ...folderFit(spec), classes }) : new ImageFolder(root, { size, channels, ...folderFit(spec) });
+  const folder = open(spec.train, spec.labels);
   const labels = folder.samples.map((s) => s.label);
   if (Boolean(spec.test) === Boolean(spec.testSplit)) throw new Error(`image-folder data takes a test folder or a test split of ${spec.train}, one of the two`);
+  if (spec.testLabels && !spec.test) throw new Error('testLabels lists the images of a test folder: give the test folder too');
   const held = spec.testSplit ? splitOff(labels, allOf(labels.length), spec.testSplit, TEST_SPLIT_SEED) : null;
-  const test = held ? new SampleSubset(folder, held.out) : new ImageFolder(spec.test!, { size, channels, ...folderFit(spec) });
+  const test = held ? new SampleSubset(folder, held.out) : open(spec.test!, spec.testLabels, spec.testLabels ? folder.classes : undefined);
   if (test instanceof ImageFolder && folder.classes.join('\n') !== test.classes.join('\n')) {
     throw new Error(`image folders disagree on classes: ${spec.train} has [${folder.classes}], ${spec.test} has [${test.classes}]`);
   }

@@ -1,6 +1,7 @@
 // `tsvision explain <weights> <images...>`: Grad-CAM heatmaps of a classifier — for each image the class it
 // chose (or --class) and <out>/<name>.gradcam.png, the image with the network's evidence for that class laid
-// over it (warm where it looked).
+// over it (warm where it looked) — or of a segmentation network, for the region of a class (Seg-Grad-CAM).
+
 import { FolderResize, folderFit } from '../train/datasets';
 import * as path from 'node:path';
 import { tidy } from '../torch';
@@ -30,7 +31,6 @@ export async function explainCommand(weights: string, args: readonly string[], o
   const names = outputNames(files, '.gradcam.png');
   // The network exactly as trained: the gradient runs through it (no folding, no oneDNN layout).
   const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, ...(o.resize ? { resize: folderFit({ resize: o.resize }) } : {}), normalization: o.normalization, optimize: false });
-  if (predictor.segmentation) throw new Error(`${predictor.name} is a segmentation network: explain (Grad-CAM) explains classifiers`);
   const classIndex = o.class === undefined ? undefined : classOf(o.class, predictor.classes);
   const results = [];
   for (const [i, file] of files.entries()) {
@@ -47,7 +47,8 @@ export async function explainCommand(weights: string, args: readonly string[], o
     const r = { file, class: e.className, classIndex: e.classIndex, probability: e.probability, layer: e.layer, heatmap: out, empty };
     results.push(r);
     const note = empty ? `; no position of ${r.layer}'s maps adds evidence for it, so the heatmap is empty (try --layer)` : '';
-    if (!o.json) console.log(`${file}: ${r.class} ${(100 * r.probability).toFixed(1)}% (Grad-CAM of ${r.layer}${note}) → ${out}`);
+    const what = predictor.segmentation ? `${r.class} region, mean probability ${(100 * r.probability).toFixed(1)}%` : `${r.class} ${(100 * r.probability).toFixed(1)}%`;
+    if (!o.json) console.log(`${file}: ${what} (Grad-CAM of ${r.layer}${note}) → ${out}`);
   }
   if (o.json) console.log(JSON.stringify(results, null, 2));
 }

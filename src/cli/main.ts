@@ -793,7 +793,7 @@ slideOptions(program
 
 program
   .command('explain')
-  .description('Grad-CAM heatmaps of a classifier on your images: the class it chose (or --class) and <out>/<name>.gradcam.png, the image with the network\'s evidence for that class laid over it')
+  .description('Grad-CAM heatmaps of a classifier on your images: the class it chose (or --class) and <out>/<name>.gradcam.png, the image with the network\'s evidence for that class laid over it; for a segmentation network, the evidence for the region of a class (Seg-Grad-CAM; by default the largest region other than class 0)')
   .argument('<weights>', 'checkpoint.safetensors from `train`, or model.safetensors / best.safetensors weights')
   .argument('<images...>', 'image files (.png, .jpg, …) or folders of them')
   .option('-o, --out <dir>', 'where the heatmaps go', 'explain')

@@ -315,13 +315,14 @@ export class Predictor {
 
   /**
    * Where the network found the evidence for a class: Grad-CAM (`gradCam`) of the top class, or of
-   * `classIndex`, on the network this predictor holds. Its gradient runs through the network, so load the
+   * `classIndex`, on the network this predictor holds; for a segmentation network, of the region predicted
+   * as the class (by default the largest other than class 0), at the trained size. Its gradient runs through the network, so load the
    * predictor with `optimize: false` for the network exactly as trained (a folded one explains the same
    * function up to rounding; bfloat16 is refused). The heatmap comes at the image's own resolution, with the
    * image's own pixels to lay it over (`heatmapPng`) — the centre region only, where the run cropped it.
    */
   async explain(image: ImageInput, o: GradCamOptions & { classIndex?: number } = {}): Promise<Explanation> {
-    if (this.segmentation) throw new Error(`${this.name} is a segmentation network: explain (Grad-CAM) explains classifiers`);
+    if (this.segmentation && !this.size) throw new Error(`${this.name}: explain runs at the trained size, which these weights do not record: give a size`);
     if (this.precision !== 'float32') throw new Error('explain runs in float32: load the predictor without precision bfloat16');
     const named = await readImage(image);
     const [img, whole] = await Promise.all([this.decode(named, this.size), decodeImage(named, { channels: 3 })]);

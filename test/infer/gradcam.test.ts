@@ -10,7 +10,9 @@ import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { SimpleCNN } from '../../src/models/cnn';
 import { MobileNetV1 } from '../../src/models/mobilenet';
+import { ENet } from '../../src/models/enet';
 import { gradCam } from '../../src/infer/gradcam';
+import { saveCheckpoint } from '../../src/train/checkpoint';
 import { runTorch } from '../helpers/pytorch';
 
 const GRAD_CAM = `
@@ -124,4 +126,66 @@ test('tsvision explain: a heatmap PNG per image at the image\'s own size, the cl
   assert.match(run('explain', ckpt, path.join(dir, 'a.png'), '--class', 'Hat', '-o', out).stderr, /--class: 'Hat' is neither a class name \(T-shirt\/top, .*\) nor an index below 10/);
   assert.match(run('explain', ckpt, path.join(dir, 'a.png'), '--layer', 'nope', '-o', out).stderr, /no module 'nope'/);
   assert.match(run('explain', ckpt, path.join(dir, 'missing.png'), '-o', out).stderr, /missing\.png: no such file/);
+});
+
+test('Seg-Grad-CAM of ENet: the region predicted as the class scores it; default layer and class, heatmaps and probabilities as PyTorch\'s; explain on a segment checkpoint', async () => {
+  const seg = runTorch(`
+import reference_models as R
+torch.manual_seed(6)
+m = R.ENet(num_classes=4).eval()
+with torch.no_grad():
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2); mod.running_var.uniform_(0.5, 1.5)
+for k, v in m.state_dict().items(): O['sd.' + k] = v.clone()
+x = torch.randn(2, 3, 32, 48)
+O['x'] = x
+# By hand (Vinogradova et al. 2020): the class's logits summed over the pixels predicted as it.
+def seg_grad_cam(layer, classes=None):
+    kept = {}
+    h = dict(m.named_modules())[layer].register_forward_hook(lambda mod, i, o: kept.__setitem__('a', o))
+    logits = m(x); h.remove()
+    pred = logits.argmax(1)
+    if classes is None:
+        cs = []
+        for i in range(x.shape[0]):
+            rest = torch.bincount(pred[i].flatten(), minlength=4)[1:]
+            cs.append(int(rest.argmax()) + 1 if rest.max() > 0 else 0)
+        classes = torch.tensor(cs)
+    mask = (pred == classes.view(-1, 1, 1)).float()
+    mask = torch.where(mask.sum((1, 2), keepdim=True) == 0, torch.ones_like(mask), mask)
+    picked = lambda t: t.gather(1, classes.view(-1, 1, 1, 1).expand(-1, 1, *t.shape[2:]))[:, 0]
+    a = kept['a']
+    g, = torch.autograd.grad((picked(logits) * mask).sum(), a)
+    cam = F.relu((g.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
+    up = F.interpolate(cam, size=x.shape[2:], mode='bilinear', align_corners=False)[:, 0]
+    lo, hi = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
+    p = (picked(F.softmax(logits, 1)) * mask).sum((1, 2)) / mask.sum((1, 2))
+    return ((up - lo) / (hi - lo).clamp_min(1e-12)).detach(), classes, p.detach()
+O['top'], O['top_c'], O['top_p'] = seg_grad_cam('stage5.0.act')
+O['s3'], _, O['s3_p'] = seg_grad_cam('stage3.7', torch.tensor([2, 2]))
+`);
+  const enet = new ENet({ numClasses: 4, inChannels: 3 });
+  enet.loadStateDict(Object.fromEntries(Object.entries(seg).filter(([k]) => k.startsWith('sd.')).map(([k, v]) => [k.slice(3), v])));
+  const r = gradCam(enet, seg.x);
+  // The last map below the input's resolution that is not the logits: the decoder's last bottleneck.
+  assert.equal(r.layer, 'stage5.0.act');
+  assert.deepEqual(r.classIndex, Array.from(seg.top_c.toArray() as BigInt64Array, Number));
+  assert.ok(maxDiff(r.heatmap, seg.top) < 1e-4, `heatmap differs by ${maxDiff(r.heatmap, seg.top)}`);
+  r.probability.forEach((p, i) => assert.ok(Math.abs(p - seg.top_p.toNumbers()[i]) < 1e-5));
+  const s3 = gradCam(enet, seg.x, { layer: 'stage3.7', classIndex: 2 });
+  assert.ok(maxDiff(s3.heatmap, seg.s3) < 1e-4, `stage3.7 heatmap differs by ${maxDiff(s3.heatmap, seg.s3)}`);
+  s3.probability.forEach((p, i) => assert.ok(Math.abs(p - seg.s3_p.toNumbers()[i]) < 1e-5));
+
+  // tsvision explain on a segment checkpoint: the region's heatmap at the image's own size.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-explain-seg-'));
+  const ckpt = path.join(dir, 'enet.safetensors');
+  saveCheckpoint(ckpt, enet, null, { epoch: 1, batch: 0, step: 1, config: { model: 'enet', modelOptions: {}, scenes: { size: 32 }, folders: { train: 'a', test: 'b', size: [32, 48], channels: 3 } }, classes: ['ground', 'road', 'car', 'tree'] });
+  await sharp(Buffer.from(T.tidy(() => T.rand([50, 70, 3]).mul(255).floor().to('uint8').toArray() as Uint8Array)), { raw: { width: 70, height: 50, channels: 3 } }).png().toFile(path.join(dir, 'street.png'));
+  const e = spawnSync(process.execPath, [path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js'), 'explain', ckpt, path.join(dir, 'street.png'), '--class', 'car', '-o', dir], { encoding: 'utf8' });
+  assert.equal(e.status, 0, e.stderr);
+  assert.match(e.stdout, /street\.png: car region, mean probability [\d.]+% \(Grad-CAM of stage5\.0\.act\) → .*street\.gradcam\.png/);
+  const png = await sharp(path.join(dir, 'street.gradcam.png')).metadata();
+  assert.deepEqual([png.width, png.height], [70, 50]);
+  fs.rmSync(dir, { recursive: true, force: true });
 });

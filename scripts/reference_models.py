@@ -34,6 +34,17 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from torchvision.ops import SqueezeExcitation
 
 
+def random_bn_statistics(m):
+    """BatchNorm running statistics drawn away from a fresh network's (means in ±0.2, variances in [0.5, 1.5]),
+    so that comparisons in eval mode see them."""
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+    return m
+
+
 def conv_bn_relu(i, o, k, s, g=1):
     return nn.Sequential(nn.Conv2d(i, o, k, s, (k - 1) // 2, groups=g, bias=False), nn.BatchNorm2d(o), nn.ReLU())
 

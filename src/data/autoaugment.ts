@@ -5,7 +5,7 @@
 // operation is torchvision's formula in libtorch ops, with its roundings, so that a draw gives its pixels.
 import { Tensor, callOp, cat, conv2d, fromArray, gridSample, ones, stack, where } from '../torch';
 import { Rng } from './rng';
-import { BatchTransform } from './transforms';
+import { BatchTransform, randomBox } from './transforms';
 import { adjustBrightness, adjustContrast, adjustSaturation } from './color';
 
 /** The operations, in torchvision's order (its op_index). */
@@ -221,17 +221,7 @@ export interface RandomErasingOptions {
  * height/width ratio that fits strictly inside H×W, at a random place; null after ten misses (no erasing).
  */
 export function erasingBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): { top: number; left: number; height: number; width: number } | null {
-  const area = height * width;
-  const [lo, hi] = [Math.log(ratio[0]), Math.log(ratio[1])];
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = area * (scale[0] + rng.next() * (scale[1] - scale[0]));
-    const aspect = Math.exp(lo + rng.next() * (hi - lo));
-    const h = Math.round(Math.sqrt(target * aspect));
-    const w = Math.round(Math.sqrt(target / aspect));
-    if (!(h < height && w < width)) continue;
-    return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
-  }
-  return null;
+  return randomBox(rng, height, width, scale, ratio, 'height', (h, w) => h < height && w < width);
 }
 
 /**

@@ -130,20 +130,32 @@ export const RANDOM_RESIZED_CROP_SCALE: readonly [number, number] = [0.08, 1];
 export const RANDOM_RESIZED_CROP_RATIO: readonly [number, number] = [3 / 4, 4 / 3];
 
 /**
+ * The draw torchvision's RandomResizedCrop and RandomErasing share: up to ten tries at a box whose area is a
+ * uniform share (in `scale`) of the image's and whose aspect is log-uniform in `ratio` — width / height
+ * (`aspect` 'width') or height / width ('height') —, each side rounded, until one `fits`; then its place,
+ * top then left. null after ten misses.
+ */
+export function randomBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number], aspect: 'width' | 'height', fits: (h: number, w: number) => boolean): { top: number; left: number; height: number; width: number } | null {
+  const area = height * width;
+  const [lo, hi] = [Math.log(ratio[0]), Math.log(ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = area * (scale[0] + rng.next() * (scale[1] - scale[0]));
+    const a = Math.exp(lo + rng.next() * (hi - lo));
+    const [long, short] = [Math.round(Math.sqrt(target * a)), Math.round(Math.sqrt(target / a))];
+    const [h, w] = aspect === 'width' ? [short, long] : [long, short];
+    if (fits(h, w)) return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
+  }
+  return null;
+}
+
+/**
  * torchvision's RandomResizedCrop.get_params: up to ten tries at a box of random area (a share of the image
  * in `scale`) and random aspect ratio (log-uniform in `ratio`) that fits in H×W, at a random place; after ten
  * misses, the largest centred box whose ratio is clamped into `ratio`.
  */
 export function resizedCropBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): { top: number; left: number; height: number; width: number } {
-  const area = height * width;
-  const [lo, hi] = [Math.log(ratio[0]), Math.log(ratio[1])];
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = area * (scale[0] + rng.next() * (scale[1] - scale[0]));
-    const aspect = Math.exp(lo + rng.next() * (hi - lo));
-    const w = Math.round(Math.sqrt(target * aspect));
-    const h = Math.round(Math.sqrt(target / aspect));
-    if (w > 0 && w <= width && h > 0 && h <= height) return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
-  }
+  const box = randomBox(rng, height, width, scale, ratio, 'width', (h, w) => w > 0 && w <= width && h > 0 && h <= height);
+  if (box) return box;
   const inRatio = width / height;
   const [h, w] = inRatio < ratio[0] ? [Math.round(width / ratio[0]), width] : inRatio > ratio[1] ? [height, Math.round(height * ratio[1])] : [height, width];
   return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };

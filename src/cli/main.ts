@@ -487,34 +487,34 @@ program
     checkTestSource(o, 'folders of images/ and masks/');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
     const settings: Partial<SegmentConfig> = {
-        syncBatchNorm: o.syncBn,
-        backboneInit: o.backboneInit,
-        folders: o.trainDir ? { train: o.trainDir, ...(o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT }), size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap } : undefined,
-        // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
-        augment: o.augment === false ? null
-          : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }
-          : undefined,
-        colorJitter: o.colorJitter,
-        precision: o.bf16 ? 'bfloat16' : undefined,
-        model: o.model,
-        modelOptions: o.opt,
-        optimizer: o.optimizer,
-        momentum: o.momentum,
-        scenes: { size: o.size, trainCount: o.trainScenes, testCount: o.testScenes, maxItems: o.maxItems },
-        epochs: o.epochs,
-        batchSize: o.batchSize,
-        lr: o.lr,
-        weightDecay: o.weightDecay,
-        classWeights: o.classWeights,
-        seed: o.seed,
-        outDir: o.out,
-        threads: o.threads ?? 0,
-        limitBatches: o.limitBatches ?? 0,
-        valSplit: o.valSplit || undefined,
-        patience: o.patience,
+      syncBatchNorm: o.syncBn,
+      backboneInit: o.backboneInit,
+      folders: o.trainDir ? { train: o.trainDir, ...(o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT }), size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap } : undefined,
+      // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
+      augment: o.augment === false ? null
+        : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }
+        : undefined,
+      colorJitter: o.colorJitter,
+      precision: o.bf16 ? 'bfloat16' : undefined,
+      model: o.model,
+      modelOptions: o.opt,
+      optimizer: o.optimizer,
+      momentum: o.momentum,
+      scenes: { size: o.size, trainCount: o.trainScenes, testCount: o.testScenes, maxItems: o.maxItems },
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      weightDecay: o.weightDecay,
+      classWeights: o.classWeights,
+      seed: o.seed,
+      outDir: o.out,
+      threads: o.threads ?? 0,
+      limitBatches: o.limitBatches ?? 0,
+      valSplit: o.valSplit || undefined,
+      patience: o.patience,
     };
     if (o.lrFind) {
-      if (o.resume) throw new InvalidArgumentError('--lr-find starts a fresh network (or --init\'s weights); it does not resume a run');
+      if (o.resume) throw new InvalidArgumentError('--lr-find starts a fresh network (with --backbone-init\'s weights where given); it does not resume a run');
       const { findSegmentationLearningRate, saveLrFind } = await import('../train/lr-find');
       const sweep = LR_FIND_DEFAULTS;
       const r = await findSegmentationLearningRate(settings, sweep, stderrLog);

@@ -5,6 +5,7 @@
 // operation is torchvision's formula in libtorch ops, with its roundings, so that a draw gives its pixels.
 import { Tensor, callOp, cat, conv2d, fromArray, gridSample, ones, stack, where } from '../torch';
 import { Rng } from './rng';
+import type { Box } from './decode';
 import { BatchTransform, randomBox } from './transforms';
 import { adjustBrightness, adjustContrast, adjustSaturation } from './color';
 
@@ -220,7 +221,7 @@ export interface RandomErasingOptions {
  * torchvision's RandomErasing.get_params: up to ten tries at a box of random area share and log-uniform
  * height/width ratio that fits strictly inside H×W, at a random place; null after ten misses (no erasing).
  */
-export function erasingBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): { top: number; left: number; height: number; width: number } | null {
+export function erasingBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): Box | null {
   return randomBox(rng, height, width, scale, ratio, 'height', (h, w) => h < height && w < width);
 }
 

@@ -3,6 +3,7 @@
 // reproducible and a resumed run augments exactly as the uninterrupted one would have.
 import { Tensor, cat, fromArray, interpolate, pad, where } from '../torch';
 import { Rng } from './rng';
+import type { Box } from './decode';
 
 /** Images and labels of one batch. */
 export interface BatchData {
@@ -135,7 +136,7 @@ export const RANDOM_RESIZED_CROP_RATIO: readonly [number, number] = [3 / 4, 4 / 
  * (`aspect` 'width') or height / width ('height') —, each side rounded, until one `fits`; then its place,
  * top then left. null after ten misses.
  */
-export function randomBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number], aspect: 'width' | 'height', fits: (h: number, w: number) => boolean): { top: number; left: number; height: number; width: number } | null {
+export function randomBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number], aspect: 'width' | 'height', fits: (h: number, w: number) => boolean): Box | null {
   const area = height * width;
   const [lo, hi] = [Math.log(ratio[0]), Math.log(ratio[1])];
   for (let attempt = 0; attempt < 10; attempt++) {
@@ -153,7 +154,7 @@ export function randomBox(rng: Rng, height: number, width: number, scale: readon
  * in `scale`) and random aspect ratio (log-uniform in `ratio`) that fits in H×W, at a random place; after ten
  * misses, the largest centred box whose ratio is clamped into `ratio`.
  */
-export function resizedCropBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): { top: number; left: number; height: number; width: number } {
+export function resizedCropBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): Box {
   const box = randomBox(rng, height, width, scale, ratio, 'width', (h, w) => w > 0 && w <= width && h > 0 && h <= height);
   if (box) return box;
   const inRatio = width / height;

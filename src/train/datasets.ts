@@ -1,9 +1,6 @@
 // The data a training run reads: Fashion-MNIST (Debian's package) or image folders (a test folder, or a test share of the training one).
-import { BatchSubset, ColorJitterOptions, DataLoader, ownStream, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, loadFashionMNIST, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat } from '../data';
+import { BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, imageFolderFromCsv, loadFashionMNIST, normalize, ownStream, randomCrop, randomErasing, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat, trivialAugment } from '../data';
 import type { Fit } from '../data/decode';
-import { randomErasing, trivialAugment } from '../data/autoaugment';
-import { imageFolderFromCsv } from '../data/label-csv';
-import type { BatchTransform } from '../data';
 
 /**
  * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set

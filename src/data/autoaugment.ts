@@ -7,7 +7,7 @@ import { Tensor, callOp, cat, conv2d, fromArray, gridSample, ones, stack, where 
 import { Rng } from './rng';
 import type { Box } from './decode';
 import { BatchTransform, randomBox } from './transforms';
-import { adjustBrightness, adjustContrast, adjustSaturation } from './color';
+import { adjustBrightness, adjustContrast, adjustSaturation, blend } from './color';
 
 /** The operations, in torchvision's order (its op_index). */
 export const TRIVIAL_AUGMENT_OPS = [
@@ -101,12 +101,7 @@ function sharpness(x: Tensor, factor: number): Tensor {
   const pad = (t: Tensor): Tensor => callOp('aten::constant_pad_nd', t, [1, 1, 1, 1], 0) as Tensor;
   const inside = pad(ones([1, 1, h - 2, w - 2])).to('bool');
   const degenerate = where(inside, pad(smooth), x);
-  return blendBytes(x, degenerate, factor);
-}
-
-/** _blend for uint8: ratio·a + (1 − ratio)·b, clamped to [0, 255], truncated to uint8. */
-function blendBytes(a: Tensor, b: Tensor, ratio: number): Tensor {
-  return a.mul(ratio).add(b.mul(1 - ratio)).clamp(0, 255).to('uint8');
+  return blend(x, degenerate, factor);
 }
 
 /** torchvision's autocontrast: each channel stretched from its [min, max] to [0, 255] (flat channels kept). */

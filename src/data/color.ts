@@ -93,7 +93,7 @@ function perImage(f: number | readonly number[], x: Tensor): Tensor {
  * torchvision's _blend: ratio·a + (1 − ratio)·b clamped to [0, 1] (bytes: to [0, 255], then truncated back to
  * uint8 as its .to(uint8) does); 1 − ratio in double, as Python computes it.
  */
-function blend(a: Tensor, b: Tensor | null, ratio: number | readonly number[]): Tensor {
+export function blend(a: Tensor, b: Tensor | null, ratio: number | readonly number[]): Tensor {
   const bound = a.dtype === 'uint8' ? 255 : 1;
   const r = perImage(ratio, a);
   const ra = a.mul(r);

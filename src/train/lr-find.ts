@@ -104,16 +104,16 @@ export async function findSegmentationLearningRate(cfgIn: Partial<SegmentConfig>
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   manualSeed(cfg.seed);
   const data = await segmentationData(cfg, { train: true });
+  let weight: Tensor | null = null;
   try {
     const model = buildSegmentationModel(cfg, data, log);
-    const weight = cfg.classWeights === 'enet' ? keep(enetClassWeights(await data.trainLabelCounts(), data.classes.length)) : null;
+    weight = cfg.classWeights === 'enet' ? keep(enetClassWeights(await data.trainLabelCounts(), data.classes.length)) : null;
     const { optimizer } = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: f.start, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
     model.train();
     const loss = (b: Batch): Tensor => model.trainingLoss(b.x, b.y, { weight });
-    const r = await sweep(data.train!, optimizer, (b) => (cfg.precision === 'bfloat16' ? autocast(() => loss(b)) : loss(b)), f, log);
-    weight?.dispose();
-    return r;
+    return await sweep(data.train!, optimizer, (b) => (cfg.precision === 'bfloat16' ? autocast(() => loss(b)) : loss(b)), f, log);
   } finally {
+    weight?.dispose();
     data.dispose();
   }
 }

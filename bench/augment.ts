@@ -2,10 +2,11 @@
 // TrivialAugmentWide on 32×32 and 224×224 uint8 images, RandomErasing on normalized 224×224 images, and
 // RandomResizedCrop (antialiased) of 300×400 photos to 224 — tsvision (data/autoaugment.ts, transforms.ts)
 // vs torchvision on the same tensors, one image at a time as its DataLoader workers apply them (a LivePeer:
-// bench/augment_torch.py). Same libtorch threads, interleaved passes, medians.
+// bench/augment_torch.py; for TrivialAugment it applies the very operations tsvision drew, so that both do the
+// same work). Same libtorch threads, interleaved passes, medians.
 //   node dist/bench/augment.js [--rounds 7]
 import * as T from '../src/torch';
-import { BatchTransform, Rng, randomErasing, randomResizedCrop, trivialAugment } from '../src/data';
+import { BatchTransform, Rng, TrivialAugmentOp, drawTrivialAugment, randomErasing, randomResizedCrop, trivialAugment } from '../src/data';
 import { arg, LivePeer, machineLine, median, nowMs, writeSection } from './common';
 
 const rounds = Number(arg('rounds', '7'));
@@ -36,21 +37,27 @@ const CROP = 224;
     return (nowMs() - t0) / 1000;
   };
   const { peer } = await LivePeer.start<{ ready: boolean }>('augment_torch.py', { threads: T.getNumThreads(), batch: BATCH, crop: CROP, seed });
-  const theirs = async (task: string): Promise<number> => (await peer.request<{ seconds: number }>({ task })).seconds;
+  // The draws trivialAugment makes in pass `round` (its Rng is the batch's), by torchvision's names.
+  const TV: Record<TrivialAugmentOp, string> = { identity: 'Identity', shearX: 'ShearX', shearY: 'ShearY', translateX: 'TranslateX', translateY: 'TranslateY', rotate: 'Rotate', brightness: 'Brightness', color: 'Color', contrast: 'Contrast', sharpness: 'Sharpness', posterize: 'Posterize', solarize: 'Solarize', autoContrast: 'AutoContrast', equalize: 'Equalize' };
+  const draws = (round: number): [string, number][] => {
+    const rng = Rng.from(seed, round);
+    return Array.from({ length: BATCH }, () => drawTrivialAugment(rng)).map((d) => [TV[d.op], d.magnitude]);
+  };
+  const theirs = async (task: string, round: number): Promise<number> => (await peer.request<{ seconds: number }>({ task, draws: task.startsWith('ta') ? draws(round) : [] })).seconds;
   const a: Record<string, number[]> = {};
   const p: Record<string, number[]> = {};
   try {
     for (const task of Object.keys(work)) {
       ours(task, 100);
-      await theirs(task);
+      await theirs(task, 100);
       [a[task], p[task]] = [[], []];
       for (let r = 0; r < rounds; r++) {
         if (r % 2) {
-          p[task].push(await theirs(task));
+          p[task].push(await theirs(task, r));
           a[task].push(ours(task, r));
         } else {
           a[task].push(ours(task, r));
-          p[task].push(await theirs(task));
+          p[task].push(await theirs(task, r));
         }
       }
       console.log(`${task}: tsvision ${(1000 * median(a[task])).toFixed(1)} ms, torchvision ${(1000 * median(p[task])).toFixed(1)} ms`);
@@ -68,6 +75,6 @@ const CROP = 224;
     }),
   ].join('\n');
   console.log(table);
-  writeSection('augment-cpu', `## Classification augmentation (cpu)\n\n\`node dist/bench/augment.js --rounds ${rounds}\` — ${machineLine('cpu')}; one untimed pass each, then ${rounds} interleaved passes per transform, medians; measured ${new Date().toISOString().slice(0, 10)}. The peer (bench/augment_torch.py, kept alive) applies torchvision 0.14's transforms to the same tensors one image at a time, as its DataLoader workers do, and stacks them. The operations TrivialAugment draws differ between the sides (each its own random numbers), so its rows compare 64 draws' worth of work, not the same 64 operations.\n\n${table}`);
+  writeSection('augment-cpu', `## Classification augmentation (cpu)\n\n\`node dist/bench/augment.js --rounds ${rounds}\` — ${machineLine('cpu')}; one untimed pass each, then ${rounds} interleaved passes per transform, medians; measured ${new Date().toISOString().slice(0, 10)}. The peer (bench/augment_torch.py, kept alive) applies torchvision 0.14's transforms to the same tensors one image at a time, as its DataLoader workers do, and stacks them. For TrivialAugment the peer does per image what TrivialAugmentWide.forward does — builds its operation space, then applies the operation with torchvision's _apply_op — but with the operation and strength tsvision drew for that image, so that both sides do the same 64 operations.\n\n${table}`);
   for (const t of [small, large, photo, normalized]) t.dispose();
 })();

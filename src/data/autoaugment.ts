@@ -3,7 +3,7 @@
 // torchvision's current classification recipe beyond crops and flips. TrivialAugment has no knobs to tune: each
 // image gets one operation, drawn uniformly from fourteen, at a strength drawn uniformly from 31 steps. Every
 // operation is torchvision's formula in libtorch ops, with its roundings, so that a draw gives its pixels.
-import { Tensor, callOp, cat, conv2d, fromArray, gridSample, ones, stack, where } from '../torch';
+import { Tensor, callOp, cat, conv2d, fromArray, gridSample, ones, stack, tidy, where } from '../torch';
 import { Rng } from './rng';
 import type { Box } from './decode';
 import { BatchTransform, randomBox } from './transforms';
@@ -197,7 +197,8 @@ export function trivialAugment(): BatchTransform {
     const n = b.x.size(0);
     const out = Array.from({ length: n }, (_, i) => {
       const d = drawTrivialAugment(ctx.rng);
-      return applyTrivialAugmentOp(b.x.narrow(0, i, 1), d.op, d.magnitude);
+      // Each image's intermediates freed at once (as a per-image pipeline frees them), not held for the batch.
+      return tidy(() => applyTrivialAugmentOp(b.x.narrow(0, i, 1), d.op, d.magnitude));
     });
     return { x: n === 1 ? out[0] : cat(out, 0), y: b.y };
   };

@@ -1,7 +1,7 @@
 // Batch transforms, all in libtorch ops on whole batches [N, C, H, W]. Per-sample randomness (crop offsets,
 // flips) comes from the JavaScript Rng the loader derives from (seed, epoch, batch), so a run is
 // reproducible and a resumed run augments exactly as the uninterrupted one would have.
-import { Tensor, cat, fromArray, interpolate, pad, where } from '../torch';
+import { Tensor, cat, fromArray, interpolate, pad, tidy, where } from '../torch';
 import { Rng } from './rng';
 import type { Box } from './decode';
 
@@ -178,9 +178,11 @@ export function randomResizedCrop(size: number | readonly [number, number], o: R
     const crops: Tensor[] = [];
     for (let i = 0; i < n; i++) {
       const box = resizedCropBox(ctx.rng, H, W, scale, ratio);
-      const part = b.x.narrow(0, i, 1).narrow(2, box.top, box.height).narrow(3, box.left, box.width);
-      const f = interpolate(part.dtype === 'float32' || part.dtype === 'float64' ? part : part.to('float32'), { size: [h, w], mode: 'bilinear', alignCorners: false, antialias: true });
-      crops.push(b.x.dtype === 'uint8' ? f.round().clamp(0, 255).to('uint8') : f);
+      crops.push(tidy(() => {
+        const part = b.x.narrow(0, i, 1).narrow(2, box.top, box.height).narrow(3, box.left, box.width);
+        const f = interpolate(part.dtype === 'float32' || part.dtype === 'float64' ? part : part.to('float32'), { size: [h, w], mode: 'bilinear', alignCorners: false, antialias: true });
+        return b.x.dtype === 'uint8' ? f.round().clamp(0, 255).to('uint8') : f;
+      }));
     }
     return { x: n === 1 ? crops[0] : cat(crops, 0), y: b.y };
   };

@@ -2,6 +2,7 @@
 // JavaScript thread), turned upright by its EXIF orientation (as browsers and labelling tools show a phone's
 // photo), alpha dropped, grey or sRGB, and brought to the network's size by one of three fits. Callers name
 // the file in their own errors.
+import * as fs from 'node:fs';
 import sharp from 'sharp';
 
 /**
@@ -66,9 +67,12 @@ export async function uprightSize(input: string | Buffer): Promise<{ width: numb
 
 export async function decodeRaw(input: string | Buffer, o: DecodeOptions): Promise<RawImage> {
   const fit = o.fit ?? 'fill';
-  const box = o.size && fit === 'center-crop' ? centerCropBox(...pair(await uprightSize(input)), o.size, o.cropFraction ?? 1) : null;
+  const crop = o.size && fit === 'center-crop' ? o.size : null;
+  // The crop's box needs the header before the decode: a file is read once for both.
+  const source = crop && typeof input === 'string' ? await fs.promises.readFile(input) : input;
+  const box = crop ? centerCropBox(...pair(await uprightSize(source)), crop, o.cropFraction ?? 1) : null;
   // rotate() without an angle applies the EXIF orientation; extract and resize then act on the upright image.
-  let img = sharp(input, { failOn: 'error' }).rotate().removeAlpha();
+  let img = sharp(source, { failOn: 'error' }).rotate().removeAlpha();
   img = o.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
   const kernel = o.kernel ?? 'lanczos3';
   if (box) img = img.extract(box);

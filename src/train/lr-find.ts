@@ -5,11 +5,11 @@
 // `divergence` times its lowest value.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, crossEntropy, keep, manualSeed, setNumThreads, tidy } from '../torch';
+import { Tensor, autocast, crossEntropy, manualSeed, setNumThreads, tidy } from '../torch';
 import { Batch, DataLoader, disposeBatch } from '../data';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
-import { SegmentConfig, buildSegmentationModel, enetClassWeights, resolveSegmentConfig, segmentationData } from './segment';
+import { SegmentConfig, buildSegmentationModel, resolveSegmentConfig, runClassWeights, segmentationData } from './segment';
 import { createClassifier } from '../models/registry';
 import { DEFAULT_CONFIG, TrainConfig } from './trainer';
 import { makeLoaders } from './datasets';
@@ -107,7 +107,7 @@ export async function findSegmentationLearningRate(cfgIn: Partial<SegmentConfig>
   let weight: Tensor | null = null;
   try {
     const model = buildSegmentationModel(cfg, data, log);
-    weight = cfg.classWeights === 'enet' ? keep(enetClassWeights(await data.trainLabelCounts(), data.classes.length)) : null;
+    weight = await runClassWeights(cfg, data);
     const { optimizer } = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: f.start, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
     model.train();
     const loss = (b: Batch): Tensor => model.trainingLoss(b.x, b.y, { weight });

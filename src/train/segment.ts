@@ -372,6 +372,16 @@ export function buildSegmentationModel(cfg: SegmentConfig, data: Pick<Segmentati
   return model;
 }
 
+/**
+ * The run's class weights (kept), ENet's from the training labels, or null. With `shard`, this rank counts
+ * its share of the files and the counts are summed over the ranks.
+ */
+export async function runClassWeights(cfg: Pick<SegmentConfig, 'classWeights'>, data: Pick<SegmentationData, 'classes' | 'trainLabelCounts'>, shard?: { rank: number; worldSize: number }): Promise<Tensor | null> {
+  if (cfg.classWeights !== 'enet') return null;
+  const counts = await data.trainLabelCounts(shard);
+  return enetClassWeights(shard ? Float64Array.from(dist.sumAcrossRanks(Array.from(counts))) : counts, data.classes.length).keep();
+}
+
 export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
   let cfg = resolveSegmentConfig(cfgIn);
   const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
@@ -405,8 +415,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   // Streamed masks are decoded to be counted: under launch each rank counts its share of the files and the
   // sums are added up, so every rank gets the whole set's weights for a 1/N share of the decoding.
   const countShard = world > 1 && cfg.folders ? { rank, worldSize: world } : undefined;
-  const counts = cfg.classWeights === 'enet' ? await data.trainLabelCounts(countShard) : null;
-  const weight = counts ? enetClassWeights(countShard ? Float64Array.from(dist.sumAcrossRanks(Array.from(counts))) : counts, classes.length).keep() : null;
+  const weight = await runClassWeights(cfg, data, countShard);
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'poly', warmupEpochs: 0 }, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });

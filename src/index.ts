@@ -16,4 +16,5 @@ export { saveConfusionPng } from './report/confusion';
 export { train, evaluate, DEFAULT_CONFIG } from './train/trainer';
 export type { TrainConfig, TrainResult, EpochRecord } from './train/trainer';
 export { saveCheckpoint, readCheckpoint, restoreCheckpoint, loadWeights } from './train/checkpoint';
+export { backwardInParts, microBatches } from './train/accumulate';
 export { Predictor } from './infer/predict';

@@ -188,6 +188,7 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--warmup-epochs <n>', 'linear learning-rate warm-up at the start', num('--warmup-epochs', { min: 0 }), DEFAULT_CONFIG.warmupEpochs)
     .option('--label-smoothing <e>', 'cross-entropy label smoothing', num('--label-smoothing', { min: 0 }), DEFAULT_CONFIG.labelSmoothing)
     .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
+    .option('--accumulate <n>', ACCUMULATE_HELP, num('--accumulate', { int: true, min: 1 }))
     .option('--augment', 'random crops (padded by an eighth of the side; with --resize crop, random resized crops) and horizontal flips', false)
     .option(colorJitterOption, colorJitterHelp('with or without --augment (after its crops and flips)'), colorJitterArg)
     .option('--trivial-augment', 'TrivialAugment (Müller & Hutter 2021; torchvision\'s TrivialAugmentWide): one of 14 operations per image — shear, translate, rotate, colour, contrast, sharpness, posterize, solarize, equalize, … — at a random strength', false)
@@ -201,6 +202,8 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
     .option('--bf16', BF16_TRAINING_HELP, false);
 }
+
+const ACCUMULATE_HELP = 'gradient accumulation: backpropagate each batch in n micro-batches, one after the other, then step once — the batch\'s gradient at the memory of a micro-batch\'s activations (BatchNorm normalizes over micro-batches)';
 
 const BF16_TRAINING_HELP = 'mixed precision: forward pass and loss under autocast, convolutions in bfloat16 (faster on CPUs with AVX-512 BF16; weights and optimizer stay float32)';
 
@@ -229,6 +232,7 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
   if (o.trivialAugment) r.trivialAugment = true;
   if (o.randomErase !== undefined) r.randomErase = o.randomErase as number;
   if (o.bf16) r.precision = 'bfloat16';
+  if (((o.accumulate as number | undefined) ?? 1) > 1) r.accumulate = o.accumulate as number;
   return r;
 }
 
@@ -460,6 +464,7 @@ program
   .option('--blur <p>', "PSPNet's random Gaussian blur (5×5, σ 1.1) with probability p, with --augment (its VOC recipe: 0.5; default 0)", num('--blur', { min: 0 }))
   .option(colorJitterOption, colorJitterHelp('on the images only (masks untouched), with or without --augment'), colorJitterArg)
   .option('--bf16', BF16_TRAINING_HELP, false)
+  .option('--accumulate <n>', ACCUMULATE_HELP, num('--accumulate', { int: true, min: 1 }))
   .option('--no-sync-bn', 'under `tsvision launch`: BatchNorm over each process\'s share only (default: over the global batch)')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
@@ -496,6 +501,7 @@ program
         : undefined,
       colorJitter: o.colorJitter,
       precision: o.bf16 ? 'bfloat16' : undefined,
+      accumulate: o.accumulate > 1 ? o.accumulate : undefined,
       model: o.model,
       modelOptions: o.opt,
       optimizer: o.optimizer,

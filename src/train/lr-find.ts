@@ -17,6 +17,7 @@ import { loadForFineTuning } from './finetune';
 import { makeOptimizer } from './optimizers';
 import type { OptimizerLike } from '../optim';
 import { Logger } from './progress';
+import { backwardInParts, narrowBatch } from './accumulate';
 
 export interface LrFindOptions {
   /** First and last learning rate of the sweep. */
@@ -91,7 +92,7 @@ export async function findLearningRate(cfgIn: Partial<TrainConfig>, o: Partial<L
   if (cfg.init) loadForFineTuning(cfg.init, model, loaders.classes);
   const { optimizer } = makeOptimizer(model.parameters(), { ...cfg, lr: f.start, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
   model.train();
-  return sweep(loaders.train, optimizer, (b) => crossEntropy(model.forward(b.x), b.y), f, log);
+  return sweep(loaders.train, optimizer, (b) => crossEntropy(model.forward(b.x), b.y), f, log, cfg.accumulate);
 }
 
 /**
@@ -111,7 +112,7 @@ export async function findSegmentationLearningRate(cfgIn: Partial<SegmentConfig>
     const { optimizer } = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: f.start, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
     model.train();
     const loss = (b: Batch): Tensor => model.trainingLoss(b.x, b.y, { weight });
-    return await sweep(data.train!, optimizer, (b) => (cfg.precision === 'bfloat16' ? autocast(() => loss(b)) : loss(b)), f, log);
+    return await sweep(data.train!, optimizer, (b) => (cfg.precision === 'bfloat16' ? autocast(() => loss(b)) : loss(b)), f, log, cfg.accumulate);
   } finally {
     weight?.dispose();
     data.dispose();
@@ -125,8 +126,11 @@ function sweepOptions(o: Partial<LrFindOptions>): LrFindOptions {
   return f;
 }
 
-/** One optimizer step per batch (epochs repeat as needed) at the sweep's growing rate, until its end or divergence. */
-async function sweep(loader: DataLoader, optimizer: OptimizerLike, batchLoss: (b: Batch) => Tensor, f: LrFindOptions, log: Logger): Promise<LrFindResult> {
+/**
+ * One optimizer step per batch (epochs repeat as needed) at the sweep's growing rate, until its end or
+ * divergence; each batch backpropagated in `accumulate` micro-batches as the run would.
+ */
+async function sweep(loader: DataLoader, optimizer: OptimizerLike, batchLoss: (b: Batch) => Tensor, f: LrFindOptions, log: Logger, accumulate = 1): Promise<LrFindResult> {
   const [lrs, losses, smoothed] = [[] as number[], [] as number[], [] as number[]];
   let divergedAt: number | null = null;
   let lowest = Infinity;
@@ -135,13 +139,9 @@ async function sweep(loader: DataLoader, optimizer: OptimizerLike, batchLoss: (b
       const i = lrs.length;
       const lr = lrAt(i, f.steps, f.start, f.end);
       for (const g of optimizer.paramGroups) g.lr = lr;
-      const loss = tidy(() => {
-        const l = batchLoss(batch);
-        optimizer.zeroGrad();
-        l.backward();
-        optimizer.step();
-        return l.item();
-      });
+      optimizer.zeroGrad();
+      const { loss } = backwardInParts(batch.x.size(0), accumulate, (start, length) => ({ loss: batchLoss(narrowBatch(batch, start, length)) }));
+      tidy(() => optimizer.step());
       disposeBatch(batch);
       lrs.push(lr);
       losses.push(loss);

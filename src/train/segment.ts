@@ -27,6 +27,7 @@ import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError, describePrecision } from './trainer';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
+import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate } from './accumulate';
 
 export interface SegmentConfig {
   model: SegmentationModelName;
@@ -71,6 +72,12 @@ export interface SegmentConfig {
   colorJitter: ColorJitterOptions | null;
   /** 'bfloat16': the training loss under torch.autocast (mixed precision). Absent in older configs: float32. */
   precision?: 'float32' | 'bfloat16';
+  /**
+   * Gradient accumulation: each batch backpropagated in this many micro-batches, one at a time, then one
+   * optimizer step (accumulate.ts) — the papers' batch of large crops at a micro-batch's activation memory.
+   * BatchNorm and the ignored pixels' normalization see micro-batches. Absent or 1: the whole batch at once.
+   */
+  accumulate?: number;
   /** Under `tsvision launch`: BatchNorm over the global batch (SyncBatchNorm, PSPNet §5.1). Default true. */
   syncBatchNorm: boolean;
   /**
@@ -399,6 +406,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const world = dist.isInitialized() ? dist.getWorldSize() : 1;
   const rank = world > 1 ? dist.getRank() : 0;
   if (cfg.batchSize % world) throw new Error(`segment: batch size ${cfg.batchSize} is not divisible by the ${world} processes; each takes an equal share`);
+  checkAccumulate(cfg.accumulate, cfg.batchSize / world);
   if (rank > 0) log = () => {};
   log(cfg.folders ? 'reading the image and mask folders' : 'building Fashion-MNIST scenes');
   const data = await segmentationData({ ...cfg, batchSize: cfg.batchSize / world }, { train: true });
@@ -434,7 +442,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   let stoppedEarly: number | null = null;
   const result = (status: SegmentResult['status']): SegmentResult =>
     ({ status, history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, best: bestOf(history), stoppedEarly, model });
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${describePrecision(cfg.precision)}` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}${describeAccumulate(cfg.accumulate, cfg.batchSize / world)}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${describePrecision(cfg.precision)}` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   let history: SegmentEpoch[] = [];
   let first = 0;
@@ -467,14 +475,15 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         }
         // Without synchronized BatchNorm, rank 0's statistics before every step, as PyTorch's DDP does.
         if (ddp && !syncBn) ddp.syncBuffers();
-        let loss = tidy(() => {
-          const loss = (): Tensor => model.trainingLoss(batch.x, batch.y, { weight });
-          const l = cfg.precision === 'bfloat16' ? autocast(loss) : loss();
-          opt.zeroGrad();
-          l.backward();
+        opt.zeroGrad();
+        const part = (start: number, length: number): PartLoss => {
+          const loss = (): Tensor => model.trainingLoss(batch.x.narrow(0, start, length), batch.y.narrow(0, start, length), { weight });
+          return { loss: cfg.precision === 'bfloat16' ? autocast(loss) : loss() };
+        };
+        let { loss } = backwardInParts(batch.x.size(0), cfg.accumulate ?? 1, part);
+        tidy(() => {
           ddp?.syncGradients();
           opt.clipAndStep(0);
-          return l.item();
         });
         const n = batch.x.size(0) * world;
         disposeBatch(batch);

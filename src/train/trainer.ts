@@ -22,6 +22,7 @@ import { ExponentialMovingAverage } from '../optim/ema';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
+import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate, narrowBatch } from './accumulate';
 
 export interface TrainConfig {
   model: ModelName;
@@ -43,6 +44,12 @@ export interface TrainConfig {
   classWeights?: 'balanced' | null;
   /** Clip the gradient norm to this value (0: no clipping). */
   clipGradNorm: number;
+  /**
+   * Gradient accumulation: each batch of `batchSize` is backpropagated in this many micro-batches, one at a
+   * time, then one optimizer step (accumulate.ts): the recipe's batch with a micro-batch's activation memory.
+   * BatchNorm normalizes over micro-batches. Absent or 1: the whole batch at once.
+   */
+  accumulate?: number;
   augment: boolean;
   /** torchvision's ColorJitter on training images (see data/color.ts); null: none. Absent in older checkpoints. */
   colorJitter: ColorJitterOptions | null;
@@ -244,6 +251,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const world = dist.isInitialized() ? dist.getWorldSize() : 1;
   const rank = world > 1 ? dist.getRank() : 0;
   if (cfg.batchSize % world) throw new Error(`batch size ${cfg.batchSize} is not divisible by the ${world} processes; each takes an equal share`);
+  checkAccumulate(cfg.accumulate, cfg.batchSize / world);
   if (rank > 0) log = () => {};
   const loaders = makeLoaders(cfg.data, { ...cfg, batchSize: cfg.batchSize / world });
   const { numClasses, inChannels } = loaders;
@@ -308,7 +316,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   };
 
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
-  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}${describePrecision(cfg.precision)}`);
+  log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}${describeAccumulate(cfg.accumulate, cfg.batchSize / world)}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}${describePrecision(cfg.precision)}`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
@@ -505,21 +513,22 @@ function trainStep(model: Classifier, opt: Trainable, batch: Batch, cfg: TrainCo
     const [n, , h, w] = batch.x.shape;
     const mix = cfg.mixup || cfg.cutmix ? drawMix({ mixup: cfg.mixup ?? 0, cutmix: cfg.cutmix ?? 0 }, n, h, w, Rng.from(cfg.seed, MIX_STREAM, step)) : null;
     const mixed = mix && applyMix(batch.x, batch.y, mix);
-    const forward = (): { logits: Tensor; loss: Tensor } => {
-      const logits = (ddp ?? model).forward(mixed ? mixed.x : batch.x);
-      return { logits, loss: method?.loss ? method.loss(logits, batch) : mix ? mixedCrossEntropy(logits, batch.y, mixed!.partnerY, mix.lambda, ce) : crossEntropy(logits, batch.y, ce) };
+    // With --accumulate the batch (mixed as a whole: mixup's partners come from all of it) is backpropagated
+    // in micro-batches; the optimizer steps once, on the batch's gradient.
+    const forward = (start: number, length: number): PartLoss => {
+      const part = narrowBatch({ ...batch, x: mixed ? mixed.x : batch.x }, start, length);
+      const logits = (ddp ?? model).forward(part.x);
+      return { logits, loss: method?.loss ? method.loss(logits, part) : mix ? mixedCrossEntropy(logits, part.y, mixed!.partnerY.narrow(0, start, length), mix.lambda, ce) : crossEntropy(logits, part.y, ce) };
     };
-    // The backward pass runs outside autocast, as PyTorch's recipe has it: autograd replays the casts.
-    const { logits, loss } = cfg.precision === 'bfloat16' ? autocast(forward) : forward();
     opt.zeroGrad();
-    loss.backward();
+    // The backward pass runs outside autocast, as PyTorch's recipe has it: autograd replays the casts.
+    const { logits, loss } = backwardInParts(n, cfg.accumulate ?? 1, (start, length) => (cfg.precision === 'bfloat16' ? autocast(() => forward(start, length)) : forward(start, length)));
     ddp?.syncGradients();
     method?.beforeStep?.();
     opt.clipAndStep(cfg.clipGradNorm);
     method?.afterStep?.();
-    const l = loss.item();
-    if (Number.isFinite(l)) meter.update(l, logits.detach(), batch.y);
-    return l;
+    if (Number.isFinite(loss)) meter.update(loss, logits!, batch.y);
+    return loss;
   });
 }
 

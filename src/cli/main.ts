@@ -22,6 +22,10 @@ import { measureLatency } from '../metrics/speed';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import { ColorJitterOptions, JitterAmount, RANDOM_RESIZED_CROP_SCALE, checkColorJitter } from '../data';
 import { saveConfusionPng } from '../report/confusion';
+import { saveReliabilityPng } from '../report/calibration';
+import { saveMistakesPng } from '../report/mistakes';
+import { classificationReport } from '../metrics/classification';
+import { sampleFile, sampleImage } from '../data/inspect';
 import { writeFileAtomic } from '../util/fs';
 import type { OnnxExport, OnnxExportOptions, ValueInfoProto } from '../export';
 import type { Int8Export } from './int8';
@@ -566,7 +570,8 @@ slideOptions(program
   .option('--flip', 'also average the class probabilities over mirrored images (test-time augmentation; classifiers and segmentation)', false))
   .option('--optimize', 'evaluate the network optimized for inference, as `predict` runs it (BatchNorm folded, oneDNN layout where faster)', false)
   .option('--bf16', 'evaluate it optimized and in bfloat16, as `predict --bf16` runs it: the accuracy you ship', false)
-  .option('-o, --out <dir>', 'also write report.json (the scores and the confusion matrix) and confusion.png (rows: true classes) here')
+  .option('-o, --out <dir>', 'also write report.json (the scores and the confusion matrix) and confusion.png (rows: true classes) here; for classifiers also calibration.png (the reliability diagram) and mistakes.png (the most confident mistakes)')
+  .option('--mistakes <n>', 'with --out: how many of the most confident mistakes mistakes.png shows and report.json lists (0: none)', num('--mistakes', { int: true, min: 0 }), 24)
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
     const slide = slideArgs(o);
@@ -597,14 +602,34 @@ slideOptions(program
     const [params, zeros] = [model.numParameters(), countZeroParameters(model)];
     const side = imageSize(cfg.data);
     const net = optimize ? optimizeForInference(model, randn([1, loaders.inChannels, side, side]), { precision }) : model;
-    const r = await evaluate(net, loaders.test, 0, { flip: o.flip });
+    const r = await evaluate(net, loaders.test, 0, { flip: o.flip, mistakes: Boolean(o.out) });
     const how = [...(o.flip ? ['mirrored'] : []), ...(shipped ? [shipped.slice(2)] : [])].join(', ');
-    console.log(`${cfg.model} on ${r.count} test images${how ? ` (${how})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%, balanced accuracy ${(100 * r.balancedTop1).toFixed(2)}%`);
-    console.log(r.recall.map((x, i) => `  ${(loaders.classes[i] ?? String(i)).padEnd(12)} recall ${x === null ? '—  (no test images)' : `${(100 * x).toFixed(2)}%`}`).join('\n'));
+    const report = classificationReport(r.confusion);
+    const pct = (x: number | null): string => (x === null ? '—' : `${(100 * x).toFixed(2)}%`);
+    console.log(`${cfg.model} on ${r.count} test images${how ? ` (${how})` : ''}: loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%, balanced accuracy ${(100 * r.balancedTop1).toFixed(2)}%, macro F1 ${(100 * report.macro.f1).toFixed(2)}%`);
+    const names = Array.from({ length: r.confusion.length }, (_, i) => loaders.classes[i] ?? String(i));
+    const w = Math.max(12, ...names.map((n) => n.length));
+    console.log(`  ${'class'.padEnd(w)} ${'precision'.padStart(9)} ${'recall'.padStart(9)} ${'F1'.padStart(9)} ${'images'.padStart(7)}`);
+    console.log(report.perClass.map((c, i) => `  ${names[i].padEnd(w)} ${pct(c.precision).padStart(9)} ${pct(c.recall).padStart(9)} ${pct(c.f1).padStart(9)} ${String(c.support).padStart(7)}`).join('\n'));
+    console.log(`calibration: ECE ${(100 * r.calibration.ece).toFixed(2)}%, MCE ${(100 * r.calibration.mce).toFixed(2)}% (15 bins of top-1 confidence; Guo et al. 2017)`);
     console.log(`${params.toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / params).toFixed(2)}%)` : ''}`);
     if (o.out) {
       const classes = loaders.classes.length === loaders.numClasses ? loaders.classes : Array.from({ length: loaders.numClasses }, (_, i) => String(i));
-      await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: how || 'as trained', classes, ...r }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
+      const shown = (r.mistakes ?? []).slice(0, o.mistakes as number);
+      // The test images as the network got them (before normalization), and their files where they have one.
+      const mistakes = shown.map((m) => ({ ...m, file: sampleFile(loaders.test.dataset as Parameters<typeof sampleFile>[0], m.index), labelName: classes[m.label], predictedName: classes[m.predicted] }));
+      const { mistakes: _all, ...scores } = r;
+      await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: how || 'as trained', classes, ...scores, classReport: report, wrong: r.mistakes?.length ?? 0, mistakes }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
+      const calibrationPng = path.join(o.out, 'calibration.png');
+      await saveReliabilityPng(calibrationPng, r.calibration, `${cfg.model}: reliability on ${r.count} test images`);
+      console.log(`calibration: ${calibrationPng}`);
+      if (mistakes.length) {
+        const file = path.join(o.out, 'mistakes.png');
+        const tiles = await Promise.all(mistakes.map(async (m) => ({ image: await sampleImage(loaders.test.dataset as Parameters<typeof sampleImage>[0], m.index), label: m.labelName, predicted: m.predictedName, confidence: m.confidence })));
+        await saveMistakesPng(file, tiles, `${cfg.model}: the ${tiles.length} most confident of ${r.mistakes!.length} mistakes (true class above, answer below)`);
+        for (const t of tiles) t.image.dispose();
+        console.log(`mistakes:  ${file}`);
+      }
     }
   });
 

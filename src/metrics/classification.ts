@@ -60,3 +60,42 @@ export function recallPerClass(confusion: readonly (readonly number[])[]): { rec
   const present = recall.filter((r): r is number => r !== null);
   return { recall, balanced: present.length ? present.reduce((a, r) => a + r, 0) / present.length : 0 };
 }
+
+/** Precision, recall and F1 of one class (null where undefined: no image predicted as it, or none of it). */
+export interface ClassScores {
+  precision: number | null;
+  recall: number | null;
+  f1: number | null;
+  /** Test images of the class. */
+  support: number;
+}
+
+/**
+ * sklearn's classification_report from a confusion matrix (rows: true classes, columns: predicted): each
+ * class's precision (of the images given the class, the share that are it), recall and F1 (their harmonic
+ * mean; 0 when both are 0), and their macro averages over the classes with test images — each class
+ * counting alike, as rare classes should — and the averages weighted by support.
+ */
+export function classificationReport(confusion: readonly (readonly number[])[]): { perClass: ClassScores[]; macro: { precision: number; recall: number; f1: number }; weighted: { precision: number; recall: number; f1: number } } {
+  const k = confusion.length;
+  const perClass = confusion.map((row, c): ClassScores => {
+    const support = row.reduce((a, x) => a + x, 0);
+    let predicted = 0;
+    for (let r = 0; r < k; r++) predicted += confusion[r][c];
+    const tp = row[c];
+    const precision = predicted > 0 ? tp / predicted : null;
+    const recall = support > 0 ? tp / support : null;
+    // Nothing predicted as a class it has images of: no hits, so F1 is 0 (precision itself stays undefined).
+    const f1 = recall === null ? null : precision === null || precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
+    return { precision, recall, f1, support };
+  });
+  // A class with test images that nothing was predicted as has precision 0 there (sklearn's zero_division=0).
+  const present = perClass.filter((s) => s.support > 0);
+  const total = present.reduce((a, s) => a + s.support, 0);
+  const avg = (v: (s: ClassScores) => number | null, weighted: boolean): number => {
+    const w = (s: ClassScores) => (weighted ? s.support / Math.max(1, total) : 1 / Math.max(1, present.length));
+    return present.reduce((a, s) => a + w(s) * (v(s) ?? 0), 0);
+  };
+  const of = (weighted: boolean) => ({ precision: avg((s) => s.precision, weighted), recall: avg((s) => s.recall, weighted), f1: avg((s) => s.f1, weighted) });
+  return { perClass, macro: of(false), weighted: of(true) };
+}

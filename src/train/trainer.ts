@@ -3,7 +3,7 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CrossEntropyOptions, Tensor, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, keep, manualSeed, noGrad, setNumThreads, tensor, tidy } from '../torch';
+import { CrossEntropyOptions, Tensor, arange, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, keep, manualSeed, noGrad, setNumThreads, softmax, tensor, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier, classProbabilities } from '../models/common';
 import { ModelName, createClassifier } from '../models/registry';
@@ -11,6 +11,7 @@ import { Batch, ColorJitterOptions, DataLoader, Rng, describeColorJitter, dispos
 import { applyMix, drawMix, mixedCrossEntropy } from '../data/mix';
 import { ClassificationMeter, recallPerClass } from '../metrics/classification';
 import { ConfusionMatrix } from '../metrics/confusion';
+import { Calibration, CalibrationMeter } from '../metrics/calibration';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
@@ -195,19 +196,49 @@ export function describePrecision(precision: TrainConfig['precision']): string {
 
 export type { Logger };
 
+/** A test image the network got wrong: its place in the test set, its class, the answer and its probability. */
+export interface Mistake {
+  index: number;
+  label: number;
+  predicted: number;
+  confidence: number;
+}
+
+/** What `evaluate` measures on a set of images. */
+export interface Evaluation {
+  loss: number;
+  top1: number;
+  top5: number;
+  count: number;
+  /** Counts: [true class][predicted class]. */
+  confusion: number[][];
+  /** Each class's recall (null: no images of it) and their mean, the balanced accuracy. */
+  recall: (number | null)[];
+  balancedTop1: number;
+  /** Top-1 confidence against accuracy in 15 bins, ECE and MCE (Guo et al. 2017). */
+  calibration: Calibration;
+  /** With `mistakes`: every wrongly classified image, the most confident first. */
+  mistakes?: Mistake[];
+}
+
 /**
- * Test loss, top-1 and top-5 accuracy, the confusion matrix (counts: [true class][predicted class]), each
- * class's recall and their mean (balanced accuracy).
+ * Test loss, top-1 and top-5 accuracy, the confusion matrix, each class's recall and their mean (balanced
+ * accuracy), and calibration.
  * `flip`: test-time augmentation, the class probabilities averaged over each image and its mirror image
  * (the loss is then the negative log of the averaged probability of the true class).
+ * `mistakes`: also list the images classified wrongly (their index in the loader's order: an unshuffled
+ * loader's is the dataset's).
  */
-export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean } = {}): Promise<{ loss: number; top1: number; top5: number; count: number; confusion: number[][]; recall: (number | null)[]; balancedTop1: number }> {
+export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean; mistakes?: boolean } = {}): Promise<Evaluation> {
   const meter = new ClassificationMeter([1, 5]);
+  const calibration = new CalibrationMeter();
+  const mistakes: Mistake[] = [];
   // Built at the first batch, which shows the number of classes.
   const held: { confusion: ConfusionMatrix | null } = { confusion: null };
   const wasTraining = model.training;
   model.eval();
   let k = 0;
+  let seen = 0;
   try {
     for await (const b of loader.epoch(0)) {
       tidy(() =>
@@ -216,18 +247,32 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
           const logits = o.flip ? classProbabilities((x) => model.forward(x), b.x, true).log() : model.forward(b.x);
           meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
           (held.confusion ??= new ConfusionMatrix(logits.size(1))).update(logits, b.y);
+          const probs = softmax(logits, 1);
+          calibration.update(probs, b.y);
+          if (o.mistakes) mistakes.push(...wrongOnes(probs, b.y, seen));
         }),
       );
+      seen += b.y.size(0);
       disposeBatch(b);
       if (limitBatches && ++k >= limitBatches) break;
     }
     model.train(wasTraining);
     const confusion = held.confusion?.confusion() ?? [];
     const { recall, balanced } = recallPerClass(confusion);
-    return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion, recall, balancedTop1: balanced };
+    return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion, recall, balancedTop1: balanced, calibration: calibration.result(), ...(o.mistakes ? { mistakes: mistakes.sort((a, b) => b.confidence - a.confidence || a.index - b.index) } : {}) };
   } finally {
     held.confusion?.dispose();
   }
+}
+
+/** The batch's wrongly classified images (`offset`: the batch's first index), found in libtorch. */
+function wrongOnes(probs: Tensor, labels: Tensor, offset: number): Mistake[] {
+  const { values, indices } = probs.maxDim(1);
+  const mask = indices.ne(labels);
+  const wrong = arange(0, labels.size(0), 1, { dtype: 'int64' }).maskedSelect(mask);
+  if (wrong.numel() === 0) return [];
+  const [at, conf, pred, truth] = [wrong, values.maskedSelect(mask), indices.maskedSelect(mask), labels.maskedSelect(mask)].map((t) => Array.from(t.to('float64').toArray() as Float64Array));
+  return at.map((i, j) => ({ index: offset + i, label: truth[j], predicted: pred[j], confidence: conf[j] }));
 }
 
 /**

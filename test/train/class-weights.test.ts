@@ -68,5 +68,7 @@ O['plain'] = F.cross_entropy(logits, I['y']).reshape(1).double()
   const e = spawnSync(process.execPath, [CLI, 'eval', '-c', r.weights], { encoding: 'utf8' });
   assert.equal(e.status, 0, e.stderr);
   assert.match(e.stdout, new RegExp(`balanced accuracy ${(50 * (recall[0] + recall[1])).toFixed(2)}%`));
-  assert.match(e.stdout, new RegExp(`left +recall ${(100 * recall[0]).toFixed(2)}%\\n +right +recall ${(100 * recall[1]).toFixed(2)}%`));
+  // The table's columns: precision, recall, F1, images.
+  const [nLeft, nRight] = [0, 1].map((c) => truth.filter((y) => y === c).length);
+  assert.match(e.stdout, new RegExp(`left +\\S+ +${(100 * recall[0]).toFixed(2)}% +\\S+ +${nLeft}\\n +right +\\S+ +${(100 * recall[1]).toFixed(2)}% +\\S+ +${nRight}\\n`));
 });

@@ -1,0 +1,88 @@
+// What eval finds wrong: evaluate's mistakes are the test images the network misclassifies (checked by
+// running the network on each image alone), and `tsvision eval -o` names their files, draws them in
+// mistakes.png and writes the per-class table, calibration and calibration.png.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import * as T from '../../src/torch';
+import { createModel } from '../../src/models/registry';
+import { evaluate, train } from '../../src/train/trainer';
+import { makeLoaders } from '../../src/train/datasets';
+import { sampleImage } from '../../src/data/inspect';
+import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../../src/data';
+import { Predictor } from '../../src/infer/predict';
+import { classificationReport } from '../../src/metrics/classification';
+import { writeLeftRightFolder } from '../helpers/folders';
+
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-evalrep-'));
+
+test('evaluate({ mistakes }): each listed image, run alone, gets the listed answer at the listed probability; none is missed', async () => {
+  T.manualSeed(4);
+  const loaders = makeLoaders({ kind: 'fashion-mnist' }, { batchSize: 64, seed: 0, augment: false });
+  const model = createModel('cnn', { widths: [4, 8], hidden: 16, inChannels: 1 });
+  // Two batches of 500: the second one's indices continue from the first's.
+  const r = await evaluate(model, loaders.test, 2, { mistakes: true });
+  const wrong = r.confusion.reduce((a, row, i) => a + row.reduce((b, x, j) => b + (i === j ? 0 : x), 0), 0);
+  assert.equal(r.mistakes!.length, wrong);
+  assert.ok(wrong > 20, `an untrained network errs often (${wrong})`);
+  for (let i = 1; i < r.mistakes!.length; i++) assert.ok(r.mistakes![i - 1].confidence >= r.mistakes![i].confidence, 'the most confident first');
+  model.eval();
+  const test = loaders.test.dataset as Parameters<typeof sampleImage>[0];
+  const labels = Array.from((loaders.test.dataset as unknown as { labels: T.Tensor }).labels.toArray() as BigInt64Array, Number);
+  const picks = [...r.mistakes!.slice(0, 3), ...r.mistakes!.filter((m) => m.index >= 500).slice(0, 3)];
+  assert.ok(picks.some((m) => m.index >= 500), 'a mistake from the second batch');
+  for (const m of picks) {
+    const img = await sampleImage(test, m.index);
+    const probs = T.noGrad(() => T.softmax(model.forward(img.float().div(255).sub(FASHION_MNIST_MEAN).div(FASHION_MNIST_STD).unsqueeze(0)), 1).squeeze(0));
+    const p = Array.from(probs.toArray() as Float32Array);
+    const top = p.indexOf(Math.max(...p));
+    assert.equal(labels[m.index], m.label, `image ${m.index}'s label`);
+    assert.equal(top, m.predicted, `image ${m.index}'s answer`);
+    assert.notEqual(top, m.label);
+    assert.ok(Math.abs(p[top] - m.confidence) < 1e-5, `image ${m.index}: ${p[top]} vs ${m.confidence}`);
+  }
+});
+
+test('tsvision eval -o on image folders: the table, report.json\'s mistakes with their files (as Predictor answers them), mistakes.png and calibration.png', async () => {
+  const dir = tmp();
+  await writeLeftRightFolder(path.join(dir, 'train'), 8);
+  await writeLeftRightFolder(path.join(dir, 'test'), 7, 5);
+  // A network trained for one step at rate 0: the initial one, which gets many of the images wrong.
+  const data = { kind: 'image-folder' as const, train: path.join(dir, 'train'), test: path.join(dir, 'test'), size: 16, channels: 3 as const };
+  const run = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 8, dropout: 0 }, data, epochs: 1, batchSize: 16, lr: 0, seed: 1, outDir: path.join(dir, 'run'), threads: 1 }, () => {});
+  const out = path.join(dir, 'eval');
+  const e = spawnSync(process.execPath, [CLI, 'eval', '-c', run.weights, '-o', out, '--mistakes', '4'], { encoding: 'utf8' });
+  assert.equal(e.status, 0, e.stderr);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as {
+    confusion: number[][];
+    classReport: ReturnType<typeof classificationReport>;
+    calibration: { ece: number };
+    wrong: number;
+    mistakes: { file: string; labelName: string; predictedName: string; confidence: number; index: number }[];
+  };
+  assert.deepEqual(report.classReport, classificationReport(report.confusion));
+  assert.equal(report.wrong, report.confusion[0][1] + report.confusion[1][0]);
+  assert.ok(report.wrong >= 1, 'the initial network errs');
+  assert.match(e.stdout, new RegExp(`macro F1 ${(100 * report.classReport.macro.f1).toFixed(2)}%`));
+  assert.match(e.stdout, new RegExp(`calibration: ECE ${(100 * report.calibration.ece).toFixed(2)}%`));
+  assert.equal(report.mistakes.length, Math.min(4, report.wrong));
+  const predictor = await Predictor.load(run.weights);
+  for (const m of report.mistakes) {
+    // The file is the test image of that class, and the network answers it as listed.
+    assert.equal(path.basename(path.dirname(m.file)), m.labelName);
+    assert.ok(m.file.startsWith(path.join(dir, 'test')), m.file);
+    const [best] = await predictor.classify(m.file, { topK: 1 });
+    assert.equal(best.class, m.predictedName);
+    assert.notEqual(best.class, m.labelName);
+    assert.ok(Math.abs(best.probability - m.confidence) < 1e-5, `${m.file}: ${best.probability} vs ${m.confidence}`);
+  }
+  const sheet = await sharp(path.join(out, 'mistakes.png')).metadata();
+  assert.equal(sheet.width, report.mistakes.length * 128);
+  assert.equal((await sharp(path.join(out, 'calibration.png')).metadata()).format, 'png');
+  assert.match(spawnSync(process.execPath, [CLI, 'eval', '-c', run.weights, '--mistakes', '-1'], { encoding: 'utf8' }).stderr, /--mistakes must be an integer >= 0/);
+});

@@ -9,7 +9,7 @@ import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
 import { DataSpec, FolderResize, imageSize, makeLoaders } from '../train/datasets';
-import { CheckpointContents, fitWeights, readWeights } from '../train/checkpoint';
+import { CheckpointContents, fitWeights, readWeights, saveWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
@@ -621,7 +621,7 @@ slideOptions(program
       const { mistakes: _all, ...scores } = r;
       await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: how || 'as trained', classes, ...scores, classReport: report, wrong: r.mistakes?.length ?? 0, mistakes }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
       const calibrationPng = path.join(o.out, 'calibration.png');
-      await saveReliabilityPng(calibrationPng, r.calibration, `${cfg.model}: reliability on ${r.count} test images`);
+      await saveReliabilityPng(calibrationPng, [{ calibration: r.calibration, title: `${cfg.model}: reliability on ${r.count} test images` }]);
       console.log(`calibration: ${calibrationPng}`);
       if (mistakes.length) {
         const file = path.join(o.out, 'mistakes.png');
@@ -631,6 +631,57 @@ slideOptions(program
         console.log(`mistakes:  ${file}`);
       }
     }
+  });
+
+program
+  .command('calibrate')
+  .description('temperature scaling (Guo et al. 2017): fit the T that makes a classifier\'s probabilities match how often it is right on held-out images, and write weights whose head divides the logits by T — predict, eval and export then give calibrated probabilities; the answers (top-1) do not change')
+  .argument('<weights>', 'a classifier\'s checkpoint.safetensors, model.safetensors or best.safetensors from `train`')
+  .option('-o, --out <file>', 'the calibrated weights (default: calibrated.safetensors beside the input)')
+  .option('--images <dir>', 'held-out labelled images as <dir>/<class>/<image> to fit on, for a folder run trained without --val-split (never images it trained on)')
+  .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
+  .action(async (file: string, o) => {
+    if (o.threads) setNumThreads(o.threads);
+    const out: string = o.out ?? path.join(path.dirname(file), 'calibrated.safetensors');
+    const { weights, checkpoint, run } = readWeights(file);
+    const recorded = checkpoint?.state.config ?? run?.config;
+    if (!recorded) throw new InvalidArgumentError(`${file} holds plain weights without a run record: calibrate needs the run's data (the weights \`train\` writes)`);
+    if (isSegmentConfig(recorded)) throw new InvalidArgumentError(`${file} is a segmentation network: temperature scaling here calibrates classifiers`);
+    if (run?.temperature !== undefined) throw new InvalidArgumentError(`${file} is calibrated already (T = ${run.temperature}, fitted on ${run.calibratedOn ?? 'held-out images'}); calibrate the weights it came from`);
+    if (path.resolve(out) === path.resolve(file)) throw new InvalidArgumentError(`--out ${out} is the input itself: the calibrated weights go to another file, the trained ones stay`);
+    const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) };
+    const { fitTemperatureOn, scaledHead } = await import('../methods/calibrate');
+    // Held-out images the network never trained on: the run's validation split (the same images, by its seed), or a folder.
+    let source: string;
+    let loaders: ReturnType<typeof makeLoaders>;
+    let held: ReturnType<typeof makeLoaders>['test'];
+    if (o.images) {
+      if (cfg.data.kind !== 'image-folder') throw new InvalidArgumentError('--images goes with runs trained on image folders (its class sub-folders must be theirs)');
+      loaders = makeLoaders({ ...cfg.data, test: o.images, testSplit: undefined, testLabels: undefined, valSplit: undefined }, { batchSize: 256, seed: cfg.seed, augment: false });
+      held = loaders.test;
+      source = o.images;
+    } else {
+      if (!cfg.data.valSplit) throw new InvalidArgumentError(`${file}'s run held out no validation images: train with --val-split (e.g. 0.1), or give held-out labelled images with --images (image-folder runs)`);
+      loaders = makeLoaders(cfg.data, { batchSize: 256, seed: cfg.seed, augment: false });
+      held = loaders.val!;
+      source = `the run's validation split (${cfg.data.valSplit} of the training images, seed ${cfg.seed})`;
+    }
+    const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
+    fitWeights(model, weights, `weights ${file} do not fit the model`);
+    const fit = await fitTemperatureOn(model, held);
+    const testBefore = await evaluate(model, loaders.test);
+    fitWeights(model, scaledHead(model.stateDict(), model.head, fit.temperature), 'the calibrated head');
+    const testAfter = await evaluate(model, loaders.test);
+    const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+    console.log(`temperature ${fit.temperature.toFixed(4)} (${fit.temperature > 1 ? 'the network was overconfident: probabilities softened' : 'the network was underconfident: probabilities sharpened'}), fitted on ${fit.images} images: ${source}`);
+    console.log(`  held-out: NLL ${fit.before.nll.toFixed(4)} → ${fit.after.nll.toFixed(4)}, ECE ${pct(fit.before.calibration.ece)} → ${pct(fit.after.calibration.ece)}`);
+    console.log(`  test (${testAfter.count} images): NLL ${testBefore.loss.toFixed(4)} → ${testAfter.loss.toFixed(4)}, ECE ${pct(testBefore.calibration.ece)} → ${pct(testAfter.calibration.ece)}, MCE ${pct(testBefore.calibration.mce)} → ${pct(testAfter.calibration.mce)}; top-1 ${pct(testBefore.top1)} → ${pct(testAfter.top1)}`);
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    const record = { ...(run ?? {}), config: cfg, classes: loaders.classes, temperature: fit.temperature, calibratedOn: o.images ?? 'validation split' };
+    saveWeights(out, model, record);
+    const png = out.replace(/\.safetensors$/, '') + '.reliability.png';
+    await saveReliabilityPng(png, [{ calibration: testBefore.calibration, title: `${cfg.model} on the test images, as trained` }, { calibration: testAfter.calibration, title: `after temperature scaling (T = ${fit.temperature.toFixed(3)})` }]);
+    console.log(`weights:     ${out}\nreliability: ${png}`);
   });
 
 /** eval --out: report.json (atomically) and the confusion matrix as a heat map. */

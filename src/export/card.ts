@@ -58,6 +58,11 @@ export interface ModelCard {
   /** Network input = (pixel / 255 − mean[c]) / std[c], per channel (in-graph: what the graph already does). */
   normalization: { mean: number[]; std: number[] };
   classes: string[];
+  /**
+   * `tsvision calibrate` (temperature scaling, Guo et al. 2017): the logits are the trained network's divided
+   * by this T, folded into its head, so its probabilities are calibrated. Absent: as trained.
+   */
+  temperature?: number;
   /** Segmentation: a '#rrggbb' colour per class, as tsvision's overlays draw them (class 0 left unpainted). */
   colours?: string[];
   /**
@@ -77,6 +82,8 @@ export interface CardSource {
   /** Absent: 'fill'. */
   resize?: { fit: Fit; cropFraction: number };
   classes: readonly string[];
+  /** Temperature scaling folded into the weights (RunRecord.temperature); absent or null: none. */
+  temperature?: number | null;
 }
 
 /**
@@ -110,6 +117,7 @@ export function modelCard(net: CardSource, inputShape: readonly number[], io: Ca
     output: { name: io.output },
     normalization: { mean: [...net.normalization.mean], std: [...net.normalization.std] },
     classes: [...net.classes],
+    ...(net.temperature ? { temperature: net.temperature } : {}),
   };
   if (io.inGraph) {
     card.input = { name: io.input, layout: 'NHWC', dtype: 'uint8', channels, height, width, batch: card.input.batch, resize: card.input.resize };

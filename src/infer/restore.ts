@@ -44,6 +44,8 @@ export interface RestoredNetwork {
   resize: { fit: Fit; cropFraction: number };
   /** Class names, one per output; `class i` where the file does not name them. */
   classes: string[];
+  /** `tsvision calibrate`'s temperature, folded into the weights (their logits are the trained ones / T); null: none. */
+  temperature: number | null;
   /** The checkpoint when the file was one (its config, history, …). */
   checkpoint: CheckpointContents | null;
   /** The run's recorded config: a checkpoint's, or the record a run wrote into its weights file; null for weights from elsewhere. */
@@ -111,6 +113,7 @@ export function restoreNetwork(file: string, o: RestoreOptions = {}): RestoredNe
     normalization: normalizationOf(cfg, segmentation, inChannels),
     resize: cfg?.data?.kind === 'image-folder' ? folderFit(cfg.data) : { fit: 'fill', cropFraction: 1 },
     classes: classNames(run, cfg, numClasses),
+    temperature: run?.temperature ?? null,
     checkpoint,
     config: run?.config ?? null,
   };

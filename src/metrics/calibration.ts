@@ -2,7 +2,7 @@
 // Neural Networks": the top-1 probabilities are sorted into equal-width bins, and each bin's accuracy is set
 // against its mean confidence. The expected calibration error (ECE) weighs the gaps by the bins' shares of
 // the images; the maximum calibration error (MCE) is the largest gap. The counting runs in libtorch.
-import { Tensor, callOp, noGrad, tidy } from '../torch';
+import { Tensor, callOp, crossEntropy, noGrad, tidy } from '../torch';
 
 /** The paper's 15 bins. */
 export const CALIBRATION_BINS = 15;
@@ -63,4 +63,31 @@ export class CalibrationMeter {
     const gaps = bins.filter((x) => x.count > 0).map((x) => ({ w: x.count / n, gap: Math.abs(x.accuracy - x.confidence) }));
     return { bins, ece: gaps.reduce((a, g) => a + g.w * g.gap, 0), mce: gaps.reduce((a, g) => Math.max(a, g.gap), 0) };
   }
+}
+
+/**
+ * Temperature scaling (Guo et al. 2017, §4.2): the T > 0 that minimizes the negative log-likelihood of
+ * softmax(logits / T) on held-out images. The NLL is convex in 1/T, so a golden-section search over log T
+ * (from 1/20 to 20, to a relative 1e-6) finds it; each step is one cross-entropy in libtorch.
+ * logits [N, K], labels [N].
+ */
+export function fitTemperature(logits: Tensor, labels: Tensor): number {
+  if (logits.ndim !== 2 || labels.ndim !== 1 || logits.size(0) !== labels.size(0) || logits.size(0) === 0) throw new Error(`fitTemperature: logits [N, K] and labels [N] of N > 0 images, got [${logits.shape}] and [${labels.shape}]`);
+  const nll = (logT: number): number => tidy(() => noGrad(() => crossEntropy(logits.double().div(Math.exp(logT)), labels).item()));
+  const phi = (Math.sqrt(5) - 1) / 2;
+  let [a, b] = [Math.log(1 / 20), Math.log(20)];
+  let [c, d] = [b - phi * (b - a), a + phi * (b - a)];
+  let [fc, fd] = [nll(c), nll(d)];
+  while (b - a > 1e-6) {
+    if (fc < fd) {
+      [b, d, fd] = [d, c, fc];
+      c = b - phi * (b - a);
+      fc = nll(c);
+    } else {
+      [a, c, fc] = [c, d, fd];
+      d = a + phi * (b - a);
+      fd = nll(d);
+    }
+  }
+  return Math.exp((a + b) / 2);
 }

@@ -41,7 +41,14 @@ export function reliabilitySvg(c: Calibration, title: string): string {
   return p.join('\n');
 }
 
-/** The reliability diagram as a PNG, written atomically. */
-export async function saveReliabilityPng(file: string, c: Calibration, title: string): Promise<void> {
-  writeFileAtomic(file, await sharp(Buffer.from(reliabilitySvg(c, title))).png().toBuffer());
+/** Reliability diagrams side by side (e.g. before and after temperature scaling) as one PNG, written atomically. */
+export async function saveReliabilityPng(file: string, panels: ReadonlyArray<{ calibration: Calibration; title: string }>): Promise<void> {
+  if (!panels.length) throw new Error('saveReliabilityPng: no diagram to draw');
+  const tiles = await Promise.all(panels.map((p) => sharp(Buffer.from(reliabilitySvg(p.calibration, p.title))).png().toBuffer()));
+  const { width, height } = await sharp(tiles[0]).metadata();
+  const png = await sharp({ create: { width: width! * tiles.length, height: height!, channels: 3, background: '#ffffff' } })
+    .composite(tiles.map((input, i) => ({ input, left: i * width!, top: 0 })))
+    .png()
+    .toBuffer();
+  writeFileAtomic(file, png);
 }

@@ -133,6 +133,12 @@ export interface RunRecord {
   epoch?: number;
   /** Weights of the moving average (train --ema) rather than the trained ones. */
   ema?: boolean;
+  /**
+   * Temperature scaling (`tsvision calibrate`): the head's weights were divided by this T, fitted on
+   * `calibratedOn` (held-out images), so the logits are the trained network's / T.
+   */
+  temperature?: number;
+  calibratedOn?: string;
 }
 /** Metadata key of the run record in plain weights files. */
 export const RUN_METADATA_KEY = 'tsvision.run';

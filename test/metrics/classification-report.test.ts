@@ -88,7 +88,7 @@ test('calibration.png: each bin\'s accuracy is a bar, the gap to its confidence 
   const m = new CalibrationMeter(5);
   m.update(T.tensor([[0.9, 0.1], [0.3, 0.7], [0.05, 0.95], [0.55, 0.45], [1, 0]]), T.tensor([0, 0, 1, 1, 0], { dtype: 'int64' }));
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-calib-')), 'calibration.png');
-  await saveReliabilityPng(file, m.result(), 'test');
+  await saveReliabilityPng(file, [{ calibration: m.result(), title: 'test' }]);
   const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   assert.equal(info.width, 520);
   // The plot's frame (report/calibration.ts): x = 64 + 432·confidence, y = 40 + 400·(1 − accuracy).

@@ -11,7 +11,7 @@ export * as infer from './infer';
 export { summary, formatSummary } from './metrics/summary';
 export { ClassificationMeter, topkHits, recallPerClass, classificationReport } from './metrics/classification';
 export type { ClassScores } from './metrics/classification';
-export { CalibrationMeter, CALIBRATION_BINS } from './metrics/calibration';
+export { CalibrationMeter, CALIBRATION_BINS, fitTemperature } from './metrics/calibration';
 export type { Calibration, CalibrationBin } from './metrics/calibration';
 export { saveReliabilityPng } from './report/calibration';
 export { saveMistakesPng } from './report/mistakes';

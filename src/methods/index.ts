@@ -6,3 +6,4 @@ export * from './phases';
 export * from './dsd';
 export * from './mimic-run';
 export * from './prune-run';
+export * from './calibrate';

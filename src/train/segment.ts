@@ -8,15 +8,17 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, crossEntropy, fromArray, getNumThreads, keep, manualSeed, nllLoss, noGrad, setNumThreads, stack, tensor, tidy, where, zeros } from '../torch';
+import { Tensor, autocast, cat, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, stack, tensor, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
+import { pixelSampleAt, sampleFile } from '../data/inspect';
+import type { BatchSource, Dataset } from '../data/loader';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
-import { SegmentationMeter } from '../metrics/segmentation';
+import { SegmentationMeter, perImageScores } from '../metrics/segmentation';
 import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
@@ -549,9 +551,22 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
 }
 
 /** Test loss (weighted as in training), mIoU, pixel accuracy and per-class IoU; at several scales, mirrored or in sliding windows if asked. */
-export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][] }> {
+/** One test image's own scores (evaluateSegmentation's `perImage`): its place in the loader's order, mIoU, pixel accuracy. */
+export interface ImageScore {
+  index: number;
+  mIoU: number;
+  pixelAccuracy: number;
+}
+
+/** The network's output for a batch as evaluation takes it: logits, or averaged probabilities over scales, mirrors, windows. */
+function evaluationOutput(model: SegmentationForward & Module, x: Tensor, inference: MultiScaleOptions): { out: Tensor; probabilities: boolean } {
   const multi = (inference.scales ?? [1]).join() !== '1' || inference.flip === true || inference.crop !== undefined;
+  return { out: multi ? predictMultiScale(model, x, inference) : forwardAnySize(model, x), probabilities: multi };
+}
+
+export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor; perImage?: boolean } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; images?: ImageScore[] }> {
   const meter = new SegmentationMeter(numClasses);
+  const images: ImageScore[] = [];
   const wasTraining = model.training;
   model.eval();
   let lossSum = 0;
@@ -562,8 +577,12 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
       noGrad(() => {
         const ce = { weight: weight ?? undefined, ignoreIndex: IGNORE_LABEL };
         // Several scales give averaged probabilities; their loss is the NLL of those.
-        const out = multi ? predictMultiScale(model, b.x, inference) : forwardAnySize(model, b.x);
-        const loss = multi ? nllLoss(out.clamp(1e-12, 1).log(), b.y, ce) : crossEntropy(out, b.y, ce);
+        const { out, probabilities } = evaluationOutput(model, b.x, inference);
+        const loss = probabilities ? nllLoss(out.clamp(1e-12, 1).log(), b.y, ce) : crossEntropy(out, b.y, ce);
+        if (inference.perImage) {
+          const s = perImageScores(out.argmax(1), b.y, numClasses, IGNORE_LABEL);
+          s.mIoU.forEach((mIoU, i) => images.push({ index: n + i, mIoU, pixelAccuracy: s.pixelAccuracy[i] }));
+        }
         lossSum += loss.item() * b.x.size(0);
         n += b.x.size(0);
         meter.update(out, b.y);
@@ -578,7 +597,7 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
     meter.reduce(inference.crossReplicaSum);
     [lossSum, n] = tidy(() => inference.crossReplicaSum!(fromArray(Float64Array.of(lossSum, n))).toNumbers());
   }
-  const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou(), confusion: meter.confusion() };
+  const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou(), confusion: meter.confusion(), ...(inference.perImage ? { images } : {}) };
   meter.dispose();
   return r;
 }
@@ -612,9 +631,18 @@ export interface SegmentEvalOptions extends MultiScaleOptions {
   optimize?: boolean;
   /** 'bfloat16': the score of the network as `predict --bf16` runs it. */
   precision?: InferencePrecision;
+  /** Also score every test image alone and return the `worst` with the lowest mIoU (their files where they have one). */
+  worst?: number;
+  /** With `worst`: draw them (image · ground truth · prediction, a row each) into this PNG. */
+  worstPng?: string;
 }
 
-export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOptions = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][] }> {
+/** A test image that `evaluateSegmentCheckpoint`'s `worst` found: its scores, and its file for folders. */
+export interface WorstImage extends ImageScore {
+  file: string | null;
+}
+
+export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOptions = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; worst?: WorstImage[] }> {
   if (!isSegmentConfig(c.state.config)) throw new Error(`${file} is not a checkpoint of \`tsvision segment\``);
   const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...c.state.config };
   if (o.testDir && !cfg.folders) throw new Error(`${file} was trained on the scenes (normalized as Fashion-MNIST); --test-dir needs a run trained on folders`);
@@ -627,10 +655,43 @@ export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOpti
     // Any input the network takes shows which convolution feeds which BatchNorm.
     const side = model.sizeMultiple * Math.ceil(64 / model.sizeMultiple);
     const net = o.optimize || precision !== 'float32' ? Object.assign(tidy(() => optimizeForInference(model, zeros([1, data.inChannels, side, side]), { precision })), { sizeMultiple: model.sizeMultiple }) : model;
-    const r = await evaluateSegmentation(net, data.test, data.classes.length, null, o.limitBatches ?? 0, o);
-    return { model: cfg.model, classes: data.classes, count: data.test.dataset.length, ...r };
+    const { images, ...r } = await evaluateSegmentation(net, data.test, data.classes.length, null, o.limitBatches ?? 0, { ...o, perImage: Boolean(o.worst) });
+    if (!o.worst || !images) return { model: cfg.model, classes: data.classes, count: data.test.dataset.length, ...r };
+    // Lowest mIoU first; an image with every pixel ignored (NaN) has nothing to show.
+    const test = data.test.dataset as Dataset<PixelSample> | BatchSource;
+    const worst = images.filter((s) => !Number.isNaN(s.mIoU)).sort((a, b) => a.mIoU - b.mIoU || a.index - b.index).slice(0, o.worst).map((s): WorstImage => ({ ...s, file: sampleFile(test, s.index) }));
+    if (o.worstPng && worst.length) await drawWorst(net, data, test, worst, o, o.worstPng);
+    return { model: cfg.model, classes: data.classes, count: data.test.dataset.length, ...r, worst };
   } finally {
     data.dispose();
+  }
+}
+
+/**
+ * The worst test images, each predicted again alone as evaluation predicted it, as overlay rows. Images of
+ * other sizes than the first are shown resized to its size (nearest neighbour; the scores are their own).
+ */
+async function drawWorst(net: SegmentationForward & Module, data: SegmentationData, test: Dataset<PixelSample> | BatchSource, worst: readonly WorstImage[], inference: MultiScaleOptions, file: string): Promise<void> {
+  const samples = await Promise.all(worst.map((w) => pixelSampleAt(test, w.index)));
+  const [h, w] = samples[0].y.shape;
+  const [images, truth, pred] = tidy(() =>
+    noGrad(() => {
+      const rows = samples.map((s) => {
+        const batch = { x: s.x.unsqueeze(0), y: s.y.unsqueeze(0) };
+        const { x } = data.transform(batch, { epoch: 0, index: 0, rng: Rng.from(0) });
+        const p = evaluationOutput(net, x, inference).out.argmax(1);
+        const fit = (t: Tensor): Tensor => (t.shape.slice(-2).join() === `${h},${w}` ? t : interpolate(t.unsqueeze(1).float(), { size: [h, w], mode: 'nearest' }).squeeze(1).to(t.dtype));
+        const img = s.x.shape.slice(-2).join() === `${h},${w}` ? s.x.unsqueeze(0) : interpolate(s.x.unsqueeze(0).float(), { size: [h, w], mode: 'nearest' }).to(s.x.dtype);
+        return [img, fit(where(batch.y.eq(IGNORE_LABEL), 0, batch.y)), fit(p)];
+      });
+      return [0, 1, 2].map((j) => keep(cat(rows.map((r) => r[j]), 0)));
+    }),
+  );
+  try {
+    const scale = Math.min(3, Math.max(1, Math.round(192 / h)));
+    await saveSegmentationOverlays(file, images, truth, pred, { classes: data.classes, scale });
+  } finally {
+    for (const t of [images, truth, pred, ...samples.flatMap((s) => [s.x, s.y])]) t.dispose();
   }
 }
 

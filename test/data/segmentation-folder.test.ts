@@ -15,42 +15,7 @@ import { evaluateSegmentCheckpoint, evaluateSegmentation, segmentationData, trai
 import { forwardAnySize, predictMultiScale } from '../../src/models/segmentation';
 import { optimizeForInference } from '../../src/infer/optimize';
 import { runTorch } from '../helpers/pytorch';
-
-/** n RGB images h×w: noise, a bright box (class 1) and a dark box (class 2), a strip of 255 (ignored). */
-async function writeFolder(root: string, n: number, h: number, w: number, seed: number): Promise<{ images: Buffer[]; masks: Buffer[] }> {
-  return writeSizes(root, Array.from({ length: n }, () => [h, w]), seed);
-}
-
-/** As writeFolder, one image of each size (H, W). */
-async function writeSizes(root: string, sizes: number[][], seed: number): Promise<{ images: Buffer[]; masks: Buffer[] }> {
-  fs.mkdirSync(path.join(root, 'images'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'masks'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'classes.txt'), 'background\nbright\ndark\n');
-  let s = seed;
-  const rnd = (k: number): number => ((s = (s * 1103515245 + 12345) % 2 ** 31), s % k);
-  const images: Buffer[] = [];
-  const masks: Buffer[] = [];
-  for (const [i, [h, w]] of sizes.entries()) {
-    const img = Buffer.alloc(h * w * 3);
-    const mask = Buffer.alloc(h * w);
-    for (let p = 0; p < h * w * 3; p++) img[p] = 60 + rnd(80);
-    const box = (cls: number, value: number): void => {
-      const y0 = rnd(h - 8), x0 = rnd(w - 8);
-      for (let y = y0; y < y0 + 8; y++) for (let x = x0; x < x0 + 8; x++) {
-        mask[y * w + x] = cls;
-        for (let c = 0; c < 3; c++) img[(y * w + x) * 3 + c] = value;
-      }
-    };
-    box(1, 250);
-    box(2, 5);
-    for (let x = 0; x < w; x++) mask[x] = 255;
-    await sharp(img, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path.join(root, 'images', `im${String(i).padStart(3, '0')}.png`));
-    await sharp(mask, { raw: { width: w, height: h, channels: 1 } }).png().toFile(path.join(root, 'masks', `im${String(i).padStart(3, '0')}.png`));
-    images.push(img);
-    masks.push(mask);
-  }
-  return { images, masks };
-}
+import { writeSegmentationFolder as writeFolder, writeSegmentationSizes as writeSizes } from '../helpers/folders';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-segfolder-'));
 
@@ -188,6 +153,12 @@ test('segment on folders of mixed sizes: augmented crops for training, test imag
   const again = await evaluateSegmentCheckpoint(r.checkpoint);
   assert.equal(again.mIoU, r.final!.testMIoU);
   assert.equal(again.count, 2);
+  // eval -o's worst images: both test files, named, lowest mIoU first, drawn though their sizes differ.
+  const worstPng = path.join(tmp(), 'worst.png');
+  const { worst } = await evaluateSegmentCheckpoint(r.checkpoint, { worst: 5, worstPng });
+  assert.deepEqual(worst!.map((w) => w.file).sort(), ['im000.png', 'im001.png'].map((f) => path.join(testDir, 'images', f)));
+  assert.ok(worst![0].mIoU <= worst![1].mIoU);
+  assert.equal((await sharp(worstPng).metadata()).format, 'png');
   assert.equal((await evaluateSegmentCheckpoint(r.checkpoint, { crop: [16, 16] })).mIoU, slid.mIoU, 'eval --slide 16x16');
   // eval --bf16: the score of the network as `predict --bf16` runs it (folded, in bfloat16), counted by hand.
   const shipped = await evaluateSegmentCheckpoint(r.checkpoint, { precision: 'bfloat16' });

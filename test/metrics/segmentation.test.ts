@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
-import { SegmentationMeter } from '../../src/metrics/segmentation';
+import { SegmentationMeter, perImageScores } from '../../src/metrics/segmentation';
 import { runTorch } from '../helpers/pytorch';
 
 test('by hand: 3 classes, one ignored pixel', () => {
@@ -47,4 +47,16 @@ O['cm'] = torch.from_numpy(cm); O['iou'] = torch.from_numpy(iou); O['acc'] = tor
   assert.deepEqual(m.confusion().flat(), r.cm.toNumbers());
   m.iou().forEach((v, i) => assert.ok(Math.abs(v - r.iou.toNumbers()[i]) < 1e-12));
   assert.ok(Math.abs(m.pixelAccuracy() - r.acc.item()) < 1e-12);
+});
+
+test('perImageScores by hand: each image its own mIoU (classes in its truth or prediction) and pixel accuracy', () => {
+  // Image 0 is the map above: mIoU (1/2 + 2/4 + 0) / 3, accuracy 3/5. Image 1: all class 2, predicted 2 2 2 / 0 2 2
+  // → class 2 IoU 5/6, class 0 IoU 0 (predicted only): mIoU 5/12, accuracy 5/6. Image 2: every pixel ignored.
+  const pred = T.tensor([[[0, 1, 1], [1, 1, 2]], [[2, 2, 2], [0, 2, 2]], [[1, 1, 1], [1, 1, 1]]], { dtype: 'int64' });
+  const truth = T.tensor([[[0, 0, 1], [1, 2, 255]], [[2, 2, 2], [2, 2, 2]], [[255, 255, 255], [255, 255, 255]]], { dtype: 'int64' });
+  const s = perImageScores(pred, truth, 3);
+  assert.ok(Math.abs(s.mIoU[0] - 1 / 3) < 1e-12 && Math.abs(s.mIoU[1] - 5 / 12) < 1e-12, `${s.mIoU}`);
+  assert.deepEqual(s.pixelAccuracy.slice(0, 2), [3 / 5, 5 / 6]);
+  assert.ok(Number.isNaN(s.mIoU[2]) && Number.isNaN(s.pixelAccuracy[2]));
+  assert.throws(() => perImageScores(pred, truth.narrow(0, 0, 2), 3), /one shape/);
 });

@@ -17,6 +17,11 @@ import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../../src/data';
 import { Predictor } from '../../src/infer/predict';
 import { classificationReport } from '../../src/metrics/classification';
 import { writeLeftRightFolder } from '../helpers/folders';
+import { evaluateSegmentation, trainSegmentation } from '../../src/train/segment';
+import { restoreNetwork } from '../../src/infer/restore';
+import { BatchSubset, DataLoader, compose, normalize, toFloat } from '../../src/data';
+import { FashionScenes } from '../../src/data/fashion-scenes';
+import type { SegmentationNet } from '../../src/models/segmentation';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-evalrep-'));
@@ -85,4 +90,31 @@ test('tsvision eval -o on image folders: the table, report.json\'s mistakes with
   assert.equal(sheet.width, report.mistakes.length * 128);
   assert.equal((await sharp(path.join(out, 'calibration.png')).metadata()).format, 'png');
   assert.match(spawnSync(process.execPath, [CLI, 'eval', '-c', run.weights, '--mistakes', '-1'], { encoding: 'utf8' }).stderr, /--mistakes must be an integer >= 0/);
+});
+
+test('tsvision eval -o on a segment run: the images of lowest mIoU, each scored alone as SegmentationMeter scores it, and worst.png', async () => {
+  const dir = tmp();
+  const scenes = { size: 32, trainCount: 16, testCount: 8, maxItems: 2 };
+  const run = await trainSegmentation({ model: 'enet', scenes, epochs: 1, batchSize: 8, seed: 2, threads: 1, outDir: path.join(dir, 'run') }, () => {});
+  const out = path.join(dir, 'eval');
+  const e = spawnSync(process.execPath, [CLI, 'eval', '-c', run.checkpoint, '-o', out, '--worst', '3'], { encoding: 'utf8' });
+  assert.equal(e.status, 0, e.stderr);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { worst: { index: number; mIoU: number; pixelAccuracy: number; file: null }[] };
+  assert.equal(report.worst.length, 3);
+  assert.match(e.stdout, /lowest mIoU:\n +[\d.]+% +pixel accuracy [\d.]+% +test image \d+/);
+  // Every test scene scored alone by the meter (the run's test scenes, normalized as the run did).
+  const net = restoreNetwork(run.checkpoint);
+  const testSet = new FashionScenes({ split: 'test', count: 8, size: 32, maxItems: 2, seed: 2 });
+  const alone: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const loader = new DataLoader(new BatchSubset(testSet, Int32Array.of(i)), { batchSize: 1, transform: compose(toFloat(), normalize(net.normalization.mean, net.normalization.std)) });
+    alone.push((await evaluateSegmentation(net.model as SegmentationNet, loader, 11, null)).mIoU);
+  }
+  testSet.dispose();
+  for (const w of report.worst) assert.ok(Math.abs(w.mIoU - alone[w.index]) < 1e-9, `scene ${w.index}: ${w.mIoU} vs ${alone[w.index]}`);
+  const sorted = [...alone].sort((a, b) => a - b);
+  assert.deepEqual(report.worst.map((w) => w.mIoU.toFixed(9)), sorted.slice(0, 3).map((v) => v.toFixed(9)));
+  // Three rows of 32-pixel scenes enlarged 6× (at most 3×: 96 px each) above the legend.
+  const png = await sharp(path.join(out, 'worst.png')).metadata();
+  assert.ok(png.height! > 3 * 96 && png.height! < 3 * 96 + 120, `${png.height}`);
 });

@@ -38,6 +38,11 @@ export interface PredictCommandOptions {
   normalization?: Normalization;
   /** Images decoded and run through the network together. */
   batchSize: number;
+  /**
+   * Classifiers: an answer whose top probability is below this is marked unsure (`unsure: true` in --json)
+   * rather than taken; meaningful on calibrated weights (`tsvision calibrate`).
+   */
+  minConfidence?: number;
 }
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
@@ -47,7 +52,7 @@ const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
  */
 const PROGRESS_FROM = { tty: 20, pipe: 50 };
 
-type Result = { file: string } & ({ top: ClassScore[] } | (Omit<SegmentationPrediction, 'labels' | 'classes'> & { mask?: string; overlay?: string }));
+type Result = { file: string } & ({ top: ClassScore[]; unsure?: boolean } | (Omit<SegmentationPrediction, 'labels' | 'classes'> & { mask?: string; overlay?: string }));
 
 export async function predictCommand(weights: string, args: readonly string[], o: PredictCommandOptions): Promise<void> {
   const files = expandImages(args); // before loading the network: a typo fails at once
@@ -55,6 +60,7 @@ export async function predictCommand(weights: string, args: readonly string[], o
   if (o.out && !predictor.segmentation) throw new Error(`--out writes segmentation masks; ${predictor.name} is a classifier`);
   if ((o.scales || o.crop) && !predictor.segmentation) throw new Error(`--scales and --slide apply to segmentation networks; ${predictor.name} is a classifier`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);
+  if (o.minConfidence !== undefined && predictor.segmentation) throw new Error(`--min-confidence applies to classifiers; ${predictor.name} is a segmentation network`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
   const progress = progressReporter(files.length);
@@ -82,7 +88,7 @@ async function predictAll(predictor: Predictor, files: readonly string[], names:
             segmentResult(p, batch[j].name, o, names?.[start + j]),
           ),
         )
-      : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize, flip: o.flip })).map((top, j) => ({ file: batch[j].name, top }));
+      : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize, flip: o.flip })).map((top, j) => ({ file: batch[j].name, top, ...(o.minConfidence !== undefined ? { unsure: top[0].probability < o.minConfidence } : {}) }));
     done.forEach(report);
     batchDone();
   }
@@ -140,7 +146,7 @@ async function segmentResult(p: SegmentationPrediction, file: string, o: Predict
 
 /** One human-readable line per image. */
 function describe(r: Result, classes: readonly string[]): string {
-  if ('top' in r) return `${r.file}: ${r.top.map((c) => `${c.class} ${pct(c.probability)}`).join(', ')}`;
+  if ('top' in r) return `${r.file}: ${r.unsure ? 'unsure — ' : ''}${r.top.map((c) => `${c.class} ${pct(c.probability)}`).join(', ')}`;
   const total = r.width * r.height;
   const found = r.classPixels.map((n, i) => [i, n] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   const written = r.mask ? ` → ${r.mask}, ${r.overlay}` : '';

@@ -90,6 +90,13 @@ test('tsvision calibrate: fitted on the run\'s validation split; the written wei
   const want = Array.from(T.softmax(T.tensor(p.map(Math.log)).div(temperature), 0).toArray() as Float32Array);
   for (const s of after) assert.ok(Math.abs(s.probability - want[s.index]) < 1e-5, `class ${s.index}: ${s.probability} vs ${want[s.index]}`);
   assert.equal(after[0].index, before[0].index);
+  // predict --min-confidence: an answer below the threshold is marked unsure, one above is not.
+  for (const threshold of [Math.min(0.9999, after[0].probability + 0.01), Math.max(0, after[0].probability - 0.01)]) {
+    const unsure = after[0].probability < threshold;
+    const p = cli('predict', out, img, '--json', '--min-confidence', String(threshold));
+    assert.equal(p.status, 0, p.stderr);
+    assert.equal((JSON.parse(p.stdout) as { results: { unsure: boolean }[] }).results[0].unsure, unsure, `threshold ${threshold}`);
+  }
 
   // Exported, its model card says the probabilities are calibrated, and by which T.
   const e = cli('export', out, '-o', path.join(dir, 'cal.onnx'));

@@ -856,6 +856,7 @@ slideOptions(program
   .option('-m, --model <name>', 'model of plain weights (checkpoints name their own): a classifier or a segmentation network')
   .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
   .option('--top <k>', 'classes to show per image', num('--top', { int: true, min: 1 }), 5)
+  .option('--csv <file>', 'classifiers: also write each image\'s answer to this CSV file (file,class,probability; with --min-confidence also unsure)')
   .option('--min-confidence <p>', 'classifiers: mark an answer whose top probability is below p as unsure (meaningful on weights from `tsvision calibrate`)', fraction('--min-confidence'))
   .option('--json', 'print one JSON document on stdout instead of lines', false)
   .option('-o, --out <dir>', 'segmentation: write <name>.mask.png (grey value = class) and <name>.overlay.png here')

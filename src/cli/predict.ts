@@ -43,6 +43,8 @@ export interface PredictCommandOptions {
    * rather than taken; meaningful on calibrated weights (`tsvision calibrate`).
    */
   minConfidence?: number;
+  /** Classifiers: also write each image's answer to this CSV file (file, class, probability[, unsure]). */
+  csv?: string;
 }
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
@@ -61,6 +63,7 @@ export async function predictCommand(weights: string, args: readonly string[], o
   if ((o.scales || o.crop) && !predictor.segmentation) throw new Error(`--scales and --slide apply to segmentation networks; ${predictor.name} is a classifier`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);
   if (o.minConfidence !== undefined && predictor.segmentation) throw new Error(`--min-confidence applies to classifiers; ${predictor.name} is a segmentation network`);
+  if (o.csv && predictor.segmentation) throw new Error(`--csv lists classifier answers; ${predictor.name} is a segmentation network (use --out for masks)`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
   const progress = progressReporter(files.length);
@@ -71,6 +74,10 @@ export async function predictCommand(weights: string, args: readonly string[], o
     }, () => progress?.update(results.length));
   } finally {
     progress?.end(); // a failed run does not leave its error on the progress line
+  }
+  if (o.csv) {
+    writeFileAtomic(o.csv, answersCsv(results, o.minConfidence !== undefined));
+    if (!o.json) console.log(`answers: ${o.csv}`);
   }
   if (o.json) {
     const task = predictor.segmentation ? 'segmentation' : 'classification';
@@ -92,6 +99,21 @@ async function predictAll(predictor: Predictor, files: readonly string[], names:
     done.forEach(report);
     batchDone();
   }
+}
+
+/**
+ * The top answer per image as CSV (RFC 4180: a field with a comma, quote or line break is quoted, quotes
+ * doubled), the header `file,class,probability` (`,unsure` with --min-confidence): what a spreadsheet, pandas or a
+ * Kaggle submission reads.
+ */
+export function answersCsv(results: readonly Result[], withUnsure: boolean): string {
+  const field = (v: string): string => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const rows = results.map((r) => {
+    if (!('top' in r)) throw new Error('answersCsv: classifier results only');
+    const [best] = r.top;
+    return [r.file, best.class, String(best.probability), ...(withUnsure ? [String(Boolean(r.unsure))] : [])].map(field).join(',');
+  });
+  return `${['file', 'class', 'probability', ...(withUnsure ? ['unsure'] : [])].join(',')}\n${rows.map((l) => `${l}\n`).join('')}`;
 }
 
 /** Files as given, folders expanded to their .png/.jpg/.jpeg files (sorted); errors name the path. */

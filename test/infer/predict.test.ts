@@ -6,6 +6,7 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { parseCsv } from '../../src/data/label-csv';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -534,6 +535,27 @@ test('predict on a folder: every image in it, lines or JSON; progress on stderr 
   assert.equal(out.length, 2);
   assert.match(out[0], new RegExp(`^${IMAGES.rgba.replace(/[.]/g, '\\.')}: (\\w+ \\d+\\.\\d%, ){3}\\w+ \\d+\\.\\d%$`));
   assert.equal(lines.stderr, '', 'no progress line for two images');
+
+  // --csv: the same answers as the JSON, a row per image, read back by the label-CSV parser; a name with a
+  // comma is quoted.
+  const odd = path.join(folder, 'a, "quoted" name.png');
+  fs.copyFileSync(IMAGES.rgba, odd);
+  const csvFile = file('answers.csv');
+  const c = run('predict', clsCkpt, folder, '--csv', csvFile, '--min-confidence', '0.5');
+  assert.equal(c.status, 0, c.stderr);
+  const rows = parseCsv(fs.readFileSync(csvFile, 'utf8'));
+  assert.deepEqual(rows[0], ['file', 'class', 'probability', 'unsure']);
+  assert.equal(rows.length, N + 2);
+  const byFile = new Map(doc.results.map((res) => [res.file, res.top[0]]));
+  for (const [f, cls, prob, unsure] of rows.slice(1)) {
+    const want = byFile.get(f) ?? byFile.get(path.join(folder, 'img01.png'))!; // the odd name is the RGBA image
+    assert.equal(cls, want.class, f);
+    assert.ok(Math.abs(Number(prob) - want.probability) < 1e-6, f);
+    assert.equal(unsure, String(want.probability < 0.5));
+  }
+  assert.ok(rows.some((r) => r[0] === odd), 'the quoted file name reads back whole');
+  fs.rmSync(odd);
+  assert.match(run('predict', segCkpt, IMAGES.scene, '--csv', csvFile).stderr, /--csv lists classifier answers/);
 });
 
 test('clear errors naming the file: missing, corrupt, an empty folder, a folder passed to the library', async () => {

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { engineInfo, getNumThreads, randn, setNumThreads } from '../torch';
+import { engineInfo, getNumThreads, keep, randn, setNumThreads, stack, tensor, tidy } from '../torch';
 import { ModelName, createClassifier, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
@@ -20,7 +20,8 @@ import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, SegmentConfig, 
 import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
-import { ColorJitterOptions, JitterAmount, RANDOM_RESIZED_CROP_SCALE, checkColorJitter } from '../data';
+import { ColorJitterOptions, JitterAmount, RANDOM_RESIZED_CROP_SCALE, Rng, checkColorJitter } from '../data';
+import { gradCam } from '../infer/gradcam';
 import { saveConfusionPng } from '../report/confusion';
 import { saveReliabilityPng } from '../report/calibration';
 import { saveMistakesPng } from '../report/mistakes';
@@ -572,6 +573,7 @@ slideOptions(program
   .option('--bf16', 'evaluate it optimized and in bfloat16, as `predict --bf16` runs it: the accuracy you ship', false)
   .option('-o, --out <dir>', 'also write report.json (the scores and the confusion matrix) and confusion.png (rows: true classes) here; for classifiers also calibration.png (the reliability diagram) and mistakes.png (the most confident mistakes), for segmentation worst.png (the images segmented worst)')
   .option('--mistakes <n>', 'with --out: how many of the most confident mistakes mistakes.png shows and report.json lists (0: none)', num('--mistakes', { int: true, min: 0 }), 24)
+  .option('--gradcam', 'classifiers, with --out: draw each mistake in mistakes.png beside its Grad-CAM for the answer (where the network found it)', false)
   .option('--worst <n>', 'segmentation, with --out: the test images with the lowest mIoU of their own, listed and drawn in worst.png (image · ground truth · prediction) (0: none)', num('--worst', { int: true, min: 0 }), 6)
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
@@ -631,8 +633,14 @@ slideOptions(program
       if (mistakes.length) {
         const file = path.join(o.out, 'mistakes.png');
         const tiles = await Promise.all(mistakes.map(async (m) => ({ image: await sampleImage(loaders.test.dataset as Parameters<typeof sampleImage>[0], m.index), label: m.labelName, predicted: m.predictedName, confidence: m.confidence })));
-        await saveMistakesPng(file, tiles, `${cfg.model}: the ${tiles.length} most confident of ${r.mistakes!.length} mistakes (true class above, answer below)`);
+        // --gradcam: where the network found its (wrong) answer, on the images as the test loader feeds them.
+        const heat = o.gradcam ? tidy(() => {
+          const { x } = loaders.test.transform({ x: stack(tiles.map((t) => t.image)), y: tensor(mistakes.map((m) => m.label), { dtype: 'int64' }) }, { epoch: 0, index: 0, rng: Rng.from(0) });
+          return keep(gradCam(model, x, { classIndex: mistakes.map((m) => m.predicted) }).heatmap);
+        }) : null;
+        await saveMistakesPng(file, tiles.map((t, i) => ({ ...t, ...(heat ? { heatmap: heat.select(0, i) } : {}) })), `${cfg.model}: the ${tiles.length} most confident of ${r.mistakes!.length} mistakes (true class above, answer below${heat ? '; Grad-CAM of the answer beside each' : ''})`);
         for (const t of tiles) t.image.dispose();
+        heat?.dispose();
         console.log(`mistakes:  ${file}`);
       }
     }

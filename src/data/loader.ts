@@ -148,7 +148,8 @@ export class DataLoader {
   readonly seed: number;
   readonly dropLast: boolean;
   readonly prefetch: number;
-  private readonly transform: BatchTransform;
+  /** Applied to each collated batch (default toFloat()): what the dataset's samples become for the network. */
+  readonly transform: BatchTransform;
   private readonly sampler: ((order: Int32Array) => Int32Array) | null;
   /** Samples per epoch (after the sampler). */
   private readonly epochSize: number;

@@ -89,6 +89,19 @@ test('tsvision eval -o on image folders: the table, report.json\'s mistakes with
   const sheet = await sharp(path.join(out, 'mistakes.png')).metadata();
   assert.equal(sheet.width, report.mistakes.length * 128);
   assert.equal((await sharp(path.join(out, 'calibration.png')).metadata()).format, 'png');
+  // --gradcam: each tile two images wide (the image, then the answer's Grad-CAM over it), the heat visible.
+  const g = spawnSync(process.execPath, [CLI, 'eval', '-c', run.weights, '-o', path.join(dir, 'eval-gc'), '--mistakes', '4', '--gradcam'], { encoding: 'utf8' });
+  assert.equal(g.status, 0, g.stderr);
+  const sheetFile = path.join(dir, 'eval-gc', 'mistakes.png');
+  assert.equal((await sharp(sheetFile).metadata()).width, report.mistakes.length * (2 * 112 + 4 + 16));
+  const { data: pixels, info } = await sharp(sheetFile).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const tile = (left: number): number[] => {
+    const px: number[] = [];
+    for (let y = 30; y < 30 + 112; y++) for (let x = left; x < left + 112; x++) px.push(...pixels.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3));
+    return px;
+  };
+  const [plain, explained] = [tile(8), tile(8 + 112 + 4)];
+  assert.ok(plain.some((v, i) => v !== explained[i]), 'the Grad-CAM tile is the image with the heat map over it, not the image again');
   assert.match(spawnSync(process.execPath, [CLI, 'eval', '-c', run.weights, '--mistakes', '-1'], { encoding: 'utf8' }).stderr, /--mistakes must be an integer >= 0/);
 });
 

@@ -588,7 +588,7 @@ slideOptions(program
       const contents: CheckpointContents = checkpoint ?? { model: weights, optimizer: null, method: {}, ema: {}, rng: null, state: { epoch: 0, batch: 0, step: 0, config: recorded } };
       const worstPng = o.out && o.worst ? path.join(o.out, 'worst.png') : undefined;
       if (worstPng) fs.mkdirSync(o.out, { recursive: true });
-      const r = await evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision, ...(worstPng ? { worst: o.worst as number, worstPng } : {}) }, contents);
+      const r = await withProgress((progress) => evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision, progress, ...(worstPng ? { worst: o.worst as number, worstPng } : {}) }, contents));
       const windows = slide.crop ? `, ${slide.crop.join('×')} windows${slide.stride ? ` every ${slide.stride.join('×')}` : ''}` : '';
       const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}`;
       console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
@@ -609,7 +609,7 @@ slideOptions(program
     const [params, zeros] = [model.numParameters(), countZeroParameters(model)];
     const side = imageSize(cfg.data);
     const net = optimize ? optimizeForInference(model, randn([1, loaders.inChannels, side, side]), { precision }) : model;
-    const r = await evaluate(net, loaders.test, 0, { flip: o.flip, mistakes: Boolean(o.out) });
+    const r = await withProgress((progress) => evaluate(net, loaders.test, 0, { flip: o.flip, mistakes: Boolean(o.out), progress }));
     const how = [...(o.flip ? ['mirrored'] : []), ...(shipped ? [shipped.slice(2)] : [])].join(', ');
     const report = classificationReport(r.confusion);
     const pct = (x: number | null): string => (x === null ? '—' : `${(100 * x).toFixed(2)}%`);
@@ -682,7 +682,7 @@ program
     const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
     fitWeights(model, weights, `weights ${file} do not fit the model`);
     const fit = await fitTemperatureOn(model, held);
-    const testBefore = await evaluate(model, loaders.test);
+    const testBefore = await withProgress((progress) => evaluate(model, loaders.test, 0, { progress }));
     fitWeights(model, scaledHead(model.stateDict(), model.head, fit.temperature), 'the calibrated head');
     const testAfter = await evaluate(model, loaders.test);
     const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
@@ -696,6 +696,20 @@ program
     await saveReliabilityPng(png, [{ calibration: testBefore.calibration, title: `${cfg.model} on the test images, as trained` }, { calibration: testAfter.calibration, title: `after temperature scaling (T = ${fit.temperature.toFixed(3)})` }]);
     console.log(`weights:     ${out}\nreliability: ${png}`);
   });
+
+/**
+ * Runs `work` with a progress callback that shows images done and images/s on stderr, as `predict` does
+ * (redrawn on a terminal; a line every 5 s into a pipe or log), once the set is large enough to wait for.
+ */
+async function withProgress<R>(work: (progress: (done: number, total: number) => void) => Promise<R>): Promise<R> {
+  const { progressReporter } = await import('./predict');
+  let reporter: ReturnType<typeof progressReporter> | undefined;
+  try {
+    return await work((done, total) => (reporter === undefined ? (reporter = progressReporter(total)) : reporter)?.update(done));
+  } finally {
+    reporter?.end();
+  }
+}
 
 /** eval --out: report.json (atomically) and the confusion matrix as a heat map. */
 async function writeEvalReport(dir: string, report: { checkpoint: string; classes: readonly string[]; confusion: number[][] } & Record<string, unknown>, title: string): Promise<void> {

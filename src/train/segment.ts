@@ -564,7 +564,7 @@ function evaluationOutput(model: SegmentationForward & Module, x: Tensor, infere
   return { out: multi ? predictMultiScale(model, x, inference) : forwardAnySize(model, x), probabilities: multi };
 }
 
-export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor; perImage?: boolean } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; images?: ImageScore[] }> {
+export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor; perImage?: boolean; progress?: (done: number, total: number) => void } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; images?: ImageScore[] }> {
   const meter = new SegmentationMeter(numClasses);
   const images: ImageScore[] = [];
   const wasTraining = model.training;
@@ -588,6 +588,7 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
         meter.update(out, b.y);
       }),
     );
+    inference.progress?.(n, loader.dataset.length);
     disposeBatch(b);
     if (limitBatches && ++k >= limitBatches) break;
   }
@@ -635,6 +636,8 @@ export interface SegmentEvalOptions extends MultiScaleOptions {
   worst?: number;
   /** With `worst`: draw them (image · ground truth · prediction, a row each) into this PNG. */
   worstPng?: string;
+  /** Called after each batch with the images done and the test set's size. */
+  progress?: (done: number, total: number) => void;
 }
 
 /** A test image that `evaluateSegmentCheckpoint`'s `worst` found: its scores, and its file for folders. */

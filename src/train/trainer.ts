@@ -227,9 +227,9 @@ export interface Evaluation {
  * `flip`: test-time augmentation, the class probabilities averaged over each image and its mirror image
  * (the loss is then the negative log of the averaged probability of the true class).
  * `mistakes`: also list the images classified wrongly (their index in the loader's order: an unshuffled
- * loader's is the dataset's).
+ * loader's is the dataset's). `progress`: called after each batch with the images done and the set's size.
  */
-export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean; mistakes?: boolean } = {}): Promise<Evaluation> {
+export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean; mistakes?: boolean; progress?: (done: number, total: number) => void } = {}): Promise<Evaluation> {
   const meter = new ClassificationMeter([1, 5]);
   const calibration = new CalibrationMeter();
   const mistakes: Mistake[] = [];
@@ -253,6 +253,7 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
         }),
       );
       seen += b.y.size(0);
+      o.progress?.(seen, loader.dataset.length);
       disposeBatch(b);
       if (limitBatches && ++k >= limitBatches) break;
     }

@@ -125,6 +125,8 @@ test('the flags: --val-split in [0, 1), --patience only with it; the run names i
   const e = spawnSync(process.execPath, [CLI, 'eval', '-c', path.join(dir, 'best.safetensors')], { encoding: 'utf8' });
   assert.equal(e.status, 0, e.stderr);
   assert.match(e.stdout, /^cnn on 10000 test images: loss [\d.]+, top-1 [\d.]+%/);
+  // Progress on stderr, as predict shows it (into a pipe: at least the last line, all images done).
+  assert.match(e.stderr, /^\[10000\/10000\] [\d.]+ images\/s$/m);
   // And export --int8 calibrates and scores on the images that record names.
   const q = spawnSync(process.execPath, [CLI, 'export', path.join(dir, 'best.safetensors'), '-o', path.join(dir, 'best.int8.onnx'), '--int8', '--calibration-images', '32', '--eval-images', '100'], { encoding: 'utf8' });
   assert.equal(q.status, 0, q.stderr);

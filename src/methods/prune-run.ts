@@ -193,7 +193,7 @@ async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointCont
     build,
     score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, test, classes.length, null, limit)).mIoU,
     async finetune(options, init, epochs, lr, dir) {
-      const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit };
+      const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit, ...(c.recipe?.accumulate ? { accumulate: c.recipe.accumulate } : {}) };
       // A rerun (say, to measure latency on a quiet machine) continues or reuses the same fine-tuning.
       const ckpt = path.join(dir, 'checkpoint.safetensors');
       let resume: string | undefined;

@@ -25,7 +25,7 @@ import { gradCam } from '../infer/gradcam';
 import { saveConfusionPng } from '../report/confusion';
 import { saveReliabilityPng } from '../report/calibration';
 import { saveMistakesPng } from '../report/mistakes';
-import { classificationReport } from '../metrics/classification';
+import { classificationReport, mostConfused } from '../metrics/classification';
 import { sampleFile, sampleImage } from '../data/inspect';
 import { writeFileAtomic } from '../util/fs';
 import type { OnnxExport, OnnxExportOptions, ValueInfoProto } from '../export';
@@ -619,6 +619,8 @@ slideOptions(program
     const w = Math.max(12, ...names.map((n) => n.length));
     console.log(`  ${'class'.padEnd(w)} ${'precision'.padStart(9)} ${'recall'.padStart(9)} ${'F1'.padStart(9)} ${'images'.padStart(7)}`);
     console.log(report.perClass.map((c, i) => `  ${names[i].padEnd(w)} ${pct(c.precision).padStart(9)} ${pct(c.recall).padStart(9)} ${pct(c.f1).padStart(9)} ${String(c.support).padStart(7)}`).join('\n'));
+    const confused = mostConfused(r.confusion);
+    if (confused.length) console.log(`most confused: ${confused.map((c) => `${names[c.label]} as ${names[c.predicted]} ${c.count} (${(100 * c.share).toFixed(1)}%)`).join(', ')}`);
     console.log(`calibration: ECE ${(100 * r.calibration.ece).toFixed(2)}%, MCE ${(100 * r.calibration.mce).toFixed(2)}% (15 bins of top-1 confidence; Guo et al. 2017)`);
     console.log(`${params.toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / params).toFixed(2)}%)` : ''}`);
     if (o.out) {
@@ -627,7 +629,7 @@ slideOptions(program
       // The test images as the network got them (before normalization), and their files where they have one.
       const mistakes = shown.map((m) => ({ ...m, file: sampleFile(loaders.test.dataset as Parameters<typeof sampleFile>[0], m.index), labelName: classes[m.label], predictedName: classes[m.predicted] }));
       const { mistakes: _all, ...scores } = r;
-      await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: how || 'as trained', classes, ...scores, classReport: report, wrong: r.mistakes?.length ?? 0, mistakes }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
+      await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: how || 'as trained', classes, ...scores, classReport: report, mostConfused: confused, wrong: r.mistakes?.length ?? 0, mistakes }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
       const calibrationPng = path.join(o.out, 'calibration.png');
       await saveReliabilityPng(calibrationPng, [{ calibration: r.calibration, title: `${cfg.model}: reliability on ${r.count} test images` }]);
       console.log(`calibration: ${calibrationPng}`);

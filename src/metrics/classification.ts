@@ -99,3 +99,23 @@ export function classificationReport(confusion: readonly (readonly number[])[]):
   const of = (weighted: boolean) => ({ precision: avg((s) => s.precision, weighted), recall: avg((s) => s.recall, weighted), f1: avg((s) => s.f1, weighted) });
   return { perClass, macro: of(false), weighted: of(true) };
 }
+
+/** A pair of classes a network mixes up: `count` images of class `label` answered as `predicted` (`share` of the class's images). */
+export interface ConfusedPair {
+  label: number;
+  predicted: number;
+  count: number;
+  share: number;
+}
+
+/** The `k` largest off-diagonal cells of a confusion matrix (rows: true classes), most images first. */
+export function mostConfused(confusion: readonly (readonly number[])[], k = 5): ConfusedPair[] {
+  const pairs: ConfusedPair[] = [];
+  confusion.forEach((row, label) => {
+    const n = row.reduce((a, x) => a + x, 0);
+    row.forEach((count, predicted) => {
+      if (predicted !== label && count > 0) pairs.push({ label, predicted, count, share: count / n });
+    });
+  });
+  return pairs.sort((a, b) => b.count - a.count || b.share - a.share || a.label - b.label || a.predicted - b.predicted).slice(0, k);
+}

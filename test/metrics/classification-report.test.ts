@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
-import { classificationReport } from '../../src/metrics/classification';
+import { classificationReport, mostConfused } from '../../src/metrics/classification';
 import { CalibrationMeter } from '../../src/metrics/calibration';
 import { saveReliabilityPng } from '../../src/report/calibration';
 
@@ -40,6 +40,21 @@ test('classificationReport by hand: a class never predicted, a class without tes
   close(r.weighted.precision, 0.625, 'weighted precision');
   close(r.weighted.recall, 2 / 3, 'weighted recall (= accuracy)');
   close(r.weighted.f1, 40 / 63, 'weighted F1');
+});
+
+test('mostConfused by hand: the largest off-diagonal cells, most images first, with their share of the true class', () => {
+  const pairs = mostConfused([
+    [5, 1, 0, 0],
+    [2, 3, 0, 0],
+    [0, 0, 0, 0],
+    [2, 0, 0, 0],
+  ], 2);
+  // Two cells of 2 images: class 3's are all its images (100%), class 1's two fifths; the larger share first.
+  assert.deepEqual(pairs, [
+    { label: 3, predicted: 0, count: 2, share: 1 },
+    { label: 1, predicted: 0, count: 2, share: 0.4 },
+  ]);
+  assert.deepEqual(mostConfused([[3, 0], [0, 4]]), [], 'nothing confused');
 });
 
 test('CalibrationMeter by hand (5 bins, a confidence of exactly 1 in the last), and on random batches against a plain loop', () => {

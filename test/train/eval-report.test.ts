@@ -15,7 +15,7 @@ import { makeLoaders } from '../../src/train/datasets';
 import { sampleImage } from '../../src/data/inspect';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../../src/data';
 import { Predictor } from '../../src/infer/predict';
-import { classificationReport } from '../../src/metrics/classification';
+import { classificationReport, mostConfused } from '../../src/metrics/classification';
 import { writeLeftRightFolder } from '../helpers/folders';
 import { evaluateSegmentation, trainSegmentation } from '../../src/train/segment';
 import { restoreNetwork } from '../../src/infer/restore';
@@ -66,11 +66,13 @@ test('tsvision eval -o on image folders: the table, report.json\'s mistakes with
   const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as {
     confusion: number[][];
     classReport: ReturnType<typeof classificationReport>;
+    mostConfused: ReturnType<typeof mostConfused>;
     calibration: { ece: number };
     wrong: number;
     mistakes: { file: string; labelName: string; predictedName: string; confidence: number; index: number }[];
   };
   assert.deepEqual(report.classReport, classificationReport(report.confusion));
+  assert.deepEqual(report.mostConfused, mostConfused(report.confusion));
   assert.equal(report.wrong, report.confusion[0][1] + report.confusion[1][0]);
   assert.ok(report.wrong >= 1, 'the initial network errs');
   assert.match(e.stdout, new RegExp(`macro F1 ${(100 * report.classReport.macro.f1).toFixed(2)}%`));

@@ -572,7 +572,7 @@ slideOptions(program
   .option('--flip', 'also average the class probabilities over mirrored images (test-time augmentation; classifiers and segmentation)', false))
   .option('--optimize', 'evaluate the network optimized for inference, as `predict` runs it (BatchNorm folded, oneDNN layout where faster)', false)
   .option('--bf16', 'evaluate it optimized and in bfloat16, as `predict --bf16` runs it: the accuracy you ship', false)
-  .option('-o, --out <dir>', 'also write report.json (the scores and the confusion matrix) and confusion.png (rows: true classes) here; for classifiers also calibration.png (the reliability diagram) and mistakes.png (the most confident mistakes), for segmentation worst.png (the images segmented worst)')
+  .option('-o, --out <dir>', 'also write report.json (the scores and the confusion matrix), confusion.png (rows: true classes) and calibration.png (the reliability diagram; per pixel for segmentation) here; for classifiers also mistakes.png (the most confident mistakes), for segmentation worst.png (the images segmented worst)')
   .option('--mistakes <n>', 'with --out: how many of the most confident mistakes mistakes.png shows and report.json lists (0: none)', num('--mistakes', { int: true, min: 0 }), 24)
   .option('--gradcam', 'classifiers, with --out: draw each mistake in mistakes.png beside its Grad-CAM for the answer (where the network found it)', false)
   .option('--worst <n>', 'segmentation, with --out: the test images with the lowest mIoU of their own, listed and drawn in worst.png (image · ground truth · prediction) (0: none)', num('--worst', { int: true, min: 0 }), 6)
@@ -589,13 +589,19 @@ slideOptions(program
       const contents: CheckpointContents = checkpoint ?? { model: weights, optimizer: null, method: {}, ema: {}, rng: null, state: { epoch: 0, batch: 0, step: 0, config: recorded } };
       const worstPng = o.out && o.worst ? path.join(o.out, 'worst.png') : undefined;
       if (worstPng) fs.mkdirSync(o.out, { recursive: true });
-      const r = await withProgress((progress) => evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision, progress, ...(worstPng ? { worst: o.worst as number, worstPng } : {}) }, contents));
+      const r = await withProgress((progress) => evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision, progress, calibration: true, ...(worstPng ? { worst: o.worst as number, worstPng } : {}) }, contents));
       const windows = slide.crop ? `, ${slide.crop.join('×')} windows${slide.stride ? ` every ${slide.stride.join('×')}` : ''}` : '';
       const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}`;
       console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
       console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * r.iou[i]).toFixed(2)}%`).join('\n'));
+      if (r.calibration) console.log(`calibration (per pixel): ECE ${(100 * r.calibration.ece).toFixed(2)}%, MCE ${(100 * r.calibration.mce).toFixed(2)}% (15 bins of top-1 confidence; Guo et al. 2017)`);
       if (r.worst?.length) console.log(`lowest mIoU:\n${r.worst.map((w) => `  ${(100 * w.mIoU).toFixed(2).padStart(6)}%  pixel accuracy ${(100 * w.pixelAccuracy).toFixed(2)}%  ${w.file ?? `test image ${w.index}`}`).join('\n')}`);
       if (o.out) await writeEvalReport(o.out, { checkpoint: o.checkpoint, how, ...r }, `${r.model} on ${r.count} test images (${how}): pixels`);
+      if (o.out && r.calibration) {
+        const calibrationPng = path.join(o.out, 'calibration.png');
+        await saveReliabilityPng(calibrationPng, [{ calibration: r.calibration, title: `${r.model}: reliability of its pixels on ${r.count} test images` }]);
+        console.log(`calibration: ${calibrationPng}`);
+      }
       if (worstPng && r.worst?.length) console.log(`worst:     ${worstPng}`);
       return;
     }

@@ -8,7 +8,7 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, cat, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, stack, tensor, tidy, where, zeros } from '../torch';
+import { Tensor, arange, autocast, cat, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, softmax, stack, tensor, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
@@ -19,6 +19,7 @@ import { pixelSampleAt, sampleFile } from '../data/inspect';
 import type { BatchSource, Dataset } from '../data/loader';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
 import { SegmentationMeter, perImageScores } from '../metrics/segmentation';
+import { Calibration, CalibrationMeter } from '../metrics/calibration';
 import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
@@ -564,8 +565,11 @@ function evaluationOutput(model: SegmentationForward & Module, x: Tensor, infere
   return { out: multi ? predictMultiScale(model, x, inference) : forwardAnySize(model, x), probabilities: multi };
 }
 
-export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor; perImage?: boolean; progress?: (done: number, total: number) => void } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; images?: ImageScore[] }> {
+export async function evaluateSegmentation(model: SegmentationForward & Module, loader: DataLoader, numClasses: number, weight: Tensor | null, limitBatches = 0, inference: MultiScaleOptions & { crossReplicaSum?: (t: Tensor) => Tensor; perImage?: boolean; calibration?: boolean; progress?: (done: number, total: number) => void } = {}): Promise<{ loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; images?: ImageScore[]; calibration?: Calibration }> {
   const meter = new SegmentationMeter(numClasses);
+  // Per pixel (ignored ones left out); one process's pixels only, so not under data parallelism.
+  if (inference.calibration && inference.crossReplicaSum) throw new Error('evaluateSegmentation: calibration is counted in one process, not across ranks');
+  const calibration = inference.calibration ? new CalibrationMeter() : null;
   const images: ImageScore[] = [];
   const wasTraining = model.training;
   model.eval();
@@ -586,6 +590,13 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
         lossSum += loss.item() * b.x.size(0);
         n += b.x.size(0);
         meter.update(out, b.y);
+        if (calibration) {
+          const k = out.size(1);
+          const valid = b.y.flatten().ne(IGNORE_LABEL);
+          const at = arange(0, valid.size(0), 1, { dtype: 'int64' }).maskedSelect(valid);
+          const probs = (probabilities ? out : softmax(out, 1)).permute(0, 2, 3, 1).reshape(-1, k);
+          calibration.update(probs.indexSelect(0, at), b.y.flatten().indexSelect(0, at).long());
+        }
       }),
     );
     inference.progress?.(n, loader.dataset.length);
@@ -598,7 +609,7 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
     meter.reduce(inference.crossReplicaSum);
     [lossSum, n] = tidy(() => inference.crossReplicaSum!(fromArray(Float64Array.of(lossSum, n))).toNumbers());
   }
-  const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou(), confusion: meter.confusion(), ...(inference.perImage ? { images } : {}) };
+  const r = { loss: lossSum / Math.max(n, 1), mIoU: meter.meanIoU(), pixelAccuracy: meter.pixelAccuracy(), iou: meter.iou(), confusion: meter.confusion(), ...(inference.perImage ? { images } : {}), ...(calibration ? { calibration: calibration.result() } : {}) };
   meter.dispose();
   return r;
 }
@@ -638,6 +649,8 @@ export interface SegmentEvalOptions extends MultiScaleOptions {
   worstPng?: string;
   /** Called after each batch with the images done and the test set's size. */
   progress?: (done: number, total: number) => void;
+  /** Also the calibration of the per-pixel probabilities (ECE, MCE; ignored pixels left out). */
+  calibration?: boolean;
 }
 
 /** A test image that `evaluateSegmentCheckpoint`'s `worst` found: its scores, and its file for folders. */
@@ -645,7 +658,7 @@ export interface WorstImage extends ImageScore {
   file: string | null;
 }
 
-export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOptions = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; worst?: WorstImage[] }> {
+export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOptions = {}, c: CheckpointContents = readCheckpoint(file)): Promise<{ model: SegmentationModelName; classes: readonly string[]; count: number; loss: number; mIoU: number; pixelAccuracy: number; iou: number[]; confusion: number[][]; worst?: WorstImage[]; calibration?: Calibration }> {
   if (!isSegmentConfig(c.state.config)) throw new Error(`${file} is not a checkpoint of \`tsvision segment\``);
   const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...c.state.config };
   if (o.testDir && !cfg.folders) throw new Error(`${file} was trained on the scenes (normalized as Fashion-MNIST); --test-dir needs a run trained on folders`);

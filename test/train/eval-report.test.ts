@@ -114,7 +114,7 @@ test('tsvision eval -o on a segment run: the images of lowest mIoU, each scored 
   const out = path.join(dir, 'eval');
   const e = spawnSync(process.execPath, [CLI, 'eval', '-c', run.checkpoint, '-o', out, '--worst', '3'], { encoding: 'utf8' });
   assert.equal(e.status, 0, e.stderr);
-  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { worst: { index: number; mIoU: number; pixelAccuracy: number; file: null }[] };
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { worst: { index: number; mIoU: number; pixelAccuracy: number; file: null }[]; calibration: { ece: number; bins: { count: number }[] } };
   assert.equal(report.worst.length, 3);
   assert.match(e.stdout, /lowest mIoU:\n +[\d.]+% +pixel accuracy [\d.]+% +test image \d+/);
   // Every test scene scored alone by the meter (the run's test scenes, normalized as the run did).
@@ -125,6 +125,30 @@ test('tsvision eval -o on a segment run: the images of lowest mIoU, each scored 
     const loader = new DataLoader(new BatchSubset(testSet, Int32Array.of(i)), { batchSize: 1, transform: compose(toFloat(), normalize(net.normalization.mean, net.normalization.std)) });
     alone.push((await evaluateSegmentation(net.model as SegmentationNet, loader, 11, null)).mIoU);
   }
+  // Per-pixel calibration, counted here pixel by pixel from the network's probabilities on all 8 scenes.
+  const all = new DataLoader(testSet, { batchSize: 8, transform: compose(toFloat(), normalize(net.normalization.mean, net.normalization.std)) });
+  const [count, conf, hits] = [0, 1, 2].map(() => new Array<number>(15).fill(0));
+  for await (const b of all.epoch(0)) {
+    const p = Array.from(T.noGrad(() => T.softmax(net.model.forward(b.x), 1)).toArray() as Float32Array);
+    const y = b.y.toNumbers();
+    const [k, hw] = [11, 32 * 32];
+    y.forEach((label, j) => {
+      if (label === 255) return;
+      const [n, at] = [Math.floor(j / hw), j % hw];
+      const probs = Array.from({ length: k }, (_, c) => p[(n * k + c) * hw + at]);
+      const top = Math.max(...probs);
+      const bin = Math.min(14, Math.floor(top * 15));
+      count[bin]++;
+      conf[bin] += top;
+      hits[bin] += probs.indexOf(top) === label ? 1 : 0;
+    });
+  }
+  const pixels = count.reduce((a, x) => a + x, 0);
+  const ece = count.reduce((a, c, i) => a + (c ? (c / pixels) * Math.abs(hits[i] / c - conf[i] / c) : 0), 0);
+  assert.deepEqual(report.calibration.bins.map((b) => b.count), count);
+  assert.ok(Math.abs(report.calibration.ece - ece) < 1e-5, `${report.calibration.ece} vs ${ece}`);
+  assert.match(e.stdout, /calibration \(per pixel\): ECE [\d.]+%/);
+  assert.ok(fs.existsSync(path.join(out, 'calibration.png')));
   testSet.dispose();
   for (const w of report.worst) assert.ok(Math.abs(w.mIoU - alone[w.index]) < 1e-9, `scene ${w.index}: ${w.mIoU} vs ${alone[w.index]}`);
   const sorted = [...alone].sort((a, b) => a - b);

@@ -3,13 +3,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { engineInfo, getNumThreads, keep, randn, setNumThreads, stack, tensor, tidy } from '../torch';
+import { Tensor, engineInfo, getNumThreads, keep, randn, setNumThreads, stack, tensor, tidy } from '../torch';
 import { ModelName, createClassifier, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
 import { DataSpec, FolderResize, imageSize, makeLoaders } from '../train/datasets';
-import { CheckpointContents, fitWeights, readWeights, saveWeights } from '../train/checkpoint';
+import { CheckpointContents, RunRecord, fitWeights, readWeights, saveWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
@@ -17,7 +17,7 @@ import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
 import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../distributed';
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, SegmentConfig, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
-import { createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
+import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import { ColorJitterOptions, JitterAmount, RANDOM_RESIZED_CROP_SCALE, Rng, checkColorJitter } from '../data';
@@ -657,8 +657,8 @@ slideOptions(program
 
 program
   .command('calibrate')
-  .description('temperature scaling (Guo et al. 2017): fit the T that makes a classifier\'s probabilities match how often it is right on held-out images, and write weights whose head divides the logits by T — predict, eval and export then give calibrated probabilities; the answers (top-1) do not change')
-  .argument('<weights>', 'a classifier\'s checkpoint.safetensors, model.safetensors or best.safetensors from `train`')
+  .description('temperature scaling (Guo et al. 2017): fit the T that makes a network\'s probabilities match how often it is right on held-out images (a segmentation network\'s: per pixel), and write weights whose last layer divides the logits by T — predict, eval and export then give calibrated probabilities; the answers do not change')
+  .argument('<weights>', 'checkpoint.safetensors, model.safetensors or best.safetensors from `train` or `segment`')
   .option('-o, --out <file>', 'the calibrated weights (default: calibrated.safetensors beside the input)')
   .option('--images <dir>', 'held-out labelled images as <dir>/<class>/<image> to fit on, for a folder run trained without --val-split (never images it trained on)')
   .option('--threads <n>', 'libtorch threads', num('--threads', { int: true, min: 1 }))
@@ -668,11 +668,14 @@ program
     const { weights, checkpoint, run } = readWeights(file);
     const recorded = checkpoint?.state.config ?? run?.config;
     if (!recorded) throw new InvalidArgumentError(`${file} holds plain weights without a run record: calibrate needs the run's data (the weights \`train\` writes)`);
-    if (isSegmentConfig(recorded)) throw new InvalidArgumentError(`${file} is a segmentation network: temperature scaling here calibrates classifiers`);
     if (run?.temperature !== undefined) throw new InvalidArgumentError(`${file} is calibrated already (T = ${run.temperature}, fitted on ${run.calibratedOn ?? 'held-out images'}); calibrate the weights it came from`);
     if (path.resolve(out) === path.resolve(file)) throw new InvalidArgumentError(`--out ${out} is the input itself: the calibrated weights go to another file, the trained ones stay`);
+    if (isSegmentConfig(recorded)) {
+      if (o.images) throw new InvalidArgumentError('--images takes classifier folders; a segment run is calibrated on its validation split (segment --val-split)');
+      return calibrateSegmentation(file, out, recorded, weights, run);
+    }
     const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) };
-    const { fitTemperatureOn, scaledHead } = await import('../methods/calibrate');
+    const { fitTemperatureOn, scaledHead, temperatureWarning } = await import('../methods/calibrate');
     // Held-out images the network never trained on: the run's validation split (the same images, by its seed), or a folder.
     let source: string;
     let loaders: ReturnType<typeof makeLoaders>;
@@ -696,6 +699,8 @@ program
     const testAfter = await evaluate(model, loaders.test);
     const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
     console.log(`temperature ${fit.temperature.toFixed(4)} (${fit.temperature > 1 ? 'the network was overconfident: probabilities softened' : 'the network was underconfident: probabilities sharpened'}), fitted on ${fit.images} images: ${source}`);
+    const warning = temperatureWarning(fit.temperature);
+    if (warning) console.error(`warning: ${warning}`);
     console.log(`  held-out: NLL ${fit.before.nll.toFixed(4)} → ${fit.after.nll.toFixed(4)}, ECE ${pct(fit.before.calibration.ece)} → ${pct(fit.after.calibration.ece)}`);
     console.log(`  test (${testAfter.count} images): NLL ${testBefore.loss.toFixed(4)} → ${testAfter.loss.toFixed(4)}, ECE ${pct(testBefore.calibration.ece)} → ${pct(testAfter.calibration.ece)}, MCE ${pct(testBefore.calibration.mce)} → ${pct(testAfter.calibration.mce)}; top-1 ${pct(testBefore.top1)} → ${pct(testAfter.top1)}`);
     fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
@@ -705,6 +710,37 @@ program
     await saveReliabilityPng(png, [{ calibration: testBefore.calibration, title: `${cfg.model} on the test images, as trained` }, { calibration: testAfter.calibration, title: `after temperature scaling (T = ${fit.temperature.toFixed(3)})` }]);
     console.log(`weights:     ${out}\nreliability: ${png}`);
   });
+
+/** `tsvision calibrate` for a `segment` run: T fitted on its validation scenes' or files' pixels, folded into the last layer. */
+async function calibrateSegmentation(file: string, out: string, recorded: SegmentConfig, weights: Record<string, Tensor>, run: RunRecord | null): Promise<void> {
+  const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...recorded };
+  if (!cfg.valSplit) throw new InvalidArgumentError(`${file}'s run held out no validation images: train with segment --val-split (e.g. 0.1)`);
+  const { fitPixelTemperatureOn, scaledHead, temperatureWarning } = await import('../methods/calibrate');
+  const { evaluateSegmentation, segmentationData } = await import('../train/segment');
+  const data = await segmentationData(cfg, { train: true });
+  try {
+    const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+    fitWeights(model, weights, `weights ${file} do not fit the model`);
+    const fit = await fitPixelTemperatureOn(model, data.val!);
+    const k = data.classes.length;
+    const before = await withProgress((progress) => evaluateSegmentation(model, data.test, k, null, 0, { calibration: true, progress }));
+    fitWeights(model, scaledHead(model.stateDict(), model.lastLayer, fit.temperature), 'the calibrated last layer');
+    const after = await evaluateSegmentation(model, data.test, k, null, 0, { calibration: true });
+    const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+    console.log(`temperature ${fit.temperature.toFixed(4)} (${fit.temperature > 1 ? 'the network was overconfident: probabilities softened' : 'the network was underconfident: probabilities sharpened'}), fitted on ${fit.samples.toLocaleString('en-US')} pixels of ${fit.images} images: the run's validation split (${cfg.valSplit}, seed ${cfg.seed})`);
+    const warning = temperatureWarning(fit.temperature);
+    if (warning) console.error(`warning: ${warning}`);
+    console.log(`  held-out pixels: NLL ${fit.before.nll.toFixed(4)} → ${fit.after.nll.toFixed(4)}, ECE ${pct(fit.before.calibration.ece)} → ${pct(fit.after.calibration.ece)}`);
+    console.log(`  test pixels (${data.test.dataset.length} images): NLL ${before.loss.toFixed(4)} → ${after.loss.toFixed(4)}, ECE ${pct(before.calibration!.ece)} → ${pct(after.calibration!.ece)}; mIoU ${pct(before.mIoU)} → ${pct(after.mIoU)}`);
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    saveWeights(out, model, { ...(run ?? {}), config: cfg, classes: data.classes, temperature: fit.temperature, calibratedOn: 'validation split' });
+    const png = out.replace(/\.safetensors$/, '') + '.reliability.png';
+    await saveReliabilityPng(png, [{ calibration: before.calibration!, title: `${cfg.model}: test pixels, as trained` }, { calibration: after.calibration!, title: `after temperature scaling (T = ${fit.temperature.toFixed(3)})` }]);
+    console.log(`weights:     ${out}\nreliability: ${png}`);
+  } finally {
+    data.dispose();
+  }
+}
 
 /**
  * Runs `work` with a progress callback that shows images done and images/s on stderr, as `predict` does

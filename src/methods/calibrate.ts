@@ -4,9 +4,12 @@
 // and bias divided by T — so the calibrated weights are an ordinary weights file: `predict`, `eval`,
 // `export` (ONNX, the model card, the browser and server examples) give calibrated probabilities with no
 // step of their own.
-import { Tensor, cat, crossEntropy, keep, noGrad, softmax, tidy } from '../torch';
+import { Tensor, arange, cat, crossEntropy, keep, noGrad, softmax, tidy } from '../torch';
+import type { Module } from '../nn';
+import { SegmentationForward, forwardAnySize } from '../models/segmentation';
+import { IGNORE_LABEL } from '../data/segmentation-folder';
 import { DataLoader, disposeBatch } from '../data';
-import { Calibration, CalibrationMeter, fitTemperature } from '../metrics/calibration';
+import { Calibration, CalibrationMeter, TEMPERATURE_RANGE, fitTemperature } from '../metrics/calibration';
 import type { Network } from '../infer/restore';
 
 /** A classifier's logits [N, K] and the labels [N] over a loader (eval mode; kept: the caller disposes). */
@@ -45,16 +48,73 @@ export interface TemperatureFit {
   temperature: number;
   /** Held-out images it was fitted on. */
   images: number;
+  /** Samples the fit saw: the images (classifiers) or the pixels drawn (segmentation). */
+  samples: number;
   before: { nll: number; calibration: Calibration };
   after: { nll: number; calibration: Calibration };
 }
 
+/**
+ * A warning when T ended at the edge of its search: the held-out images then say that the probabilities
+ * carry almost no information (an untrained network) or that they are near certain and always right.
+ */
+export function temperatureWarning(t: number): string | null {
+  const [lo, hi] = TEMPERATURE_RANGE;
+  if (t > hi * 0.999) return `T reached the search's upper end (${hi}): on the held-out images the network's probabilities carry almost no information — is it trained?`;
+  if (t < lo * 1.001) return `T reached the search's lower end (${lo}): the network was right on nearly every held-out sample with room to spare — calibration needs held-out images it gets wrong`;
+  return null;
+}
+
 /** Fits T on a loader of held-out images (Guo et al.: the validation set), with the scores before and after. */
 export async function fitTemperatureOn(model: Network, loader: DataLoader): Promise<TemperatureFit> {
-  const { logits, labels } = await collectLogits(model, loader);
+  return fitAndScore(await collectLogits(model, loader), loader.dataset.length);
+}
+
+/**
+ * As fitTemperatureOn for a segmentation network: every labelled pixel is a sample (ignored ones left out),
+ * about `maxPixels` of them taken at an even stride, since a validation set's pixels can be far more than a
+ * fit of one number needs.
+ */
+export async function fitPixelTemperatureOn(model: SegmentationForward & Module, loader: DataLoader, o: { maxPixels?: number } = {}): Promise<TemperatureFit> {
+  return fitAndScore(await collectPixelLogits(model, loader, o.maxPixels ?? 1_000_000), loader.dataset.length);
+}
+
+/** Per-pixel logits [M, K] and labels [M] over a loader (eval mode; kept: the caller disposes). */
+export async function collectPixelLogits(model: SegmentationForward & Module, loader: DataLoader, maxPixels: number): Promise<{ logits: Tensor; labels: Tensor }> {
+  const [zs, ys]: [Tensor[], Tensor[]] = [[], []];
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    let stride = 1;
+    for await (const b of loader.epoch(0)) {
+      // Every stride-th labelled pixel, the stride from the first batch's size: about maxPixels over the set.
+      if (!zs.length) stride = Math.max(1, Math.floor((loader.dataset.length * b.y.size(1) * b.y.size(2)) / maxPixels));
+      tidy(() =>
+        noGrad(() => {
+          const z = forwardAnySize(model, b.x).float();
+          const k = z.size(1);
+          const y = b.y.flatten().long();
+          const at = arange(0, y.size(0), 1, { dtype: 'int64' }).maskedSelect(y.ne(IGNORE_LABEL)).slice(0, 0, undefined, stride);
+          zs.push(keep(z.permute(0, 2, 3, 1).reshape(-1, k).indexSelect(0, at)));
+          ys.push(keep(y.indexSelect(0, at)));
+        }),
+      );
+      disposeBatch(b);
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  if (!zs.length) throw new Error('collectPixelLogits: the loader yielded no images');
+  const out = { logits: keep(cat(zs, 0)), labels: keep(cat(ys, 0)) };
+  for (const t of [...zs, ...ys]) t.dispose();
+  if (out.labels.size(0) === 0) throw new Error('collectPixelLogits: every pixel is ignored (255)');
+  return out;
+}
+
+async function fitAndScore({ logits, labels }: { logits: Tensor; labels: Tensor }, images: number): Promise<TemperatureFit> {
   try {
     const temperature = fitTemperature(logits, labels);
-    return { temperature, images: labels.size(0), before: scoreAt(logits, labels, 1), after: scoreAt(logits, labels, temperature) };
+    return { temperature, images, samples: labels.size(0), before: scoreAt(logits, labels, 1), after: scoreAt(logits, labels, temperature) };
   } finally {
     logits.dispose();
     labels.dispose();

@@ -71,11 +71,13 @@ export class CalibrationMeter {
  * (from 1/20 to 20, to a relative 1e-6) finds it; each step is one cross-entropy in libtorch.
  * logits [N, K], labels [N].
  */
+export const TEMPERATURE_RANGE = [1 / 20, 20] as const;
+
 export function fitTemperature(logits: Tensor, labels: Tensor): number {
   if (logits.ndim !== 2 || labels.ndim !== 1 || logits.size(0) !== labels.size(0) || logits.size(0) === 0) throw new Error(`fitTemperature: logits [N, K] and labels [N] of N > 0 images, got [${logits.shape}] and [${labels.shape}]`);
   const nll = (logT: number): number => tidy(() => noGrad(() => crossEntropy(logits.double().div(Math.exp(logT)), labels).item()));
   const phi = (Math.sqrt(5) - 1) / 2;
-  let [a, b] = [Math.log(1 / 20), Math.log(20)];
+  let [a, b] = TEMPERATURE_RANGE.map(Math.log);
   let [c, d] = [b - phi * (b - a), a + phi * (b - a)];
   let [fc, fd] = [nll(c), nll(d)];
   while (b - a > 1e-6) {

@@ -81,6 +81,7 @@ export class DeepLabV3 extends SegmentationNet {
   readonly numClasses: number;
   // Any size: features are upsampled to the image (the paper trains on 513×513 crops).
   readonly sizeMultiple = 1;
+  readonly lastLayer = 'classifier';
   backbone: ResNet;
   aspp: ASPP;
   classifier: Conv2d;

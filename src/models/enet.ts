@@ -202,6 +202,7 @@ export class ENet extends SegmentationNet {
   readonly numClasses: number;
   /** Three halvings, undone exactly by max-unpooling. */
   readonly sizeMultiple = 8;
+  readonly lastLayer = 'fullconv';
   initial: InitialBlock;
   bottleneck1_0: DownsamplingBottleneck;
   stage1: Sequential;

@@ -74,6 +74,7 @@ export class PyramidPoolingSum extends Module {
 export class ICNet extends SegmentationNet {
   readonly numClasses: number;
   readonly sizeMultiple = 1;
+  readonly lastLayer = 'classifier';
   readonly lambdas: [number, number, number];
   /** Full resolution → 1/8. */
   sub1: Sequential;

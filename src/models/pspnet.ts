@@ -57,6 +57,7 @@ const head = (inC: number, mid: number, classes: number, p: number): Sequential 
 export class PSPNet extends SegmentationNet {
   readonly numClasses: number;
   readonly sizeMultiple = 1;
+  readonly lastLayer = 'head.4';
   readonly auxWeight: number;
   backbone: ResNet;
   ppm: PyramidPooling;

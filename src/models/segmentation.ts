@@ -18,6 +18,11 @@ export abstract class SegmentationNet extends Module {
   abstract readonly numClasses: number;
   /** Height and width must be multiples of this (the network's total downsampling). */
   abstract readonly sizeMultiple: number;
+  /**
+   * The state-dict name of the last layer, a linear map to the classes' logits followed only by upsampling
+   * (temperature scaling divides its weight and bias).
+   */
+  abstract readonly lastLayer: string;
 
   abstract override forward(x: Tensor): Tensor;
 

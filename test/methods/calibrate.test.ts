@@ -14,6 +14,8 @@ import { createModel } from '../../src/models/registry';
 import { readWeights } from '../../src/train/checkpoint';
 import { Predictor } from '../../src/infer/predict';
 import { train } from '../../src/train/trainer';
+import { trainSegmentation } from '../../src/train/segment';
+import { restoreNetwork } from '../../src/infer/restore';
 import { runTorch } from '../helpers/pytorch';
 import { writeLeftRightFolder } from '../helpers/folders';
 
@@ -116,4 +118,30 @@ test('tsvision calibrate: fitted on the run\'s validation split; the written wei
   const f = cli('calibrate', r.weights, '--images', path.join(folder, 'held'), '-o', path.join(folder, 'cal.safetensors'));
   assert.equal(f.status, 0, f.stderr);
   assert.match(f.stdout, new RegExp(`fitted on 5 images: ${path.join(folder, 'held').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+});
+
+test('tsvision calibrate on a segment run: T fitted on its validation scenes\' pixels, folded into the last layer (logits / T at every pixel), labels unchanged', async () => {
+  const dir = tmp();
+  const scenes = { size: 32, trainCount: 40, testCount: 8, maxItems: 2 };
+  const run = await trainSegmentation({ model: 'enet', scenes, epochs: 1, batchSize: 8, seed: 5, threads: 1, valSplit: 0.2, outDir: path.join(dir, 'run') }, () => {});
+  const weights = path.join(dir, 'run', 'model.safetensors');
+  const c = cli('calibrate', weights, '--threads', '1');
+  assert.equal(c.status, 0, c.stderr);
+  // 8 held-out scenes of 32 × 32, every pixel labelled: all 8,192 of them (under the million-pixel cap).
+  assert.match(c.stdout, /fitted on 8,192 pixels of 8 images: the run's validation split \(0\.2, seed 5\)/);
+  // One epoch on 32 scenes leaves ENet near chance: T runs to the search's end, and the command says so.
+  const t = Number(/^temperature ([\d.]+)/.exec(c.stdout)![1]);
+  if (t >= 19.98) assert.match(c.stderr, /warning: T reached the search's upper end \(20\)/);
+  else assert.doesNotMatch(c.stderr, /warning/);
+  const miou = /mIoU ([\d.]+%) → ([\d.]+%)/.exec(c.stdout)!;
+  assert.equal(miou[1], miou[2], 'the labels do not change');
+  const out = path.join(dir, 'run', 'calibrated.safetensors');
+  const temperature = readWeights(out).run!.temperature!;
+  const [trained, calibrated] = [weights, out].map((f) => restoreNetwork(f));
+  const x = T.randn([2, 1, 32, 32]);
+  const [z, zc] = [trained, calibrated].map((n) => Array.from(T.noGrad(() => n.model.forward(x)).toArray() as Float32Array));
+  zc.forEach((v, i) => assert.ok(Math.abs(v - z[i] / temperature) < 1e-4 * (1 + Math.abs(z[i])), `pixel logit ${i}: ${v} vs ${z[i] / temperature}`));
+  assert.match(cli('calibrate', run.checkpoint, '--images', dir).stderr, /--images takes classifier folders/);
+  const noVal = await trainSegmentation({ model: 'enet', scenes: { ...scenes, trainCount: 8 }, epochs: 1, batchSize: 8, seed: 5, threads: 1, outDir: path.join(dir, 'noval') }, () => {});
+  assert.match(cli('calibrate', noVal.checkpoint).stderr, /held out no validation images: train with segment --val-split/);
 });

@@ -8,27 +8,37 @@ import { Tensor, arange, cat, crossEntropy, keep, noGrad, softmax, tidy } from '
 import type { Module } from '../nn';
 import { SegmentationForward, forwardAnySize } from '../models/segmentation';
 import { IGNORE_LABEL } from '../data/segmentation-folder';
-import { DataLoader, disposeBatch } from '../data';
+import { Batch, DataLoader, disposeBatch } from '../data';
 import { Calibration, CalibrationMeter, TEMPERATURE_RANGE, fitTemperature } from '../metrics/calibration';
 import type { Network } from '../infer/restore';
 
 /** A classifier's logits [N, K] and the labels [N] over a loader (eval mode; kept: the caller disposes). */
-export async function collectLogits(model: Network, loader: DataLoader): Promise<{ logits: Tensor; labels: Tensor }> {
+export function collectLogits(model: Network, loader: DataLoader): Promise<{ logits: Tensor; labels: Tensor }> {
+  return gather(model, loader, (b) => [model.forward(b.x).float(), b.y.clone()]);
+}
+
+/**
+ * Runs `model` (in eval mode, without gradients) over a loader and concatenates the logits and labels rows
+ * `rows` takes from each batch (kept: the caller disposes).
+ */
+async function gather(model: Module, loader: DataLoader, rows: (b: Batch) => [Tensor, Tensor]): Promise<{ logits: Tensor; labels: Tensor }> {
   const [zs, ys]: [Tensor[], Tensor[]] = [[], []];
   const wasTraining = model.training;
   model.eval();
   try {
     for await (const b of loader.epoch(0)) {
-      zs.push(keep(tidy(() => noGrad(() => model.forward(b.x).float()))));
-      ys.push(keep(b.y.clone()));
+      const [z, y] = tidy(() => noGrad(() => rows(b)));
+      zs.push(keep(z));
+      ys.push(keep(y));
       disposeBatch(b);
     }
   } finally {
     model.train(wasTraining);
   }
-  if (!zs.length) throw new Error('collectLogits: the loader yielded no images');
+  if (!zs.length) throw new Error('calibration: the loader yielded no images');
   const out = { logits: keep(cat(zs, 0)), labels: keep(cat(ys, 0)) };
   for (const t of [...zs, ...ys]) t.dispose();
+  if (out.labels.size(0) === 0) throw new Error('calibration: no labelled sample (every pixel ignored)');
   return out;
 }
 
@@ -79,36 +89,17 @@ export async function fitPixelTemperatureOn(model: SegmentationForward & Module,
   return fitAndScore(await collectPixelLogits(model, loader, o.maxPixels ?? 1_000_000), loader.dataset.length);
 }
 
-/** Per-pixel logits [M, K] and labels [M] over a loader (eval mode; kept: the caller disposes). */
-export async function collectPixelLogits(model: SegmentationForward & Module, loader: DataLoader, maxPixels: number): Promise<{ logits: Tensor; labels: Tensor }> {
-  const [zs, ys]: [Tensor[], Tensor[]] = [[], []];
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    let stride = 1;
-    for await (const b of loader.epoch(0)) {
-      // Every stride-th labelled pixel, the stride from the first batch's size: about maxPixels over the set.
-      if (!zs.length) stride = Math.max(1, Math.floor((loader.dataset.length * b.y.size(1) * b.y.size(2)) / maxPixels));
-      tidy(() =>
-        noGrad(() => {
-          const z = forwardAnySize(model, b.x).float();
-          const k = z.size(1);
-          const y = b.y.flatten().long();
-          const at = arange(0, y.size(0), 1, { dtype: 'int64' }).maskedSelect(y.ne(IGNORE_LABEL)).slice(0, 0, undefined, stride);
-          zs.push(keep(z.permute(0, 2, 3, 1).reshape(-1, k).indexSelect(0, at)));
-          ys.push(keep(y.indexSelect(0, at)));
-        }),
-      );
-      disposeBatch(b);
-    }
-  } finally {
-    model.train(wasTraining);
-  }
-  if (!zs.length) throw new Error('collectPixelLogits: the loader yielded no images');
-  const out = { logits: keep(cat(zs, 0)), labels: keep(cat(ys, 0)) };
-  for (const t of [...zs, ...ys]) t.dispose();
-  if (out.labels.size(0) === 0) throw new Error('collectPixelLogits: every pixel is ignored (255)');
-  return out;
+/** Per-pixel logits [M, K] and labels [M] over a loader: every stride-th labelled pixel (kept: the caller disposes). */
+export function collectPixelLogits(model: SegmentationForward & Module, loader: DataLoader, maxPixels: number): Promise<{ logits: Tensor; labels: Tensor }> {
+  let stride = 0;
+  return gather(model, loader, (b) => {
+    // The stride from the first batch's size: about maxPixels over the whole set.
+    stride ||= Math.max(1, Math.floor((loader.dataset.length * b.y.size(1) * b.y.size(2)) / maxPixels));
+    const z = forwardAnySize(model, b.x).float();
+    const y = b.y.flatten().long();
+    const at = arange(0, y.size(0), 1, { dtype: 'int64' }).maskedSelect(y.ne(IGNORE_LABEL)).slice(0, 0, undefined, stride);
+    return [z.permute(0, 2, 3, 1).reshape(-1, z.size(1)).indexSelect(0, at), y.indexSelect(0, at)];
+  });
 }
 
 async function fitAndScore({ logits, labels }: { logits: Tensor; labels: Tensor }, images: number): Promise<TemperatureFit> {

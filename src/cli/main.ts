@@ -31,6 +31,9 @@ import { writeFileAtomic } from '../util/fs';
 import type { OnnxExport, OnnxExportOptions, ValueInfoProto } from '../export';
 import type { Int8Export } from './int8';
 import type { CalibrationMethod } from '../export/quantize';
+import type { TemperatureFit } from '../methods/calibrate';
+import type { Calibration } from '../metrics/calibration';
+import type { Module } from '../nn';
 
 const num = (name: string, { int = false, min = -Infinity, max = Infinity } = {}) => (v: string): number => {
   const n = Number(v);
@@ -616,7 +619,7 @@ slideOptions(program
     const [params, zeros] = [model.numParameters(), countZeroParameters(model)];
     const side = imageSize(cfg.data);
     const net = optimize ? optimizeForInference(model, randn([1, loaders.inChannels, side, side]), { precision }) : model;
-    const r = await withProgress((progress) => evaluate(net, loaders.test, 0, { flip: o.flip, mistakes: Boolean(o.out), progress }));
+    const r = await withProgress((progress) => evaluate(net, loaders.test, 0, { flip: o.flip, mistakes: Boolean(o.out), calibration: true, progress }));
     const how = [...(o.flip ? ['mirrored'] : []), ...(shipped ? [shipped.slice(2)] : [])].join(', ');
     const report = classificationReport(r.confusion);
     const pct = (x: number | null): string => (x === null ? '—' : `${(100 * x).toFixed(2)}%`);
@@ -627,7 +630,7 @@ slideOptions(program
     console.log(report.perClass.map((c, i) => `  ${names[i].padEnd(w)} ${pct(c.precision).padStart(9)} ${pct(c.recall).padStart(9)} ${pct(c.f1).padStart(9)} ${String(c.support).padStart(7)}`).join('\n'));
     const confused = mostConfused(r.confusion);
     if (confused.length) console.log(`most confused: ${confused.map((c) => `${names[c.label]} as ${names[c.predicted]} ${c.count} (${(100 * c.share).toFixed(1)}%)`).join(', ')}`);
-    console.log(`calibration: ECE ${(100 * r.calibration.ece).toFixed(2)}%, MCE ${(100 * r.calibration.mce).toFixed(2)}% (15 bins of top-1 confidence; Guo et al. 2017)`);
+    console.log(`calibration: ECE ${(100 * r.calibration!.ece).toFixed(2)}%, MCE ${(100 * r.calibration!.mce).toFixed(2)}% (15 bins of top-1 confidence; Guo et al. 2017)`);
     console.log(`${params.toLocaleString('en-US')} parameters${zeros ? `, ${zeros.toLocaleString('en-US')} of them exactly zero (${(100 * zeros / params).toFixed(2)}%)` : ''}`);
     if (o.out) {
       const classes = loaders.classes.length === loaders.numClasses ? loaders.classes : Array.from({ length: loaders.numClasses }, (_, i) => String(i));
@@ -637,7 +640,7 @@ slideOptions(program
       const { mistakes: _all, ...scores } = r;
       await writeEvalReport(o.out, { checkpoint: o.checkpoint, model: cfg.model, how: how || 'as trained', classes, ...scores, classReport: report, mostConfused: confused, wrong: r.mistakes?.length ?? 0, mistakes }, `${cfg.model} on ${r.count} test images: top-1 ${(100 * r.top1).toFixed(2)}%`);
       const calibrationPng = path.join(o.out, 'calibration.png');
-      await saveReliabilityPng(calibrationPng, [{ calibration: r.calibration, title: `${cfg.model}: reliability on ${r.count} test images` }]);
+      await saveReliabilityPng(calibrationPng, [{ calibration: r.calibration!, title: `${cfg.model}: reliability on ${r.count} test images` }]);
       console.log(`calibration: ${calibrationPng}`);
       if (mistakes.length) {
         const file = path.join(o.out, 'mistakes.png');
@@ -675,7 +678,7 @@ program
       return calibrateSegmentation(file, out, recorded, weights, run);
     }
     const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) };
-    const { fitTemperatureOn, scaledHead, temperatureWarning } = await import('../methods/calibrate');
+    const { fitTemperatureOn, scaledHead } = await import('../methods/calibrate');
     // Held-out images the network never trained on: the run's validation split (the same images, by its seed), or a folder.
     let source: string;
     let loaders: ReturnType<typeof makeLoaders>;
@@ -694,28 +697,28 @@ program
     const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
     fitWeights(model, weights, `weights ${file} do not fit the model`);
     const fit = await fitTemperatureOn(model, held);
-    const testBefore = await withProgress((progress) => evaluate(model, loaders.test, 0, { progress }));
+    const testBefore = await withProgress((progress) => evaluate(model, loaders.test, 0, { calibration: true, progress }));
     fitWeights(model, scaledHead(model.stateDict(), model.head, fit.temperature), 'the calibrated head');
-    const testAfter = await evaluate(model, loaders.test);
+    const testAfter = await evaluate(model, loaders.test, 0, { calibration: true });
     const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
-    console.log(`temperature ${fit.temperature.toFixed(4)} (${fit.temperature > 1 ? 'the network was overconfident: probabilities softened' : 'the network was underconfident: probabilities sharpened'}), fitted on ${fit.images} images: ${source}`);
-    const warning = temperatureWarning(fit.temperature);
-    if (warning) console.error(`warning: ${warning}`);
-    console.log(`  held-out: NLL ${fit.before.nll.toFixed(4)} → ${fit.after.nll.toFixed(4)}, ECE ${pct(fit.before.calibration.ece)} → ${pct(fit.after.calibration.ece)}`);
-    console.log(`  test (${testAfter.count} images): NLL ${testBefore.loss.toFixed(4)} → ${testAfter.loss.toFixed(4)}, ECE ${pct(testBefore.calibration.ece)} → ${pct(testAfter.calibration.ece)}, MCE ${pct(testBefore.calibration.mce)} → ${pct(testAfter.calibration.mce)}; top-1 ${pct(testBefore.top1)} → ${pct(testAfter.top1)}`);
-    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-    const record = { ...(run ?? {}), config: cfg, classes: loaders.classes, temperature: fit.temperature, calibratedOn: o.images ?? 'validation split' };
-    saveWeights(out, model, record);
-    const png = out.replace(/\.safetensors$/, '') + '.reliability.png';
-    await saveReliabilityPng(png, [{ calibration: testBefore.calibration, title: `${cfg.model} on the test images, as trained` }, { calibration: testAfter.calibration, title: `after temperature scaling (T = ${fit.temperature.toFixed(3)})` }]);
-    console.log(`weights:     ${out}\nreliability: ${png}`);
+    await finishCalibration({
+      fit,
+      fittedOn: `${fit.images} images: ${source}`,
+      heldOut: 'held-out',
+      test: `test (${testAfter.count} images): NLL ${testBefore.loss.toFixed(4)} → ${testAfter.loss.toFixed(4)}, ECE ${pct(testBefore.calibration!.ece)} → ${pct(testAfter.calibration!.ece)}, MCE ${pct(testBefore.calibration!.mce)} → ${pct(testAfter.calibration!.mce)}; top-1 ${pct(testBefore.top1)} → ${pct(testAfter.top1)}`,
+      out,
+      model,
+      record: { ...(run ?? {}), config: cfg, classes: loaders.classes, temperature: fit.temperature, calibratedOn: o.images ?? 'validation split' },
+      before: { calibration: testBefore.calibration!, title: `${cfg.model} on the test images, as trained` },
+      after: testAfter.calibration!,
+    });
   });
 
 /** `tsvision calibrate` for a `segment` run: T fitted on its validation scenes' or files' pixels, folded into the last layer. */
 async function calibrateSegmentation(file: string, out: string, recorded: SegmentConfig, weights: Record<string, Tensor>, run: RunRecord | null): Promise<void> {
   const cfg: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...recorded };
   if (!cfg.valSplit) throw new InvalidArgumentError(`${file}'s run held out no validation images: train with segment --val-split (e.g. 0.1)`);
-  const { fitPixelTemperatureOn, scaledHead, temperatureWarning } = await import('../methods/calibrate');
+  const { fitPixelTemperatureOn, scaledHead } = await import('../methods/calibrate');
   const { evaluateSegmentation, segmentationData } = await import('../train/segment');
   const data = await segmentationData(cfg, { train: true });
   try {
@@ -727,19 +730,37 @@ async function calibrateSegmentation(file: string, out: string, recorded: Segmen
     fitWeights(model, scaledHead(model.stateDict(), model.lastLayer, fit.temperature), 'the calibrated last layer');
     const after = await evaluateSegmentation(model, data.test, k, null, 0, { calibration: true });
     const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
-    console.log(`temperature ${fit.temperature.toFixed(4)} (${fit.temperature > 1 ? 'the network was overconfident: probabilities softened' : 'the network was underconfident: probabilities sharpened'}), fitted on ${fit.samples.toLocaleString('en-US')} pixels of ${fit.images} images: the run's validation split (${cfg.valSplit}, seed ${cfg.seed})`);
-    const warning = temperatureWarning(fit.temperature);
-    if (warning) console.error(`warning: ${warning}`);
-    console.log(`  held-out pixels: NLL ${fit.before.nll.toFixed(4)} → ${fit.after.nll.toFixed(4)}, ECE ${pct(fit.before.calibration.ece)} → ${pct(fit.after.calibration.ece)}`);
-    console.log(`  test pixels (${data.test.dataset.length} images): NLL ${before.loss.toFixed(4)} → ${after.loss.toFixed(4)}, ECE ${pct(before.calibration!.ece)} → ${pct(after.calibration!.ece)}; mIoU ${pct(before.mIoU)} → ${pct(after.mIoU)}`);
-    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-    saveWeights(out, model, { ...(run ?? {}), config: cfg, classes: data.classes, temperature: fit.temperature, calibratedOn: 'validation split' });
-    const png = out.replace(/\.safetensors$/, '') + '.reliability.png';
-    await saveReliabilityPng(png, [{ calibration: before.calibration!, title: `${cfg.model}: test pixels, as trained` }, { calibration: after.calibration!, title: `after temperature scaling (T = ${fit.temperature.toFixed(3)})` }]);
-    console.log(`weights:     ${out}\nreliability: ${png}`);
+    await finishCalibration({
+      fit,
+      fittedOn: `${fit.samples.toLocaleString('en-US')} pixels of ${fit.images} images: the run's validation split (${cfg.valSplit}, seed ${cfg.seed})`,
+      heldOut: 'held-out pixels',
+      test: `test pixels (${data.test.dataset.length} images): NLL ${before.loss.toFixed(4)} → ${after.loss.toFixed(4)}, ECE ${pct(before.calibration!.ece)} → ${pct(after.calibration!.ece)}; mIoU ${pct(before.mIoU)} → ${pct(after.mIoU)}`,
+      out,
+      model,
+      record: { ...(run ?? {}), config: cfg, classes: data.classes, temperature: fit.temperature, calibratedOn: 'validation split' },
+      before: { calibration: before.calibration!, title: `${cfg.model}: test pixels, as trained` },
+      after: after.calibration!,
+    });
   } finally {
     data.dispose();
   }
+}
+
+/** calibrate's report and files, for classifiers and segmentation networks alike: T, its fit, the weights and the diagrams. */
+async function finishCalibration(c: { fit: TemperatureFit; fittedOn: string; heldOut: string; test: string; out: string; model: Module; record: RunRecord; before: { calibration: Calibration; title: string }; after: Calibration }): Promise<void> {
+  const { temperatureWarning } = await import('../methods/calibrate');
+  const t = c.fit.temperature;
+  const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+  console.log(`temperature ${t.toFixed(4)} (${t > 1 ? 'the network was overconfident: probabilities softened' : 'the network was underconfident: probabilities sharpened'}), fitted on ${c.fittedOn}`);
+  const warning = temperatureWarning(t);
+  if (warning) console.error(`warning: ${warning}`);
+  console.log(`  ${c.heldOut}: NLL ${c.fit.before.nll.toFixed(4)} → ${c.fit.after.nll.toFixed(4)}, ECE ${pct(c.fit.before.calibration.ece)} → ${pct(c.fit.after.calibration.ece)}`);
+  console.log(`  ${c.test}`);
+  fs.mkdirSync(path.dirname(path.resolve(c.out)), { recursive: true });
+  saveWeights(c.out, c.model, c.record);
+  const png = c.out.replace(/\.safetensors$/, '') + '.reliability.png';
+  await saveReliabilityPng(png, [c.before, { calibration: c.after, title: `after temperature scaling (T = ${t.toFixed(3)})` }]);
+  console.log(`weights:     ${c.out}\nreliability: ${png}`);
 }
 
 /**

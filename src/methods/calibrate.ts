@@ -4,7 +4,8 @@
 // and bias divided by T — so the calibrated weights are an ordinary weights file: `predict`, `eval`,
 // `export` (ONNX, the model card, the browser and server examples) give calibrated probabilities with no
 // step of their own.
-import { Tensor, arange, cat, crossEntropy, keep, noGrad, softmax, tidy } from '../torch';
+import { Tensor, cat, crossEntropy, keep, noGrad, softmax, tidy } from '../torch';
+import { labelledPixels } from '../metrics/segmentation';
 import type { Module } from '../nn';
 import { SegmentationForward, forwardAnySize } from '../models/segmentation';
 import { IGNORE_LABEL } from '../data/segmentation-folder';
@@ -95,10 +96,7 @@ export function collectPixelLogits(model: SegmentationForward & Module, loader: 
   return gather(model, loader, (b) => {
     // The stride from the first batch's size: about maxPixels over the whole set.
     stride ||= Math.max(1, Math.floor((loader.dataset.length * b.y.size(1) * b.y.size(2)) / maxPixels));
-    const z = forwardAnySize(model, b.x).float();
-    const y = b.y.flatten().long();
-    const at = arange(0, y.size(0), 1, { dtype: 'int64' }).maskedSelect(y.ne(IGNORE_LABEL)).slice(0, 0, undefined, stride);
-    return [z.permute(0, 2, 3, 1).reshape(-1, z.size(1)).indexSelect(0, at), y.indexSelect(0, at)];
+    return labelledPixels(forwardAnySize(model, b.x).float(), b.y, IGNORE_LABEL, stride);
   });
 }
 

@@ -70,3 +70,13 @@ export function perImageScores(prediction: Tensor, target: Tensor, numClasses: n
   }
   return { mIoU, pixelAccuracy };
 }
+
+/**
+ * Per-pixel scores [N, K, H, W] (logits or probabilities) and labels [N, H, W] as rows [M, K] and labels [M]:
+ * the labelled pixels (ignoreIndex left out), every stride-th of them — what per-pixel calibration counts.
+ */
+export function labelledPixels(scores: Tensor, labels: Tensor, ignoreIndex = 255, stride = 1): [Tensor, Tensor] {
+  const y = labels.flatten().long();
+  const at = arange(0, y.size(0), 1, { dtype: 'int64' }).maskedSelect(y.ne(ignoreIndex)).slice(0, 0, undefined, stride);
+  return [scores.permute(0, 2, 3, 1).reshape(-1, scores.size(1)).indexSelect(0, at), y.indexSelect(0, at)];
+}

@@ -8,7 +8,7 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, arange, autocast, cat, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, softmax, stack, tensor, tidy, where, zeros } from '../torch';
+import { Tensor, autocast, cat, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, softmax, stack, tensor, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
@@ -18,7 +18,7 @@ import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { pixelSampleAt, sampleFile } from '../data/inspect';
 import type { BatchSource, Dataset } from '../data/loader';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
-import { SegmentationMeter, perImageScores } from '../metrics/segmentation';
+import { SegmentationMeter, labelledPixels, perImageScores } from '../metrics/segmentation';
 import { Calibration, CalibrationMeter } from '../metrics/calibration';
 import { savePlotsPng } from '../report/plot';
 import { saveSegmentationOverlays } from '../report/overlay';
@@ -590,13 +590,7 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
         lossSum += loss.item() * b.x.size(0);
         n += b.x.size(0);
         meter.update(out, b.y);
-        if (calibration) {
-          const k = out.size(1);
-          const valid = b.y.flatten().ne(IGNORE_LABEL);
-          const at = arange(0, valid.size(0), 1, { dtype: 'int64' }).maskedSelect(valid);
-          const probs = (probabilities ? out : softmax(out, 1)).permute(0, 2, 3, 1).reshape(-1, k);
-          calibration.update(probs.indexSelect(0, at), b.y.flatten().indexSelect(0, at).long());
-        }
+        if (calibration) calibration.update(...labelledPixels(probabilities ? out : softmax(out, 1), b.y, IGNORE_LABEL));
       }),
     );
     inference.progress?.(n, loader.dataset.length);
@@ -696,9 +690,10 @@ async function drawWorst(net: SegmentationForward & Module, data: SegmentationDa
         const batch = { x: s.x.unsqueeze(0), y: s.y.unsqueeze(0) };
         const { x } = data.transform(batch, { epoch: 0, index: 0, rng: Rng.from(0) });
         const p = evaluationOutput(net, x, inference).out.argmax(1);
-        const fit = (t: Tensor): Tensor => (t.shape.slice(-2).join() === `${h},${w}` ? t : interpolate(t.unsqueeze(1).float(), { size: [h, w], mode: 'nearest' }).squeeze(1).to(t.dtype));
-        const img = s.x.shape.slice(-2).join() === `${h},${w}` ? s.x.unsqueeze(0) : interpolate(s.x.unsqueeze(0).float(), { size: [h, w], mode: 'nearest' }).to(s.x.dtype);
-        return [img, fit(where(batch.y.eq(IGNORE_LABEL), 0, batch.y)), fit(p)];
+        // [1, C, H, W] at the first image's size; class maps [1, H, W] through a channel of their own.
+        const fit = (t: Tensor): Tensor => (t.shape.slice(-2).join() === `${h},${w}` ? t : interpolate(t.float(), { size: [h, w], mode: 'nearest' }).to(t.dtype));
+        const fitMap = (t: Tensor): Tensor => fit(t.unsqueeze(1)).squeeze(1);
+        return [fit(batch.x), fitMap(where(batch.y.eq(IGNORE_LABEL), 0, batch.y)), fitMap(p)];
       });
       return [0, 1, 2].map((j) => keep(cat(rows.map((r) => r[j]), 0)));
     }),

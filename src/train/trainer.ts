@@ -215,23 +215,24 @@ export interface Evaluation {
   /** Each class's recall (null: no images of it) and their mean, the balanced accuracy. */
   recall: (number | null)[];
   balancedTop1: number;
-  /** Top-1 confidence against accuracy in 15 bins, ECE and MCE (Guo et al. 2017). */
-  calibration: Calibration;
+  /** With `calibration`: top-1 confidence against accuracy in 15 bins, ECE and MCE (Guo et al. 2017). */
+  calibration?: Calibration;
   /** With `mistakes`: every wrongly classified image, the most confident first. */
   mistakes?: Mistake[];
 }
 
 /**
  * Test loss, top-1 and top-5 accuracy, the confusion matrix, each class's recall and their mean (balanced
- * accuracy), and calibration.
+ * accuracy), and with `calibration` how well its confidence matches its accuracy.
  * `flip`: test-time augmentation, the class probabilities averaged over each image and its mirror image
  * (the loss is then the negative log of the averaged probability of the true class).
  * `mistakes`: also list the images classified wrongly (their index in the loader's order: an unshuffled
  * loader's is the dataset's). `progress`: called after each batch with the images done and the set's size.
  */
-export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean; mistakes?: boolean; progress?: (done: number, total: number) => void } = {}): Promise<Evaluation> {
+export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, loader: DataLoader, limitBatches = 0, o: { flip?: boolean; mistakes?: boolean; calibration?: boolean; progress?: (done: number, total: number) => void } = {}): Promise<Evaluation> {
   const meter = new ClassificationMeter([1, 5]);
-  const calibration = new CalibrationMeter();
+  // Asked for by eval and calibrate; a training run's epochs do without the extra work.
+  const calibration = o.calibration ? new CalibrationMeter() : null;
   const mistakes: Mistake[] = [];
   // Built at the first batch, which shows the number of classes.
   const held: { confusion: ConfusionMatrix | null } = { confusion: null };
@@ -247,9 +248,9 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
           const logits = o.flip ? classProbabilities((x) => model.forward(x), b.x, true).log() : model.forward(b.x);
           meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
           (held.confusion ??= new ConfusionMatrix(logits.size(1))).update(logits, b.y);
-          const probs = softmax(logits, 1);
-          calibration.update(probs, b.y);
-          if (o.mistakes) mistakes.push(...wrongOnes(probs, b.y, seen));
+          const probs = calibration || o.mistakes ? softmax(logits, 1) : null;
+          if (calibration) calibration.update(probs!, b.y);
+          if (o.mistakes) mistakes.push(...wrongOnes(probs!, b.y, seen));
         }),
       );
       seen += b.y.size(0);
@@ -260,7 +261,7 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
     model.train(wasTraining);
     const confusion = held.confusion?.confusion() ?? [];
     const { recall, balanced } = recallPerClass(confusion);
-    return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion, recall, balancedTop1: balanced, calibration: calibration.result(), ...(o.mistakes ? { mistakes: mistakes.sort((a, b) => b.confidence - a.confidence || a.index - b.index) } : {}) };
+    return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion, recall, balancedTop1: balanced, ...(calibration ? { calibration: calibration.result() } : {}), ...(o.mistakes ? { mistakes: mistakes.sort((a, b) => b.confidence - a.confidence || a.index - b.index) } : {}) };
   } finally {
     held.confusion?.dispose();
   }

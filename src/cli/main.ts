@@ -12,7 +12,7 @@ import { DataSpec, FolderResize, imageSize, makeLoaders } from '../train/dataset
 import { CheckpointContents, RunRecord, fitWeights, readWeights, saveWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
-import { MIMIC_DEFAULTS, runMimic } from '../methods/mimic-run';
+import { MIMIC_DEFAULTS, SEGMENT_MIMIC_DEFAULTS, isSegmentationRun, runMimic, runSegmentMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
 import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../distributed';
@@ -393,20 +393,45 @@ addLabelOptions(addRecipeOptions(
 addRecipeOptions(
   program
     .command('mimic')
-    .description('mimic learning (Ba & Caruana 2014): train a shallow student on a deep teacher\'s logits (L2; or its soft targets with --temperature), and the same student on labels as control. Writes SUMMARY.md, report.json, curves.png')
-    .addOption(new Option('-m, --model <name>', 'the student').default(MIMIC_DEFAULTS.student).argParser(modelName)),
+    .description('mimic learning (Ba & Caruana 2014): train a shallow student on a deep teacher\'s logits (L2; or its soft targets with --temperature), and the same student on labels as control. A `segment` teacher teaches a segmentation student (default enet) at every pixel, on its own data. Writes SUMMARY.md, report.json, curves.png')
+    .addOption(new Option('-m, --model <name>', `the student (default: ${MIMIC_DEFAULTS.student}; for a segment teacher ${SEGMENT_MIMIC_DEFAULTS.student}, or any of ${listSegmentationModels().join(', ')})`).default(MIMIC_DEFAULTS.student)),
   { lr: MIMIC_DEFAULTS.lr, optimizer: MIMIC_DEFAULTS.optimizer, weightDecay: MIMIC_DEFAULTS.weightDecay, epochs: MIMIC_DEFAULTS.epochs },
 )
-  .option('-t, --teacher <file>', 'the teacher: a checkpoint from `tsvision train` (npm start writes the default)', MIMIC_DEFAULTS.teacher)
+  .option('-t, --teacher <file>', 'the teacher: a checkpoint from `tsvision train` (npm start writes the default) or `tsvision segment`', MIMIC_DEFAULTS.teacher)
   .option('--teacher-model <name>', 'for a teacher given as plain weights: its model', modelName)
   .option('--teacher-opt <key=value>', 'for a teacher given as plain weights: a model option, repeatable', collectOpt, {})
   .option('--no-control', 'skip training the student on labels')
   .option('--temperature <T>', "distil the teacher's soft targets at temperature T (Hinton et al. 2015: T² · KL of the softened distributions) instead of regressing its logits by L2 (the paper)", num('--temperature', { min: 0 }))
-  .option('-o, --out <dir>', 'output folder (a rerun reuses finished runs)', 'runs/mimic')
-  .action(async (o) => {
+  .option('--label-weight <w>', "segment teachers: add w × the labels' cross-entropy to the student's loss", num('--label-weight', { min: 0 }))
+  .option('-o, --out <dir>', 'output folder (a rerun reuses finished runs; default runs/mimic, runs/mimic-segment for a segment teacher)')
+  .action(async (o, cmd: Command) => {
     if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
+    const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
+    if (isSegmentationRun(o.teacher)) {
+      // The students read the teacher's data and follow their own paper's recipe: classifier-data flags have no place.
+      const classifierOnly = ['trainDir', 'testDir', 'testSplit', 'labels', 'testLabels', 'imageSize', 'resize', 'cropScale', 'normalize', 'channels', 'schedule', 'warmupEpochs', 'labelSmoothing', 'clipGradNorm', 'augment', 'colorJitter', 'trivialAugment', 'randomErase', 'teacherModel', 'teacherOpt'];
+      const wrong = classifierOnly.filter(given);
+      if (wrong.length) throw new InvalidArgumentError(`${wrong.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: ${o.teacher} is a segmentation network, whose students read its own data (scenes or folders) with their paper's recipe`);
+      const model = given('model') ? o.model : SEGMENT_MIMIC_DEFAULTS.student;
+      if (!isSegmentationModelName(model)) throw new InvalidArgumentError(`a segmentation teacher's student is a segmentation network (${listSegmentationModels().join(', ')}), got '${model}'`);
+      const recipe = Object.fromEntries((['epochs', 'lr', 'batchSize', 'optimizer', 'momentum', 'weightDecay', 'seed'] as const).filter(given).map((k) => [k, o[k]]));
+      const r = await runSegmentMimic(
+        {
+          teacher: o.teacher,
+          student: { ...recipe, model, modelOptions: o.opt, threads: o.threads ?? 0, limitBatches: o.limitBatches ?? 0, ...(o.accumulate > 1 ? { accumulate: o.accumulate as number } : {}), ...(o.bf16 ? { precision: 'bfloat16' as const } : {}) },
+          outDir: o.out ?? 'runs/mimic-segment',
+          control: o.control,
+          temperature: o.temperature,
+          labelWeight: o.labelWeight || undefined,
+        },
+        stderrLog,
+      );
+      console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
+      return;
+    }
+    if (o.labelWeight !== undefined) throw new InvalidArgumentError('--label-weight is for segmentation teachers (a checkpoint of `tsvision segment`)');
     const r = await runMimic(
-      { base: { ...recipeFrom(o), model: o.model }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out, control: o.control, temperature: o.temperature },
+      { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature },
       stderrLog,
     );
     console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
@@ -495,9 +520,15 @@ program
   .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
   .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
+  .option('--teacher <file>', "learn from a trained `segment` network's logits at every pixel (mimic learning, Ba & Caruana 2014) instead of the labels: a checkpoint or its weights, trained on data normalized alike with the same classes")
+  .option('--temperature <T>', "with --teacher: its soft targets at temperature T at every pixel (Hinton et al. 2015: T² · KL) instead of its logits by L2", num('--temperature', { min: 0 }))
+  .option('--label-weight <w>', "with --teacher: add w × the labels' cross-entropy (class weights, ignored pixels) to the student's loss", num('--label-weight', { min: 0 }))
   .option('--lr-find', `instead of training: the learning-rate range test (Smith 2017) with this run's network, data, optimizer and loss — ${LR_FIND_DEFAULTS.steps} steps from ${LR_FIND_DEFAULTS.start} to ${LR_FIND_DEFAULTS.end}; suggests --lr and writes <out>/lr-find.png and lr-find.json`)
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
+    if ((o.temperature !== undefined || o.labelWeight !== undefined) && !o.teacher) throw new InvalidArgumentError(`${o.temperature !== undefined ? '--temperature' : '--label-weight'} sets how a student learns from --teacher: give --teacher too`);
+    if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
+    if (o.teacher && o.resume) throw new InvalidArgumentError('--resume continues a run with its own settings (its teacher included): leave out --teacher');
     checkTestSource(o, 'folders of images/ and masks/');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
     const settings: Partial<SegmentConfig> = {
@@ -527,6 +558,7 @@ program
       limitBatches: o.limitBatches ?? 0,
       valSplit: o.valSplit || undefined,
       patience: o.patience,
+      teacher: o.teacher ? { file: o.teacher, ...(o.temperature ? { temperature: o.temperature as number } : {}), ...(o.labelWeight ? { labelWeight: o.labelWeight as number } : {}) } : undefined,
     };
     if (o.lrFind) {
       if (o.resume) throw new InvalidArgumentError('--lr-find starts a fresh network (with --backbone-init\'s weights where given); it does not resume a run');

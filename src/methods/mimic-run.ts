@@ -7,9 +7,15 @@ import { imageSize, makeLoaders } from '../train/datasets';
 import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
-import { loadTeacher } from './mimic';
-import { PhaseResult, pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
+import { loadSegmentationTeacher, loadTeacher } from './mimic';
+import { PhaseResult, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
+import { randn } from '../torch';
+import { readWeights } from '../train/checkpoint';
+import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, SegmentResult, evaluateSegmentation, isSegmentConfig, resolveSegmentConfig, segmentationData } from '../train/segment';
+import type { SegmentationModelName } from '../models/registry';
+import { measureLatency } from '../metrics/speed';
+import { Series, savePlotsPng } from '../report/plot';
 
 export const MIMIC_DEFAULTS = {
   /** `npm start` writes this teacher. */
@@ -121,4 +127,152 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   );
   log(`test top-1: teacher ${pct(tEval.top1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
   return { teacher: teacherFacts, student, mimic, labels, report, summary: md, curves };
+}
+
+// ---- Segmentation: a real-time student of a large network ---------------------------------------------------
+
+export const SEGMENT_MIMIC_DEFAULTS = {
+  /** The real-time network of the four; any segmentation network can be the student. */
+  student: 'enet' as SegmentationModelName,
+};
+
+export interface SegmentMimicConfig {
+  /** A `tsvision segment` checkpoint (or its weights): its network teaches, and its data is the students'. */
+  teacher: string;
+  /**
+   * The students' run: model (default enet) and its options, and what differs from that model's paper recipe
+   * (epochs, lr, batchSize, seed, threads, limitBatches, accumulate, precision, ...). The data — scenes or
+   * folders, augmentation — is the teacher's run's, so that both are scored on the same test images.
+   */
+  student: Partial<SegmentConfig>;
+  outDir: string;
+  /** Also train the student on the labels with its paper's loss (the comparison). */
+  control?: boolean;
+  /** Soft targets at this temperature instead of the logits' L2. */
+  temperature?: number;
+  /** Also this weight × the labels' cross-entropy in the distilled student's loss. */
+  labelWeight?: number;
+}
+
+export interface SegmentModelFacts {
+  name: string;
+  parameters: number;
+  multAdds: number;
+  /** CPU milliseconds per image at the training size (batch 1; teacher and student in turns, medians). */
+  ms: number;
+  testMIoU: number;
+}
+
+export interface SegmentStudentRun {
+  dir: string;
+  testMIoU: number;
+  testPixelAccuracy: number;
+  /** Test mIoU after each epoch. */
+  curve: number[];
+  weights: string;
+}
+
+export interface SegmentMimicResult {
+  teacher: SegmentModelFacts;
+  student: Omit<SegmentModelFacts, 'testMIoU'>;
+  mimic: SegmentStudentRun;
+  labels: SegmentStudentRun | null;
+  report: string;
+  summary: string;
+  curves: string;
+}
+
+/** Whether a file holds a `tsvision segment` run's network (its run record names scenes). */
+export function isSegmentationRun(file: string): boolean {
+  const { run } = readWeights(file);
+  return isSegmentConfig(run?.config);
+}
+
+/**
+ * Mimic learning for segmentation: a student network (ENet by default) trained on a larger network's logits
+ * at every pixel, and the same student trained on the labels with its paper's loss, on the teacher's data;
+ * both scored, with the teacher, on the same test images, beside their sizes and CPU latency.
+ */
+export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) => console.log(l)): Promise<SegmentMimicResult> {
+  const { run } = readWeights(c.teacher);
+  if (!isSegmentConfig(run?.config)) throw new Error(`teacher ${c.teacher} is not a checkpoint (or weights) of \`tsvision segment\``);
+  const t: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...run.config };
+  const studentModel = c.student.model ?? SEGMENT_MIMIC_DEFAULTS.student;
+  // The teacher's data, as its run read it: scenes of the same seed (their layouts) or the same folders.
+  const data: Partial<SegmentConfig> = { scenes: t.scenes, folders: t.folders, augment: t.augment, colorJitter: t.colorJitter, seed: t.seed, ...(t.valSplit ? { valSplit: t.valSplit } : {}) };
+  const base = (dir: string): SegmentConfig => resolveSegmentConfig({ ...data, ...c.student, model: studentModel, outDir: path.join(c.outDir, dir) });
+  const T = c.temperature;
+  const words = T
+    ? { phase: `distil-T${T}`, target: `the teacher's soft targets at every pixel, T = ${T}`, title: 'Knowledge distillation', short: 'distilled', curve: `student, distilled (T = ${T})` }
+    : { phase: 'mimic', target: "the teacher's logits at every pixel, L2", title: 'Mimic learning', short: 'mimic', curve: 'student, mimic (teacher logits, L2)' };
+  const teacherSpec = { file: c.teacher, ...(T ? { temperature: T } : {}), ...(c.labelWeight ? { labelWeight: c.labelWeight } : {}) };
+  const withLabels = c.labelWeight ? ` + ${c.labelWeight} × labels` : '';
+
+  const mimicRun = await runSegmentPhase({ ...base(words.phase), teacher: teacherSpec }, log, `${words.short} student`);
+  const labelRun = (c.control ?? MIMIC_DEFAULTS.control) ? await runSegmentPhase(base('labels'), log, 'student on labels') : null;
+
+  // The teacher scored on the students' test images; sizes and latency at the training size.
+  const probe = await segmentationData({ ...base('labels') }, { train: false });
+  let teacherFacts: SegmentModelFacts;
+  let studentFacts: Omit<SegmentModelFacts, 'testMIoU'>;
+  try {
+    const teacher = loadSegmentationTeacher(teacherSpec, { classes: probe.classes, inChannels: probe.inChannels, folders: Boolean(t.folders) });
+    log(`teacher ${t.model} from ${c.teacher}: evaluating on the test set`);
+    const tEval = await evaluateSegmentation(teacher.model, probe.test, probe.classes.length, null, c.student.limitBatches ?? 0);
+    const input = [1, probe.inChannels, ...probe.inputSize];
+    log(`measuring CPU latency at ${input.slice(2).join('×')}, batch 1 (teacher and student in turns)`);
+    const [tLat, sLat] = measureLatency([teacher.model, mimicRun.model], randn(input).keep());
+    const facts = (m: Module): { parameters: number; multAdds: number } => {
+      const s = summary(m, input);
+      return { parameters: s.totalParams, multAdds: s.totalMultAdds };
+    };
+    teacherFacts = { name: t.model, ...facts(teacher.model), ms: tLat.ms, testMIoU: tEval.mIoU };
+    studentFacts = { name: studentModel, ...facts(mimicRun.model), ms: sLat.ms };
+  } finally {
+    probe.dispose();
+  }
+
+  const studentRun = (r: SegmentResult): SegmentStudentRun => ({ dir: path.dirname(r.checkpoint), testMIoU: r.final!.testMIoU, testPixelAccuracy: r.final!.testPixelAccuracy, curve: r.history.map((h) => h.testMIoU), weights: r.weights });
+  const mimic = studentRun(mimicRun);
+  const labels = labelRun && studentRun(labelRun);
+  const curves = path.join(c.outDir, 'curves.png');
+  const line = (name: string, r: SegmentStudentRun): Series => ({ name, points: r.curve.map((m, i): [number, number] => [i + 1, 100 * m]) });
+  const epochs = Math.max(mimic.curve.length, labels?.curve.length ?? 0);
+  await savePlotsPng(curves, [{
+    title: `${studentModel} student of ${t.model}: test mIoU per epoch`,
+    xLabel: 'epoch',
+    yLabel: 'test mIoU (%)',
+    series: [
+      line(words.curve + withLabels, mimic),
+      ...(labels ? [line("student, labels (its paper's loss)", labels)] : []),
+      { name: `teacher (${t.model})`, points: [[1, 100 * teacherFacts.testMIoU], [epochs, 100 * teacherFacts.testMIoU]] },
+    ],
+  }]);
+  const report = path.join(c.outDir, 'report.json');
+  writeJsonAtomic(report, { method: T ? `knowledge distillation at every pixel (Hinton et al. 2015), temperature ${T}` : 'mimic learning at every pixel (Ba & Caruana 2014)', labelWeight: c.labelWeight ?? 0, teacher: { file: c.teacher, ...teacherFacts }, student: { model: studentModel, options: c.student.modelOptions ?? {}, ...studentFacts }, recipe: base(words.phase), runs: { mimic, labels } });
+  const md = path.join(c.outDir, 'SUMMARY.md');
+  const row = (label: string, f: Omit<SegmentModelFacts, 'testMIoU'>, mIoU: number, note: string): string =>
+    `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${f.ms.toFixed(2)} | ${pct(mIoU)} | ${note} |`;
+  const recipe = base(words.phase);
+  writeFileAtomic(
+    md,
+    [
+      `# ${words.title} for segmentation: ${studentModel} student of ${t.model}`,
+      '',
+      `Recipe for both students: ${studentModel}'s (${recipe.epochs} epochs, ${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, seed ${recipe.seed}), on the teacher's data. Latency: CPU, batch 1, ${probe.inputSize.join('×')}, median of interleaved runs.`,
+      '',
+      '| model | parameters | mult-adds | ms | test mIoU | trained on |',
+      '|---|---:|---:|---:|---:|---|',
+      row(`teacher (${t.model})`, teacherFacts, teacherFacts.testMIoU, `labels (${c.teacher})`),
+      row(`student (${studentModel})`, studentFacts, mimic.testMIoU, `${words.target}${withLabels} (${mimic.dir})`),
+      labels ? row(`student (${studentModel})`, studentFacts, labels.testMIoU, `labels, its paper's loss (${labels.dir})`) : '',
+      '',
+      labels ? `${words.short} − labels: ${(100 * (mimic.testMIoU - labels.testMIoU)).toFixed(2)} points of mIoU (one seed).` : '',
+      '',
+      '![test mIoU per epoch](curves.png)',
+      '',
+    ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
+  );
+  log(`test mIoU: teacher ${pct(teacherFacts.testMIoU)} · student ${words.short} ${pct(mimic.testMIoU)}${labels ? ` · student on labels ${pct(labels.testMIoU)}` : ''}`);
+  return { teacher: teacherFacts, student: studentFacts, mimic, labels, report, summary: md, curves };
 }

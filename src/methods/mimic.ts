@@ -5,7 +5,8 @@
 // classes look alike), which is what lets the shallow net match more of the deep one.
 import { Tensor, isHalfFloat, klDiv, logSoftmax, noGrad } from '../torch';
 import { Classifier } from '../models/common';
-import { ModelName, createClassifier, isModelName } from '../models/registry';
+import { ModelName, SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel, isModelName, isSegmentationModelName } from '../models/registry';
+import { SegmentationNet, forwardAnySize, pixelLoss } from '../models/segmentation';
 import { fitWeights, readWeights } from '../train/checkpoint';
 import type { DataSpec } from '../train/datasets';
 
@@ -91,4 +92,105 @@ function normalizeData(d: DataSpec): DataSpec {
   // random crops (cropScale) changes them: the teacher answers the student's batches.
   const { valSplit: _, cropScale: __, ...images } = d;
   return { ...images, size: images.size ?? 32, channels: images.channels ?? 3 };
+}
+
+// ---- Segmentation: the same targets at every pixel --------------------------------------------------------
+// A segmentation network is a classifier per pixel, so mimicry carries over pixel by pixel: the student's
+// logits at each pixel regress the teacher's there (or match its soft targets at T, the "pixel-wise
+// distillation" of Liu et al. 2019). Every pixel counts, labelled or not: the teacher answers them all, which
+// is what lets unlabelled (ignored, 255) regions teach the student too.
+
+/** [N, K, H, W] logits as [N·H·W, K] rows, one per pixel. */
+const pixelRows = (t: Tensor): Tensor => t.permute(0, 2, 3, 1).reshape(-1, t.size(1));
+
+function checkPixelLogits(what: string, student: Tensor, teacher: Tensor): void {
+  const [a, b] = [student.shape, teacher.shape];
+  if (a.length !== 4 || a.join(',') !== b.join(',')) throw new Error(`${what}: student logits [${a}] and teacher logits [${b}] must both be [batch, classes, height, width]`);
+}
+
+/** mimicLoss at every pixel: ½‖g − z‖² over the classes, averaged over the batch's pixels. */
+export function pixelMimicLoss(student: Tensor, teacher: Tensor): Tensor {
+  checkPixelLogits('pixelMimicLoss', student, teacher);
+  return mimicLoss(pixelRows(student), pixelRows(teacher));
+}
+
+/** distillationLoss at every pixel: T² · KL of the softened distributions, averaged over the batch's pixels. */
+export function pixelDistillationLoss(student: Tensor, teacher: Tensor, temperature: number): Tensor {
+  checkPixelLogits('pixelDistillationLoss', student, teacher);
+  return distillationLoss(pixelRows(student), pixelRows(teacher), temperature);
+}
+
+/** How a segmentation student learns from its teacher (SegmentConfig.teacher). */
+export interface SegmentTeacherSpec {
+  /** A `tsvision segment` checkpoint or the weights it wrote. */
+  file: string;
+  /** Soft targets at this temperature (Hinton et al. 2015) instead of the logits by L2 (Ba & Caruana 2014). */
+  temperature?: number;
+  /**
+   * Also this weight × the labels' cross-entropy on the student's logits (class weights and ignored pixels
+   * as the run's), as distillation is usually paired with the labels; 0 or absent: the teacher alone.
+   */
+  labelWeight?: number;
+}
+
+export interface SegmentationTeacher {
+  model: SegmentationNet;
+  name: string;
+  /** Its run's last test mIoU, where the file records one. */
+  testMIoU: number | null;
+  /** One line for the log. */
+  description: string;
+  /** Logits [N, K, H, W] at the input's size: eval mode, no autograd, float32; any size (padded to its strides). */
+  logits(x: Tensor): Tensor;
+  /** The loss of a student's logits for images whose teacher logits are `z` and labels `labels`. */
+  loss(student: Tensor, z: Tensor, labels: Tensor, weight: Tensor | null): Tensor;
+}
+
+/** What the student's run reads, which the teacher's run must have read alike. */
+export interface SegmentStudentData {
+  classes: readonly string[];
+  inChannels: number;
+  /** Whether the student reads image folders (normalized as ImageNet) rather than the scenes (as Fashion-MNIST). */
+  folders: boolean;
+}
+
+/**
+ * A `segment` run's network as a teacher for a student reading `student`: both must see images normalized
+ * alike (scenes, or folders of as many channels) and answer the same classes, or the teacher's logits would
+ * answer another question.
+ */
+export function loadSegmentationTeacher(spec: SegmentTeacherSpec, student: SegmentStudentData): SegmentationTeacher {
+  if (spec.temperature !== undefined && !(spec.temperature > 0)) throw new RangeError(`teacher: the temperature must be positive, got ${spec.temperature}`);
+  if (spec.labelWeight !== undefined && !(spec.labelWeight >= 0)) throw new RangeError(`teacher: the label weight must be 0 or more, got ${spec.labelWeight}`);
+  const { weights, checkpoint, run } = readWeights(spec.file);
+  const cfg = run?.config as { model?: string; modelOptions?: Record<string, unknown>; scenes?: unknown; folders?: { channels: number } } | undefined;
+  if (!cfg?.scenes || !cfg.model || !isSegmentationModelName(cfg.model)) throw new Error(`teacher ${spec.file} is not a checkpoint (or weights) of \`tsvision segment\``);
+  const classes = (run!.classes as string[] | undefined) ?? [];
+  const reads = (folders: boolean, channels: number): string => (folders ? `image folders, ${channels} channel${channels === 1 ? '' : 's'}` : 'Fashion-MNIST scenes');
+  const [theirs, ours] = [reads(Boolean(cfg.folders), cfg.folders?.channels ?? 1), reads(student.folders, student.inChannels)];
+  if (theirs !== ours) throw new Error(`teacher ${spec.file} was trained on ${theirs}, the student reads ${ours}: its logits would answer differently normalized images`);
+  if (classes.join('\n') !== student.classes.join('\n')) {
+    throw new Error(`teacher ${spec.file} knows ${classes.length} classes (${classes.join(', ')}), the student's data ${student.classes.length} (${student.classes.join(', ')}): they must be the same, in the same order`);
+  }
+  const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: student.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+  fitWeights(model, weights, `teacher ${spec.file} does not fit its model`);
+  model.eval();
+  model.freeze();
+  const history = (checkpoint?.state as { history?: { testMIoU: number }[] } | undefined)?.history;
+  const testMIoU = history?.length ? history[history.length - 1].testMIoU : null;
+  const T = spec.temperature;
+  const how = T ? `knowledge distillation: the soft targets (temperature ${T}) at every pixel` : 'mimic learning: L2 regression on the logits at every pixel';
+  const labels = spec.labelWeight ? `, + ${spec.labelWeight} × the labels' cross-entropy` : '';
+  const mIoU = testMIoU === null ? '' : `, test mIoU ${(100 * testMIoU).toFixed(2)}%`;
+  return {
+    model,
+    name: cfg.model,
+    testMIoU,
+    description: `${how} of ${cfg.model} from ${spec.file} (${model.numParameters().toLocaleString('en-US')} parameters${mIoU})${labels}`,
+    logits: (x) => noGrad(() => f32(forwardAnySize(model, x))),
+    loss: (s, z, y, weight) => {
+      const l = T ? pixelDistillationLoss(s, z, T) : pixelMimicLoss(s, z);
+      return spec.labelWeight ? l.add(pixelLoss(s, y, { weight }).mul(spec.labelWeight)) : l;
+    },
+  };
 }

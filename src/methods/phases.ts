@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TrainConfig, TrainResult, Logger, train } from '../train/trainer';
 import { readCheckpoint } from '../train/checkpoint';
+import { SegmentConfig, SegmentResult, trainSegmentation } from '../train/segment';
 import { savePlotsPng, Series } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 
@@ -84,3 +85,24 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 }
 
 export const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+
+/**
+ * A `segment` run in `want.outDir` that a rerun continues (interrupted) or takes as it is (finished): the
+ * folder's earlier run must have had the same settings, or it is an error naming the ones that differ.
+ */
+export async function runSegmentPhase(want: SegmentConfig, log: Logger, what = 'run'): Promise<SegmentResult> {
+  const ckpt = path.join(want.outDir, 'checkpoint.safetensors');
+  let resume: string | undefined;
+  if (fs.existsSync(ckpt)) {
+    const { state } = readCheckpoint(ckpt);
+    const before = state.config as SegmentConfig;
+    const same = (k: keyof SegmentConfig): boolean => JSON.stringify(before[k]) === JSON.stringify(want[k]);
+    const differ = (['model', 'modelOptions', 'init', 'epochs', 'lr', 'scenes', 'folders', 'seed', 'teacher', 'limitBatches'] as const).filter((k) => !same(k));
+    if (differ.length) throw new Error(`${want.outDir} holds a ${what} with other settings (${differ.join(', ')}); remove it or choose another output folder`);
+    log(state.epoch >= want.epochs ? `${what}: finished earlier in ${want.outDir}, reusing it` : `continuing the ${what} in ${want.outDir}`);
+    resume = ckpt;
+  }
+  const r = await trainSegmentation(resume ? { resume, outDir: want.outDir, threads: want.threads } : want, log);
+  if (r.status !== 'finished' || !r.final) throw new PhaseInterrupted(what, ckpt);
+  return r;
+}

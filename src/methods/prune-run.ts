@@ -9,14 +9,14 @@ import { Tensor, randn, saveSafetensors } from '../torch';
 import { TrainConfig, Logger, evaluate } from '../train/trainer';
 import { imageSize, makeLoaders } from '../train/datasets';
 import { CheckpointContents, fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
-import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, evaluateSegmentation, segmentationData, trainSegmentation } from '../train/segment';
+import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, evaluateSegmentation, segmentationData } from '../train/segment';
 import { summary } from '../metrics/summary';
 import { measureLatency } from '../metrics/speed';
 import { SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel } from '../models/registry';
 import { Classifier } from '../models/common';
 import { SegmentationNet } from '../models/segmentation';
 import { FilterPrunable, FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
-import { pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
+import { pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 
 /** ICNet keeps half of each layer's kernels; fine-tuning recovers the accuracy. */
@@ -195,17 +195,7 @@ async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointCont
     async finetune(options, init, epochs, lr, dir) {
       const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit, ...(c.recipe?.accumulate ? { accumulate: c.recipe.accumulate } : {}) };
       // A rerun (say, to measure latency on a quiet machine) continues or reuses the same fine-tuning.
-      const ckpt = path.join(dir, 'checkpoint.safetensors');
-      let resume: string | undefined;
-      if (fs.existsSync(ckpt)) {
-        const before = readCheckpoint(ckpt).state.config as SegmentConfig;
-        const same = (k: keyof SegmentConfig): boolean => JSON.stringify(before[k]) === JSON.stringify(want[k]);
-        const differ = (['model', 'modelOptions', 'init', 'epochs', 'lr', 'scenes', 'limitBatches'] as const).filter((k) => !same(k));
-        if (differ.length) throw new Error(`${dir} holds a fine-tuning with other settings (${differ.join(', ')}); remove it or choose another --out`);
-        log(`continuing the fine-tuning in ${dir}`);
-        resume = ckpt;
-      }
-      const r = await trainSegmentation(resume ? { resume, outDir: dir } : want, log);
+      const r = await runSegmentPhase(want, log, 'fine-tuning');
       if (!r.final) throw new Error('filter pruning: fine-tuning was interrupted');
       return { model: r.model, score: r.final.testMIoU, weights: r.weights, curves: r.curves };
     },

@@ -5,11 +5,11 @@
 // `divergence` times its lowest value.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, crossEntropy, manualSeed, setNumThreads, tidy } from '../torch';
+import { Tensor, crossEntropy, manualSeed, setNumThreads, tidy } from '../torch';
 import { Batch, DataLoader, disposeBatch } from '../data';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
-import { SegmentConfig, buildSegmentationModel, resolveSegmentConfig, runClassWeights, segmentationData } from './segment';
+import { SegmentConfig, buildSegmentationModel, resolveSegmentConfig, runClassWeights, runTeacher, segmentationData, segmentationObjective } from './segment';
 import { createClassifier } from '../models/registry';
 import { DEFAULT_CONFIG, TrainConfig } from './trainer';
 import { makeLoaders } from './datasets';
@@ -111,8 +111,8 @@ export async function findSegmentationLearningRate(cfgIn: Partial<SegmentConfig>
     weight = await runClassWeights(cfg, data);
     const { optimizer } = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: f.start, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'none', warmupEpochs: 0 }, f.steps, f.steps);
     model.train();
-    const loss = (b: Batch): Tensor => model.trainingLoss(b.x, b.y, { weight });
-    return await sweep(data.train!, optimizer, (b) => (cfg.precision === 'bfloat16' ? autocast(() => loss(b)) : loss(b)), f, log, cfg.accumulate);
+    const objective = segmentationObjective(model, cfg, weight, runTeacher(cfg, data, log));
+    return await sweep(data.train!, optimizer, (b) => objective(b.x, b.y), f, log, cfg.accumulate);
   } finally {
     weight?.dispose();
     data.dispose();

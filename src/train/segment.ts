@@ -31,6 +31,7 @@ import { NonFiniteLossError, describePrecision } from './trainer';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
 import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate } from './accumulate';
+import { SegmentTeacherSpec, SegmentationTeacher, loadSegmentationTeacher } from '../methods/mimic';
 
 export interface SegmentConfig {
   model: SegmentationModelName;
@@ -90,6 +91,11 @@ export interface SegmentConfig {
   valSplit?: number;
   /** Early stopping: end once this many epochs have passed without a better validation mIoU (needs valSplit). */
   patience?: number;
+  /**
+   * Learn from a trained segmentation network's logits at every pixel (mimic learning, or distillation at a
+   * temperature) instead of the labels, or beside them (labelWeight). The test loss stays the labels'.
+   */
+  teacher?: SegmentTeacherSpec;
 }
 
 export interface SegmentAugment {
@@ -392,6 +398,29 @@ export async function runClassWeights(cfg: Pick<SegmentConfig, 'classWeights'>, 
   return enetClassWeights(shard ? Float64Array.from(dist.sumAcrossRanks(Array.from(counts))) : counts, data.classes.length).keep();
 }
 
+/**
+ * What a run trains on, as a function of a batch's images and labels: the network's paper loss (auxiliary and
+ * guidance terms, class weights, ignored pixels) or, with a teacher, the student's final logits against the
+ * teacher's (whose logits come in float32 outside autocast: the targets are not rounded). Under 'bfloat16'
+ * the student's part runs in autocast.
+ */
+export function segmentationObjective(model: SegmentationNet, cfg: Pick<SegmentConfig, 'precision'>, weight: Tensor | null, teacher: SegmentationTeacher | null): (x: Tensor, y: Tensor) => Tensor {
+  const inPrecision = (f: () => Tensor): Tensor => (cfg.precision === 'bfloat16' ? autocast(f) : f());
+  if (!teacher) return (x, y) => inPrecision(() => model.trainingLoss(x, y, { weight }));
+  return (x, y) => {
+    const z = teacher.logits(x);
+    return inPrecision(() => teacher.loss(model.forward(x), z, y, weight));
+  };
+}
+
+/** The run's teacher (SegmentConfig.teacher) for its data, logged; null without one. */
+export function runTeacher(cfg: Pick<SegmentConfig, 'teacher' | 'folders'>, data: Pick<SegmentationData, 'classes' | 'inChannels'>, log: Logger): SegmentationTeacher | null {
+  if (!cfg.teacher) return null;
+  const teacher = loadSegmentationTeacher(cfg.teacher, { classes: data.classes, inChannels: data.inChannels, folders: Boolean(cfg.folders) });
+  log(teacher.description);
+  return teacher;
+}
+
 export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
   let cfg = resolveSegmentConfig(cfgIn);
   const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
@@ -427,6 +456,8 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   // sums are added up, so every rank gets the whole set's weights for a 1/N share of the decoding.
   const countShard = world > 1 && cfg.folders ? { rank, worldSize: world } : undefined;
   const weight = await runClassWeights(cfg, data, countShard);
+  const teacher = runTeacher(cfg, data, log);
+  const objective = segmentationObjective(model, cfg, weight, teacher);
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'poly', warmupEpochs: 0 }, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
@@ -479,10 +510,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         // Without synchronized BatchNorm, rank 0's statistics before every step, as PyTorch's DDP does.
         if (ddp && !syncBn) ddp.syncBuffers();
         opt.zeroGrad();
-        const part = (start: number, length: number): PartLoss => {
-          const loss = (): Tensor => model.trainingLoss(batch.x.narrow(0, start, length), batch.y.narrow(0, start, length), { weight });
-          return { loss: cfg.precision === 'bfloat16' ? autocast(loss) : loss() };
-        };
+        const part = (start: number, length: number): PartLoss => ({ loss: objective(batch.x.narrow(0, start, length), batch.y.narrow(0, start, length)) });
         let { loss } = backwardInParts(batch.x.size(0), cfg.accumulate ?? 1, part);
         tidy(() => {
           ddp?.syncGradients();
@@ -534,7 +562,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history, ...(best ? { best } : {}), ...(stoppedEarly ? { stoppedEarly } : {}) }, null, 2) + '\n');
         const withVal = history.some((h) => h.valMIoU !== undefined);
         await savePlotsPng(files.curves, [
-          { title: 'Loss', xLabel: 'epoch', yLabel: 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, ...(withVal ? [{ name: 'validation', points: history.map((h): [number, number] => [h.epoch, h.valLoss ?? NaN]) }] : []), { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
+          { title: teacher ? `Loss (train: ${cfg.teacher?.temperature ? 'distillation' : 'mimic L2'}${cfg.teacher?.labelWeight ? ' + labels' : ''}; test: cross-entropy)` : 'Loss', xLabel: 'epoch', yLabel: teacher ? 'loss' : 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, ...(withVal ? [{ name: 'validation', points: history.map((h): [number, number] => [h.epoch, h.valLoss ?? NaN]) }] : []), { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
           { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, ...(withVal ? [{ name: 'validation mIoU', points: history.map((h): [number, number] => [h.epoch, 100 * (h.valMIoU ?? NaN)]) }] : []), { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
         ]);
         await writeOverlays(model, data, files.overlays, classes);

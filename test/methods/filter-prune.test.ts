@@ -218,7 +218,7 @@ test('end to end: prune a trained ICNet, fine-tune it with its own recipe, and r
   // A rerun reuses the finished fine-tuning (to re-measure latency, say); another keep rate leaves the folder alone.
   const logs: string[] = [];
   const again = await runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.5, finetuneEpochs: 1, recipe: { threads: 1 } }, (l) => logs.push(l));
-  assert.ok(logs.some((l) => l.startsWith('continuing the fine-tuning')), logs.join('\n'));
+  assert.ok(logs.some((l) => l.startsWith('fine-tuning: finished earlier')), logs.join('\n'));
   assert.equal(again.finetuned.score, r.finetuned.score);
   const pruned = fs.readFileSync(path.join(dir, 'prune', 'pruned.safetensors'));
   await assert.rejects(runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.25 }, () => {}), /holds the pruning of .* at keep rate 0.5; choose another --out/);

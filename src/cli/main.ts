@@ -452,11 +452,12 @@ program
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
   .option('--limit-batches <n>', 'use only this many batches per epoch (quick checks)', num('--limit-batches', { int: true, min: 1 }))
   .option('--accumulate <n>', `fine-tuning: ${ACCUMULATE_HELP} (default: as the original run)`, num('--accumulate', { int: true, min: 1 }))
+  .option('--distil', "fine-tune on the original network's logits (mimic learning, L2; at every pixel for segmentation networks) instead of the labels")
   .option('-o, --out <dir>', 'output folder (a rerun reuses a finished fine-tuning)', 'runs/prune')
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
     const r = await runFilterPrune(
-      { checkpoint: o.checkpoint, outDir: o.out, keepRate: o.keep, finetuneEpochs: o.finetuneEpochs, lrScale: o.lrScale, latencyBatch: o.latencyBatch, recipe: { threads: o.threads ?? 0, limitBatches: o.limitBatches ?? 0, ...(o.accumulate > 1 ? { accumulate: o.accumulate as number } : {}) } },
+      { checkpoint: o.checkpoint, outDir: o.out, keepRate: o.keep, distil: Boolean(o.distil), finetuneEpochs: o.finetuneEpochs, lrScale: o.lrScale, latencyBatch: o.latencyBatch, recipe: { threads: o.threads ?? 0, limitBatches: o.limitBatches ?? 0, ...(o.accumulate > 1 ? { accumulate: o.accumulate as number } : {}) } },
       stderrLog,
     );
     console.log(`summary: ${r.summary}\nreport:  ${r.report}\nweights: ${r.finetune.weights}`);

@@ -34,6 +34,11 @@ export interface FilterPruneConfig {
   recipe?: Partial<TrainConfig>;
   /** Batch size of the latency measurement. */
   latencyBatch?: number;
+  /**
+   * Fine-tune on the original network's logits (mimic learning; at every pixel for segmentation networks)
+   * instead of the labels: the unpruned network teaches its pruned copy what it answered.
+   */
+  distil?: boolean;
 }
 
 export interface Measured {
@@ -51,7 +56,7 @@ export interface FilterPruneResult {
   pruned: Measured;
   finetuned: Measured;
   layers: FilterPruneLayer[];
-  finetune: { dir: string; epochs: number; lr: number; weights: string; curves: string };
+  finetune: { dir: string; epochs: number; lr: number; weights: string; curves: string; distil: boolean };
   summary: string;
   report: string;
 }
@@ -122,7 +127,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
     pruned: facts(pruned, tPruned, prunedScore),
     finetuned: facts(ft.model, tPruned, ft.score),
   };
-  const finetune = { dir, epochs, lr, weights: ft.weights, curves: ft.curves };
+  const finetune = { dir, epochs, lr, weights: ft.weights, curves: ft.curves, distil: Boolean(c.distil) };
 
   const report = reportFile;
   writeJsonAtomic(report, { method: 'filter pruning by L1 norm (ICNet §5; Li et al. 2017)', model: task.model, metric: task.metric, checkpoint: c.checkpoint, keepRate, latencyInput: input, layers, modelOptions: { ...task.modelOptions, ...options }, ...result, finetune });
@@ -134,7 +139,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
     [
       `# Filter pruning: ${task.model}, ${pct(keepRate)} of each layer's filters kept`,
       '',
-      `From ${c.checkpoint}; fine-tuned ${epochs} epochs at lr ${lr} (${dir}). Latency: CPU, batch ${input[0]}, ${input.slice(1).join('×')}, median of interleaved runs.`,
+      `From ${c.checkpoint}; fine-tuned ${epochs} epochs at lr ${lr}${c.distil ? " on the original network's logits (mimic learning, L2)" : ''} (${dir}). Latency: CPU, batch ${input[0]}, ${input.slice(1).join('×')}, median of interleaved runs.`,
       '',
       `| model | parameters | mult-adds | ms / batch | images/s | ${task.metric} |`,
       '|---|---:|---:|---:|---:|---:|',
@@ -168,7 +173,9 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
     build,
     score: async (m) => (await evaluate(m as unknown as Classifier, loaders.test, c.recipe?.limitBatches ?? 0)).top1,
     async finetune(options, init, epochs, lr) {
-      const phase = await runPhase(c.outDir, 'finetune', { ...cfg, ...c.recipe, modelOptions: { ...cfg.modelOptions, ...options }, epochs, lr, warmupEpochs: 0, init, method: null }, log);
+      // Distilled: the original's logits are the targets, so the labels' mixing and weighting have no place.
+      const targets: Partial<TrainConfig> = c.distil ? { method: { kind: 'mimic', teacher: c.checkpoint }, mixup: 0, cutmix: 0, classWeights: undefined } : { method: null };
+      const phase = await runPhase(c.outDir, 'finetune', { ...cfg, ...c.recipe, modelOptions: { ...cfg.modelOptions, ...options }, epochs, lr, warmupEpochs: 0, init, ...targets }, log);
       const model = build(options);
       loadWeights(phase.weights, model);
       const curves = path.join(c.outDir, 'curves.png');
@@ -193,7 +200,7 @@ async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointCont
     build,
     score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, test, classes.length, null, limit)).mIoU,
     async finetune(options, init, epochs, lr, dir) {
-      const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit, ...(c.recipe?.accumulate ? { accumulate: c.recipe.accumulate } : {}) };
+      const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, teacher: c.distil ? { file: c.checkpoint } : undefined, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit, ...(c.recipe?.accumulate ? { accumulate: c.recipe.accumulate } : {}) };
       // A rerun (say, to measure latency on a quiet machine) continues or reuses the same fine-tuning.
       const r = await runSegmentPhase(want, log, 'fine-tuning');
       if (!r.final) throw new Error('filter pruning: fine-tuning was interrupted');

@@ -10,7 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, PReLU } from '../../src/nn';
-import { createModel, createSegmentationModel } from '../../src/models/registry';
+import { createClassifier, createModel, createSegmentationModel } from '../../src/models/registry';
+import { makeLoaders } from '../../src/train/datasets';
+import { loadWeights } from '../../src/train/checkpoint';
+import { mimicLoss } from '../../src/methods/mimic';
 import { ENet, ENetBottleneck, UpsamplingBottleneck } from '../../src/models/enet';
 import { DeepLabV3 } from '../../src/models/deeplabv3';
 import { FilterChain, FilterPrunable, isFilterPrunable, pruneFilters } from '../../src/methods/prune';
@@ -241,4 +244,43 @@ test('end to end: prune a trained ENet, fine-tune it with its own recipe, and re
   assert.equal(ft.config.init, path.join(dir, 'prune', 'pruned.safetensors'));
   assert.deepEqual(ft.config.modelOptions.filterWidths, Object.fromEntries(r.layers.map((l) => [l.name, l.after])), 'the fine-tuned ENet is rebuilt at the pruned widths');
   assert.match(fs.readFileSync(r.summary, 'utf8'), /\| pruned \+ fine-tuned \| /);
+});
+
+test('--distil: the pruned network fine-tunes on the original\'s logits (classifiers by mimicry, segmentation networks at every pixel) and ends closer to them than on labels', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-fprune-distil-'));
+  try {
+    const t = await train({ model: 'cnn', modelOptions: { widths: [8, 16], hidden: 32 }, epochs: 1, batchSize: 64, limitBatches: 30, threads: 1, outDir: path.join(dir, 'base') }, () => {});
+    const run = (distil: boolean) => runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, distil ? 'distil' : 'labels'), keepRate: 0.5, finetuneEpochs: 1, recipe: { limitBatches: 20, threads: 1 }, distil }, () => {});
+    const [labels, distilled] = [await run(false), await run(true)];
+    const cfg = JSON.parse(fs.readFileSync(path.join(distilled.finetune.dir, 'report.json'), 'utf8')).config;
+    assert.deepEqual(cfg.method, { kind: 'mimic', teacher: t.checkpoint });
+    assert.equal(distilled.finetune.distil, true);
+    assert.match(fs.readFileSync(distilled.summary, 'utf8'), /on the original network's logits \(mimic learning, L2\)/);
+    // Distance to the original's logits on test images: the distilled copy's below the labels-tuned one's.
+    const loaders = makeLoaders({ kind: 'fashion-mnist' }, { batchSize: 500, seed: 0, augment: false });
+    const load = (file: string, options: Record<string, unknown>) => {
+      const m = createClassifier('cnn', { widths: [8, 16], hidden: 32, ...options }, loaders);
+      loadWeights(file, m);
+      m.eval();
+      return m;
+    };
+    const original = load(t.weights, {});
+    const options = JSON.parse(fs.readFileSync(labels.report, 'utf8')).modelOptions;
+    const distance = async (file: string): Promise<number> => {
+      const m = load(file, options);
+      for await (const b of loaders.test.epoch(0)) return T.tidy(() => T.noGrad(() => mimicLoss(m.forward(b.x), original.forward(b.x)).item()));
+      return NaN;
+    };
+    const [dl, dd] = [await distance(labels.finetune.weights), await distance(distilled.finetune.weights)];
+    assert.ok(dd < dl, `L2 to the original's logits: ${dd} distilled vs ${dl} on labels`);
+    // A segmentation network's fine-tuning names the checkpoint as its per-pixel teacher.
+    const scenes = { size: 32, trainCount: 32, testCount: 8, maxItems: 2 };
+    const s = await trainSegmentation({ model: 'enet', epochs: 1, batchSize: 16, threads: 1, limitBatches: 1, scenes, outDir: path.join(dir, 'seg') }, () => {});
+    const logs: string[] = [];
+    const r = await runFilterPrune({ checkpoint: s.checkpoint, outDir: path.join(dir, 'seg-distil'), keepRate: 0.5, finetuneEpochs: 1, recipe: { threads: 1, limitBatches: 1 }, distil: true }, (l) => logs.push(l));
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(r.finetune.dir, 'report.json'), 'utf8')).config.teacher, { file: s.checkpoint });
+    assert.ok(logs.some((l) => l.startsWith(`mimic learning: L2 regression on the logits at every pixel of enet from ${s.checkpoint}`)), logs.join('\n'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

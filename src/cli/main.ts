@@ -403,6 +403,7 @@ addRecipeOptions(
   .option('--no-control', 'skip training the student on labels')
   .option('--temperature <T>', "distil the teacher's soft targets at temperature T (Hinton et al. 2015: T² · KL of the softened distributions) instead of regressing its logits by L2 (the paper)", num('--temperature', { min: 0 }))
   .option('--label-weight <w>', "segment teachers: add w × the labels' cross-entropy to the student's loss", num('--label-weight', { min: 0 }))
+  .option('--unlabelled <dir>', 'segment teachers trained on folders: images without masks that the teacher alone teaches, added to the distilled student\'s training images (not the control\'s)')
   .option('-o, --out <dir>', 'output folder (a rerun reuses finished runs; default runs/mimic, runs/mimic-segment for a segment teacher)')
   .action(async (o, cmd: Command) => {
     if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
@@ -423,13 +424,14 @@ addRecipeOptions(
           control: o.control,
           temperature: o.temperature,
           labelWeight: o.labelWeight || undefined,
+          unlabelled: o.unlabelled,
         },
         stderrLog,
       );
       console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
       return;
     }
-    if (o.labelWeight !== undefined) throw new InvalidArgumentError('--label-weight is for segmentation teachers (a checkpoint of `tsvision segment`)');
+    if (o.labelWeight !== undefined || o.unlabelled) throw new InvalidArgumentError(`${o.unlabelled ? '--unlabelled' : '--label-weight'} is for segmentation teachers (a checkpoint of \`tsvision segment\`)`);
     const r = await runMimic(
       { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature },
       stderrLog,
@@ -524,18 +526,20 @@ program
   .option('--teacher <file>', "learn from a trained `segment` network's logits at every pixel (mimic learning, Ba & Caruana 2014) instead of the labels: a checkpoint or its weights, trained on data normalized alike with the same classes")
   .option('--temperature <T>', "with --teacher: its soft targets at temperature T at every pixel (Hinton et al. 2015: T² · KL) instead of its logits by L2", num('--temperature', { min: 0 }))
   .option('--label-weight <w>', "with --teacher: add w × the labels' cross-entropy (class weights, ignored pixels) to the student's loss", num('--label-weight', { min: 0 }))
+  .option('--unlabelled <dir>', 'with --teacher and --train-dir: a folder of images without masks added to the training images, taught by the teacher alone (a transfer set)')
   .option('--lr-find', `instead of training: the learning-rate range test (Smith 2017) with this run's network, data, optimizer and loss — ${LR_FIND_DEFAULTS.steps} steps from ${LR_FIND_DEFAULTS.start} to ${LR_FIND_DEFAULTS.end}; suggests --lr and writes <out>/lr-find.png and lr-find.json`)
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
     if ((o.temperature !== undefined || o.labelWeight !== undefined) && !o.teacher) throw new InvalidArgumentError(`${o.temperature !== undefined ? '--temperature' : '--label-weight'} sets how a student learns from --teacher: give --teacher too`);
     if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
     if (o.teacher && o.resume) throw new InvalidArgumentError('--resume continues a run with its own settings (its teacher included): leave out --teacher');
+    if (o.unlabelled && !(o.teacher && o.trainDir)) throw new InvalidArgumentError('--unlabelled images teach only through a teacher\'s logits, beside your --train-dir: give --teacher and --train-dir');
     checkTestSource(o, 'folders of images/ and masks/');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
     const settings: Partial<SegmentConfig> = {
       syncBatchNorm: o.syncBn,
       backboneInit: o.backboneInit,
-      folders: o.trainDir ? { train: o.trainDir, ...(o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT }), size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap } : undefined,
+      folders: o.trainDir ? { train: o.trainDir, ...(o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT }), size: o.imageSize, channels: o.channels, numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap, ...(o.unlabelled ? { unlabelled: o.unlabelled as string } : {}) } : undefined,
       // Any augmentation flag turns it on; --no-augment off; none: the default for the data.
       augment: o.augment === false ? null
         : o.augment || o.crop || o.scale || o.rotate !== undefined || o.blur !== undefined || o.flip === false ? { crop: o.crop, scale: o.scale ?? PAPER_AUGMENT.scale, rotate: o.rotate ?? PAPER_AUGMENT.rotate, flip: o.flip !== false, blur: o.blur ?? 0 }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeRaw } from './decode';
-import { Tensor, callOp, fromArray, stack, tidy, where } from '../torch';
+import { Tensor, callOp, fromArray, full, stack, tidy, where } from '../torch';
 import { PixelSample } from './loader';
 import { PixelLabelledImages, labelCounts } from './pixel-labels';
 
@@ -142,6 +142,48 @@ export class SegmentationFiles {
       const msg = (e as Error).message;
       throw new Error(msg.startsWith('SegmentationFolder:') ? msg : `SegmentationFolder: cannot decode ${file}: ${msg}`);
     }
+  }
+}
+
+/**
+ * Images without masks (root and its sub-folders), as PixelSamples whose every pixel is IGNORE_LABEL: a
+ * transfer set for distillation, where a teacher answers what no label does. Decoded as SegmentationFiles
+ * decodes its images (the same size and channels).
+ */
+export class UnlabelledImages {
+  private constructor(
+    readonly root: string,
+    readonly files: readonly string[],
+    private readonly channels: 1 | 3,
+    private readonly size: readonly [number, number] | null,
+  ) {}
+
+  static open(root: string, o: Pick<SegmentationFolderOptions, 'size' | 'channels'> = {}): UnlabelledImages {
+    if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`UnlabelledImages: ${root} is not a folder`);
+    const files = (fs.readdirSync(root, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
+    if (files.length === 0) throw new Error(`UnlabelledImages: no .png/.jpg images in ${root}`);
+    const size = o.size === undefined ? null : typeof o.size === 'number' ? ([o.size, o.size] as const) : ([o.size[0], o.size[1]] as const);
+    return new UnlabelledImages(root, files, o.channels ?? 3, size);
+  }
+
+  get length(): number {
+    return this.files.length;
+  }
+
+  async get(i: number): Promise<PixelSample> {
+    const f = this.files[i];
+    if (f === undefined) throw new RangeError(`UnlabelledImages.get(${i}): index out of range [0, ${this.length})`);
+    const file = path.join(this.root, f);
+    let img: { data: Buffer; width: number; height: number };
+    try {
+      img = await decodeRaw(file, { channels: this.channels, size: this.size ? [this.size[0], this.size[1]] : null, kernel: 'lanczos3' });
+    } catch (e) {
+      throw new Error(`UnlabelledImages: cannot decode ${file}: ${(e as Error).message}`);
+    }
+    return tidy(() => ({
+      x: fromArray(img.data, [img.height, img.width, this.channels]).permute(2, 0, 1).contiguous().keep(),
+      y: full([img.height, img.width], IGNORE_LABEL, { dtype: 'uint8' }).keep(),
+    }));
   }
 }
 

@@ -62,6 +62,20 @@ export class SampleSubset<S = Sample> implements Dataset<S> {
   }
 }
 
+/** Two datasets one after the other (a training set and a transfer set of unlabelled images, say). */
+export class ConcatDataset<S> implements Dataset<S> {
+  constructor(readonly first: Dataset<S>, readonly second: Dataset<S>) {}
+
+  get length(): number {
+    return this.first.length + this.second.length;
+  }
+
+  get(i: number): S | Promise<S> {
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`ConcatDataset.get(${i}): index out of range [0, ${this.length})`);
+    return i < this.first.length ? this.first.get(i) : this.second.get(i - this.first.length);
+  }
+}
+
 /** Samples `indices` of an in-memory dataset; a batch is still one index_select, through the index map. */
 export class BatchSubset implements BatchSource {
   private readonly map: Tensor;

@@ -152,6 +152,11 @@ export interface SegmentMimicConfig {
   temperature?: number;
   /** Also this weight × the labels' cross-entropy in the distilled student's loss. */
   labelWeight?: number;
+  /**
+   * A folder of images without masks added to the distilled student's training images (not the control's),
+   * taught by the teacher alone; the teacher must have trained on folders.
+   */
+  unlabelled?: string;
 }
 
 export interface SegmentModelFacts {
@@ -199,16 +204,21 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
   const t: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...run.config };
   const studentModel = c.student.model ?? SEGMENT_MIMIC_DEFAULTS.student;
   // The teacher's data, as its run read it: scenes of the same seed (their layouts) or the same folders.
-  const data: Partial<SegmentConfig> = { scenes: t.scenes, folders: t.folders, augment: t.augment, colorJitter: t.colorJitter, seed: t.seed, ...(t.valSplit ? { valSplit: t.valSplit } : {}) };
+  // (Not the teacher's own transfer set, if it was distilled itself: the control trains on labels alone.)
+  const folders = t.folders && Object.fromEntries(Object.entries(t.folders).filter(([k]) => k !== 'unlabelled')) as SegmentConfig['folders'];
+  const data: Partial<SegmentConfig> = { scenes: t.scenes, folders, augment: t.augment, colorJitter: t.colorJitter, seed: t.seed, ...(t.valSplit ? { valSplit: t.valSplit } : {}) };
   const base = (dir: string): SegmentConfig => resolveSegmentConfig({ ...data, ...c.student, model: studentModel, outDir: path.join(c.outDir, dir) });
   const T = c.temperature;
   const words = T
     ? { phase: `distil-T${T}`, target: `the teacher's soft targets at every pixel, T = ${T}`, title: 'Knowledge distillation', short: 'distilled', curve: `student, distilled (T = ${T})` }
     : { phase: 'mimic', target: "the teacher's logits at every pixel, L2", title: 'Mimic learning', short: 'mimic', curve: 'student, mimic (teacher logits, L2)' };
   const teacherSpec = { file: c.teacher, ...(T ? { temperature: T } : {}), ...(c.labelWeight ? { labelWeight: c.labelWeight } : {}) };
-  const withLabels = c.labelWeight ? ` + ${c.labelWeight} × labels` : '';
+  const withLabels = (c.labelWeight ? ` + ${c.labelWeight} × labels` : '') + (c.unlabelled ? `, + the unlabelled images of ${c.unlabelled}` : '');
 
-  const mimicRun = await runSegmentPhase({ ...base(words.phase), teacher: teacherSpec }, log, `${words.short} student`);
+  if (c.unlabelled && !t.folders) throw new Error(`unlabelled images join a folder run's training images; teacher ${c.teacher} was trained on the scenes`);
+  const student = base(words.phase);
+  const transfer = c.unlabelled ? { folders: { ...student.folders!, unlabelled: c.unlabelled } } : {};
+  const mimicRun = await runSegmentPhase({ ...student, ...transfer, teacher: teacherSpec }, log, `${words.short} student`);
   const labelRun = (c.control ?? MIMIC_DEFAULTS.control) ? await runSegmentPhase(base('labels'), log, 'student on labels') : null;
 
   // The teacher scored on the students' test images; sizes and latency at the training size.

@@ -9,6 +9,7 @@ import { ModelName, SegmentationModelName, SegmentationModelOptions, createClass
 import { SegmentationNet, forwardAnySize, pixelLoss } from '../models/segmentation';
 import { fitWeights, readWeights } from '../train/checkpoint';
 import type { DataSpec } from '../train/datasets';
+import { IGNORE_LABEL } from '../data/segmentation-folder';
 
 /** Half-float logits (autocast's) compared in float32: in 8 mantissa bits a difference is mostly rounding. */
 const f32 = (t: Tensor): Tensor => (isHalfFloat(t.dtype) ? t.to('float32') : t);
@@ -190,7 +191,8 @@ export function loadSegmentationTeacher(spec: SegmentTeacherSpec, student: Segme
     logits: (x) => noGrad(() => f32(forwardAnySize(model, x))),
     loss: (s, z, y, weight) => {
       const l = T ? pixelDistillationLoss(s, z, T) : pixelMimicLoss(s, z);
-      return spec.labelWeight ? l.add(pixelLoss(s, y, { weight }).mul(spec.labelWeight)) : l;
+      // A batch of unlabelled images alone has no labelled pixel: no label term, rather than a mean over none (NaN).
+      return spec.labelWeight && y.ne(IGNORE_LABEL).any().item() === 1 ? l.add(pixelLoss(s, y, { weight, ignoreIndex: IGNORE_LABEL }).mul(spec.labelWeight)) : l;
     },
   };
 }

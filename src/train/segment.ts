@@ -13,11 +13,11 @@ import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
-import { BatchData, BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, toFloat } from '../data';
+import { BatchData, BatchSubset, ConcatDataset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
 import { pixelSampleAt, sampleFile } from '../data/inspect';
 import type { BatchSource, Dataset } from '../data/loader';
-import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions } from '../data/segmentation-folder';
+import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions, UnlabelledImages } from '../data/segmentation-folder';
 import { SegmentationMeter, labelledPixels, perImageScores } from '../metrics/segmentation';
 import { Calibration, CalibrationMeter } from '../metrics/calibration';
 import { savePlotsPng } from '../report/plot';
@@ -63,7 +63,19 @@ export interface SegmentConfig {
    * The user's data instead of the scenes: folders of images/ and masks/ (see SegmentationFolder). The test
    * images are `test`'s, or with `testSplit` that share of `train`'s, the same ones every run (a fixed seed).
    */
-  folders?: { train: string; test?: string; testSplit?: number; size?: [number, number]; channels: 1 | 3; numClasses?: number } & Pick<SegmentationFolderOptions, 'maskName' | 'labelMap'>;
+  folders?: {
+    train: string;
+    test?: string;
+    testSplit?: number;
+    size?: [number, number];
+    channels: 1 | 3;
+    numClasses?: number;
+    /**
+     * A folder of images without masks added to the training images, every pixel ignored by the labels: a
+     * transfer set that only a teacher (SegmentConfig.teacher) can teach from (Ba & Caruana's unlabelled data).
+     */
+    unlabelled?: string;
+  } & Pick<SegmentationFolderOptions, 'maskName' | 'labelMap'>;
   /**
    * The papers' augmentation of training images (random scale, rotation, crop, mirror; segmentation-augment.ts)
    * or null. Default: on for the user's folders, off for the scenes (their layouts are random already).
@@ -223,7 +235,9 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
   const rest = held ? held.keep : allOf(n);
   const val = train && cfg.valSplit ? splitImages(n, rest, cfg.valSplit, cfg.seed) : null;
   const trainIndices = val ? val.keep : rest;
-  const trainPart = train && trainSet ? (trainIndices.length === trainSet.length ? trainSet : new SampleSubset(trainSet, trainIndices)) : null;
+  const labelled = train && trainSet ? (trainIndices.length === trainSet.length ? trainSet : new SampleSubset(trainSet, trainIndices)) : null;
+  const transfer = labelled && f.unlabelled ? UnlabelledImages.open(f.unlabelled, { size: f.size, channels: f.channels }) : null;
+  const trainPart = labelled && transfer ? new ConcatDataset<PixelSample>(labelled, transfer) : labelled;
   // One image a batch unless all share a size; padding happens per image, so that sizes may differ.
   const evalBatch = f.size ? cfg.batchSize ?? DEFAULT_SEGMENT_CONFIG.batchSize : 1;
   return {
@@ -249,7 +263,7 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
         return b;
       });
     },
-    describe: `${trainPart ? `${trainPart.length} training images from ${f.train}${val ? ` (${val.out.length} more held out for validation)` : ''}, ` : ''}${testSet.length} test images ${held ? `held out of ${f.train} (${Math.round(100 * f.testSplit!)}%)` : `from ${f.test}`}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}${trainSet ? describeJitter(cfg) : ''}, ${testFiles.classes.length} classes`,
+    describe: `${labelled ? `${labelled.length} training images from ${f.train}${val ? ` (${val.out.length} more held out for validation)` : ''}${transfer ? ` and ${transfer.length} unlabelled ones from ${f.unlabelled}` : ''}, ` : ''}${testSet.length} test images ${held ? `held out of ${f.train} (${Math.round(100 * f.testSplit!)}%)` : `from ${f.test}`}, ${f.size ? `resized to ${f.size.join('×')}` : `first ${firstSize.join('×')}`}${crop ? `, training crops ${crop.join('×')} (scale ${cfg.augment!.scale.join('–')}${cfg.augment!.rotate ? `, ±${cfg.augment!.rotate}°` : ''}${cfg.augment!.blur ? `, blur p ${cfg.augment!.blur}` : ''}${cfg.augment!.flip ? ', mirrored' : ''})` : ''}${trainSet ? describeJitter(cfg) : ''}, ${testFiles.classes.length} classes`,
     dispose: () => {},
   };
 }
@@ -449,6 +463,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const testLoader = evalShard(data.test);
   const valLoader = data.val && evalShard(data.val);
   if (cfg.patience && !valLoader) throw new Error('segment: early stopping (patience) watches the validation mIoU: give a validation split (--val-split)');
+  if (cfg.folders?.unlabelled && !cfg.teacher) throw new Error('segment: unlabelled images teach only through a teacher\'s logits: give a teacher (--teacher)');
   log(data.describe);
   const model = buildSegmentationModel(cfg, data, log);
   if (cfg.classWeights === 'enet' && cfg.folders) log('counting the training labels for the class weights');

@@ -14,6 +14,7 @@ import { SegmentConfig, buildSegmentationModel, evaluateSegmentCheckpoint, resol
 import { forwardAnySize, pixelLoss } from '../../src/models/segmentation';
 import { assertClose, runTorch } from '../helpers/pytorch';
 import { writeSegmentationFolder } from '../helpers/folders';
+import { ConcatDataset, SegmentationFiles, UnlabelledImages } from '../../src/data';
 import { CLI } from '../helpers/deploy';
 
 const quiet = (): void => {};
@@ -194,6 +195,62 @@ test('CLI: segment --teacher and mimic with a segment teacher; their refusals', 
       assert.notEqual(r.status, 0, args.join(' '));
       assert.match(r.stderr, message, args.join(' '));
     }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('unlabelled images: decoded as the labelled ones, every pixel ignored; taught by the teacher alone, without NaN from the labels\' term', async () => {
+  const dir = tmp();
+  try {
+    const data = path.join(dir, 'data');
+    await writeSegmentationFolder(data, 6, 32, 32, 1);
+    const extra = path.join(dir, 'extra');
+    await writeSegmentationFolder(extra, 4, 32, 32, 2);
+    const unlabelled = path.join(extra, 'images');
+    // The same files decode to the same pixels as labelled images; their labels are all "ignore".
+    const files = SegmentationFiles.open(extra, { channels: 3 });
+    const images = UnlabelledImages.open(unlabelled, { channels: 3 });
+    assert.equal(images.length, 4);
+    const [a, b] = [await files.get(1), await images.get(1)];
+    assert.equal(a.x.ne(b.x).any().item(), 0);
+    assert.deepEqual(b.y.shape, [32, 32]);
+    assert.equal(b.y.eq(255).all().item(), 1);
+    const both = new ConcatDataset(files, images);
+    assert.equal(both.length, 8);
+    assert.equal((await both.get(5)).x.ne(b.x).any().item(), 0);
+    assert.throws(() => both.get(8), /out of range \[0, 8\)/);
+    assert.throws(() => UnlabelledImages.open(path.join(dir, 'nothing')), /is not a folder/);
+    fs.mkdirSync(path.join(dir, 'empty'));
+    assert.throws(() => UnlabelledImages.open(path.join(dir, 'empty')), /no \.png\/\.jpg images/);
+    fs.writeFileSync(path.join(dir, 'empty', 'bad.png'), 'not a png');
+    await assert.rejects(UnlabelledImages.open(path.join(dir, 'empty')).get(0), /cannot decode .*bad\.png/);
+
+    const folders = { train: data, testSplit: 0.34, channels: 3 as const };
+    const teacher = await trainSegmentation({ model: 'enet', folders, augment: null, epochs: 1, batchSize: 2, limitBatches: 2, threads: 1, outDir: path.join(dir, 'teacher') }, quiet);
+    await assert.rejects(trainSegmentation({ model: 'enet', folders: { ...folders, unlabelled }, augment: null, epochs: 1, batchSize: 2, threads: 1, outDir: path.join(dir, 'no-teacher') }, quiet), /unlabelled images teach only through a teacher's logits/);
+    // A batch of unlabelled images alone: the loss is the teacher's term alone, finite.
+    const t = loadSegmentationTeacher({ file: teacher.weights, labelWeight: 1 }, { classes: teacher.classes, inChannels: 3, folders: true });
+    const x = T.randn([2, 3, 32, 32]);
+    const s = T.randn([2, 3, 32, 32]);
+    const z = t.logits(x);
+    const ignored = T.full([2, 32, 32], 255, { dtype: 'int64' });
+    assert.equal(t.loss(s, z, ignored, null).item(), pixelMimicLoss(s, z).item());
+    const labels = T.zeros([2, 32, 32], { dtype: 'int64' });
+    assert.ok(Math.abs(t.loss(s, z, labels, null).item() - pixelMimicLoss(s, z).item() - pixelLoss(s, labels).item()) < 1e-5);
+    // A distilled run over 4 labelled + 4 unlabelled images: 4 steps of 2, every loss finite.
+    const logs: string[] = [];
+    const r = await trainSegmentation({ model: 'enet', folders: { ...folders, unlabelled }, augment: null, epochs: 1, batchSize: 2, threads: 1, teacher: { file: teacher.weights, labelWeight: 1 }, outDir: path.join(dir, 'student') }, (l) => logs.push(l));
+    assert.ok(logs.some((l) => /4 training images from .* and 4 unlabelled ones from /.test(l)), logs.join('\n'));
+    assert.ok(logs.some((l) => l.includes('1 epochs × 4 batches of 2')), logs.join('\n'));
+    assert.ok(Number.isFinite(r.history[0].trainLoss));
+    // mimic: the distilled student reads them, the control does not.
+    const m = await runSegmentMimic({ teacher: teacher.weights, student: { epochs: 1, batchSize: 2, threads: 1, augment: null }, outDir: path.join(dir, 'mimic'), unlabelled }, quiet);
+    const cfgOf = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'report.json'), 'utf8')).config;
+    assert.equal(cfgOf(m.mimic.dir).folders.unlabelled, unlabelled);
+    assert.equal(cfgOf(m.labels!.dir).folders.unlabelled, undefined);
+    const scenesTeacher = await trainTeacher(dir);
+    await assert.rejects(runSegmentMimic({ teacher: scenesTeacher, student: {}, outDir: path.join(dir, 'm2'), unlabelled }, quiet), /was trained on the scenes/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -404,6 +404,7 @@ addRecipeOptions(
   .option('--temperature <T>', "distil the teacher's soft targets at temperature T (Hinton et al. 2015: T² · KL of the softened distributions) instead of regressing its logits by L2 (the paper)", num('--temperature', { min: 0 }))
   .option('--label-weight <w>', "segment teachers: add w × the labels' cross-entropy to the student's loss", num('--label-weight', { min: 0 }))
   .option('--unlabelled <dir>', 'segment teachers trained on folders: images without masks that the teacher alone teaches, added to the distilled student\'s training images (not the control\'s)')
+  .option('--unlabelled-scenes <n>', 'segment teachers trained on the scenes: this many more scenes without labels, added to the distilled student\'s training scenes (not the control\'s)', num('--unlabelled-scenes', { int: true, min: 1 }))
   .option('-o, --out <dir>', 'output folder (a rerun reuses finished runs; default runs/mimic, runs/mimic-segment for a segment teacher)')
   .action(async (o, cmd: Command) => {
     if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
@@ -425,13 +426,14 @@ addRecipeOptions(
           temperature: o.temperature,
           labelWeight: o.labelWeight || undefined,
           unlabelled: o.unlabelled,
+          unlabelledScenes: o.unlabelledScenes,
         },
         stderrLog,
       );
       console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
       return;
     }
-    if (o.labelWeight !== undefined || o.unlabelled) throw new InvalidArgumentError(`${o.unlabelled ? '--unlabelled' : '--label-weight'} is for segmentation teachers (a checkpoint of \`tsvision segment\`)`);
+    if (o.labelWeight !== undefined || o.unlabelled || o.unlabelledScenes) throw new InvalidArgumentError(`${o.unlabelled ? '--unlabelled' : o.unlabelledScenes ? '--unlabelled-scenes' : '--label-weight'} is for segmentation teachers (a checkpoint of \`tsvision segment\`)`);
     const r = await runMimic(
       { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature },
       stderrLog,
@@ -527,12 +529,14 @@ program
   .option('--temperature <T>', "with --teacher: its soft targets at temperature T at every pixel (Hinton et al. 2015: T² · KL) instead of its logits by L2", num('--temperature', { min: 0 }))
   .option('--label-weight <w>', "with --teacher: add w × the labels' cross-entropy (class weights, ignored pixels) to the student's loss", num('--label-weight', { min: 0 }))
   .option('--unlabelled <dir>', 'with --teacher and --train-dir: a folder of images without masks added to the training images, taught by the teacher alone (a transfer set)')
+  .option('--unlabelled-scenes <n>', 'with --teacher on the scenes: this many more training scenes (their own layouts) without labels, taught by the teacher alone', num('--unlabelled-scenes', { int: true, min: 1 }))
   .option('--lr-find', `instead of training: the learning-rate range test (Smith 2017) with this run's network, data, optimizer and loss — ${LR_FIND_DEFAULTS.steps} steps from ${LR_FIND_DEFAULTS.start} to ${LR_FIND_DEFAULTS.end}; suggests --lr and writes <out>/lr-find.png and lr-find.json`)
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
     if ((o.temperature !== undefined || o.labelWeight !== undefined) && !o.teacher) throw new InvalidArgumentError(`${o.temperature !== undefined ? '--temperature' : '--label-weight'} sets how a student learns from --teacher: give --teacher too`);
     if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
     if (o.teacher && o.resume) throw new InvalidArgumentError('--resume continues a run with its own settings (its teacher included): leave out --teacher');
+    if (o.unlabelledScenes && (!o.teacher || o.trainDir)) throw new InvalidArgumentError('--unlabelled-scenes teach only through a teacher\'s logits, beside the scenes: give --teacher (and no --train-dir; for folders, --unlabelled)');
     if (o.unlabelled && !(o.teacher && o.trainDir)) throw new InvalidArgumentError('--unlabelled images teach only through a teacher\'s logits, beside your --train-dir: give --teacher and --train-dir');
     checkTestSource(o, 'folders of images/ and masks/');
     if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
@@ -551,7 +555,7 @@ program
       modelOptions: o.opt,
       optimizer: o.optimizer,
       momentum: o.momentum,
-      scenes: { size: o.size, trainCount: o.trainScenes, testCount: o.testScenes, maxItems: o.maxItems },
+      scenes: { size: o.size, trainCount: o.trainScenes, testCount: o.testScenes, maxItems: o.maxItems, ...(o.unlabelledScenes ? { unlabelled: o.unlabelledScenes as number } : {}) },
       epochs: o.epochs,
       batchSize: o.batchSize,
       lr: o.lr,

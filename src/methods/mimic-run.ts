@@ -157,6 +157,8 @@ export interface SegmentMimicConfig {
    * taught by the teacher alone; the teacher must have trained on folders.
    */
   unlabelled?: string;
+  /** For a teacher trained on the scenes: this many more scenes without labels, likewise. */
+  unlabelledScenes?: number;
 }
 
 export interface SegmentModelFacts {
@@ -206,18 +208,20 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
   // The teacher's data, as its run read it: scenes of the same seed (their layouts) or the same folders.
   // (Not the teacher's own transfer set, if it was distilled itself: the control trains on labels alone.)
   const folders = t.folders && Object.fromEntries(Object.entries(t.folders).filter(([k]) => k !== 'unlabelled')) as SegmentConfig['folders'];
-  const data: Partial<SegmentConfig> = { scenes: t.scenes, folders, augment: t.augment, colorJitter: t.colorJitter, seed: t.seed, ...(t.valSplit ? { valSplit: t.valSplit } : {}) };
+  const { unlabelled: _, ...scenes } = t.scenes;
+  const data: Partial<SegmentConfig> = { scenes, folders, augment: t.augment, colorJitter: t.colorJitter, seed: t.seed, ...(t.valSplit ? { valSplit: t.valSplit } : {}) };
   const base = (dir: string): SegmentConfig => resolveSegmentConfig({ ...data, ...c.student, model: studentModel, outDir: path.join(c.outDir, dir) });
   const T = c.temperature;
   const words = T
     ? { phase: `distil-T${T}`, target: `the teacher's soft targets at every pixel, T = ${T}`, title: 'Knowledge distillation', short: 'distilled', curve: `student, distilled (T = ${T})` }
     : { phase: 'mimic', target: "the teacher's logits at every pixel, L2", title: 'Mimic learning', short: 'mimic', curve: 'student, mimic (teacher logits, L2)' };
   const teacherSpec = { file: c.teacher, ...(T ? { temperature: T } : {}), ...(c.labelWeight ? { labelWeight: c.labelWeight } : {}) };
-  const withLabels = (c.labelWeight ? ` + ${c.labelWeight} × labels` : '') + (c.unlabelled ? `, + the unlabelled images of ${c.unlabelled}` : '');
+  const withLabels = (c.labelWeight ? ` + ${c.labelWeight} × labels` : '') + (c.unlabelled ? `, + the unlabelled images of ${c.unlabelled}` : c.unlabelledScenes ? `, + ${c.unlabelledScenes} unlabelled scenes` : '');
 
   if (c.unlabelled && !t.folders) throw new Error(`unlabelled images join a folder run's training images; teacher ${c.teacher} was trained on the scenes`);
   const student = base(words.phase);
-  const transfer = c.unlabelled ? { folders: { ...student.folders!, unlabelled: c.unlabelled } } : {};
+  if (c.unlabelledScenes && t.folders) throw new Error(`unlabelled scenes join a scenes run's training scenes; teacher ${c.teacher} was trained on folders (give a folder of unlabelled images)`);
+  const transfer = c.unlabelled ? { folders: { ...student.folders!, unlabelled: c.unlabelled } } : c.unlabelledScenes ? { scenes: { ...student.scenes, unlabelled: c.unlabelledScenes } } : {};
   const mimicRun = await runSegmentPhase({ ...student, ...transfer, teacher: teacherSpec }, log, `${words.short} student`);
   const labelRun = (c.control ?? MIMIC_DEFAULTS.control) ? await runSegmentPhase(base('labels'), log, 'student on labels') : null;
 

@@ -8,13 +8,14 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, autocast, cat, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, softmax, stack, tensor, tidy, where, zeros } from '../torch';
+import { Tensor, arange, autocast, cat, full, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, softmax, stack, tensor, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { BatchData, BatchSubset, ConcatDataset, BatchTransform, ColorJitterOptions, DataLoader, DataLoaderOptions, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, PixelSample, Rng, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, describeColorJitter, disposeBatch, labelCounts, normalize, ownStream, segmentationAugment, splitOff, toFloat } from '../data';
 import { FASHION_SCENES_DEFAULTS, FashionScenes } from '../data/fashion-scenes';
+import { PixelLabelledImages } from '../data/pixel-labels';
 import { pixelSampleAt, sampleFile } from '../data/inspect';
 import type { BatchSource, Dataset } from '../data/loader';
 import { IGNORE_LABEL, SegmentationFiles, SegmentationFolderOptions, UnlabelledImages } from '../data/segmentation-folder';
@@ -37,8 +38,11 @@ export interface SegmentConfig {
   model: SegmentationModelName;
   /** Options of the network (numClasses and inChannels come from the data). */
   modelOptions: Record<string, unknown>;
-  /** Fashion-MNIST scenes: canvas size, scene counts, garments per scene, layout seed. */
-  scenes: { size: number; trainCount: number; testCount: number; maxItems: number };
+  /**
+   * Fashion-MNIST scenes: canvas size, scene counts, garments per scene. `unlabelled`: that many more training
+   * scenes (other layouts) with every pixel ignored by the labels, a transfer set only a teacher teaches from.
+   */
+  scenes: { size: number; trainCount: number; testCount: number; maxItems: number; unlabelled?: number };
   epochs: number;
   batchSize: number;
   optimizer: OptimizerName;
@@ -189,7 +193,11 @@ function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: 
   const testSet = new FashionScenes({ split: 'test', count: testCount, ...opts });
   const aug = cfg.augment ? compose(trainTransform, augmentation(cfg.augment, [size, size])) : trainTransform;
   const split = trainSet && cfg.valSplit ? splitImages(trainSet.length, allOf(trainSet.length), cfg.valSplit, cfg.seed) : null;
-  const trainPart = trainSet && split ? new BatchSubset(trainSet, split.keep) : trainSet;
+  const labelled = trainSet && split ? new BatchSubset(trainSet, split.keep) : trainSet;
+  // The transfer set: scenes of their own layouts (another seed's stream), their labels all "ignore".
+  const unlabelled = labelled && cfg.scenes.unlabelled ? new FashionScenes({ split: 'train', count: cfg.scenes.unlabelled, ...opts, seed: cfg.seed + UNLABELLED_SCENES_SEED }) : null;
+  const trainPart: BatchSource | null = labelled && unlabelled ? withUnlabelled(labelled, unlabelled) : labelled;
+  unlabelled?.dispose();
   return {
     train: trainPart && new DataLoader(trainPart, { ...trainLoaderOptions(cfg, trainPart.length), transform: aug }),
     val: trainSet && split && new DataLoader(new BatchSubset(trainSet, split.out), { batchSize: 100, transform }),
@@ -204,12 +212,25 @@ function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: 
       const n = Math.min(k, testSet.images.size(0));
       return keep({ x: testSet.images.narrow(0, 0, n).clone(), y: testSet.labels.narrow(0, 0, n).long() });
     }),
-    describe: `Fashion-MNIST scenes: ${trainCount} train${split ? ` (${split.out.length} of them held out for validation)` : ''} and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
+    describe: `Fashion-MNIST scenes: ${trainCount} train${split ? ` (${split.out.length} of them held out for validation)` : ''}${cfg.scenes.unlabelled && train ? ` + ${cfg.scenes.unlabelled} unlabelled` : ''} and ${testCount} test, ${size}×${size}, up to ${maxItems} garments each${train ? describeJitter(cfg) : ''}`,
     dispose: () => {
       trainSet?.dispose();
       testSet.dispose();
+      if (trainPart instanceof PixelLabelledImages && trainPart !== trainSet) trainPart.dispose();
     },
   };
+}
+
+/** Offset of the unlabelled scenes' layout seed from the run's: a stream no labelled scene set draws from. */
+const UNLABELLED_SCENES_SEED = 7919;
+
+/** In-memory labelled images followed by unlabelled ones, whose every pixel is IGNORE_LABEL. */
+function withUnlabelled(labelled: BatchSource, unlabelled: PixelLabelledImages): PixelLabelledImages {
+  return tidy(() => {
+    const all = labelled.getBatch(arange(0, labelled.length, 1, { dtype: 'int64' }));
+    const ignored = full(unlabelled.labels.shape, IGNORE_LABEL, { dtype: 'uint8' });
+    return new PixelLabelledImages(cat([all.x, unlabelled.images], 0).keep(), cat([all.y.to('uint8'), ignored], 0).keep(), unlabelled.classes);
+  });
 }
 
 /**
@@ -463,7 +484,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const testLoader = evalShard(data.test);
   const valLoader = data.val && evalShard(data.val);
   if (cfg.patience && !valLoader) throw new Error('segment: early stopping (patience) watches the validation mIoU: give a validation split (--val-split)');
-  if (cfg.folders?.unlabelled && !cfg.teacher) throw new Error('segment: unlabelled images teach only through a teacher\'s logits: give a teacher (--teacher)');
+  if ((cfg.folders?.unlabelled || cfg.scenes.unlabelled) && !cfg.teacher) throw new Error('segment: unlabelled images teach only through a teacher\'s logits: give a teacher (--teacher)');
   log(data.describe);
   const model = buildSegmentationModel(cfg, data, log);
   if (cfg.classWeights === 'enet' && cfg.folders) log('counting the training labels for the class weights');

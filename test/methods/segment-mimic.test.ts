@@ -15,6 +15,7 @@ import { forwardAnySize, pixelLoss } from '../../src/models/segmentation';
 import { assertClose, runTorch } from '../helpers/pytorch';
 import { writeSegmentationFolder } from '../helpers/folders';
 import { ConcatDataset, SegmentationFiles, UnlabelledImages } from '../../src/data';
+import { PixelLabelledImages } from '../../src/data/pixel-labels';
 import { CLI } from '../helpers/deploy';
 
 const quiet = (): void => {};
@@ -175,6 +176,8 @@ test('CLI: segment --teacher and mimic with a segment teacher; their refusals', 
   try {
     const teacherFile = await trainTeacher(dir);
     const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    const { train } = await import('../../src/train/trainer');
+    const classifier = (await train({ model: 'cnn', epochs: 1, limitBatches: 1, batchSize: 16, threads: 1, outDir: path.join(dir, 'cls') }, quiet)).checkpoint;
     const small = ['--size', '32', '--train-scenes', '32', '--test-scenes', '8', '--limit-batches', '1', '--epochs', '1', '--threads', '1', '-b', '8', '--seed', '3'];
     const seg = cli('segment', ...small, '--teacher', teacherFile, '--temperature', '3', '--label-weight', '0.25', '-o', path.join(dir, 'seg'));
     assert.equal(seg.status, 0, seg.stderr);
@@ -190,6 +193,11 @@ test('CLI: segment --teacher and mimic with a segment teacher; their refusals', 
       [['mimic', '-t', teacherFile, '--augment'], /--augment: .* is a segmentation network, whose students read its own data/],
       [['mimic', '-t', teacherFile, '-m', 'cnn'], /a segmentation teacher's student is a segmentation network .*got 'cnn'/],
       [['mimic', '-t', path.join(dir, 'none.safetensors')], /no such file/],
+      [['segment', '--unlabelled-scenes', '10'], /--unlabelled-scenes teach only through a teacher's logits/],
+      [['segment', '--teacher', teacherFile, '--unlabelled', dir], /--unlabelled images teach only through a teacher's logits, beside your --train-dir/],
+      [['mimic', '-t', teacherFile, '--unlabelled', dir], /unlabelled images join a folder run's training images; teacher .* was trained on the scenes/],
+      [['mimic', '-t', classifier, '--unlabelled-scenes', '5'], /--unlabelled-scenes is for segmentation teachers/],
+      [['mimic', '-t', classifier, '--label-weight', '1'], /--label-weight is for segmentation teachers/],
     ] as const) {
       const r = cli(...args);
       assert.notEqual(r.status, 0, args.join(' '));
@@ -254,4 +262,30 @@ test('unlabelled images: decoded as the labelled ones, every pixel ignored; taug
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('unlabelled scenes: more layouts whose every pixel is ignored, after the labelled ones; only with a teacher', async () => {
+  const cfg = resolveSegmentConfig({ scenes: { ...SCENES, trainCount: 12, unlabelled: 20 }, seed: 2, valSplit: 0.25, batchSize: 4 });
+  const data = await segmentationData(cfg, { train: true });
+  const plain = await segmentationData({ ...cfg, scenes: { ...SCENES, trainCount: 12 } }, { train: true });
+  try {
+    const train = data.train!.dataset as unknown as PixelLabelledImages;
+    const labelled = plain.train!.dataset as unknown as { getBatch(i: T.Tensor): { x: T.Tensor; y: T.Tensor }; length: number };
+    assert.equal(labelled.length, 9, 'a quarter of 12 held out');
+    assert.equal(train.length, 9 + 20);
+    const all = T.arange(0, 9, 1, { dtype: 'int64' });
+    const mine = train.getBatch(all);
+    const theirs = labelled.getBatch(all);
+    assert.equal(mine.x.ne(theirs.x).any().item(), 0, 'the labelled scenes first, as they were');
+    assert.equal(mine.y.ne(theirs.y).any().item(), 0);
+    const extra = train.getBatch(T.arange(9, 29, 1, { dtype: 'int64' }));
+    assert.equal(extra.y.eq(255).all().item(), 1);
+    assert.ok(extra.x.gt(0).any().item() === 1, 'garments on the unlabelled canvases');
+    assert.match(data.describe, /12 train \(3 of them held out for validation\) \+ 20 unlabelled/);
+    assert.equal((await data.trainLabelCounts())[255], 0, 'class weights count the labelled scenes only');
+  } finally {
+    data.dispose();
+    plain.dispose();
+  }
+  await assert.rejects(trainSegmentation({ scenes: { ...SCENES, unlabelled: 8 }, epochs: 1, limitBatches: 1, threads: 1, outDir: path.join(os.tmpdir(), 'tsv-never') }, quiet), /unlabelled images teach only through a teacher's logits/);
 });

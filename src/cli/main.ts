@@ -23,7 +23,7 @@ import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import { ColorJitterOptions, JitterAmount, RANDOM_RESIZED_CROP_SCALE, Rng, checkColorJitter } from '../data';
 import { gradCam } from '../infer/gradcam';
 import { saveConfusionPng } from '../report/confusion';
-import { saveReliabilityPng } from '../report/calibration';
+import { ReliabilityUnit, saveReliabilityPng } from '../report/calibration';
 import { saveMistakesPng } from '../report/mistakes';
 import { classificationReport, mostConfused } from '../metrics/classification';
 import { sampleFile, sampleImage } from '../data/inspect';
@@ -643,7 +643,7 @@ slideOptions(program
       if (o.out) await writeEvalReport(o.out, { checkpoint: o.checkpoint, how, ...r }, `${r.model} on ${r.count} test images (${how}): pixels`);
       if (o.out && r.calibration) {
         const calibrationPng = path.join(o.out, 'calibration.png');
-        await saveReliabilityPng(calibrationPng, [{ calibration: r.calibration, title: `${r.model}: reliability of its pixels on ${r.count} test images` }]);
+        await saveReliabilityPng(calibrationPng, [{ calibration: r.calibration, title: `${r.model}: reliability of its pixels on ${r.count} test images`, unit: 'pixels' }]);
         console.log(`calibration: ${calibrationPng}`);
       }
       if (worstPng && r.worst?.length) console.log(`worst:     ${worstPng}`);
@@ -779,7 +779,7 @@ async function calibrateSegmentation(file: string, out: string, recorded: Segmen
       out,
       model,
       record: { ...(run ?? {}), config: cfg, classes: data.classes, temperature: fit.temperature, calibratedOn: 'validation split' },
-      before: { calibration: before.calibration!, title: `${cfg.model}: test pixels, as trained` },
+      before: { calibration: before.calibration!, title: `${cfg.model}: test pixels, as trained`, unit: 'pixels' },
       after: after.calibration!,
     });
   } finally {
@@ -788,7 +788,7 @@ async function calibrateSegmentation(file: string, out: string, recorded: Segmen
 }
 
 /** calibrate's report and files, for classifiers and segmentation networks alike: T, its fit, the weights and the diagrams. */
-async function finishCalibration(c: { fit: TemperatureFit; fittedOn: string; heldOut: string; test: string; out: string; model: Module; record: RunRecord; before: { calibration: Calibration; title: string }; after: Calibration }): Promise<void> {
+async function finishCalibration(c: { fit: TemperatureFit; fittedOn: string; heldOut: string; test: string; out: string; model: Module; record: RunRecord; before: { calibration: Calibration; title: string; unit?: ReliabilityUnit }; after: Calibration }): Promise<void> {
   const { temperatureWarning } = await import('../methods/calibrate');
   const t = c.fit.temperature;
   const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
@@ -800,7 +800,7 @@ async function finishCalibration(c: { fit: TemperatureFit; fittedOn: string; hel
   fs.mkdirSync(path.dirname(path.resolve(c.out)), { recursive: true });
   saveWeights(c.out, c.model, c.record);
   const png = c.out.replace(/\.safetensors$/, '') + '.reliability.png';
-  await saveReliabilityPng(png, [c.before, { calibration: c.after, title: `after temperature scaling (T = ${t.toFixed(3)})` }]);
+  await saveReliabilityPng(png, [c.before, { calibration: c.after, title: `after temperature scaling (T = ${t.toFixed(3)})`, unit: c.before.unit }]);
   console.log(`weights:     ${c.out}\nreliability: ${png}`);
 }
 

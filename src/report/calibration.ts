@@ -1,13 +1,16 @@
 // The reliability diagram of Guo et al. (2017, Fig. 1): each confidence bin's accuracy as a bar against the
 // diagonal a calibrated network would follow, the gap to the bin's mean confidence shaded; below, the share
-// of images per bin (a gap in a bin of a few images matters little). SVG rendered to PNG by sharp.
+// of images (or pixels) per bin (a gap in a bin of a few images matters little). SVG rendered to PNG by sharp.
 import sharp from 'sharp';
 import { Calibration } from '../metrics/calibration';
 import { writeFileAtomic } from '../util/fs';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function reliabilitySvg(c: Calibration, title: string): string {
+/** What the calibration counted: a classifier's images, or a segmentation network's pixels. */
+export type ReliabilityUnit = 'images' | 'pixels';
+
+export function reliabilitySvg(c: Calibration, title: string, unit: ReliabilityUnit = 'images'): string {
   const [W, left, right, top, plot, gap, hist] = [520, 64, 24, 40, 400, 36, 90];
   const H = top + plot + gap + hist + 40;
   const X = (v: number) => left + v * (W - left - right);
@@ -35,16 +38,16 @@ export function reliabilitySvg(c: Calibration, title: string): string {
   p.push(`<rect x="${left + 10}" y="${top + 28}" width="12" height="12" fill="#d62728" fill-opacity="0.35" stroke="#d62728"/><text x="${left + 28}" y="${top + 38}">gap to the mean confidence</text>`);
   p.push(`<text x="${left + 10}" y="${top + 60}">ECE ${(100 * c.ece).toFixed(2)}%, MCE ${(100 * c.mce).toFixed(2)}%</text>`);
   p.push(`<text transform="translate(18 ${top + plot / 2}) rotate(-90)" text-anchor="middle">accuracy</text>`);
-  p.push(`<text transform="translate(18 ${top + plot + gap + hist / 2}) rotate(-90)" text-anchor="middle">images</text>`);
+  p.push(`<text transform="translate(18 ${top + plot + gap + hist / 2}) rotate(-90)" text-anchor="middle">${unit}</text>`);
   p.push(`<text x="${(X(0) + X(1)) / 2}" y="${H - 6}" text-anchor="middle">confidence (top-1 probability)</text>`);
   p.push('</svg>');
   return p.join('\n');
 }
 
 /** Reliability diagrams side by side (e.g. before and after temperature scaling) as one PNG, written atomically. */
-export async function saveReliabilityPng(file: string, panels: ReadonlyArray<{ calibration: Calibration; title: string }>): Promise<void> {
+export async function saveReliabilityPng(file: string, panels: ReadonlyArray<{ calibration: Calibration; title: string; unit?: ReliabilityUnit }>): Promise<void> {
   if (!panels.length) throw new Error('saveReliabilityPng: no diagram to draw');
-  const tiles = await Promise.all(panels.map((p) => sharp(Buffer.from(reliabilitySvg(p.calibration, p.title))).png().toBuffer()));
+  const tiles = await Promise.all(panels.map((p) => sharp(Buffer.from(reliabilitySvg(p.calibration, p.title, p.unit))).png().toBuffer()));
   const { width, height } = await sharp(tiles[0]).metadata();
   const png = await sharp({ create: { width: width! * tiles.length, height: height!, channels: 3, background: '#ffffff' } })
     .composite(tiles.map((input, i) => ({ input, left: i * width!, top: 0 })))

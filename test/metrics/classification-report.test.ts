@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { classificationReport, mostConfused } from '../../src/metrics/classification';
 import { CalibrationMeter } from '../../src/metrics/calibration';
-import { saveReliabilityPng } from '../../src/report/calibration';
+import { reliabilitySvg, saveReliabilityPng } from '../../src/report/calibration';
 
 const close = (a: number | null, b: number | null, what: string): void => {
   if (a === null || b === null) return assert.equal(a, b, what);
@@ -115,4 +115,7 @@ test('calibration.png: each bin\'s accuracy is a bar, the gap to its confidence 
   const gap = px(0.5, 0.25); // the middle bin: accuracy 0, confidence 0.55, all gap
   assert.ok(gap[0] > 200 && gap[1] < 200 && gap[2] < 200, `the middle bin's gap is shaded red: ${gap}`);
   assert.deepEqual(px(0.5, 0.75), [255, 255, 255], 'above the gap: nothing');
+  // The histogram's axis names what was counted: images by default, a segmentation network's pixels.
+  assert.match(reliabilitySvg(m.result(), 'test'), />images<\/text>/);
+  assert.match(reliabilitySvg(m.result(), 'test', 'pixels'), />pixels<\/text>/);
 });

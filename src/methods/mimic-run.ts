@@ -1,6 +1,7 @@
 // The mimic-learning experiment of Ba & Caruana (2014): the same shallow student trained two ways — on the
 // deep teacher's logits (L2, src/methods/mimic.ts) and, as the control, on the labels — with one recipe, so
-// the difference is the targets alone. Writes both runs, the teacher's numbers and a comparison.
+// the difference is the targets alone. Writes both runs, the teacher's numbers and a comparison. For a
+// segmentation teacher the students are segmentation networks taught at every pixel (runSegmentMimic).
 import * as path from 'node:path';
 import { TrainConfig, Logger, evaluate } from '../train/trainer';
 import { imageSize, makeLoaders } from '../train/datasets';

@@ -2,7 +2,8 @@
 // reproduce a deep teacher's logits — the values before the softmax — by L2 regression,
 //   L(W, β) = 1/(2T) Σ_t ‖g(x_t; W, β) − z_t‖²,
 // instead of fitting the 0/1 labels. Logits keep what the softmax squashes (how confident, and which wrong
-// classes look alike), which is what lets the shallow net match more of the deep one.
+// classes look alike), which is what lets the shallow net match more of the deep one. Segmentation networks
+// learn the same way at every pixel (pixelMimicLoss, loadSegmentationTeacher, below).
 import { Tensor, isHalfFloat, klDiv, logSoftmax, noGrad } from '../torch';
 import { Classifier } from '../models/common';
 import { ModelName, SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel, isModelName, isSegmentationModelName } from '../models/registry';

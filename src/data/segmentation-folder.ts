@@ -45,6 +45,16 @@ export const CITYSCAPES_TRAIN_IDS: Readonly<Record<number, number>> = Object.fro
 export const IGNORE_LABEL = 255;
 const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg']);
 
+/** The .png/.jpg images below dir, sub-folders too (Cityscapes keeps a folder per city), sorted. */
+const imagesIn = (dir: string): string[] => (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
+
+/** The `size` option as (H, W), or null: images keep their own sizes. */
+const sizeOf = (size: SegmentationFolderOptions['size']): readonly [number, number] | null =>
+  size === undefined ? null : typeof size === 'number' ? [size, size] : [size[0], size[1]];
+
+/** Decoded interleaved pixels [H, W, C] as the network's layout [C, H, W], kept (made in a continuation). */
+const chw = (data: Buffer, h: number, w: number, channels: number): Tensor => tidy(() => fromArray(data, [h, w, channels]).permute(2, 0, 1).contiguous().keep());
+
 /** The image/mask pairs of a folder, decoded one pair per get(): uint8 x [C, H, W] and uint8 y [H, W]. */
 export class SegmentationFiles {
   private constructor(
@@ -65,8 +75,8 @@ export class SegmentationFiles {
     const imgDir = path.join(root, 'images');
     const maskDir = path.join(root, 'masks');
     for (const d of [imgDir, maskDir]) if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new Error(`SegmentationFolder: ${d} is not a folder (expected ${root}/images and ${root}/masks)`);
-    // Sub-folders too (Cityscapes keeps a folder per city), each mirrored under masks/.
-    const files = (fs.readdirSync(imgDir, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
+    // Sub-folders too, each mirrored under masks/.
+    const files = imagesIn(imgDir);
     if (files.length === 0) throw new Error(`SegmentationFolder: no .png/.jpg images in ${imgDir}`);
     const maskName = o.maskName ?? null;
     for (const f of files) {
@@ -78,8 +88,7 @@ export class SegmentationFiles {
     const k = named?.length ?? o.numClasses;
     if (!k) throw new Error(`SegmentationFolder: ${root} has no classes.txt; give the number of classes`);
     const classes = named ?? Array.from({ length: k }, (_, i) => `class ${i}`);
-    const size = o.size === undefined ? null : typeof o.size === 'number' ? ([o.size, o.size] as const) : ([o.size[0], o.size[1]] as const);
-    return new SegmentationFiles(root, files, classes, channels, size, maskName, labelTable(o.labelMap));
+    return new SegmentationFiles(root, files, classes, channels, sizeOf(o.size), maskName, labelTable(o.labelMap));
   }
 
   get length(): number {
@@ -104,7 +113,7 @@ export class SegmentationFiles {
         const max = where(bad, y, 0).max().item();
         throw new Error(`SegmentationFolder: mask of ${f} has label ${max}, but there are ${k} classes (0..${k - 1}, ${IGNORE_LABEL} ignored)`);
       }
-      return { x: fromArray(img.data, [img.h, img.w, this.channels]).permute(2, 0, 1).contiguous().keep(), y: y.keep() };
+      return { x: chw(img.data, img.h, img.w, this.channels), y: y.keep() };
     });
   }
 
@@ -160,10 +169,9 @@ export class UnlabelledImages {
 
   static open(root: string, o: Pick<SegmentationFolderOptions, 'size' | 'channels'> = {}): UnlabelledImages {
     if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`UnlabelledImages: ${root} is not a folder`);
-    const files = (fs.readdirSync(root, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
+    const files = imagesIn(root);
     if (files.length === 0) throw new Error(`UnlabelledImages: no .png/.jpg images in ${root}`);
-    const size = o.size === undefined ? null : typeof o.size === 'number' ? ([o.size, o.size] as const) : ([o.size[0], o.size[1]] as const);
-    return new UnlabelledImages(root, files, o.channels ?? 3, size);
+    return new UnlabelledImages(root, files, o.channels ?? 3, sizeOf(o.size));
   }
 
   get length(): number {
@@ -180,10 +188,7 @@ export class UnlabelledImages {
     } catch (e) {
       throw new Error(`UnlabelledImages: cannot decode ${file}: ${(e as Error).message}`);
     }
-    return tidy(() => ({
-      x: fromArray(img.data, [img.height, img.width, this.channels]).permute(2, 0, 1).contiguous().keep(),
-      y: full([img.height, img.width], IGNORE_LABEL, { dtype: 'uint8' }).keep(),
-    }));
+    return { x: chw(img.data, img.height, img.width, this.channels), y: tidy(() => full([img.height, img.width], IGNORE_LABEL, { dtype: 'uint8' }).keep()) };
   }
 }
 

@@ -12,8 +12,8 @@ import { loadSegmentationTeacher, loadTeacher } from './mimic';
 import { PhaseResult, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 import { randn } from '../torch';
-import { readWeights } from '../train/checkpoint';
-import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, SegmentResult, evaluateSegmentation, isSegmentConfig, resolveSegmentConfig, segmentationData } from '../train/segment';
+import { readRunRecord } from '../train/checkpoint';
+import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, SegmentEpoch, SegmentResult, evaluateSegmentation, isSegmentConfig, resolveSegmentConfig, segmentationData } from '../train/segment';
 import type { SegmentationModelName } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
 import { Series, savePlotsPng } from '../report/plot';
@@ -192,8 +192,7 @@ export interface SegmentMimicResult {
 
 /** Whether a file holds a `tsvision segment` run's network (its run record names scenes). */
 export function isSegmentationRun(file: string): boolean {
-  const { run } = readWeights(file);
-  return isSegmentConfig(run?.config);
+  return isSegmentConfig(readRunRecord(file).run?.config);
 }
 
 /**
@@ -202,7 +201,7 @@ export function isSegmentationRun(file: string): boolean {
  * both scored, with the teacher, on the same test images, beside their sizes and CPU latency.
  */
 export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) => console.log(l)): Promise<SegmentMimicResult> {
-  const { run } = readWeights(c.teacher);
+  const { run } = readRunRecord(c.teacher);
   if (!isSegmentConfig(run?.config)) throw new Error(`teacher ${c.teacher} is not a checkpoint (or weights) of \`tsvision segment\``);
   const t: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...run.config };
   const studentModel = c.student.model ?? SEGMENT_MIMIC_DEFAULTS.student;
@@ -224,10 +223,11 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
   if (c.unlabelledScenes && t.folders) throw new Error(`unlabelled scenes join a scenes run's training scenes; teacher ${c.teacher} was trained on folders (give a folder of unlabelled images)`);
   const transfer = c.unlabelled ? { folders: { ...student.folders!, unlabelled: c.unlabelled } } : c.unlabelledScenes ? { scenes: { ...student.scenes, unlabelled: c.unlabelledScenes } } : {};
   const mimicRun = await runSegmentPhase({ ...student, ...transfer, teacher: teacherSpec }, log, `${words.short} student`);
-  const labelRun = (c.control ?? MIMIC_DEFAULTS.control) ? await runSegmentPhase(base('labels'), log, 'student on labels') : null;
+  const control = base('labels');
+  const labelRun = (c.control ?? MIMIC_DEFAULTS.control) ? await runSegmentPhase(control, log, 'student on labels') : null;
 
   // The teacher scored on the students' test images; sizes and latency at the training size.
-  const probe = await segmentationData({ ...base('labels') }, { train: false });
+  const probe = await segmentationData(control, { train: false });
   let teacherFacts: SegmentModelFacts;
   let studentFacts: Omit<SegmentModelFacts, 'testMIoU'>;
   try {
@@ -247,7 +247,7 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
     probe.dispose();
   }
 
-  const studentRun = (r: SegmentResult): SegmentStudentRun => ({ dir: path.dirname(r.checkpoint), testMIoU: r.final!.testMIoU, testPixelAccuracy: r.final!.testPixelAccuracy, curve: r.history.map((h) => h.testMIoU), weights: r.weights });
+  const studentRun = (r: SegmentResult & { final: SegmentEpoch }): SegmentStudentRun => ({ dir: path.dirname(r.checkpoint), testMIoU: r.final.testMIoU, testPixelAccuracy: r.final.testPixelAccuracy, curve: r.history.map((h) => h.testMIoU), weights: r.weights });
   const mimic = studentRun(mimicRun);
   const labels = labelRun && studentRun(labelRun);
   const curves = path.join(c.outDir, 'curves.png');
@@ -264,17 +264,16 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
     ],
   }]);
   const report = path.join(c.outDir, 'report.json');
-  writeJsonAtomic(report, { method: T ? `knowledge distillation at every pixel (Hinton et al. 2015), temperature ${T}` : 'mimic learning at every pixel (Ba & Caruana 2014)', labelWeight: c.labelWeight ?? 0, teacher: { file: c.teacher, ...teacherFacts }, student: { model: studentModel, options: c.student.modelOptions ?? {}, ...studentFacts }, recipe: base(words.phase), runs: { mimic, labels } });
+  writeJsonAtomic(report, { method: T ? `knowledge distillation at every pixel (Hinton et al. 2015), temperature ${T}` : 'mimic learning at every pixel (Ba & Caruana 2014)', labelWeight: c.labelWeight ?? 0, teacher: { file: c.teacher, ...teacherFacts }, student: { model: studentModel, options: c.student.modelOptions ?? {}, ...studentFacts }, recipe: student, runs: { mimic, labels } });
   const md = path.join(c.outDir, 'SUMMARY.md');
   const row = (label: string, f: Omit<SegmentModelFacts, 'testMIoU'>, mIoU: number, note: string): string =>
     `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${f.ms.toFixed(2)} | ${pct(mIoU)} | ${note} |`;
-  const recipe = base(words.phase);
   writeFileAtomic(
     md,
     [
       `# ${words.title} for segmentation: ${studentModel} student of ${t.model}`,
       '',
-      `Recipe for both students: ${studentModel}'s (${recipe.epochs} epochs, ${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, seed ${recipe.seed}), on the teacher's data. Latency: CPU, batch 1, ${probe.inputSize.join('×')}, median of interleaved runs.`,
+      `Recipe for both students: ${studentModel}'s (${student.epochs} epochs, ${student.optimizer} lr ${student.lr}, batch ${student.batchSize}, seed ${student.seed}), on the teacher's data. Latency: CPU, batch 1, ${probe.inputSize.join('×')}, median of interleaved runs.`,
       '',
       '| model | parameters | mult-adds | ms | test mIoU | trained on |',
       '|---|---:|---:|---:|---:|---|',

@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TrainConfig, TrainResult, Logger, train } from '../train/trainer';
-import { readCheckpoint } from '../train/checkpoint';
-import { SegmentConfig, SegmentResult, trainSegmentation } from '../train/segment';
+import { readCheckpoint, readRunRecord } from '../train/checkpoint';
+import { SegmentConfig, SegmentEpoch, SegmentResult, trainSegmentation } from '../train/segment';
 import { savePlotsPng, Series } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 
@@ -90,11 +90,11 @@ export const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
  * A `segment` run in `want.outDir` that a rerun continues (interrupted) or takes as it is (finished): the
  * folder's earlier run must have had the same settings, or it is an error naming the ones that differ.
  */
-export async function runSegmentPhase(want: SegmentConfig, log: Logger, what = 'run'): Promise<SegmentResult> {
+export async function runSegmentPhase(want: SegmentConfig, log: Logger, what = 'run'): Promise<SegmentResult & { final: SegmentEpoch }> {
   const ckpt = path.join(want.outDir, 'checkpoint.safetensors');
   let resume: string | undefined;
   if (fs.existsSync(ckpt)) {
-    const { state } = readCheckpoint(ckpt);
+    const state = readRunRecord(ckpt).state!;
     const before = state.config as SegmentConfig;
     const same = (k: keyof SegmentConfig): boolean => JSON.stringify(before[k]) === JSON.stringify(want[k]);
     const differ = (['model', 'modelOptions', 'init', 'epochs', 'lr', 'scenes', 'folders', 'seed', 'teacher', 'limitBatches'] as const).filter((k) => !same(k));
@@ -104,5 +104,5 @@ export async function runSegmentPhase(want: SegmentConfig, log: Logger, what = '
   }
   const r = await trainSegmentation(resume ? { resume, outDir: want.outDir, threads: want.threads } : want, log);
   if (r.status !== 'finished' || !r.final) throw new PhaseInterrupted(what, ckpt);
-  return r;
+  return { ...r, final: r.final };
 }

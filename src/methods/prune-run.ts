@@ -203,7 +203,6 @@ async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointCont
       const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, teacher: c.distil ? { file: c.checkpoint } : undefined, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit, ...(c.recipe?.accumulate ? { accumulate: c.recipe.accumulate } : {}) };
       // A rerun (say, to measure latency on a quiet machine) continues or reuses the same fine-tuning.
       const r = await runSegmentPhase(want, log, 'fine-tuning');
-      if (!r.final) throw new Error('filter pruning: fine-tuning was interrupted');
       return { model: r.model, score: r.final.testMIoU, weights: r.weights, curves: r.curves };
     },
   };

@@ -81,6 +81,31 @@ export function decodeSafetensors(buf: Uint8Array, source = 'buffer'): Loaded {
   return { tensors, metadata };
 }
 
+/**
+ * A file's string metadata alone: reads the 8-byte length and the JSON header, none of the tensor bytes (a
+ * run's record without loading its weights).
+ */
+export function readSafetensorsMetadata(file: string): Metadata {
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(8);
+    if (fs.readSync(fd, head, 0, 8, 0) < 8) throw new Error(`${file}: not a valid safetensors file (shorter than its 8-byte header length)`);
+    const n = Number(head.readBigUInt64LE(0));
+    const size = fs.fstatSync(fd).size;
+    if (n > size - 8) throw new Error(`${file}: not a valid safetensors file (header length ${n} exceeds the file size ${size})`);
+    const json = Buffer.alloc(n);
+    fs.readSync(fd, json, 0, n, 8);
+    try {
+      return ((JSON.parse(json.toString('utf8')) as { __metadata__?: Metadata }).__metadata__ ?? {});
+    } catch {
+      throw new Error(`${file}: not a valid safetensors file (header is not JSON)`);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function loadSafetensors(file: string): Loaded {
   if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
   return decodeSafetensors(fs.readFileSync(file), file);

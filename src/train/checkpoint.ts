@@ -2,7 +2,7 @@
 // gets a plain state dict from the `model.` entries), the optimizer's state, the RNG state, and JSON
 // metadata (epoch, position, schedule, config, history). Written atomically: temp file, fsync, rename.
 import * as fs from 'node:fs';
-import { Tensor, getRngState, loadSafetensors, saveSafetensors, setRngState } from '../torch';
+import { Tensor, getRngState, loadSafetensors, readSafetensorsMetadata, saveSafetensors, setRngState } from '../torch';
 import { Module } from '../nn';
 
 export const CHECKPOINT_FORMAT = 'tsvision-checkpoint/1';
@@ -146,6 +146,27 @@ export const RUN_METADATA_KEY = 'tsvision.run';
 /** The model's state dict as plain safetensors (PyTorch's keys; torch loads it), with the run record. */
 export function saveWeights(file: string, model: Module, run: RunRecord): void {
   saveSafetensors(file, model.stateDict(), { format: 'pt', [RUN_METADATA_KEY]: JSON.stringify(run) });
+}
+
+/**
+ * A checkpoint's or a weights file's run record, and a checkpoint's training state (its epoch, history),
+ * from the file's header alone: what a run was, without loading its tensors.
+ */
+export function readRunRecord(file: string): { run: RunRecord | null; state: TrainingState | null } {
+  if (!fs.existsSync(file)) throw new Error(`weights ${file}: no such file`);
+  const metadata = readSafetensorsMetadata(file);
+  const parse = <T>(key: string): T => {
+    try {
+      return JSON.parse(metadata[key]) as T;
+    } catch {
+      throw new Error(`weights ${file}: its '${key}' metadata is not JSON`);
+    }
+  };
+  if (metadata.format === CHECKPOINT_FORMAT) {
+    const state = parse<TrainingState>('state');
+    return { run: { config: state.config, classes: state.classes }, state };
+  }
+  return { run: metadata[RUN_METADATA_KEY] !== undefined ? parse<RunRecord>(RUN_METADATA_KEY) : null, state: null };
 }
 
 /**

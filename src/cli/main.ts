@@ -135,7 +135,8 @@ function checkTestSource(o: { trainDir?: string; testDir?: string; testSplit?: n
   if (o.testDir && o.testSplit) throw new InvalidArgumentError('give --test-dir or --test-split, not both: the test images come from one place');
 }
 
-function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet'; resize?: FolderResize; cropScale?: number; labels?: string; testLabels?: string }): DataSpec {
+function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; imageSize: number; channels: number; normalize?: 'imagenet'; resize?: FolderResize; cropScale?: number; labels?: string; testLabels?: string; labelled?: number }): DataSpec {
+  const labelled = o.labelled ? { labelled: o.labelled } : {};
   checkTestSource(o, 'folders of class sub-folders');
   if (o.labels && !o.trainDir) throw new InvalidArgumentError('--labels lists the images of --train-dir: give --train-dir too');
   if (o.testLabels && !o.testDir) throw new InvalidArgumentError('--test-labels lists the images of --test-dir: give --test-dir too');
@@ -143,7 +144,7 @@ function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; 
   if (!o.trainDir) {
     if (o.normalize) throw new InvalidArgumentError('--normalize applies to image folders (--train-dir); Fashion-MNIST is normalized with its own statistics');
     if (o.resize) throw new InvalidArgumentError('--resize applies to image folders (--train-dir); Fashion-MNIST images are all 28×28');
-    return { kind: 'fashion-mnist' };
+    return { kind: 'fashion-mnist', ...labelled };
   }
   if (o.channels !== 1 && o.channels !== 3) throw new InvalidArgumentError(`--channels must be 1 or 3, got ${o.channels}`);
   const test = o.testDir ? { test: o.testDir } : { testSplit: o.testSplit ?? DEFAULT_TEST_SPLIT };
@@ -157,6 +158,7 @@ function dataSpec(o: { trainDir?: string; testDir?: string; testSplit?: number; 
     ...(o.resize === 'crop' ? { resize: o.resize, ...(o.cropScale !== undefined ? { cropScale: o.cropScale } : {}) } : {}),
     ...(o.labels ? { labels: o.labels } : {}),
     ...(o.testLabels ? { testLabels: o.testLabels } : {}),
+    ...labelled,
   };
 }
 
@@ -178,6 +180,7 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--test-split <f>', `without --test-dir: hold out this share of every class of --train-dir as the test set, the same images whatever --seed (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
     .option('--labels <csv>', 'the classes of --train-dir\'s images in a CSV file (a header row, then image file and label per row; files relative to --train-dir, a bare id may leave out .png/.jpg) instead of class sub-folders')
     .option('--test-labels <csv>', 'the same for --test-dir\'s images (labels among the training ones)')
+    .option('--labelled <n>', 'keep the labels of only n training images, the same share of every class and the same images in every run asking n (a scarce-label experiment: `mimic --unlabelled-rest` gives the rest to the student by mimicry through its teacher)', num('--labelled', { int: true, min: 1 }))
     .option('--image-size <px>', 'resize image-folder images to this square size', num('--image-size', { int: true, min: 8 }), 32)
     .addOption(new Option('--resize <how>', 'image folders: \'squash\' any shape to the square (default), or \'crop\' keeping the aspect ratio — evaluated on the centre 87.5%, trained with --augment on random resized crops (torchvision\'s ImageNet recipe)').choices(['squash', 'crop']))
     .option('--crop-scale <min>', `with --resize crop and --augment: the smallest random crop's share of the image's area (default ${RANDOM_RESIZED_CROP_SCALE[0]}; 0.25–0.35 suits small images)`, (v: string): number => {
@@ -403,7 +406,8 @@ addRecipeOptions(
   .option('--no-control', 'skip training the student on labels')
   .option('--temperature <T>', "distil the teacher's soft targets at temperature T (Hinton et al. 2015: T² · KL of the softened distributions) instead of regressing its logits by L2 (the paper)", num('--temperature', { min: 0 }))
   .option('--label-weight <w>', "segment teachers: add w × the labels' cross-entropy to the student's loss", num('--label-weight', { min: 0 }))
-  .option('--unlabelled <dir>', 'segment teachers trained on folders: images without masks that the teacher alone teaches, added to the distilled student\'s training images (not the control\'s)')
+  .option('--unlabelled <dir>', 'a transfer set: images (any sub-folders) without labels or masks, added to the student by mimicry\'s training images (not the control\'s) and taught by the teacher alone; for a segment teacher, one trained on folders')
+  .option('--unlabelled-rest', 'classifier teachers, with --labelled n: the training images left without labels join the student by mimicry\'s training images as a transfer set (Ba & Caruana\'s setting: far more images than labels)', false)
   .option('--unlabelled-scenes <n>', 'segment teachers trained on the scenes: this many more scenes without labels, added to the distilled student\'s training scenes (not the control\'s)', num('--unlabelled-scenes', { int: true, min: 1 }))
   .option('-o, --out <dir>', 'output folder (a rerun reuses finished runs; default runs/mimic, runs/mimic-segment for a segment teacher)')
   .action(async (o, cmd: Command) => {
@@ -411,7 +415,7 @@ addRecipeOptions(
     const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
     if (isSegmentationRun(o.teacher)) {
       // The students read the teacher's data and follow their own paper's recipe: classifier-data flags have no place.
-      const classifierOnly = ['trainDir', 'testDir', 'testSplit', 'labels', 'testLabels', 'imageSize', 'resize', 'cropScale', 'normalize', 'channels', 'schedule', 'warmupEpochs', 'labelSmoothing', 'clipGradNorm', 'augment', 'colorJitter', 'trivialAugment', 'randomErase', 'teacherModel', 'teacherOpt'];
+      const classifierOnly = ['trainDir', 'testDir', 'testSplit', 'labels', 'testLabels', 'imageSize', 'resize', 'cropScale', 'normalize', 'channels', 'schedule', 'warmupEpochs', 'labelSmoothing', 'clipGradNorm', 'augment', 'colorJitter', 'trivialAugment', 'randomErase', 'teacherModel', 'teacherOpt', 'labelled', 'unlabelledRest'];
       const wrong = classifierOnly.filter(given);
       if (wrong.length) throw new InvalidArgumentError(`${wrong.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: ${o.teacher} is a segmentation network, whose students read its own data (scenes or folders) with their paper's recipe`);
       const model = given('model') ? o.model : SEGMENT_MIMIC_DEFAULTS.student;
@@ -433,9 +437,11 @@ addRecipeOptions(
       console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
       return;
     }
-    if (o.labelWeight !== undefined || o.unlabelled || o.unlabelledScenes) throw new InvalidArgumentError(`${o.unlabelled ? '--unlabelled' : o.unlabelledScenes ? '--unlabelled-scenes' : '--label-weight'} is for segmentation teachers (a checkpoint of \`tsvision segment\`)`);
+    if (o.labelWeight !== undefined || o.unlabelledScenes) throw new InvalidArgumentError(`${o.unlabelledScenes ? '--unlabelled-scenes' : '--label-weight'} is for segmentation teachers (a checkpoint of \`tsvision segment\`)`);
+    if (o.unlabelledRest && !o.labelled) throw new InvalidArgumentError('--unlabelled-rest gives the student the training images left without labels: give --labelled n (how many keep theirs) too');
+    const unlabelled = o.unlabelledRest || o.unlabelled ? { ...(o.unlabelledRest ? { rest: true } : {}), ...(o.unlabelled ? { dir: o.unlabelled as string } : {}) } : undefined;
     const r = await runMimic(
-      { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature },
+      { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature, unlabelled },
       stderrLog,
     );
     console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);

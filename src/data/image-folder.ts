@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Fit, RawImage, decodeRaw } from './decode';
 import { fromArray, keep, tidy } from '../torch';
-import { Dataset, Sample } from './loader';
+import { Dataset, NO_LABEL, Sample } from './loader';
 
 export interface ImageFolderOptions {
   /** Bring every image to this (H, W) (a number: square) by `fit`. Without it images keep their size. */
@@ -24,6 +24,11 @@ export interface ImageFolderSample {
   path: string;
   label: number;
 }
+
+const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg']);
+
+/** The .png/.jpg images below dir, sub-folders too (Cityscapes keeps a folder per city), relative to dir, sorted. */
+export const imagesIn = (dir: string): string[] => (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
 
 // Plain code-unit order, as Python's sorted(), so class indices match torchvision's for the same folder.
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -72,9 +77,31 @@ export class ImageFolder implements Dataset<Sample> {
     this.samples = samples;
   }
 
+  /**
+   * The images below `root` (sub-folders too) without labels (NO_LABEL), beside a labelled folder of these
+   * `classes`: a transfer set, which only a teacher's logits teach. Decoded as `o` says, like the labelled ones.
+   */
+  static unlabelled(root: string, o: Omit<ImageFolderOptions, 'extensions'>, classes: readonly string[]): ImageFolder {
+    if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`unlabelled images: ${root} is not a folder`);
+    const files = imagesIn(root);
+    if (files.length === 0) throw new Error(`unlabelled images: no .png/.jpg images in ${root}`);
+    return new ImageFolder(root, o, { classes, samples: files.map((f) => ({ path: path.join(root, f), label: NO_LABEL })) });
+  }
+
+  /** The same images, those at `indices` without their labels (NO_LABEL). */
+  withoutLabels(indices: Iterable<number>): ImageFolder {
+    const drop = new Set(indices);
+    return new ImageFolder(this.root, this.decoding(), { classes: this.classes, samples: this.samples.map((s, i) => (drop.has(i) ? { ...s, label: NO_LABEL } : s)) });
+  }
+
+  /** How this folder decodes its images (size, fit, crop, channels): for more images decoded alike. */
+  decoding(): Omit<ImageFolderOptions, 'extensions'> {
+    return { channels: this.channels, fit: this.fit, cropFraction: this.cropFraction, ...(this.size ? { size: this.size } : {}) };
+  }
+
   /** The same images and labels, decoded another way (e.g. training's random crops beside evaluation's centre crops). */
   decodedAs(o: Omit<ImageFolderOptions, 'extensions'>): ImageFolder {
-    return new ImageFolder(this.root, { channels: this.channels, ...o }, { classes: this.classes, samples: this.samples });
+    return new ImageFolder(this.root, { channels: this.channels, ...o }, this);
   }
 
   get length(): number {

@@ -2,7 +2,7 @@
 export { Rng, deriveSeed } from './rng';
 export { readIdx, readIdxImages, readIdxLabels, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC } from './idx';
 export type { IdxArray } from './idx';
-export { TensorDataset, DataLoader, disposeBatch, checkLabelRange } from './loader';
+export { TensorDataset, DataLoader, disposeBatch, checkLabelRange, NO_LABEL } from './loader';
 export type { Dataset, Sample, PixelSample, BatchSource, Batch, DataLoaderOptions, EpochOptions } from './loader';
 export { compose, ownStream, toFloat, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, resizedCropBox, resize, IMAGENET, IMAGENET_GREY, RANDOM_RESIZED_CROP_RATIO, RANDOM_RESIZED_CROP_SCALE } from './transforms';
 export { colorJitter, applyColorJitter, drawColorJitter, checkColorJitter, describeColorJitter, jitterRange, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToGrayscale, JITTER_KINDS } from './color';
@@ -15,7 +15,7 @@ export { imageFolderFromCsv, readLabelCsv, parseCsv } from './label-csv';
 export type { LabelCsvOptions } from './label-csv';
 export { trivialAugment, randomErasing, applyTrivialAugmentOp, drawTrivialAugment, TRIVIAL_AUGMENT_OPS } from './autoaugment';
 export type { TrivialAugmentOp, TrivialAugmentDraw, RandomErasingOptions } from './autoaugment';
-export { stratifiedSplit, splitOff, allOf, TEST_SPLIT_SEED, SampleSubset, BatchSubset, ConcatDataset } from './split';
+export { stratifiedSplit, stratifiedSample, splitOff, allOf, TEST_SPLIT_SEED, SampleSubset, BatchSubset, ConcatDataset } from './split';
 export type { ImageFolderOptions, ImageFolderSample } from './image-folder';
 export { PixelLabelledImages, labelCounts } from './pixel-labels';
 export { FashionScenes, SCENE_CLASSES, FASHION_SCENES_DEFAULTS } from './fashion-scenes';

@@ -25,6 +25,12 @@ export interface Sample {
   y: number;
 }
 
+/**
+ * The class of an image without a label (a transfer set's): such images teach only through a teacher's
+ * logits (mimic learning); training refuses them with a plain cross-entropy, and accuracy leaves them out.
+ */
+export const NO_LABEL = -1;
+
 /** One example with a label per pixel (segmentation): x [C, H, W] and y [H, W]. */
 export interface PixelSample {
   x: Tensor;

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { decodeRaw } from './decode';
 import { Tensor, callOp, fromArray, full, stack, tidy, where } from '../torch';
 import { PixelSample } from './loader';
+import { imagesIn } from './image-folder';
 import { PixelLabelledImages, labelCounts } from './pixel-labels';
 
 export interface SegmentationFolderOptions {
@@ -43,10 +44,6 @@ export const CITYSCAPES_TRAIN_IDS: Readonly<Record<number, number>> = Object.fro
 
 /** The label that counts for nothing. */
 export const IGNORE_LABEL = 255;
-const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg']);
-
-/** The .png/.jpg images below dir, sub-folders too (Cityscapes keeps a folder per city), sorted. */
-const imagesIn = (dir: string): string[] => (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
 
 /** The `size` option as (H, W), or null: images keep their own sizes. */
 const sizeOf = (size: SegmentationFolderOptions['size']): readonly [number, number] | null =>

@@ -7,6 +7,7 @@ import { Rng } from './rng';
 
 // Its own stream: the split never shares random numbers with shuffling or augmentation of the same seed.
 const SPLIT_STREAM = 0x53504c54;
+const SAMPLE_STREAM = 0x4c41424c;
 
 /**
  * Indices of `labels` (one class per sample) split into training and validation: from each class,
@@ -100,4 +101,33 @@ export class BatchSubset implements BatchSource {
   dispose(): void {
     this.map.dispose();
   }
+}
+
+/**
+ * `n` of `indices` (of samples with these labels), the same share of every class: each class gets n × its
+ * share of `indices`, rounded by largest remainder so the quotas sum to n exactly, drawn by `seed`. `keep`:
+ * the n drawn; `rest`: the others. Both as indices of the whole set, ascending.
+ */
+export function stratifiedSample(labels: readonly number[], indices: Int32Array, n: number, seed: number): { keep: Int32Array; rest: Int32Array } {
+  if (!Number.isInteger(n) || n < 1 || n > indices.length) throw new RangeError(`stratifiedSample: n must be an integer in [1, ${indices.length}] (the images to draw from), got ${n}`);
+  const byClass = new Map<number, number[]>();
+  for (const i of indices) {
+    const list = byClass.get(labels[i]);
+    if (list) list.push(i);
+    else byClass.set(labels[i], [i]);
+  }
+  const classes = [...byClass.keys()].sort((a, b) => a - b);
+  const exact = classes.map((c) => (n * byClass.get(c)!.length) / indices.length);
+  const quota = exact.map(Math.floor);
+  // Largest remainders first (ties to the lower class): the quotas then add up to n.
+  const order = classes.map((_, j) => j).sort((a, b) => exact[b] - quota[b] - (exact[a] - quota[a]) || a - b);
+  for (let k = 0, left = n - quota.reduce((a, q) => a + q, 0); k < left; k++) quota[order[k]]++;
+  const drawn = new Set<number>();
+  classes.forEach((c, j) => {
+    const members = byClass.get(c)!;
+    const perm = Rng.from(seed, SAMPLE_STREAM, c).permutation(members.length);
+    for (let k = 0; k < quota[j]; k++) drawn.add(members[perm[k]]);
+  });
+  const sorted = Int32Array.from(indices).sort();
+  return { keep: sorted.filter((i) => drawn.has(i)), rest: sorted.filter((i) => !drawn.has(i)) };
 }

@@ -42,6 +42,12 @@ export interface MimicConfig {
   control?: boolean;
   /** Distil the teacher's soft targets at this temperature (Hinton et al. 2015) instead of its logits by L2. */
   temperature?: number;
+  /**
+   * The mimic student's transfer set beyond the labelled images (DataSpec.unlabelled): `rest`, the training
+   * images that `data.labelled` leaves without labels; `dir`, a folder of more images. The control never
+   * sees them: it learns from the labels it has.
+   */
+  unlabelled?: { rest?: boolean; dir?: string };
 }
 
 export interface ModelFacts {
@@ -92,8 +98,11 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
     ? { phase: `distil-T${T}`, target: `the teacher's soft targets, T = ${T}`, curve: `distilled (soft targets, T = ${T})`, method: `knowledge distillation (Hinton et al. 2015), temperature ${T}`, title: 'Knowledge distillation', short: 'distilled', student: 'distilled' }
     : { phase: 'mimic', target: "the teacher's logits, L2", curve: 'mimic (teacher logits, L2)', method: 'mimic learning (Ba & Caruana 2014)', title: 'Mimic learning', short: 'mimic', student: 'by mimicry' };
   const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}), ...(T ? { temperature: T } : {}) };
-  // Its own folder, so that the L2 student, a distilled one and their shared control can sit side by side.
-  const mimic = await runPhase(c.outDir, words.phase, { ...base, method }, log);
+  const transfer = c.unlabelled?.rest || c.unlabelled?.dir ? c.unlabelled : undefined;
+  if (transfer?.rest && !data.labelled) throw new Error('the transfer set of the rest is the training images left without labels: give the number labelled (--labelled n) too');
+  // Its own folder, so that the L2 student, a distilled one, either with a transfer set, and their shared
+  // control can sit side by side.
+  const mimic = await runPhase(c.outDir, words.phase + (transfer ? '-transfer' : ''), { ...base, data: { ...data, ...(transfer ? { unlabelled: transfer } : {}) }, method }, log);
   const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', base, log) : null;
 
   const student = facts(createClassifier(base.model!, base.modelOptions ?? {}, loaders));
@@ -107,18 +116,20 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const md = path.join(c.outDir, 'SUMMARY.md');
   const row = (label: string, f: { parameters: number; multAdds: number }, top1: number, note: string): string =>
     `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${pct(top1)} | ${note} |`;
+  const labelled = data.labelled ? ` (${data.labelled.toLocaleString('en-US')} labelled training images)` : '';
+  const unlabelled = [transfer?.rest ? 'the training images without labels' : '', transfer?.dir ? `the images of ${transfer.dir}` : ''].filter(Boolean).join(' and ');
   writeFileAtomic(
     md,
     [
       `# ${words.title}: ${base.model} student of ${teacher.name}`,
       '',
-      `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.`,
+      `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.${transfer ? ' An epoch is a pass over the student\'s own images: the transfer set makes the student by mimicry\'s longer.' : ''}`,
       '',
       '| model | parameters | mult-adds | test top-1 | trained on |',
       '|---|---:|---:|---:|---|',
       row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, 'labels'),
-      row(`student (${base.model})`, student, mimic.testTop1, `${words.target} (${mimic.dir})`),
-      labels ? row(`student (${base.model})`, student, labels.testTop1, `labels, cross-entropy (${labels.dir})`) : '',
+      row(`student (${base.model})`, student, mimic.testTop1, `${words.target}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
+      labels ? row(`student (${base.model})`, student, labels.testTop1, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
       '',
       labels ? `${words.short} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
       '',

@@ -90,9 +90,10 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
 
 function normalizeData(d: DataSpec): DataSpec {
   if (d.kind === 'fashion-mnist') return { kind: 'fashion-mnist' };
-  // Which images and how they are fed; neither a validation split (valSplit) nor the range of training's
-  // random crops (cropScale) changes them: the teacher answers the student's batches.
-  const { valSplit: _, cropScale: __, ...images } = d;
+  // Which images and how they are fed; neither a validation split (valSplit), the range of training's
+  // random crops (cropScale) nor which images have labels (labelled, unlabelled) changes them: the teacher
+  // answers the student's batches.
+  const { valSplit: _, cropScale: __, labelled: ___, unlabelled: ____, ...images } = d;
   return { ...images, size: images.size ?? 32, channels: images.channels ?? 3 };
 }
 

@@ -14,11 +14,16 @@ export function topkHits(logits: Tensor, labels: Tensor, ks: number[]): number[]
   );
 }
 
-/** Running averages of loss and top-k accuracy over an epoch. */
+/**
+ * Running averages of loss and top-k accuracy over an epoch. Images without a label (NO_LABEL, a transfer
+ * set's) count in the loss, which a teacher gave them, but not in the accuracy, which has nothing to check.
+ */
 export class ClassificationMeter {
   private lossSum = 0;
   private hits: number[];
   count = 0;
+  /** Of `count`, the images with a label: accuracy's denominator. */
+  labelled = 0;
   constructor(readonly ks: number[] = [1, 5]) {
     this.hits = ks.map(() => 0);
   }
@@ -26,24 +31,37 @@ export class ClassificationMeter {
     const n = labels.size(0);
     this.lossSum += loss * n;
     this.count += n;
-    topkHits(logits, labels, this.ks).forEach((h, i) => (this.hits[i] += h));
+    const hits = tidy(() => {
+      const has = labels.ge(0);
+      const m = has.sum().item();
+      this.labelled += m;
+      if (m === n) return topkHits(logits, labels, this.ks);
+      return m === 0 ? this.ks.map(() => 0) : topkHits(logits.maskedSelect(has.unsqueeze(1)).reshape(m, -1), labels.maskedSelect(has), this.ks);
+    });
+    hits.forEach((h, i) => (this.hits[i] += h));
   }
   get loss(): number {
     return this.lossSum / Math.max(1, this.count);
   }
-  /** Accuracy in [0, 1] for the i-th k. */
+  /** Accuracy in [0, 1] for the i-th k, over the labelled images. */
   accuracy(i = 0): number {
-    return this.hits[i] / Math.max(1, this.count);
+    return this.hits[i] / Math.max(1, this.labelled);
   }
-  /** The running sums, as one list [loss sum, hits per k…, count]: what a checkpoint saves, or ranks add up. */
+  /** The running sums, as one list [loss sum, hits per k…, count, labelled]: what a checkpoint saves, or ranks add up. */
   sums(): number[] {
-    return [this.lossSum, ...this.hits, this.count];
+    return [this.lossSum, ...this.hits, this.count, this.labelled];
   }
-  /** Takes up sums() saved mid-epoch, so that the epoch's numbers cover its batches before an interruption. */
+  /**
+   * Takes up sums() saved mid-epoch, so that the epoch's numbers cover its batches before an interruption.
+   * Sums without the labelled count (checkpoints before transfer sets) had every image labelled.
+   */
   restore(sums: readonly number[]): void {
-    if (sums.length !== this.ks.length + 2) throw new Error(`ClassificationMeter.restore: expected ${this.ks.length + 2} sums, got ${sums.length}`);
-    [this.lossSum, ...this.hits] = sums.slice(0, -1);
-    this.count = sums[sums.length - 1];
+    const k = this.ks.length;
+    if (sums.length !== k + 2 && sums.length !== k + 3) throw new Error(`ClassificationMeter.restore: expected ${k + 3} sums, got ${sums.length}`);
+    this.lossSum = sums[0];
+    this.hits = sums.slice(1, k + 1);
+    this.count = sums[k + 1];
+    this.labelled = sums[k + 2] ?? this.count;
   }
 }
 

@@ -1,12 +1,13 @@
 // The data a training run reads: Fashion-MNIST (Debian's package) or image folders (a test folder, or a test share of the training one).
-import { BatchSubset, BatchTransform, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, imageFolderFromCsv, loadFashionMNIST, normalize, ownStream, randomCrop, randomErasing, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat, trivialAugment } from '../data';
+import { BatchSubset, BatchTransform, ConcatDataset, NO_LABEL, Sample, TensorDataset, stratifiedSample, ColorJitterOptions, DataLoader, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET, IMAGENET_GREY, ImageFolder, RANDOM_RESIZED_CROP_SCALE, SampleSubset, TEST_SPLIT_SEED, allOf, colorJitter, compose, imageFolderFromCsv, loadFashionMNIST, normalize, ownStream, randomCrop, randomErasing, randomHorizontalFlip, randomResizedCrop, splitOff, toFloat, trivialAugment } from '../data';
 import type { Fit } from '../data/decode';
+import { tensor } from '../torch';
 
 /**
  * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set
  * (`stratifiedSplit`, drawn by the run's seed), trained on never, evaluated after every epoch.
  */
-export type DataSpec =
+export type DataSpec = (
   | { kind: 'fashion-mnist'; root?: string; valSplit?: number }
   /**
    * root/<class>/<image> folders; images are brought to `size` (square) as `resize` says. The test images
@@ -16,7 +17,45 @@ export type DataSpec =
    * of the image's area. `labels` (and `testLabels` for `test`): a CSV listing the folder's images and
    * their classes (data/label-csv.ts) instead of class sub-folders.
    */
-  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization; resize?: FolderResize; cropScale?: number; labels?: string; testLabels?: string };
+  | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization; resize?: FolderResize; cropScale?: number; labels?: string; testLabels?: string }
+) & LabelledPart;
+
+/**
+ * How much of the training images a run has labels for, and what it reads without them. Images without
+ * labels (NO_LABEL) teach only through a teacher's logits — mimic learning's transfer set (Ba & Caruana 2014
+ * §2: the students learned from far more images than were labelled, each labelled by the teacher) — so a
+ * run with them needs a method with its own loss (mimic); plain cross-entropy refuses them.
+ */
+export interface LabelledPart {
+  /**
+   * Only this many training images keep their labels: the same share of every class (stratifiedSample),
+   * drawn by a fixed seed, so every run asking the same number — a teacher and its students, whatever
+   * their seeds — has the same ones. Drawn after the test and validation shares are set apart.
+   */
+  labelled?: number;
+  /**
+   * `rest`: the training images `labelled` left out, without their labels; `dir`: the images below a folder
+   * (sub-folders too), decoded as the training images are.
+   */
+  unlabelled?: { rest?: boolean; dir?: string };
+}
+
+// The labelled draw's seed: the same images for every run asking the same number, whatever its --seed.
+const LABELLED_SEED = 0x1abe1;
+
+/**
+ * The training indices `kept` (after the held-out shares) into those with labels — all, or spec.labelled of
+ * them — and the rest; and what the run trains on: the labelled ones, or with `unlabelled.rest` all of them.
+ */
+function labelledPart(spec: LabelledPart, labels: readonly number[], kept: Int32Array): { labelled: Int32Array; rest: Int32Array } {
+  if (spec.unlabelled?.rest && !spec.labelled) throw new Error('unlabelled.rest is the training images without labels: set labelled (how many keep theirs) too');
+  if (!spec.labelled) return { labelled: kept, rest: new Int32Array(0) };
+  if (!Number.isInteger(spec.labelled) || spec.labelled < 1 || spec.labelled > kept.length) {
+    throw new Error(`labelled: ${spec.labelled} labelled images asked for, but the training part has ${kept.length} (an integer from 1 up)`);
+  }
+  const { keep, rest } = stratifiedSample(labels, kept, spec.labelled, LABELLED_SEED);
+  return { labelled: keep, rest };
+}
 
 /**
  * How image-folder images reach the square input: absent or 'squash', resized to it whatever their shape;
@@ -118,14 +157,24 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
     const aug = o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : [];
     const labels = Array.from(train.labels.toArray(), Number);
     const val = spec.valSplit ? splitOff(labels, allOf(labels.length), spec.valSplit, o.seed) : null;
+    const kept = val ? val.keep : allOf(labels.length);
+    const { labelled, rest } = labelledPart(spec, labels, kept);
+    // The rest without their labels: the same images under a copy of the labels with theirs dropped.
+    const dropped = new Set(rest);
+    const source = spec.unlabelled?.rest ? new TensorDataset(train.images, tensor(labels.map((y, i) => (dropped.has(i) ? NO_LABEL : y)), { dtype: 'int64' })) : train;
+    const part = spec.unlabelled?.rest ? kept : labelled;
+    const whole = part.length === labels.length ? source : new BatchSubset(source, part);
+    // A folder of more images joins through the per-sample path, decoded to Fashion-MNIST's 28×28 grey.
+    const dir = spec.unlabelled?.dir;
+    const trainSet = dir ? new ConcatDataset<Sample>(new SampleSubset(source, part), ImageFolder.unlabelled(dir, { size: 28, channels: 1 }, train.classes ?? [])) : whole;
     return {
-      train: new DataLoader(val ? new BatchSubset(train, val.keep) : train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: trainTransform(aug, norm, o) }),
+      train: new DataLoader(trainSet, { batchSize: o.batchSize, shuffle: true, seed: o.seed, transform: trainTransform(aug, norm, o), ...(dir ? { prefetch: 2 } : {}) }),
       val: val && new DataLoader(new BatchSubset(train, val.out), { batchSize: 500, transform: compose(toFloat(), norm) }),
       test: new DataLoader(test, { batchSize: 500, transform: compose(toFloat(), norm) }),
       numClasses: 10,
       inChannels: 1,
       classes: train.classes ?? [],
-      trainCounts: countLabels(labels, 10, val?.keep),
+      trainCounts: countLabels(labels, 10, labelled),
     };
   }
   const size = imageSize(spec);
@@ -152,10 +201,14 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   const train = resizedCrops ? folder.decodedAs({ size: Math.ceil(size / Math.sqrt(cropScale)), fit: 'shorter-side' }) : folder;
   const crops = resizedCrops ? { sampleTransform: randomResizedCrop(size, { scale: [cropScale, 1] }) } : {};
   const aug = o.augment ? [...(resizedCrops ? [] : [randomCrop(size, Math.max(1, Math.round(size / 8)))]), randomHorizontalFlip()] : [];
-  const rest = held ? held.keep : allOf(labels.length);
-  const val = spec.valSplit ? splitOff(labels, rest, spec.valSplit, o.seed) : null;
-  const kept = val ? val.keep : rest;
-  const trainPart = kept.length === labels.length ? train : new SampleSubset(train, kept);
+  const notHeld = held ? held.keep : allOf(labels.length);
+  const val = spec.valSplit ? splitOff(labels, notHeld, spec.valSplit, o.seed) : null;
+  const kept = val ? val.keep : notHeld;
+  const { labelled, rest } = labelledPart(spec, labels, kept);
+  const source = spec.unlabelled?.rest ? train.withoutLabels(rest) : train;
+  const part = spec.unlabelled?.rest ? kept : labelled;
+  const own = part.length === labels.length ? source : new SampleSubset(source, part);
+  const trainPart = spec.unlabelled?.dir ? new ConcatDataset<Sample>(own, ImageFolder.unlabelled(spec.unlabelled.dir, train.decoding(), folder.classes)) : own;
   const evalLoader = (d: DataLoader['dataset']) => new DataLoader(d, { batchSize: o.batchSize, transform: compose(toFloat(), norm), prefetch: 2 });
   return {
     // A last training batch of one image cannot be batch-normalized (BatchNorm2d refuses it): drop only that.
@@ -165,7 +218,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
     numClasses: folder.classes.length,
     inChannels: channels,
     classes: folder.classes,
-    trainCounts: countLabels(labels, folder.classes.length, kept),
+    trainCounts: countLabels(labels, folder.classes.length, labelled),
   };
 }
 

@@ -300,7 +300,13 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   if (cfg.batchSize % world) throw new Error(`batch size ${cfg.batchSize} is not divisible by the ${world} processes; each takes an equal share`);
   checkAccumulate(cfg.accumulate, cfg.batchSize / world);
   if (rank > 0) log = () => {};
+  if (cfg.data.unlabelled && cfg.method?.kind !== 'mimic') throw new Error("images without labels (data.unlabelled) teach only through a teacher's logits: train them by mimic learning (method mimic, `tsvision mimic`)");
   const loaders = makeLoaders(cfg.data, { ...cfg, batchSize: cfg.batchSize / world });
+  if (cfg.data.labelled || cfg.data.unlabelled) {
+    const labelled = loaders.trainCounts.reduce((a, c) => a + c, 0);
+    const without = loaders.train.dataset.length - labelled;
+    log(`training images: ${labelled.toLocaleString('en-US')} labelled${without ? `, ${without.toLocaleString('en-US')} without labels (taught by the teacher alone)` : ''}`);
+  }
   const { numClasses, inChannels } = loaders;
   const trainLoader = world > 1 ? dist.shardLoader(loaders.train, { rank, worldSize: world }) : loaders.train;
   const evalShard = (l: DataLoader) => (world > 1 ? dist.shardLoader(l, { rank, worldSize: world, pad: false }) : l);

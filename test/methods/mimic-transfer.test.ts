@@ -1,0 +1,229 @@
+// Scarce labels and transfer sets for classifier mimicry: the labelled draw (stratifiedSample) against
+// quotas computed by hand, the loaders' labelled and unlabelled images against the dataset and the files
+// themselves, accuracy that leaves unlabelled images out, the refusals, and a mimic run whose first loss
+// over a batch with unlabelled images is the student's logits against the teacher's, computed directly.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { spawnSync } from 'node:child_process';
+import * as T from '../../src/torch';
+import { ClassificationMeter } from '../../src/metrics/classification';
+import { NO_LABEL, loadFashionMNIST, stratifiedSample } from '../../src/data';
+import type { Batch, BatchSource, Dataset, Sample } from '../../src/data';
+import { DataSpec, makeLoaders } from '../../src/train/datasets';
+import { train } from '../../src/train/trainer';
+import { loadTeacher, mimicLoss } from '../../src/methods/mimic';
+import { runMimic } from '../../src/methods/mimic-run';
+import { createClassifier } from '../../src/models/registry';
+import { writeLeftRightFolder } from '../helpers/folders';
+import { CLI } from '../helpers/deploy';
+
+const quiet = (): void => {};
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-transfer-'));
+const options = { batchSize: 64, seed: 0, augment: false };
+
+/** Every label of a training set, in its order (a batch source in one batch; a per-sample one image by image). */
+async function labelsOf(d: BatchSource | Dataset<Sample>): Promise<number[]> {
+  if ('getBatch' in d) return T.tidy(() => Array.from(d.getBatch(T.arange(0, d.length, 1, { dtype: 'int64' })).y.toArray(), Number));
+  const out: number[] = [];
+  for (let i = 0; i < d.length; i++) {
+    const s = await d.get(i);
+    s.x.dispose();
+    out.push(s.y);
+  }
+  return out;
+}
+
+test('stratifiedSample: n images, each class its share by largest remainder, drawn from the given indices, the same for the same seed', () => {
+  // Classes 0, 1, 2 with 5, 3 and 2 members among indices 0–9, plus index 10 (class 0) left out of the pool.
+  const labels = [0, 1, 0, 2, 0, 1, 0, 2, 1, 0, 0];
+  const pool = Int32Array.from([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+  // n = 4 of 10: exact shares 2, 1.2, 0.8 → floors 2, 1, 0 and one left over, to class 2 (remainder 0.8).
+  const { keep, rest } = stratifiedSample(labels, pool, 4, 7);
+  const perClass = [0, 1, 2].map((c) => Array.from(keep).filter((i) => labels[i] === c).length);
+  assert.deepEqual(perClass, [2, 1, 1]);
+  assert.equal(keep.length + rest.length, 10);
+  assert.ok(![...keep, ...rest].includes(10), 'only the pool is drawn from');
+  assert.deepEqual([...keep, ...rest].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(Array.from(keep), Array.from(keep).sort((a, b) => a - b), 'ascending');
+  assert.deepEqual(Array.from(stratifiedSample(labels, pool, 4, 7).keep), Array.from(keep));
+  // n = 7: exact 3.5, 2.1, 1.4 → 3, 2, 1 and one to class 0 (remainder 0.5).
+  assert.deepEqual([0, 1, 2].map((c) => Array.from(stratifiedSample(labels, pool, 7, 1).keep).filter((i) => labels[i] === c).length), [4, 2, 1]);
+  assert.throws(() => stratifiedSample(labels, pool, 11, 0), /n must be an integer in \[1, 10\]/);
+});
+
+test('Fashion-MNIST with 1,000 labels: 100 per class, the same images whatever the seed; with the rest, 59,000 more without labels', async () => {
+  const full = loadFashionMNIST({ split: 'train' });
+  const truth = Array.from(full.labels.toArray(), Number);
+  const scarce = makeLoaders({ kind: 'fashion-mnist', labelled: 1000 }, options);
+  assert.deepEqual(scarce.trainCounts, new Array(10).fill(100), 'Fashion-MNIST has 6,000 per class: 100 each');
+  assert.equal(scarce.train.dataset.length, 1000);
+  const ys = await labelsOf(scarce.train.dataset as BatchSource);
+  assert.ok(ys.every((y) => y >= 0));
+  const withRest = makeLoaders({ kind: 'fashion-mnist', labelled: 1000, unlabelled: { rest: true } }, { ...options, seed: 3 });
+  assert.equal(withRest.train.dataset.length, 60000);
+  const all = await labelsOf(withRest.train.dataset as BatchSource);
+  assert.equal(all.filter((y) => y === NO_LABEL).length, 59000);
+  // The labelled ones (another seed) keep their true labels, and are the scarce run's images, in order.
+  const kept = all.flatMap((y, i) => (y === NO_LABEL ? [] : [i]));
+  assert.ok(kept.every((i) => all[i] === truth[i]));
+  assert.deepEqual(kept.map((i) => truth[i]), ys);
+  const images = T.tidy(() => (scarce.train.dataset as BatchSource).getBatch(T.arange(0, 1000, 1, { dtype: 'int64' })).x.keep());
+  const same = T.tidy(() => full.images.indexSelect(0, T.tensor(kept, { dtype: 'int64' })).ne(images).any().item() === 0);
+  assert.ok(same, 'the labelled images are the dataset\'s at those indices');
+  assert.deepEqual(withRest.trainCounts, scarce.trainCounts, 'class counts are of the labelled images');
+  full.dispose();
+});
+
+test('Fashion-MNIST with a folder of more images: decoded to 28×28 grey after the labelled ones', async () => {
+  const dir = tmp();
+  try {
+    const px = Buffer.from(Array.from({ length: 28 * 28 }, (_, i) => (i * 7) % 256));
+    await sharp(px, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(dir, 'shirt.png'));
+    const l = makeLoaders({ kind: 'fashion-mnist', labelled: 100, unlabelled: { dir } }, options);
+    const d = l.train.dataset as Dataset<Sample>;
+    assert.equal(d.length, 101);
+    const s = await d.get(100);
+    assert.equal(s.y, NO_LABEL);
+    assert.ok(T.tidy(() => s.x.ne(T.fromArray(px, [1, 28, 28])).any().item() === 0), 'the file\'s pixels');
+    s.x.dispose();
+    assert.ok((await labelsOf(d)).slice(0, 100).every((y) => y >= 0));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('image folders: labelled images, the rest without labels, and a folder of more images decoded as the training ones', async () => {
+  const dir = tmp();
+  try {
+    await writeLeftRightFolder(path.join(dir, 'train'), 10);
+    const extra = path.join(dir, 'extra');
+    fs.mkdirSync(path.join(extra, 'nested'), { recursive: true });
+    const pixels: Buffer[] = [];
+    for (const [i, file] of ['a.png', 'nested/b.png', 'c.jpg.txt', 'd.png'].entries()) {
+      const px = Buffer.alloc(16 * 16 * 3, 40 * i + 10);
+      if (file.endsWith('.txt')) fs.writeFileSync(path.join(extra, file), 'not an image');
+      else {
+        await sharp(px, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(extra, file));
+        pixels.push(px);
+      }
+    }
+    const spec: DataSpec = { kind: 'image-folder', train: path.join(dir, 'train'), test: path.join(dir, 'train'), size: 16, channels: 3, labelled: 4, unlabelled: { rest: true, dir: extra } };
+    const l = makeLoaders(spec, { ...options, batchSize: 4 });
+    const d = l.train.dataset as Dataset<Sample>;
+    assert.equal(d.length, 20 + 3);
+    const ys = await labelsOf(d);
+    assert.deepEqual(l.trainCounts, [2, 2]);
+    assert.equal(ys.filter((y) => y === NO_LABEL).length, 16 + 3);
+    // The folder's images come last, sorted (a.png, d.png, nested/b.png), their pixels as written.
+    for (const [k, px] of [pixels[0], pixels[2], pixels[1]].entries()) {
+      const s = await d.get(20 + k);
+      assert.equal(s.y, NO_LABEL);
+      assert.deepEqual(s.x.shape, [3, 16, 16]);
+      assert.ok(T.tidy(() => s.x.ne(T.fromArray(px, [16, 16, 3]).permute(2, 0, 1)).any().item() === 0), `unlabelled image ${k}`);
+      s.x.dispose();
+    }
+    const none = makeLoaders({ ...spec, unlabelled: { dir: extra } }, { ...options, batchSize: 4 });
+    assert.equal(none.train.dataset.length, 4 + 3, 'without the rest: the labelled images and the folder');
+    assert.throws(() => makeLoaders({ ...spec, unlabelled: { dir: path.join(dir, 'nowhere') } }, options), /unlabelled images: .*nowhere is not a folder/);
+    assert.throws(() => makeLoaders({ ...spec, labelled: undefined, unlabelled: { rest: true } }, options), /unlabelled\.rest is the training images without labels: set labelled/);
+    assert.throws(() => makeLoaders({ ...spec, labelled: 21 }, options), /labelled: 21 labelled images asked for, but the training part has 20/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('accuracy counts labelled images only; the loss counts all; sums from before the labelled count still restore', () => {
+  const meter = new ClassificationMeter([1, 2]);
+  const logits = T.tensor([[3, 1, 0], [0, 5, 1], [0, 1, 2], [9, 0, 0]]);
+  // Top-1: 0, 1, 2, 0. Labels 0 (hit), none, 1 (miss; in the top 2), none.
+  meter.update(2, logits, T.tensor([0, NO_LABEL, 1, NO_LABEL], { dtype: 'int64' }));
+  meter.update(1, logits.narrow(0, 1, 1), T.tensor([NO_LABEL], { dtype: 'int64' }));
+  assert.equal(meter.count, 5);
+  assert.equal(meter.labelled, 2);
+  assert.equal(meter.accuracy(0), 1 / 2);
+  assert.equal(meter.accuracy(1), 2 / 2);
+  assert.equal(meter.loss, (2 * 4 + 1) / 5);
+  const old = new ClassificationMeter([1]);
+  old.restore([6, 2, 4]);
+  assert.equal(old.accuracy(), 0.5);
+  assert.throws(() => old.restore([1, 2]), /expected 4 sums, got 2/);
+});
+
+test('unlabelled images need a teacher: plain training refuses them', async () => {
+  await assert.rejects(
+    train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, data: { kind: 'fashion-mnist', labelled: 100, unlabelled: { rest: true } }, epochs: 1, limitBatches: 1, threads: 1, outDir: path.join(tmp(), 'x') }, quiet),
+    /images without labels \(data\.unlabelled\) teach only through a teacher's logits/,
+  );
+});
+
+test('mimic with scarce labels: the student by mimicry learns from the rest through the teacher, its first loss as computed directly; the control from the labels', async () => {
+  const dir = tmp();
+  try {
+    const data = { kind: 'fashion-mnist' as const, labelled: 200 };
+    const t = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, data, epochs: 1, batchSize: 50, limitBatches: 4, threads: 1, outDir: path.join(dir, 'teacher') }, quiet);
+    const student = { conv: 4, hidden: 16 };
+    const base = { modelOptions: student, data, epochs: 1, batchSize: 64, limitBatches: 1, threads: 1, seed: 5 };
+    const logs: string[] = [];
+    const r = await runMimic({ base, teacher: t.checkpoint, outDir: path.join(dir, 'mimic'), unlabelled: { rest: true } }, (l) => logs.push(l));
+    assert.ok(r.mimic.dir.endsWith('mimic-transfer'), r.mimic.dir);
+    assert.ok(logs.includes('training images: 200 labelled, 59,800 without labels (taught by the teacher alone)'), logs.join('\n'));
+    assert.ok(logs.includes('training images: 200 labelled'), 'the control: the labelled images alone');
+    const summary = fs.readFileSync(r.summary, 'utf8');
+    assert.match(summary, /the training images without labels \(transfer set\)/);
+    assert.match(summary, /labels, cross-entropy \(200 labelled training images\)/);
+
+    // The run's first batch and fresh student, built as the run builds them; the teacher in eval mode.
+    const spec = { ...data, unlabelled: { rest: true } };
+    T.manualSeed(base.seed);
+    const loaders = makeLoaders(spec, { batchSize: 64, seed: base.seed, augment: false });
+    const model = createClassifier('shallow', student, loaders);
+    const teacher = loadTeacher({ file: t.checkpoint }, { numClasses: 10, inChannels: 1, data: spec });
+    const batches = loaders.train.epoch(0);
+    const first = (await batches.next()).value as Batch;
+    await batches.return(undefined);
+    const unlabelled = T.tidy(() => first.y.eq(NO_LABEL).sum().item());
+    assert.ok(unlabelled > 50, `the first batch is mostly unlabelled images: ${unlabelled} of 64`);
+    const expected = T.tidy(() => mimicLoss(model.forward(first.x), T.noGrad(() => teacher.model.forward(first.x))).item());
+    const history = JSON.parse(fs.readFileSync(path.join(r.mimic.dir, 'report.json'), 'utf8')).history as { trainLoss: number }[];
+    assert.ok(Math.abs(history[0].trainLoss - expected) <= 1e-5 * expected, `run ${history[0].trainLoss} vs direct ${expected}`);
+
+    await assert.rejects(runMimic({ base: { ...base, data: { kind: 'fashion-mnist' } }, teacher: t.checkpoint, outDir: path.join(dir, 'm2'), unlabelled: { rest: true } }, quiet), /give the number labelled \(--labelled n\) too/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('CLI: mimic --labelled n --unlabelled-rest --unlabelled <dir>, and the refusals', async () => {
+  const dir = tmp();
+  try {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    const teacher = (await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, epochs: 1, limitBatches: 1, batchSize: 16, threads: 1, outDir: path.join(dir, 'teacher') }, quiet)).checkpoint;
+    const extra = path.join(dir, 'extra');
+    fs.mkdirSync(extra);
+    await sharp(Buffer.alloc(28 * 28, 90), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(extra, 'x.png'));
+    const run = cli('mimic', '-t', teacher, '--labelled', '300', '--unlabelled-rest', '--unlabelled', extra, '--opt', 'conv=4', '--opt', 'hidden=16', '--epochs', '1', '--limit-batches', '1', '--threads', '1', '--no-control', '-o', path.join(dir, 'm'));
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /training images: 300 labelled, 59,701 without labels/);
+    const data = JSON.parse(fs.readFileSync(path.join(dir, 'm', 'mimic-transfer', 'report.json'), 'utf8')).config.data;
+    assert.deepEqual(data, { kind: 'fashion-mnist', labelled: 300, unlabelled: { rest: true, dir: extra } });
+    const plain = cli('train', '--labelled', '50', '--epochs', '1', '--threads', '1', '-o', path.join(dir, 't'));
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.match(plain.stderr, /training images: 50 labelled\n/);
+    for (const [args, message] of [
+      [['mimic', '-t', teacher, '--unlabelled-rest'], /--unlabelled-rest gives the student the training images left without labels: give --labelled n/],
+      [['train', '--labelled', '0'], /--labelled/],
+      [['train', '--labelled', '60001', '--epochs', '1'], /labelled: 60001 labelled images asked for, but the training part has 60000/],
+      [['mimic', '-t', teacher, '--unlabelled', path.join(dir, 'none')], /unlabelled images: .*none is not a folder/],
+    ] as const) {
+      const r = cli(...args);
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, message, args.join(' '));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -3,8 +3,8 @@
 // the difference is the targets alone. Writes both runs, the teacher's numbers and a comparison. For a
 // segmentation teacher the students are segmentation networks taught at every pixel (runSegmentMimic).
 import * as path from 'node:path';
-import { TrainConfig, Logger, evaluate } from '../train/trainer';
-import { imageSize, makeLoaders } from '../train/datasets';
+import { DEFAULT_CONFIG, TrainConfig, Logger, evaluate } from '../train/trainer';
+import { DataSpec, imageSize, makeLoaders } from '../train/datasets';
 import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
@@ -103,7 +103,10 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   // Its own folder, so that the L2 student, a distilled one, either with a transfer set, and their shared
   // control can sit side by side.
   const mimic = await runPhase(c.outDir, words.phase + (transfer ? '-transfer' : ''), { ...base, data: { ...data, ...(transfer ? { unlabelled: transfer } : {}) }, method }, log);
-  const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', base, log) : null;
+  // With a transfer set an epoch of the student by mimicry is many times the control's: the control trains
+  // as many optimizer steps instead (more passes over its fewer images), so neither has had more updates.
+  const controlEpochs = transfer ? matchingEpochs(base, data, { ...data, unlabelled: transfer }) : base.epochs!;
+  const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', { ...base, epochs: controlEpochs }, log) : null;
 
   const student = facts(createClassifier(base.model!, base.modelOptions ?? {}, loaders));
   const curves = path.join(c.outDir, 'curves.png');
@@ -123,7 +126,9 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
     [
       `# ${words.title}: ${base.model} student of ${teacher.name}`,
       '',
-      `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.${transfer ? ' An epoch is a pass over the student\'s own images: the transfer set makes the student by mimicry\'s longer.' : ''}`,
+      transfer
+        ? `Recipe for both students: ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}, the same number of optimizer steps: ${base.epochs} epochs over the student by mimicry's images, ${controlEpochs} over the control's labelled ones.`
+        : `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.`,
       '',
       '| model | parameters | mult-adds | test top-1 | trained on |',
       '|---|---:|---:|---:|---|',
@@ -139,6 +144,19 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   );
   log(`test top-1: teacher ${pct(tEval.top1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
   return { teacher: teacherFacts, student, mimic, labels, report, summary: md, curves };
+}
+
+/**
+ * The epochs over `labelled`'s training images that take as many optimizer steps as `base.epochs` over
+ * `withTransfer`'s (rounded up), both counted as a run counts them (limitBatches caps an epoch's steps).
+ */
+function matchingEpochs(base: Partial<TrainConfig>, labelled: DataSpec, withTransfer: DataSpec): number {
+  const batch = base.batchSize ?? DEFAULT_CONFIG.batchSize;
+  const steps = (spec: DataSpec): number => {
+    const n = makeLoaders(spec, { batchSize: batch, seed: 0, augment: false }).train.length;
+    return base.limitBatches ? Math.min(base.limitBatches, n) : n;
+  };
+  return Math.ceil((base.epochs! * steps(withTransfer)) / steps(labelled));
 }
 
 // ---- Segmentation: a real-time student of a large network ---------------------------------------------------

@@ -163,18 +163,19 @@ test('unlabelled images need a teacher: plain training refuses them', async () =
 test('mimic with scarce labels: the student by mimicry learns from the rest through the teacher, its first loss as computed directly; the control from the labels', async () => {
   const dir = tmp();
   try {
-    const data = { kind: 'fashion-mnist' as const, labelled: 200 };
+    const data = { kind: 'fashion-mnist' as const, labelled: 100 };
     const t = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, data, epochs: 1, batchSize: 50, limitBatches: 4, threads: 1, outDir: path.join(dir, 'teacher') }, quiet);
     const student = { conv: 4, hidden: 16 };
     const base = { modelOptions: student, data, epochs: 1, batchSize: 64, limitBatches: 1, threads: 1, seed: 5 };
     const logs: string[] = [];
     const r = await runMimic({ base, teacher: t.checkpoint, outDir: path.join(dir, 'mimic'), unlabelled: { rest: true } }, (l) => logs.push(l));
     assert.ok(r.mimic.dir.endsWith('mimic-transfer'), r.mimic.dir);
-    assert.ok(logs.includes('training images: 200 labelled, 59,800 without labels (taught by the teacher alone)'), logs.join('\n'));
-    assert.ok(logs.includes('training images: 200 labelled'), 'the control: the labelled images alone');
+    assert.ok(logs.includes('training images: 100 labelled, 59,900 without labels (taught by the teacher alone)'), logs.join('\n'));
+    assert.ok(logs.includes('training images: 100 labelled'), 'the control: the labelled images alone');
     const summary = fs.readFileSync(r.summary, 'utf8');
     assert.match(summary, /the training images without labels \(transfer set\)/);
-    assert.match(summary, /labels, cross-entropy \(200 labelled training images\)/);
+    assert.match(summary, /labels, cross-entropy \(100 labelled training images\)/);
+
 
     // The run's first batch and fresh student, built as the run builds them; the teacher in eval mode.
     const spec = { ...data, unlabelled: { rest: true } };
@@ -190,6 +191,12 @@ test('mimic with scarce labels: the student by mimicry learns from the rest thro
     const expected = T.tidy(() => mimicLoss(model.forward(first.x), T.noGrad(() => teacher.model.forward(first.x))).item());
     const history = JSON.parse(fs.readFileSync(path.join(r.mimic.dir, 'report.json'), 'utf8')).history as { trainLoss: number }[];
     assert.ok(Math.abs(history[0].trainLoss - expected) <= 1e-5 * expected, `run ${history[0].trainLoss} vs direct ${expected}`);
+
+    // As many optimizer steps for the control: 3 (the cap) for the student by mimicry; 2 per epoch over 100
+    // labelled images in batches of 64 for the control, so 2 epochs.
+    const steps = await runMimic({ base: { ...base, limitBatches: 3 }, teacher: t.checkpoint, outDir: path.join(dir, 'steps'), unlabelled: { rest: true } }, quiet);
+    assert.match(fs.readFileSync(steps.summary, 'utf8'), /1 epochs over the student by mimicry's images, 2 over the control's labelled ones/);
+    assert.equal(steps.labels!.curve.length, 2);
 
     await assert.rejects(runMimic({ base: { ...base, data: { kind: 'fashion-mnist' } }, teacher: t.checkpoint, outDir: path.join(dir, 'm2'), unlabelled: { rest: true } }, quiet), /give the number labelled \(--labelled n\) too/);
   } finally {

@@ -10,7 +10,7 @@ import { Normalization, RestoredNetwork } from '../infer/restore';
 import { ConfusionMatrix } from '../metrics/confusion';
 import { SegmentationMeter } from '../metrics/segmentation';
 import { Tensor, fromArray, noGrad, tidy } from '../torch';
-import { makeLoaders } from '../train/datasets';
+import { makeLoaders, withoutTransferSet } from '../train/datasets';
 import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, segmentationData } from '../train/segment';
 import { TrainConfig } from '../train/trainer';
 import { writeFileAtomic } from '../util/fs';
@@ -32,7 +32,7 @@ export async function int8Data(restored: RestoredNetwork, file: string): Promise
   const config = restored.config;
   if (!config) throw new Error(`--int8 calibrates on the training images a checkpoint names; ${file} holds plain weights (--int8 --weights-only needs none)`);
   if (!restored.segmentation) {
-    const loaders = makeLoaders((config as TrainConfig).data, { batchSize: 32, seed: 0, augment: false });
+    const loaders = makeLoaders(withoutTransferSet((config as TrainConfig).data), { batchSize: 32, seed: 0, augment: false });
     return { calibration: loaders.train, test: loaders.test, [Symbol.dispose]: () => undefined };
   }
   const data = await segmentationData({ ...DEFAULT_SEGMENT_CONFIG, ...(config as SegmentConfig) }, { train: true });

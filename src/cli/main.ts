@@ -8,7 +8,7 @@ import { ModelName, createClassifier, createModel, describeModel, isModelName, l
 import { formatSummary, summary } from '../metrics/summary';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
-import { DataSpec, FolderResize, imageSize, makeLoaders } from '../train/datasets';
+import { DataSpec, FolderResize, imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
 import { CheckpointContents, RunRecord, fitWeights, readWeights, saveWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
@@ -659,7 +659,7 @@ slideOptions(program
     if (!recorded && !o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
     // A checkpoint names its model; a weights file's record does unless --model says otherwise.
     const cfg: TrainConfig = checkpoint || (recorded && !o.model) ? { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) } : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
-    const loaders = makeLoaders(cfg.data, { batchSize: 256, seed: 0, augment: false });
+    const loaders = makeLoaders(withoutTransferSet(cfg.data), { batchSize: 256, seed: 0, augment: false });
     const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
     fitWeights(model, weights, `weights ${o.checkpoint} do not fit the model`);
     // Pruned weights (DSD's sparse phase) are stored dense with zeros: say how many are really there.
@@ -732,12 +732,12 @@ program
     let held: ReturnType<typeof makeLoaders>['test'];
     if (o.images) {
       if (cfg.data.kind !== 'image-folder') throw new InvalidArgumentError('--images goes with runs trained on image folders (its class sub-folders must be theirs)');
-      loaders = makeLoaders({ ...cfg.data, test: o.images, testSplit: undefined, testLabels: undefined, valSplit: undefined }, { batchSize: 256, seed: cfg.seed, augment: false });
+      loaders = makeLoaders(withoutTransferSet({ ...cfg.data, test: o.images, testSplit: undefined, testLabels: undefined, valSplit: undefined }), { batchSize: 256, seed: cfg.seed, augment: false });
       held = loaders.test;
       source = o.images;
     } else {
       if (!cfg.data.valSplit) throw new InvalidArgumentError(`${file}'s run held out no validation images: train with --val-split (e.g. 0.1), or give held-out labelled images with --images (image-folder runs)`);
-      loaders = makeLoaders(cfg.data, { batchSize: 256, seed: cfg.seed, augment: false });
+      loaders = makeLoaders(withoutTransferSet(cfg.data), { batchSize: 256, seed: cfg.seed, augment: false });
       held = loaders.val!;
       source = `the run's validation split (${cfg.data.valSplit} of the training images, seed ${cfg.seed})`;
     }

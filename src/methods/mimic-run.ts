@@ -4,7 +4,7 @@
 // segmentation teacher the students are segmentation networks taught at every pixel (runSegmentMimic).
 import * as path from 'node:path';
 import { DEFAULT_CONFIG, TrainConfig, Logger, evaluate } from '../train/trainer';
-import { DataSpec, imageSize, makeLoaders } from '../train/datasets';
+import { DataSpec, imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
 import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
@@ -80,7 +80,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
     method: null,
   };
   const data = base.data ?? { kind: 'fashion-mnist' as const };
-  const loaders = makeLoaders(data, { batchSize: 500, seed: 0, augment: false });
+  const loaders = makeLoaders(withoutTransferSet(data), { batchSize: 500, seed: 0, augment: false });
   const teacher = loadTeacher({ file: teacherFile, model: c.teacherModel, modelOptions: c.teacherOptions }, { numClasses: loaders.numClasses, inChannels: loaders.inChannels, data });
   const size = imageSize(data);
   const input = [1, loaders.inChannels, size, size];

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor, randn, saveSafetensors } from '../torch';
 import { TrainConfig, Logger, evaluate } from '../train/trainer';
-import { imageSize, makeLoaders } from '../train/datasets';
+import { imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
 import { CheckpointContents, fitWeights, loadWeights, readCheckpoint } from '../train/checkpoint';
 import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, evaluateSegmentation, segmentationData } from '../train/segment';
 import { summary } from '../metrics/summary';
@@ -157,7 +157,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
 
 function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents, log: Logger): PruneTask {
   const cfg = checkpoint.state.config as TrainConfig;
-  const loaders = makeLoaders(cfg.data, { batchSize: 500, seed: 0, augment: false });
+  const loaders = makeLoaders(withoutTransferSet(cfg.data), { batchSize: 500, seed: 0, augment: false });
   const build = (extra: Record<string, unknown> = {}): Net => {
     const m = createClassifier(cfg.model, { ...cfg.modelOptions, ...extra }, loaders);
     if (!isFilterPrunable(m)) throw unsupported(cfg.model);
@@ -173,8 +173,10 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
     build,
     score: async (m) => (await evaluate(m as unknown as Classifier, loaders.test, c.recipe?.limitBatches ?? 0)).top1,
     async finetune(options, init, epochs, lr) {
-      // Distilled: the original's logits are the targets, so the labels' mixing and weighting have no place.
-      const targets: Partial<TrainConfig> = c.distil ? { method: { kind: 'mimic', teacher: c.checkpoint }, mixup: 0, cutmix: 0, classWeights: undefined } : { method: null };
+      // Distilled: the original's logits are the targets, so the labels' mixing and weighting have no place,
+      // and a transfer set the original learned from (a student by mimicry's) serves again. On labels: the
+      // labelled images alone.
+      const targets: Partial<TrainConfig> = c.distil ? { method: { kind: 'mimic', teacher: c.checkpoint }, mixup: 0, cutmix: 0, classWeights: undefined } : { method: null, data: withoutTransferSet(cfg.data) };
       const phase = await runPhase(c.outDir, 'finetune', { ...cfg, ...c.recipe, modelOptions: { ...cfg.modelOptions, ...options }, epochs, lr, warmupEpochs: 0, init, ...targets }, log);
       const model = build(options);
       loadWeights(phase.weights, model);

@@ -40,6 +40,16 @@ export interface LabelledPart {
   unlabelled?: { rest?: boolean; dir?: string };
 }
 
+/**
+ * The spec without its transfer set (`unlabelled`): for reading a finished run's test, validation or labelled
+ * training images (eval, calibrate, export --int8, prune), which neither need those images nor should fail
+ * because a folder of them has since moved.
+ */
+export function withoutTransferSet(spec: DataSpec): DataSpec {
+  const { unlabelled: _, ...rest } = spec;
+  return rest;
+}
+
 // The labelled draw's seed: the same images for every run asking the same number, whatever its --seed.
 const LABELLED_SEED = 0x1abe1;
 

@@ -427,7 +427,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
       // Each rank's BatchNorm statistics moved with its own last batch: evaluate rank 0's model everywhere.
       ddp?.syncBuffers();
       const none: Scores = { loss: 0, top1: 0, top5: 0, count: 0 };
-      const train: Scores = { loss: meter.loss, top1: meter.accuracy(), top5: 0, count: meter.count };
+      const train: Scores = { loss: meter.loss, top1: meter.accuracy(), top5: 0, count: meter.count, labelled: meter.labelled };
       const test = await evaluate(model, testLoader, cfg.limitBatches);
       const valScores = valLoader ? await evaluate(model, valLoader, cfg.limitBatches) : null;
       const val = valScores ?? none;
@@ -520,22 +520,26 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   }
 }
 
-/** A set's mean loss, top-1 and top-5 over `count` images. */
+/** A set's mean loss over `count` images, top-1 and top-5 over the `labelled` ones among them (absent: all). */
 interface Scores {
   loss: number;
   top1: number;
   top5: number;
   count: number;
+  labelled?: number;
 }
 
-/** Each set's scores over the images of every rank: one all-reduce of the count-weighted sums. */
+/** Each set's scores over the images of every rank: one all-reduce of the count- (labelled-) weighted sums. */
 function scoresAcrossRanks<K extends string>(local: Record<K, Scores>): Record<K, Scores> {
   const sets = Object.keys(local) as K[];
-  const sums = dist.sumAcrossRanks(sets.flatMap((k) => [local[k].loss, local[k].top1, local[k].top5].map((x) => x * local[k].count).concat(local[k].count)));
+  const sums = dist.sumAcrossRanks(sets.flatMap((k) => {
+    const { loss, top1, top5, count, labelled = count } = local[k];
+    return [loss * count, top1 * labelled, top5 * labelled, count, labelled];
+  }));
   return Object.fromEntries(sets.map((k, i) => {
-    const [loss, top1, top5, count] = sums.slice(4 * i, 4 * i + 4);
-    const n = Math.max(1, count);
-    return [k, { loss: loss / n, top1: top1 / n, top5: top5 / n, count }];
+    const [loss, top1, top5, count, labelled] = sums.slice(5 * i, 5 * i + 5);
+    const m = Math.max(1, labelled);
+    return [k, { loss: loss / Math.max(1, count), top1: top1 / m, top5: top5 / m, count, labelled }];
   })) as Record<K, Scores>;
 }
 

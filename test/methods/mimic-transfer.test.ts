@@ -212,11 +212,19 @@ test('CLI: mimic --labelled n --unlabelled-rest --unlabelled <dir>, and the refu
     const extra = path.join(dir, 'extra');
     fs.mkdirSync(extra);
     await sharp(Buffer.alloc(28 * 28, 90), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(extra, 'x.png'));
-    const run = cli('mimic', '-t', teacher, '--labelled', '300', '--unlabelled-rest', '--unlabelled', extra, '--opt', 'conv=4', '--opt', 'hidden=16', '--epochs', '1', '--limit-batches', '1', '--threads', '1', '--no-control', '-o', path.join(dir, 'm'));
+    const run = cli('mimic', '-t', teacher, '--labelled', '300', '--unlabelled-rest', '--unlabelled', extra, '-m', 'cnn', '--opt', 'widths=4,8', '--opt', 'hidden=16', '--epochs', '1', '--limit-batches', '1', '--threads', '1', '--no-control', '-o', path.join(dir, 'm'));
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /training images: 300 labelled, 59,701 without labels/);
     const data = JSON.parse(fs.readFileSync(path.join(dir, 'm', 'mimic-transfer', 'report.json'), 'utf8')).config.data;
     assert.deepEqual(data, { kind: 'fashion-mnist', labelled: 300, unlabelled: { rest: true, dir: extra } });
+    // The transfer set's folder gone: the student is still scored, and pruned and fine-tuned on its labels.
+    fs.rmSync(extra, { recursive: true });
+    const student = path.join(dir, 'm', 'mimic-transfer', 'checkpoint.safetensors');
+    const scored = cli('eval', '--checkpoint', student);
+    assert.equal(scored.status, 0, scored.stderr);
+    const pruned = cli('prune', '-c', student, '--finetune-epochs', '1', '--limit-batches', '1', '--threads', '1', '-o', path.join(dir, 'p'));
+    assert.equal(pruned.status, 0, pruned.stderr);
+    assert.match(pruned.stderr, /training images: 300 labelled\n/);
     const plain = cli('train', '--labelled', '50', '--epochs', '1', '--threads', '1', '-o', path.join(dir, 't'));
     assert.equal(plain.status, 0, plain.stderr);
     assert.match(plain.stderr, /training images: 50 labelled\n/);

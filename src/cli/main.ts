@@ -405,7 +405,7 @@ addRecipeOptions(
   .option('--teacher-opt <key=value>', 'for a teacher given as plain weights: a model option, repeatable', collectOpt, {})
   .option('--no-control', 'skip training the student on labels')
   .option('--temperature <T>', "distil the teacher's soft targets at temperature T (Hinton et al. 2015: T² · KL of the softened distributions) instead of regressing its logits by L2 (the paper)", num('--temperature', { min: 0 }))
-  .option('--label-weight <w>', "segment teachers: add w × the labels' cross-entropy to the student's loss", num('--label-weight', { min: 0 }))
+  .option('--label-weight <w>', "add w × the labels' cross-entropy to the student by mimicry's loss (images without labels left out of it)", num('--label-weight', { min: 0 }))
   .option('--unlabelled <dir>', 'a transfer set: images (any sub-folders) without labels or masks, added to the student by mimicry\'s training images (not the control\'s) and taught by the teacher alone; for a segment teacher, one trained on folders')
   .option('--unlabelled-rest', 'classifier teachers, with --labelled n: the training images left without labels join the student by mimicry\'s training images as a transfer set (Ba & Caruana\'s setting: far more images than labels)', false)
   .option('--unlabelled-scenes <n>', 'segment teachers trained on the scenes: this many more scenes without labels, added to the distilled student\'s training scenes (not the control\'s)', num('--unlabelled-scenes', { int: true, min: 1 }))
@@ -437,11 +437,11 @@ addRecipeOptions(
       console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
       return;
     }
-    if (o.labelWeight !== undefined || o.unlabelledScenes) throw new InvalidArgumentError(`${o.unlabelledScenes ? '--unlabelled-scenes' : '--label-weight'} is for segmentation teachers (a checkpoint of \`tsvision segment\`)`);
+    if (o.unlabelledScenes) throw new InvalidArgumentError('--unlabelled-scenes is for segmentation teachers (a checkpoint of `tsvision segment`)');
     if (o.unlabelledRest && !o.labelled) throw new InvalidArgumentError('--unlabelled-rest gives the student the training images left without labels: give --labelled n (how many keep theirs) too');
     const unlabelled = o.unlabelledRest || o.unlabelled ? { ...(o.unlabelledRest ? { rest: true } : {}), ...(o.unlabelled ? { dir: o.unlabelled as string } : {}) } : undefined;
     const r = await runMimic(
-      { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature, unlabelled },
+      { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature, unlabelled, labelWeight: o.labelWeight || undefined },
       stderrLog,
     );
     console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);

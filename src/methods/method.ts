@@ -1,7 +1,8 @@
 // What a training method changes in the one training loop (train/trainer.ts): the loss of a batch, and what
 // happens just before and after the optimizer step. A run names its method in its config, so a checkpoint
 // resumes with the same method; a method's tensors (DSD's masks) travel in the checkpoint.
-import { Tensor } from '../torch';
+import { Tensor, crossEntropy, isHalfFloat } from '../torch';
+import { NO_LABEL } from '../data/loader';
 import { Module } from '../nn';
 import type { Batch } from '../data';
 import type { DataSpec } from '../train/datasets';
@@ -14,7 +15,8 @@ export type MethodSpec =
   | { kind: 'sparse'; sparsity: number; skipFirst?: boolean }
   /** Mimic learning: regress the teacher's logits with L2 instead of fitting labels. */
   /** temperature: Hinton et al.'s soft targets at that temperature instead of the paper's L2 on logits. */
-  | { kind: 'mimic'; teacher: string; teacherModel?: ModelName; teacherOptions?: Record<string, unknown>; temperature?: number };
+  /** labelWeight: also this weight × the labels' cross-entropy (images without labels left out), as Hinton et al. pair them. */
+  | { kind: 'mimic'; teacher: string; teacherModel?: ModelName; teacherOptions?: Record<string, unknown>; temperature?: number; labelWeight?: number };
 
 export interface TrainingMethod {
   /** One line for the log. */
@@ -54,11 +56,16 @@ export function createMethod(spec: MethodSpec, model: Module, saved: Record<stri
   if (spec.kind === 'mimic') {
     const teacher = loadTeacher({ file: spec.teacher, model: spec.teacherModel, modelOptions: spec.teacherOptions }, ctx);
     const acc = teacher.testTop1 === null ? '' : `, test top-1 ${(100 * teacher.testTop1).toFixed(2)}%`;
+    if (spec.labelWeight !== undefined && !(spec.labelWeight >= 0)) throw new RangeError(`mimic: the label weight must be 0 or more, got ${spec.labelWeight}`);
+    const w = spec.labelWeight ?? 0;
     return {
-      description: `${spec.temperature ? `knowledge distillation: the soft targets (temperature ${spec.temperature})` : 'mimic learning: L2 regression on the logits'} of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})`,
+      description: `${spec.temperature ? `knowledge distillation: the soft targets (temperature ${spec.temperature})` : 'mimic learning: L2 regression on the logits'} of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})${w ? `, + ${w} × the labels' cross-entropy` : ''}`,
       loss: (logits, batch) => {
         const z = teacher.logits(batch.x);
-        return spec.temperature ? distillationLoss(logits, z, spec.temperature) : mimicLoss(logits, z);
+        const l = spec.temperature ? distillationLoss(logits, z, spec.temperature) : mimicLoss(logits, z);
+        // A batch of a transfer set's images alone has no label: no label term, rather than a mean over none (NaN).
+        if (!w || batch.y.ge(0).any().item() === 0) return l;
+        return l.add(crossEntropy(isHalfFloat(logits.dtype) ? logits.to('float32') : logits, batch.y, { ignoreIndex: NO_LABEL }).mul(w));
       },
       summary: () => ({ teacher: spec.teacher, teacherModel: teacher.name, teacherParameters: teacher.model.numParameters(), teacherTestTop1: teacher.testTop1 }),
     };

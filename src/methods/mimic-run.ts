@@ -48,6 +48,8 @@ export interface MimicConfig {
    * sees them: it learns from the labels it has.
    */
   unlabelled?: { rest?: boolean; dir?: string };
+  /** Also this weight × the labels' cross-entropy in the student by mimicry's loss (Hinton et al.'s pairing). */
+  labelWeight?: number;
 }
 
 export interface ModelFacts {
@@ -97,12 +99,13 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const words = T
     ? { phase: `distil-T${T}`, target: `the teacher's soft targets, T = ${T}`, curve: `distilled (soft targets, T = ${T})`, method: `knowledge distillation (Hinton et al. 2015), temperature ${T}`, title: 'Knowledge distillation', short: 'distilled', student: 'distilled' }
     : { phase: 'mimic', target: "the teacher's logits, L2", curve: 'mimic (teacher logits, L2)', method: 'mimic learning (Ba & Caruana 2014)', title: 'Mimic learning', short: 'mimic', student: 'by mimicry' };
-  const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}), ...(T ? { temperature: T } : {}) };
+  const w = c.labelWeight ?? 0;
+  const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}), ...(T ? { temperature: T } : {}), ...(w ? { labelWeight: w } : {}) };
   const transfer = c.unlabelled?.rest || c.unlabelled?.dir ? c.unlabelled : undefined;
   if (transfer?.rest && !data.labelled) throw new Error('the transfer set of the rest is the training images left without labels: give the number labelled (--labelled n) too');
   // Its own folder, so that the L2 student, a distilled one, either with a transfer set, and their shared
   // control can sit side by side.
-  const mimic = await runPhase(c.outDir, words.phase + (transfer ? '-transfer' : ''), { ...base, data: { ...data, ...(transfer ? { unlabelled: transfer } : {}) }, method }, log);
+  const mimic = await runPhase(c.outDir, words.phase + (w ? `+labels${w}` : '') + (transfer ? '-transfer' : ''), { ...base, data: { ...data, ...(transfer ? { unlabelled: transfer } : {}) }, method }, log);
   // With a transfer set an epoch of the student by mimicry is many times the control's: the control trains
   // as many optimizer steps instead (more passes over its fewer images), so neither has had more updates.
   const controlEpochs = transfer ? matchingEpochs(base, data, { ...data, unlabelled: transfer }) : base.epochs!;
@@ -111,7 +114,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const student = facts(createClassifier(base.model!, base.modelOptions ?? {}, loaders));
   const curves = path.join(c.outDir, 'curves.png');
   await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
-    { name: `student, ${words.curve}`, start: 0, phase: mimic },
+    { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic },
     ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels }] : []),
   ]);
   const report = path.join(c.outDir, 'report.json');
@@ -133,7 +136,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
       '| model | parameters | mult-adds | test top-1 | trained on |',
       '|---|---:|---:|---:|---|',
       row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, 'labels'),
-      row(`student (${base.model})`, student, mimic.testTop1, `${words.target}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
+      row(`student (${base.model})`, student, mimic.testTop1, `${words.target}${w ? ` + ${w} × labels` : ''}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
       labels ? row(`student (${base.model})`, student, labels.testTop1, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
       '',
       labels ? `${words.short} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',

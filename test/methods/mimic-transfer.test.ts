@@ -15,8 +15,10 @@ import { NO_LABEL, loadFashionMNIST, stratifiedSample } from '../../src/data';
 import type { Batch, BatchSource, Dataset, Sample } from '../../src/data';
 import { DataSpec, makeLoaders } from '../../src/train/datasets';
 import { train } from '../../src/train/trainer';
-import { loadTeacher, mimicLoss } from '../../src/methods/mimic';
+import { distillationLoss, loadTeacher, mimicLoss } from '../../src/methods/mimic';
 import { runMimic } from '../../src/methods/mimic-run';
+import { createMethod } from '../../src/methods/method';
+import { ShallowNet } from '../../src/models/shallow';
 import { createClassifier } from '../../src/models/registry';
 import { writeLeftRightFolder } from '../helpers/folders';
 import { CLI } from '../helpers/deploy';
@@ -178,19 +180,41 @@ test('mimic with scarce labels: the student by mimicry learns from the rest thro
 
 
     // The run's first batch and fresh student, built as the run builds them; the teacher in eval mode.
-    const spec = { ...data, unlabelled: { rest: true } };
-    T.manualSeed(base.seed);
-    const loaders = makeLoaders(spec, { batchSize: 64, seed: base.seed, augment: false });
-    const model = createClassifier('shallow', student, loaders);
-    const teacher = loadTeacher({ file: t.checkpoint }, { numClasses: 10, inChannels: 1, data: spec });
-    const batches = loaders.train.epoch(0);
-    const first = (await batches.next()).value as Batch;
-    await batches.return(undefined);
-    const unlabelled = T.tidy(() => first.y.eq(NO_LABEL).sum().item());
-    assert.ok(unlabelled > 50, `the first batch is mostly unlabelled images: ${unlabelled} of 64`);
-    const expected = T.tidy(() => mimicLoss(model.forward(first.x), T.noGrad(() => teacher.model.forward(first.x))).item());
-    const history = JSON.parse(fs.readFileSync(path.join(r.mimic.dir, 'report.json'), 'utf8')).history as { trainLoss: number }[];
-    assert.ok(Math.abs(history[0].trainLoss - expected) <= 1e-5 * expected, `run ${history[0].trainLoss} vs direct ${expected}`);
+    const firstStep = async (spec: DataSpec): Promise<{ s: T.Tensor; z: T.Tensor; y: T.Tensor; unlabelled: number }> => {
+      T.manualSeed(base.seed);
+      const loaders = makeLoaders(spec, { batchSize: 64, seed: base.seed, augment: false });
+      const model = createClassifier('shallow', student, loaders);
+      const teacher = loadTeacher({ file: t.checkpoint }, { numClasses: 10, inChannels: 1, data: spec });
+      const batches = loaders.train.epoch(0);
+      const first = (await batches.next()).value as Batch;
+      await batches.return(undefined);
+      return { s: model.forward(first.x).keep(), z: T.noGrad(() => teacher.model.forward(first.x)).keep(), y: first.y, unlabelled: T.tidy(() => first.y.eq(NO_LABEL).sum().item()) };
+    };
+    const firstLoss = (dir: string): number => (JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')).history as { trainLoss: number }[])[0].trainLoss;
+    const one = await firstStep({ ...data, unlabelled: { rest: true } });
+    assert.ok(one.unlabelled > 50, `the first batch is mostly unlabelled images: ${one.unlabelled} of 64`);
+    const expected = mimicLoss(one.s, one.z).item();
+    assert.ok(Math.abs(firstLoss(r.mimic.dir) - expected) <= 1e-5 * expected, `run ${firstLoss(r.mimic.dir)} vs direct ${expected}`);
+
+    // Soft targets at T = 2 + 0.5 × the labels' cross-entropy, over a batch half labelled: the labels' term
+    // is the cross-entropy of the labelled rows alone.
+    const half = { kind: 'fashion-mnist' as const, labelled: 30000 };
+    const kd = await runMimic({ base: { ...base, data: half }, teacher: t.checkpoint, outDir: path.join(dir, 'kd'), unlabelled: { rest: true }, temperature: 2, labelWeight: 0.5, control: false }, quiet);
+    assert.ok(kd.mimic.dir.endsWith('distil-T2+labels0.5-transfer'), kd.mimic.dir);
+    const two = await firstStep({ ...half, unlabelled: { rest: true } });
+    assert.ok(two.unlabelled > 10 && two.unlabelled < 54, `${two.unlabelled} of 64 unlabelled`);
+    const labelled = two.y.ge(0);
+    const m = 64 - two.unlabelled;
+    const ce = T.crossEntropy(two.s.maskedSelect(labelled.unsqueeze(1)).reshape(m, 10), two.y.maskedSelect(labelled)).item();
+    const expectedKd = distillationLoss(two.s, two.z, 2).item() + 0.5 * ce;
+    assert.ok(Math.abs(firstLoss(kd.mimic.dir) - expectedKd) <= 1e-5 * expectedKd, `run ${firstLoss(kd.mimic.dir)} vs direct ${expectedKd}`);
+    // A batch without a single label: the teacher's term alone, not a NaN mean over no labels.
+    const method = createMethod({ kind: 'mimic', teacher: t.checkpoint, labelWeight: 1 }, new ShallowNet({ ...student, numClasses: 10, inChannels: 1 }), null, { numClasses: 10, inChannels: 1, data });
+    const x = T.randn([4, 1, 28, 28]);
+    const s = T.randn([4, 10]);
+    const alone = method.loss!(s, { x, y: T.full([4], NO_LABEL, { dtype: 'int64' }), index: 0 }).item();
+    assert.equal(alone, mimicLoss(s, loadTeacher({ file: t.checkpoint }, { numClasses: 10, inChannels: 1, data }).logits(x)).item());
+    assert.throws(() => createMethod({ kind: 'mimic', teacher: t.checkpoint, labelWeight: -1 }, new ShallowNet({ ...student, numClasses: 10, inChannels: 1 }), null, { numClasses: 10, inChannels: 1, data }), /label weight must be 0 or more/);
 
     // As many optimizer steps for the control: 3 (the cap) for the student by mimicry; 2 per epoch over 100
     // labelled images in batches of 64 for the control, so 2 epochs.
@@ -212,14 +236,14 @@ test('CLI: mimic --labelled n --unlabelled-rest --unlabelled <dir>, and the refu
     const extra = path.join(dir, 'extra');
     fs.mkdirSync(extra);
     await sharp(Buffer.alloc(28 * 28, 90), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(extra, 'x.png'));
-    const run = cli('mimic', '-t', teacher, '--labelled', '300', '--unlabelled-rest', '--unlabelled', extra, '-m', 'cnn', '--opt', 'widths=4,8', '--opt', 'hidden=16', '--epochs', '1', '--limit-batches', '1', '--threads', '1', '--no-control', '-o', path.join(dir, 'm'));
+    const run = cli('mimic', '-t', teacher, '--labelled', '300', '--unlabelled-rest', '--unlabelled', extra, '--label-weight', '0.5', '-m', 'cnn', '--opt', 'widths=4,8', '--opt', 'hidden=16', '--epochs', '1', '--limit-batches', '1', '--threads', '1', '--no-control', '-o', path.join(dir, 'm'));
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /training images: 300 labelled, 59,701 without labels/);
-    const data = JSON.parse(fs.readFileSync(path.join(dir, 'm', 'mimic-transfer', 'report.json'), 'utf8')).config.data;
+    const data = JSON.parse(fs.readFileSync(path.join(dir, 'm', 'mimic+labels0.5-transfer', 'report.json'), 'utf8')).config.data;
     assert.deepEqual(data, { kind: 'fashion-mnist', labelled: 300, unlabelled: { rest: true, dir: extra } });
     // The transfer set's folder gone: the student is still scored, and pruned and fine-tuned on its labels.
     fs.rmSync(extra, { recursive: true });
-    const student = path.join(dir, 'm', 'mimic-transfer', 'checkpoint.safetensors');
+    const student = path.join(dir, 'm', 'mimic+labels0.5-transfer', 'checkpoint.safetensors');
     const scored = cli('eval', '--checkpoint', student);
     assert.equal(scored.status, 0, scored.stderr);
     const pruned = cli('prune', '-c', student, '--finetune-epochs', '1', '--limit-batches', '1', '--threads', '1', '-o', path.join(dir, 'p'));

@@ -197,7 +197,6 @@ test('CLI: segment --teacher and mimic with a segment teacher; their refusals', 
       [['segment', '--teacher', teacherFile, '--unlabelled', dir], /--unlabelled images teach only through a teacher's logits, beside your --train-dir/],
       [['mimic', '-t', teacherFile, '--unlabelled', dir], /unlabelled images join a folder run's training images; teacher .* was trained on the scenes/],
       [['mimic', '-t', classifier, '--unlabelled-scenes', '5'], /--unlabelled-scenes is for segmentation teachers/],
-      [['mimic', '-t', classifier, '--label-weight', '1'], /--label-weight is for segmentation teachers/],
     ] as const) {
       const r = cli(...args);
       assert.notEqual(r.status, 0, args.join(' '));

@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { spawnSync } from 'node:child_process';
 import * as T from '../../src/torch';
 import { ClassificationMeter } from '../../src/metrics/classification';
 import { NO_LABEL, loadFashionMNIST, stratifiedSample } from '../../src/data';
@@ -21,7 +20,7 @@ import { createMethod } from '../../src/methods/method';
 import { ShallowNet } from '../../src/models/shallow';
 import { createClassifier } from '../../src/models/registry';
 import { writeLeftRightFolder } from '../helpers/folders';
-import { CLI } from '../helpers/deploy';
+import { assertRefused, cli } from '../helpers/cli';
 
 const quiet = (): void => {};
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-transfer-'));
@@ -231,7 +230,6 @@ test('mimic with scarce labels: the student by mimicry learns from the rest thro
 test('CLI: mimic --labelled n --unlabelled-rest --unlabelled <dir>, and the refusals', async () => {
   const dir = tmp();
   try {
-    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
     const teacher = (await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, epochs: 1, limitBatches: 1, batchSize: 16, threads: 1, outDir: path.join(dir, 'teacher') }, quiet)).checkpoint;
     const extra = path.join(dir, 'extra');
     fs.mkdirSync(extra);
@@ -252,16 +250,12 @@ test('CLI: mimic --labelled n --unlabelled-rest --unlabelled <dir>, and the refu
     const plain = cli('train', '--labelled', '50', '--epochs', '1', '--threads', '1', '-o', path.join(dir, 't'));
     assert.equal(plain.status, 0, plain.stderr);
     assert.match(plain.stderr, /training images: 50 labelled\n/);
-    for (const [args, message] of [
+    assertRefused([
       [['mimic', '-t', teacher, '--unlabelled-rest'], /--unlabelled-rest gives the student the training images left without labels: give --labelled n/],
       [['train', '--labelled', '0'], /--labelled/],
       [['train', '--labelled', '60001', '--epochs', '1'], /labelled: 60001 labelled images asked for, but the training part has 60000/],
       [['mimic', '-t', teacher, '--unlabelled', path.join(dir, 'none')], /unlabelled images: .*none is not a folder/],
-    ] as const) {
-      const r = cli(...args);
-      assert.notEqual(r.status, 0, args.join(' '));
-      assert.match(r.stderr, message, args.join(' '));
-    }
+    ]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -8,11 +8,11 @@ import { DataSpec, imageSize, makeLoaders, withoutTransferSet } from '../train/d
 import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
-import { loadSegmentationTeacher, loadTeacher } from './mimic';
+import { Fidelity, fidelity, loadSegmentationTeacher, loadTeacher } from './mimic';
 import { PhaseResult, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 import { randn } from '../torch';
-import { readRunRecord } from '../train/checkpoint';
+import { loadWeights, readRunRecord } from '../train/checkpoint';
 import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, SegmentEpoch, SegmentResult, evaluateSegmentation, isSegmentConfig, resolveSegmentConfig, segmentationData } from '../train/segment';
 import type { SegmentationModelName } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
@@ -64,6 +64,8 @@ export interface MimicResult {
   student: { parameters: number; multAdds: number };
   mimic: PhaseResult;
   labels: PhaseResult | null;
+  /** Each student's agreement with the teacher and L2 to its logits on the test images. */
+  fidelity: { mimic: Fidelity; labels: Fidelity | null };
   report: string;
   summary: string;
   curves: string;
@@ -112,16 +114,24 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', { ...base, epochs: controlEpochs }, log) : null;
 
   const student = facts(createClassifier(base.model!, base.modelOptions ?? {}, loaders));
+  // How closely each student follows the teacher on the test images: what mimicry aims at, beside accuracy.
+  const follows = async (phase: PhaseResult): Promise<Fidelity> => {
+    const m = createClassifier(base.model!, base.modelOptions ?? {}, loaders);
+    loadWeights(phase.weights, m);
+    return fidelity(m, teacher.model, loaders.test, base.limitBatches ?? 0);
+  };
+  const mimicFidelity = await follows(mimic);
+  const labelsFidelity = labels && (await follows(labels));
   const curves = path.join(c.outDir, 'curves.png');
   await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
     { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic },
     ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels }] : []),
   ]);
   const report = path.join(c.outDir, 'report.json');
-  writeJsonAtomic(report, { method: words.method, teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels } });
+  writeJsonAtomic(report, { method: words.method, teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels }, fidelity: { mimic: mimicFidelity, labels: labelsFidelity } });
   const md = path.join(c.outDir, 'SUMMARY.md');
-  const row = (label: string, f: { parameters: number; multAdds: number }, top1: number, note: string): string =>
-    `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${pct(top1)} | ${note} |`;
+  const row = (label: string, f: { parameters: number; multAdds: number }, top1: number, fid: Fidelity | null, note: string): string =>
+    `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${pct(top1)} | ${fid ? pct(fid.agreement) : '—'} | ${fid ? fid.l2.toFixed(3) : '—'} | ${note} |`;
   const labelled = data.labelled ? ` (${data.labelled.toLocaleString('en-US')} labelled training images)` : '';
   const unlabelled = [transfer?.rest ? 'the training images without labels' : '', transfer?.dir ? `the images of ${transfer.dir}` : ''].filter(Boolean).join(' and ');
   writeFileAtomic(
@@ -133,20 +143,21 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
         ? `Recipe for both students: ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}, the same number of optimizer steps: ${base.epochs} epochs over the student by mimicry's images, ${controlEpochs} over the control's labelled ones.`
         : `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.`,
       '',
-      '| model | parameters | mult-adds | test top-1 | trained on |',
-      '|---|---:|---:|---:|---|',
-      row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, 'labels'),
-      row(`student (${base.model})`, student, mimic.testTop1, `${words.target}${w ? ` + ${w} × labels` : ''}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
-      labels ? row(`student (${base.model})`, student, labels.testTop1, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
+      '| model | parameters | mult-adds | test top-1 | agrees with the teacher | ½‖g − z‖² to its logits | trained on |',
+      '|---|---:|---:|---:|---:|---:|---|',
+      row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, null, 'labels'),
+      row(`student (${base.model})`, student, mimic.testTop1, mimicFidelity, `${words.target}${w ? ` + ${w} × labels` : ''}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
+      labels ? row(`student (${base.model})`, student, labels.testTop1, labelsFidelity, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
       '',
       labels ? `${words.short} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
+      `Agreement: the share of the test images where the student's top class is the teacher's; ½‖g − z‖²: the distance between their logits that mimicry minimizes, averaged over the test images${base.limitBatches ? ` (the first ${base.limitBatches} batches)` : ''}.`,
       '',
       '![test top-1 per epoch](curves.png)',
       '',
     ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
   );
   log(`test top-1: teacher ${pct(tEval.top1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
-  return { teacher: teacherFacts, student, mimic, labels, report, summary: md, curves };
+  return { teacher: teacherFacts, student, mimic, labels, fidelity: { mimic: mimicFidelity, labels: labelsFidelity }, report, summary: md, curves };
 }
 
 /**

@@ -4,7 +4,8 @@
 // instead of fitting the 0/1 labels. Logits keep what the softmax squashes (how confident, and which wrong
 // classes look alike), which is what lets the shallow net match more of the deep one. Segmentation networks
 // learn the same way at every pixel (pixelMimicLoss, loadSegmentationTeacher, below).
-import { Tensor, isHalfFloat, klDiv, logSoftmax, noGrad } from '../torch';
+import { Tensor, isHalfFloat, klDiv, logSoftmax, noGrad, tidy } from '../torch';
+import { DataLoader, disposeBatch } from '../data';
 import { Classifier } from '../models/common';
 import { ModelName, SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel, isModelName, isSegmentationModelName } from '../models/registry';
 import { SegmentationNet, forwardAnySize, pixelLoss } from '../models/segmentation';
@@ -86,6 +87,45 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   model.eval();
   model.freeze();
   return { model, name, testTop1, logits: (x) => noGrad(() => model.forward(x)) };
+}
+
+/** How closely a student follows its teacher on some images (not how often either is right). */
+export interface Fidelity {
+  /** Share of the images where the student's top class is the teacher's. */
+  agreement: number;
+  /** ½‖g − z‖² between their logits, averaged over the images: what mimicry minimizes. */
+  l2: number;
+  images: number;
+}
+
+/**
+ * A student's fidelity to its teacher over a loader's images (eval mode, no autograd; the first
+ * `limitBatches` batches, 0: all): mimic learning's own measure, which accuracy alone does not show.
+ */
+export async function fidelity(student: Classifier, teacher: Classifier, loader: DataLoader, limitBatches = 0): Promise<Fidelity> {
+  const modes = [student.training, teacher.training];
+  student.eval();
+  teacher.eval();
+  let [same, l2, n, k] = [0, 0, 0, 0];
+  try {
+    for await (const b of loader.epoch(0)) {
+      tidy(() =>
+        noGrad(() => {
+          const [g, z] = [f32(student.forward(b.x)), f32(teacher.forward(b.x))];
+          const m = b.x.size(0);
+          same += g.argmax(1).eq(z.argmax(1)).sum().item();
+          l2 += mimicLoss(g, z).item() * m;
+          n += m;
+        }),
+      );
+      disposeBatch(b);
+      if (limitBatches && ++k >= limitBatches) break;
+    }
+  } finally {
+    student.train(modes[0]);
+    teacher.train(modes[1]);
+  }
+  return { agreement: same / Math.max(1, n), l2: l2 / Math.max(1, n), images: n };
 }
 
 function normalizeData(d: DataSpec): DataSpec {

@@ -174,6 +174,22 @@ test('mimic with scarce labels: the student by mimicry learns from the rest thro
     assert.ok(logs.includes('training images: 100 labelled, 59,900 without labels (taught by the teacher alone)'), logs.join('\n'));
     assert.ok(logs.includes('training images: 100 labelled'), 'the control: the labelled images alone');
     const summary = fs.readFileSync(r.summary, 'utf8');
+    // Fidelity on the test images (the first batch of 500, as limitBatches 1 reads them), computed directly.
+    const tests = makeLoaders(data, { batchSize: 500, seed: 0, augment: false }).test.epoch(0);
+    const images = ((await tests.next()).value as Batch).x;
+    await tests.return(undefined);
+    for (const [phase, fid] of [[r.mimic, r.fidelity.mimic], [r.labels!, r.fidelity.labels!]] as const) {
+      const m = new ShallowNet({ ...student, numClasses: 10, inChannels: 1 });
+      m.loadStateDict(T.loadSafetensors(phase.weights).tensors);
+      m.eval();
+      const g = T.noGrad(() => m.forward(images));
+      const z = loadTeacher({ file: t.checkpoint }, { numClasses: 10, inChannels: 1, data }).logits(images);
+      assert.equal(fid.images, 500);
+      assert.equal(fid.agreement, g.argmax(1).eq(z.argmax(1)).sum().item() / 500);
+      const l2 = g.sub(z).square().sum(1).mean().item() / 2;
+      assert.ok(Math.abs(fid.l2 - l2) <= 1e-5 * l2, `${phase.name}: ${fid.l2} vs ${l2}`);
+      assert.match(summary, new RegExp(`\\| ${(100 * fid.agreement).toFixed(2)}% \\| ${fid.l2.toFixed(3)} \\|`));
+    }
     assert.match(summary, /the training images without labels \(transfer set\)/);
     assert.match(summary, /labels, cross-entropy \(100 labelled training images\)/);
 

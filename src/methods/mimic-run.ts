@@ -145,7 +145,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
       '',
       '| model | parameters | mult-adds | test top-1 | agrees with the teacher | ½‖g − z‖² to its logits | trained on |',
       '|---|---:|---:|---:|---:|---:|---|',
-      row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, null, 'labels'),
+      row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, null, `labels${teacher.labelled ? ` (${teacher.labelled.toLocaleString('en-US')} labelled training images)` : ''}`),
       row(`student (${base.model})`, student, mimic.testTop1, mimicFidelity, `${words.target}${w ? ` + ${w} × labels` : ''}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
       labels ? row(`student (${base.model})`, student, labels.testTop1, labelsFidelity, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
       '',

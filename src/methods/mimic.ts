@@ -56,6 +56,8 @@ export interface Teacher {
   name: ModelName;
   /** Its training run's final test top-1, when the checkpoint records one. */
   testTop1: number | null;
+  /** How many training images its run had labels for (DataSpec.labelled), when it records a run with fewer than all. */
+  labelled: number | null;
   /** Logits for a batch: eval mode (BatchNorm running statistics), no autograd. */
   logits(x: Tensor): Tensor;
 }
@@ -68,6 +70,7 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   let name = spec.model;
   let options = spec.modelOptions ?? {};
   let testTop1: number | null = null;
+  let labelled: number | null = null;
   // Read once: a checkpoint, or the plain weights a run wrote, gives both the teacher's config and its weights.
   const { weights, checkpoint, run } = readWeights(spec.file);
   if (run) {
@@ -77,6 +80,7 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
     }
     name = cfg.model;
     options = cfg.modelOptions;
+    labelled = cfg.data.labelled ?? null;
     const history = (checkpoint?.state as { history?: { testTop1: number }[] } | undefined)?.history;
     testTop1 = history?.length ? history[history.length - 1].testTop1 : null;
   }
@@ -86,7 +90,7 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   fitWeights(model, weights, `teacher ${spec.file} does not fit its model`);
   model.eval();
   model.freeze();
-  return { model, name, testTop1, logits: (x) => noGrad(() => model.forward(x)) };
+  return { model, name, testTop1, labelled, logits: (x) => noGrad(() => model.forward(x)) };
 }
 
 /** How closely a student follows its teacher on some images (not how often either is right). */

@@ -192,6 +192,7 @@ test('mimic with scarce labels: the student by mimicry learns from the rest thro
     }
     assert.match(summary, /the training images without labels \(transfer set\)/);
     assert.match(summary, /labels, cross-entropy \(100 labelled training images\)/);
+    assert.match(summary, /\| teacher \(cnn\) \|.*\| labels \(100 labelled training images\) \|/);
 
 
     // The run's first batch and fresh student, built as the run builds them; the teacher in eval mode.

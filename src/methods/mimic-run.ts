@@ -84,6 +84,8 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
     method: null,
   };
   const data = base.data ?? { kind: 'fashion-mnist' as const };
+  const transfer = c.unlabelled?.rest || c.unlabelled?.dir ? c.unlabelled : undefined;
+  if (transfer?.rest && !data.labelled) throw new Error('the transfer set of the rest is the training images left without labels: give the number labelled (--labelled n) too');
   const loaders = makeLoaders(withoutTransferSet(data), { batchSize: 500, seed: 0, augment: false });
   const teacher = loadTeacher({ file: teacherFile, model: c.teacherModel, modelOptions: c.teacherOptions }, { numClasses: loaders.numClasses, inChannels: loaders.inChannels, data });
   const size = imageSize(data);
@@ -103,8 +105,6 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
     : { phase: 'mimic', target: "the teacher's logits, L2", curve: 'mimic (teacher logits, L2)', method: 'mimic learning (Ba & Caruana 2014)', title: 'Mimic learning', short: 'mimic', student: 'by mimicry' };
   const w = c.labelWeight ?? 0;
   const method = { kind: 'mimic' as const, teacher: teacherFile, ...(c.teacherModel ? { teacherModel: c.teacherModel, teacherOptions: c.teacherOptions ?? {} } : {}), ...(T ? { temperature: T } : {}), ...(w ? { labelWeight: w } : {}) };
-  const transfer = c.unlabelled?.rest || c.unlabelled?.dir ? c.unlabelled : undefined;
-  if (transfer?.rest && !data.labelled) throw new Error('the transfer set of the rest is the training images left without labels: give the number labelled (--labelled n) too');
   // Its own folder, so that the L2 student, a distilled one, either with a transfer set, and their shared
   // control can sit side by side.
   const mimic = await runPhase(c.outDir, words.phase + (w ? `+labels${w}` : '') + (transfer ? '-transfer' : ''), { ...base, data: { ...data, ...(transfer ? { unlabelled: transfer } : {}) }, method }, log);

@@ -54,8 +54,8 @@ export function withoutTransferSet(spec: DataSpec): DataSpec {
 const LABELLED_SEED = 0x1abe1;
 
 /**
- * The training indices `kept` (after the held-out shares) into those with labels — all, or spec.labelled of
- * them — and the rest; and what the run trains on: the labelled ones, or with `unlabelled.rest` all of them.
+ * The training indices `kept` (after the held-out shares) in two: those with labels — all, or spec.labelled
+ * of them — and the rest. A run trains on the labelled ones, or with `unlabelled.rest` on all of them.
  */
 function labelledPart(spec: LabelledPart, labels: readonly number[], kept: Int32Array): { labelled: Int32Array; rest: Int32Array } {
   if (spec.unlabelled?.rest && !spec.labelled) throw new Error('unlabelled.rest is the training images without labels: set labelled (how many keep theirs) too');

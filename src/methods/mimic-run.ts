@@ -110,7 +110,8 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const mimic = await runPhase(c.outDir, words.phase + (w ? `+labels${w}` : '') + (transfer ? '-transfer' : ''), { ...base, data: { ...data, ...(transfer ? { unlabelled: transfer } : {}) }, method }, log);
   // With a transfer set an epoch of the student by mimicry is many times the control's: the control trains
   // as many optimizer steps instead (more passes over its fewer images), so neither has had more updates.
-  const controlEpochs = transfer ? matchingEpochs(base, data, { ...data, unlabelled: transfer }) : base.epochs!;
+  const steps = transfer && { mimic: stepsPerEpoch(base, { ...data, unlabelled: transfer }), labels: stepsPerEpoch(base, data) };
+  const controlEpochs = steps ? Math.ceil((base.epochs! * steps.mimic) / steps.labels) : base.epochs!;
   const labels = (c.control ?? MIMIC_DEFAULTS.control) ? await runPhase(c.outDir, 'labels', { ...base, epochs: controlEpochs }, log) : null;
 
   const student = facts(createClassifier(base.model!, base.modelOptions ?? {}, loaders));
@@ -124,8 +125,8 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const labelsFidelity = labels && (await follows(labels));
   const curves = path.join(c.outDir, 'curves.png');
   await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
-    { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic },
-    ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels }] : []),
+    { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic, ...(steps ? { stepsPerEpoch: steps.mimic } : {}) },
+    ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels, ...(steps ? { stepsPerEpoch: steps.labels } : {}) }] : []),
   ]);
   const report = path.join(c.outDir, 'report.json');
   writeJsonAtomic(report, { method: words.method, teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels }, fidelity: { mimic: mimicFidelity, labels: labelsFidelity } });
@@ -160,17 +161,10 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   return { teacher: teacherFacts, student, mimic, labels, fidelity: { mimic: mimicFidelity, labels: labelsFidelity }, report, summary: md, curves };
 }
 
-/**
- * The epochs over `labelled`'s training images that take as many optimizer steps as `base.epochs` over
- * `withTransfer`'s (rounded up), both counted as a run counts them (limitBatches caps an epoch's steps).
- */
-function matchingEpochs(base: Partial<TrainConfig>, labelled: DataSpec, withTransfer: DataSpec): number {
-  const batch = base.batchSize ?? DEFAULT_CONFIG.batchSize;
-  const steps = (spec: DataSpec): number => {
-    const n = makeLoaders(spec, { batchSize: batch, seed: 0, augment: false }).train.length;
-    return base.limitBatches ? Math.min(base.limitBatches, n) : n;
-  };
-  return Math.ceil((base.epochs! * steps(withTransfer)) / steps(labelled));
+/** Optimizer steps in an epoch of a run with this recipe over `spec`'s training images, as a run counts them (limitBatches caps them). */
+function stepsPerEpoch(base: Partial<TrainConfig>, spec: DataSpec): number {
+  const n = makeLoaders(spec, { batchSize: base.batchSize ?? DEFAULT_CONFIG.batchSize, seed: 0, augment: false }).train.length;
+  return base.limitBatches ? Math.min(base.limitBatches, n) : n;
 }
 
 // ---- Segmentation: a real-time student of a large network ---------------------------------------------------

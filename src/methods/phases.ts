@@ -75,9 +75,14 @@ export class PhaseInterrupted extends Error {
 }
 
 /** Test top-1 of several phases on one epoch axis: phases that follow one another are drawn end to end. */
-export async function plotPhases(file: string, title: string, lines: { name: string; start: number; phase: PhaseResult }[]): Promise<void> {
-  const series: Series[] = lines.map(({ name, start, phase }) => ({ name, points: phase.curve.map((a, i): [number, number] => [start + i + 1, 100 * a]) }));
-  await savePlotsPng(file, [{ title, xLabel: 'epoch', yLabel: 'test top-1 (%)', series }]);
+/**
+ * Test top-1 per epoch of phases, each from its `start` epoch; with `stepsPerEpoch` against optimizer steps
+ * instead, for phases whose epochs differ in length (a student with a transfer set beside its control).
+ */
+export async function plotPhases(file: string, title: string, lines: { name: string; start: number; phase: PhaseResult; stepsPerEpoch?: number }[]): Promise<void> {
+  const steps = lines.some((l) => l.stepsPerEpoch !== undefined);
+  const series: Series[] = lines.map(({ name, start, phase, stepsPerEpoch = 1 }) => ({ name, points: phase.curve.map((a, i): [number, number] => [(start + i + 1) * stepsPerEpoch, 100 * a]) }));
+  await savePlotsPng(file, [{ title, xLabel: steps ? 'optimizer steps' : 'epoch', yLabel: 'test top-1 (%)', series }]);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {

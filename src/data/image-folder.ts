@@ -30,6 +30,14 @@ const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg']);
 /** The .png/.jpg images below dir, sub-folders too (Cityscapes keeps a folder per city), relative to dir, sorted. */
 export const imagesIn = (dir: string): string[] => (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => IMAGE_EXTS.has(path.extname(f).toLowerCase())).sort();
 
+/** The images below a folder of a transfer set (imagesIn), or an error naming the folder: missing, or without images. */
+export function unlabelledImagesIn(root: string): string[] {
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`unlabelled images: ${root} is not a folder`);
+  const files = imagesIn(root);
+  if (files.length === 0) throw new Error(`unlabelled images: no .png/.jpg images in ${root}`);
+  return files;
+}
+
 // Plain code-unit order, as Python's sorted(), so class indices match torchvision's for the same folder.
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -82,10 +90,7 @@ export class ImageFolder implements Dataset<Sample> {
    * `classes`: a transfer set, which only a teacher's logits teach. Decoded as `o` says, like the labelled ones.
    */
   static unlabelled(root: string, o: Omit<ImageFolderOptions, 'extensions'>, classes: readonly string[]): ImageFolder {
-    if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`unlabelled images: ${root} is not a folder`);
-    const files = imagesIn(root);
-    if (files.length === 0) throw new Error(`unlabelled images: no .png/.jpg images in ${root}`);
-    return new ImageFolder(root, o, { classes, samples: files.map((f) => ({ path: path.join(root, f), label: NO_LABEL })) });
+    return new ImageFolder(root, o, { classes, samples: unlabelledImagesIn(root).map((f) => ({ path: path.join(root, f), label: NO_LABEL })) });
   }
 
   /** The same images, those at `indices` without their labels (NO_LABEL). */

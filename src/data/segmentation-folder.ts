@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { decodeRaw } from './decode';
 import { Tensor, callOp, fromArray, full, stack, tidy, where } from '../torch';
 import { PixelSample } from './loader';
-import { imagesIn } from './image-folder';
+import { imagesIn, unlabelledImagesIn } from './image-folder';
 import { PixelLabelledImages, labelCounts } from './pixel-labels';
 
 export interface SegmentationFolderOptions {
@@ -165,10 +165,7 @@ export class UnlabelledImages {
   ) {}
 
   static open(root: string, o: Pick<SegmentationFolderOptions, 'size' | 'channels'> = {}): UnlabelledImages {
-    if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`UnlabelledImages: ${root} is not a folder`);
-    const files = imagesIn(root);
-    if (files.length === 0) throw new Error(`UnlabelledImages: no .png/.jpg images in ${root}`);
-    return new UnlabelledImages(root, files, o.channels ?? 3, sizeOf(o.size));
+    return new UnlabelledImages(root, unlabelledImagesIn(root), o.channels ?? 3, sizeOf(o.size));
   }
 
   get length(): number {

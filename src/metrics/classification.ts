@@ -31,14 +31,9 @@ export class ClassificationMeter {
     const n = labels.size(0);
     this.lossSum += loss * n;
     this.count += n;
-    const hits = tidy(() => {
-      const has = labels.ge(0);
-      const m = has.sum().item();
-      this.labelled += m;
-      if (m === n) return topkHits(logits, labels, this.ks);
-      return m === 0 ? this.ks.map(() => 0) : topkHits(logits.maskedSelect(has.unsqueeze(1)).reshape(m, -1), labels.maskedSelect(has), this.ks);
-    });
-    hits.forEach((h, i) => (this.hits[i] += h));
+    // A class index is never NO_LABEL (negative), so such images are never hits: only the count needs them apart.
+    topkHits(logits, labels, this.ks).forEach((h, i) => (this.hits[i] += h));
+    this.labelled += tidy(() => labels.ge(0).sum().item());
   }
   get loss(): number {
     return this.lossSum / Math.max(1, this.count);

@@ -48,6 +48,8 @@ export interface Batch {
   x: Tensor;
   y: Tensor;
   index: number;
+  /** The dataset indices of its samples, in the batch's order: what was computed once per image is looked up by them. */
+  samples: Int32Array;
 }
 
 /** Frees a batch's tensors now rather than at the next garbage collection. */
@@ -178,6 +180,14 @@ export class DataLoader {
     this.options = o;
   }
 
+  /**
+   * Every sample once, in dataset order (no shuffle, sampler or dropped batch), fed through the same
+   * transforms: to compute something per image once, e.g. a teacher's logits.
+   */
+  inOrder(batchSize = this.batchSize): DataLoader {
+    return new DataLoader(this.dataset, { ...this.options, batchSize, shuffle: false, dropLast: false, sampler: undefined });
+  }
+
   /** The same loader over the part of each epoch `sampler` picks. */
   withSampler(sampler: (order: Int32Array) => Int32Array): DataLoader {
     return new DataLoader(this.dataset, { ...this.options, sampler });
@@ -239,7 +249,7 @@ export class DataLoader {
     const ctx: BatchContext = { epoch, index, rng: Rng.from(this.seed, epoch, index, TRANSFORM_STREAM) };
     if (orderT) {
       const src = this.dataset as BatchSource;
-      return this.finish(() => src.getBatch(orderT.narrow(0, lo, hi - lo)), ctx);
+      return this.finish(() => src.getBatch(orderT.narrow(0, lo, hi - lo)), ctx, order.slice(lo, hi));
     }
     const ds = this.dataset as Dataset<Sample | PixelSample>;
     const pending: Promise<Sample | PixelSample>[] = [];
@@ -250,7 +260,7 @@ export class DataLoader {
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
       const each = this.options.sampleTransform;
-      return this.finish(() => collate(each ? samples.map((s) => transformOne(s, each, ctx)) : samples, order.subarray(lo, hi)), ctx);
+      return this.finish(() => collate(each ? samples.map((s) => transformOne(s, each, ctx)) : samples, order.subarray(lo, hi)), ctx, order.slice(lo, hi));
     } finally {
       for (const s of samples) {
         s.x.dispose();
@@ -260,10 +270,10 @@ export class DataLoader {
   }
 
   /** Collates and transforms inside one tidy, keeping only the finished batch. */
-  private finish(make: () => BatchData, ctx: BatchContext): Batch {
+  private finish(make: () => BatchData, ctx: BatchContext, samples: Int32Array): Batch {
     return tidy(() => {
       const out = this.transform(make(), ctx);
-      return keep({ x: out.x, y: out.y, index: ctx.index });
+      return keep({ x: out.x, y: out.y, index: ctx.index, samples });
     });
   }
 }

@@ -8,7 +8,8 @@ import type { Batch } from '../data';
 import type { DataSpec } from '../train/datasets';
 import type { ModelName } from '../models/registry';
 import { MagnitudeMasks, overallSparsity } from './prune';
-import { distillationLoss, loadTeacher, mimicLoss } from './mimic';
+import { CachedLogits, MAX_CACHED_LOGITS, distillationLoss, loadTeacher, mimicLoss } from './mimic';
+import type { DataLoader } from '../data';
 
 export type MethodSpec =
   /** DSD's sparse step: prune by magnitude once at the start, hold the masks through training. */
@@ -16,11 +17,18 @@ export type MethodSpec =
   /** Mimic learning: regress the teacher's logits with L2 instead of fitting labels. */
   /** temperature: Hinton et al.'s soft targets at that temperature instead of the paper's L2 on logits. */
   /** labelWeight: also this weight × the labels' cross-entropy (images without labels left out), as Hinton et al. pair them. */
-  | { kind: 'mimic'; teacher: string; teacherModel?: ModelName; teacherOptions?: Record<string, unknown>; temperature?: number; labelWeight?: number };
+  /** cacheTeacher: false runs the teacher on every batch even where its logits could be computed once (default true). */
+  | { kind: 'mimic'; teacher: string; teacherModel?: ModelName; teacherOptions?: Record<string, unknown>; temperature?: number; labelWeight?: number; cacheTeacher?: boolean };
 
 export interface TrainingMethod {
   /** One line for the log. */
   readonly description: string;
+  /**
+   * Before the first step: `train` is the training loader; `fixedInputs` says whether it feeds every image
+   * the same way each epoch (no random augmentation, float32), so that per-image results can be computed
+   * once; `imagesSeen`, how many images this process will train on from here.
+   */
+  prepare?(o: { train: DataLoader; fixedInputs: boolean; imagesSeen: number; log: (line: string) => void }): Promise<void>;
   /** The loss of one batch, given the model's logits; default: cross-entropy with the labels. */
   loss?(logits: Tensor, batch: Batch): Tensor;
   /** After backward, before the optimizer step. */
@@ -31,6 +39,8 @@ export interface TrainingMethod {
   stateDict?(): Record<string, Tensor>;
   /** JSON for report.json. */
   summary?(): unknown;
+  /** Frees what the method holds, once training is over. */
+  dispose?(): void;
 }
 
 export interface MethodContext {
@@ -58,15 +68,33 @@ export function createMethod(spec: MethodSpec, model: Module, saved: Record<stri
     const acc = teacher.testTop1 === null ? '' : `, test top-1 ${(100 * teacher.testTop1).toFixed(2)}%`;
     if (spec.labelWeight !== undefined && !(spec.labelWeight >= 0)) throw new RangeError(`mimic: the label weight must be 0 or more, got ${spec.labelWeight}`);
     const w = spec.labelWeight ?? 0;
+    let cache: CachedLogits | null = null;
+    let say: (line: string) => void = () => {};
     return {
       description: `${spec.temperature ? `knowledge distillation: the soft targets (temperature ${spec.temperature})` : 'mimic learning: L2 regression on the logits'} of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})${w ? `, + ${w} × the labels' cross-entropy` : ''}`,
+      prepare: async ({ train, fixedInputs, imagesSeen, log }) => {
+        const n = train.dataset.length;
+        // Computing them once costs a teacher pass over every image: worth it when the run sees more.
+        const why =
+          spec.cacheTeacher === false ? 'as asked (cacheTeacher: false)'
+          : !fixedInputs ? 'the training images are augmented at random or fed in bfloat16'
+          : imagesSeen <= n ? 'the run sees fewer images than the training set holds'
+          : n * ctx.numClasses > MAX_CACHED_LOGITS ? `${n} images × ${ctx.numClasses} classes are too many to hold`
+          : '';
+        say = log;
+        if (why) return log(`teacher logits: computed on every batch (${why})`);
+        const t0 = Date.now();
+        cache = await CachedLogits.compute(teacher, train);
+        log(`teacher logits: computed once for the ${n.toLocaleString('en-US')} training images in ${((Date.now() - t0) / 1000).toFixed(1)} s, looked up on every batch`);
+      },
       loss: (logits, batch) => {
-        const z = teacher.logits(batch.x);
+        const z = cache?.rows(batch.x, batch.samples, say) ?? teacher.logits(batch.x);
         const l = spec.temperature ? distillationLoss(logits, z, spec.temperature) : mimicLoss(logits, z);
         // A batch of a transfer set's images alone has no label: no label term, rather than a mean over none (NaN).
         if (!w || batch.y.ge(0).any().item() === 0) return l;
         return l.add(crossEntropy(isHalfFloat(logits.dtype) ? logits.to('float32') : logits, batch.y, { ignoreIndex: NO_LABEL }).mul(w));
       },
+      dispose: () => cache?.dispose(),
       summary: () => ({ teacher: spec.teacher, teacherModel: teacher.name, teacherParameters: teacher.model.numParameters(), teacherTestTop1: teacher.testTop1 }),
     };
   }

@@ -4,7 +4,7 @@
 // instead of fitting the 0/1 labels. Logits keep what the softmax squashes (how confident, and which wrong
 // classes look alike), which is what lets the shallow net match more of the deep one. Segmentation networks
 // learn the same way at every pixel (pixelMimicLoss, loadSegmentationTeacher, below).
-import { Tensor, isHalfFloat, klDiv, logSoftmax, noGrad, tidy } from '../torch';
+import { Tensor, cat, fromArray, isHalfFloat, keep, klDiv, logSoftmax, noGrad, tidy } from '../torch';
 import { DataLoader, disposeBatch } from '../data';
 import { Classifier } from '../models/common';
 import { ModelName, SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel, isModelName, isSegmentationModelName } from '../models/registry';
@@ -91,6 +91,66 @@ export function loadTeacher(spec: TeacherSpec, ctx: { numClasses: number; inChan
   model.eval();
   model.freeze();
   return { model, name, testTop1, labelled, logits: (x) => noGrad(() => model.forward(x)) };
+}
+
+/** The most logits a teacher's cache holds (float32: 512 MB); beyond, the teacher runs on every batch. */
+export const MAX_CACHED_LOGITS = 128 * 2 ** 20;
+
+/**
+ * A teacher's logits for every image of a training set, computed once, as Ba & Caruana did for their
+ * transfer set, instead of once per image per epoch: a deep teacher's forward pass can cost the shallow
+ * student's whole step several times over. Valid only while the loader feeds each image identically every
+ * epoch (no random augmentation): `rows` checks the first batch it serves against the teacher itself.
+ */
+export class CachedLogits {
+  private checked = false;
+  private failed = false;
+
+  private constructor(
+    private readonly teacher: Teacher,
+    /** float32 [images, classes], in dataset order. */
+    readonly logits: Tensor,
+  ) {}
+
+  /** Runs the teacher over `loader`'s images in dataset order (the loader's own transforms, batches of 500). */
+  static async compute(teacher: Teacher, loader: DataLoader): Promise<CachedLogits> {
+    const parts: Tensor[] = [];
+    try {
+      for await (const b of loader.inOrder(500).epoch(0)) {
+        parts.push(keep(tidy(() => f32(teacher.logits(b.x)))));
+        disposeBatch(b);
+      }
+      return new CachedLogits(teacher, keep(tidy(() => cat(parts, 0))));
+    } finally {
+      for (const t of parts) t.dispose();
+    }
+  }
+
+  /**
+   * The cached logits of a batch's images. The first call also runs the teacher on the batch and, if the two
+   * differ by more than float rounding across batch compositions, says so and answers null from then on: the
+   * images were not fed as when cached, and the teacher must run on every batch instead.
+   */
+  rows(x: Tensor, samples: Int32Array, log: (line: string) => void): Tensor | null {
+    if (this.failed) return null;
+    const z = this.logits.indexSelect(0, fromArray(samples).to('int64'));
+    if (!this.checked) {
+      const live = f32(this.teacher.logits(x));
+      const diff = live.sub(z).abs().max().item();
+      const scale = live.abs().max().item();
+      this.checked = true;
+      if (!(diff <= 1e-4 * Math.max(1, scale))) {
+        this.failed = true;
+        log(`teacher logits: the cached ones differ from the teacher's answer on the first batch by ${diff.toPrecision(3)} (logits up to ${scale.toPrecision(3)}), so the images are not fed the same way every epoch: the teacher runs on every batch instead`);
+        return null;
+      }
+    }
+    return z;
+  }
+
+  dispose(): void {
+    this.logits.dispose();
+  }
 }
 
 /** How closely a student follows its teacher on some images (not how often either is right). */

@@ -72,7 +72,7 @@ export function backwardInParts(size: number, parts: number, partLoss: (start: n
   return { loss, logits };
 }
 
-/** Samples [start, start + length) of a batch's tensors (views: no copy). */
-export function narrowBatch<B extends { x: Tensor; y: Tensor }>(b: B, start: number, length: number): B {
-  return { ...b, x: b.x.narrow(0, start, length), y: b.y.narrow(0, start, length) };
+/** Samples [start, start + length) of a batch's tensors and dataset indices (views: no copy). */
+export function narrowBatch<B extends { x: Tensor; y: Tensor; samples?: Int32Array }>(b: B, start: number, length: number): B {
+  return { ...b, x: b.x.narrow(0, start, length), y: b.y.narrow(0, start, length), ...(b.samples ? { samples: b.samples.subarray(start, start + length) } : {}) };
 }

@@ -344,6 +344,9 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   // After the weights are in place: DSD's masks are the top-K of the weights training starts from.
   const method: TrainingMethod | null = cfg.method ? createMethod(cfg.method, model, resumed?.method ?? null, { numClasses, inChannels, data: cfg.data }) : null;
   if (method) log(method.description);
+  // Each image fed alike every epoch: no random augmentation (mixup and CutMix are refused below for a
+  // method's own loss), and float32, since autocast would change what the method computes per batch.
+  const fixedInputs = !cfg.augment && !cfg.colorJitter && !cfg.trivialAugment && !cfg.randomErase && cfg.precision !== 'bfloat16';
   if ((cfg.mixup || cfg.cutmix) && method?.loss) throw new Error('mixup and CutMix mix the labels of a cross-entropy loss; this method trains with its own loss');
   if (cfg.classWeights && method?.loss) throw new Error('class weights weigh a cross-entropy loss; this method trains with its own loss');
   const balanced = cfg.classWeights === 'balanced' ? balancedClassWeights(loaders.trainCounts) : null;
@@ -372,6 +375,8 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}${describeAccumulate(cfg.accumulate, cfg.batchSize / world)}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}${describePrecision(cfg.precision)}`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   try {
+    // Over the whole training set on every rank: a rank's shard holds any of its images in some epoch.
+    await method?.prepare?.({ train: loaders.train, fixedInputs, imagesSeen: stepsPerEpoch * (cfg.epochs - epoch) * (cfg.batchSize / world), log });
     for (; epoch < cfg.epochs; epoch++, startBatch = 0) {
       // Only a fine-tuning run touches requiresGrad: a method may hold parameters of its own still.
       if (freezeEpochs) trainMode(model, epoch < freezeEpochs);
@@ -480,6 +485,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   } finally {
     interrupt.dispose();
     ce.weight?.dispose();
+    method?.dispose?.();
   }
 
   async function writeReport(): Promise<void> {

@@ -228,7 +228,7 @@ test('mimic with scarce labels: the student by mimicry learns from the rest thro
     const method = createMethod({ kind: 'mimic', teacher: t.checkpoint, labelWeight: 1 }, new ShallowNet({ ...student, numClasses: 10, inChannels: 1 }), null, { numClasses: 10, inChannels: 1, data });
     const x = T.randn([4, 1, 28, 28]);
     const s = T.randn([4, 10]);
-    const alone = method.loss!(s, { x, y: T.full([4], NO_LABEL, { dtype: 'int64' }), index: 0 }).item();
+    const alone = method.loss!(s, { x, y: T.full([4], NO_LABEL, { dtype: 'int64' }), index: 0, samples: Int32Array.from([0, 1, 2, 3]) }).item();
     assert.equal(alone, mimicLoss(s, loadTeacher({ file: t.checkpoint }, { numClasses: 10, inChannels: 1, data }).logits(x)).item());
     assert.throws(() => createMethod({ kind: 'mimic', teacher: t.checkpoint, labelWeight: -1 }, new ShallowNet({ ...student, numClasses: 10, inChannels: 1 }), null, { numClasses: 10, inChannels: 1, data }), /label weight must be 0 or more/);
 

@@ -162,7 +162,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
 }
 
 /** Optimizer steps in an epoch of a run with this recipe over `spec`'s training images, as a run counts them (limitBatches caps them). */
-function stepsPerEpoch(base: Partial<TrainConfig>, spec: DataSpec): number {
+export function stepsPerEpoch(base: Partial<TrainConfig>, spec: DataSpec): number {
   const n = makeLoaders(spec, { batchSize: base.batchSize ?? DEFAULT_CONFIG.batchSize, seed: 0, augment: false }).train.length;
   return base.limitBatches ? Math.min(base.limitBatches, n) : n;
 }

@@ -1,4 +1,4 @@
-// `tsvision reproduce senet|mobilenet|xception|transfer`: four classification papers' central claims, measured
+// `tsvision reproduce senet|mobilenet|xception|transfer|mimic`: five classification papers' central claims, measured
 // at small scale on Fashion-MNIST, each written to <outDir>/REPORT.md with a PNG plot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,8 +7,9 @@ import { reproduceMobilenet } from './mobilenet';
 import { reproduceSenet } from './senet';
 import { reproduceXception } from './xception';
 import { reproduceTransfer } from './transfer';
+import { reproduceMimic } from './mimic';
 
-export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer'] as const;
+export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic'] as const;
 export type ReproductionName = (typeof REPRODUCTIONS)[number];
 
 export interface ReproductionOptions {
@@ -36,6 +37,7 @@ export async function runReproduction(name: ReproductionName, opts: Reproduction
       if (name === 'mobilenet') return reproduceMobilenet(outDir, quick, log);
       if (name === 'xception') return reproduceXception(outDir, quick, log);
       if (name === 'transfer') return reproduceTransfer(outDir, quick, log);
+      if (name === 'mimic') return reproduceMimic(outDir, quick, log);
       throw new Error(`runReproduction: unknown reproduction '${String(name)}'; known: ${REPRODUCTIONS.join(', ')}`);
     });
   } finally {

@@ -16,6 +16,7 @@ import { reproduceSenet } from '../../src/reproduce/senet';
 import { MobileNetStandardConv, reproduceMobilenet } from '../../src/reproduce/mobilenet';
 import { MiniXception, matchedChannels, reproduceXception } from '../../src/reproduce/xception';
 import { TRANSFER_QUICK_BUDGET, TRANSFER_VARIANTS, reproduceTransfer } from '../../src/reproduce/transfer';
+import { MIMIC_QUICK_BUDGET, MIMIC_VARIANTS, reproduceMimic } from '../../src/reproduce/mimic';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-repro-'));
 const pct = (x: number): string => (100 * x).toFixed(2);
@@ -122,6 +123,32 @@ test('transfer (quick): PNG folders of tasks A and B for both splits, the base n
   });
   // The work folders (PNGs, runs) are gone; only the report and its plot remain.
   assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'transfer.png']);
+});
+
+test('mimic (quick): two teachers, five students through runMimic, and a table and conclusion of the measured numbers', async () => {
+  const dir = tmp();
+  const lines: string[] = [];
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceMimic(dir, true, (l) => lines.push(l)));
+  const md = await checkReportAndPng(dir, r.reportPath, 'mimic', 'mimic.png');
+  assert.ok(md.includes(`test top-1 **${pct(r.teachers.strong)}%**`) && md.includes(`**${pct(r.teachers.weak)}%**`), 'both teachers\' measured accuracies');
+  assert.ok(md.includes(`\`--labelled ${MIMIC_QUICK_BUDGET.labelled}\``));
+  const t = tableWith(md, 'student learns from');
+  assert.equal(t.rows.length, MIMIC_VARIANTS.length);
+  MIMIC_VARIANTS.forEach((v, k) => {
+    const [run] = r.results[v];
+    assert.equal(r.results[v].length, 1, 'one seed in quick mode');
+    assert.deepEqual(t.rows[k].slice(1), [`${pct(run.top1)} ± 0.00 (${pct(run.top1)})`, `${pct(run.agreement)} ± 0.00 (${pct(run.agreement)})`]);
+    assert.ok(run.top1 > 0 && run.top1 < 1 && run.agreement > 0 && run.agreement <= 1);
+  });
+  // The conclusion's paired differences, recomputed from the results.
+  const d = (a: string, b: string): string => {
+    const x = r.results[a as (typeof MIMIC_VARIANTS)[number]][0].top1 - r.results[b as (typeof MIMIC_VARIANTS)[number]][0].top1;
+    return `${x > 0 ? '+' : ''}${pct(x)} ± 0.00 points (above for ${x > 0 ? 1 : 0} of 1 seed)`;
+  };
+  assert.ok(md.includes(`the student scores\n${d('mimic', 'labels')} against the labels`), md);
+  assert.ok(md.includes(`with the transfer set: ${d('weak-transfer', 'labels')}.`));
+  assert.equal(lines.filter((l) => l.startsWith('  seed 0, ')).length, MIMIC_VARIANTS.length);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'mimic.png'], 'the teachers and students are gone with their work folder');
 });
 
 test('matched parameters at the full-run width are within 2%', () => {

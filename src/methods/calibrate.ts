@@ -9,7 +9,8 @@ import { labelledPixels } from '../metrics/segmentation';
 import type { Module } from '../nn';
 import { SegmentationForward, forwardAnySize } from '../models/segmentation';
 import { IGNORE_LABEL } from '../data/segmentation-folder';
-import { Batch, DataLoader, disposeBatch } from '../data';
+import { Batch, DataLoader } from '../data';
+import { evalPass } from '../train/eval-pass';
 import { Calibration, CalibrationMeter, TEMPERATURE_RANGE, fitTemperature } from '../metrics/calibration';
 import type { Network } from '../infer/restore';
 
@@ -24,18 +25,11 @@ export function collectLogits(model: Network, loader: DataLoader): Promise<{ log
  */
 async function gather(model: Module, loader: DataLoader, rows: (b: Batch) => [Tensor, Tensor]): Promise<{ logits: Tensor; labels: Tensor }> {
   const [zs, ys]: [Tensor[], Tensor[]] = [[], []];
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    for await (const b of loader.epoch(0)) {
-      const [z, y] = tidy(() => noGrad(() => rows(b)));
-      zs.push(keep(z));
-      ys.push(keep(y));
-      disposeBatch(b);
-    }
-  } finally {
-    model.train(wasTraining);
-  }
+  await evalPass([model], loader, {}, (b) => {
+    const [z, y] = rows(b);
+    zs.push(keep(z));
+    ys.push(keep(y));
+  });
   if (!zs.length) throw new Error('calibration: the loader yielded no images');
   const out = { logits: keep(cat(zs, 0)), labels: keep(cat(ys, 0)) };
   for (const t of [...zs, ...ys]) t.dispose();

@@ -5,11 +5,12 @@
 // classes look alike), which is what lets the shallow net match more of the deep one. Segmentation networks
 // learn the same way at every pixel (pixelMimicLoss, loadSegmentationTeacher, below).
 import { Tensor, cat, fromArray, isHalfFloat, keep, klDiv, logSoftmax, noGrad, tidy } from '../torch';
-import { DataLoader, disposeBatch } from '../data';
+import { DataLoader } from '../data';
 import { Classifier } from '../models/common';
 import { ModelName, SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel, isModelName, isSegmentationModelName } from '../models/registry';
 import { SegmentationNet, forwardAnySize, pixelLoss } from '../models/segmentation';
 import { fitWeights, readWeights } from '../train/checkpoint';
+import { evalPass } from '../train/eval-pass';
 import type { DataSpec } from '../train/datasets';
 import { IGNORE_LABEL } from '../data/segmentation-folder';
 
@@ -116,10 +117,7 @@ export class CachedLogits {
   static async compute(teacher: Teacher, loader: DataLoader): Promise<CachedLogits> {
     const parts: Tensor[] = [];
     try {
-      for await (const b of loader.inOrder(500).epoch(0)) {
-        parts.push(keep(tidy(() => f32(teacher.logits(b.x)))));
-        disposeBatch(b);
-      }
+      await evalPass([teacher.model], loader.inOrder(500), {}, (b) => parts.push(keep(f32(teacher.logits(b.x)))));
       return new CachedLogits(teacher, keep(tidy(() => cat(parts, 0))));
     } finally {
       for (const t of parts) t.dispose();
@@ -167,28 +165,14 @@ export interface Fidelity {
  * `limitBatches` batches, 0: all): mimic learning's own measure, which accuracy alone does not show.
  */
 export async function fidelity(student: Classifier, teacher: Classifier, loader: DataLoader, limitBatches = 0): Promise<Fidelity> {
-  const modes = [student.training, teacher.training];
-  student.eval();
-  teacher.eval();
-  let [same, l2, n, k] = [0, 0, 0, 0];
-  try {
-    for await (const b of loader.epoch(0)) {
-      tidy(() =>
-        noGrad(() => {
-          const [g, z] = [f32(student.forward(b.x)), f32(teacher.forward(b.x))];
-          const m = b.x.size(0);
-          same += g.argmax(1).eq(z.argmax(1)).sum().item();
-          l2 += mimicLoss(g, z).item() * m;
-          n += m;
-        }),
-      );
-      disposeBatch(b);
-      if (limitBatches && ++k >= limitBatches) break;
-    }
-  } finally {
-    student.train(modes[0]);
-    teacher.train(modes[1]);
-  }
+  let [same, l2, n] = [0, 0, 0];
+  await evalPass([student, teacher], loader, { limitBatches }, (b) => {
+    const [g, z] = [f32(student.forward(b.x)), f32(teacher.forward(b.x))];
+    const m = b.x.size(0);
+    same += g.argmax(1).eq(z.argmax(1)).sum().item();
+    l2 += mimicLoss(g, z).item() * m;
+    n += m;
+  });
   return { agreement: same / Math.max(1, n), l2: l2 / Math.max(1, n), images: n };
 }
 

@@ -32,6 +32,7 @@ import { NonFiniteLossError, describePrecision } from './trainer';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
 import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate } from './accumulate';
+import { evalPass } from './eval-pass';
 import { SegmentTeacherSpec, SegmentationTeacher, loadSegmentationTeacher } from '../methods/mimic';
 
 export interface SegmentConfig {
@@ -635,33 +636,22 @@ export async function evaluateSegmentation(model: SegmentationForward & Module, 
   if (inference.calibration && inference.crossReplicaSum) throw new Error('evaluateSegmentation: calibration is counted in one process, not across ranks');
   const calibration = inference.calibration ? new CalibrationMeter() : null;
   const images: ImageScore[] = [];
-  const wasTraining = model.training;
-  model.eval();
   let lossSum = 0;
   let n = 0;
-  let k = 0;
-  for await (const b of loader.epoch(0)) {
-    tidy(() =>
-      noGrad(() => {
-        const ce = { weight: weight ?? undefined, ignoreIndex: IGNORE_LABEL };
-        // Several scales give averaged probabilities; their loss is the NLL of those.
-        const { out, probabilities } = evaluationOutput(model, b.x, inference);
-        const loss = probabilities ? nllLoss(out.clamp(1e-12, 1).log(), b.y, ce) : crossEntropy(out, b.y, ce);
-        if (inference.perImage) {
-          const s = perImageScores(out.argmax(1), b.y, numClasses, IGNORE_LABEL);
-          s.mIoU.forEach((mIoU, i) => images.push({ index: n + i, mIoU, pixelAccuracy: s.pixelAccuracy[i] }));
-        }
-        lossSum += loss.item() * b.x.size(0);
-        n += b.x.size(0);
-        meter.update(out, b.y);
-        if (calibration) calibration.update(...labelledPixels(probabilities ? out : softmax(out, 1), b.y, IGNORE_LABEL));
-      }),
-    );
-    inference.progress?.(n, loader.dataset.length);
-    disposeBatch(b);
-    if (limitBatches && ++k >= limitBatches) break;
-  }
-  model.train(wasTraining);
+  await evalPass([model], loader, { limitBatches, progress: inference.progress }, (b) => {
+    const ce = { weight: weight ?? undefined, ignoreIndex: IGNORE_LABEL };
+    // Several scales give averaged probabilities; their loss is the NLL of those.
+    const { out, probabilities } = evaluationOutput(model, b.x, inference);
+    const loss = probabilities ? nllLoss(out.clamp(1e-12, 1).log(), b.y, ce) : crossEntropy(out, b.y, ce);
+    if (inference.perImage) {
+      const s = perImageScores(out.argmax(1), b.y, numClasses, IGNORE_LABEL);
+      s.mIoU.forEach((mIoU, i) => images.push({ index: n + i, mIoU, pixelAccuracy: s.pixelAccuracy[i] }));
+    }
+    lossSum += loss.item() * b.x.size(0);
+    n += b.x.size(0);
+    meter.update(out, b.y);
+    if (calibration) calibration.update(...labelledPixels(probabilities ? out : softmax(out, 1), b.y, IGNORE_LABEL));
+  });
   // Data parallel: each rank scored its shard; the sums make the score of the whole test set.
   if (inference.crossReplicaSum) {
     meter.reduce(inference.crossReplicaSum);

@@ -3,7 +3,7 @@
 // checkpoint, exact resume from any batch, Ctrl-C that saves and exits cleanly, a JSON report and PNG curves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CrossEntropyOptions, Tensor, arange, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, keep, manualSeed, noGrad, setNumThreads, softmax, tensor, tidy } from '../torch';
+import { CrossEntropyOptions, Tensor, arange, autocast, bfloat16Support, crossEntropy, forkRng, getNumThreads, keep, manualSeed, setNumThreads, softmax, tensor, tidy } from '../torch';
 import { Module } from '../nn';
 import { Classifier, classProbabilities } from '../models/common';
 import { ModelName, createClassifier } from '../models/registry';
@@ -23,6 +23,7 @@ import { ExponentialMovingAverage } from '../optim/ema';
 import { MethodSpec, TrainingMethod, createMethod } from '../methods/method';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
+import { evalPass } from './eval-pass';
 import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate, narrowBatch } from './accumulate';
 
 export interface TrainConfig {
@@ -236,29 +237,18 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
   const mistakes: Mistake[] = [];
   // Built at the first batch, which shows the number of classes.
   const held: { confusion: ConfusionMatrix | null } = { confusion: null };
-  const wasTraining = model.training;
-  model.eval();
-  let k = 0;
   let seen = 0;
   try {
-    for await (const b of loader.epoch(0)) {
-      tidy(() =>
-        noGrad(() => {
-          // Mirrored: log of the mean probability, which log_softmax inside crossEntropy leaves as it is.
-          const logits = o.flip ? classProbabilities((x) => model.forward(x), b.x, true).log() : model.forward(b.x);
-          meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
-          (held.confusion ??= new ConfusionMatrix(logits.size(1))).update(logits, b.y);
-          const probs = calibration || o.mistakes ? softmax(logits, 1) : null;
-          if (calibration) calibration.update(probs!, b.y);
-          if (o.mistakes) mistakes.push(...wrongOnes(probs!, b.y, seen));
-        }),
-      );
+    await evalPass([model], loader, { limitBatches, progress: o.progress }, (b) => {
+      // Mirrored: log of the mean probability, which log_softmax inside crossEntropy leaves as it is.
+      const logits = o.flip ? classProbabilities((x) => model.forward(x), b.x, true).log() : model.forward(b.x);
+      meter.update(crossEntropy(logits, b.y).item(), logits, b.y);
+      (held.confusion ??= new ConfusionMatrix(logits.size(1))).update(logits, b.y);
+      const probs = calibration || o.mistakes ? softmax(logits, 1) : null;
+      if (calibration) calibration.update(probs!, b.y);
+      if (o.mistakes) mistakes.push(...wrongOnes(probs!, b.y, seen));
       seen += b.y.size(0);
-      o.progress?.(seen, loader.dataset.length);
-      disposeBatch(b);
-      if (limitBatches && ++k >= limitBatches) break;
-    }
-    model.train(wasTraining);
+    });
     const confusion = held.confusion?.confusion() ?? [];
     const { recall, balanced } = recallPerClass(confusion);
     return { loss: meter.loss, top1: meter.accuracy(0), top5: meter.accuracy(1), count: meter.count, confusion, recall, balancedTop1: balanced, ...(calibration ? { calibration: calibration.result() } : {}), ...(o.mistakes ? { mistakes: mistakes.sort((a, b) => b.confidence - a.confidence || a.index - b.index) } : {}) };

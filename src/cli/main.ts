@@ -307,12 +307,8 @@ addLabelOptions(addRecipeOptions(
       resume: o.resume,
       stopAfterSteps: o.stopAfterSteps ?? 0,
     };
-    // One rank of `tsvision launch --nproc N -- train ...`: data-parallel; rank 0 prints the results.
-    const parallel = await initFromEnvironment();
-    const r = await train(cfg, stderrLog);
-    const quiet = parallel && getRank() > 0;
-    if (parallel) destroyProcessGroup();
-    if (quiet) return;
+    const { result: r, lead } = await asRank(() => train(cfg, stderrLog));
+    if (!lead) return;
     if (r.status === 'interrupted') {
       process.exitCode = 130;
       return;
@@ -347,14 +343,35 @@ addRecipeOptions(
     console.log(`${saved.summary}\nplot:   ${saved.plot}\nreport: ${saved.json}`);
   });
 
+/** The commands that train data-parallel under \`launch\`: every rank trains, rank 0 alone logs and writes. */
+const DATA_PARALLEL = ['train', 'segment', 'dsd', 'mimic'] as const;
+
+/**
+ * Runs a command's work as one rank of \`tsvision launch --nproc N -- <command>\` (in the process group the
+ * launcher's environment describes) or, outside a launch, as the only process; \`lead\`: this process prints
+ * the results (rank 0, or no launch).
+ */
+async function asRank<T>(work: () => Promise<T>): Promise<{ result: T; lead: boolean }> {
+  const parallel = await initFromEnvironment();
+  try {
+    const result = await work();
+    return { result, lead: !parallel || getRank() === 0 };
+  } finally {
+    if (parallel) destroyProcessGroup();
+  }
+}
+
 program
   .command('launch')
-  .description('run a tsvision command as N data-parallel processes on this machine, like torchrun (a gloo process group; RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), e.g. tsvision launch --nproc 2 -- train --epochs 1')
+  .description('run train, segment, dsd or mimic as N data-parallel processes on this machine, like torchrun (a gloo process group; RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), e.g. tsvision launch --nproc 2 -- train --epochs 1')
   .requiredOption('-n, --nproc <n>', 'worker processes', num('--nproc', { int: true, min: 1 }))
   .option('--master-port <port>', 'port of the rendezvous store (default: a free one)', num('--master-port', { int: true, min: 1 }))
   .option('--script <file>', 'run this Node script in every worker instead of tsvision')
   .argument('<args...>', 'the command and its flags, after --')
   .action(async (args: string[], o) => {
+    if (!o.script && !(DATA_PARALLEL as readonly string[]).includes(args[0])) {
+      throw new InvalidArgumentError(`${args[0]} does not train data-parallel; launch runs ${DATA_PARALLEL.slice(0, -1).join(', ')} or ${DATA_PARALLEL.at(-1)} (run ${args[0]} on its own)`);
+    }
     const r = await launch({ nproc: o.nproc, script: o.script ?? __filename, args, masterPort: o.masterPort });
     process.exitCode = r.exitCode;
   });
@@ -375,7 +392,7 @@ addLabelOptions(addRecipeOptions(
   .option('--no-control', 'skip the control run (dense, S + re-D more epochs at the re-D learning rate)')
   .option('-o, --out <dir>', 'output folder (one sub-folder per phase; a rerun reuses finished phases)', 'runs/dsd')
   .action(async (o) => {
-    const r = await runDsd(
+    const { result: r, lead } = await asRank(() => runDsd(
       {
         base: { ...labelRecipeFrom(o), model: o.model },
         outDir: o.out,
@@ -389,8 +406,8 @@ addLabelOptions(addRecipeOptions(
         control: o.control,
       },
       stderrLog,
-    );
-    console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.redense.weights}`);
+    ));
+    if (lead) console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.redense.weights}`);
   });
 
 addRecipeOptions(
@@ -421,7 +438,7 @@ addRecipeOptions(
       const model = given('model') ? o.model : SEGMENT_MIMIC_DEFAULTS.student;
       if (!isSegmentationModelName(model)) throw new InvalidArgumentError(`a segmentation teacher's student is a segmentation network (${listSegmentationModels().join(', ')}), got '${model}'`);
       const recipe = Object.fromEntries((['epochs', 'lr', 'batchSize', 'optimizer', 'momentum', 'weightDecay', 'seed'] as const).filter(given).map((k) => [k, o[k]]));
-      const r = await runSegmentMimic(
+      const { result: r, lead } = await asRank(() => runSegmentMimic(
         {
           teacher: o.teacher,
           student: { ...recipe, model, modelOptions: o.opt, threads: o.threads ?? 0, limitBatches: o.limitBatches ?? 0, ...(o.accumulate > 1 ? { accumulate: o.accumulate as number } : {}), ...(o.bf16 ? { precision: 'bfloat16' as const } : {}) },
@@ -433,18 +450,18 @@ addRecipeOptions(
           unlabelledScenes: o.unlabelledScenes,
         },
         stderrLog,
-      );
-      console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
+      ));
+      if (lead) console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
       return;
     }
     if (o.unlabelledScenes) throw new InvalidArgumentError('--unlabelled-scenes is for segmentation teachers (a checkpoint of `tsvision segment`)');
     if (o.unlabelledRest && !o.labelled) throw new InvalidArgumentError('--unlabelled-rest gives the student the training images left without labels: give --labelled n (how many keep theirs) too');
     const unlabelled = o.unlabelledRest || o.unlabelled ? { ...(o.unlabelledRest ? { rest: true } : {}), ...(o.unlabelled ? { dir: o.unlabelled as string } : {}) } : undefined;
-    const r = await runMimic(
+    const { result: r, lead } = await asRank(() => runMimic(
       { base: { ...recipeFrom(o), model: modelName(o.model) }, teacher: o.teacher, teacherModel: o.teacherModel, teacherOptions: o.teacherOpt, outDir: o.out ?? 'runs/mimic', control: o.control, temperature: o.temperature, unlabelled, labelWeight: o.labelWeight || undefined },
       stderrLog,
-    );
-    console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
+    ));
+    if (lead) console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.mimic.weights}`);
   });
 
 program
@@ -585,15 +602,8 @@ program
       console.log(`${saved.summary}\nplot:   ${saved.plot}\nreport: ${saved.json}`);
       return;
     }
-    // One rank of `tsvision launch --nproc N -- segment ...`: data-parallel; rank 0 prints the results.
-    const parallel = await initFromEnvironment();
-    const r = await trainSegmentation(
-      { ...settings, resume: o.resume },
-      stderrLog,
-    );
-    const quiet = parallel && getRank() > 0;
-    if (parallel) destroyProcessGroup();
-    if (quiet) return;
+    const { result: r, lead } = await asRank(() => trainSegmentation({ ...settings, resume: o.resume }, stderrLog));
+    if (!lead) return;
     const f = r.final;
     if (r.status === 'interrupted' || !f) {
       process.exitCode = 130;

@@ -9,7 +9,7 @@ import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
 import { Fidelity, fidelity, loadSegmentationTeacher, loadTeacher } from './mimic';
-import { PhaseResult, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { PhaseResult, isLead, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 import { randn } from '../torch';
 import { loadWeights, readRunRecord } from '../train/checkpoint';
@@ -72,6 +72,8 @@ export interface MimicResult {
 }
 
 export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(l)): Promise<MimicResult> {
+  const lead = isLead();
+  if (!lead) log = () => {};
   const teacherFile = c.teacher ?? MIMIC_DEFAULTS.teacher;
   const base: Partial<TrainConfig> = {
     model: MIMIC_DEFAULTS.student,
@@ -123,40 +125,41 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   };
   const mimicFidelity = await follows(mimic);
   const labelsFidelity = labels && (await follows(labels));
-  const curves = path.join(c.outDir, 'curves.png');
-  await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
-    { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic, ...(steps ? { stepsPerEpoch: steps.mimic } : {}) },
-    ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels, ...(steps ? { stepsPerEpoch: steps.labels } : {}) }] : []),
-  ]);
-  const report = path.join(c.outDir, 'report.json');
-  writeJsonAtomic(report, { method: words.method, teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels }, fidelity: { mimic: mimicFidelity, labels: labelsFidelity } });
-  const md = path.join(c.outDir, 'SUMMARY.md');
-  const row = (label: string, f: { parameters: number; multAdds: number }, top1: number, fid: Fidelity | null, note: string): string =>
-    `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${pct(top1)} | ${fid ? pct(fid.agreement) : '—'} | ${fid ? fid.l2.toFixed(3) : '—'} | ${note} |`;
-  const labelled = data.labelled ? ` (${data.labelled.toLocaleString('en-US')} labelled training images)` : '';
-  const unlabelled = [transfer?.rest ? 'the training images without labels' : '', transfer?.dir ? `the images of ${transfer.dir}` : ''].filter(Boolean).join(' and ');
-  writeFileAtomic(
-    md,
-    [
-      `# ${words.title}: ${base.model} student of ${teacher.name}`,
-      '',
-      transfer
-        ? `Recipe for both students: ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}, the same number of optimizer steps: ${base.epochs} epochs over the student by mimicry's images, ${controlEpochs} over the control's labelled ones.`
-        : `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.`,
-      '',
-      '| model | parameters | mult-adds | test top-1 | agrees with the teacher | ½‖g − z‖² to its logits | trained on |',
-      '|---|---:|---:|---:|---:|---:|---|',
-      row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, null, `labels${teacher.labelled ? ` (${teacher.labelled.toLocaleString('en-US')} labelled training images)` : ''}`),
-      row(`student (${base.model})`, student, mimic.testTop1, mimicFidelity, `${words.target}${w ? ` + ${w} × labels` : ''}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
-      labels ? row(`student (${base.model})`, student, labels.testTop1, labelsFidelity, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
-      '',
-      labels ? `${words.short} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
-      `Agreement: the share of the test images where the student's top class is the teacher's; ½‖g − z‖²: the distance between their logits that mimicry minimizes, averaged over the test images${base.limitBatches ? ` (the first ${base.limitBatches} batches)` : ''}.`,
-      '',
-      '![test top-1 per epoch](curves.png)',
-      '',
-    ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
-  );
+  const [curves, report, md] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(c.outDir, f));
+  if (lead) {
+    await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
+      { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic, ...(steps ? { stepsPerEpoch: steps.mimic } : {}) },
+      ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels, ...(steps ? { stepsPerEpoch: steps.labels } : {}) }] : []),
+    ]);
+    writeJsonAtomic(report, { method: words.method, teacher: { file: teacherFile, ...teacherFacts }, student: { model: base.model, options: base.modelOptions ?? {}, ...student }, recipe: base, phases: { mimic, labels }, fidelity: { mimic: mimicFidelity, labels: labelsFidelity } });
+    const row = (label: string, f: { parameters: number; multAdds: number }, top1: number, fid: Fidelity | null, note: string): string =>
+      `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${pct(top1)} | ${fid ? pct(fid.agreement) : '—'} | ${fid ? fid.l2.toFixed(3) : '—'} | ${note} |`;
+    const labelled = data.labelled ? ` (${data.labelled.toLocaleString('en-US')} labelled training images)` : '';
+    const unlabelled = [transfer?.rest ? 'the training images without labels' : '', transfer?.dir ? `the images of ${transfer.dir}` : ''].filter(Boolean).join(' and ');
+    writeFileAtomic(
+      md,
+      [
+        `# ${words.title}: ${base.model} student of ${teacher.name}`,
+        '',
+        transfer
+          ? `Recipe for both students: ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}, the same number of optimizer steps: ${base.epochs} epochs over the student by mimicry's images, ${controlEpochs} over the control's labelled ones.`
+          : `Recipe for both students: ${base.epochs} epochs, ${base.optimizer} lr ${base.lr}, batch ${base.batchSize ?? 128}, seed ${base.seed ?? 0}.`,
+        '',
+        '| model | parameters | mult-adds | test top-1 | agrees with the teacher | ½‖g − z‖² to its logits | trained on |',
+        '|---|---:|---:|---:|---:|---:|---|',
+        row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, null, `labels${teacher.labelled ? ` (${teacher.labelled.toLocaleString('en-US')} labelled training images)` : ''}`),
+        row(`student (${base.model})`, student, mimic.testTop1, mimicFidelity, `${words.target}${w ? ` + ${w} × labels` : ''}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
+        labels ? row(`student (${base.model})`, student, labels.testTop1, labelsFidelity, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
+        '',
+        labels ? `${words.short} − labels: ${(100 * (mimic.testTop1 - labels.testTop1)).toFixed(2)} points of top-1 (one seed).` : '',
+        `Agreement: the share of the test images where the student's top class is the teacher's; ½‖g − z‖²: the distance between their logits that mimicry minimizes, averaged over the test images${base.limitBatches ? ` (the first ${base.limitBatches} batches)` : ''}.`,
+        '',
+        '![test top-1 per epoch](curves.png)',
+        '',
+      ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
+    );
+  }
+  meet();
   log(`test top-1: teacher ${pct(tEval.top1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
   return { teacher: teacherFacts, student, mimic, labels, fidelity: { mimic: mimicFidelity, labels: labelsFidelity }, report, summary: md, curves };
 }
@@ -238,6 +241,8 @@ export function isSegmentationRun(file: string): boolean {
  * both scored, with the teacher, on the same test images, beside their sizes and CPU latency.
  */
 export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) => console.log(l)): Promise<SegmentMimicResult> {
+  const lead = isLead();
+  if (!lead) log = () => {};
   const { run } = readRunRecord(c.teacher);
   if (!isSegmentConfig(run?.config)) throw new Error(`teacher ${c.teacher} is not a checkpoint (or weights) of \`tsvision segment\``);
   const t: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...run.config };
@@ -273,13 +278,15 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
     const tEval = await evaluateSegmentation(teacher.model, probe.test, probe.classes.length, null, c.student.limitBatches ?? 0);
     const input = [1, probe.inChannels, ...probe.inputSize];
     log(`measuring CPU latency at ${input.slice(2).join('×')}, batch 1 (teacher and student in turns)`);
-    const [tLat, sLat] = measureLatency([teacher.model, mimicRun.model], randn(input).keep());
+    // Under \`launch\`, rank 0 alone times them, once every rank is done evaluating: nothing else runs meanwhile.
+    meet();
+    const [tMs, sMs] = lead ? measureLatency([teacher.model, mimicRun.model], randn(input).keep()).map((l) => l.ms) : [NaN, NaN];
     const facts = (m: Module): { parameters: number; multAdds: number } => {
       const s = summary(m, input);
       return { parameters: s.totalParams, multAdds: s.totalMultAdds };
     };
-    teacherFacts = { name: t.model, ...facts(teacher.model), ms: tLat.ms, testMIoU: tEval.mIoU };
-    studentFacts = { name: studentModel, ...facts(mimicRun.model), ms: sLat.ms };
+    teacherFacts = { name: t.model, ...facts(teacher.model), ms: tMs, testMIoU: tEval.mIoU };
+    studentFacts = { name: studentModel, ...facts(mimicRun.model), ms: sMs };
   } finally {
     probe.dispose();
   }
@@ -287,43 +294,44 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
   const studentRun = (r: SegmentResult & { final: SegmentEpoch }): SegmentStudentRun => ({ dir: path.dirname(r.checkpoint), testMIoU: r.final.testMIoU, testPixelAccuracy: r.final.testPixelAccuracy, curve: r.history.map((h) => h.testMIoU), weights: r.weights });
   const mimic = studentRun(mimicRun);
   const labels = labelRun && studentRun(labelRun);
-  const curves = path.join(c.outDir, 'curves.png');
+  const [curves, report, md] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(c.outDir, f));
   const line = (name: string, r: SegmentStudentRun): Series => ({ name, points: r.curve.map((m, i): [number, number] => [i + 1, 100 * m]) });
   const epochs = Math.max(mimic.curve.length, labels?.curve.length ?? 0);
-  await savePlotsPng(curves, [{
-    title: `${studentModel} student of ${t.model}: test mIoU per epoch`,
-    xLabel: 'epoch',
-    yLabel: 'test mIoU (%)',
-    series: [
-      line(words.curve + withLabels, mimic),
-      ...(labels ? [line("student, labels (its paper's loss)", labels)] : []),
-      { name: `teacher (${t.model})`, points: [[1, 100 * teacherFacts.testMIoU], [epochs, 100 * teacherFacts.testMIoU]] },
-    ],
-  }]);
-  const report = path.join(c.outDir, 'report.json');
-  writeJsonAtomic(report, { method: T ? `knowledge distillation at every pixel (Hinton et al. 2015), temperature ${T}` : 'mimic learning at every pixel (Ba & Caruana 2014)', labelWeight: c.labelWeight ?? 0, teacher: { file: c.teacher, ...teacherFacts }, student: { model: studentModel, options: c.student.modelOptions ?? {}, ...studentFacts }, recipe: student, runs: { mimic, labels } });
-  const md = path.join(c.outDir, 'SUMMARY.md');
-  const row = (label: string, f: Omit<SegmentModelFacts, 'testMIoU'>, mIoU: number, note: string): string =>
-    `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${f.ms.toFixed(2)} | ${pct(mIoU)} | ${note} |`;
-  writeFileAtomic(
-    md,
-    [
-      `# ${words.title} for segmentation: ${studentModel} student of ${t.model}`,
-      '',
-      `Recipe for both students: ${studentModel}'s (${student.epochs} epochs, ${student.optimizer} lr ${student.lr}, batch ${student.batchSize}, seed ${student.seed}), on the teacher's data. Latency: CPU, batch 1, ${probe.inputSize.join('×')}, median of interleaved runs.`,
-      '',
-      '| model | parameters | mult-adds | ms | test mIoU | trained on |',
-      '|---|---:|---:|---:|---:|---|',
-      row(`teacher (${t.model})`, teacherFacts, teacherFacts.testMIoU, `labels (${c.teacher})`),
-      row(`student (${studentModel})`, studentFacts, mimic.testMIoU, `${words.target}${withLabels} (${mimic.dir})`),
-      labels ? row(`student (${studentModel})`, studentFacts, labels.testMIoU, `labels, its paper's loss (${labels.dir})`) : '',
-      '',
-      labels ? `${words.short} − labels: ${(100 * (mimic.testMIoU - labels.testMIoU)).toFixed(2)} points of mIoU (one seed).` : '',
-      '',
-      '![test mIoU per epoch](curves.png)',
-      '',
-    ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
-  );
+  if (lead) {
+    await savePlotsPng(curves, [{
+      title: `${studentModel} student of ${t.model}: test mIoU per epoch`,
+      xLabel: 'epoch',
+      yLabel: 'test mIoU (%)',
+      series: [
+        line(words.curve + withLabels, mimic),
+        ...(labels ? [line("student, labels (its paper's loss)", labels)] : []),
+        { name: `teacher (${t.model})`, points: [[1, 100 * teacherFacts.testMIoU], [epochs, 100 * teacherFacts.testMIoU]] },
+      ],
+    }]);
+    writeJsonAtomic(report, { method: T ? `knowledge distillation at every pixel (Hinton et al. 2015), temperature ${T}` : 'mimic learning at every pixel (Ba & Caruana 2014)', labelWeight: c.labelWeight ?? 0, teacher: { file: c.teacher, ...teacherFacts }, student: { model: studentModel, options: c.student.modelOptions ?? {}, ...studentFacts }, recipe: student, runs: { mimic, labels } });
+    const row = (label: string, f: Omit<SegmentModelFacts, 'testMIoU'>, mIoU: number, note: string): string =>
+      `| ${label} | ${f.parameters.toLocaleString('en-US')} | ${(f.multAdds / 1e6).toFixed(2)}M | ${f.ms.toFixed(2)} | ${pct(mIoU)} | ${note} |`;
+    writeFileAtomic(
+      md,
+      [
+        `# ${words.title} for segmentation: ${studentModel} student of ${t.model}`,
+        '',
+        `Recipe for both students: ${studentModel}'s (${student.epochs} epochs, ${student.optimizer} lr ${student.lr}, batch ${student.batchSize}, seed ${student.seed}), on the teacher's data. Latency: CPU, batch 1, ${probe.inputSize.join('×')}, median of interleaved runs.`,
+        '',
+        '| model | parameters | mult-adds | ms | test mIoU | trained on |',
+        '|---|---:|---:|---:|---:|---|',
+        row(`teacher (${t.model})`, teacherFacts, teacherFacts.testMIoU, `labels (${c.teacher})`),
+        row(`student (${studentModel})`, studentFacts, mimic.testMIoU, `${words.target}${withLabels} (${mimic.dir})`),
+        labels ? row(`student (${studentModel})`, studentFacts, labels.testMIoU, `labels, its paper's loss (${labels.dir})`) : '',
+        '',
+        labels ? `${words.short} − labels: ${(100 * (mimic.testMIoU - labels.testMIoU)).toFixed(2)} points of mIoU (one seed).` : '',
+        '',
+        '![test mIoU per epoch](curves.png)',
+        '',
+      ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
+    );
+  }
+  meet();
   log(`test mIoU: teacher ${pct(teacherFacts.testMIoU)} · student ${words.short} ${pct(mimic.testMIoU)}${labels ? ` · student on labels ${pct(labels.testMIoU)}` : ''}`);
   return { teacher: teacherFacts, student: studentFacts, mimic, labels, report, summary: md, curves };
 }

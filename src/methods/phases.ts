@@ -8,6 +8,7 @@ import { readCheckpoint, readRunRecord } from '../train/checkpoint';
 import { SegmentConfig, SegmentEpoch, SegmentResult, trainSegmentation } from '../train/segment';
 import { savePlotsPng, Series } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
+import * as dist from '../distributed';
 
 export interface PhaseResult {
   name: string;
@@ -23,6 +24,20 @@ export interface PhaseResult {
   method: unknown;
   weights: string;
   reused: boolean;
+}
+
+/**
+ * Whether this process writes a multi-phase run's own files. Under \`tsvision launch\` every rank runs the
+ * method and each phase trains data-parallel; rank 0 alone logs and writes, as \`train\` does for a run.
+ */
+export const isLead = (): boolean => !dist.isInitialized() || dist.getRank() === 0;
+
+/**
+ * Every rank waits here for the others (no-op in one process): after a phase, so that the files rank 0 wrote
+ * are there when the others read them, and at a method's end, so that all ranks finish together.
+ */
+export function meet(): void {
+  if (dist.isInitialized() && dist.getWorldSize() > 1) dist.barrier();
 }
 
 // What must agree for a folder's earlier run to count as this phase (not the output place or stop point).
@@ -50,13 +65,12 @@ export async function runPhase(root: string, name: string, cfg: Partial<TrainCon
       return result(JSON.parse(fs.readFileSync(report, 'utf8')) as { history: TrainResult['history']; method?: unknown }, true);
     }
     log(`${name}: resuming ${ckpt}`);
-    const r = await train({ resume: ckpt, outDir: dir }, log);
-    return finished(r);
+    return finished(await train({ resume: ckpt, outDir: dir }, log));
   }
-  const r = await train(want, log);
-  return finished(r);
+  return finished(await train(want, log));
 
   function finished(r: TrainResult): PhaseResult {
+    meet();
     if (r.status !== 'finished') throw new PhaseInterrupted(name, ckpt);
     const rep = JSON.parse(fs.readFileSync(report, 'utf8')) as { history: TrainResult['history']; method?: unknown };
     return result(rep, false);
@@ -108,6 +122,7 @@ export async function runSegmentPhase(want: SegmentConfig, log: Logger, what = '
     resume = ckpt;
   }
   const r = await trainSegmentation(resume ? { resume, outDir: want.outDir, threads: want.threads } : want, log);
+  meet();
   if (r.status !== 'finished' || !r.final) throw new PhaseInterrupted(what, ckpt);
   return { ...r, final: r.final };
 }

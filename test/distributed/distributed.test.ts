@@ -13,7 +13,7 @@ import { Module } from '../../src/nn';
 import { freePort, resolveInit, shardOrder } from '../../src/distributed';
 import { DDP_LR, DDP_STEPS, bnNet, ddpBatch, smallNet } from './worker';
 import { PYTHON } from '../helpers/pytorch';
-import { evaluate } from '../../src/train/trainer';
+import { evaluate, train } from '../../src/train/trainer';
 import { makeLoaders } from '../../src/train/datasets';
 import { loadWeights } from '../../src/train/checkpoint';
 import { createModel } from '../../src/models/registry';
@@ -232,6 +232,46 @@ test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accurac
     assert.equal(ev.count, 2000);
     assert.equal(report.history[0].testTop1, ev.top1);
     assert.ok(Math.abs(report.history[0].testLoss - ev.loss) < 1e-5, `test loss ${report.history[0].testLoss} vs ${ev.loss}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tsvision launch --nproc 2 -- dsd and -- mimic: every phase trains data-parallel, rank 0 alone writes, and each phase\'s losses are one process\'s on the whole batch', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-phases-'));
+  try {
+    setNumThreads(1);
+    const teacher = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, data: { kind: 'fashion-mnist', labelled: 300 }, epochs: 1, batchSize: 50, limitBatches: 2, threads: 1, outDir: path.join(dir, 'teacher') }, () => {});
+    // `shallow` has neither BatchNorm nor dropout, so half batches on two ranks are the whole batch exactly.
+    const commands: Record<string, (out: string) => string[]> = {
+      dsd: (out) => ['dsd', '-m', 'shallow', '--opt', 'conv=4', '--opt', 'hidden=16', '--dense-epochs', '1', '--sparse-epochs', '1', '--redense-epochs', '1', '--limit-batches', '2', '--batch-size', '64', '--threads', '1', '-o', out],
+      mimic: (out) => ['mimic', '-t', teacher.checkpoint, '--opt', 'conv=4', '--opt', 'hidden=16', '--labelled', '300', '--unlabelled-rest', '--epochs', '1', '--limit-batches', '2', '--batch-size', '64', '--threads', '1', '-o', out],
+    };
+    // The training loss of every epoch of every phase, in order. (Not the test loss: with --limit-batches each
+    // rank scores the first batches of its own shard, other images than one process's first batches.)
+    const losses = (r: Run): number[] => [...r.stderr.matchAll(/train loss ([\d.]+), test loss/g)].map((m) => Number(m[1]));
+    for (const [name, args] of Object.entries(commands)) {
+      const [par, one] = await Promise.all([
+        run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', ...args(path.join(dir, `${name}-par`))], 240000),
+        run(process.execPath, [CLI, ...args(path.join(dir, `${name}-one`))], 240000),
+      ]);
+      assert.equal(par.code, 0, par.stderr);
+      assert.equal(one.code, 0, one.stderr);
+      // DSD: D, S, re-D and the control's 2 epochs; mimic: the student by mimicry and its control.
+      const [phases, epochs] = name === 'dsd' ? [4, 5] : [2, 2];
+      assert.equal(par.stderr.match(/× 2 processes \(32 samples each\)/g)?.length, phases, `${name}: every phase data-parallel`);
+      assert.doesNotMatch(par.stdout + par.stderr, /\[rank 1\]/, 'rank 1 stays quiet');
+      assert.equal(par.stdout.match(/^summary: /gm)?.length, 1, 'rank 0 alone prints');
+      const [p, q] = [losses(par), losses(one)];
+      assert.equal(p.length, epochs);
+      p.forEach((x, i) => assert.ok(Math.abs(x - q[i]) <= 2e-4 * Math.max(1, q[i]), `${name}: ${p} vs ${q}`));
+      const files = (d: string): string[] => fs.readdirSync(path.join(dir, d)).sort();
+      assert.deepEqual(files(`${name}-par`), files(`${name}-one`));
+      assert.ok(files(`${name}-par`).includes('SUMMARY.md'));
+    }
+    const refused = await run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'eval', teacher.checkpoint]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /eval does not train data-parallel; launch runs train, segment, dsd or mimic/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -4,12 +4,11 @@
 import { Tensor, crossEntropy, isHalfFloat } from '../torch';
 import { NO_LABEL } from '../data/loader';
 import { Module } from '../nn';
-import type { Batch } from '../data';
+import type { Batch, DataLoader } from '../data';
 import type { DataSpec } from '../train/datasets';
 import type { ModelName } from '../models/registry';
 import { MagnitudeMasks, overallSparsity } from './prune';
 import { CachedLogits, MAX_CACHED_LOGITS, distillationLoss, loadTeacher, mimicLoss } from './mimic';
-import type { DataLoader } from '../data';
 
 export type MethodSpec =
   /** DSD's sparse step: prune by magnitude once at the start, hold the masks through training. */

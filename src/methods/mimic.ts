@@ -99,8 +99,8 @@ export const MAX_CACHED_LOGITS = 128 * 2 ** 20;
 
 /**
  * A teacher's logits for every image of a training set, computed once, as Ba & Caruana did for their
- * transfer set, instead of once per image per epoch: a deep teacher's forward pass can cost the shallow
- * student's whole step several times over. Valid only while the loader feeds each image identically every
+ * transfer set, instead of once per image per epoch: a deep teacher's forward pass can outweigh the shallow
+ * student's whole step (`cnn`'s 18.7M mult-adds per image against `shallow`'s 2.24M, backward pass aside). Valid only while the loader feeds each image identically every
  * epoch (no random augmentation): `rows` checks the first batch it serves against the teacher itself.
  */
 export class CachedLogits {

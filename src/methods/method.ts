@@ -8,7 +8,7 @@ import type { Batch, DataLoader } from '../data';
 import type { DataSpec } from '../train/datasets';
 import type { ModelName } from '../models/registry';
 import { MagnitudeMasks, overallSparsity } from './prune';
-import { CachedLogits, MAX_CACHED_LOGITS, distillationLoss, loadTeacher, mimicLoss } from './mimic';
+import { CachedLogits, cacheTeacherLogits, distillationLoss, loadTeacher, mimicLoss } from './mimic';
 
 export type MethodSpec =
   /** DSD's sparse step: prune by magnitude once at the start, hold the masks through training. */
@@ -72,19 +72,8 @@ export function createMethod(spec: MethodSpec, model: Module, saved: Record<stri
     return {
       description: `${spec.temperature ? `knowledge distillation: the soft targets (temperature ${spec.temperature})` : 'mimic learning: L2 regression on the logits'} of ${teacher.name} from ${spec.teacher} (${teacher.model.numParameters().toLocaleString('en-US')} parameters${acc})${w ? `, + ${w} × the labels' cross-entropy` : ''}`,
       prepare: async ({ train, fixedInputs, imagesSeen, log }) => {
-        const n = train.dataset.length;
-        // Computing them once costs a teacher pass over every image: worth it when the run sees more.
-        const why =
-          spec.cacheTeacher === false ? 'as asked (cacheTeacher: false)'
-          : !fixedInputs ? 'the training images are augmented at random or fed in bfloat16'
-          : imagesSeen <= n ? 'the run sees fewer images than the training set holds'
-          : n * ctx.numClasses > MAX_CACHED_LOGITS ? `${n} images × ${ctx.numClasses} classes are too many to hold`
-          : '';
         say = log;
-        if (why) return log(`teacher logits: computed on every batch (${why})`);
-        const t0 = Date.now();
-        cache = await CachedLogits.compute(teacher, train);
-        log(`teacher logits: computed once for the ${n.toLocaleString('en-US')} training images in ${((Date.now() - t0) / 1000).toFixed(1)} s, looked up on every batch`);
+        cache = await cacheTeacherLogits({ model: teacher.model, logitsOf: teacher.logits, train, fixedInputs, imagesSeen, perImage: ctx.numClasses, enabled: spec.cacheTeacher !== false, log });
       },
       loss: (logits, batch) => {
         const z = cache?.rows(batch.x, batch.samples, say) ?? teacher.logits(batch.x);

@@ -6,6 +6,7 @@
 // learn the same way at every pixel (pixelMimicLoss, loadSegmentationTeacher, below).
 import { Tensor, cat, fromArray, isHalfFloat, keep, klDiv, logSoftmax, noGrad, tidy } from '../torch';
 import { DataLoader } from '../data';
+import type { Module } from '../nn';
 import { Classifier } from '../models/common';
 import { ModelName, SegmentationModelName, SegmentationModelOptions, createClassifier, createSegmentationModel, isModelName, isSegmentationModelName } from '../models/registry';
 import { SegmentationNet, forwardAnySize, pixelLoss } from '../models/segmentation';
@@ -100,25 +101,29 @@ export const MAX_CACHED_LOGITS = 128 * 2 ** 20;
 /**
  * A teacher's logits for every image of a training set, computed once, as Ba & Caruana did for their
  * transfer set, instead of once per image per epoch: a deep teacher's forward pass can outweigh the shallow
- * student's whole step (`cnn`'s 18.7M mult-adds per image against `shallow`'s 2.24M, backward pass aside). Valid only while the loader feeds each image identically every
- * epoch (no random augmentation): `rows` checks the first batch it serves against the teacher itself.
+ * student's whole step (`cnn`'s 18.7M mult-adds per image against `shallow`'s 2.24M, backward pass aside).
+ * Valid only while the loader feeds each image identically every epoch (no random augmentation): `rows`
+ * checks the first batch it serves against the teacher itself.
  */
 export class CachedLogits {
   private checked = false;
   private failed = false;
 
   private constructor(
-    private readonly teacher: Teacher,
-    /** float32 [images, classes], in dataset order. */
+    private readonly logitsOf: (x: Tensor) => Tensor,
+    /** float32 [images, ...], in dataset order. */
     readonly logits: Tensor,
   ) {}
 
-  /** Runs the teacher over `loader`'s images in dataset order (the loader's own transforms, batches of 500). */
-  static async compute(teacher: Teacher, loader: DataLoader): Promise<CachedLogits> {
+  /**
+   * Runs `logitsOf` (the teacher `model`, in eval mode) over `loader`'s images in dataset order, through the
+   * loader's own transforms and in its own batch size, so that the kernels are the ones training will meet.
+   */
+  static async compute(model: Module, logitsOf: (x: Tensor) => Tensor, loader: DataLoader): Promise<CachedLogits> {
     const parts: Tensor[] = [];
     try {
-      await evalPass([teacher.model], loader.inOrder(500), {}, (b) => parts.push(keep(f32(teacher.logits(b.x)))));
-      return new CachedLogits(teacher, keep(tidy(() => cat(parts, 0))));
+      await evalPass([model], loader.inOrder(), {}, (b) => parts.push(keep(f32(logitsOf(b.x)))));
+      return new CachedLogits(logitsOf, keep(tidy(() => cat(parts, 0))));
     } finally {
       for (const t of parts) t.dispose();
     }
@@ -133,7 +138,7 @@ export class CachedLogits {
     if (this.failed) return null;
     const z = this.logits.indexSelect(0, fromArray(samples).to('int64'));
     if (!this.checked) {
-      const live = f32(this.teacher.logits(x));
+      const live = f32(this.logitsOf(x));
       const diff = live.sub(z).abs().max().item();
       const scale = live.abs().max().item();
       this.checked = true;
@@ -149,6 +154,47 @@ export class CachedLogits {
   dispose(): void {
     this.logits.dispose();
   }
+}
+
+/** What decides whether a run computes its teacher's logits once (cacheTeacherLogits). */
+export interface CacheRequest {
+  /** The teacher network and its logits for a batch of images (eval mode, no autograd). */
+  model: Module;
+  logitsOf: (x: Tensor) => Tensor;
+  /** The training loader (its dataset, transforms and batch size). */
+  train: DataLoader;
+  /** Every image is fed the same way each epoch: no random augmentation, and the teacher's precision fixed. */
+  fixedInputs: boolean;
+  /** Images this process will train on from here. */
+  imagesSeen: number;
+  /** Logits per image (classes, times pixels for a segmentation teacher). */
+  perImage: number;
+  /** false: the teacher runs on every batch in any case. */
+  enabled: boolean;
+  log: (line: string) => void;
+}
+
+/**
+ * The teacher's logits over the training set, computed once where that pays and is safe (every image fed
+ * alike; the run sees more images than the set holds, so one pass over it costs less than one per batch;
+ * within MAX_CACHED_LOGITS); otherwise null, the teacher then running on every batch. Logs which and why.
+ */
+export async function cacheTeacherLogits(r: CacheRequest): Promise<CachedLogits | null> {
+  const n = r.train.dataset.length;
+  const why =
+    !r.enabled ? 'as asked (cacheTeacher: false)'
+    : !r.fixedInputs ? 'the training images are augmented at random or fed in bfloat16'
+    : r.imagesSeen <= n ? 'the run sees fewer images than the training set holds'
+    : n * r.perImage > MAX_CACHED_LOGITS ? `${n.toLocaleString('en-US')} images × ${r.perImage.toLocaleString('en-US')} logits are more than ${MAX_CACHED_LOGITS * 4 / 2 ** 20} MB`
+    : '';
+  if (why) {
+    r.log(`teacher logits: computed on every batch (${why})`);
+    return null;
+  }
+  const t0 = Date.now();
+  const cache = await CachedLogits.compute(r.model, r.logitsOf, r.train);
+  r.log(`teacher logits: computed once for the ${n.toLocaleString('en-US')} training images in ${((Date.now() - t0) / 1000).toFixed(1)} s, looked up on every batch`);
+  return cache;
 }
 
 /** How closely a student follows its teacher on some images (not how often either is right). */
@@ -222,6 +268,8 @@ export interface SegmentTeacherSpec {
    * as the run's), as distillation is usually paired with the labels; 0 or absent: the teacher alone.
    */
   labelWeight?: number;
+  /** false: the teacher runs on every batch even where its logits could be computed once (default true). */
+  cacheTeacher?: boolean;
 }
 
 export interface SegmentationTeacher {

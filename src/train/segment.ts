@@ -33,7 +33,7 @@ import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
 import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate } from './accumulate';
 import { evalPass } from './eval-pass';
-import { SegmentTeacherSpec, SegmentationTeacher, loadSegmentationTeacher } from '../methods/mimic';
+import { CachedLogits, SegmentTeacherSpec, SegmentationTeacher, cacheTeacherLogits, loadSegmentationTeacher } from '../methods/mimic';
 
 export interface SegmentConfig {
   model: SegmentationModelName;
@@ -440,11 +440,19 @@ export async function runClassWeights(cfg: Pick<SegmentConfig, 'classWeights'>, 
  * teacher's (whose logits come in float32 outside autocast: the targets are not rounded). Under 'bfloat16'
  * the student's part runs in autocast.
  */
-export function segmentationObjective(model: SegmentationNet, cfg: Pick<SegmentConfig, 'precision'>, weight: Tensor | null, teacher: SegmentationTeacher | null): (x: Tensor, y: Tensor) => Tensor {
+export function segmentationObjective(
+  model: SegmentationNet,
+  cfg: Pick<SegmentConfig, 'precision'>,
+  weight: Tensor | null,
+  teacher: SegmentationTeacher | null,
+  /** The teacher's logits computed once (cacheTeacherLogits), looked up by the batch's sample indices. */
+  cached: CachedLogits | null = null,
+  log: Logger = () => {},
+): (x: Tensor, y: Tensor, samples?: Int32Array) => Tensor {
   const inPrecision = (f: () => Tensor): Tensor => (cfg.precision === 'bfloat16' ? autocast(f) : f());
   if (!teacher) return (x, y) => inPrecision(() => model.trainingLoss(x, y, { weight }));
-  return (x, y) => {
-    const z = teacher.logits(x);
+  return (x, y, samples) => {
+    const z = (samples && cached?.rows(x, samples, log)) || teacher.logits(x);
     return inPrecision(() => teacher.loss(model.forward(x), z, y, weight));
   };
 }
@@ -494,7 +502,6 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const countShard = world > 1 && cfg.folders ? { rank, worldSize: world } : undefined;
   const weight = await runClassWeights(cfg, data, countShard);
   const teacher = runTeacher(cfg, data, log);
-  const objective = segmentationObjective(model, cfg, weight, teacher);
   const stepsPerEpoch = cfg.limitBatches ? Math.min(cfg.limitBatches, trainLoader.length) : trainLoader.length;
   const opt = makeOptimizer(model.parameters(), { optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, schedule: 'poly', warmupEpochs: 0 }, stepsPerEpoch * cfg.epochs, stepsPerEpoch);
   if (rank === 0) fs.mkdirSync(cfg.outDir, { recursive: true });
@@ -530,6 +537,10 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const syncBn = ddp !== null && cfg.syncBatchNorm && dist.convertSyncBatchNorm(model) > 0;
   if (ddp) log(`data parallel: ${world} processes × ${cfg.batchSize / world} images${syncBn ? ', BatchNorm synchronized' : ''}`);
   const crossReplicaSum = ddp ? (t: Tensor): Tensor => dist.allReduce(t, 'sum') : undefined;
+  // The teacher's logits once per training image, where every image is fed alike (its logits are float32
+  // outside autocast in any case); over the whole set on every rank, whose shard differs each epoch.
+  const cached = teacher && (await cacheTeacherLogits({ model: teacher.model, logitsOf: teacher.logits, train: data.train, fixedInputs: !cfg.augment && !cfg.colorJitter, imagesSeen: stepsPerEpoch * (cfg.epochs - first) * (cfg.batchSize / world), perImage: classes.length * data.inputSize[0] * data.inputSize[1], enabled: cfg.teacher?.cacheTeacher !== false, log }));
+  const objective = segmentationObjective(model, cfg, weight, teacher, cached, log);
   const interrupt = watchInterrupt(log, 'stopping after this step');
   let interrupted = false;
   try {
@@ -547,7 +558,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         // Without synchronized BatchNorm, rank 0's statistics before every step, as PyTorch's DDP does.
         if (ddp && !syncBn) ddp.syncBuffers();
         opt.zeroGrad();
-        const part = (start: number, length: number): PartLoss => ({ loss: objective(batch.x.narrow(0, start, length), batch.y.narrow(0, start, length)) });
+        const part = (start: number, length: number): PartLoss => ({ loss: objective(batch.x.narrow(0, start, length), batch.y.narrow(0, start, length), batch.samples.subarray(start, start + length)) });
         let { loss } = backwardInParts(batch.x.size(0), cfg.accumulate ?? 1, part);
         tidy(() => {
           ddp?.syncGradients();
@@ -611,6 +622,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     }
   } finally {
     interrupt.dispose();
+    cached?.dispose();
   }
   if (rank === 0) saveWeights(files.weights, model, { config: cfg, classes });
   return result('finished');

@@ -16,6 +16,7 @@ import { train } from '../../src/train/trainer';
 import { CachedLogits, loadTeacher, mimicLoss } from '../../src/methods/mimic';
 import { createMethod } from '../../src/methods/method';
 import { ShallowNet } from '../../src/models/shallow';
+import { trainSegmentation } from '../../src/train/segment';
 
 const quiet = (): void => {};
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-cache-'));
@@ -60,7 +61,7 @@ test('mimic with the teacher logits cached: a shuffled batch gets the teacher\'s
     const t = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, data, epochs: 1, batchSize: 50, threads: 1, outDir: path.join(dir, 'teacher') }, quiet);
     const teacher = loadTeacher({ file: t.checkpoint }, { numClasses: 10, inChannels: 1, data });
     const loaders = makeLoaders(data, { batchSize: 64, seed: 4, augment: false });
-    const cache = await CachedLogits.compute(teacher, loaders.train);
+    const cache = await CachedLogits.compute(teacher.model, teacher.logits, loaders.train);
     assert.deepEqual(cache.logits.shape, [200, 10]);
     const batches = loaders.train.epoch(2);
     const first = (await batches.next()).value as Batch;
@@ -82,6 +83,7 @@ test('mimic with the teacher logits cached: a shuffled batch gets the teacher\'s
     }
     assert.ok(runs[0].lines.some((l) => /^teacher logits: computed once for the 200 training images in [\d.]+ s, looked up on every batch$/.test(l)), runs[0].lines.join('\n'));
     assert.ok(runs[1].lines.includes('teacher logits: computed on every batch (as asked (cacheTeacher: false))'), runs[1].lines.join('\n'));
+    assert.ok(!runs[0].lines.some((l) => /differ/.test(l)), 'the cache passed its check, so the cached logits trained it');
     const [cached, live] = runs.map(({ r }) => r.history);
     assert.equal(cached.length, 3);
     cached.forEach((h, e) => assert.ok(Math.abs(h.trainLoss - live[e].trainLoss) <= 1e-4 * live[e].trainLoss, `epoch ${e + 1}: ${h.trainLoss} vs ${live[e].trainLoss}`));
@@ -121,6 +123,30 @@ test('the cache is skipped where it would not pay or could be wrong, and images 
     assert.match(lines.at(-1)!, /^teacher logits: the cached ones differ from the teacher's answer on the first batch by .*: the teacher runs on every batch instead$/);
     assert.equal(loss, mimicLoss(s, loadTeacher({ file: t.checkpoint }, ctx).logits(first.x)).item(), 'the live teacher answers instead');
     method.dispose!();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a segmentation student: the teacher\'s logits at every pixel computed once train it as the teacher on every batch does', async () => {
+  const dir = tmp();
+  try {
+    const scenes = { size: 32, trainCount: 24, testCount: 8, maxItems: 2 };
+    const teacher = await trainSegmentation({ model: 'deeplabv3', modelOptions: { width: 8, channels: 16 }, scenes, epochs: 1, batchSize: 8, limitBatches: 1, threads: 1, seed: 3, outDir: path.join(dir, 'teacher') }, quiet);
+    // ENet without dropout: the two runs then differ only by where the teacher's logits come from.
+    const student = { model: 'enet' as const, modelOptions: { dropout: 0, dropoutStage1: 0 }, scenes, epochs: 2, batchSize: 8, threads: 1, seed: 4 };
+    const runs = [];
+    for (const cacheTeacher of [true, false]) {
+      const lines: string[] = [];
+      runs.push({ r: await trainSegmentation({ ...student, teacher: { file: teacher.weights, cacheTeacher }, outDir: path.join(dir, String(cacheTeacher)) }, (l) => lines.push(l)), lines });
+    }
+    assert.ok(runs[0].lines.some((l) => /^teacher logits: computed once for the 24 training images in [\d.]+ s, looked up on every batch$/.test(l)), runs[0].lines.join('\n'));
+    assert.ok(runs[1].lines.includes('teacher logits: computed on every batch (as asked (cacheTeacher: false))'));
+    assert.ok(!runs[0].lines.some((l) => /differ/.test(l)), 'the cache passed its check, so the cached logits trained it');
+    const [cached, live] = runs.map(({ r }) => r.history);
+    cached.forEach((h, e) => assert.ok(Math.abs(h.trainLoss - live[e].trainLoss) <= 1e-4 * live[e].trainLoss, `epoch ${e + 1}: ${h.trainLoss} vs ${live[e].trainLoss}`));
+    const [a, b] = runs.map(({ r }) => T.loadSafetensors(r.weights).tensors);
+    for (const k of Object.keys(a)) assert.ok(a[k].sub(b[k]).abs().max().item() <= 1e-3 * Math.max(1, b[k].abs().max().item()), k);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -344,7 +344,7 @@ addRecipeOptions(
   });
 
 /** The commands that train data-parallel under \`launch\`: every rank trains, rank 0 alone logs and writes. */
-const DATA_PARALLEL = ['train', 'segment', 'dsd', 'mimic'] as const;
+const DATA_PARALLEL = ['train', 'segment', 'dsd', 'mimic', 'prune'] as const;
 
 /**
  * Runs a command's work as one rank of \`tsvision launch --nproc N -- <command>\` (in the process group the
@@ -363,7 +363,7 @@ async function asRank<T>(work: () => Promise<T>): Promise<{ result: T; lead: boo
 
 program
   .command('launch')
-  .description('run train, segment, dsd or mimic as N data-parallel processes on this machine, like torchrun (a gloo process group; RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), e.g. tsvision launch --nproc 2 -- train --epochs 1')
+  .description('run train, segment, dsd, mimic or prune as N data-parallel processes on this machine, like torchrun (a gloo process group; RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), e.g. tsvision launch --nproc 2 -- train --epochs 1')
   .requiredOption('-n, --nproc <n>', 'worker processes', num('--nproc', { int: true, min: 1 }))
   .option('--master-port <port>', 'port of the rendezvous store (default: a free one)', num('--master-port', { int: true, min: 1 }))
   .option('--script <file>', 'run this Node script in every worker instead of tsvision')
@@ -483,11 +483,11 @@ program
   .option('-o, --out <dir>', 'output folder (a rerun reuses a finished fine-tuning)', 'runs/prune')
   .action(async (o) => {
     if (o.threads) setNumThreads(o.threads);
-    const r = await runFilterPrune(
+    const { result: r, lead } = await asRank(() => runFilterPrune(
       { checkpoint: o.checkpoint, outDir: o.out, keepRate: o.keep, distil: Boolean(o.distil), finetuneEpochs: o.finetuneEpochs, lrScale: o.lrScale, latencyBatch: o.latencyBatch, recipe: { threads: o.threads ?? 0, limitBatches: o.limitBatches ?? 0, ...(o.accumulate > 1 ? { accumulate: o.accumulate as number } : {}) } },
       stderrLog,
-    );
-    console.log(`summary: ${r.summary}\nreport:  ${r.report}\nweights: ${r.finetune.weights}`);
+    ));
+    if (lead) console.log(`summary: ${r.summary}\nreport:  ${r.report}\nweights: ${r.finetune.weights}`);
   });
 
 program

@@ -16,7 +16,7 @@ import { SegmentationModelName, SegmentationModelOptions, createClassifier, crea
 import { Classifier } from '../models/common';
 import { SegmentationNet } from '../models/segmentation';
 import { FilterPrunable, FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
-import { pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { isLead, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 
 /** ICNet keeps half of each layer's kernels; fine-tuning recovers the accuracy. */
@@ -80,6 +80,10 @@ interface PruneTask {
 }
 
 export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => console.log(l)): Promise<FilterPruneResult> {
+  // Under \`launch\` every rank prunes alike and fine-tunes its share of each batch; rank 0 alone logs, writes
+  // and times (the ranks meet before it reads what rank 0 wrote, and while it times).
+  const lead = isLead();
+  if (!lead) log = () => {};
   const keepRate = c.keepRate ?? FILTER_PRUNE_DEFAULTS.keepRate;
   // A folder holding another pruning is left as it is (its pruned weights and fine-tuning are its record).
   const reportFile = path.join(c.outDir, 'report.json');
@@ -108,8 +112,11 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
 
   // The pruned weights load into a model built from the narrower options: fine-tuning is an ordinary run.
   const prunedFile = path.join(c.outDir, 'pruned.safetensors');
-  fs.mkdirSync(c.outDir, { recursive: true });
-  saveSafetensors(prunedFile, pruned.stateDict(), { format: 'pt' });
+  if (lead) {
+    fs.mkdirSync(c.outDir, { recursive: true });
+    saveSafetensors(prunedFile, pruned.stateDict(), { format: 'pt' });
+  }
+  meet();
   const lr = Number((task.lr * (c.lrScale ?? FILTER_PRUNE_DEFAULTS.lrScale)).toPrecision(12));
   const epochs = c.finetuneEpochs ?? FILTER_PRUNE_DEFAULTS.finetuneEpochs;
   const dir = path.join(c.outDir, 'finetune');
@@ -117,7 +124,8 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
 
   const input = [c.latencyBatch ?? FILTER_PRUNE_DEFAULTS.latencyBatch, ...task.input.slice(1)];
   log(`measuring CPU latency at batch ${input[0]} (original and pruned in turns)`);
-  const [tOrig, tPruned] = measureLatency([original, ft.model], randn(input).keep());
+  meet();
+  const [tOrig, tPruned] = lead ? measureLatency([original, ft.model], randn(input).keep()) : [0, 1].map(() => ({ ms: NaN, imagesPerSecond: NaN }));
   const facts = (m: Net, t: { ms: number; imagesPerSecond: number }, score: number): Measured => {
     const s = summary(m, task.input);
     return { parameters: s.totalParams, multAdds: s.totalMultAdds, ms: t.ms, imagesPerSecond: t.imagesPerSecond, score };
@@ -129,28 +137,30 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
   };
   const finetune = { dir, epochs, lr, weights: ft.weights, curves: ft.curves, distil: Boolean(c.distil) };
 
-  const report = reportFile;
-  writeJsonAtomic(report, { method: 'filter pruning by L1 norm (ICNet §5; Li et al. 2017)', model: task.model, metric: task.metric, checkpoint: c.checkpoint, keepRate, latencyInput: input, layers, modelOptions: { ...task.modelOptions, ...options }, ...result, finetune });
-  const md = path.join(c.outDir, 'SUMMARY.md');
-  const row = (label: string, m: Measured): string =>
-    `| ${label} | ${m.parameters.toLocaleString('en-US')} | ${(m.multAdds / 1e6).toFixed(2)}M | ${m.ms.toFixed(2)} | ${m.imagesPerSecond.toFixed(0)} | ${pct(m.score)} |`;
-  writeFileAtomic(
-    md,
-    [
-      `# Filter pruning: ${task.model}, ${pct(keepRate)} of each layer's filters kept`,
-      '',
-      `From ${c.checkpoint}; fine-tuned ${epochs} epochs at lr ${lr}${c.distil ? " on the original network's logits (mimic learning, L2)" : ''} (${dir}). Latency: CPU, batch ${input[0]}, ${input.slice(1).join('×')}, median of interleaved runs.`,
-      '',
-      `| model | parameters | mult-adds | ms / batch | images/s | ${task.metric} |`,
-      '|---|---:|---:|---:|---:|---:|',
-      row('original', result.original),
-      row('pruned', result.pruned),
-      row('pruned + fine-tuned', result.finetuned),
-      '',
-      `Filters per layer: ${layers.map((l) => `${l.name} ${l.before}→${l.after}`).join(', ')}.`,
-      '',
-    ].join('\n'),
-  );
+  const [report, md] = [reportFile, path.join(c.outDir, 'SUMMARY.md')];
+  if (lead) {
+    writeJsonAtomic(report, { method: 'filter pruning by L1 norm (ICNet §5; Li et al. 2017)', model: task.model, metric: task.metric, checkpoint: c.checkpoint, keepRate, latencyInput: input, layers, modelOptions: { ...task.modelOptions, ...options }, ...result, finetune });
+    const row = (label: string, m: Measured): string =>
+      `| ${label} | ${m.parameters.toLocaleString('en-US')} | ${(m.multAdds / 1e6).toFixed(2)}M | ${m.ms.toFixed(2)} | ${m.imagesPerSecond.toFixed(0)} | ${pct(m.score)} |`;
+    writeFileAtomic(
+      md,
+      [
+        `# Filter pruning: ${task.model}, ${pct(keepRate)} of each layer's filters kept`,
+        '',
+        `From ${c.checkpoint}; fine-tuned ${epochs} epochs at lr ${lr}${c.distil ? " on the original network's logits (mimic learning, L2)" : ''} (${dir}). Latency: CPU, batch ${input[0]}, ${input.slice(1).join('×')}, median of interleaved runs.`,
+        '',
+        `| model | parameters | mult-adds | ms / batch | images/s | ${task.metric} |`,
+        '|---|---:|---:|---:|---:|---:|',
+        row('original', result.original),
+        row('pruned', result.pruned),
+        row('pruned + fine-tuned', result.finetuned),
+        '',
+        `Filters per layer: ${layers.map((l) => `${l.name} ${l.before}→${l.after}`).join(', ')}.`,
+        '',
+      ].join('\n'),
+    );
+  }
+  meet();
   log(`${task.metric}: original ${pct(originalScore)} · pruned ${pct(prunedScore)} · fine-tuned ${pct(ft.score)}; ${(result.original.multAdds / result.finetuned.multAdds).toFixed(2)}× fewer mult-adds, ${(tOrig.ms / tPruned.ms).toFixed(2)}× faster here`);
   return { metric: task.metric, ...result, layers, finetune, summary: md, report };
 }
@@ -181,7 +191,7 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
       const model = build(options);
       loadWeights(phase.weights, model);
       const curves = path.join(c.outDir, 'curves.png');
-      await plotPhases(curves, `${cfg.model}: fine-tuning after pruning filters`, [{ name: 'pruned, fine-tuning', start: 0, phase }]);
+      if (isLead()) await plotPhases(curves, `${cfg.model}: fine-tuning after pruning filters`, [{ name: 'pruned, fine-tuning', start: 0, phase }]);
       return { model, score: phase.testTop1, weights: phase.weights, curves };
     },
   };

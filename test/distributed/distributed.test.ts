@@ -237,7 +237,7 @@ test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accurac
   }
 });
 
-test('tsvision launch --nproc 2 -- dsd and -- mimic: every phase trains data-parallel, rank 0 alone writes, and each phase\'s losses are one process\'s on the whole batch', async () => {
+test('tsvision launch --nproc 2 -- dsd, -- mimic and -- prune: every phase trains data-parallel, rank 0 alone writes, and each phase\'s losses are one process\'s on the whole batch', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-phases-'));
   try {
     setNumThreads(1);
@@ -269,9 +269,19 @@ test('tsvision launch --nproc 2 -- dsd and -- mimic: every phase trains data-par
       assert.deepEqual(files(`${name}-par`), files(`${name}-one`));
       assert.ok(files(`${name}-par`).includes('SUMMARY.md'));
     }
+    // Filter pruning: the fine-tuning data-parallel; rank 0 alone writes the pruned weights, times and reports.
+    const prune = await run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'prune', '-c', teacher.checkpoint, '--finetune-epochs', '1', '--limit-batches', '2', '--threads', '1', '-o', path.join(dir, 'prune')], 240000);
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.equal(prune.stderr.match(/× 2 processes \(25 samples each\)/g)?.length, 1, "the fine-tuning is data-parallel, in the original run's batch of 50");
+    assert.equal(prune.stdout.match(/^summary: /gm)?.length, 1);
+    assert.doesNotMatch(prune.stdout + prune.stderr, /\[rank 1\]/);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'prune')).sort(), ['SUMMARY.md', 'curves.png', 'finetune', 'pruned.safetensors', 'report.json']);
+    const measured = JSON.parse(fs.readFileSync(path.join(dir, 'prune', 'report.json'), 'utf8')) as { original: { ms: number } };
+    assert.ok(measured.original.ms > 0, 'rank 0 timed the networks');
+
     const refused = await run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'eval', teacher.checkpoint]);
     assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /eval does not train data-parallel; launch runs train, segment, dsd or mimic/);
+    assert.match(refused.stderr, /eval does not train data-parallel; launch runs train, segment, dsd, mimic or prune/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

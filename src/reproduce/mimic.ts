@@ -90,6 +90,25 @@ export async function reproduceMimic(outDir: string, quick: boolean, log: Log): 
   }
 }
 
+/** Every student's test top-1 per seed, by variant; the teachers' at both edges. */
+export async function plotMimic(file: string, results: Record<MimicVariant, MimicRun[]>, teachers: { strong: number; weak: number }): Promise<void> {
+  const edges = (top1: number): [number, number][] => [[0.5, 100 * top1], [MIMIC_VARIANTS.length + 0.5, 100 * top1]];
+  await savePlotsPng(file, [
+    {
+      title: "Shallow students' test top-1 per seed; the teachers' at both edges",
+      xLabel: 'student: 1 labels, 2 logits, 3 logits + transfer, 4 soft targets + transfer, 5 weak teacher + transfer',
+      yLabel: 'test top-1 (%)',
+      scatter: true,
+      width: 720,
+      series: [
+        { name: 'students', points: MIMIC_VARIANTS.flatMap((v, k) => results[v].map((r) => [k + 1, 100 * r.top1] as [number, number])) },
+        { name: `deep teacher (${pct(teachers.strong)}%)`, points: edges(teachers.strong) },
+        { name: `weak teacher (${pct(teachers.weak)}%)`, points: edges(teachers.weak) },
+      ],
+    },
+  ]);
+}
+
 const VARIANT_WORDS: Record<MimicVariant, string> = {
   labels: 'the labels (cross-entropy)',
   mimic: "the deep teacher's logits on the labelled images (L2)",
@@ -127,20 +146,7 @@ async function writeMimicReport(
     return `${signed(m.mean)} ± ${pct(m.std)} points (above for ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
   };
 
-  await savePlotsPng(path.join(outDir, 'mimic.png'), [
-    {
-      title: 'Shallow student test top-1 per seed; teachers as lines',
-      xLabel: 'student: 1 labels, 2 logits, 3 logits + transfer, 4 soft targets + transfer, 5 weak teacher + transfer',
-      yLabel: 'test top-1 (%)',
-      scatter: true,
-      width: 720,
-      series: [
-        { name: 'students', points: MIMIC_VARIANTS.flatMap((v, k) => results[v].map((r) => [k + 1, 100 * r.top1] as [number, number])) },
-        { name: `deep teacher (${pct(teachers.strong)}%)`, points: [[0.5, 100 * teachers.strong], [5.5, 100 * teachers.strong]] },
-        { name: `weak teacher (${pct(teachers.weak)}%)`, points: [[0.5, 100 * teachers.weak], [5.5, 100 * teachers.weak]] },
-      ],
-    },
-  ]);
+  await plotMimic(path.join(outDir, 'mimic.png'), results, teachers);
 
   const body = `# Mimic learning: do shallow nets need labels, or a deep net's logits?
 

@@ -164,7 +164,8 @@ random crops and flips): **${pct(teachers.weak)}%**. Every student is \`shallow\
 \`runMimic\` with Adam at 10⁻³, batch 128, for ${int(plan.steps)} optimizer steps: ${b.studentEpochs} epoch${b.studentEpochs > 1 ? 's' : ''} over the 60,000 images with the transfer set,
 ${plan.labelledEpochs} over the ${int(b.labelled)} labelled ones without it. The teachers' logits are computed once per image. Seed${n > 1 ? 's' : ''} ${seeds.join(', ')} fix${n > 1 ? '' : 'es'}
 the student's initialization and data order, the same in every row, so the comparison is paired; *agrees* is
-the share of the 10,000 test images where the student's top class is its teacher's.
+the share of the 10,000 test images where the student's top class is its teacher's (for the student on
+labels, the deep teacher's).
 
 ${table}
 

@@ -15,7 +15,8 @@ import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, SEGMENT_MIMIC_DEFAULTS, isSegmentationRun, runMimic, runSegmentMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
-import { destroyProcessGroup, getRank, initFromEnvironment, launch } from '../distributed';
+import { destroyProcessGroup, initFromEnvironment, launch } from '../distributed';
+import { isLead } from '../methods/phases';
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, SegmentConfig, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
@@ -355,7 +356,7 @@ async function asRank<T>(work: () => Promise<T>): Promise<{ result: T; lead: boo
   const parallel = await initFromEnvironment();
   try {
     const result = await work();
-    return { result, lead: !parallel || getRank() === 0 };
+    return { result, lead: isLead() };
   } finally {
     if (parallel) destroyProcessGroup();
   }

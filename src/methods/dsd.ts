@@ -7,7 +7,7 @@
 // ("LLR"): DSD's gain counts only if it beats that. `runDsd` trains both and writes the comparison.
 import * as path from 'node:path';
 import { TrainConfig, Logger } from '../train/trainer';
-import { PhaseResult, isLead, meet, pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
+import { PhaseResult, leadLog, leadWrites, pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 
 /** The paper's hyperparameters: 30% sparsity for its CNNs (GoogLeNet, VGG-16, ResNet), re-D at lr/10. */
@@ -42,8 +42,7 @@ export interface DsdResult {
 }
 
 export async function runDsd(c: DsdConfig, log: Logger = (l) => console.log(l)): Promise<DsdResult> {
-  const lead = isLead();
-  if (!lead) log = () => {};
+  log = leadLog(log);
   const o = { ...DSD_DEFAULTS, ...stripUndefined(c), outDir: c.outDir, base: c.base };
   const lr = c.base.lr ?? 0.05;
   // Rounded so that 0.05 × 0.1 reads 0.005 in logs and reports, not 0.005000000000000001.
@@ -57,7 +56,7 @@ export async function runDsd(c: DsdConfig, log: Logger = (l) => console.log(l)):
 
   const d0 = dense ? dense.epochs : 0;
   const [curves, report, summary] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(o.outDir, f));
-  if (lead) {
+  await leadWrites(async () => {
     await plotPhases(curves, 'DSD: test top-1 through the phases', [
       ...(dense ? [{ name: 'D (dense)', start: 0, phase: dense }] : []),
       { name: `S (${pct(o.sparsity)} sparse)`, start: d0, phase: sparse },
@@ -66,8 +65,7 @@ export async function runDsd(c: DsdConfig, log: Logger = (l) => console.log(l)):
     ]);
     writeJsonAtomic(report, { method: 'DSD (Han et al. 2017)', settings: { ...o, base: c.base }, phases: { dense, sparse, redense, control } });
     writeFileAtomic(summary, summarize(o, dense, sparse, redense, control));
-  }
-  meet();
+  });
   const line = (p: PhaseResult | null, label: string): string => (p ? `${label} ${pct(p.testTop1)}` : '');
   log(['DSD test top-1:', line(dense, 'D'), line(sparse, '· S'), line(redense, '· re-D'), line(control, '· control (dense, lr/10)')].filter(Boolean).join(' '));
   return { dense, sparse, redense, control, report, summary, curves };

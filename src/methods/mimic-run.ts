@@ -9,7 +9,7 @@ import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
 import { Fidelity, fidelity, loadSegmentationTeacher, loadTeacher } from './mimic';
-import { PhaseResult, isLead, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { PhaseResult, isLead, leadLog, leadWrites, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 import { randn } from '../torch';
 import { loadWeights, readRunRecord } from '../train/checkpoint';
@@ -72,8 +72,7 @@ export interface MimicResult {
 }
 
 export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(l)): Promise<MimicResult> {
-  const lead = isLead();
-  if (!lead) log = () => {};
+  log = leadLog(log);
   const teacherFile = c.teacher ?? MIMIC_DEFAULTS.teacher;
   const base: Partial<TrainConfig> = {
     model: MIMIC_DEFAULTS.student,
@@ -126,7 +125,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const mimicFidelity = await follows(mimic);
   const labelsFidelity = labels && (await follows(labels));
   const [curves, report, md] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(c.outDir, f));
-  if (lead) {
+  await leadWrites(async () => {
     await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
       { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic, ...(steps ? { stepsPerEpoch: steps.mimic } : {}) },
       ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels, ...(steps ? { stepsPerEpoch: steps.labels } : {}) }] : []),
@@ -158,8 +157,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
         '',
       ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
     );
-  }
-  meet();
+  });
   log(`test top-1: teacher ${pct(tEval.top1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
   return { teacher: teacherFacts, student, mimic, labels, fidelity: { mimic: mimicFidelity, labels: labelsFidelity }, report, summary: md, curves };
 }
@@ -241,8 +239,7 @@ export function isSegmentationRun(file: string): boolean {
  * both scored, with the teacher, on the same test images, beside their sizes and CPU latency.
  */
 export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) => console.log(l)): Promise<SegmentMimicResult> {
-  const lead = isLead();
-  if (!lead) log = () => {};
+  log = leadLog(log);
   const { run } = readRunRecord(c.teacher);
   if (!isSegmentConfig(run?.config)) throw new Error(`teacher ${c.teacher} is not a checkpoint (or weights) of \`tsvision segment\``);
   const t: SegmentConfig = { ...DEFAULT_SEGMENT_CONFIG, ...run.config };
@@ -280,7 +277,7 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
     log(`measuring CPU latency at ${input.slice(2).join('×')}, batch 1 (teacher and student in turns)`);
     // Under \`launch\`, rank 0 alone times them, once every rank is done evaluating: nothing else runs meanwhile.
     meet();
-    const [tMs, sMs] = lead ? measureLatency([teacher.model, mimicRun.model], randn(input).keep()).map((l) => l.ms) : [NaN, NaN];
+    const [tMs, sMs] = isLead() ? measureLatency([teacher.model, mimicRun.model], randn(input).keep()).map((l) => l.ms) : [NaN, NaN];
     const facts = (m: Module): { parameters: number; multAdds: number } => {
       const s = summary(m, input);
       return { parameters: s.totalParams, multAdds: s.totalMultAdds };
@@ -297,7 +294,7 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
   const [curves, report, md] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(c.outDir, f));
   const line = (name: string, r: SegmentStudentRun): Series => ({ name, points: r.curve.map((m, i): [number, number] => [i + 1, 100 * m]) });
   const epochs = Math.max(mimic.curve.length, labels?.curve.length ?? 0);
-  if (lead) {
+  await leadWrites(async () => {
     await savePlotsPng(curves, [{
       title: `${studentModel} student of ${t.model}: test mIoU per epoch`,
       xLabel: 'epoch',
@@ -330,8 +327,7 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
         '',
       ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
     );
-  }
-  meet();
+  });
   log(`test mIoU: teacher ${pct(teacherFacts.testMIoU)} · student ${words.short} ${pct(mimic.testMIoU)}${labels ? ` · student on labels ${pct(labels.testMIoU)}` : ''}`);
   return { teacher: teacherFacts, student: studentFacts, mimic, labels, report, summary: md, curves };
 }

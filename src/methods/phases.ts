@@ -40,6 +40,18 @@ export function meet(): void {
   if (dist.isInitialized() && dist.getWorldSize() > 1) dist.barrier();
 }
 
+/** A method's logger on the lead process, and silence on the others (they train alike; one voice is enough). */
+export const leadLog = (log: Logger): Logger => (isLead() ? log : () => {});
+
+/**
+ * Writes a method's files on the lead process alone, then every rank meets, so that no rank goes on (or reads
+ * them) before they are there.
+ */
+export async function leadWrites(write: () => void | Promise<void>): Promise<void> {
+  if (isLead()) await write();
+  meet();
+}
+
 // What must agree for a folder's earlier run to count as this phase (not the output place or stop point).
 const identity = (c: Partial<TrainConfig>): string => JSON.stringify({ ...c, outDir: undefined, stopAfterSteps: undefined, threads: undefined });
 

@@ -16,7 +16,7 @@ import { SegmentationModelName, SegmentationModelOptions, createClassifier, crea
 import { Classifier } from '../models/common';
 import { SegmentationNet } from '../models/segmentation';
 import { FilterPrunable, FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
-import { isLead, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { isLead, leadLog, leadWrites, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 
 /** ICNet keeps half of each layer's kernels; fine-tuning recovers the accuracy. */
@@ -82,8 +82,7 @@ interface PruneTask {
 export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => console.log(l)): Promise<FilterPruneResult> {
   // Under \`launch\` every rank prunes alike and fine-tunes its share of each batch; rank 0 alone logs, writes
   // and times (the ranks meet before it reads what rank 0 wrote, and while it times).
-  const lead = isLead();
-  if (!lead) log = () => {};
+  log = leadLog(log);
   const keepRate = c.keepRate ?? FILTER_PRUNE_DEFAULTS.keepRate;
   // A folder holding another pruning is left as it is (its pruned weights and fine-tuning are its record).
   const reportFile = path.join(c.outDir, 'report.json');
@@ -112,11 +111,10 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
 
   // The pruned weights load into a model built from the narrower options: fine-tuning is an ordinary run.
   const prunedFile = path.join(c.outDir, 'pruned.safetensors');
-  if (lead) {
+  await leadWrites(() => {
     fs.mkdirSync(c.outDir, { recursive: true });
     saveSafetensors(prunedFile, pruned.stateDict(), { format: 'pt' });
-  }
-  meet();
+  });
   const lr = Number((task.lr * (c.lrScale ?? FILTER_PRUNE_DEFAULTS.lrScale)).toPrecision(12));
   const epochs = c.finetuneEpochs ?? FILTER_PRUNE_DEFAULTS.finetuneEpochs;
   const dir = path.join(c.outDir, 'finetune');
@@ -125,7 +123,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
   const input = [c.latencyBatch ?? FILTER_PRUNE_DEFAULTS.latencyBatch, ...task.input.slice(1)];
   log(`measuring CPU latency at batch ${input[0]} (original and pruned in turns)`);
   meet();
-  const [tOrig, tPruned] = lead ? measureLatency([original, ft.model], randn(input).keep()) : [0, 1].map(() => ({ ms: NaN, imagesPerSecond: NaN }));
+  const [tOrig, tPruned] = isLead() ? measureLatency([original, ft.model], randn(input).keep()) : [0, 1].map(() => ({ ms: NaN, imagesPerSecond: NaN }));
   const facts = (m: Net, t: { ms: number; imagesPerSecond: number }, score: number): Measured => {
     const s = summary(m, task.input);
     return { parameters: s.totalParams, multAdds: s.totalMultAdds, ms: t.ms, imagesPerSecond: t.imagesPerSecond, score };
@@ -138,7 +136,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
   const finetune = { dir, epochs, lr, weights: ft.weights, curves: ft.curves, distil: Boolean(c.distil) };
 
   const [report, md] = [reportFile, path.join(c.outDir, 'SUMMARY.md')];
-  if (lead) {
+  await leadWrites(() => {
     writeJsonAtomic(report, { method: 'filter pruning by L1 norm (ICNet §5; Li et al. 2017)', model: task.model, metric: task.metric, checkpoint: c.checkpoint, keepRate, latencyInput: input, layers, modelOptions: { ...task.modelOptions, ...options }, ...result, finetune });
     const row = (label: string, m: Measured): string =>
       `| ${label} | ${m.parameters.toLocaleString('en-US')} | ${(m.multAdds / 1e6).toFixed(2)}M | ${m.ms.toFixed(2)} | ${m.imagesPerSecond.toFixed(0)} | ${pct(m.score)} |`;
@@ -159,8 +157,7 @@ export async function runFilterPrune(c: FilterPruneConfig, log: Logger = (l) => 
         '',
       ].join('\n'),
     );
-  }
-  meet();
+  });
   log(`${task.metric}: original ${pct(originalScore)} · pruned ${pct(prunedScore)} · fine-tuned ${pct(ft.score)}; ${(result.original.multAdds / result.finetuned.multAdds).toFixed(2)}× fewer mult-adds, ${(tOrig.ms / tPruned.ms).toFixed(2)}× faster here`);
   return { metric: task.metric, ...result, layers, finetune, summary: md, report };
 }

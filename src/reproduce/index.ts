@@ -1,4 +1,4 @@
-// `tsvision reproduce senet|mobilenet|xception|transfer|mimic`: five classification papers' central claims, measured
+// `tsvision reproduce senet|mobilenet|xception|transfer|mimic|dsd`: six classification papers' central claims, measured
 // at small scale on Fashion-MNIST, each written to <outDir>/REPORT.md with a PNG plot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,8 +8,9 @@ import { reproduceSenet } from './senet';
 import { reproduceXception } from './xception';
 import { reproduceTransfer } from './transfer';
 import { reproduceMimic } from './mimic';
+import { reproduceDsd } from './dsd';
 
-export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic'] as const;
+export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic', 'dsd'] as const;
 export type ReproductionName = (typeof REPRODUCTIONS)[number];
 
 export interface ReproductionOptions {
@@ -38,6 +39,7 @@ export async function runReproduction(name: ReproductionName, opts: Reproduction
       if (name === 'xception') return reproduceXception(outDir, quick, log);
       if (name === 'transfer') return reproduceTransfer(outDir, quick, log);
       if (name === 'mimic') return reproduceMimic(outDir, quick, log);
+      if (name === 'dsd') return reproduceDsd(outDir, quick, log);
       throw new Error(`runReproduction: unknown reproduction '${String(name)}'; known: ${REPRODUCTIONS.join(', ')}`);
     });
   } finally {

@@ -17,6 +17,7 @@ import { MobileNetStandardConv, reproduceMobilenet } from '../../src/reproduce/m
 import { MiniXception, matchedChannels, reproduceXception } from '../../src/reproduce/xception';
 import { TRANSFER_QUICK_BUDGET, TRANSFER_VARIANTS, reproduceTransfer } from '../../src/reproduce/transfer';
 import { MIMIC_QUICK_BUDGET, MIMIC_VARIANTS, reproduceMimic } from '../../src/reproduce/mimic';
+import { DSD_PHASES, DSD_QUICK_BUDGET, reproduceDsd } from '../../src/reproduce/dsd';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-repro-'));
 const pct = (x: number): string => (100 * x).toFixed(2);
@@ -149,6 +150,35 @@ test('mimic (quick): two teachers, five students through runMimic, and a table a
   assert.ok(md.includes(`with the transfer set: ${d('weak-transfer', 'labels')}.`));
   assert.equal(lines.filter((l) => l.startsWith('  seed 0, ')).length, MIMIC_VARIANTS.length);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'mimic.png'], 'the teachers and students are gone with their work folder');
+});
+
+test('dsd (quick): D, S, re-D and the control through runDsd, and a table and conclusion of the measured numbers', async () => {
+  const dir = tmp();
+  const lines: string[] = [];
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceDsd(dir, true, (l) => lines.push(l)));
+  const md = await checkReportAndPng(dir, r.reportPath, 'dsd', 'dsd.png');
+  const t = tableWith(md, 'phase');
+  assert.deepEqual(t.rows.map((row) => row[0]), ['D', 'S', 're-D', 'control']);
+  // The epochs and learning rates as runDsd schedules them: the control spends S + re-D's epochs at lr/10.
+  const b = DSD_QUICK_BUDGET;
+  assert.deepEqual(t.rows.map((row) => [row[1], row[2]]), [[String(b.denseEpochs), '0.05'], [String(b.sparseEpochs), '0.05'], [String(b.redenseEpochs), '0.005'], [String(b.sparseEpochs + b.redenseEpochs), '0.005']]);
+  DSD_PHASES.forEach((p, k) => {
+    const [run] = r.results[p];
+    assert.equal(r.results[p].length, 1, 'one seed in quick mode');
+    assert.deepEqual(t.rows[k].slice(4), [`${pct(run.top1)} ± 0.00 (${pct(run.top1)})`, `${run.testLoss.toFixed(4)} ± 0.0000 (${run.testLoss.toFixed(4)})`]);
+    assert.ok(run.top1 > 0 && run.top1 < 1 && run.testLoss > 0);
+  });
+  // S zeroed about the asked share: every layer but the first (a small one) loses 30% of its weights.
+  assert.ok(r.sparsity[0] > 0.27 && r.sparsity[0] <= 0.3, String(r.sparsity[0]));
+  assert.ok(md.includes(`zeroed\n${pct(r.sparsity[0])}% of all conv and linear weights`), md);
+  // The conclusion's paired differences, recomputed from the results.
+  const d = (a: (typeof DSD_PHASES)[number], b: (typeof DSD_PHASES)[number]): string => {
+    const x = r.results[a][0].top1 - r.results[b][0].top1;
+    return `${x > 0 ? '+' : ''}${pct(x)} ± 0.00 points (above in ${x > 0 ? 1 : 0} of 1 seed)`;
+  };
+  assert.ok(md.includes(`re-D against the control (LLR): ${d('redense', 'control')}; re-D against D: ${d('redense', 'dense')};`), md);
+  assert.equal(lines.filter((l) => l.startsWith('  seed 0: D ')).length, 1);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'dsd.png'], 'the phases are gone with their work folder');
 });
 
 test('matched parameters at the full-run width are within 2%', () => {

@@ -329,20 +329,25 @@ class DeepLabV3(nn.Module):
 
 
 class PSPNet(nn.Module):
-    def __init__(self, num_classes=21, depth=50, width=64, in_channels=3, output_stride=8, bins=(1, 2, 3, 6), head_channels=512, aux_channels=256, aux_weight=0.4, dropout=0.1):
+    # ppm=False: the dilated-FCN baseline of the paper's Table 2 (the head on the features alone);
+    # aux_weight=0: no auxiliary head.
+    def __init__(self, num_classes=21, depth=50, width=64, in_channels=3, output_stride=8, bins=(1, 2, 3, 6), head_channels=512, aux_channels=256, aux_weight=0.4, dropout=0.1, ppm=True):
         super().__init__()
         self.backbone = resnet_backbone(depth, width, in_channels, output_stride)
         c = width * 8 * (4 if depth >= 50 else 1)
-        self.ppm = nn.Module()
-        self.ppm.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(b), *conv_bn_relu_seq(c, c // len(bins), 1)) for b in bins])
-        self.head = nn.Sequential(*conv_bn_relu_seq(2 * c, head_channels, 3), nn.Dropout2d(dropout), nn.Conv2d(head_channels, num_classes, 1))
-        self.aux = nn.Sequential(*conv_bn_relu_seq(c // 2, aux_channels, 3), nn.Dropout2d(dropout), nn.Conv2d(aux_channels, num_classes, 1))
+        if ppm:
+            self.ppm = nn.Module()
+            self.ppm.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(b), *conv_bn_relu_seq(c, c // len(bins), 1)) for b in bins])
+        else:
+            self.ppm = None
+        self.head = nn.Sequential(*conv_bn_relu_seq(2 * c if ppm else c, head_channels, 3), nn.Dropout2d(dropout), nn.Conv2d(head_channels, num_classes, 1))
+        self.aux = nn.Sequential(*conv_bn_relu_seq(c // 2, aux_channels, 3), nn.Dropout2d(dropout), nn.Conv2d(aux_channels, num_classes, 1)) if aux_weight > 0 else None
         self.aux_weight = aux_weight
 
     def heads(self, x, with_aux=True):
         _, _, c4, c5 = backbone_features(self.backbone, x)
-        pyramid = torch.cat([c5] + [up(s(c5), c5.shape[-2:]) for s in self.ppm.stages], 1)
-        return self.head(pyramid), (self.aux(c4) if with_aux else None)
+        pyramid = torch.cat([c5] + [up(s(c5), c5.shape[-2:]) for s in self.ppm.stages], 1) if self.ppm is not None else c5
+        return self.head(pyramid), (self.aux(c4) if with_aux and self.aux is not None else None)
 
     def forward(self, x):
         return up(self.heads(x, with_aux=False)[0], x.shape[-2:])
@@ -350,7 +355,7 @@ class PSPNet(nn.Module):
     def loss(self, x, t, weight=None):
         main, aux = self.heads(x)
         ce = lambda z: F.cross_entropy(up(z, t.shape[-2:]), t, weight=weight, ignore_index=255)
-        return ce(main) + self.aux_weight * ce(aux)
+        return ce(main) + self.aux_weight * ce(aux) if aux is not None else ce(main)
 
 
 class CFF(nn.Module):

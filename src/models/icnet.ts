@@ -12,7 +12,7 @@
 import { Tensor } from '../torch';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ModuleList, Sequential } from '../nn';
 import { ResNet } from './resnet';
-import { BackboneOptions, SegmentationLossOptions, SegmentationNet, bnOf, convBnRelu, convOf, dilatedResNet, pixelLoss, upsample } from './segmentation';
+import { BackboneOptions, SegmentationLossOptions, SegmentationNet, bnOf, convBnRelu, convOf, dilatedResNet, pixelLoss, pyramidBins, upsample } from './segmentation';
 import { FilterChain, narrowFilters } from '../methods/prune';
 import { initConvNet } from './common';
 
@@ -32,7 +32,8 @@ export const ICNET_DEFAULTS = {
 export interface ICNetOptions extends BackboneOptions {
   numClasses?: number;
   sub1Channels?: [number, number, number];
-  bins?: number[];
+  /** Pyramid levels; one number (the CLI's `--opt bins=1`) is one level. */
+  bins?: number[] | number;
   pspChannels?: number;
   cffChannels?: number;
   lambdas?: [number, number, number];
@@ -97,7 +98,7 @@ export class ICNet extends SegmentationNet {
     const f4 = this.backbone.featureChannels;
     const psp = o.pspChannels ?? ICNET_DEFAULTS.pspChannels;
     const cff = o.cffChannels ?? ICNET_DEFAULTS.cffChannels;
-    this.ppm = new PyramidPoolingSum(o.bins ?? ICNET_DEFAULTS.bins);
+    this.ppm = new PyramidPoolingSum(pyramidBins(o.bins, ICNET_DEFAULTS.bins, 'ICNet'));
     this.pspReduce = convBnRelu(f4, psp, 1);
     this.cff24 = new CascadeFeatureFusion(psp, f4 / 4, cff, this.numClasses); // layer2 has a quarter of layer4's channels
     this.cff12 = new CascadeFeatureFusion(cff, c, cff, this.numClasses);

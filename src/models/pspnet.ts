@@ -9,7 +9,7 @@
 import { Tensor, cat } from '../torch';
 import { AdaptiveAvgPool2d, Conv2d, Dropout2d, Module, ModuleList, Sequential } from '../nn';
 import { ResNet } from './resnet';
-import { BackboneOptions, SegmentationLossOptions, SegmentationNet, bnOf, convBnRelu, convOf, dilatedResNet, pixelLoss, upsample } from './segmentation';
+import { BackboneOptions, SegmentationLossOptions, SegmentationNet, bnOf, convBnRelu, convOf, dilatedResNet, pixelLoss, pyramidBins, upsample } from './segmentation';
 import { FilterChain, narrowFilters } from '../methods/prune';
 import { initConvNet } from './common';
 
@@ -29,7 +29,10 @@ export const PSPNET_DEFAULTS = {
 
 export interface PSPNetOptions extends BackboneOptions {
   numClasses?: number;
-  bins?: number[];
+  /** false: no pyramid pooling module, the head on the feature map alone — Table 2's dilated-FCN baseline. */
+  ppm?: boolean;
+  /** Pyramid levels; one number (the CLI's `--opt bins=1`) is one level. */
+  bins?: number[] | number;
   headChannels?: number;
   auxChannels?: number;
   /** 0 removes the auxiliary head and loss. */
@@ -60,7 +63,7 @@ export class PSPNet extends SegmentationNet {
   readonly lastLayer = 'head.4';
   readonly auxWeight: number;
   backbone: ResNet;
-  ppm: PyramidPooling;
+  ppm: PyramidPooling | null;
   head: Sequential;
   aux: Sequential | null;
 
@@ -69,15 +72,15 @@ export class PSPNet extends SegmentationNet {
     this.numClasses = o.numClasses ?? 21;
     this.backbone = dilatedResNet(o, PSPNET_DEFAULTS.outputStride);
     const c = this.backbone.featureChannels;
-    const bins = o.bins ?? PSPNET_DEFAULTS.bins;
+    const bins = pyramidBins(o.bins, PSPNET_DEFAULTS.bins, 'PSPNet');
     if (c % bins.length) throw new Error(`PSPNet: ${c} feature channels do not split into ${bins.length} pyramid levels`);
     const p = o.dropout ?? PSPNET_DEFAULTS.dropout;
-    this.ppm = new PyramidPooling(c, bins);
-    this.head = head(2 * c, o.headChannels ?? PSPNET_DEFAULTS.headChannels, this.numClasses, p);
+    this.ppm = o.ppm === false ? null : new PyramidPooling(c, bins);
+    this.head = head(this.ppm ? 2 * c : c, o.headChannels ?? PSPNET_DEFAULTS.headChannels, this.numClasses, p);
     this.auxWeight = o.auxWeight ?? PSPNET_DEFAULTS.auxWeight;
     // layer3 has half of layer4's channels in every ResNet.
     this.aux = this.auxWeight > 0 ? head(c / 2, o.auxChannels ?? PSPNET_DEFAULTS.auxChannels, this.numClasses, p) : null;
-    initConvNet(this.ppm);
+    if (this.ppm) initConvNet(this.ppm);
     initConvNet(this.head);
     if (this.aux) initConvNet(this.aux);
     if (o.filterWidths) narrowFilters(this, o.filterWidths);
@@ -95,7 +98,7 @@ export class PSPNet extends SegmentationNet {
   /** Logits at the feature resolution, and the auxiliary head's (training only). */
   forwardHeads(x: Tensor): { logits: Tensor; aux: Tensor | null } {
     const [, , c4, c5] = this.backbone.forwardFeatures(x);
-    const logits = this.head.forward(this.ppm.forward(c5));
+    const logits = this.head.forward(this.ppm ? this.ppm.forward(c5) : c5);
     return { logits, aux: this.aux && this.training ? this.aux.forward(c4) : null };
   }
 

@@ -196,6 +196,16 @@ export function labelsAt(labels: Tensor, size: readonly number[]): Tensor {
 }
 
 /** A conv → BN (→ ReLU) unit's conv and BN: the start of a filter chain. */
+/**
+ * A pyramid's bin sizes from a model option: a list, or one number (what the CLI's \`--opt bins=1\` gives),
+ * each a positive whole number.
+ */
+export function pyramidBins(bins: readonly number[] | number | undefined, defaults: readonly number[], model: string): number[] {
+  const b = typeof bins === 'number' ? [bins] : [...(bins ?? defaults)];
+  if (!b.length || !b.every((x) => Number.isInteger(x) && x > 0)) throw new Error(`${model}: bins must be positive whole numbers, got [${b.join(', ')}]`);
+  return b;
+}
+
 export const convOf = (unit: Sequential): Conv2d => unit.at(0) as Conv2d;
 export const bnOf = (unit: Sequential): BatchNorm2d => unit.at(1) as BatchNorm2d;
 

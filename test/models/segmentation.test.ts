@@ -21,6 +21,8 @@ const CASES: Case[] = [
   { name: 'deeplabv3', ts: { numClasses: 5, backbone: 'resnet18', width: 16, atrousRates: [1, 2, 3] }, py: "num_classes=5, depth=18, width=16, atrous_rates=(1, 2, 3)", size: [64, 64] },
   { name: 'deeplabv3', ts: { numClasses: 4, backbone: 'resnet50', width: 8, outputStride: 8, multiGrid: [1, 2, 1], channels: 32, atrousRates: [1, 2, 3] }, py: "num_classes=4, depth=50, width=8, output_stride=8, multi_grid=(1, 2, 1), channels=32, atrous_rates=(1, 2, 3)", size: [48, 64] },
   { name: 'pspnet', ts: { numClasses: 5, backbone: 'resnet18', width: 16, headChannels: 64, auxChannels: 32, dropout: 0 }, py: "num_classes=5, depth=18, width=16, head_channels=64, aux_channels=32, dropout=0.0", size: [64, 64] },
+  // The paper's baseline (Table 2): the dilated FCN, its head on the features alone, and no auxiliary loss.
+  { name: 'pspnet', ts: { numClasses: 5, backbone: 'resnet18', width: 16, headChannels: 64, dropout: 0, ppm: false, auxWeight: 0 }, py: "num_classes=5, depth=18, width=16, head_channels=64, dropout=0.0, ppm=False, aux_weight=0.0", size: [64, 64] },
   { name: 'icnet', ts: { numClasses: 5, backbone: 'resnet18', width: 16, pspChannels: 64, cffChannels: 32 }, py: "num_classes=5, depth=18, width=16, psp_channels=64, cff_channels=32", size: [64, 96] },
 ];
 
@@ -100,5 +102,9 @@ test('segmentation registry and options fail clearly', () => {
   assert.throws(() => createSegmentationModel('deeplabv3', { outputStride: 32 as 16 }), /output stride must be 8 or 16, got 32/);
   assert.throws(() => createSegmentationModel('deeplabv3', { multiGrid: [1, 2] }), /multiGrid needs one rate per block of layer4 \(3\), got 2/);
   assert.throws(() => createSegmentationModel('pspnet', { backbone: 'resnet19' as 'resnet18' }), /unknown backbone 'resnet19'/);
+  assert.throws(() => createSegmentationModel('pspnet', { bins: [] }), /PSPNet: bins must be positive whole numbers, got \[\]/);
+  assert.throws(() => createSegmentationModel('icnet', { bins: [1, 2.5] }), /ICNet: bins must be positive whole numbers, got \[1, 2.5\]/);
+  // One number is one level (what \`--opt bins=2\` gives).
+  assert.equal(createSegmentationModel('pspnet', { backbone: 'resnet18', width: 16, bins: 2 }).numParameters(), createSegmentationModel('pspnet', { backbone: 'resnet18', width: 16, bins: [2] }).numParameters());
   assert.throws(() => createSegmentationModel('enet').forward(T.zeros([1, 3, 30, 40])), /ENet: input height and width must be multiples of 8, got 30×40/);
 });

@@ -19,6 +19,8 @@ export interface PlotOptions {
   /** Draw markers and no lines (scatter), e.g. accuracy against mult-adds. */
   scatter?: boolean;
   logX?: boolean;
+  /** Named x positions 1, 2, …, n, labelled by these names instead of numbers (e.g. the runs of an ablation). */
+  categories?: readonly string[];
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
@@ -43,6 +45,7 @@ export function linePlotSvg(o: PlotOptions): string {
   let [x0, x1] = [Math.min(...pts.map((p) => tx(p[0]))), Math.max(...pts.map((p) => tx(p[0])))];
   let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   if (!pts.length) [x0, x1, y0, y1] = [0, 1, 0, 1];
+  if (o.categories) [x0, x1] = [0.5, o.categories.length + 0.5];
   if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
   if (y1 === y0) [y0, y1] = [y0 - 1, y1 + 1];
   const pad = (y1 - y0) * 0.05;
@@ -58,10 +61,10 @@ export function linePlotSvg(o: PlotOptions): string {
     parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${Number(v.toPrecision(4))}</text>`);
   }
-  for (const v of niceTicks(x0, x1)) {
-    const xv = o.logX ? 10 ** v : v;
-    parts.push(`<text x="${X(xv)}" y="${H - m.b + 16}" text-anchor="middle">${Number(xv.toPrecision(4))}</text>`);
-  }
+  const xTicks: [number, string][] = o.categories
+    ? o.categories.map((c, i) => [i + 1, c])
+    : niceTicks(x0, x1).map((v) => (o.logX ? 10 ** v : v)).map((xv) => [xv, String(Number(xv.toPrecision(4)))]);
+  for (const [xv, label] of xTicks) parts.push(`<text x="${X(xv)}" y="${H - m.b + 16}" text-anchor="middle">${esc(label)}</text>`);
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);

@@ -69,14 +69,15 @@ export async function reproduceDsd(outDir: string, quick: boolean, log: Log): Pr
 
 const PHASE_WORDS: Record<DsdPhase, string> = { dense: 'D', sparse: 'S', redense: 're-D', control: 'control' };
 
-/** Every phase's test top-1, one series per seed, so that a seed's phases read as one path. */
+/** Every phase's test top-1, a colour per seed (no lines: the control branches off D, it does not follow re-D). */
 export async function plotDsd(file: string, results: Record<DsdPhase, DsdRun[]>): Promise<void> {
   const seeds = results.dense.map((r) => r.seed);
   await savePlotsPng(file, [
     {
       title: 'DSD on cnn: test top-1 after each phase, per seed',
-      xLabel: 'phase: 1 D (dense), 2 S (sparse), 3 re-D (dense at lr/10), 4 control (D + as many epochs at lr/10)',
+      xLabel: 'phase (re-D and the control both start at lr/10: re-D from S, the control from D)',
       yLabel: 'test top-1 (%)',
+      categories: ['D (dense)', 'S (sparse)', 're-D', 'control (dense, lr/10)'],
       scatter: true,
       width: 720,
       series: seeds.map((seed, i) => ({ name: `seed ${seed}`, points: DSD_PHASES.map((p, k): [number, number] => [k + 1, 100 * results[p][i].top1]) })),

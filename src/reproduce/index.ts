@@ -1,5 +1,5 @@
-// `tsvision reproduce senet|mobilenet|xception|transfer|mimic|dsd`: six classification papers' central claims, measured
-// at small scale on Fashion-MNIST, each written to <outDir>/REPORT.md with a PNG plot.
+// `tsvision reproduce senet|mobilenet|xception|transfer|mimic|dsd|pspnet`: seven papers' central claims, measured
+// at small scale on Fashion-MNIST (PSPNet's on its scenes), each written to <outDir>/REPORT.md with a PNG plot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Log, REPRODUCTION_THREADS, releaseData, withThreads } from './common';
@@ -9,8 +9,9 @@ import { reproduceXception } from './xception';
 import { reproduceTransfer } from './transfer';
 import { reproduceMimic } from './mimic';
 import { reproduceDsd } from './dsd';
+import { reproducePspnet } from './pspnet';
 
-export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic', 'dsd'] as const;
+export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic', 'dsd', 'pspnet'] as const;
 export type ReproductionName = (typeof REPRODUCTIONS)[number];
 
 export interface ReproductionOptions {
@@ -40,6 +41,7 @@ export async function runReproduction(name: ReproductionName, opts: Reproduction
       if (name === 'transfer') return reproduceTransfer(outDir, quick, log);
       if (name === 'mimic') return reproduceMimic(outDir, quick, log);
       if (name === 'dsd') return reproduceDsd(outDir, quick, log);
+      if (name === 'pspnet') return reproducePspnet(outDir, quick, log);
       throw new Error(`runReproduction: unknown reproduction '${String(name)}'; known: ${REPRODUCTIONS.join(', ')}`);
     });
   } finally {

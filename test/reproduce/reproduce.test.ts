@@ -18,6 +18,7 @@ import { MiniXception, matchedChannels, reproduceXception } from '../../src/repr
 import { TRANSFER_QUICK_BUDGET, TRANSFER_VARIANTS, reproduceTransfer } from '../../src/reproduce/transfer';
 import { MIMIC_QUICK_BUDGET, MIMIC_VARIANTS, reproduceMimic } from '../../src/reproduce/mimic';
 import { DSD_PHASES, DSD_QUICK_BUDGET, reproduceDsd } from '../../src/reproduce/dsd';
+import { PSPNET_VARIANTS, reproducePspnet } from '../../src/reproduce/pspnet';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-repro-'));
 const pct = (x: number): string => (100 * x).toFixed(2);
@@ -179,6 +180,35 @@ test('dsd (quick): D, S, re-D and the control through runDsd, and a table and co
   assert.ok(md.includes(`re-D against the control (LLR): ${d('redense', 'control')}; re-D against D: ${d('redense', 'dense')};`), md);
   assert.equal(lines.filter((l) => l.startsWith('  seed 0: D ')).length, 1);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'dsd.png'], 'the phases are gone with their work folder');
+});
+
+test('pspnet (quick): the dilated FCN, + pyramid pooling, + the auxiliary loss, and a table and conclusion of the measured numbers', async () => {
+  const dir = tmp();
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproducePspnet(dir, true, quiet));
+  const md = await checkReportAndPng(dir, r.reportPath, 'pspnet', 'pspnet.png');
+  const t = tableWith(md, 'network');
+  assert.deepEqual(t.rows.map((row) => row[1]), ['`--opt ppm=false --opt auxWeight=0`', '`--opt auxWeight=0`', '(defaults)']);
+  PSPNET_VARIANTS.forEach((v, k) => {
+    const [run] = r.results[v];
+    assert.equal(r.results[v].length, 1, 'one seed in quick mode');
+    assert.deepEqual(t.rows[k].slice(4), [`${pct(run.mIoU)} ± 0.00 (${pct(run.mIoU)})`, `${pct(run.pixelAccuracy)} ± 0.00 (${pct(run.pixelAccuracy)})`]);
+    assert.ok(run.mIoU > 0 && run.mIoU < 1 && run.pixelAccuracy > 0 && run.pixelAccuracy <= 1);
+  });
+  // By hand, for the recipe's dilated ResNet-18 at width 32 (256 feature channels) and a 128-filter head: the
+  // pyramid adds four stages of a 1×1 conv 256→64 with BN (4 · (16,384 + 128)) and 256 more input channels to
+  // the head's 3×3 conv (256 · 128 · 9); the auxiliary head is a 3×3 conv 128→64 with BN and a 1×1 conv to 11
+  // classes with bias (73,728 + 128 + 704 + 11), none of it used at test time.
+  assert.equal(r.cost.ppm.parameters - r.cost.fcn.parameters, 4 * (256 * 64 + 128) + 256 * 128 * 9);
+  assert.deepEqual([r.cost.fcn.auxParameters, r.cost.ppm.auxParameters, r.cost['ppm-aux'].auxParameters], [0, 0, 128 * 64 * 9 + 128 + 64 * 11 + 11]);
+  assert.equal(r.cost['ppm-aux'].parameters, r.cost.ppm.parameters);
+  assert.equal(r.cost['ppm-aux'].multAdds, r.cost.ppm.multAdds, 'the auxiliary head costs nothing at test time');
+  assert.equal(t.rows[2][2], `${r.cost.ppm.parameters.toLocaleString('en-US')} (+ 74,571 in training)`);
+  const d = (a: (typeof PSPNET_VARIANTS)[number], b: (typeof PSPNET_VARIANTS)[number]): string => {
+    const x = r.results[a][0].mIoU - r.results[b][0].mIoU;
+    return `${x > 0 ? '+' : ''}${pct(x)} ± 0.00 points of mIoU (above in ${x > 0 ? 1 : 0} of 1 seed)`;
+  };
+  assert.ok(md.includes(`pyramid pooling against the dilated FCN: ${d('ppm', 'fcn')};`), md);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'pspnet.png'], 'the runs are gone with their work folder');
 });
 
 test('matched parameters at the full-run width are within 2%', () => {

@@ -143,6 +143,23 @@ export function meanStd(xs: readonly number[]): { mean: number; std: number } {
 
 /** An accuracy in [0, 1] as a percentage with two decimals. */
 export const pct = (x: number): string => (100 * x).toFixed(2);
+
+/** Per-seed values as "mean ± std (v₀, v₁, …)", each formatted by `f` (default: a percentage). */
+export function seedsCell(xs: readonly number[], f: (x: number) => string = pct): string {
+  const m = meanStd(xs);
+  return `${f(m.mean)} ± ${f(m.std)} (${xs.map(f).join(', ')})`;
+}
+
+/**
+ * The paired difference a − b of two rows' per-seed accuracies (a seed's runs share their data order and
+ * initialization), in points: "+m ± s points[ unit] (above[ than] for k of n seeds)".
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[], o: { unit?: string; than?: string } = {}): string {
+  const d = a.map((x, i) => x - b[i]);
+  const m = meanStd(d);
+  const n = d.length;
+  return `${m.mean > 0 ? '+' : ''}${pct(m.mean)} ± ${pct(m.std)} points${o.unit ? ` ${o.unit}` : ''} (above${o.than ? ` ${o.than}` : ''} for ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
+}
 /** Mult-adds in millions, two decimals. */
 export const mAdds = (x: number): string => (x / 1e6).toFixed(2);
 /** An integer with thousands separators. */

@@ -10,7 +10,7 @@ import { savePlotsPng } from '../report/plot';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { PhaseResult } from '../methods/phases';
 import { DEFAULT_CONFIG, TrainConfig } from '../train/trainer';
-import { Log, markdownTable, meanStd, pct, writeReport } from './common';
+import { Log, markdownTable, meanStd, pairedDifference, pct, seedsCell, writeReport } from './common';
 
 export const DSD_SEEDS = [0, 1, 2] as const;
 
@@ -89,10 +89,6 @@ async function writeDsdReport(outDir: string, quick: boolean, b: DsdBudget, seed
   const n = seeds.length;
   const lr = DEFAULT_CONFIG.lr;
   const lowLr = Number((lr * DSD_DEFAULTS.redenseLrScale).toPrecision(12));
-  const cell = (xs: number[], f: (x: number) => string): string => {
-    const m = meanStd(xs);
-    return `${f(m.mean)} ± ${f(m.std)} (${xs.map(f).join(', ')})`;
-  };
   const loss = (x: number): string => x.toFixed(4);
   const plan: Record<DsdPhase, [number, number, string]> = {
     dense: [b.denseEpochs, lr, 'dense, from random weights'],
@@ -102,15 +98,10 @@ async function writeDsdReport(outDir: string, quick: boolean, b: DsdBudget, seed
   };
   const table = markdownTable(
     ['phase', 'epochs', 'lr', 'starts from', 'test top-1 (%), mean ± std (per seed)', 'test loss, mean ± std (per seed)'],
-    DSD_PHASES.map((p) => [PHASE_WORDS[p], String(plan[p][0]), String(plan[p][1]), plan[p][2], cell(results[p].map((r) => r.top1), pct), cell(results[p].map((r) => r.testLoss), loss)]),
+    DSD_PHASES.map((p) => [PHASE_WORDS[p], String(plan[p][0]), String(plan[p][1]), plan[p][2], seedsCell(results[p].map((r) => r.top1)), seedsCell(results[p].map((r) => r.testLoss), loss)]),
   );
   // Paired by seed: the phases of a seed share its dense start, data order and initialization.
-  const signed = (x: number): string => `${x > 0 ? '+' : ''}${pct(x)}`;
-  const versus = (p: DsdPhase, than: DsdPhase): string => {
-    const d = results[p].map((r, i) => r.top1 - results[than][i].top1);
-    const m = meanStd(d);
-    return `${signed(m.mean)} ± ${pct(m.std)} points (above in ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
-  };
+  const versus = (p: DsdPhase, than: DsdPhase): string => pairedDifference(results[p].map((r) => r.top1), results[than].map((r) => r.top1));
   const sp = meanStd(sparsity);
 
   await plotDsd(path.join(outDir, 'dsd.png'), results);

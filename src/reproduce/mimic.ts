@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { savePlotsPng } from '../report/plot';
 import { MIMIC_DEFAULTS, runMimic, stepsPerEpoch } from '../methods/mimic-run';
 import { train } from '../train/trainer';
-import { Log, int, markdownTable, meanStd, pct, writeReport } from './common';
+import { Log, int, markdownTable, meanStd, pairedDifference, pct, seedsCell, writeReport } from './common';
 
 export const MIMIC_SEEDS = [0, 1, 2] as const;
 
@@ -128,23 +128,14 @@ async function writeMimicReport(
   t0: number,
 ): Promise<string> {
   const n = seeds.length;
-  const cell = (xs: number[]): string => {
-    const m = meanStd(xs);
-    return `${pct(m.mean)} ± ${pct(m.std)} (${xs.map(pct).join(', ')})`;
-  };
   const words = { ...VARIANT_WORDS, 'distil-transfer': `the deep teacher's soft targets at T = ${b.temperature}, + the transfer set` };
   const table = markdownTable(
     ['student learns from', 'test top-1 (%), mean ± std (per seed)', 'agrees with its teacher (%), mean ± std (per seed)'],
-    MIMIC_VARIANTS.map((v) => [words[v], cell(results[v].map((r) => r.top1)), cell(results[v].map((r) => r.agreement))]),
+    MIMIC_VARIANTS.map((v) => [words[v], seedsCell(results[v].map((r) => r.top1)), seedsCell(results[v].map((r) => r.agreement))]),
   );
   const best = Math.max(...MIMIC_VARIANTS.map((v) => meanStd(results[v].map((r) => r.top1)).mean));
   // Paired by seed: the same student initialization and data order in every row of a seed.
-  const signed = (x: number): string => `${x > 0 ? '+' : ''}${pct(x)}`;
-  const versus = (v: MimicVariant, than: MimicVariant): string => {
-    const d = results[v].map((r, i) => r.top1 - results[than][i].top1);
-    const m = meanStd(d);
-    return `${signed(m.mean)} ± ${pct(m.std)} points (above for ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
-  };
+  const versus = (v: MimicVariant, than: MimicVariant): string => pairedDifference(results[v].map((r) => r.top1), results[than].map((r) => r.top1));
 
   await plotMimic(path.join(outDir, 'mimic.png'), results, teachers);
 

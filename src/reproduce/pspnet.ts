@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { savePlotsPng } from '../report/plot';
-import { Log, int, mAdds, markdownTable, meanStd, pct, writeReport } from './common';
+import { Log, int, mAdds, markdownTable, pairedDifference, pct, seedsCell, writeReport } from './common';
 
 export const PSPNET_SEEDS = [0, 1, 2] as const;
 
@@ -112,10 +112,6 @@ async function writePspnetReport(outDir: string, quick: boolean, b: PspnetBudget
   const n = seeds.length;
   const recipe = SEGMENT_RECIPES.pspnet;
   const o = recipe.modelOptions as { backbone: string; width: number; headChannels: number; auxChannels: number };
-  const cell = (xs: number[]): string => {
-    const m = meanStd(xs);
-    return `${pct(m.mean)} ± ${pct(m.std)} (${xs.map(pct).join(', ')})`;
-  };
   const table = markdownTable(
     ['network', 'flags', 'parameters at test time', 'mult-adds per scene', 'test mIoU (%), mean ± std (per seed)', 'pixel accuracy (%), mean ± std (per seed)'],
     PSPNET_VARIANTS.map((v) => [
@@ -123,17 +119,12 @@ async function writePspnetReport(outDir: string, quick: boolean, b: PspnetBudget
       VARIANT_FLAGS[v] ? `\`${VARIANT_FLAGS[v]}\`` : '(defaults)',
       `${int(cost[v].parameters)}${cost[v].auxParameters ? ` (+ ${int(cost[v].auxParameters)} in training)` : ''}`,
       `${mAdds(cost[v].multAdds)}M`,
-      cell(results[v].map((r) => r.mIoU)),
-      cell(results[v].map((r) => r.pixelAccuracy)),
+      seedsCell(results[v].map((r) => r.mIoU)),
+      seedsCell(results[v].map((r) => r.pixelAccuracy)),
     ]),
   );
   // Paired by seed: the same scenes, initialization and batch order in every row of a seed.
-  const signed = (x: number): string => `${x > 0 ? '+' : ''}${pct(x)}`;
-  const versus = (v: PspnetVariant, than: PspnetVariant): string => {
-    const d = results[v].map((r, i) => r.mIoU - results[than][i].mIoU);
-    const m = meanStd(d);
-    return `${signed(m.mean)} ± ${pct(m.std)} points of mIoU (above in ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
-  };
+  const versus = (v: PspnetVariant, than: PspnetVariant): string => pairedDifference(results[v].map((r) => r.mIoU), results[than].map((r) => r.mIoU), { unit: 'of mIoU' });
 
   await plotPspnet(path.join(outDir, 'pspnet.png'), results);
 

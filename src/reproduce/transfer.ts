@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { TensorDataset } from '../data';
 import { savePlotsPng } from '../report/plot';
 import { TrainConfig, train } from '../train/trainer';
-import { Log, fashion, int, markdownTable, meanStd, pct, writeReport } from './common';
+import { Log, fashion, int, markdownTable, pairedDifference, pct, seedsCell, writeReport } from './common';
 
 /**
  * Two ways to halve Fashion-MNIST's classes into tasks A (the base network's) and B (the target), after the
@@ -140,21 +140,14 @@ async function writeTransferReport(outDir: string, quick: boolean, b: TransferBu
   const splits = Object.keys(TRANSFER_SPLITS) as TransferSplit[];
   const n = seeds.length;
   const at = (s: TransferStudy, v: TransferVariant, images: number) => s.results[v].filter((r) => r.images === images);
-  const cell = (runs: TransferRun[]) => {
-    const m = meanStd(runs.map((r) => r.top1));
-    return `${pct(m.mean)} ± ${pct(m.std)} (${runs.map((r) => pct(r.top1)).join(', ')})`;
-  };
+  const cell = (runs: TransferRun[]): string => seedsCell(runs.map((r) => r.top1));
   const table = markdownTable(
     ['split', 'images per class of B', ...TRANSFER_VARIANTS.map((v) => `${VARIANT_NAMES[v]}: test top-1 (%), mean ± std (per seed)`)],
     splits.flatMap((sp) => b.targets.map(({ images }) => [sp, String(images), ...TRANSFER_VARIANTS.map((v) => cell(at(studies[sp], v, images)))])),
   );
   // Paired by seed: the same data order and head initialization for all three variants.
-  const signed = (x: number): string => `${x > 0 ? '+' : ''}${pct(x)}`;
-  const versus = (s: TransferStudy, v: TransferVariant, images: number) => {
-    const d = at(s, v, images).map((r, i) => r.top1 - at(s, 'scratch', images)[i].top1);
-    const m = meanStd(d);
-    return `${signed(m.mean)} ± ${pct(m.std)} points (above scratch for ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
-  };
+  const versus = (s: TransferStudy, v: TransferVariant, images: number): string =>
+    pairedDifference(at(s, v, images).map((r) => r.top1), at(s, 'scratch', images).map((r) => r.top1), { than: 'scratch' });
   const verdict = splits
     .map((sp) => `**${sp}** halves: ${b.targets.map(({ images }) => `with ${images} images per class, fine-tuned ${versus(studies[sp], 'fine-tuned', images)}, frozen ${versus(studies[sp], 'frozen', images)}`).join('; ')}`)
     .join('. ');

@@ -175,7 +175,7 @@ test('dsd (quick): D, S, re-D and the control through runDsd, and a table and co
   // The conclusion's paired differences, recomputed from the results.
   const d = (a: (typeof DSD_PHASES)[number], b: (typeof DSD_PHASES)[number]): string => {
     const x = r.results[a][0].top1 - r.results[b][0].top1;
-    return `${x > 0 ? '+' : ''}${pct(x)} ± 0.00 points (above in ${x > 0 ? 1 : 0} of 1 seed)`;
+    return `${x > 0 ? '+' : ''}${pct(x)} ± 0.00 points (above for ${x > 0 ? 1 : 0} of 1 seed)`;
   };
   assert.ok(md.includes(`re-D against the control (LLR): ${d('redense', 'control')}; re-D against D: ${d('redense', 'dense')};`), md);
   assert.equal(lines.filter((l) => l.startsWith('  seed 0: D ')).length, 1);
@@ -205,7 +205,7 @@ test('pspnet (quick): the dilated FCN, + pyramid pooling, + the auxiliary loss, 
   assert.equal(t.rows[2][2], `${r.cost.ppm.parameters.toLocaleString('en-US')} (+ 74,571 in training)`);
   const d = (a: (typeof PSPNET_VARIANTS)[number], b: (typeof PSPNET_VARIANTS)[number]): string => {
     const x = r.results[a][0].mIoU - r.results[b][0].mIoU;
-    return `${x > 0 ? '+' : ''}${pct(x)} ± 0.00 points of mIoU (above in ${x > 0 ? 1 : 0} of 1 seed)`;
+    return `${x > 0 ? '+' : ''}${pct(x)} ± 0.00 points of mIoU (above for ${x > 0 ? 1 : 0} of 1 seed)`;
   };
   assert.ok(md.includes(`pyramid pooling against the dilated FCN: ${d('ppm', 'fcn')};`), md);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'pspnet.png'], 'the runs are gone with their work folder');

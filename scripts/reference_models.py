@@ -316,12 +316,16 @@ def conv_bn_relu_seq(i, o, k, s=1, d=1):
 
 
 class DeepLabV3(nn.Module):
-    def __init__(self, num_classes=21, depth=50, width=64, in_channels=3, output_stride=16, multi_grid=(1, 2, 4), atrous_rates=(6, 12, 18), channels=256):
+    def __init__(self, num_classes=21, depth=50, width=64, in_channels=3, output_stride=16, multi_grid=(1, 2, 4), atrous_rates=(6, 12, 18), channels=256, image_pooling=True):
         super().__init__()
         self.backbone = resnet_backbone(depth, width, in_channels, output_stride, multi_grid)
         feats = width * 8 * (4 if depth >= 50 else 1)
         self.aspp = ASPP(feats, [r * 16 // output_stride for r in atrous_rates], channels)
         self.aspp.project = self.aspp.project[:3]
+        if not image_pooling:
+            # torchvision's ASPP without its last branch (ASPPPooling); the projection reads one branch fewer.
+            del self.aspp.convs[-1]
+            self.aspp.project[0] = nn.Conv2d(len(self.aspp.convs) * channels, channels, 1, bias=False)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, x):

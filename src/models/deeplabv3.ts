@@ -36,6 +36,8 @@ export interface DeepLabV3Options extends BackboneOptions {
    * rate exceeds the feature map degenerates to its centre tap (§3.3, Fig. 4). */
   atrousRates?: number[];
   channels?: number;
+  /** false: ASPP without its image-level features (Table 5 compares the two). */
+  imagePooling?: boolean;
 }
 
 /** Fig. 5 (b): image-level features — global pooling, 1×1 conv + BN + ReLU, upsampled back. */
@@ -52,10 +54,11 @@ export class ImagePooling extends Sequential {
 export class ASPP extends Module {
   convs: ModuleList;
   project: Sequential;
-  constructor(inC: number, rates: readonly number[], outC: number) {
+  constructor(inC: number, rates: readonly number[], outC: number, imagePooling = true) {
     super();
-    this.convs = new ModuleList([convBnRelu(inC, outC, 1), ...rates.map((r) => convBnRelu(inC, outC, 3, { dilation: r })), new ImagePooling(inC, outC)]);
-    this.project = convBnRelu((rates.length + 2) * outC, outC, 1);
+    const branches = [convBnRelu(inC, outC, 1), ...rates.map((r) => convBnRelu(inC, outC, 3, { dilation: r })), ...(imagePooling ? [new ImagePooling(inC, outC)] : [])];
+    this.convs = new ModuleList(branches);
+    this.project = convBnRelu(branches.length * outC, outC, 1);
   }
   forward(x: Tensor): Tensor {
     return this.project.forward(cat(this.convs.items.map((m) => (m as Sequential).forward(x)), 1));
@@ -96,7 +99,7 @@ export class DeepLabV3 extends SegmentationNet {
     this.backbone = dilatedResNet({ ...o, outputStride: os, multiGrid: grid.length ? grid : undefined }, 16);
     const rates = (o.atrousRates ?? DEEPLABV3_DEFAULTS.atrousRates).map((r) => (os === 8 ? 2 * r : r));
     const c = o.channels ?? DEEPLABV3_DEFAULTS.channels;
-    this.aspp = new ASPP(this.backbone.featureChannels, rates, c);
+    this.aspp = new ASPP(this.backbone.featureChannels, rates, c, o.imagePooling ?? true);
     this.classifier = new Conv2d(c, this.numClasses, 1);
     initConvNet(this.aspp);
     if (o.filterWidths) narrowFilters(this, o.filterWidths);

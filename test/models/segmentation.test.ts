@@ -20,6 +20,8 @@ const CASES: Case[] = [
   // ResNet-18's layer4 has two blocks: the default multi-grid is (1, 2) there.
   { name: 'deeplabv3', ts: { numClasses: 5, backbone: 'resnet18', width: 16, atrousRates: [1, 2, 3] }, py: "num_classes=5, depth=18, width=16, atrous_rates=(1, 2, 3)", size: [64, 64] },
   { name: 'deeplabv3', ts: { numClasses: 4, backbone: 'resnet50', width: 8, outputStride: 8, multiGrid: [1, 2, 1], channels: 32, atrousRates: [1, 2, 3] }, py: "num_classes=4, depth=50, width=8, output_stride=8, multi_grid=(1, 2, 1), channels=32, atrous_rates=(1, 2, 3)", size: [48, 64] },
+  // ASPP without its image-level features (Table 5's comparison).
+  { name: 'deeplabv3', ts: { numClasses: 5, backbone: 'resnet18', width: 16, atrousRates: [1, 2, 3], multiGrid: [1, 1], imagePooling: false }, py: "num_classes=5, depth=18, width=16, atrous_rates=(1, 2, 3), multi_grid=(1, 1), image_pooling=False", size: [64, 64] },
   { name: 'pspnet', ts: { numClasses: 5, backbone: 'resnet18', width: 16, headChannels: 64, auxChannels: 32, dropout: 0 }, py: "num_classes=5, depth=18, width=16, head_channels=64, aux_channels=32, dropout=0.0", size: [64, 64] },
   // The paper's baseline (Table 2): the dilated FCN, its head on the features alone, and no auxiliary loss.
   { name: 'pspnet', ts: { numClasses: 5, backbone: 'resnet18', width: 16, headChannels: 64, dropout: 0, ppm: false, auxWeight: 0 }, py: "num_classes=5, depth=18, width=16, head_channels=64, dropout=0.0, ppm=False, aux_weight=0.0", size: [64, 64] },

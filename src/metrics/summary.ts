@@ -19,6 +19,11 @@ export interface SummaryResult {
   rows: SummaryRow[];
   totalParams: number;
   trainableParams: number;
+  /**
+   * Parameters the eval-mode forward pass used: all but those of leaves that never ran (a head that only
+   * training calls, such as PSPNet's auxiliary one) — what a deployed network holds.
+   */
+  usedParams: number;
   /** Σ rows' multAdds: per sample, convolutions and fully connected layers only. */
   totalMultAdds: number;
 }
@@ -50,6 +55,7 @@ export function multAddsOf(m: Module, output: Tensor, input?: Tensor): number {
 export function summary(model: Module, inputShape: number[]): SummaryResult {
   const rows: SummaryRow[] = [];
   const leaves = model.namedModules().filter(([, m]) => m.namedChildren().length === 0);
+  const ran = new Set<Module>();
   const wasTraining = new Map(model.modules().map((m) => [m, m.training] as const));
   try {
     model.eval();
@@ -57,6 +63,7 @@ export function summary(model: Module, inputShape: number[]): SummaryResult {
     const p = model.parameters()[0];
     const input = (): Tensor => randn(inputShape, p ? { device: p.device, dtype: p.dtype } : {});
     const row = (name: string, m: Module, args: unknown[], out: unknown): void => {
+      ran.add(m);
       const first = Array.isArray(out) ? out[0] : out;
       if (!(first instanceof Tensor)) return;
       const params = m.parameters().reduce((a, q) => a + q.numel(), 0);
@@ -68,10 +75,12 @@ export function summary(model: Module, inputShape: number[]): SummaryResult {
     for (const [m, t] of wasTraining) m.training = t;
   }
   // A parameter used by a leaf that never ran still counts in the totals (they come from the model).
+  const idle = leaves.filter(([, m]) => !ran.has(m)).reduce((a, [, m]) => a + m.parameters().reduce((b, q) => b + q.numel(), 0), 0);
   return {
     rows,
     totalParams: model.numParameters(),
     trainableParams: model.numParameters(true),
+    usedParams: model.numParameters() - idle,
     totalMultAdds: rows.reduce((a, r) => a + r.multAdds, 0),
   };
 }

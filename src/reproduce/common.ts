@@ -158,7 +158,9 @@ export function pairedDifference(a: readonly number[], b: readonly number[], o: 
   const d = a.map((x, i) => x - b[i]);
   const m = meanStd(d);
   const n = d.length;
-  return `${m.mean > 0 ? '+' : ''}${pct(m.mean)} ± ${pct(m.std)} points${o.unit ? ` ${o.unit}` : ''} (above${o.than ? ` ${o.than}` : ''} for ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
+  // A mean that rounds to zero reads 0.00, not -0.00 or +0.00.
+  const mean = Number(pct(m.mean));
+  return `${mean > 0 ? '+' : ''}${mean === 0 ? pct(0) : pct(m.mean)} ± ${pct(m.std)} points${o.unit ? ` ${o.unit}` : ''} (above${o.than ? ` ${o.than}` : ''} for ${d.filter((x) => x > 0).length} of ${n} seed${n > 1 ? 's' : ''})`;
 }
 /** Mult-adds in millions, two decimals. */
 export const mAdds = (x: number): string => (x / 1e6).toFixed(2);

@@ -1,5 +1,5 @@
-// `tsvision reproduce senet|mobilenet|xception|transfer|mimic|dsd|pspnet`: seven papers' central claims, measured
-// at small scale on Fashion-MNIST (PSPNet's on its scenes), each written to <outDir>/REPORT.md with a PNG plot.
+// `tsvision reproduce senet|mobilenet|xception|transfer|mimic|dsd|pspnet|deeplabv3`: eight papers' central claims,
+// measured at small scale on Fashion-MNIST (PSPNet's and DeepLab-V3's on its scenes), each written to <outDir>/REPORT.md with a PNG plot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Log, REPRODUCTION_THREADS, releaseData, withThreads } from './common';
@@ -10,8 +10,9 @@ import { reproduceTransfer } from './transfer';
 import { reproduceMimic } from './mimic';
 import { reproduceDsd } from './dsd';
 import { reproducePspnet } from './pspnet';
+import { reproduceDeeplabv3 } from './deeplabv3';
 
-export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic', 'dsd', 'pspnet'] as const;
+export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic', 'dsd', 'pspnet', 'deeplabv3'] as const;
 export type ReproductionName = (typeof REPRODUCTIONS)[number];
 
 export interface ReproductionOptions {
@@ -42,6 +43,7 @@ export async function runReproduction(name: ReproductionName, opts: Reproduction
       if (name === 'mimic') return reproduceMimic(outDir, quick, log);
       if (name === 'dsd') return reproduceDsd(outDir, quick, log);
       if (name === 'pspnet') return reproducePspnet(outDir, quick, log);
+      if (name === 'deeplabv3') return reproduceDeeplabv3(outDir, quick, log);
       throw new Error(`runReproduction: unknown reproduction '${String(name)}'; known: ${REPRODUCTIONS.join(', ')}`);
     });
   } finally {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Tensor } from '../../src/torch';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Sequential } from '../../src/nn';
-import { createModel } from '../../src/models';
+import { createModel, createSegmentationModel } from '../../src/models';
 import { formatSummary, summary } from '../../src/metrics/summary';
 
 test('a small network by hand: shapes, params and mult-adds per layer', () => {
@@ -29,7 +29,18 @@ test('a small network by hand: shapes, params and mult-adds per layer', () => {
     ],
   );
   assert.equal(s.totalParams, net.numParameters());
+  assert.equal(s.usedParams, s.totalParams, 'every layer ran');
   assert.equal(s.totalMultAdds, 8 * 8 * 8 * 27 + 8 * 8 * 8 * 9 + 512 * 5);
+});
+
+test('usedParams leaves out a head that only training runs (PSPNet\'s auxiliary one), counted by hand', () => {
+  // The auxiliary head of a width-8 ResNet-18 PSPNet reads layer3's 32 channels: a 3×3 conv to 16 filters,
+  // BN, and a 1×1 conv with bias to 3 classes.
+  const aux = 32 * 16 * 9 + 2 * 16 + 16 * 3 + 3;
+  const withAux = summary(createSegmentationModel('pspnet', { backbone: 'resnet18', width: 8, headChannels: 16, auxChannels: 16, numClasses: 3 }), [1, 3, 32, 32]);
+  assert.equal(withAux.totalParams - withAux.usedParams, aux);
+  const without = summary(createSegmentationModel('pspnet', { backbone: 'resnet18', width: 8, headChannels: 16, auxChannels: 16, numClasses: 3, auxWeight: 0 }), [1, 3, 32, 32]);
+  assert.deepEqual([without.totalParams, without.usedParams], [withAux.usedParams, withAux.usedParams]);
 });
 
 test('the model is left untouched: forward methods, training flags, BN statistics', () => {

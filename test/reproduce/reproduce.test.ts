@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { getNumThreads } from '../../src/torch';
 import { summary } from '../../src/metrics/summary';
 import { MobileNetV1 } from '../../src/models/mobilenet';
-import { REPRODUCTION_THREADS, fit, meanStd, parseMarkdownTables, releaseData, withThreads } from '../../src/reproduce/common';
+import { REPRODUCTION_THREADS, fit, meanStd, pairedDifference, parseMarkdownTables, releaseData, seedsCell, withThreads } from '../../src/reproduce/common';
 import { runReproduction } from '../../src/reproduce';
 import { reproduceSenet } from '../../src/reproduce/senet';
 import { MobileNetStandardConv, reproduceMobilenet } from '../../src/reproduce/mobilenet';
@@ -19,6 +19,7 @@ import { TRANSFER_QUICK_BUDGET, TRANSFER_VARIANTS, reproduceTransfer } from '../
 import { MIMIC_QUICK_BUDGET, MIMIC_VARIANTS, reproduceMimic } from '../../src/reproduce/mimic';
 import { DSD_PHASES, DSD_QUICK_BUDGET, reproduceDsd } from '../../src/reproduce/dsd';
 import { PSPNET_VARIANTS, reproducePspnet } from '../../src/reproduce/pspnet';
+import { DEEPLABV3_VARIANTS, reproduceDeeplabv3 } from '../../src/reproduce/deeplabv3';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-repro-'));
 const pct = (x: number): string => (100 * x).toFixed(2);
@@ -199,7 +200,7 @@ test('pspnet (quick): the dilated FCN, + pyramid pooling, + the auxiliary loss, 
   // the head's 3×3 conv (256 · 128 · 9); the auxiliary head is a 3×3 conv 128→64 with BN and a 1×1 conv to 11
   // classes with bias (73,728 + 128 + 704 + 11), none of it used at test time.
   assert.equal(r.cost.ppm.parameters - r.cost.fcn.parameters, 4 * (256 * 64 + 128) + 256 * 128 * 9);
-  assert.deepEqual([r.cost.fcn.auxParameters, r.cost.ppm.auxParameters, r.cost['ppm-aux'].auxParameters], [0, 0, 128 * 64 * 9 + 128 + 64 * 11 + 11]);
+  assert.deepEqual([r.cost.fcn.trainingParameters, r.cost.ppm.trainingParameters, r.cost['ppm-aux'].trainingParameters], [0, 0, 128 * 64 * 9 + 128 + 64 * 11 + 11]);
   assert.equal(r.cost['ppm-aux'].parameters, r.cost.ppm.parameters);
   assert.equal(r.cost['ppm-aux'].multAdds, r.cost.ppm.multAdds, 'the auxiliary head costs nothing at test time');
   assert.equal(t.rows[2][2], `${r.cost.ppm.parameters.toLocaleString('en-US')} (+ 74,571 in training)`);
@@ -209,6 +210,34 @@ test('pspnet (quick): the dilated FCN, + pyramid pooling, + the auxiliary loss, 
   };
   assert.ok(md.includes(`pyramid pooling against the dilated FCN: ${d('ppm', 'fcn')};`), md);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'pspnet.png'], 'the runs are gone with their work folder');
+});
+
+test('deeplabv3 (quick): ASPP alone, + multi-grid, + image-level features, with the flags and sizes of each', async () => {
+  const dir = tmp();
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceDeeplabv3(dir, true, quiet));
+  const md = await checkReportAndPng(dir, r.reportPath, 'deeplabv3', 'deeplabv3.png');
+  const t = tableWith(md, 'network');
+  assert.deepEqual(t.rows.map((row) => row[1]), ['`--opt multiGrid=1,1 --opt imagePooling=false`', '`--opt imagePooling=false`', '(defaults)']);
+  DEEPLABV3_VARIANTS.forEach((v, k) => {
+    const [run] = r.results[v];
+    assert.deepEqual(t.rows[k].slice(4), [`${pct(run.mIoU)} ± 0.00 (${pct(run.mIoU)})`, `${pct(run.pixelAccuracy)} ± 0.00 (${pct(run.pixelAccuracy)})`]);
+  });
+  // By hand, for the recipe's 256 feature channels and 128-filter ASPP: the image-level branch is a 1×1 conv
+  // 256→128 with BN (32,768 + 256), and the projection reads its 128 channels (128 · 128); multi-grid
+  // changes rates only.
+  assert.equal(r.cost.deeplabv3.parameters - r.cost.multigrid.parameters, 256 * 128 + 2 * 128 + 128 * 128);
+  assert.deepEqual([r.cost.multigrid.parameters, r.cost.multigrid.multAdds], [r.cost.aspp.parameters, r.cost.aspp.multAdds]);
+  assert.ok(DEEPLABV3_VARIANTS.every((v) => r.cost[v].trainingParameters === 0), 'no training-only layers');
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'deeplabv3.png']);
+});
+
+test('seedsCell and pairedDifference by hand: mean ± sample std, the sign, a zero that reads 0.00, the count above', () => {
+  assert.equal(seedsCell([0.5, 0.6, 0.7]), '60.00 ± 10.00 (50.00, 60.00, 70.00)');
+  assert.equal(seedsCell([0.25, 0.35], (x) => x.toFixed(3)), '0.300 ± 0.071 (0.250, 0.350)');
+  // Differences 0.1 and 0: mean 5 points, std √(2 · 5²) = 7.07.
+  assert.equal(pairedDifference([0.5, 0.6], [0.4, 0.6]), '+5.00 ± 7.07 points (above for 1 of 2 seeds)');
+  assert.equal(pairedDifference([0.4], [0.45], { unit: 'of mIoU', than: 'scratch' }), '-5.00 ± 0.00 points of mIoU (above scratch for 0 of 1 seed)');
+  assert.equal(pairedDifference([0.50001], [0.50002]), '0.00 ± 0.00 points (above for 0 of 1 seed)');
 });
 
 test('matched parameters at the full-run width are within 2%', () => {

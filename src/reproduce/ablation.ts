@@ -1,0 +1,136 @@
+// A segmentation paper's ablation at small scale: variants of one network that differ only in model options
+// (what `tsvision segment --opt key=value` sets), each trained by `trainSegmentation` with that network's own
+// `segment` recipe on Fashion-MNIST scenes, over seeds. A seed fixes the scenes, the initialization and the
+// batch order for every variant, so the differences are paired.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel } from '../models';
+import { summary } from '../metrics/summary';
+import { savePlotsPng } from '../report/plot';
+import { SEGMENT_RECIPES, trainSegmentation } from '../train/segment';
+import { FASHION_SCENES_DEFAULTS } from '../data/fashion-scenes';
+import { Log, int, mAdds, markdownTable, pairedDifference, pct, seedsCell } from './common';
+
+export interface AblationBudget {
+  trainScenes: number;
+  testScenes: number;
+  epochs: number;
+  /** Caps every run's batches per epoch (quick mode); 0: none. */
+  limitBatches: number;
+}
+
+export interface Ablation<V extends string> {
+  model: SegmentationModelName;
+  /** In the order the table and plot show them; each usually adds to the one before. */
+  variants: readonly V[];
+  /** Each variant's model options over the recipe's. */
+  options: Record<V, Record<string, unknown>>;
+  /** Each variant's name in the table and the log. */
+  words: Record<V, string>;
+}
+
+export interface AblationRun {
+  seed: number;
+  mIoU: number;
+  pixelAccuracy: number;
+}
+
+export interface AblationCost {
+  /** What the deployed network holds: parameters of the layers its eval-mode forward pass runs. */
+  parameters: number;
+  /** Parameters only training uses (an auxiliary head). */
+  trainingParameters: number;
+  /** Per 64×64 scene. */
+  multAdds: number;
+}
+
+export interface AblationResults<V extends string> {
+  results: Record<V, AblationRun[]>;
+  cost: Record<V, AblationCost>;
+}
+
+/** Trains every variant for every seed (a seed's variants one after another) in a work folder it then removes. */
+export async function runAblation<V extends string>(a: Ablation<V>, b: AblationBudget, seeds: readonly number[], log: Log): Promise<AblationResults<V>> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `tsv-${a.model}-`));
+  try {
+    const results = Object.fromEntries(a.variants.map((v) => [v, [] as AblationRun[]])) as Record<V, AblationRun[]>;
+    let classes = 0;
+    for (const seed of seeds) {
+      for (const v of a.variants) {
+        const r = await trainSegmentation(
+          {
+            model: a.model,
+            modelOptions: a.options[v],
+            scenes: { size: FASHION_SCENES_DEFAULTS.size, trainCount: b.trainScenes, testCount: b.testScenes, maxItems: FASHION_SCENES_DEFAULTS.maxItems },
+            epochs: b.epochs,
+            seed,
+            limitBatches: b.limitBatches,
+            outDir: path.join(work, `seed-${seed}`, v),
+          },
+          () => {},
+        );
+        const final = r.final!;
+        classes = r.classes.length;
+        results[v].push({ seed, mIoU: final.testMIoU, pixelAccuracy: final.testPixelAccuracy });
+        log(`  seed ${seed}, ${a.words[v]}: test mIoU ${pct(final.testMIoU)}%, pixel accuracy ${pct(final.testPixelAccuracy)}%`);
+      }
+    }
+    const cost = Object.fromEntries(a.variants.map((v) => [v, costOf(a, v, classes)])) as Record<V, AblationCost>;
+    return { results, cost };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** A variant's network as its runs built it (the scenes are grey, 64×64). */
+function costOf<V extends string>(a: Ablation<V>, v: V, numClasses: number): AblationCost {
+  const options = { ...SEGMENT_RECIPES[a.model].modelOptions, ...a.options[v], numClasses, inChannels: 1 };
+  const s = summary(createSegmentationModel(a.model, options as SegmentationModelOptions[typeof a.model]), [1, 1, FASHION_SCENES_DEFAULTS.size, FASHION_SCENES_DEFAULTS.size]);
+  return { parameters: s.usedParams, trainingParameters: s.totalParams - s.usedParams, multAdds: s.totalMultAdds };
+}
+
+/** The `segment` flags that build a variant: `--opt key=value` per option (lists comma-separated). */
+export function optFlags(options: Record<string, unknown>): string {
+  return Object.entries(options)
+    .map(([k, v]) => `--opt ${k}=${Array.isArray(v) ? v.join(',') : String(v)}`)
+    .join(' ');
+}
+
+/** One row per variant: its flags, size, and test mIoU and pixel accuracy as mean ± std (per seed). */
+export function ablationTable<V extends string>(a: Ablation<V>, r: AblationResults<V>): string {
+  return markdownTable(
+    ['network', 'flags', 'parameters at test time', 'mult-adds per scene', 'test mIoU (%), mean ± std (per seed)', 'pixel accuracy (%), mean ± std (per seed)'],
+    a.variants.map((v) => {
+      const flags = optFlags(a.options[v]);
+      const c = r.cost[v];
+      return [
+        a.words[v],
+        flags ? `\`${flags}\`` : '(defaults)',
+        `${int(c.parameters)}${c.trainingParameters ? ` (+ ${int(c.trainingParameters)} in training)` : ''}`,
+        `${mAdds(c.multAdds)}M`,
+        seedsCell(r.results[v].map((x) => x.mIoU)),
+        seedsCell(r.results[v].map((x) => x.pixelAccuracy)),
+      ];
+    }),
+  );
+}
+
+/** Variant `v` against `than`, paired by seed, in points of mIoU. */
+export const mIoUDifference = <V extends string>(r: AblationResults<V>, v: V, than: V): string =>
+  pairedDifference(r.results[v].map((x) => x.mIoU), r.results[than].map((x) => x.mIoU), { unit: 'of mIoU' });
+
+/** Every run's test mIoU, one line per seed across the variants (named on the x axis). */
+export async function plotAblation<V extends string>(file: string, title: string, categories: Record<V, string>, a: Ablation<V>, r: AblationResults<V>): Promise<void> {
+  const first = r.results[a.variants[0]];
+  await savePlotsPng(file, [
+    {
+      title,
+      xLabel: 'network (each adds to the one on its left)',
+      yLabel: 'test mIoU (%)',
+      categories: a.variants.map((v) => categories[v]),
+      width: 720,
+      series: first.map((run, i) => ({ name: `seed ${run.seed}`, points: a.variants.map((v, k): [number, number] => [k + 1, 100 * r.results[v][i].mIoU]) })),
+    },
+  ]);
+}

@@ -1111,7 +1111,7 @@ program
 
 program
   .command('reproduce')
-  .description('reproduce a paper\'s central claim at small scale on Fashion-MNIST; writes REPORT.md and a PNG plot')
+  .description('reproduce a paper\'s central claim at small scale on Fashion-MNIST (segmentation papers: on its scenes), over seeds; writes REPORT.md and a PNG plot')
   .argument('<paper>', `one of: ${REPRODUCTIONS.join(', ')}`, (v: string): ReproductionName => {
     if (!(REPRODUCTIONS as readonly string[]).includes(v)) throw new InvalidArgumentError(`unknown paper '${v}'; known: ${REPRODUCTIONS.join(', ')}`);
     return v as ReproductionName;

@@ -42,6 +42,8 @@ export interface DsdStudy {
   results: Record<DsdPhase, DsdRun[]>;
   /** The S phase's measured share of zero conv/linear weights, per seed. */
   sparsity: number[];
+  /** Each phase's epochs and learning rate as runDsd ran them (the same for every seed). */
+  schedule: Record<DsdPhase, { epochs: number; lr: number }>;
 }
 
 export async function reproduceDsd(outDir: string, quick: boolean, log: Log): Promise<DsdStudy> {
@@ -52,16 +54,18 @@ export async function reproduceDsd(outDir: string, quick: boolean, log: Log): Pr
   try {
     const results: Record<DsdPhase, DsdRun[]> = { dense: [], sparse: [], redense: [], control: [] };
     const sparsity: number[] = [];
+    let schedule = {} as DsdStudy['schedule'];
     for (const seed of seeds) {
       const base: Partial<TrainConfig> = { model: 'cnn', data: { kind: 'fashion-mnist' }, seed, ...(b.limitBatches ? { limitBatches: b.limitBatches } : {}) };
       const r = await runDsd({ base, outDir: path.join(work, `seed-${seed}`), denseEpochs: b.denseEpochs, sparseEpochs: b.sparseEpochs, redenseEpochs: b.redenseEpochs, sparsity: b.sparsity, control: true }, () => {});
       const phases: Record<DsdPhase, PhaseResult> = { dense: r.dense!, sparse: r.sparse, redense: r.redense, control: r.control! };
       for (const p of DSD_PHASES) results[p].push({ seed, top1: phases[p].testTop1, testLoss: phases[p].testLoss });
+      schedule = Object.fromEntries(DSD_PHASES.map((p) => [p, { epochs: phases[p].epochs, lr: phases[p].lr }])) as DsdStudy['schedule'];
       sparsity.push((r.sparse.method as { overallSparsity: number }).overallSparsity);
       log(`  seed ${seed}: ${DSD_PHASES.map((p) => `${PHASE_WORDS[p]} ${pct(phases[p].testTop1)}%`).join(', ')}`);
     }
-    const reportPath = await writeDsdReport(outDir, quick, b, seeds, results, sparsity, t0);
-    return { reportPath, results, sparsity };
+    const reportPath = await writeDsdReport(outDir, quick, b, seeds, { results, sparsity, schedule }, t0);
+    return { reportPath, results, sparsity, schedule };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -85,20 +89,19 @@ export async function plotDsd(file: string, results: Record<DsdPhase, DsdRun[]>)
   ]);
 }
 
-async function writeDsdReport(outDir: string, quick: boolean, b: DsdBudget, seeds: readonly number[], results: Record<DsdPhase, DsdRun[]>, sparsity: number[], t0: number): Promise<string> {
+async function writeDsdReport(outDir: string, quick: boolean, b: DsdBudget, seeds: readonly number[], s: Omit<DsdStudy, 'reportPath'>, t0: number): Promise<string> {
+  const { results, sparsity, schedule } = s;
   const n = seeds.length;
-  const lr = DEFAULT_CONFIG.lr;
-  const lowLr = Number((lr * DSD_DEFAULTS.redenseLrScale).toPrecision(12));
   const loss = (x: number): string => x.toFixed(4);
-  const plan: Record<DsdPhase, [number, number, string]> = {
-    dense: [b.denseEpochs, lr, 'dense, from random weights'],
-    sparse: [b.sparseEpochs, lr, `D's weights with the smallest ${pct(b.sparsity)}% of each layer's (but the first's) pruned, masks held`],
-    redense: [b.redenseEpochs, lowLr, "S's weights, the pruned ones restored at zero"],
-    control: [b.sparseEpochs + b.redenseEpochs, lowLr, "D's weights, dense: the same extra epochs at re-D's learning rate"],
+  const startsFrom: Record<DsdPhase, string> = {
+    dense: 'dense, from random weights',
+    sparse: `D's weights with the smallest ${pct(b.sparsity)}% of each layer's (but the first's) pruned, masks held`,
+    redense: "S's weights, the pruned ones restored at zero",
+    control: "D's weights, dense: the same extra epochs at re-D's learning rate",
   };
   const table = markdownTable(
     ['phase', 'epochs', 'lr', 'starts from', 'test top-1 (%), mean ± std (per seed)', 'test loss, mean ± std (per seed)'],
-    DSD_PHASES.map((p) => [PHASE_WORDS[p], String(plan[p][0]), String(plan[p][1]), plan[p][2], seedsCell(results[p].map((r) => r.top1)), seedsCell(results[p].map((r) => r.testLoss), loss)]),
+    DSD_PHASES.map((p) => [PHASE_WORDS[p], String(schedule[p].epochs), String(schedule[p].lr), startsFrom[p], seedsCell(results[p].map((r) => r.top1)), seedsCell(results[p].map((r) => r.testLoss), loss)]),
   );
   // Paired by seed: the phases of a seed share its dense start, data order and initialization.
   const versus = (p: DsdPhase, than: DsdPhase): string => pairedDifference(results[p].map((r) => r.top1), results[than].map((r) => r.top1));

@@ -361,7 +361,10 @@ test('onnxruntime runs the quantized layers on integer kernels: QLinearConv and 
 
 test('export --int8 on a briefly trained Fashion-MNIST CNN: a 4× smaller file that scores as the float network on the test images', () => {
   const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  const t = run('train', '--epochs', '1', '--limit-batches', '40', '--batch-size', '64', '--threads', '1', '-o', path.join(dir, 'run'));
+  // 120 batches: after 40 (75% top-1) so many test images sat near a tie between two classes that on an
+  // AVX-512 VNNI host the 7-bit weights of --reduce-range changed the class of 4.3% of them (the same run gave
+  // 99.3% agreement on all three variants after 120, 78% top-1).
+  const t = run('train', '--epochs', '1', '--limit-batches', '120', '--batch-size', '64', '--threads', '1', '-o', path.join(dir, 'run'));
   assert.equal(t.status, 0, t.stderr);
   const ckpt = path.join(dir, 'run', 'checkpoint.safetensors');
   const float = run('export', ckpt, '-o', path.join(dir, 'cnn.onnx'));

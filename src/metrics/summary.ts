@@ -108,6 +108,8 @@ export function formatSummary(r: SummaryResult, opts: { title?: string } = {}): 
     `Total params: ${thousands(r.totalParams)} (${scaled(r.totalParams, 'M')})`,
     `Trainable params: ${thousands(r.trainableParams)}`,
     `Non-trainable params: ${thousands(r.totalParams - r.trainableParams)}`,
+    // Only where a layer never ran in eval mode (PSPNet's auxiliary head): what a deployed copy holds.
+    ...(r.usedParams !== r.totalParams ? [`Params used at inference: ${thousands(r.usedParams)} (${thousands(r.totalParams - r.usedParams)} only in training)`] : []),
     `Mult-adds per sample: ${thousands(r.totalMultAdds)} (${ma})`,
     rule('='),
   ].join('\n');

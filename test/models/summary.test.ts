@@ -41,6 +41,9 @@ test('usedParams leaves out a head that only training runs (PSPNet\'s auxiliary 
   assert.equal(withAux.totalParams - withAux.usedParams, aux);
   const without = summary(createSegmentationModel('pspnet', { backbone: 'resnet18', width: 8, headChannels: 16, auxChannels: 16, numClasses: 3, auxWeight: 0 }), [1, 3, 32, 32]);
   assert.deepEqual([without.totalParams, without.usedParams], [withAux.usedParams, withAux.usedParams]);
+  // The printed summary says so, and only where the two differ.
+  assert.ok(formatSummary(withAux).includes(`Params used at inference: ${withAux.usedParams.toLocaleString('en-US')} (${aux.toLocaleString('en-US')} only in training)`));
+  assert.ok(!formatSummary(without).includes('Params used at inference'));
 });
 
 test('the model is left untouched: forward methods, training flags, BN statistics', () => {

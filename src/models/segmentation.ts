@@ -195,7 +195,6 @@ export function labelsAt(labels: Tensor, size: readonly number[]): Tensor {
   return interpolate(labels.unsqueeze(1).float(), { size: [size[0], size[1]], mode: 'nearest' }).squeeze(1).long();
 }
 
-/** A conv → BN (→ ReLU) unit's conv and BN: the start of a filter chain. */
 /**
  * A pyramid's bin sizes from a model option: a list, or one number (what the CLI's \`--opt bins=1\` gives),
  * each a positive whole number.
@@ -206,6 +205,7 @@ export function pyramidBins(bins: readonly number[] | number | undefined, defaul
   return b;
 }
 
+/** A conv → BN (→ ReLU) unit's conv and BN: the start of a filter chain. */
 export const convOf = (unit: Sequential): Conv2d => unit.at(0) as Conv2d;
 export const bnOf = (unit: Sequential): BatchNorm2d => unit.at(1) as BatchNorm2d;
 

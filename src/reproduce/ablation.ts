@@ -20,6 +20,11 @@ export interface AblationBudget {
   limitBatches: number;
 }
 
+/** One budget and one set of seeds for every ablation, so that their tables read alike. */
+export const ABLATION_SEEDS = [0, 1, 2] as const;
+export const ABLATION_BUDGET: AblationBudget = { trainScenes: 4000, testScenes: 2000, epochs: 4, limitBatches: 0 };
+export const ABLATION_QUICK_BUDGET: AblationBudget = { trainScenes: 64, testScenes: 32, epochs: 1, limitBatches: 2 };
+
 export interface Ablation<V extends string> {
   model: SegmentationModelName;
   /** In the order the table and plot show them; each usually adds to the one before. */
@@ -48,10 +53,17 @@ export interface AblationCost {
 export interface AblationResults<V extends string> {
   results: Record<V, AblationRun[]>;
   cost: Record<V, AblationCost>;
+  budget: AblationBudget;
+  seeds: readonly number[];
 }
 
-/** Trains every variant for every seed (a seed's variants one after another) in a work folder it then removes. */
-export async function runAblation<V extends string>(a: Ablation<V>, b: AblationBudget, seeds: readonly number[], log: Log): Promise<AblationResults<V>> {
+/**
+ * Trains every variant for every seed (a seed's variants one after another; quick: one seed on a tiny
+ * budget) in a work folder it then removes.
+ */
+export async function runAblation<V extends string>(a: Ablation<V>, quick: boolean, log: Log): Promise<AblationResults<V>> {
+  const b = quick ? ABLATION_QUICK_BUDGET : ABLATION_BUDGET;
+  const seeds: readonly number[] = quick ? [0] : ABLATION_SEEDS;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `tsv-${a.model}-`));
   try {
     const results = Object.fromEntries(a.variants.map((v) => [v, [] as AblationRun[]])) as Record<V, AblationRun[]>;
@@ -77,7 +89,7 @@ export async function runAblation<V extends string>(a: Ablation<V>, b: AblationB
       }
     }
     const cost = Object.fromEntries(a.variants.map((v) => [v, costOf(a, v, classes)])) as Record<V, AblationCost>;
-    return { results, cost };
+    return { results, cost, budget: b, seeds };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -5,12 +5,8 @@
 // on) runs it, three seeds each; only the two parts under test differ.
 import * as path from 'node:path';
 import { SEGMENT_RECIPES } from '../train/segment';
-import { Ablation, AblationBudget, AblationResults, ablationTable, mIoUDifference, plotAblation, runAblation } from './ablation';
+import { Ablation, AblationResults, ablationTable, mIoUDifference, plotAblation, runAblation } from './ablation';
 import { Log, int, pct, writeReport } from './common';
-
-export const DEEPLABV3_SEEDS = [0, 1, 2] as const;
-export const DEEPLABV3_BUDGET: AblationBudget = { trainScenes: 4000, testScenes: 2000, epochs: 4, limitBatches: 0 };
-export const DEEPLABV3_QUICK_BUDGET: AblationBudget = { trainScenes: 64, testScenes: 32, epochs: 1, limitBatches: 2 };
 
 /** The paper's ablation, smallest first: ASPP alone, + multi-grid, + image-level features (DeepLab-V3). */
 export const DEEPLABV3_VARIANTS = ['aspp', 'multigrid', 'deeplabv3'] as const;
@@ -33,9 +29,8 @@ export interface DeeplabStudy extends AblationResults<DeeplabVariant> {
 
 export async function reproduceDeeplabv3(outDir: string, quick: boolean, log: Log): Promise<DeeplabStudy> {
   const t0 = Date.now();
-  const b = quick ? DEEPLABV3_QUICK_BUDGET : DEEPLABV3_BUDGET;
-  const seeds: readonly number[] = quick ? [0] : DEEPLABV3_SEEDS;
-  const r = await runAblation(DEEPLABV3_ABLATION, b, seeds, log);
+  const r = await runAblation(DEEPLABV3_ABLATION, quick, log);
+  const { budget: b, seeds } = r;
   await plotAblation(path.join(outDir, 'deeplabv3.png'), 'DeepLab-V3 ablation on Fashion-MNIST scenes: test mIoU per seed', { aspp: 'ASPP, one rate', multigrid: '+ multi-grid', deeplabv3: '+ image pooling (DeepLab-V3)' }, DEEPLABV3_ABLATION, r);
   const n = seeds.length;
   const recipe = SEGMENT_RECIPES.deeplabv3;

@@ -5,12 +5,8 @@
 // runs it, three seeds each; only the two parts under test differ.
 import * as path from 'node:path';
 import { SEGMENT_RECIPES } from '../train/segment';
-import { Ablation, AblationBudget, AblationResults, ablationTable, mIoUDifference, plotAblation, runAblation } from './ablation';
+import { Ablation, AblationResults, ablationTable, mIoUDifference, plotAblation, runAblation } from './ablation';
 import { Log, int, pct, writeReport } from './common';
-
-export const PSPNET_SEEDS = [0, 1, 2] as const;
-export const PSPNET_BUDGET: AblationBudget = { trainScenes: 4000, testScenes: 2000, epochs: 4, limitBatches: 0 };
-export const PSPNET_QUICK_BUDGET: AblationBudget = { trainScenes: 64, testScenes: 32, epochs: 1, limitBatches: 2 };
 
 /** The paper's ablation, smallest first: the dilated FCN, + pyramid pooling, + the auxiliary loss (PSPNet). */
 export const PSPNET_VARIANTS = ['fcn', 'ppm', 'ppm-aux'] as const;
@@ -33,9 +29,8 @@ export interface PspnetStudy extends AblationResults<PspnetVariant> {
 
 export async function reproducePspnet(outDir: string, quick: boolean, log: Log): Promise<PspnetStudy> {
   const t0 = Date.now();
-  const b = quick ? PSPNET_QUICK_BUDGET : PSPNET_BUDGET;
-  const seeds: readonly number[] = quick ? [0] : PSPNET_SEEDS;
-  const r = await runAblation(PSPNET_ABLATION, b, seeds, log);
+  const r = await runAblation(PSPNET_ABLATION, quick, log);
+  const { budget: b, seeds } = r;
   await plotAblation(path.join(outDir, 'pspnet.png'), 'PSPNet ablation on Fashion-MNIST scenes: test mIoU per seed', { fcn: 'dilated FCN', ppm: '+ pyramid pooling', 'ppm-aux': '+ auxiliary loss (PSPNet)' }, PSPNET_ABLATION, r);
   const n = seeds.length;
   const recipe = SEGMENT_RECIPES.pspnet;

@@ -16,7 +16,8 @@ import { MIMIC_DEFAULTS, SEGMENT_MIMIC_DEFAULTS, isSegmentationRun, runMimic, ru
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
 import { destroyProcessGroup, initFromEnvironment, launch } from '../distributed';
-import { isLead } from '../methods/phases';
+import { PhaseInterrupted, isLead } from '../methods/phases';
+import { interruptExitCode } from '../train/progress';
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, SegmentConfig, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
@@ -311,7 +312,7 @@ addLabelOptions(addRecipeOptions(
     const { result: r, lead } = await asRank(() => train(cfg, stderrLog));
     if (!lead) return;
     if (r.status === 'interrupted') {
-      process.exitCode = 130;
+      process.exitCode = interruptExitCode();
       return;
     }
     const f = r.final!;
@@ -546,7 +547,8 @@ program
   })
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
   .option('--backbone-init <file>', 'ImageNet ResNet weights for the backbone (deeplabv3, pspnet, icnet): torchvision\'s converted by scripts/pth2safetensors.py, or a `train` checkpoint')
-  .option('--resume <checkpoint>', 'continue a run after its last finished epoch (its settings; exact)')
+  .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (its settings; exact position, mid-epoch too)')
+  .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
   .option('--teacher <file>', "learn from a trained `segment` network's logits at every pixel (mimic learning, Ba & Caruana 2014) instead of the labels: a checkpoint or its weights, trained on data normalized alike with the same classes")
@@ -603,11 +605,11 @@ program
       console.log(`${saved.summary}\nplot:   ${saved.plot}\nreport: ${saved.json}`);
       return;
     }
-    const { result: r, lead } = await asRank(() => trainSegmentation({ ...settings, resume: o.resume }, stderrLog));
+    const { result: r, lead } = await asRank(() => trainSegmentation({ ...settings, resume: o.resume, stopAfterSteps: o.stopAfterSteps }, stderrLog));
     if (!lead) return;
     const f = r.final;
     if (r.status === 'interrupted' || !f) {
-      process.exitCode = 130;
+      process.exitCode = interruptExitCode();
       return;
     }
     console.log(`\n${o.trainDir ? (o.testDir ?? `${o.trainDir} (held out)`) : 'Fashion-MNIST scenes'} test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
@@ -1154,5 +1156,6 @@ program.parseAsync(process.argv).catch((e: Error) => {
   // Errors the user can act on get one clear line, not a stack trace from native code.
   const msg = e instanceof NonFiniteLossError ? e.message : e.message.split('\n').slice(0, 12).join('\n');
   process.stderr.write(`tsvision: ${msg}\n`);
-  process.exitCode = 1;
+  // A phase of dsd, mimic or prune stopped by Ctrl-C or SIGTERM (its checkpoint saved) exits as train does.
+  process.exitCode = e instanceof PhaseInterrupted ? interruptExitCode() : 1;
 });

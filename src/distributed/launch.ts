@@ -21,7 +21,10 @@ export interface LaunchOptions {
 }
 
 export interface LaunchResult {
-  /** 0 when every rank succeeded, else the first failing rank's exit code (1 for a signal). */
+  /**
+   * 0 when every rank succeeded, else the first failing rank's exit code (1 for a signal); 130 or 143 when
+   * the launcher's Ctrl-C or SIGTERM stopped the ranks (failedRank null).
+   */
   exitCode: number;
   /** The rank that failed first, or null. */
   failedRank: number | null;
@@ -51,15 +54,23 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let failed: LaunchResult | null = null;
   let running = o.nproc;
 
-  const stopOthers = (): void => {
+  // SIGTERM asks a rank to finish its step and save (as Ctrl-C does); one still running after `graceMs` —
+  // blocked in a collective whose peer is gone — is killed.
+  const stopOthers = (graceMs: number): void => {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
-    // A rank blocked inside a collective may not reach its SIGTERM handler soon: make sure.
-    setTimeout(() => workers.forEach((w) => w.exitCode === null && w.signalCode === null && w.kill('SIGKILL')), 5000).unref();
+    setTimeout(() => workers.forEach((w) => w.exitCode === null && w.signalCode === null && w.kill('SIGKILL')), graceMs).unref();
   };
   // Ctrl-C on a terminal reaches every worker directly (same process group): each saves and stops by
-  // itself, so the launcher only waits. SIGTERM (a job system) is passed on.
-  const onSigint = (): void => undefined;
-  const onSigterm = (): void => stopOthers();
+  // itself, so the launcher only waits. SIGTERM (a job system) is passed on, with time for the ranks to agree
+  // on a last step and save it (job systems wait 10–30 s before SIGKILL); after a rank's failure the others
+  // have no step to agree on, so they get 5 s.
+  // A rank that exits on such a signal (130, 143) has stopped as asked, not failed.
+  let stopping: 'SIGINT' | 'SIGTERM' | null = null;
+  const onSigint = (): void => void (stopping = 'SIGINT');
+  const onSigterm = (): void => {
+    stopping = 'SIGTERM';
+    stopOthers(60_000);
+  };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
 
@@ -85,14 +96,17 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         w.on('error', (e) => {
           if (!failed) failed = { exitCode: 1, failedRank: rank };
           log(`tsvision launch: rank ${rank} could not start: ${e.message}`);
-          stopOthers();
+          stopOthers(5000);
         });
         w.on('close', (code, signal) => {
           running--;
-          if ((code !== 0 || signal) && !failed) {
+          if (stopping && (code === 130 || code === 143) && !failed) {
+            failed = { exitCode: code, failedRank: null };
+            log(`tsvision launch: stopped by ${stopping}: the ranks ended on the same step, which rank 0 saved`);
+          } else if ((code !== 0 || signal) && !failed) {
             failed = { exitCode: code || 1, failedRank: rank };
             log(`tsvision launch: rank ${rank} failed (${signal ? `signal ${signal}` : `exit code ${code}`}); stopping the other ranks`);
-            stopOthers();
+            stopOthers(5000);
           }
           if (running === 0) resolve(failed ?? { exitCode: 0, failedRank: null });
         });

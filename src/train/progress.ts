@@ -3,24 +3,45 @@
 
 export type Logger = (line: string, transient?: boolean) => void;
 
+/** The signals that ask a run to stop: Ctrl-C, and what job systems, containers and `timeout` send. */
+const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
+type StopSignal = keyof typeof STOP_SIGNALS;
+let lastStop: StopSignal = 'SIGINT';
+
 /**
- * Ctrl-C asks a run to stop after its current step (it polls `requested`); a second Ctrl-C quits at once.
+ * The exit status of a run that stopped early: 128 + the signal's number, as shells report a process killed
+ * by it (130 after Ctrl-C, 143 after SIGTERM), so that a job system sees the run did not finish; 130 for a
+ * run stopped by `--stop-after-steps`, which acts as Ctrl-C.
+ */
+export function interruptExitCode(): number {
+  return 128 + STOP_SIGNALS[lastStop];
+}
+
+/**
+ * Ctrl-C or SIGTERM asks a run to stop after its current step (it polls `requested`); a second signal quits
+ * at once. SIGTERM is treated as Ctrl-C because that is how a run is stopped where nobody types: `docker
+ * stop`, Kubernetes, SLURM and `timeout` send it and wait a grace period before SIGKILL, time enough to save
+ * a checkpoint that `--resume` continues; without a handler Node would die on the spot and lose the epoch.
  * Training is synchronous libtorch work, so the loop must yield to the event loop now and then for the
  * signal to arrive.
  */
 export function watchInterrupt(log: Logger, message: string): { readonly requested: boolean; dispose(): void } {
   let requested = false;
-  const onSigint = (): void => {
-    if (requested) process.exit(130);
-    requested = true;
-    log(`\ninterrupt: ${message} (Ctrl-C again to quit at once)`);
-  };
-  process.on('SIGINT', onSigint);
+  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((signal) => {
+    const on = (): void => {
+      if (requested) process.exit(128 + STOP_SIGNALS[signal]);
+      requested = true;
+      lastStop = signal;
+      log(`\n${signal === 'SIGINT' ? 'interrupt' : 'SIGTERM'}: ${message} (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again to quit at once)`);
+    };
+    process.on(signal, on);
+    return [signal, on] as const;
+  });
   return {
     get requested() {
       return requested;
     },
-    dispose: () => void process.off('SIGINT', onSigint),
+    dispose: () => handlers.forEach(([signal, on]) => process.off(signal, on)),
   };
 }
 

@@ -350,7 +350,7 @@ export interface BestSegmentEpoch {
 }
 
 export interface SegmentResult {
-  /** 'interrupted': Ctrl-C; the checkpoint of the last finished epoch is kept as it was. */
+  /** 'interrupted': Ctrl-C, SIGTERM or `stopAfterSteps`; the checkpoint then holds the step it stopped after. */
   status: 'finished' | 'interrupted';
   history: SegmentEpoch[];
   final: SegmentEpoch | null;
@@ -465,7 +465,7 @@ export function runTeacher(cfg: Pick<SegmentConfig, 'teacher' | 'folders'>, data
   return teacher;
 }
 
-export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
+export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string; stopAfterSteps?: number }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
   let cfg = resolveSegmentConfig(cfgIn);
   const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
   if (resumed) {
@@ -524,14 +524,20 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   let history: SegmentEpoch[] = [];
   let first = 0;
+  // A checkpoint written mid-epoch (Ctrl-C, SIGTERM) records the batches done and the epoch's loss so far.
+  let startBatch = 0;
+  let carried = [0, 0];
   if (resumed && cfgIn.resume) {
-    // Weights and the RNG as they were at that epoch's end; the optimizer's moments and the schedule too.
+    // Weights and the RNG as they were when it was saved; the optimizer's moments and the schedule too.
     applyCheckpoint(cfgIn.resume, resumed, model);
     if (resumed.optimizer) opt.loadStateDict(resumed.optimizer);
     history = (resumed.state.history as SegmentEpoch[]) ?? [];
     first = resumed.state.epoch;
-    log(`resumed from ${cfgIn.resume} after epoch ${first}`);
+    startBatch = resumed.state.batch ?? 0;
+    carried = (resumed.state.epochSums as number[] | undefined) ?? carried;
+    log(startBatch ? `resumed from ${cfgIn.resume}: epoch ${first + 1}, batch ${startBatch}` : `resumed from ${cfgIn.resume} after epoch ${first}`);
   }
+  const stopAfterSteps = cfgIn.stopAfterSteps ?? 0;
   // Rank 0's weights everywhere, gradients averaged; statistics global.
   const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;
   const syncBn = ddp !== null && cfg.syncBatchNorm && dist.convertSyncBatchNorm(model) > 0;
@@ -541,16 +547,17 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   // outside autocast in any case); over the whole set on every rank, whose shard differs each epoch.
   const cached = teacher && (await cacheTeacherLogits({ model: teacher.model, logitsOf: teacher.logits, train: data.train, fixedInputs: !cfg.augment && !cfg.colorJitter, imagesSeen: stepsPerEpoch * (cfg.epochs - first) * (cfg.batchSize / world), perImage: classes.length * data.inputSize[0] * data.inputSize[1], enabled: cfg.teacher?.cacheTeacher !== false, log }));
   const objective = segmentationObjective(model, cfg, weight, teacher, cached, log);
-  const interrupt = watchInterrupt(log, 'stopping after this step');
+  const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
   let interrupted = false;
   try {
-    for (let epoch = first; epoch < cfg.epochs; epoch++) {
+    for (let epoch = first; epoch < cfg.epochs; epoch++, startBatch = 0) {
       model.train();
       progress.startEpoch();
-      let lossSum = 0;
-      let seen = 0;
-      let b = 0;
-      for await (const batch of trainLoader.epoch(epoch)) {
+      // The loss over every rank's images so far in this epoch (a resumed one goes on from the stop).
+      let [lossSum, seen] = startBatch ? carried : [0, 0];
+      const seenBefore = seen;
+      let b = startBatch;
+      for await (const batch of trainLoader.epoch(epoch, { startBatch })) {
         if (b >= stepsPerEpoch) {
           disposeBatch(batch);
           break;
@@ -568,7 +575,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         disposeBatch(batch);
         b++;
         // Every rank stops at the same step (Ctrl-C reaches them at different moments): one tiny all-reduce.
-        let stop = interrupt.requested;
+        let stop = interrupt.requested || (stopAfterSteps > 0 && epoch * stepsPerEpoch + b >= stopAfterSteps);
         if (ddp) {
           const [sum, stops] = dist.sumAcrossRanks([loss, stop ? 1 : 0]);
           [loss, stop] = [sum / world, stops > 0];
@@ -576,17 +583,19 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         if (!Number.isFinite(loss)) throw new NonFiniteLossError(`segment: loss became ${loss} at epoch ${epoch + 1}, batch ${b}; try a lower --lr`);
         lossSum += loss * n;
         seen += n;
-        progress.update(epoch, b, seen, `loss ${(lossSum / seen).toFixed(4)}`);
+        progress.update(epoch, b, seen - seenBefore, `loss ${(lossSum / seen).toFixed(4)}`);
         // Let the event loop breathe (Ctrl-C, prefetch) now and then.
         if (b % 20 === 0) await new Promise((r) => setImmediate(r));
         if (stop) {
           interrupted = true;
+          // Where the step left everything (weights, optimizer, RNG, the epoch's loss so far): --resume
+          // takes up the next batch and ends as the uninterrupted run would.
+          if (rank === 0) saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch, batch: b, step: epoch * stepsPerEpoch + b, config: cfg, history, classes, epochSums: [lossSum, seen] });
           break;
         }
       }
       if (interrupted) {
-        const last = history.length ? `; continue with: tsvision segment --resume ${files.checkpoint}` : '';
-        log(`stopped in epoch ${epoch + 1}; the checkpoint of the last finished epoch (${history.length}) is kept${last}`);
+        log(`saved ${files.checkpoint} at epoch ${epoch + 1}, batch ${b}; continue with: tsvision segment --resume ${files.checkpoint}`);
         return result('interrupted');
       }
       const seconds = progress.seconds;

@@ -145,32 +145,39 @@ test('summary prints per-layer rows and the totals the model really has', () => 
   assert.ok(r.stdout.replace(/,/g, '').includes(String(n)), `summary does not show ${n} parameters:\n${r.stdout.slice(-600)}`);
 });
 
-test('Ctrl-C during training saves a checkpoint and exits cleanly (code 130)', async () => {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const fs = require('node:fs') as typeof import('node:fs');
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const os = require('node:os') as typeof import('node:os');
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { spawn } = require('node:child_process') as typeof import('node:child_process');
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-sigint-'));
-  const child = spawn(process.execPath, [CLI, 'train', '--epochs', '1', '--batch-size', '16', '--threads', '1', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  const code = await new Promise<number | null>((resolve) => {
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      // Interrupt once training is under way.
-      if (/\[\s*\d+\/\d+\]/.test(err) && !child.killed) child.kill('SIGINT');
+// Ctrl-C on `train`; SIGTERM (what docker stop, Kubernetes, SLURM and timeout send) on `segment`: both finish
+// the step, save where they stopped and exit with 128 + the signal's number.
+for (const [command, signal, exitCode, flags] of [
+  ['train', 'SIGINT', 130, ['--epochs', '1', '--batch-size', '16']],
+  ['segment', 'SIGTERM', 143, ['--epochs', '1', '--batch-size', '8', '--size', '32', '--train-scenes', '400', '--test-scenes', '16']],
+] as const) {
+  test(`${signal} during \`${command}\` saves a checkpoint of the step it stopped after and exits with code ${exitCode}`, async () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const fs = require('node:fs') as typeof import('node:fs');
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const os = require('node:os') as typeof import('node:os');
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { spawn } = require('node:child_process') as typeof import('node:child_process');
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), `tsv-${signal}-`));
+    const child = spawn(process.execPath, [CLI, command, ...flags, '--threads', '1', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        // Signal once training is under way.
+        if (/\[\s*\d+\/\d+\]/.test(err) && !child.killed) child.kill(signal);
+      });
+      child.on('exit', (c) => resolve(c));
     });
-    child.on('exit', (c) => resolve(c));
+    assert.equal(code, exitCode, err.slice(-500));
+    assert.match(err, /saved .*checkpoint\.safetensors at epoch 1, batch \d+/);
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { readCheckpoint } = require('../../src/train/checkpoint') as typeof import('../../src/train/checkpoint');
+    const state = readCheckpoint(path.join(out, 'checkpoint.safetensors')).state;
+    assert.equal(state.epoch, 0);
+    assert.ok(state.batch > 0);
   });
-  assert.equal(code, 130, err.slice(-500));
-  assert.match(err, /saved .*checkpoint\.safetensors at epoch 1, batch \d+/);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { readCheckpoint } = require('../../src/train/checkpoint') as typeof import('../../src/train/checkpoint');
-  const state = readCheckpoint(path.join(out, 'checkpoint.safetensors')).state;
-  assert.equal(state.epoch, 0);
-  assert.ok(state.batch > 0);
-});
+}
 
 test('dsd and mimic: bad values name the flag; a missing teacher says how to make one', () => {
   const s = run('dsd', '--sparsity', '1.5');

@@ -15,7 +15,7 @@ import { DDP_LR, DDP_STEPS, bnNet, ddpBatch, smallNet } from './worker';
 import { PYTHON } from '../helpers/pytorch';
 import { evaluate, train } from '../../src/train/trainer';
 import { makeLoaders } from '../../src/train/datasets';
-import { loadWeights } from '../../src/train/checkpoint';
+import { loadWeights, readCheckpoint } from '../../src/train/checkpoint';
 import { createModel } from '../../src/models/registry';
 
 const WORKER = path.join(__dirname, 'worker.js');
@@ -232,6 +232,32 @@ test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accurac
     assert.equal(ev.count, 2000);
     assert.equal(report.history[0].testTop1, ev.top1);
     assert.ok(Math.abs(report.history[0].testLoss - ev.loss) < 1e-5, `test loss ${report.history[0].testLoss} vs ${ev.loss}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SIGTERM to tsvision launch (a job system stopping it): the ranks end on the same step, rank 0 checkpoints it, exit code 143', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-launch-term-'));
+  try {
+    const p = spawn(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'train', '--epochs', '1', '--batch-size', '16', '-o', dir], { env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    let stderr = '';
+    const timer = setTimeout(() => p.kill('SIGKILL'), 120000);
+    const code = await new Promise<number | null>((resolve) => {
+      p.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        // Once training is under way (rank 0's progress line).
+        if (/\[\s*\d+\/\d+\]/.test(stderr) && !p.killed) p.kill('SIGTERM');
+      });
+      p.on('close', (c) => resolve(c));
+    });
+    clearTimeout(timer);
+    assert.equal(code, 143, stderr.slice(-800));
+    assert.match(stderr, /tsvision launch: stopped by SIGTERM/);
+    assert.doesNotMatch(stderr, /failed/);
+    const state = readCheckpoint(path.join(dir, 'checkpoint.safetensors')).state;
+    assert.equal(state.epoch, 0);
+    assert.ok(state.batch > 0 && state.batch < 1875, `batch ${state.batch}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -88,23 +88,33 @@ test('a run with fewer than six test scenes draws all of them in its overlays', 
   assert.ok(meta.height! >= 4 * 32 * 3 && meta.height! < 6 * 32 * 3, `overlay height ${meta.height}`);
 });
 
-test('segment resumes after its last finished epoch and ends exactly as an uninterrupted run', async () => {
+test('segment stops mid-epoch on SIGTERM or after --stop-after-steps, and --resume ends exactly as an uninterrupted run', async () => {
   const cfg = { epochs: 2, lr: 2e-3, limitBatches: 6, batchSize: 8, threads: 1, scenes: { size: 32, trainCount: 120, testCount: 16, maxItems: 2 } };
   const full = await trainSegmentation({ ...cfg, outDir: tmp() }, () => {});
-  // Ctrl-C during epoch 2 (SIGINT arrives as epoch 1 is reported): the run stops, epoch 1's checkpoint stays.
+  const same = (r: typeof full): void => {
+    assert.equal(r.history.length, 2);
+    // The epoch cut in two reports the loss of all its batches, summed in the same order.
+    assert.deepEqual(r.history.map((h) => [h.trainLoss, h.testMIoU]), full.history.map((h) => [h.trainLoss, h.testMIoU]));
+    for (const [k, t] of Object.entries(full.model.stateDict())) {
+      assert.equal(t.sub(r.model.stateDict()[k]).abs().max().item(), 0, `${k} equal after resume`);
+    }
+  };
+  // SIGTERM (a job system stopping the run) arrives as epoch 1 is reported: the next step finishes and is saved.
   const dir = tmp();
   const cut = await trainSegmentation({ ...cfg, outDir: dir }, (l) => {
-    if (l.startsWith('epoch 1/2:')) process.emit('SIGINT');
+    if (l.startsWith('epoch 1/2:')) process.emit('SIGTERM');
   });
   assert.equal(cut.status, 'interrupted');
   assert.equal(cut.history.length, 1);
-  assert.equal(readCheckpoint(cut.checkpoint).state.epoch, 1);
-  const resumed = await trainSegmentation({ resume: path.join(dir, 'checkpoint.safetensors'), outDir: dir }, () => {});
-  assert.equal(resumed.history.length, 2);
-  assert.equal(resumed.final!.testMIoU, full.final!.testMIoU);
-  for (const [k, t] of Object.entries(full.model.stateDict())) {
-    assert.equal(t.sub(resumed.model.stateDict()[k]).abs().max().item(), 0, `${k} equal after resume`);
-  }
+  assert.deepEqual([readCheckpoint(cut.checkpoint).state.epoch, readCheckpoint(cut.checkpoint).state.batch], [1, 1]);
+  same(await trainSegmentation({ resume: path.join(dir, 'checkpoint.safetensors'), outDir: dir }, () => {}));
+  // Stopped in the middle of epoch 2 (step 9 of 12: its third batch), resumed from there.
+  const dir2 = tmp();
+  const stopped = await trainSegmentation({ ...cfg, outDir: dir2, stopAfterSteps: 9 }, () => {});
+  assert.equal(stopped.status, 'interrupted');
+  const state = readCheckpoint(stopped.checkpoint).state;
+  assert.deepEqual([state.epoch, state.batch, state.step], [1, 3, 9]);
+  same(await trainSegmentation({ resume: stopped.checkpoint, outDir: dir2 }, () => {}));
   await assert.rejects(trainSegmentation({ resume: '/nonexistent/c.safetensors' }, () => {}), /no such file/);
 });
 

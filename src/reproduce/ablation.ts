@@ -2,15 +2,13 @@
 // (what `tsvision segment --opt key=value` sets), each trained by `trainSegmentation` with that network's own
 // `segment` recipe on Fashion-MNIST scenes, over seeds. A seed fixes the scenes, the initialization and the
 // batch order for every variant, so the differences are paired.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel } from '../models';
 import { summary } from '../metrics/summary';
 import { savePlotsPng } from '../report/plot';
 import { SEGMENT_RECIPES, trainSegmentation } from '../train/segment';
 import { FASHION_SCENES_DEFAULTS } from '../data/fashion-scenes';
-import { Log, int, mAdds, markdownTable, pairedDifference, pct, seedsCell } from './common';
+import { Log, inWorkDir, int, mAdds, markdownTable, pairedDifference, pct, seedsCell } from './common';
 
 export interface AblationBudget {
   trainScenes: number;
@@ -64,8 +62,7 @@ export interface AblationResults<V extends string> {
 export async function runAblation<V extends string>(a: Ablation<V>, quick: boolean, log: Log): Promise<AblationResults<V>> {
   const b = quick ? ABLATION_QUICK_BUDGET : ABLATION_BUDGET;
   const seeds: readonly number[] = quick ? [0] : ABLATION_SEEDS;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), `tsv-${a.model}-`));
-  try {
+  return inWorkDir(`tsv-${a.model}-`, async (work) => {
     const results = Object.fromEntries(a.variants.map((v) => [v, [] as AblationRun[]])) as Record<V, AblationRun[]>;
     let classes = 0;
     for (const seed of seeds) {
@@ -90,9 +87,7 @@ export async function runAblation<V extends string>(a: Ablation<V>, quick: boole
     }
     const cost = Object.fromEntries(a.variants.map((v) => [v, costOf(a, v, classes)])) as Record<V, AblationCost>;
     return { results, cost, budget: b, seeds };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
+  });
 }
 
 /** A variant's network as its runs built it (the scenes are grey, 64×64). */

@@ -1,6 +1,7 @@
 // Shared plumbing of the small-scale reproductions: a Fashion-MNIST subset, one fixed short training
 // recipe for every network (so that differences come from the architectures, not from tuning), mean ± std,
 // markdown tables, and REPORT.md writing.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, crossEntropy, getNumThreads, manualSeed, setNumThreads, tidy } from '../torch';
@@ -11,6 +12,7 @@ import { summary } from '../metrics/summary';
 import { evaluate } from '../train/trainer';
 import { makeOptimizer } from '../train/optimizers';
 import { writeFileAtomic } from '../util/fs';
+import { STOP_SIGNALS, StopSignal } from '../train/progress';
 
 export type Net = Module & { forward(x: Tensor): Tensor };
 export type Log = (line: string) => void;
@@ -51,6 +53,34 @@ export interface Fitted {
   params: number;
   /** Mult-adds per image at `size` px (metrics/summary's convention). */
   multAdds: number;
+}
+
+/**
+ * Runs `fn` in a fresh folder under the system's temporary directory (its name starts with `prefix`) and
+ * removes the folder afterwards, also when Ctrl-C or SIGTERM stops the process meanwhile. A reproduction
+ * cannot be resumed, so its half-trained runs (checkpoints, hundreds of MB over a study) are only litter:
+ * on a signal the folder goes at once and the process exits with 128 + the signal's number, before the
+ * training loop inside would spend a step saving a checkpoint nobody will use.
+ */
+export async function inWorkDir<T>(prefix: string, fn: (work: string) => Promise<T>): Promise<T> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const remove = (): void => fs.rmSync(work, { recursive: true, force: true });
+  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((signal) => {
+    const on = (): void => {
+      remove();
+      process.stderr.write(`\n${signal}: stopped; removed the work folder ${work} (a reproduction starts over when run again)\n`);
+      process.exit(128 + STOP_SIGNALS[signal]);
+    };
+    // Before any listener the training loop adds, so that this one runs first.
+    process.prependListener(signal, on);
+    return [signal, on] as const;
+  });
+  try {
+    return await fn(work);
+  } finally {
+    handlers.forEach(([signal, on]) => process.off(signal, on));
+    remove();
+  }
 }
 
 let cache: { train: TensorDataset; test: TensorDataset } | null = null;

@@ -3,14 +3,12 @@
 // retraining dense at a tenth of the learning rate ends above the dense network — and above the paper's
 // control, the same extra epochs spent on the dense network at that lower learning rate ("LLR"). Every
 // seed's run is `runDsd`, exactly as `tsvision dsd --seed n` runs it, so each seed has its own dense start.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { savePlotsPng } from '../report/plot';
 import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
 import { PhaseResult } from '../methods/phases';
 import { DEFAULT_CONFIG, TrainConfig } from '../train/trainer';
-import { Log, markdownTable, meanStd, pairedDifference, pct, seedsCell, writeReport } from './common';
+import { Log, inWorkDir, markdownTable, meanStd, pairedDifference, pct, seedsCell, writeReport } from './common';
 
 export const DSD_SEEDS = [0, 1, 2] as const;
 
@@ -50,8 +48,7 @@ export async function reproduceDsd(outDir: string, quick: boolean, log: Log): Pr
   const t0 = Date.now();
   const b = quick ? DSD_QUICK_BUDGET : DSD_BUDGET;
   const seeds: readonly number[] = quick ? [0] : DSD_SEEDS;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-dsd-'));
-  try {
+  return inWorkDir('tsv-dsd-', async (work) => {
     const results: Record<DsdPhase, DsdRun[]> = { dense: [], sparse: [], redense: [], control: [] };
     const sparsity: number[] = [];
     let schedule = {} as DsdStudy['schedule'];
@@ -66,9 +63,7 @@ export async function reproduceDsd(outDir: string, quick: boolean, log: Log): Pr
     }
     const reportPath = await writeDsdReport(outDir, quick, b, seeds, { results, sparsity, schedule }, t0);
     return { reportPath, results, sparsity, schedule };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
+  });
 }
 
 const PHASE_WORDS: Record<DsdPhase, string> = { dense: 'D', sparse: 'S', redense: 're-D', control: 'control' };

@@ -3,13 +3,11 @@
 // from a larger transfer set of images the teacher labels. Here with scarce labels, as the paper's setting
 // has it (its students learned from far more images than were labelled): every run goes through `runMimic`,
 // as `tsvision mimic --labelled n [--unlabelled-rest]` does, three seeds each.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { savePlotsPng } from '../report/plot';
 import { MIMIC_DEFAULTS, runMimic, stepsPerEpoch } from '../methods/mimic-run';
 import { train } from '../train/trainer';
-import { Log, int, markdownTable, meanStd, pairedDifference, pct, seedsCell, writeReport } from './common';
+import { Log, inWorkDir, int, markdownTable, meanStd, pairedDifference, pct, seedsCell, writeReport } from './common';
 
 export const MIMIC_SEEDS = [0, 1, 2] as const;
 
@@ -52,9 +50,8 @@ export async function reproduceMimic(outDir: string, quick: boolean, log: Log): 
   const t0 = Date.now();
   const b = quick ? MIMIC_QUICK_BUDGET : MIMIC_BUDGET;
   const seeds: readonly number[] = quick ? [0] : MIMIC_SEEDS;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-mimic-'));
   const quiet = (): void => {};
-  try {
+  return inWorkDir('tsv-mimic-', async (work) => {
     const data = { kind: 'fashion-mnist' as const, labelled: b.labelled };
     const cap = b.limitBatches ? { limitBatches: b.limitBatches } : {};
     const strong = await train({ model: 'cnn', data: { kind: 'fashion-mnist' }, epochs: b.teacherEpochs, seed: 0, outDir: path.join(work, 'teacher'), ...cap }, quiet);
@@ -85,9 +82,7 @@ export async function reproduceMimic(outDir: string, quick: boolean, log: Log): 
     const teachers = { strong: strong.final!.testTop1, weak: weak.final!.testTop1 };
     const reportPath = await writeMimicReport(outDir, quick, b, seeds, { labelledEpochs, steps: steps.transfer * b.studentEpochs }, teachers, results, t0);
     return { reportPath, teachers, results };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Every student's test top-1 per seed, by variant; the teachers' at both edges. */

@@ -4,13 +4,12 @@
 // once into similar halves and once into dissimilar ones, through the user's own path — PNG folders,
 // `train --init … --freeze-epochs`.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { TensorDataset } from '../data';
 import { savePlotsPng } from '../report/plot';
 import { TrainConfig, train } from '../train/trainer';
-import { Log, fashion, int, markdownTable, pairedDifference, pct, seedsCell, writeReport } from './common';
+import { Log, inWorkDir, fashion, int, markdownTable, pairedDifference, pct, seedsCell, writeReport } from './common';
 
 /**
  * Two ways to halve Fashion-MNIST's classes into tasks A (the base network's) and B (the target), after the
@@ -92,16 +91,13 @@ export async function reproduceTransfer(outDir: string, quick: boolean, log: Log
   const t0 = Date.now();
   const b = quick ? TRANSFER_QUICK_BUDGET : TRANSFER_BUDGET;
   const seeds: readonly number[] = quick ? [0] : TRANSFER_SEEDS;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-transfer-'));
-  try {
+  return inWorkDir('tsv-transfer-', async (work) => {
     const { train, test } = fashion();
     const images = { train: imagesOf(train), test: imagesOf(test) };
     const studies = {} as Record<TransferSplit, TransferStudy>;
     for (const split of Object.keys(TRANSFER_SPLITS) as TransferSplit[]) studies[split] = await study(path.join(work, split), TRANSFER_SPLITS[split], images, b, seeds, log);
     return { reportPath: await writeTransferReport(outDir, quick, b, seeds, studies, t0), studies };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
+  });
 }
 
 /** One split: the base network on A, then the three variants on B at each target size and seed. */

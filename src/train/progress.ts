@@ -4,8 +4,8 @@
 export type Logger = (line: string, transient?: boolean) => void;
 
 /** The signals that ask a run to stop: Ctrl-C, and what job systems, containers and `timeout` send. */
-const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
-type StopSignal = keyof typeof STOP_SIGNALS;
+export const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
+export type StopSignal = keyof typeof STOP_SIGNALS;
 let lastStop: StopSignal = 'SIGINT';
 
 /**

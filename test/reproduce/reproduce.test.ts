@@ -231,6 +231,27 @@ test('deeplabv3 (quick): ASPP alone, + multi-grid, + image-level features, with 
   assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'deeplabv3.png']);
 });
 
+test('SIGTERM during a reproduction removes its work folder at once and exits with code 143, writing no report', async () => {
+  const { spawn } = await import('node:child_process');
+  const tmpdir = tmp();
+  const out = tmp();
+  const child = spawn(process.execPath, [path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js'), 'reproduce', 'dsd', '--quick', '-o', out], { env: { ...process.env, TMPDIR: tmpdir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const work = (): string[] => fs.readdirSync(tmpdir).filter((f) => f.startsWith('tsv-dsd-'));
+  // Once the work folder holds a run (training is under way), stop it as a job system would.
+  const poll = setInterval(() => {
+    const w = work();
+    if (w.length && fs.readdirSync(path.join(tmpdir, w[0])).length && !child.killed) child.kill('SIGTERM');
+  }, 100);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  clearInterval(poll);
+  assert.equal(code, 143, err.slice(-500));
+  assert.match(err, /SIGTERM: stopped; removed the work folder .*tsv-dsd-/);
+  assert.deepEqual(work(), []);
+  assert.equal(fs.existsSync(path.join(out, 'REPORT.md')), false);
+});
+
 test('seedsCell and pairedDifference by hand: mean ± sample std, the sign, a zero that reads 0.00, the count above', () => {
   assert.equal(seedsCell([0.5, 0.6, 0.7]), '60.00 ± 10.00 (50.00, 60.00, 70.00)');
   assert.equal(seedsCell([0.25, 0.35], (x) => x.toFixed(3)), '0.300 ± 0.071 (0.250, 0.350)');

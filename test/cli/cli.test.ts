@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { confusionLayout } from '../../src/report/confusion';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -91,7 +91,7 @@ test('--slide and --stride (sliding-window segmentation) are in eval\'s and pred
 });
 
 test('train --bf16, then eval --out: report.json and confusion.png; the matrix holds every test image and agrees with the top-1 printed', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-eval-out-'));
+  const dir = tmpDir('tsv-eval-out-');
   // Trained in bfloat16 mixed precision (train --bf16): logged, recorded in the run's config.
   const t = run('train', '--epochs', '1', '--limit-batches', '3', '--batch-size', '64', '--threads', '1', '--bf16', '-o', path.join(dir, 'run'));
   assert.equal(t.status, 0, t.stderr);
@@ -153,12 +153,8 @@ for (const [command, signal, exitCode, flags] of [
 ] as const) {
   test(`${signal} during \`${command}\` saves a checkpoint of the step it stopped after and exits with code ${exitCode}`, async () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const fs = require('node:fs') as typeof import('node:fs');
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const os = require('node:os') as typeof import('node:os');
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { spawn } = require('node:child_process') as typeof import('node:child_process');
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), `tsv-${signal}-`));
+    const out = tmpDir(`tsv-${signal}-`);
     const child = spawn(process.execPath, [CLI, command, ...flags, '--threads', '1', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     const code = await new Promise<number | null>((resolve) => {

@@ -7,11 +7,11 @@ import * as assert from 'node:assert/strict';
 import { spawnSync, SpawnSyncOptions } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { tmpDir } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-package-'));
+const TMP = tmpDir('tsv-package-');
 const APP = path.join(TMP, 'app');
 let tarball = '';
 

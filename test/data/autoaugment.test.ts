@@ -9,10 +9,10 @@ import { TRIVIAL_AUGMENT_OPS, TrivialAugmentOp, applyTrivialAugmentOp, drawTrivi
 import { runTorch } from '../helpers/pytorch';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Augmentation, makeLoaders } from '../../src/train/datasets';
 import { writeLeftRightFolder } from '../helpers/folders';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
@@ -130,7 +130,7 @@ test('random erasing: boxes inside the image of area share and ratio in range, z
 });
 
 test('training loaders: erasing after normalize on its own random stream (the crops and flips stay), TrivialAugment before toFloat; the CLI records both', async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-autoaug-'));
+  const root = tmpDir('tsv-autoaug-');
   await writeLeftRightFolder(path.join(root, 'data'), 6);
   const spec = { kind: 'image-folder' as const, train: path.join(root, 'data'), testSplit: 0.25, size: 16, channels: 3 as const };
   const first = async (o: Partial<Augmentation>): Promise<T.Tensor> => {

@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -33,6 +32,7 @@ import { makeLoaders } from '../../src/train/datasets';
 import { train } from '../../src/train/trainer';
 import { readCheckpoint } from '../../src/train/checkpoint';
 import { relError, runTorch, runTorchWithMeta } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 const ctx = (seed: number): BatchContext => ({ epoch: 0, index: 0, rng: Rng.from(seed) });
 
@@ -264,7 +264,7 @@ test('segmentation: the jitter changes images only; masks and the geometric augm
 });
 
 test('segmentation folders (decoded and augmented image by image): masks and geometry untouched by the jitter', async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-jitter-seg-'));
+  const root = tmpDir('tsv-jitter-seg-');
   fs.mkdirSync(path.join(root, 'images'));
   fs.mkdirSync(path.join(root, 'masks'));
   const r = new Rng(8);
@@ -291,7 +291,7 @@ test('segmentation folders (decoded and augmented image by image): masks and geo
 });
 
 test('train records the colour jitter in its checkpoint, report.json and log line', async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-jitter-'));
+  const out = tmpDir('tsv-jitter-');
   const lines: string[] = [];
   const cj = { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 };
   await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, epochs: 1, batchSize: 32, limitBatches: 2, colorJitter: cj, outDir: out, threads: 1 }, (l) => lines.push(l));

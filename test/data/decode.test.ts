@@ -3,13 +3,13 @@
 import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { centerCropBox, decodeRaw, uprightSize } from '../../src/data/decode';
 import { ImageFolder } from '../../src/data';
+import { tmpDir } from '../helpers/tmp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-decode-'));
+const dir = tmpDir('tsv-decode-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A 40×80 (H×W) PNG whose red is the column and green the row of each pixel. */

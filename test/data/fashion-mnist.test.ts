@@ -4,12 +4,12 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, FASHION_MNIST_ROOT, loadFashionMNIST, readIdxImages, readIdxLabels } from '../../src/data';
 import { tidy } from '../../src/torch';
 import { PYTHON } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 const ROOT = FASHION_MNIST_ROOT;
 // Sample indices and pixel positions to compare; spread over the file so offsets are exercised.
@@ -91,7 +91,7 @@ test('FASHION_MNIST_MEAN/STD agree with the training pixels', () => {
 // ---- errors, on small files written to a temp dir -------------------------------------------------------
 
 function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-idx-'));
+  return tmpDir('tsv-idx-');
 }
 
 function idxBytes(magic: number, dims: number[], data: Uint8Array): Buffer {

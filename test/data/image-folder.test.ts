@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { DataLoader, ImageFolder, Rng, disposeBatch } from '../../src/data';
+import { tmpDir } from '../helpers/tmp';
 
 let root = '';
 // Class folders in an order that differs from creation order and is case-sensitive, as Python's sorted().
@@ -23,7 +24,7 @@ async function writeRaw(file: string, pixels: Uint8Array, channels: 1 | 3, forma
 }
 
 before(async () => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-imgfolder-'));
+  root = tmpDir('tsv-imgfolder-');
   const rng = new Rng(17);
   for (const cls of CLASSES) {
     fs.mkdirSync(path.join(root, cls));
@@ -87,7 +88,7 @@ test('JPEG decodes close to its source; grey and resized outputs have the asked 
   assert.deepEqual(x.shape, [1, 7, 3]);
   assert.ok(x.toNumbers().every((p) => Math.abs(p - v0) <= 2), `grey ${x.toNumbers()} ≈ ${v0}`);
   // A greyscale PNG read as RGB repeats its channel.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-grey-'));
+  const dir = tmpDir('tsv-grey-');
   try {
     fs.mkdirSync(path.join(dir, 'only'));
     const px = Uint8Array.from({ length: H * W }, (_, k) => k * 11);
@@ -129,7 +130,7 @@ test('DataLoader over ImageFolder: every image once, float batches, next batch d
 });
 
 test('a corrupt image names the file, from get() and through the loader', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-corrupt-'));
+  const dir = tmpDir('tsv-corrupt-');
   try {
     fs.mkdirSync(path.join(dir, 'k'));
     const good = path.join(dir, 'k', 'a.png');

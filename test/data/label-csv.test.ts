@@ -5,15 +5,15 @@ import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { parseCsv, readLabelCsv } from '../../src/data/label-csv';
 import { makeLoaders } from '../../src/train/datasets';
 import { SampleSubset } from '../../src/data';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-labelcsv-'));
+const dir = tmpDir('tsv-labelcsv-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const grey = (file: string, v: number): Promise<unknown> => sharp(Buffer.alloc(8 * 8, v), { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(file);

@@ -2,14 +2,12 @@
 // that mixes, interrupted and resumed, ending with the same weights.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { Rng } from '../../src/data';
 import { applyMix, drawMix, mixedCrossEntropy } from '../../src/data/mix';
 import { train } from '../../src/train/trainer';
 import { runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 test('Rng.beta: Beta(α, α) draws have mean 1/2 and variance 1 / (4(2α + 1))', () => {
   for (const a of [0.2, 1, 5]) {
@@ -69,7 +67,7 @@ O['loss'], O['grad'] = loss.detach(), l.grad
 });
 
 test('training with mixup and CutMix, interrupted and resumed, ends with bitwise the same weights', async () => {
-  const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-mix-'));
+  const tmp = () => tmpDir('tsv-mix-');
   const base = { modelOptions: { widths: [8, 16], hidden: 32 }, epochs: 2, batchSize: 32, limitBatches: 4, seed: 5, threads: 1, mixup: 0.4, cutmix: 1 };
   const full = await train({ ...base, outDir: tmp() }, () => {});
   const dir = tmp();

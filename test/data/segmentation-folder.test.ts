@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as zlib from 'node:zlib';
@@ -16,8 +15,9 @@ import { forwardAnySize, predictMultiScale } from '../../src/models/segmentation
 import { optimizeForInference } from '../../src/infer/optimize';
 import { runTorch } from '../helpers/pytorch';
 import { writeSegmentationFolder as writeFolder, writeSegmentationSizes as writeSizes } from '../helpers/folders';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-segfolder-'));
+const tmp = (): string => tmpDir('tsv-segfolder-');
 
 test('SegmentationFolder reads exactly the pixels and labels written; resizing keeps masks to real classes', async () => {
   const root = tmp();

@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, crossEntropy, loadSafetensors, manualSeed, setNumThreads, tidy } from '../../src/torch';
 import { SGD } from '../../src/optim';
@@ -17,6 +16,7 @@ import { evaluate, train } from '../../src/train/trainer';
 import { makeLoaders } from '../../src/train/datasets';
 import { loadWeights, readCheckpoint } from '../../src/train/checkpoint';
 import { createModel } from '../../src/models/registry';
+import { tmpDir } from '../helpers/tmp';
 
 const WORKER = path.join(__dirname, 'worker.js');
 const TORCH_RANK = path.resolve(__dirname, '..', '..', '..', 'test', 'distributed', 'torch_rank.py');
@@ -147,7 +147,7 @@ function referenceSteps(make: () => Module & { forward(x: Tensor): Tensor }): { 
 const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
 
 test('DDP over a file store: 2 ranks on half batches take the same steps as one process on the whole batch', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-'));
+  const dir = tmpDir('tsv-ddp-');
   try {
     const out = (r: number): string => path.join(dir, `rank${r}.safetensors`);
     const runs = await Promise.all([0, 1].map((rank) => worker('ddp', { initMethod: `file://${dir}/store`, rank, worldSize: 2, out: out(rank) })));
@@ -168,7 +168,7 @@ test('DDP over a file store: 2 ranks on half batches take the same steps as one 
 });
 
 test('SyncBatchNorm: 2 ranks on half batches equal one process with BatchNorm on the whole batch (statistics and steps); without it they do not', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-syncbn-'));
+  const dir = tmpDir('tsv-syncbn-');
   try {
     const out = (tag: string, r: number): string => path.join(dir, `${tag}${r}.safetensors`);
     const both = async (tag: string, sync: boolean): Promise<void> => {
@@ -212,7 +212,7 @@ test('tsvision launch stops every rank when one fails and exits non-zero naming 
 });
 
 test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accuracy and alone writes the outputs', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-launch-'));
+  const dir = tmpDir('tsv-launch-');
   try {
     const r = await run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'train', '--epochs', '1', '--limit-batches', '2', '--batch-size', '64', '-o', dir], 120000);
     assert.equal(r.code, 0, r.stderr);
@@ -238,7 +238,7 @@ test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accurac
 });
 
 test('SIGTERM to tsvision launch (a job system stopping it): the ranks end on the same step, rank 0 checkpoints it, exit code 143', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-launch-term-'));
+  const dir = tmpDir('tsv-launch-term-');
   try {
     const p = spawn(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'train', '--epochs', '1', '--batch-size', '16', '-o', dir], { env: { ...process.env, OMP_NUM_THREADS: '1' } });
     let stderr = '';
@@ -264,7 +264,7 @@ test('SIGTERM to tsvision launch (a job system stopping it): the ranks end on th
 });
 
 test('tsvision launch --nproc 2 -- dsd, -- mimic and -- prune: every phase trains data-parallel, rank 0 alone writes, and each phase\'s losses are one process\'s on the whole batch', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-phases-'));
+  const dir = tmpDir('tsv-ddp-phases-');
   try {
     setNumThreads(1);
     const teacher = await train({ model: 'cnn', modelOptions: { widths: [4, 8], hidden: 16 }, data: { kind: 'fashion-mnist', labelled: 300 }, epochs: 1, batchSize: 50, limitBatches: 2, threads: 1, outDir: path.join(dir, 'teacher') }, () => {});
@@ -314,7 +314,7 @@ test('tsvision launch --nproc 2 -- dsd, -- mimic and -- prune: every phase train
 });
 
 test('tsvision launch --nproc 2 -- segment: rank 0 alone writes; the first step and the score match one process on the whole batch', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-seg-'));
+  const dir = tmpDir('tsv-ddp-seg-');
   try {
     // No dropout (each rank would draw its own masks), no class weights (a weighted mean per share is not the
     // weighted mean of the batch), SGD (Adam's first step is ±lr wherever a gradient is near zero). One step:
@@ -350,7 +350,7 @@ test('tsvision launch --nproc 2 -- segment: rank 0 alone writes; the first step 
 });
 
 test('launch -- segment on folders: each rank counts its share of the masks, and every rank gets the whole set\'s ENet class weights', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ddp-fold-'));
+  const dir = tmpDir('tsv-ddp-fold-');
   try {
     // Seven pairs (an odd count: the shares differ in size), labels 0–2 drawn unevenly so the weights differ.
     const sharp = (await import('sharp')).default;

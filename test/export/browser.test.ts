@@ -7,7 +7,6 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { Browser, Page } from 'playwright-core';
@@ -20,12 +19,13 @@ import { Predictor } from '../../src/infer';
 import { decodeRaw } from '../../src/data/decode';
 import { PixelPipeline } from '../../src/export';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMNIST } from '../../src/data';
+import { tmpDir } from '../helpers/tmp';
 
 const CHROMIUM = process.env.TSVISION_CHROMIUM ?? '/usr/bin/chromium';
 // Set-up installs Chromium, so CI must have it; elsewhere the browser tests are skipped with the reason.
 const skip = !fs.existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt install chromium, or set TSVISION_CHROMIUM)` : false;
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-browser-'));
+const dir = tmpDir('tsv-browser-');
 let browser: Browser;
 const servers: ChildProcess[] = [];
 

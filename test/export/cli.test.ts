@@ -4,7 +4,6 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
@@ -14,10 +13,11 @@ import { SCENE_CLASSES } from '../../src/data';
 import { CHECK_INPUTS, cardPath, checkNeedsMore, checkVerdict } from '../../src/export';
 import { ENet } from '../../src/models/enet';
 import { randomizeBatchNorm } from '../helpers/deploy';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-onnx-cli-'));
+const dir = tmpDir('tsv-onnx-cli-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('a classification checkpoint: model, 7 classes and RGB 32×32 input come from the checkpoint', () => {

@@ -7,7 +7,6 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import * as T from '../../src/torch';
@@ -20,8 +19,9 @@ import { randomizeBatchNorm } from '../helpers/deploy';
 import { ENet } from '../../src/models/enet';
 import { TensorProto } from '../../src/export/protobuf';
 import { PYTHON, runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-int8-'));
+const dir = tmpDir('tsv-int8-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 

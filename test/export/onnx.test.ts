@@ -7,15 +7,15 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import * as T from '../../src/torch';
 import * as nn from '../../src/nn';
 import { DeepLabV3, ENet, ICNet, PSPNet, createModel } from '../../src/models';
 import { ExportableModule, exportOnnx, onnxBytes } from '../../src/export';
+import { tmpDir } from '../helpers/tmp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-onnx-'));
+const dir = tmpDir('tsv-onnx-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 /** Every file exported here, for the checker. */
 const exported: string[] = [];

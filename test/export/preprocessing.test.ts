@@ -8,7 +8,6 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as ort from 'onnxruntime-node';
@@ -22,8 +21,9 @@ import { Predictor } from '../../src/infer';
 import { restoreNetwork } from '../../src/infer/restore';
 import { ModelCard, PixelPipeline, cardPath, classMapDifferences, modelCard, onnxBytes } from '../../src/export';
 import { exportCheckpoint, randomizeBatchNorm } from '../helpers/deploy';
+import { tmpDir } from '../helpers/tmp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-preprocess-'));
+const dir = tmpDir('tsv-preprocess-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 /** Every file exported here, for the checker. */
 const exported: string[] = [];

@@ -6,7 +6,6 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -15,9 +14,10 @@ import { ENet } from '../../src/models/enet';
 import { Module } from '../../src/nn';
 import { exportCheckpoint, randomizeBatchNorm, startServer } from '../helpers/deploy';
 import { Predictor } from '../../src/infer';
+import { tmpDir } from '../helpers/tmp';
 
 const SERVER = path.resolve(__dirname, '..', '..', '..', 'examples', 'server', 'server.js');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-server-'));
+const dir = tmpDir('tsv-server-');
 const servers: ChildProcess[] = [];
 after(() => {
   for (const s of servers) s.kill();

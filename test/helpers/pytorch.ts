@@ -2,9 +2,9 @@
 // safetensors files. One Python process per call, so batch many cases into one script.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, loadSafetensors, saveSafetensors, getNumThreads } from '../../src/torch';
+import { tmpDir } from './tmp';
 
 export const PYTHON = process.env.TSVISION_PYTHON ?? '/usr/bin/python3';
 const SCRIPTS = path.resolve(__dirname, '..', '..', '..', 'scripts');
@@ -19,7 +19,7 @@ export function runTorch(code: string, inputs: Record<string, Tensor> = {}): Rec
 
 /** As runTorch; the script may also fill the dict `META` with strings (e.g. per-case errors). */
 export function runTorchWithMeta(code: string, inputs: Record<string, Tensor> = {}): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-py-'));
+  const dir = tmpDir('tsv-py-');
   try {
     const inFile = path.join(dir, 'in.safetensors');
     const outFile = path.join(dir, 'out.safetensors');

@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -14,6 +13,7 @@ import { ENet } from '../../src/models/enet';
 import { gradCam } from '../../src/infer/gradcam';
 import { saveCheckpoint } from '../../src/train/checkpoint';
 import { runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 const GRAD_CAM = `
 import reference_models as R
@@ -99,7 +99,7 @@ test('heatmapPng, by hand: the jet colour blended in by alpha × the map', async
 });
 
 test('tsvision explain: a heatmap PNG per image at the image\'s own size, the class it chose or --class, and clear errors', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-explain-'));
+  const dir = tmpDir('tsv-explain-');
   const run = (...args: string[]) => spawnSync(process.execPath, [path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js'), ...args], { encoding: 'utf8' });
   const t = run('train', '--epochs', '1', '--limit-batches', '3', '-b', '32', '-o', path.join(dir, 'run'));
   assert.equal(t.status, 0, t.stderr);
@@ -174,7 +174,7 @@ O['s3'], _, O['s3_p'] = seg_grad_cam('stage3.7', torch.tensor([2, 2]))
   s3.probability.forEach((p, i) => assert.ok(Math.abs(p - seg.s3_p.toNumbers()[i]) < 1e-5));
 
   // tsvision explain on a segment checkpoint: the region's heatmap at the image's own size.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-explain-seg-'));
+  const dir = tmpDir('tsv-explain-seg-');
   const ckpt = path.join(dir, 'enet.safetensors');
   saveCheckpoint(ckpt, enet, null, { epoch: 1, batch: 0, step: 1, config: { model: 'enet', modelOptions: {}, scenes: { size: 32 }, folders: { train: 'a', test: 'b', size: [32, 48], channels: 3 } }, classes: ['ground', 'road', 'car', 'tree'] });
   await sharp(Buffer.from(T.tidy(() => T.rand([50, 70, 3]).mul(255).floor().to('uint8').toArray() as Uint8Array)), { raw: { width: 70, height: 50, channels: 3 } }).png().toFile(path.join(dir, 'street.png'));

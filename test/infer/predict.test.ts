@@ -8,7 +8,6 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { parseCsv } from '../../src/data/label-csv';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -22,10 +21,11 @@ import { restoreNetwork } from '../../src/infer/restore';
 import { progressReporter } from '../../src/cli/predict';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, SCENE_CLASSES } from '../../src/data';
 import { runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-predict-'));
+const dir = tmpDir('tsv-predict-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const file = (name: string): string => path.join(dir, name);
 

@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { fitTemperature } from '../../src/metrics/calibration';
@@ -18,9 +17,10 @@ import { trainSegmentation } from '../../src/train/segment';
 import { restoreNetwork } from '../../src/infer/restore';
 import { runTorch } from '../helpers/pytorch';
 import { writeLeftRightFolder } from '../helpers/folders';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-calibrate-'));
+const tmp = (): string => tmpDir('tsv-calibrate-');
 const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 test('fitTemperature: the T of least NLL, as PyTorch\'s L-BFGS finds it on the same logits', () => {

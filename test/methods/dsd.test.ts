@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { runDsd } from '../../src/methods/dsd';
@@ -12,6 +11,7 @@ import { countZeroParameters, prunableWeights } from '../../src/methods/prune';
 import { createModel } from '../../src/models/registry';
 import { spawnSync } from 'node:child_process';
 import { writeLeftRightFolder } from '../helpers/folders';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
@@ -25,7 +25,7 @@ function weights(file: string): Map<string, T.Tensor> {
 }
 
 test('DSD: dense → sparse (masks held) → re-dense at lr/10, with the control, and reruns reuse phases', async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-dsd-'));
+  const out = tmpDir('tsv-dsd-');
   const logs: string[] = [];
   const cfg = { base, outDir: out, sparsity: 0.5, denseEpochs: 1, sparseEpochs: 1, redenseEpochs: 1 };
   const r = await runDsd(cfg, (l) => logs.push(l));
@@ -78,7 +78,7 @@ test('DSD: dense → sparse (masks held) → re-dense at lr/10, with the control
 });
 
 test('tsvision dsd takes train\'s label options: every phase weighs classes, mixes images and scores a validation split', async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-dsd-cli-'));
+  const root = tmpDir('tsv-dsd-cli-');
   await writeLeftRightFolder(path.join(root, 'data'), 10, 5);
   const out = path.join(root, 'run');
   const r = spawnSync(process.execPath, [CLI, 'dsd', '--train-dir', path.join(root, 'data'), '--image-size', '16', '--opt', 'widths=4,8', '--opt', 'hidden=8', '-b', '4', '--threads', '1',

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, PReLU } from '../../src/nn';
@@ -22,6 +21,7 @@ import { summary } from '../../src/metrics/summary';
 import { train } from '../../src/train/trainer';
 import { trainSegmentation } from '../../src/train/segment';
 import { assertClose, runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 type Net = FilterPrunable & { forward(x: T.Tensor): T.Tensor };
 // Small networks of each prunable kind: classifiers and segmentation networks (ICNet on a ResNet-18
@@ -192,7 +192,7 @@ test('surgery primitives: a flattened channel keeps its columns; transposed conv
 });
 
 test('end to end: prune a trained cnn, fine-tune, and report size, speed and accuracy', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-fprune-'));
+  const dir = tmpDir('tsv-fprune-');
   const t = await train({ model: 'cnn', modelOptions: { widths: [8, 16], hidden: 32 }, epochs: 1, batchSize: 64, limitBatches: 30, threads: 1, outDir: path.join(dir, 'base') }, () => {});
   const r = await runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.5, finetuneEpochs: 1, recipe: { limitBatches: 20, threads: 1 } }, () => {});
   assert.deepEqual(r.layers.map((l) => [l.before, l.after]), [[8, 4], [8, 4], [16, 8], [16, 8]]);
@@ -206,7 +206,7 @@ test('end to end: prune a trained cnn, fine-tune, and report size, speed and acc
 });
 
 test('end to end: prune a trained ICNet, fine-tune it with its own recipe, and report size, speed and mIoU', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-fprune-seg-'));
+  const dir = tmpDir('tsv-fprune-seg-');
   const scenes = { size: 32, trainCount: 96, testCount: 32, maxItems: 2 };
   const t = await trainSegmentation({ model: 'icnet', modelOptions: { width: 8, pspChannels: 16, cffChannels: 8 }, epochs: 1, batchSize: 16, threads: 1, scenes, outDir: path.join(dir, 'base') }, () => {});
   const r = await runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.5, finetuneEpochs: 1, recipe: { threads: 1 } }, () => {});
@@ -229,7 +229,7 @@ test('end to end: prune a trained ICNet, fine-tune it with its own recipe, and r
 });
 
 test('end to end: prune a trained ENet, fine-tune it with its own recipe, and report size, speed and mIoU', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-fprune-enet-'));
+  const dir = tmpDir('tsv-fprune-enet-');
   const scenes = { size: 32, trainCount: 96, testCount: 32, maxItems: 2 };
   const t = await trainSegmentation({ model: 'enet', epochs: 1, batchSize: 16, threads: 1, scenes, outDir: path.join(dir, 'base') }, () => {});
   const r = await runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, 'prune'), keepRate: 0.5, finetuneEpochs: 1, recipe: { threads: 1 } }, () => {});
@@ -247,7 +247,7 @@ test('end to end: prune a trained ENet, fine-tune it with its own recipe, and re
 });
 
 test('--distil: the pruned network fine-tunes on the original\'s logits (classifiers by mimicry, segmentation networks at every pixel) and ends closer to them than on labels', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-fprune-distil-'));
+  const dir = tmpDir('tsv-fprune-distil-');
   try {
     const t = await train({ model: 'cnn', modelOptions: { widths: [8, 16], hidden: 32 }, epochs: 1, batchSize: 64, limitBatches: 30, threads: 1, outDir: path.join(dir, 'base') }, () => {});
     const run = (distil: boolean) => runFilterPrune({ checkpoint: t.checkpoint, outDir: path.join(dir, distil ? 'distil' : 'labels'), keepRate: 0.5, finetuneEpochs: 1, recipe: { limitBatches: 20, threads: 1 }, distil }, () => {});

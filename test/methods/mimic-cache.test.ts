@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { DataLoader, TensorDataset } from '../../src/data';
@@ -17,9 +16,10 @@ import { CachedLogits, loadTeacher, mimicLoss } from '../../src/methods/mimic';
 import { createMethod } from '../../src/methods/method';
 import { ShallowNet } from '../../src/models/shallow';
 import { trainSegmentation } from '../../src/train/segment';
+import { tmpDir } from '../helpers/tmp';
 
 const quiet = (): void => {};
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-cache-'));
+const tmp = (): string => tmpDir('tsv-cache-');
 
 /** Every batch of an epoch as (dataset indices, labels). */
 async function epochOf(loader: DataLoader, e: number): Promise<{ samples: number[]; labels: number[] }[]> {

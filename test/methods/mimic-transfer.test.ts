@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -21,9 +20,10 @@ import { ShallowNet } from '../../src/models/shallow';
 import { createClassifier } from '../../src/models/registry';
 import { writeLeftRightFolder } from '../helpers/folders';
 import { assertRefused, cli } from '../helpers/cli';
+import { tmpDir } from '../helpers/tmp';
 
 const quiet = (): void => {};
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-transfer-'));
+const tmp = (): string => tmpDir('tsv-transfer-');
 const options = { batchSize: 64, seed: 0, augment: false };
 
 /** Every label of a training set, in its order (a batch source in one batch; a per-sample one image by image). */

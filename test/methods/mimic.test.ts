@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { distillationLoss, mimicLoss, loadTeacher } from '../../src/methods/mimic';
@@ -16,9 +15,10 @@ import { createModel } from '../../src/models/registry';
 import { makeLoaders } from '../../src/train/datasets';
 import type { Batch } from '../../src/data';
 import { assertClose, runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 const quiet = (): void => {};
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-mimic-'));
+const tmp = (): string => tmpDir('tsv-mimic-');
 
 test('mimicLoss on bfloat16 logits (--bf16) is computed in float32 on their values, as autocast runs mse_loss', () => {
   T.manualSeed(1);

@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { MagnitudeMasks, prunableWeights, topKMask } from '../../src/methods/prune';
@@ -14,8 +13,9 @@ import { readCheckpoint } from '../../src/train/checkpoint';
 import { SGD, Adam } from '../../src/optim';
 import { Parameter } from '../../src/nn';
 import { runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-prune-'));
+const tmp = (): string => tmpDir('tsv-prune-');
 const quiet = (): void => {};
 const small = { widths: [8, 16] as [number, number], hidden: 32 };
 const same = (a: T.Tensor, b: T.Tensor): boolean => JSON.stringify(Array.from(a.toArray() as ArrayLike<number | bigint>, String)) === JSON.stringify(Array.from(b.toArray() as ArrayLike<number | bigint>, String));

@@ -16,9 +16,10 @@ import { writeSegmentationFolder } from '../helpers/folders';
 import { ConcatDataset, SegmentationFiles, UnlabelledImages } from '../../src/data';
 import { PixelLabelledImages } from '../../src/data/pixel-labels';
 import { assertRefused, cli } from '../helpers/cli';
+import { tmpDir } from '../helpers/tmp';
 
 const quiet = (): void => {};
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-segmimic-'));
+const tmp = (): string => tmpDir('tsv-segmimic-');
 const SCENES = { size: 32, trainCount: 32, testCount: 8, maxItems: 2 };
 
 /** A small trained teacher: DeepLab-V3 at a quarter width, a few steps on 32×32 scenes. */

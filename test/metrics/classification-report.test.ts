@@ -2,14 +2,13 @@
 // and calibration (ECE, MCE, the reliability diagram of Guo et al. 2017), each by hand.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { classificationReport, mostConfused } from '../../src/metrics/classification';
 import { CalibrationMeter } from '../../src/metrics/calibration';
 import { reliabilitySvg, saveReliabilityPng } from '../../src/report/calibration';
+import { tmpDir } from '../helpers/tmp';
 
 const close = (a: number | null, b: number | null, what: string): void => {
   if (a === null || b === null) return assert.equal(a, b, what);
@@ -102,7 +101,7 @@ test('CalibrationMeter by hand (5 bins, a confidence of exactly 1 in the last), 
 test('calibration.png: each bin\'s accuracy is a bar, the gap to its confidence shaded', async () => {
   const m = new CalibrationMeter(5);
   m.update(T.tensor([[0.9, 0.1], [0.3, 0.7], [0.05, 0.95], [0.55, 0.45], [1, 0]]), T.tensor([0, 0, 1, 1, 0], { dtype: 'int64' }));
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-calib-')), 'calibration.png');
+  const file = path.join(tmpDir('tsv-calib-'), 'calibration.png');
   await saveReliabilityPng(file, [{ calibration: m.result(), title: 'test' }]);
   const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   assert.equal(info.width, 520);

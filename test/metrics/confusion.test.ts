@@ -2,13 +2,12 @@
 // confusion.png): every cell has the colour of its row fraction, rows being true classes.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
 import { ConfusionMatrix } from '../../src/metrics/confusion';
 import { cellColor, confusionLayout, saveConfusionPng } from '../../src/report/confusion';
+import { tmpDir } from '../helpers/tmp';
 
 test('ConfusionMatrix: classifier logits [N, C] against labels [N], by hand; 255 ignored', () => {
   const m = new ConfusionMatrix(3);
@@ -31,7 +30,7 @@ test('confusion.png: each cell coloured by its row fraction (rows: true classes)
     [0, 0, 0],
   ];
   const classes = ['cat', 'dog', 'a long class name'];
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-confusion-')), 'confusion.png');
+  const file = path.join(tmpDir('tsv-confusion-'), 'confusion.png');
   await saveConfusionPng(file, counts, classes, 'test');
   const L = confusionLayout(3, 'a long class name'.length);
   const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });

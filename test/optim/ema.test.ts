@@ -2,9 +2,6 @@
 // run with --ema whose ema.safetensors re-scores its recorded number and survives an interruption exactly.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { BatchNorm2d, Linear, Module } from '../../src/nn';
 import { ExponentialMovingAverage } from '../../src/optim';
@@ -12,6 +9,7 @@ import { EpochRecord, bestEpoch, evaluate, train } from '../../src/train/trainer
 import { readWeights } from '../../src/train/checkpoint';
 import { makeLoaders } from '../../src/train/datasets';
 import { restoreNetwork } from '../../src/infer/restore';
+import { tmpDir } from '../helpers/tmp';
 
 class Tiny extends Module {
   fc = new Linear(1, 1, { bias: false });
@@ -46,7 +44,7 @@ test('ExponentialMovingAverage by hand: ema ← d·ema + (1 − d)·w, d = min(d
 });
 
 test('train with --ema: ema.safetensors re-scores the last epoch\'s EMA number, and an interrupted run resumes to the same average', async () => {
-  const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ema-'));
+  const tmp = () => tmpDir('tsv-ema-');
   const base = { modelOptions: { widths: [8, 16], hidden: 32 }, epochs: 2, batchSize: 32, limitBatches: 4, seed: 6, threads: 1, ema: 0.9 };
   const full = await train({ ...base, outDir: tmp() }, () => {});
   const last = full.history[full.history.length - 1];
@@ -73,7 +71,7 @@ test('the best epoch with a moving average: its weights compete after the traine
 });
 
 test('train with --ema and --val-split: best.safetensors holds the winner, the average or the weights, and re-scores its validation top-1', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-ema-best-'));
+  const dir = tmpDir('tsv-ema-best-');
   const r = await train({ modelOptions: { widths: [8, 16], hidden: 32 }, data: { kind: 'fashion-mnist', valSplit: 0.1 }, epochs: 1, batchSize: 32, limitBatches: 4, seed: 6, threads: 1, ema: 0.9, outDir: dir }, () => {});
   assert.ok(r.best);
   // After these 4 steps the average scores above the weights on the validation images (28.1% against 27.7%

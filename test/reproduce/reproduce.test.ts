@@ -4,7 +4,6 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { getNumThreads } from '../../src/torch';
@@ -20,8 +19,9 @@ import { MIMIC_QUICK_BUDGET, MIMIC_VARIANTS, reproduceMimic } from '../../src/re
 import { DSD_PHASES, DSD_QUICK_BUDGET, reproduceDsd } from '../../src/reproduce/dsd';
 import { PSPNET_VARIANTS, reproducePspnet } from '../../src/reproduce/pspnet';
 import { DEEPLABV3_VARIANTS, reproduceDeeplabv3 } from '../../src/reproduce/deeplabv3';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-repro-'));
+const tmp = (): string => tmpDir('tsv-repro-');
 const pct = (x: number): string => (100 * x).toFixed(2);
 const millions = (x: number): string => (x / 1e6).toFixed(2);
 const count = (s: string): number => Number(s.replace(/,/g, ''));

@@ -4,16 +4,15 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { backwardInParts, microBatches } from '../../src/train/accumulate';
 import { TrainConfig, train } from '../../src/train/trainer';
 import { buildSegmentationModel, resolveSegmentConfig, runClassWeights, segmentationData, trainSegmentation } from '../../src/train/segment';
 import { Tensor, crossEntropy, manualSeed, noGrad, randn, tensor, tidy } from '../../src/torch';
 import { Linear } from '../../src/nn';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-accum-'));
+const tmp = (): string => tmpDir('tsv-accum-');
 const quiet = (): void => {};
 const numbers = (t: Tensor): number[] => Array.from(t.to('float64').toArray() as Float64Array);
 

@@ -4,16 +4,15 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { DeepLabV3 } from '../../src/models/deeplabv3';
 import { ENet } from '../../src/models/enet';
 import { loadBackbone, trainSegmentation } from '../../src/train/segment';
 import { PYTHON, assertClose, runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-backbone-'));
+const dir = tmpDir('tsv-backbone-');
 const pth = path.join(dir, 'resnet18.pth');
 const converted = path.join(dir, 'resnet18.safetensors');
 const SCRIPT = path.resolve(__dirname, '..', '..', '..', 'scripts', 'pth2safetensors.py');

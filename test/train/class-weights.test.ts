@@ -3,8 +3,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
@@ -13,9 +11,10 @@ import { balancedClassWeights, makeLoaders } from '../../src/train/datasets';
 import { restoreNetwork } from '../../src/infer/restore';
 import { runTorch } from '../helpers/pytorch';
 import { writeLeftRightFolder } from '../helpers/folders';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-weights-'));
+const tmp = (): string => tmpDir('tsv-weights-');
 
 test('balanced class weights by hand: N / (K · n_c) over the classes present, 0 for an absent one; counted after the held-out shares', async () => {
   assert.deepEqual(balancedClassWeights([12, 4, 0]), [16 / 24, 2, 0]);

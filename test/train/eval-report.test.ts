@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -22,9 +21,10 @@ import { restoreNetwork } from '../../src/infer/restore';
 import { BatchSubset, DataLoader, compose, normalize, toFloat } from '../../src/data';
 import { FashionScenes } from '../../src/data/fashion-scenes';
 import type { SegmentationNet } from '../../src/models/segmentation';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-evalrep-'));
+const tmp = (): string => tmpDir('tsv-evalrep-');
 
 test('evaluate({ mistakes }): each listed image, run alone, gets the listed answer at the listed probability; none is missed', async () => {
   T.manualSeed(4);

@@ -4,8 +4,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
 import { BatchNorm2d, Linear } from '../../src/nn';
@@ -19,10 +17,11 @@ import { restoreNetwork } from '../../src/infer/restore';
 import { PYTHON, assertClose, runTorch } from '../helpers/pytorch';
 import { writeLeftRightFolder } from '../helpers/folders';
 import sharp from 'sharp';
+import { tmpDir } from '../helpers/tmp';
 
 const SCRIPTS = path.resolve(__dirname, '..', '..', '..', 'scripts');
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-finetune-'));
+const tmp = (): string => tmpDir('tsv-finetune-');
 
 async function folders(dir: string, size: number): Promise<Extract<TrainConfig['data'], { kind: 'image-folder' }> & { test: string }> {
   await writeLeftRightFolder(path.join(dir, 'train'), 12);

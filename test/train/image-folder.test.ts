@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { train } from '../../src/train/trainer';
 import { writeLeftRightFolder } from '../helpers/folders';
+import { tmpDir } from '../helpers/tmp';
 
 test('a model trains on image folders and learns an easy two-class task', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-folder-'));
+  const dir = tmpDir('tsv-folder-');
   await writeLeftRightFolder(path.join(dir, 'train'), 24);
   await writeLeftRightFolder(path.join(dir, 'test'), 8);
   const r = await train(

@@ -1,13 +1,12 @@
 // safetensors both ways with PyTorch, and the .pth converter: same weights, same outputs.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as T from '../../src/torch';
 import { createModel } from '../../src/models/registry';
 import { PYTHON, assertClose, runTorch } from '../helpers/pytorch';
+import { tmpDir } from '../helpers/tmp';
 
 const SCRIPTS = path.resolve(__dirname, '..', '..', '..', 'scripts');
 
@@ -16,7 +15,7 @@ test('weights written by tsvision load into torchvision and give the same logits
   const model = createModel('resnet18', { numClasses: 7 }).eval();
   const x = T.randn([2, 3, 64, 64]);
   const ours = T.noGrad(() => model.forward(x));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-interop-'));
+  const dir = tmpDir('tsv-interop-');
   const file = path.join(dir, 'r18.safetensors');
   T.saveSafetensors(file, model.stateDict());
   const ref = runTorch(
@@ -33,7 +32,7 @@ test('weights written by tsvision load into torchvision and give the same logits
 });
 
 test('a torchvision .pth converted by scripts/pth2safetensors.py loads unchanged and gives the same logits', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-pth-'));
+  const dir = tmpDir('tsv-pth-');
   const pth = path.join(dir, 'r18.pth');
   const st = path.join(dir, 'r18.safetensors');
   const x = T.randn([1, 3, 64, 64]);

@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { findLearningRate, findSegmentationLearningRate, lrAt, smoothLosses, suggestLr } from '../../src/train/lr-find';
 import { trainSegmentation } from '../../src/train/segment';
+import { tmpDir } from '../helpers/tmp';
 
 test('the sweep, the smoothing and the suggestion, by hand', () => {
   // 1e-4 to 1 in 5 steps: one decade a step.
@@ -44,7 +44,7 @@ test('a sweep on Fashion-MNIST: rates grow as asked, the loss falls, then diverg
 });
 
 test('tsvision lr-find: a suggestion, lr-find.png and lr-find.json; bad sweeps are refused', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-lrf-'));
+  const dir = tmpDir('tsv-lrf-');
   const cli = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
   const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'lr-find', ...args], { encoding: 'utf8' });
   const r = run('--steps', '20', '--start', '1e-3', '--end', '1', '-b', '32', '-o', dir);
@@ -61,7 +61,7 @@ test('tsvision lr-find: a suggestion, lr-find.png and lr-find.json; bad sweeps a
 
 test('segment --lr-find: the sweep trains with the run\'s own network, data and loss (its first loss is the run\'s first batch\'s), and writes the files', async () => {
   const scenes = { size: 32, trainCount: 24, testCount: 4, maxItems: 2 };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-lrf-seg-'));
+  const dir = tmpDir('tsv-lrf-seg-');
   const r = await findSegmentationLearningRate({ model: 'enet', batchSize: 8, seed: 3, threads: 1, scenes }, { start: 1e-5, end: 10, steps: 12 });
   r.lrs.forEach((lr, i) => assert.ok(Math.abs(lr / lrAt(i, 12, 1e-5, 10) - 1) < 1e-12));
   // One batch of an ordinary run with the same settings: its training loss is the loss before the first

@@ -6,7 +6,6 @@ import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -16,9 +15,10 @@ import { CENTER_CROP_FRACTION, makeLoaders } from '../../src/train/datasets';
 import { createModel, createSegmentationModel } from '../../src/models/registry';
 import { readWeights, saveCheckpoint } from '../../src/train/checkpoint';
 import { Predictor } from '../../src/infer';
+import { tmpDir } from '../helpers/tmp';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-resizecrop-'));
+const dir = tmpDir('tsv-resizecrop-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** root/<a|b>/<i>.png: n wide 24×48 RGB images of random pixels, class b brighter. */

@@ -3,14 +3,14 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { TrainConfig, NonFiniteLossError, train } from '../../src/train/trainer';
 import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../../src/train/checkpoint';
 import { createModel } from '../../src/models/registry';
 import { Tensor, loadSafetensors, saveSafetensors } from '../../src/torch';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-train-'));
+const tmp = (): string => tmpDir('tsv-train-');
 // Small and quick, yet with dropout (the RNG must be restored) and momentum (optimizer state must be too).
 const base = (outDir: string): Partial<TrainConfig> => ({
   model: 'cnn',

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as T from '../../src/torch';
@@ -14,8 +13,9 @@ import { enetClassWeights, evaluateSegmentation, segmentationData, trainSegmenta
 import { createSegmentationModel } from '../../src/models/registry';
 import { saveSegmentationOverlays } from '../../src/report/overlay';
 import { loadWeights, readCheckpoint } from '../../src/train/checkpoint';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-seg-'));
+const tmp = (): string => tmpDir('tsv-seg-');
 
 test('Fashion-MNIST scenes: labels mark exactly the garment pixels; layouts are reproducible per seed and split', () => {
   const a = new FashionScenes({ split: 'train', count: 300, size: 48, seed: 5 });

@@ -4,14 +4,14 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { SampleSubset } from '../../src/data';
 import { makeLoaders } from '../../src/train/datasets';
 import { segmentationData } from '../../src/train/segment';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-testsplit-'));
+const tmp = (): string => tmpDir('tsv-testsplit-');
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const indicesOf = (d: unknown): number[] => {
   assert.ok(d instanceof SampleSubset, 'a subset of the folder');

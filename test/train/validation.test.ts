@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { BatchSubset, TensorDataset, stratifiedSplit } from '../../src/data';
@@ -15,8 +14,9 @@ import { restoreNetwork } from '../../src/infer/restore';
 import { evaluateSegmentation, segmentationData, trainSegmentation } from '../../src/train/segment';
 import type { SegmentationNet } from '../../src/models/segmentation';
 import * as T from '../../src/torch';
+import { tmpDir } from '../helpers/tmp';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'tsv-val-'));
+const tmp = (): string => tmpDir('tsv-val-');
 const quiet = (): void => {};
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 

@@ -1112,6 +1112,29 @@ program
   });
 
 program
+  .command('compare')
+  .description('runs of train or segment side by side, from their report.json: model, parameters, epochs, loss, test and best validation scores, time per epoch, and a column for every setting in which they differ; --plot draws their curves together')
+  .argument('<runs...>', 'run folders (each holding the report.json of a train or segment run), or folders of them such as runs/ or a dsd, mimic or prune output (its phases)')
+  .option('--plot <file.png>', 'also draw every run\'s test score and training loss per epoch into this PNG')
+  .option('--sort', 'best last-epoch test score first (default: in the order given)', false)
+  .option('--json', 'print the runs as JSON (scores in [0, 1]) instead of tables', false)
+  .action(async (dirs: string[], o: { plot?: string; sort: boolean; json: boolean }) => {
+    const { findRuns, readRun, comparisonTable, plotComparison } = await import('../report/compare');
+    const runs = findRuns(dirs).map(readRun);
+    if (o.sort) runs.sort((a, b) => (Number.isFinite(b.test) ? b.test : -1) - (Number.isFinite(a.test) ? a.test : -1));
+    if (o.json) console.log(JSON.stringify(runs, null, 2));
+    else {
+      // Classifiers and segmentation networks score differently: a table for each kind present.
+      const kinds = [...new Set(runs.map((r) => r.kind))];
+      console.log(kinds.map((k) => `${kinds.length > 1 ? `${k}:\n\n` : ''}${comparisonTable(runs.filter((r) => r.kind === k))}`).join('\n\n'));
+    }
+    if (o.plot) {
+      await plotComparison(o.plot, runs);
+      if (!o.json) console.log(`\nplot: ${o.plot}`);
+    }
+  });
+
+program
   .command('reproduce')
   .description('reproduce a paper\'s central claim at small scale on Fashion-MNIST (segmentation papers: on its scenes), over seeds; writes REPORT.md and a PNG plot')
   .argument('<paper>', `one of: ${REPRODUCTIONS.join(', ')}`, (v: string): ReproductionName => {

@@ -13,6 +13,7 @@ import { evaluate } from '../train/trainer';
 import { makeOptimizer } from '../train/optimizers';
 import { writeFileAtomic } from '../util/fs';
 import { STOP_SIGNALS, StopSignal } from '../train/progress';
+export { markdownTable, parseMarkdownTables } from '../report/markdown';
 
 export type Net = Module & { forward(x: Tensor): Tensor };
 export type Log = (line: string) => void;
@@ -204,28 +205,6 @@ export function budgetLine(b: Budget): string {
     `(linear warm-up over ${RECIPE.warmupEpochs} epoch, then cosine decay to 0), no augmentation; test top-1 on ` +
     `${b.testSamples >= 10000 ? 'the full 10,000-image test set' : `the first ${int(b.testSamples)} test images`}`
   );
-}
-
-/** A GitHub-flavoured markdown table. */
-export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
-}
-
-/** Every markdown table in `md`, as header cells and body rows of trimmed cells (for tests and tooling). */
-export function parseMarkdownTables(md: string): { header: string[]; rows: string[][] }[] {
-  const tables: { header: string[]; rows: string[][] }[] = [];
-  const cells = (l: string): string[] => l.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
-  const lines = md.split('\n');
-  for (let i = 0; i + 1 < lines.length; i++) {
-    if (!lines[i].trim().startsWith('|') || !/^\|(\s*:?-+:?\s*\|)+\s*$/.test(lines[i + 1].trim())) continue;
-    const t = { header: cells(lines[i]), rows: [] as string[][] };
-    let j = i + 2;
-    for (; j < lines.length && lines[j].trim().startsWith('|'); j++) t.rows.push(cells(lines[j]));
-    tables.push(t);
-    i = j - 1;
-  }
-  return tables;
 }
 
 /** The command line that regenerates a report. */

@@ -470,7 +470,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
   if (resumed) {
     const before = resumed.state.config as SegmentConfig;
-    if (!before?.scenes) throw new Error(`${cfgIn.resume} is not a checkpoint of \`tsvision segment\``);
+    if (!before?.scenes) throw new Error(`${cfgIn.resume} is not a checkpoint of \`tsvision segment\`${before ? `: a classifier's; continue it with tsvision train --resume ${cfgIn.resume}` : ''}`);
     // Checkpoints from before the model choice trained ENet with Adam.
     cfg = { ...DEFAULT_SEGMENT_CONFIG, ...before, outDir: cfgIn.outDir ?? before.outDir, threads: cfgIn.threads ?? before.threads };
   }

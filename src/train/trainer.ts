@@ -277,6 +277,9 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   let resumed: ReturnType<typeof readCheckpoint> | null = null;
   if (cfgIn.resume) {
     resumed = readCheckpoint(cfgIn.resume);
+    // (The test of segment.ts's isSegmentConfig, which this file cannot import: segment.ts imports it.)
+    const kind = resumed.state.config as Record<string, unknown> | undefined;
+    if (kind && 'scenes' in kind) throw new Error(`${cfgIn.resume} is a checkpoint of \`tsvision segment\`: continue it with tsvision segment --resume ${cfgIn.resume}`);
     // The run continues with the configuration it started with; only the output place may change.
     cfg = { ...DEFAULT_CONFIG, ...(resumed.state.config as TrainConfig), outDir: cfg.outDir, stopAfterSteps: cfgIn.stopAfterSteps ?? 0 };
   }

@@ -13,6 +13,7 @@ import { enetClassWeights, evaluateSegmentation, segmentationData, trainSegmenta
 import { createSegmentationModel } from '../../src/models/registry';
 import { saveSegmentationOverlays } from '../../src/report/overlay';
 import { loadWeights, readCheckpoint } from '../../src/train/checkpoint';
+import { train } from '../../src/train/trainer';
 import { tmpDir } from '../helpers/tmp';
 
 const tmp = (): string => tmpDir('tsv-seg-');
@@ -116,6 +117,10 @@ test('segment stops mid-epoch on SIGTERM or after --stop-after-steps, and --resu
   assert.deepEqual([state.epoch, state.batch, state.step], [1, 3, 9]);
   same(await trainSegmentation({ resume: stopped.checkpoint, outDir: dir2 }, () => {}));
   await assert.rejects(trainSegmentation({ resume: '/nonexistent/c.safetensors' }, () => {}), /no such file/);
+  // The other command's checkpoint: each error says which command continues it.
+  await assert.rejects(train({ resume: stopped.checkpoint }, () => {}), /is a checkpoint of `tsvision segment`: continue it with tsvision segment --resume/);
+  const cls = await train({ epochs: 1, limitBatches: 1, batchSize: 16, threads: 1, outDir: tmp() }, () => {});
+  await assert.rejects(trainSegmentation({ resume: cls.checkpoint }, () => {}), /is not a checkpoint of `tsvision segment`: a classifier's; continue it with tsvision train --resume/);
 });
 
 test('segment trains ICNet with its recipe (SGD, momentum 0.9) and cascade loss; its checkpoint rebuilds the same network', async () => {

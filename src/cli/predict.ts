@@ -66,12 +66,16 @@ export async function predictCommand(weights: string, args: readonly string[], o
   if (o.csv && predictor.segmentation) throw new Error(`--csv lists classifier answers; ${predictor.name} is a segmentation network (use --out for masks)`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
+  const failed: { file: string; error: string }[] = [];
   const progress = progressReporter(files.length);
   try {
     await predictAll(predictor, files, names, o, (r) => {
       results.push(r);
       if (!o.json) console.log(describe(r, predictor.classes));
-    }, () => progress?.update(results.length));
+    }, (file, error) => {
+      failed.push({ file, error });
+      process.stderr.write(`tsvision: skipped ${file}: ${error}\n`);
+    }, () => progress?.update(results.length + failed.length));
   } finally {
     progress?.end(); // a failed run does not leave its error on the progress line
   }
@@ -81,24 +85,56 @@ export async function predictCommand(weights: string, args: readonly string[], o
   }
   if (o.json) {
     const task = predictor.segmentation ? 'segmentation' : 'classification';
-    console.log(JSON.stringify({ model: predictor.name, task, classes: predictor.classes, results }, null, 2));
+    console.log(JSON.stringify({ model: predictor.name, task, classes: predictor.classes, results, ...(failed.length ? { failed } : {}) }, null, 2));
+  }
+  // One unreadable file among thousands should not cost the others' answers, but scripts must notice it.
+  if (failed.length) {
+    process.stderr.write(`tsvision: ${failed.length} of ${files.length} image${files.length === 1 ? '' : 's'} could not be read or decoded (listed above); the others were answered\n`);
+    process.exitCode = 1;
   }
 }
 
-/** Batches of --batch-size files: read and decoded concurrently, run through the network together, reported in order. */
-async function predictAll(predictor: Predictor, files: readonly string[], names: readonly string[] | null, o: PredictCommandOptions, report: (r: Result) => void, batchDone: () => void): Promise<void> {
+/**
+ * Batches of --batch-size files: read and decoded concurrently, run through the network together, reported in
+ * order. A batch with a file that cannot be read or decoded is run again one image at a time, so that only
+ * that file is skipped (`skip`).
+ */
+async function predictAll(predictor: Predictor, files: readonly string[], names: readonly string[] | null, o: PredictCommandOptions, report: (r: Result) => void, skip: (file: string, error: string) => void, batchDone: () => void): Promise<void> {
   for (let start = 0; start < files.length; start += o.batchSize) {
-    const batch = await Promise.all(files.slice(start, start + o.batchSize).map(readImage));
-    const done: Result[] = predictor.segmentation
-      ? await Promise.all(
-          (await predictor.segmentMany(batch, { scales: o.scales, flip: o.flip, crop: o.crop, stride: o.stride, windowsPerCall: o.windowsPerCall, batchSize: o.batchSize, keepImage: !!o.out })).map((p, j) =>
-            segmentResult(p, batch[j].name, o, names?.[start + j]),
-          ),
-        )
-      : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize, flip: o.flip })).map((top, j) => ({ file: batch[j].name, top, ...(o.minConfidence !== undefined ? { unsure: top[0].probability < o.minConfidence } : {}) }));
-    done.forEach(report);
+    const slice = files.slice(start, start + o.batchSize);
+    try {
+      (await predictBatch(predictor, slice, start, names, o)).forEach(report);
+    } catch (e) {
+      if (!isImageError(e)) throw e;
+      // The batch again one image at a time: only the bad files are skipped.
+      for (let j = 0; j < slice.length; j++) {
+        try {
+          (await predictBatch(predictor, [slice[j]], start + j, names, o)).forEach(report);
+        } catch (e1) {
+          if (!isImageError(e1)) throw e1;
+          skip(slice[j], imageError(e1 as Error, slice[j]));
+        }
+      }
+    }
     batchDone();
   }
+}
+
+/** The errors of reading or decoding one file (readImage, the decoder): the rest of the images can go on. */
+const isImageError = (e: unknown): boolean => e instanceof Error && /^(cannot decode |cannot read )|: no such file$| is a folder, not an image$/.test(e.message);
+/** The message without the file name it starts with (the skip line names the file). */
+const imageError = (e: Error, file: string): string => e.message.replace(`cannot decode ${file}: `, '').replace(`cannot read ${file}: `, '');
+
+async function predictBatch(predictor: Predictor, slice: readonly string[], start: number, names: readonly string[] | null, o: PredictCommandOptions): Promise<Result[]> {
+  const batch = await Promise.all(slice.map(readImage));
+  const done: Result[] = predictor.segmentation
+    ? await Promise.all(
+        (await predictor.segmentMany(batch, { scales: o.scales, flip: o.flip, crop: o.crop, stride: o.stride, windowsPerCall: o.windowsPerCall, batchSize: o.batchSize, keepImage: !!o.out })).map((p, j) =>
+          segmentResult(p, batch[j].name, o, names?.[start + j]),
+        ),
+      )
+    : (await predictor.classifyMany(batch, { topK: o.top, batchSize: o.batchSize, flip: o.flip })).map((top, j) => ({ file: batch[j].name, top, ...(o.minConfidence !== undefined ? { unsure: top[0].probability < o.minConfidence } : {}) }));
+  return done;
 }
 
 /**

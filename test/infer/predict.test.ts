@@ -566,8 +566,8 @@ test('clear errors naming the file: missing, corrupt, an empty folder, a folder 
   fs.mkdirSync(empty);
   const cases: [string[], RegExp][] = [
     [['predict', clsCkpt, file('missing.png')], /missing\.png: no such file/],
-    [['predict', clsCkpt, corrupt], /cannot decode .*corrupt\.png/],
-    [['predict', segCkpt, corrupt, '-o', file('o2')], /cannot decode .*corrupt\.png/],
+    [['predict', clsCkpt, corrupt], /skipped .*corrupt\.png: .*\n.*1 of 1 image could not be read or decoded/],
+    [['predict', segCkpt, corrupt, '-o', file('o2')], /skipped .*corrupt\.png: /],
     [['predict', clsCkpt, empty], /empty: a folder with no \.png\/\.jpg\/\.jpeg images/],
     [['predict', clsCkpt, IMAGES.rgba, '-o', file('o3')], /--out writes segmentation masks; resnet18 is a classifier/],
     [['predict', file('known-not.safetensors'), IMAGES.rgba], /known-not\.safetensors: no such file/],
@@ -579,6 +579,21 @@ test('clear errors naming the file: missing, corrupt, an empty folder, a folder 
     assert.match(r.stderr, message);
     assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
   }
+  // A corrupt file among good ones (in the middle of a batch): the others are answered, in order and as
+  // each is alone; the bad one is named, listed in --json's `failed`, and the exit code says so.
+  const mixed = file('mixed');
+  fs.mkdirSync(mixed);
+  for (const [name, from] of [['a.png', IMAGES.rgba], ['b.png', corrupt], ['c.png', IMAGES.flat], ['d.png', IMAGES.grey]]) fs.copyFileSync(from, path.join(mixed, name));
+  const m = run('predict', clsCkpt, mixed, '--batch-size', '4', '--json');
+  assert.equal(m.status, 1, m.stderr);
+  assert.match(m.stderr, /skipped .*b\.png: .*\n.*1 of 4 images could not be read or decoded \(listed above\); the others were answered/);
+  const doc = JSON.parse(m.stdout) as { results: { file: string; top: { class: string; probability: number }[] }[]; failed: { file: string; error: string }[] };
+  assert.deepEqual(doc.results.map((r) => path.basename(r.file)), ['a.png', 'c.png', 'd.png']);
+  assert.deepEqual(doc.failed.map((f) => path.basename(f.file)), ['b.png']);
+  // (Within float rounding: a batch of three sums its convolutions in another order than a batch of one.)
+  const alone = JSON.parse(run('predict', clsCkpt, path.join(mixed, 'c.png'), '--json').stdout) as typeof doc;
+  assert.deepEqual(doc.results[1].top.map((t) => t.class), alone.results[0].top.map((t) => t.class));
+  doc.results[1].top.forEach((t, i) => assert.ok(Math.abs(t.probability - alone.results[0].top[i].probability) < 1e-6));
   const p = await Predictor.load(clsCkpt);
   await assert.rejects(p.classify(file('nope.png')), /nope\.png: no such file/);
   await assert.rejects(p.classify(dir), /is a folder, not an image/);

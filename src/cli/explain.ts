@@ -9,7 +9,7 @@ import { Predictor } from '../infer/predict';
 import { Normalization } from '../infer/restore';
 import { heatmapPng } from '../report/overlay';
 import { writeFileAtomic } from '../util/fs';
-import { expandImages, outputNames } from './predict';
+import { SkippedImages, expandImages, outputNames } from './predict';
 
 export interface ExplainCommandOptions {
   model?: string;
@@ -33,8 +33,10 @@ export async function explainCommand(weights: string, args: readonly string[], o
   const predictor = await Predictor.load(weights, { model: o.model, opt: o.opt, size: o.size, ...(o.resize ? { resize: folderFit({ resize: o.resize }) } : {}), normalization: o.normalization, optimize: false });
   const classIndex = o.class === undefined ? undefined : classOf(o.class, predictor.classes);
   const results = [];
+  const skipped = new SkippedImages();
   for (const [i, file] of files.entries()) {
-    const e = await predictor.explain(file, { layer: o.layer, classIndex });
+    const e = await skipped.attempt(file, () => predictor.explain(file, { layer: o.layer, classIndex }));
+    if (!e) continue;
     const out = path.join(o.out, `${names[i]}.gradcam.png`);
     // ReLU(Σ α_k A^k) can be 0 everywhere: no position adds evidence for the class at this layer.
     const empty = tidy(() => e.heatmap.max().item()) === 0;
@@ -51,6 +53,7 @@ export async function explainCommand(weights: string, args: readonly string[], o
     if (!o.json) console.log(`${file}: ${what} (Grad-CAM of ${r.layer}${note}) → ${out}`);
   }
   if (o.json) console.log(JSON.stringify(results, null, 2));
+  skipped.finish(files.length);
 }
 
 /** A class by name, or by index when no class has that name. */

@@ -66,16 +66,13 @@ export async function predictCommand(weights: string, args: readonly string[], o
   if (o.csv && predictor.segmentation) throw new Error(`--csv lists classifier answers; ${predictor.name} is a segmentation network (use --out for masks)`);
   const names = o.out ? outputNames(files) : null;
   const results: Result[] = [];
-  const failed: { file: string; error: string }[] = [];
+  const skipped = new SkippedImages();
   const progress = progressReporter(files.length);
   try {
     await predictAll(predictor, files, names, o, (r) => {
       results.push(r);
       if (!o.json) console.log(describe(r, predictor.classes));
-    }, (file, error) => {
-      failed.push({ file, error });
-      process.stderr.write(`tsvision: skipped ${file}: ${error}\n`);
-    }, () => progress?.update(results.length + failed.length));
+    }, skipped, () => progress?.update(results.length + skipped.failed.length));
   } finally {
     progress?.end(); // a failed run does not leave its error on the progress line
   }
@@ -85,11 +82,38 @@ export async function predictCommand(weights: string, args: readonly string[], o
   }
   if (o.json) {
     const task = predictor.segmentation ? 'segmentation' : 'classification';
-    console.log(JSON.stringify({ model: predictor.name, task, classes: predictor.classes, results, ...(failed.length ? { failed } : {}) }, null, 2));
+    console.log(JSON.stringify({ model: predictor.name, task, classes: predictor.classes, results, ...(skipped.failed.length ? { failed: skipped.failed } : {}) }, null, 2));
   }
-  // One unreadable file among thousands should not cost the others' answers, but scripts must notice it.
-  if (failed.length) {
-    process.stderr.write(`tsvision: ${failed.length} of ${files.length} image${files.length === 1 ? '' : 's'} could not be read or decoded (listed above); the others were answered\n`);
+  skipped.finish(files.length);
+}
+
+/** readImage's and the decoder's errors; the rest (a network's) is not about one file. */
+const isImageError = (e: unknown): e is Error => e instanceof Error && /^(cannot decode |cannot read )|: no such file$| is a folder, not an image$/.test(e.message);
+
+/**
+ * Image files that could not be read or decoded, for commands that answer many (predict, explain): one
+ * unreadable file among thousands should not cost the others' answers, but a script must notice it. Each is
+ * named on stderr as it happens; `finish` adds the count and sets exit code 1.
+ */
+export class SkippedImages {
+  readonly failed: { file: string; error: string }[] = [];
+
+  /** `fn`'s result; an error reading or decoding `file` skips it (undefined), any other error is thrown. */
+  async attempt<T>(file: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isImageError(e)) throw e;
+      const error = e.message.replace(`cannot decode ${file}: `, '').replace(`cannot read ${file}: `, '');
+      this.failed.push({ file, error });
+      process.stderr.write(`tsvision: skipped ${file}: ${error}\n`);
+      return undefined;
+    }
+  }
+
+  finish(total: number): void {
+    if (!this.failed.length) return;
+    process.stderr.write(`tsvision: ${this.failed.length} of ${total} image${total === 1 ? '' : 's'} could not be read or decoded (listed above); the others were answered\n`);
     process.exitCode = 1;
   }
 }
@@ -97,33 +121,22 @@ export async function predictCommand(weights: string, args: readonly string[], o
 /**
  * Batches of --batch-size files: read and decoded concurrently, run through the network together, reported in
  * order. A batch with a file that cannot be read or decoded is run again one image at a time, so that only
- * that file is skipped (`skip`).
+ * that file is skipped.
  */
-async function predictAll(predictor: Predictor, files: readonly string[], names: readonly string[] | null, o: PredictCommandOptions, report: (r: Result) => void, skip: (file: string, error: string) => void, batchDone: () => void): Promise<void> {
+async function predictAll(predictor: Predictor, files: readonly string[], names: readonly string[] | null, o: PredictCommandOptions, report: (r: Result) => void, skipped: SkippedImages, batchDone: () => void): Promise<void> {
   for (let start = 0; start < files.length; start += o.batchSize) {
     const slice = files.slice(start, start + o.batchSize);
+    let all: Result[] | undefined;
     try {
-      (await predictBatch(predictor, slice, start, names, o)).forEach(report);
+      all = await predictBatch(predictor, slice, start, names, o);
     } catch (e) {
       if (!isImageError(e)) throw e;
-      // The batch again one image at a time: only the bad files are skipped.
-      for (let j = 0; j < slice.length; j++) {
-        try {
-          (await predictBatch(predictor, [slice[j]], start + j, names, o)).forEach(report);
-        } catch (e1) {
-          if (!isImageError(e1)) throw e1;
-          skip(slice[j], imageError(e1 as Error, slice[j]));
-        }
-      }
     }
+    if (all) all.forEach(report);
+    else for (const [j, file] of slice.entries()) (await skipped.attempt(file, () => predictBatch(predictor, [file], start + j, names, o)))?.forEach(report);
     batchDone();
   }
 }
-
-/** The errors of reading or decoding one file (readImage, the decoder): the rest of the images can go on. */
-const isImageError = (e: unknown): boolean => e instanceof Error && /^(cannot decode |cannot read )|: no such file$| is a folder, not an image$/.test(e.message);
-/** The message without the file name it starts with (the skip line names the file). */
-const imageError = (e: Error, file: string): string => e.message.replace(`cannot decode ${file}: `, '').replace(`cannot read ${file}: `, '');
 
 async function predictBatch(predictor: Predictor, slice: readonly string[], start: number, names: readonly string[] | null, o: PredictCommandOptions): Promise<Result[]> {
   const batch = await Promise.all(slice.map(readImage));

@@ -126,6 +126,13 @@ test('tsvision explain: a heatmap PNG per image at the image\'s own size, the cl
   assert.match(run('explain', ckpt, path.join(dir, 'a.png'), '--class', 'Hat', '-o', out).stderr, /--class: 'Hat' is neither a class name \(T-shirt\/top, .*\) nor an index below 10/);
   assert.match(run('explain', ckpt, path.join(dir, 'a.png'), '--layer', 'nope', '-o', out).stderr, /no module 'nope'/);
   assert.match(run('explain', ckpt, path.join(dir, 'missing.png'), '-o', out).stderr, /missing\.png: no such file/);
+  // A file that does not decode is skipped and named; the others' heatmaps are written; exit code 1.
+  fs.writeFileSync(path.join(dir, 'broken.png'), 'not a png');
+  const out2 = path.join(dir, 'heat2');
+  const k = run('explain', ckpt, path.join(dir, 'broken.png'), path.join(dir, 'b.png'), '-o', out2);
+  assert.equal(k.status, 1, k.stderr);
+  assert.match(k.stderr, /skipped .*broken\.png: .*\n.*1 of 2 images could not be read or decoded/);
+  assert.deepEqual(fs.readdirSync(out2), ['b.gradcam.png']);
 });
 
 test('Seg-Grad-CAM of ENet: the region predicted as the class scores it; default layer and class, heatmaps and probabilities as PyTorch\'s; explain on a segment checkpoint', async () => {

@@ -1112,16 +1112,32 @@ program
   });
 
 program
+  .command('sweep')
+  .description('a grid search: one train or segment run per combination of the --grid values, one after another, each in its own folder under --out; then the runs side by side (SWEEP.md, sweep.png) and the one chosen by validation score (--val-split) or else test score. Run the same command again to continue a stopped sweep. E.g. tsvision sweep --grid lr=0.01,0.05 -- train --val-split 0.1')
+  .requiredOption('-g, --grid <flag=values>', "a flag of the command and its values, comma-separated (or |-separated when a value has commas), e.g. lr=0.01,0.05; repeatable: every combination runs", (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('-o, --out <dir>', 'where the runs (one folder each), SWEEP.md and sweep.png go', 'runs/sweep')
+  .argument('<args...>', 'train or segment and its flags, after --: the same for every run')
+  .action(async (args: string[], o: { grid: string[]; out: string }) => {
+    const { SWEEPABLE, parseGrid, sweep } = await import('./sweep');
+    const [command, ...rest] = args;
+    if (!(SWEEPABLE as readonly string[]).includes(command)) throw new InvalidArgumentError(`sweep runs ${SWEEPABLE.join(' or ')}, not '${command}'`);
+    const r = await sweep({ command: command as (typeof SWEEPABLE)[number], args: rest, axes: parseGrid(o.grid), out: o.out, cli: __filename });
+    if (fs.existsSync(r.summary)) console.log(`\n${fs.readFileSync(r.summary, 'utf8').split('\n').slice(2).join('\n').replace(/!\[[^\]]*\]\([^)]*\)\n?/, '').trim()}\n\nsummary: ${r.summary}\nplot:    ${r.plot}`);
+    if (r.stopped) process.exitCode = r.stopped === 'SIGINT' ? 130 : 143;
+    else if (r.failed.length) process.exitCode = 1;
+  });
+
+program
   .command('compare')
   .description('runs of train or segment side by side, from their report.json: model, parameters, epochs, loss, test and best validation scores, time per epoch, and a column for every setting in which they differ; --plot draws their curves together')
   .argument('<runs...>', 'run folders (each holding the report.json of a train or segment run), or folders of them such as runs/ or a dsd, mimic or prune output (its phases)')
   .option('--plot <file.png>', 'also draw every run\'s test score and training loss per epoch into this PNG')
-  .option('--sort', 'best last-epoch test score first (default: in the order given)', false)
+  .option('--sort', 'best first: by best validation score when every run has one (--val-split), else by last test score (default: in the order given)', false)
   .option('--json', 'print the runs as JSON (scores in [0, 1]) instead of tables', false)
   .action(async (dirs: string[], o: { plot?: string; sort: boolean; json: boolean }) => {
-    const { findRuns, readRun, comparisonTable, plotComparison } = await import('../report/compare');
-    const runs = findRuns(dirs).map(readRun);
-    if (o.sort) runs.sort((a, b) => (Number.isFinite(b.test) ? b.test : -1) - (Number.isFinite(a.test) ? a.test : -1));
+    const { findRuns, readRun, comparisonTable, plotComparison, bestFirst } = await import('../report/compare');
+    const found = findRuns(dirs).map(readRun);
+    const runs = o.sort ? bestFirst(found) : found;
     if (o.json) console.log(JSON.stringify(runs, null, 2));
     else {
       // Classifiers and segmentation networks score differently: a table for each kind present.

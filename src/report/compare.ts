@@ -102,7 +102,7 @@ function flatten(o: Record<string, unknown>, prefix = '', out: Record<string, st
     if (v === undefined || NOT_SETTINGS.has(key)) continue;
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       if (!WHOLE.has(key)) flatten(v as Record<string, unknown>, `${key}.`, out);
-      else out[key] = Object.entries(flatten(v as Record<string, unknown>)).map(([k, x]) => `${k}=${x}`).join(' ');
+      else if (Object.keys(v).length) out[key] = Object.entries(flatten(v as Record<string, unknown>)).map(([k, x]) => `${k}=${x}`).join(' ');
     }
     else out[key] = Array.isArray(v) ? v.join(',') : String(v);
   }
@@ -144,6 +144,19 @@ export function readRun(dir: string): RunFacts {
     curve: h.map((e) => ({ epoch: num(e.epoch), test: num(e[`test${score}`]), trainLoss: num(e.trainLoss) })),
     settings: flatten(config),
   };
+}
+
+/**
+ * The runs best first: by best validation score when every run holds one (choosing on the test set would
+ * flatter the winner), else by last test score; runs without a score last.
+ */
+export function bestFirst(runs: readonly RunFacts[]): RunFacts[] {
+  const byValidation = runs.length > 0 && runs.every((r) => r.best);
+  const score = (r: RunFacts): number => {
+    const s = byValidation ? r.best!.val : r.test;
+    return Number.isFinite(s) ? s : -Infinity;
+  };
+  return [...runs].sort((a, b) => score(b) - score(a));
 }
 
 /** The settings whose values are not the same in every run (absent in some counts as different), sorted. */

@@ -1,0 +1,179 @@
+// `tsvision sweep --grid lr=0.01,0.05 --grid batch-size=64,128 -- train …`: one `train` or `segment` run per
+// combination of the grid's values, one after another, each in its own folder under --out, then the runs side
+// by side (compare's table, in SWEEP.md with their curves) and the winner, chosen on validation scores where
+// the runs hold out a validation split. A sweep stopped (Ctrl-C, SIGTERM, a crash) continues where it was when
+// the same command runs again: finished runs are kept, an interrupted one resumes from its checkpoint.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { RunFacts, bestFirst, comparisonTable, plotComparison, readRun } from '../report/compare';
+import { writeFileAtomic } from '../util/fs';
+
+/** The commands a sweep runs: those whose output folder holds a report.json with per-epoch scores. */
+export const SWEEPABLE = ['train', 'segment'] as const;
+export type SweepCommand = (typeof SWEEPABLE)[number];
+
+/** One flag of the grid and the values it takes. */
+export interface SweepAxis {
+  flag: string;
+  values: string[];
+}
+
+/**
+ * `flag=v1,v2,…` (or `flag=v1|v2|…` for values with commas in them, such as `color-jitter`), the flag with or
+ * without its dashes; an axis given twice is an error, as is one without values.
+ */
+export function parseGrid(specs: readonly string[]): SweepAxis[] {
+  const axes: SweepAxis[] = [];
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const flag = spec.slice(0, Math.max(eq, 0)).replace(/^-+/, '');
+    if (eq < 0 || !/^[a-z][a-z0-9-]*$/.test(flag)) throw new Error(`--grid '${spec}': expected flag=value1,value2,… (e.g. lr=0.01,0.05)`);
+    const body = spec.slice(eq + 1);
+    const values = body.split(body.includes('|') ? '|' : ',').map((v) => v.trim());
+    if (values.some((v) => v === '')) throw new Error(`--grid '${spec}': an empty value`);
+    if (axes.some((a) => a.flag === flag)) throw new Error(`--grid: ${flag} is given twice; list its values in one --grid`);
+    if (new Set(values).size !== values.length) throw new Error(`--grid '${spec}': a value is listed twice`);
+    axes.push({ flag, values });
+  }
+  if (!axes.length) throw new Error('sweep: give at least one --grid flag=value1,value2,…');
+  return axes;
+}
+
+/** Every combination of the axes' values, the first axis slowest: its flags and a folder name (`lr-0.01_batch-size-64`). */
+export function combinations(axes: readonly SweepAxis[]): { name: string; flags: string[] }[] {
+  let out: { name: string[]; flags: string[] }[] = [{ name: [], flags: [] }];
+  for (const a of axes) out = out.flatMap((c) => a.values.map((v) => ({ name: [...c.name, `${a.flag}-${v.replace(/[^A-Za-z0-9.+-]+/g, '_')}`], flags: [...c.flags, `--${a.flag}`, v] })));
+  return out.map((c) => ({ name: c.name.join('_'), flags: c.flags }));
+}
+
+export interface SweepOptions {
+  command: SweepCommand;
+  /** The command's own flags, the same for every run (no -o: the sweep gives each run its folder). */
+  args: readonly string[];
+  axes: readonly SweepAxis[];
+  out: string;
+  /** The tsvision CLI script the runs are started with. */
+  cli: string;
+  log?: (line: string) => void;
+}
+
+export interface SweepResult {
+  runs: RunFacts[];
+  /** The run chosen: by best validation score when every run has one, else by last test score. */
+  winner: RunFacts | null;
+  byValidation: boolean;
+  /** Runs that failed (their folders), and whether a signal stopped the sweep. */
+  failed: string[];
+  stopped: 'SIGINT' | 'SIGTERM' | null;
+  summary: string;
+  plot: string;
+}
+
+/** The record of the flags a run folder was made with, so that a rerun with other flags cannot reuse it. */
+const ARGS_FILE = 'sweep-args.json';
+
+export async function sweep(o: SweepOptions): Promise<SweepResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (o.args.some((a) => a === '-o' || a === '--out' || a.startsWith('--out=') || a === '--resume')) throw new Error('sweep: the sweep gives each run its output folder and resumes them itself; leave -o/--out and --resume out of the command');
+  for (const a of o.axes) if (o.args.includes(`--${a.flag}`)) throw new Error(`sweep: --${a.flag} is on the grid; leave it out of the command`);
+  const runs = combinations(o.axes);
+  fs.mkdirSync(o.out, { recursive: true });
+  let stopped: SweepResult['stopped'] = null;
+  let child: ReturnType<typeof spawn> | null = null;
+  // Ctrl-C reaches the running child directly (one process group): it saves and exits; the sweep then stops.
+  // SIGTERM (a job system) is passed on to it.
+  const onSigint = (): void => void (stopped = 'SIGINT');
+  const onSigterm = (): void => {
+    stopped = 'SIGTERM';
+    child?.kill('SIGTERM');
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
+  const failed: string[] = [];
+  try {
+    for (const [k, run] of runs.entries()) {
+      if (stopped) break;
+      const dir = path.join(o.out, run.name);
+      const args = [...o.args, ...run.flags];
+      const tag = `[${k + 1}/${runs.length} ${run.name}]`;
+      const record = path.join(dir, ARGS_FILE);
+      if (fs.existsSync(record)) {
+        const before = JSON.parse(fs.readFileSync(record, 'utf8')) as { command: string; args: string[] };
+        if (before.command !== o.command || JSON.stringify(before.args) !== JSON.stringify(args)) {
+          throw new Error(`${dir} holds a run of \`${before.command} ${before.args.join(' ')}\`, not of this sweep's \`${o.command} ${args.join(' ')}\`: remove it or choose another --out`);
+        }
+        if (finished(dir)) {
+          log(`${tag} finished earlier, reusing ${dir}`);
+          continue;
+        }
+      } else {
+        fs.mkdirSync(dir, { recursive: true });
+        writeFileAtomic(record, JSON.stringify({ command: o.command, args }, null, 2) + '\n');
+      }
+      const ckpt = path.join(dir, 'checkpoint.safetensors');
+      const resume = fs.existsSync(ckpt) ? ['--resume', ckpt] : [];
+      log(`${tag} tsvision ${o.command} ${[...args, ...resume, '-o', dir].join(' ')}`);
+      const code = await new Promise<number | null>((resolve) => {
+        child = spawn(process.execPath, [o.cli, o.command, ...(resume.length ? resume : args), '-o', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        for (const s of [child.stdout!, child.stderr!]) readline.createInterface({ input: s }).on('line', (l) => log(`${tag} ${l}`));
+        child.on('error', (e) => {
+          log(`${tag} could not start: ${e.message}`);
+          resolve(1);
+        });
+        child.on('close', (c) => resolve(c));
+      });
+      child = null;
+      if (stopped) break;
+      if (code !== 0) {
+        failed.push(dir);
+        log(`${tag} failed (exit code ${code}); going on with the others`);
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
+  }
+  const done = runs.map((r) => path.join(o.out, r.name)).filter((d) => fs.existsSync(path.join(d, 'report.json'))).map(readRun);
+  const byValidation = done.length > 0 && done.every((r) => r.best);
+  const ranked = bestFirst(done);
+  const winner = ranked.find((r) => finished(r.dir)) ?? null;
+  const summary = path.join(o.out, 'SWEEP.md');
+  const plot = path.join(o.out, 'sweep.png');
+  const metric = done[0]?.kind === 'segmentation' ? 'mIoU' : 'top-1';
+  const choice = !winner
+    ? 'No run has finished yet.'
+    : byValidation
+      ? `Chosen by best validation ${metric}: **${winner.dir}**, ${pct(winner.best!.val)} at epoch ${winner.best!.epoch} (test ${pct(winner.best!.test)}; its weights are ${path.join(winner.dir, 'best.safetensors')}).`
+      : `Chosen by last-epoch test ${metric}: **${winner.dir}**, ${pct(winner.test)}. No validation split (--val-split): the test set chose, so this score flatters the winner; hold out a validation split to choose without it.`;
+  if (done.length) {
+    await plotComparison(plot, ranked);
+    const grid = o.axes.map((a) => `\`--${a.flag}\` ${a.values.join(', ')}`).join('; ');
+    writeFileAtomic(
+      summary,
+      [
+        `# Sweep: tsvision ${o.command} ${o.args.join(' ')}`,
+        '',
+        `Grid: ${grid} — ${runs.length} runs, ${done.filter((r) => finished(r.dir)).length} finished${failed.length ? `, ${failed.length} failed` : ''}${stopped ? `; stopped by ${stopped} (run the same command again to continue)` : ''}. Best first:`,
+        '',
+        comparisonTable(ranked),
+        '',
+        choice,
+        '',
+        `![test score and training loss per epoch](${path.basename(plot)})`,
+        '',
+      ].join('\n'),
+    );
+  }
+  return { runs: ranked, winner, byValidation, failed, stopped, summary, plot };
+}
+
+/** A run that trained all its epochs (or stopped early by --patience) and wrote its weights. */
+function finished(dir: string): boolean {
+  if (!fs.existsSync(path.join(dir, 'report.json')) || !fs.existsSync(path.join(dir, 'model.safetensors'))) return false;
+  const r = readRun(dir);
+  return r.epochs >= r.plannedEpochs || r.stoppedEarly !== null;
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;

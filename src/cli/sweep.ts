@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { RunFacts, bestFirst, comparisonTable, plotComparison, readRun } from '../report/compare';
+import { markdownTable } from '../report/markdown';
+import { meanStd, seedsCell } from '../reproduce/common';
 import { writeFileAtomic } from '../util/fs';
 
 /** The commands a sweep runs: those whose output folder holds a report.json with per-epoch scores. */
@@ -41,11 +43,14 @@ export function parseGrid(specs: readonly string[]): SweepAxis[] {
   return axes;
 }
 
-/** Every combination of the axes' values, the first axis slowest: its flags and a folder name (`lr-0.01_batch-size-64`). */
-export function combinations(axes: readonly SweepAxis[]): { name: string; flags: string[] }[] {
-  let out: { name: string[]; flags: string[] }[] = [{ name: [], flags: [] }];
-  for (const a of axes) out = out.flatMap((c) => a.values.map((v) => ({ name: [...c.name, `${a.flag}-${v.replace(/[^A-Za-z0-9.+-]+/g, '_')}`], flags: [...c.flags, `--${a.flag}`, v] })));
-  return out.map((c) => ({ name: c.name.join('_'), flags: c.flags }));
+/**
+ * Every combination of the axes' values, the first axis slowest: its values (one per axis), flags and a
+ * folder name (`lr-0.01_batch-size-64`).
+ */
+export function combinations(axes: readonly SweepAxis[]): { name: string; flags: string[]; values: string[] }[] {
+  let out: { name: string[]; flags: string[]; values: string[] }[] = [{ name: [], flags: [], values: [] }];
+  for (const a of axes) out = out.flatMap((c) => a.values.map((v) => ({ name: [...c.name, `${a.flag}-${v.replace(/[^A-Za-z0-9.+-]+/g, '_')}`], flags: [...c.flags, `--${a.flag}`, v], values: [...c.values, v] })));
+  return out.map((c) => ({ name: c.name.join('_'), flags: c.flags, values: c.values }));
 }
 
 export interface SweepOptions {
@@ -142,11 +147,16 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   const summary = path.join(o.out, 'SWEEP.md');
   const plot = path.join(o.out, 'sweep.png');
   const metric = done[0]?.kind === 'segmentation' ? 'mIoU' : 'top-1';
-  const choice = !winner
-    ? 'No run has finished yet.'
-    : byValidation
-      ? `Chosen by best validation ${metric}: **${winner.dir}**, ${pct(winner.best!.val)} at epoch ${winner.best!.epoch} (test ${pct(winner.best!.test)}; its weights are ${path.join(winner.dir, 'best.safetensors')}).`
-      : `Chosen by last-epoch test ${metric}: **${winner.dir}**, ${pct(winner.test)}. No validation split (--val-split): the test set chose, so this score flatters the winner; hold out a validation split to choose without it.`;
+  const seeds = o.axes.find((a) => a.flag === 'seed');
+  const noValidation = 'No validation split (--val-split): the test set chose, so this score flatters the winner; hold out a validation split to choose without it.';
+  const over = seeds && seeds.values.length > 1 ? overSeeds(o.axes, runs.map((r) => ({ ...r, run: done.find((d) => d.dir === path.join(o.out, r.name) && finished(d.dir)) })), byValidation, metric) : null;
+  const choice = over
+    ? `${over.table}\n\n${over.choice}${byValidation ? '' : ` ${noValidation}`}`
+    : !winner
+      ? 'No run has finished yet.'
+      : byValidation
+        ? `Chosen by best validation ${metric}: **${winner.dir}**, ${pct(winner.best!.val)} at epoch ${winner.best!.epoch} (test ${pct(winner.best!.test)}; its weights are ${path.join(winner.dir, 'best.safetensors')}).`
+        : `Chosen by last-epoch test ${metric}: **${winner.dir}**, ${pct(winner.test)}. ${noValidation}`;
   if (done.length) {
     await plotComparison(plot, ranked);
     const grid = o.axes.map((a) => `\`--${a.flag}\` ${a.values.join(', ')}`).join('; ');
@@ -167,6 +177,33 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
     );
   }
   return { runs: ranked, winner, byValidation, failed, stopped, summary, plot };
+}
+
+/**
+ * With seed on the grid: every setting of the other flags over its finished seeds, mean ± sample std (and
+ * the values), best mean first, and the setting chosen by that mean — a single seed's luck no longer picks.
+ */
+function overSeeds(axes: readonly SweepAxis[], runs: readonly { values: string[]; run?: RunFacts }[], byValidation: boolean, metric: string): { table: string; choice: string } {
+  const s = axes.findIndex((a) => a.flag === 'seed');
+  const others = axes.filter((_, i) => i !== s);
+  const groups = new Map<string, { values: string[]; runs: RunFacts[] }>();
+  for (const r of runs) {
+    const values = r.values.filter((_, i) => i !== s);
+    const g = groups.get(values.join('\0')) ?? groups.set(values.join('\0'), { values, runs: [] }).get(values.join('\0'))!;
+    if (r.run) g.runs.push(r.run);
+  }
+  const score = (r: RunFacts): number => (byValidation ? r.best!.val : r.test);
+  const mean = (xs: number[]): number => (xs.length ? meanStd(xs).mean : -Infinity);
+  const ranked = [...groups.values()].sort((a, b) => mean(b.runs.map(score)) - mean(a.runs.map(score)));
+  const cell = (xs: number[]): string => (xs.length ? seedsCell(xs) : '—');
+  const header = [...others.map((a) => a.flag), 'seeds finished', `test ${metric} (%)`, ...(byValidation ? [`best validation ${metric} (%)`] : [])];
+  const rows = ranked.map((g) => [...g.values, String(g.runs.length), cell(g.runs.map((r) => r.test)), ...(byValidation ? [cell(g.runs.map((r) => r.best!.val))] : [])]);
+  const best = ranked[0];
+  const what = others.length ? others.map((a, i) => `--${a.flag} ${best.values[i]}`).join(' ') : 'the one setting';
+  const choice = best?.runs.length
+    ? `Chosen by mean ${byValidation ? 'best validation' : 'last-epoch test'} ${metric} over ${best.runs.length} seed${best.runs.length === 1 ? '' : 's'}: **${what}**, ${seedsCell(best.runs.map(score))} (%).`
+    : 'No run has finished yet.';
+  return { table: `Over the seeds (mean ± sample standard deviation, then each seed's value):\n\n${markdownTable(header, rows)}`, choice };
 }
 
 /** A run that trained all its epochs (or stopped early by --patience) and wrote its weights. */

@@ -104,7 +104,7 @@ function flatten(o: Record<string, unknown>, prefix = '', out: Record<string, st
       if (!WHOLE.has(key)) flatten(v as Record<string, unknown>, `${key}.`, out);
       else if (Object.keys(v).length) out[key] = Object.entries(flatten(v as Record<string, unknown>)).map(([k, x]) => `${k}=${x}`).join(' ');
     }
-    else out[key] = Array.isArray(v) ? v.join(',') : String(v);
+    else out[key] = Array.isArray(v) ? v.join(',') : v === '' ? "''" : String(v);
   }
   return out;
 }

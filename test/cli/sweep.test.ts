@@ -86,3 +86,26 @@ test('sweep: SIGTERM stops it inside a run, which the same command then resumes;
     assert.match(r.stderr, message);
   }
 });
+
+test('sweep with seed on the grid: each setting over its seeds, mean ± sample std from the runs\' reports, chosen by the mean', () => {
+  const out = tmpDir('tsv-sweep-seeds-');
+  const r = spawnSync(process.execPath, [CLI, 'sweep', '--grid', 'lr=0.01,0.1', '--grid', 'seed=0,1', '-o', out, '--', 'train', '--epochs', '1', '--limit-batches', '2', '--batch-size', '32', '--val-split', '0.1', '--threads', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr.slice(-800));
+  const val = (lr: string, seed: number): number => JSON.parse(fs.readFileSync(path.join(out, `lr-${lr}_seed-${seed}`, 'report.json'), 'utf8')).best.valTop1;
+  // By hand: mean and sample standard deviation of two values are their average and |a − b| / √2.
+  const stats = (lr: string): [number, number, number, number] => {
+    const [a, b] = [val(lr, 0), val(lr, 1)];
+    return [(a + b) / 2, Math.abs(a - b) / Math.SQRT2, a, b];
+  };
+  const p2 = (x: number): string => (100 * x).toFixed(2);
+  const md = fs.readFileSync(path.join(out, 'SWEEP.md'), 'utf8');
+  const seeds = parseMarkdownTables(md).find((t) => t.header[0] === 'lr');
+  assert.ok(seeds, md);
+  assert.deepEqual(seeds.header, ['lr', 'seeds finished', 'test top-1 (%)', 'best validation top-1 (%)']);
+  const order = ['0.01', '0.1'].sort((x, y) => stats(y)[0] - stats(x)[0]);
+  assert.deepEqual(seeds.rows.map((row) => [row[0], row[1], row[3]]), order.map((lr) => {
+    const [m, s, a, b] = stats(lr);
+    return [lr, '2', `${p2(m)} ± ${p2(s)} (${p2(a)}, ${p2(b)})`];
+  }));
+  assert.match(md, new RegExp(`Chosen by mean best validation top-1 over 2 seeds: \\*\\*--lr ${order[0].replace('.', '\\.')}\\*\\*`));
+});

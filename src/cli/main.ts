@@ -551,6 +551,7 @@ program
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
+  .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
   .option('--teacher <file>', "learn from a trained `segment` network's logits at every pixel (mimic learning, Ba & Caruana 2014) instead of the labels: a checkpoint or its weights, trained on data normalized alike with the same classes")
   .option('--temperature <T>', "with --teacher: its soft targets at temperature T at every pixel (Hinton et al. 2015: T² · KL) instead of its logits by L2", num('--temperature', { min: 0 }))
   .option('--label-weight <w>', "with --teacher: add w × the labels' cross-entropy (class weights, ignored pixels) to the student's loss", num('--label-weight', { min: 0 }))
@@ -593,6 +594,7 @@ program
       limitBatches: o.limitBatches ?? 0,
       valSplit: o.valSplit || undefined,
       patience: o.patience,
+      ...(o.ema ? { ema: o.ema as number } : {}),
       teacher: o.teacher ? { file: o.teacher, ...(o.temperature ? { temperature: o.temperature as number } : {}), ...(o.labelWeight ? { labelWeight: o.labelWeight as number } : {}) } : undefined,
     };
     if (o.lrFind) {
@@ -615,8 +617,9 @@ program
     console.log(`\n${o.trainDir ? (o.testDir ?? `${o.trainDir} (held out)`) : 'Fashion-MNIST scenes'} test: mIoU ${(100 * f.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.testPixelAccuracy).toFixed(2)}%`);
     console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * f.testIoU[i]).toFixed(2)}%`).join('\n'));
     if (r.stoppedEarly) console.log(`stopped early after epoch ${r.stoppedEarly} (--patience ${o.patience})`);
-    if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length} by validation mIoU ${(100 * r.best.valMIoU).toFixed(2)}%: test mIoU ${(100 * r.best.testMIoU).toFixed(2)}%`);
-    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch})` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}\noverlays:   ${r.overlays}`);
+    if (r.best) console.log(`best epoch ${r.best.epoch} of ${r.history.length}${r.best.ema ? ' (its moving average)' : ''} by validation mIoU ${(100 * r.best.valMIoU).toFixed(2)}%: test mIoU ${(100 * r.best.testMIoU).toFixed(2)}%`);
+    if (f.emaTestMIoU !== undefined) console.log(`moving average of the weights (--ema ${o.ema}): test mIoU ${(100 * f.emaTestMIoU).toFixed(2)}%, pixel accuracy ${(100 * f.emaTestPixelAccuracy!).toFixed(2)}%`);
+    console.log(`checkpoint: ${r.checkpoint}\nweights:    ${r.weights}${r.best ? `\nbest:       ${r.best.weights} (epoch ${r.best.epoch}${r.best.ema ? ', moving average' : ''})` : ''}${r.ema ? `\nema:        ${r.ema}` : ''}\nreport:     ${r.report}\ncurves:     ${r.curves}\noverlays:   ${r.overlays}`);
   });
 
 slideOptions(program

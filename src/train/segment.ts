@@ -8,7 +8,7 @@
 // of overlays (image · ground truth · prediction) for the first test scenes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, arange, autocast, cat, full, crossEntropy, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, softmax, stack, tensor, tidy, where, zeros } from '../torch';
+import { Tensor, arange, autocast, cat, full, crossEntropy, forkRng, fromArray, getNumThreads, interpolate, keep, manualSeed, nllLoss, noGrad, setNumThreads, softmax, stack, tensor, tidy, where, zeros } from '../torch';
 import { MultiScaleOptions, SegmentationForward, SegmentationNet, forwardAnySize, predictMultiScale } from '../models/segmentation';
 import { InferencePrecision, optimizeForInference } from '../infer/optimize';
 import type { Module } from '../nn';
@@ -31,6 +31,7 @@ import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
 import { NonFiniteLossError, describePrecision } from './trainer';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
+import { ExponentialMovingAverage } from '../optim/ema';
 import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate } from './accumulate';
 import { evalPass } from './eval-pass';
 import { CachedLogits, SegmentTeacherSpec, SegmentationTeacher, cacheTeacherLogits, loadSegmentationTeacher } from '../methods/mimic';
@@ -108,6 +109,11 @@ export interface SegmentConfig {
   valSplit?: number;
   /** Early stopping: end once this many epochs have passed without a better validation mIoU (needs valSplit). */
   patience?: number;
+  /**
+   * Also keep an exponential moving average of the weights with this decay (e.g. 0.999; train's --ema):
+   * scored every epoch, a candidate for best.safetensors, written to ema.safetensors. Absent: none.
+   */
+  ema?: number;
   /**
    * Learn from a trained segmentation network's logits at every pixel (mimic learning, or distillation at a
    * temperature) instead of the labels, or beside them (labelWeight). The test loss stays the labels'.
@@ -328,6 +334,10 @@ export const DEFAULT_SEGMENT_CONFIG: SegmentConfig = {
 
 export interface SegmentEpoch {
   epoch: number;
+  /** The moving average of the weights (`ema`) on the test and validation images; absent without one. */
+  emaTestMIoU?: number;
+  emaTestPixelAccuracy?: number;
+  emaValMIoU?: number;
   trainLoss: number;
   testLoss: number;
   testMIoU: number;
@@ -341,12 +351,16 @@ export interface SegmentEpoch {
   valPixelAccuracy?: number;
 }
 
-/** The epoch of the best validation mIoU so far (the first of equals), and where its weights went. */
+/**
+ * The epoch of the best validation mIoU so far (the first of equals), and where its weights went; with a
+ * moving average its weights compete too, after the trained ones of the same epoch (`ema`: the average won).
+ */
 export interface BestSegmentEpoch {
   epoch: number;
   valMIoU: number;
   testMIoU: number;
   weights: string;
+  ema?: boolean;
 }
 
 export interface SegmentResult {
@@ -365,6 +379,8 @@ export interface SegmentResult {
   best: BestSegmentEpoch | null;
   /** The epoch after which early stopping (patience) ended the run; null if it did not. */
   stoppedEarly: number | null;
+  /** ema.safetensors, the moving average's weights (`ema`), or null. */
+  ema: string | null;
   model: SegmentationNet;
 }
 
@@ -512,14 +528,20 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     curves: path.join(cfg.outDir, 'curves.png'),
     overlays: path.join(cfg.outDir, 'overlays.png'),
     best: path.join(cfg.outDir, 'best.safetensors'),
+    ema: path.join(cfg.outDir, 'ema.safetensors'),
   };
+  // Each epoch's trained weights, then its moving average (a tie goes to the trained weights), as train picks.
   const bestOf = (h: readonly SegmentEpoch[]): BestSegmentEpoch | null => {
-    const b = firstBest(h, (e) => e.valMIoU);
-    return b && { epoch: b.epoch, valMIoU: b.valMIoU!, testMIoU: b.testMIoU, weights: files.best };
+    const candidates = h.flatMap((e) => [
+      { epoch: e.epoch, valMIoU: e.valMIoU, testMIoU: e.testMIoU, ema: false },
+      ...(e.emaValMIoU === undefined ? [] : [{ epoch: e.epoch, valMIoU: e.emaValMIoU, testMIoU: e.emaTestMIoU!, ema: true }]),
+    ]);
+    const b = firstBest(candidates, (c) => c.valMIoU);
+    return b && { epoch: b.epoch, valMIoU: b.valMIoU!, testMIoU: b.testMIoU, weights: files.best, ...(b.ema ? { ema: true } : {}) };
   };
   let stoppedEarly: number | null = null;
   const result = (status: SegmentResult['status']): SegmentResult =>
-    ({ status, history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, best: bestOf(history), stoppedEarly, model });
+    ({ status, history, final: history[history.length - 1] ?? null, classes, classWeights: weight?.toNumbers() ?? null, ...files, best: bestOf(history), stoppedEarly, ema: emaModel ? files.ema : null, model });
   log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${classes.length} classes: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}${describeAccumulate(cfg.accumulate, cfg.batchSize / world)}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${describePrecision(cfg.precision)}` + (weight ? `; class weights ${weight.toNumbers().map((w) => w.toFixed(2)).join(' ')}` : ''));
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
   let history: SegmentEpoch[] = [];
@@ -542,6 +564,15 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;
   const syncBn = ddp !== null && cfg.syncBatchNorm && dist.convertSyncBatchNorm(model) > 0;
   if (ddp) log(`data parallel: ${world} processes × ${cfg.batchSize / world} images${syncBn ? ', BatchNorm synchronized' : ''}`);
+  // The average lives in a second network built as the first (its initialization drawn from a forked
+  // generator, so that the run's random stream is not moved) and starts from the weights training starts
+  // from; made after DDP and SyncBatchNorm have settled the model's tensors, which it pairs once.
+  const emaModel = cfg.ema ? forkRng(cfg.seed, () => createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName])) : null;
+  const ema = cfg.ema && emaModel ? new ExponentialMovingAverage(model, cfg.ema, emaModel) : null;
+  if (ema && resumed) {
+    if (!Object.keys(resumed.ema).length) throw new Error(`${cfgIn.resume} holds no moving average of the weights, though its run kept one`);
+    ema.load(resumed.ema);
+  }
   const crossReplicaSum = ddp ? (t: Tensor): Tensor => dist.allReduce(t, 'sum') : undefined;
   // The teacher's logits once per training image, where every image is fed alike (its logits are float32
   // outside autocast in any case); over the whole set on every rank, whose shard differs each epoch.
@@ -571,6 +602,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
           ddp?.syncGradients();
           opt.clipAndStep(0);
         });
+        ema?.update(epoch * stepsPerEpoch + b);
         const n = batch.x.size(0) * world;
         disposeBatch(batch);
         b++;
@@ -590,7 +622,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
           interrupted = true;
           // Where the step left everything (weights, optimizer, RNG, the epoch's loss so far): --resume
           // takes up the next batch and ends as the uninterrupted run would.
-          if (rank === 0) saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch, batch: b, step: epoch * stepsPerEpoch + b, config: cfg, history, classes, epochSums: [lossSum, seen] });
+          if (rank === 0) saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch, batch: b, step: epoch * stepsPerEpoch + b, config: cfg, history, classes, epochSums: [lossSum, seen] }, {}, ema?.shadow ?? {});
           break;
         }
       }
@@ -603,24 +635,40 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
       if (ddp && !syncBn) ddp.syncBuffers();
       const ev = await evaluateSegmentation(model, testLoader, classes.length, weight, cfg.limitBatches, { crossReplicaSum });
       const vev = valLoader && (await evaluateSegmentation(model, valLoader, classes.length, weight, cfg.limitBatches, { crossReplicaSum }));
-      const rec: SegmentEpoch = { epoch: epoch + 1, trainLoss: lossSum / seen, testLoss: ev.loss, testMIoU: ev.mIoU, testPixelAccuracy: ev.pixelAccuracy, testIoU: ev.iou, seconds, samplesPerSecond: seen / Math.max(seconds, 1e-3), ...(vev ? { valLoss: vev.loss, valMIoU: vev.mIoU, valPixelAccuracy: vev.pixelAccuracy } : {}) };
+      // The average scored on the same images (every rank holds the same average: the same steps).
+      const eev = emaModel && (await evaluateSegmentation(emaModel, testLoader, classes.length, weight, cfg.limitBatches, { crossReplicaSum }));
+      const evev = emaModel && valLoader && (await evaluateSegmentation(emaModel, valLoader, classes.length, weight, cfg.limitBatches, { crossReplicaSum }));
+      const rec: SegmentEpoch = {
+        epoch: epoch + 1,
+        trainLoss: lossSum / seen,
+        testLoss: ev.loss,
+        testMIoU: ev.mIoU,
+        testPixelAccuracy: ev.pixelAccuracy,
+        testIoU: ev.iou,
+        seconds,
+        samplesPerSecond: seen / Math.max(seconds, 1e-3),
+        ...(vev ? { valLoss: vev.loss, valMIoU: vev.mIoU, valPixelAccuracy: vev.pixelAccuracy } : {}),
+        ...(eev ? { emaTestMIoU: eev.mIoU, emaTestPixelAccuracy: eev.pixelAccuracy } : {}),
+        ...(evev ? { emaValMIoU: evev.mIoU } : {}),
+      };
       history.push(rec);
       const val = vev ? `val mIoU ${(100 * vev.mIoU).toFixed(2)}%, ` : '';
-      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${val}test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}% (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
+      const avg = eev ? `, EMA test mIoU ${(100 * eev.mIoU).toFixed(2)}%` : '';
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${rec.trainLoss.toFixed(4)}, test loss ${rec.testLoss.toFixed(4)}, ${val}test mIoU ${(100 * rec.testMIoU).toFixed(2)}%, pixel accuracy ${(100 * rec.testPixelAccuracy).toFixed(2)}%${avg} (${fmtTime(seconds)}, ${rec.samplesPerSecond.toFixed(0)} samples/s)`);
       const best = bestOf(history);
       if (patienceSpent(best, rec.epoch, cfg.patience, cfg.epochs)) stoppedEarly = rec.epoch;
       if (rank === 0) {
         // The best epoch's weights before the checkpoint that records it (as train does).
         if (best?.epoch === rec.epoch) {
-          saveWeights(files.best, model, { config: cfg, classes, epoch: rec.epoch });
-          log(`new best validation mIoU: ${files.best}`);
+          saveWeights(files.best, best.ema && emaModel ? emaModel : model, { config: cfg, classes, epoch: rec.epoch, ...(best.ema ? { ema: true } : {}) });
+          log(`new best validation mIoU${best.ema ? ' (the moving average)' : ''}: ${files.best}`);
         }
-        saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes });
+        saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes }, {}, ema?.shadow ?? {});
         writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history, ...(best ? { best } : {}), ...(stoppedEarly ? { stoppedEarly } : {}) }, null, 2) + '\n');
         const withVal = history.some((h) => h.valMIoU !== undefined);
         await savePlotsPng(files.curves, [
           { title: teacher ? `Loss (train: ${cfg.teacher?.temperature ? 'distillation' : 'mimic L2'}${cfg.teacher?.labelWeight ? ' + labels' : ''}; test: cross-entropy)` : 'Loss', xLabel: 'epoch', yLabel: teacher ? 'loss' : 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, ...(withVal ? [{ name: 'validation', points: history.map((h): [number, number] => [h.epoch, h.valLoss ?? NaN]) }] : []), { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
-          { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, ...(withVal ? [{ name: 'validation mIoU', points: history.map((h): [number, number] => [h.epoch, 100 * (h.valMIoU ?? NaN)]) }] : []), { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }] },
+          { title: 'Test mIoU and pixel accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'mIoU', points: history.map((h) => [h.epoch, 100 * h.testMIoU]) }, ...(withVal ? [{ name: 'validation mIoU', points: history.map((h): [number, number] => [h.epoch, 100 * (h.valMIoU ?? NaN)]) }] : []), { name: 'pixel accuracy', points: history.map((h) => [h.epoch, 100 * h.testPixelAccuracy]) }, ...(emaModel ? [{ name: 'EMA mIoU', points: history.map((h): [number, number] => [h.epoch, 100 * (h.emaTestMIoU ?? NaN)]) }] : [])] },
         ]);
         await writeOverlays(model, data, files.overlays, classes);
       }
@@ -633,7 +681,10 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     interrupt.dispose();
     cached?.dispose();
   }
-  if (rank === 0) saveWeights(files.weights, model, { config: cfg, classes });
+  if (rank === 0) {
+    saveWeights(files.weights, model, { config: cfg, classes });
+    if (emaModel) saveWeights(files.ema, emaModel, { config: cfg, classes });
+  }
   return result('finished');
 }
 

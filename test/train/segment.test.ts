@@ -144,3 +144,35 @@ test('segment trains ICNet with its recipe (SGD, momentum 0.9) and cascade loss;
   await assert.rejects(trainSegmentation({ model: 'enet', scenes: { ...scenes, size: 36 }, outDir: tmp() }, () => {}), /image size must be a multiple of 8 for enet, got 36×36/);
   await assert.rejects(trainSegmentation({ model: 'segnet' as 'enet', outDir: tmp() }, () => {}), /unknown model 'segnet'; known: enet, deeplabv3, pspnet, icnet/);
 });
+
+test('segment --ema: the average follows ema ← d·ema + (1 − d)·w step by step, re-scores from ema.safetensors, competes for best.safetensors and resumes exactly', async () => {
+  const cfg = { epochs: 2, lr: 5e-3, limitBatches: 4, batchSize: 8, threads: 1, ema: 0.8, valSplit: 0.25, scenes: { size: 32, trainCount: 96, testCount: 16, maxItems: 2 } };
+  const full = await trainSegmentation({ ...cfg, outDir: tmp() }, () => {});
+  assert.equal(full.history.length, 2);
+  for (const h of full.history) assert.ok(h.emaTestMIoU !== undefined && h.emaValMIoU !== undefined, 'scored every epoch');
+  // The file holds what was scored: rebuilt from it, the average scores exactly the last epoch's number.
+  const m = createSegmentationModel('enet', { numClasses: 11, inChannels: 1 });
+  loadWeights(full.ema!, m);
+  const data = await segmentationData({ scenes: cfg.scenes, seed: 0, valSplit: cfg.valSplit }, { train: false });
+  assert.equal((await evaluateSegmentation(m, data.test, 11, full.classWeights ? T.tensor(full.classWeights) : null, cfg.limitBatches)).mIoU, full.final!.emaTestMIoU);
+  // The best of every epoch's trained weights and averages by validation mIoU (trained weights first on a tie).
+  const candidates = full.history.flatMap((h) => [{ epoch: h.epoch, v: h.valMIoU!, ema: false }, { epoch: h.epoch, v: h.emaValMIoU!, ema: true }]);
+  const best = candidates.reduce((a, c) => (c.v > a.v ? c : a));
+  assert.deepEqual([full.best!.epoch, full.best!.valMIoU, Boolean(full.best!.ema)], [best.epoch, best.v, best.ema]);
+
+  // Steps 2 and 3 from their checkpoints: ema₃ = d·ema₂ + (1 − d)·w₃ with the warmed-up d = min(0.8, 3 / 12).
+  const at = async (steps: number) => readCheckpoint((await trainSegmentation({ ...cfg, outDir: tmp(), stopAfterSteps: steps }, () => {})).checkpoint);
+  const [two, three] = [await at(2), await at(3)];
+  const d = Math.min(0.8, 3 / 12);
+  for (const [k, w] of Object.entries(three.model)) {
+    if (!w.dtype.startsWith('float')) continue;
+    const want = two.ema[k].mul(d).add(w.mul(1 - d));
+    assert.ok(want.sub(three.ema[k]).abs().max().item() <= 1e-6 * (1 + want.abs().max().item()), k);
+  }
+  // Resumed from step 3, the run ends with the uninterrupted run's average, bit for bit.
+  const dir = tmp();
+  await trainSegmentation({ ...cfg, outDir: dir, stopAfterSteps: 3 }, () => {});
+  const resumed = await trainSegmentation({ resume: path.join(dir, 'checkpoint.safetensors'), outDir: dir }, () => {});
+  const [a, b] = [T.loadSafetensors(full.ema!).tensors, T.loadSafetensors(resumed.ema!).tensors];
+  for (const k of Object.keys(a)) assert.equal(a[k].sub(b[k]).abs().max().item(), 0, k);
+});

@@ -25,11 +25,13 @@ export interface RunFacts {
   test: number;
   /** Segmentation: the last epoch's pixel accuracy. */
   pixelAccuracy?: number;
+  /** Runs with `--ema`: the moving average's last test score. */
+  emaTest?: number;
   /**
    * The epoch whose weights went to best.safetensors (runs with a validation split): its validation and test
    * scores (for `train --ema`, those of the moving average when it won).
    */
-  best: { epoch: number; val: number; test: number } | null;
+  best: { epoch: number; val: number; test: number; ema?: boolean } | null;
   /** The median seconds an epoch trained (evaluation not counted). */
   secondsPerEpoch: number;
   /** Test score and training loss after each epoch. */
@@ -139,7 +141,8 @@ export function readRun(dir: string): RunFacts {
     trainLoss: num(last.trainLoss),
     test: num(last[`test${score}`]),
     ...(segmentation ? { pixelAccuracy: num(last.testPixelAccuracy) } : {}),
-    best: best && { epoch: num(best.epoch), val: num(best[`val${score}`]), test: num(best[`test${score}`]) },
+    ...(typeof last[`emaTest${score}`] === 'number' ? { emaTest: num(last[`emaTest${score}`]) } : {}),
+    best: best && { epoch: num(best.epoch), val: num(best[`val${score}`]), test: num(best[`test${score}`]), ...(best.ema ? { ema: true } : {}) },
     secondsPerEpoch: median(h.map((e) => num(e.seconds))),
     curve: h.map((e) => ({ epoch: num(e.epoch), test: num(e[`test${score}`]), trainLoss: num(e.trainLoss) })),
     settings: flatten(config),
@@ -175,7 +178,8 @@ export function comparisonTable(runs: readonly RunFacts[]): string {
   const top = Math.max(...runs.map((r) => (Number.isFinite(r.test) ? r.test : -Infinity)));
   // Only runs with a validation split record a best epoch.
   const val = runs.some((r) => r.best);
-  const header = ['run', 'model', 'params', 'epochs', 'train loss', `test ${metric}`, ...(seg ? ['pixel accuracy'] : []), ...(val ? [`best validation ${metric} (epoch: test)`] : []), 's / epoch', ...diffs];
+  const ema = runs.some((r) => r.emaTest !== undefined);
+  const header = ['run', 'model', 'params', 'epochs', 'train loss', `test ${metric}`, ...(seg ? ['pixel accuracy'] : []), ...(ema ? [`EMA test ${metric}`] : []), ...(val ? [`best validation ${metric} (epoch: test)`] : []), 's / epoch', ...diffs];
   const rows = runs.map((r) => [
     r.dir,
     r.model,
@@ -185,7 +189,8 @@ export function comparisonTable(runs: readonly RunFacts[]): string {
     // The best test score in bold, when several runs compete.
     runs.length > 1 && r.test === top ? `**${pct(r.test)}**` : pct(r.test),
     ...(seg ? [pct(r.pixelAccuracy ?? NaN)] : []),
-    ...(val ? [r.best ? `${pct(r.best.val)} (${r.best.epoch}: ${pct(r.best.test)})` : '—'] : []),
+    ...(ema ? [pct(r.emaTest ?? NaN)] : []),
+    ...(val ? [r.best ? `${pct(r.best.val)} (${r.best.epoch}${r.best.ema ? ', EMA' : ''}: ${pct(r.best.test)})` : '—'] : []),
     Number.isFinite(r.secondsPerEpoch) ? r.secondsPerEpoch.toFixed(1) : '—',
     ...diffs.map((k) => r.settings[k] ?? '—'),
   ]);

@@ -19,9 +19,9 @@ const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 test('compare: the runs\' scores as their reports hold them, a column per differing setting, the best in bold, curves in a PNG', async () => {
   const parent = tmpDir('tsv-compare-');
   const base = { model: 'cnn' as const, epochs: 2, limitBatches: 3, batchSize: 32, threads: 1 };
-  // Two classifiers that differ in the learning rate and the seed only, the second with a validation split.
+  // Two classifiers that differ in the learning rate and the seed, the second with a moving average too.
   await train({ ...base, lr: 0.05, seed: 0, outDir: path.join(parent, 'a') }, quiet);
-  await train({ ...base, lr: 0.01, seed: 1, outDir: path.join(parent, 'b') }, quiet);
+  await train({ ...base, lr: 0.01, seed: 1, ema: 0.9, outDir: path.join(parent, 'b') }, quiet);
   const seg = tmpDir('tsv-compare-seg-');
   await trainSegmentation({ epochs: 1, limitBatches: 2, batchSize: 4, threads: 1, scenes: { size: 32, trainCount: 16, testCount: 8, maxItems: 2 }, outDir: seg }, quiet);
 
@@ -41,8 +41,8 @@ test('compare: the runs\' scores as their reports hold them, a column per differ
   };
   // The folder given held no report of its own: its two runs, in name order.
   assert.deepEqual(cls.rows.map((row) => row[0]), [path.join(parent, 'a'), path.join(parent, 'b')]);
-  // The settings columns: exactly those that differ (lr and seed), after the fixed ones.
-  assert.deepEqual(cls.header.slice(col('s / epoch') + 1), ['lr', 'seed']);
+  // The settings columns: exactly those that differ, after the fixed ones.
+  assert.deepEqual(cls.header.slice(col('s / epoch') + 1), ['ema', 'lr', 'seed']);
   const reports = ['a', 'b'].map((d) => JSON.parse(fs.readFileSync(path.join(parent, d, 'report.json'), 'utf8')));
   const best = Math.max(...reports.map((rep) => rep.history[1].testTop1));
   cls.rows.forEach((row, i) => {
@@ -57,6 +57,8 @@ test('compare: the runs\' scores as their reports hold them, a column per differ
     // The median of two epochs' training seconds is their mean.
     assert.equal(row[col('s / epoch')], ((rep.history[0].seconds + rep.history[1].seconds) / 2).toFixed(1));
     assert.equal(row[col('lr')], String(rep.config.lr));
+    assert.equal(row[col('EMA test top-1')], i === 0 ? '—' : pct(last.emaTestTop1));
+    assert.equal(row[col('ema')], i === 0 ? '—' : '0.9');
     assert.equal(row[col('seed')], String(rep.config.seed));
   });
   assert.ok(!cls.header.some((h) => h.startsWith('best validation')), 'no validation split, no best-epoch column');

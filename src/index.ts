@@ -24,3 +24,19 @@ export type { TrainConfig, TrainResult, EpochRecord, Evaluation, Mistake } from 
 export { saveCheckpoint, readCheckpoint, restoreCheckpoint, loadWeights } from './train/checkpoint';
 export { backwardInParts, microBatches } from './train/accumulate';
 export { Predictor } from './infer/predict';
+// Segmentation training and evaluation, as `tsvision segment` and `eval` run them.
+export { trainSegmentation, evaluateSegmentation, evaluateSegmentCheckpoint, segmentationData, enetClassWeights, loadBackbone, DEFAULT_SEGMENT_CONFIG, SEGMENT_RECIPES, PAPER_AUGMENT } from './train/segment';
+export type { SegmentConfig, SegmentResult, SegmentEpoch, BestSegmentEpoch, SegmentationData, SegmentEvalOptions, ImageScore } from './train/segment';
+// The learning-rate range test, fine-tuning, speed and the pictures the commands draw.
+export { findLearningRate, findSegmentationLearningRate, LR_FIND_DEFAULTS } from './train/lr-find';
+export type { LrFindOptions, LrFindResult } from './train/lr-find';
+export { loadForFineTuning, trainMode } from './train/finetune';
+export { measureLatency } from './metrics/speed';
+export type { Latency, LatencyOptions } from './metrics/speed';
+export { perImageScores, labelledPixels } from './metrics/segmentation';
+export { heatmapPng, maskPng, overlayPng, saveSegmentationOverlays } from './report/overlay';
+export { savePlotsPng } from './report/plot';
+export type { PlotOptions, Series } from './report/plot';
+// Runs side by side (`tsvision compare`).
+export { findRuns, readRun, comparisonTable, plotComparison, bestFirst, differingSettings } from './report/compare';
+export type { RunFacts } from './report/compare';

@@ -8,3 +8,6 @@ export { CLASSES_OUTPUT, LOGITS_OUTPUT, PIXELS_INPUT, PROBABILITIES_OUTPUT, Pixe
 export type { PixelPipelineOptions } from './preprocess';
 export { CHECK_INPUTS, checkNeedsMore, checkVerdict } from './check';
 export type { CheckVerdict } from './check';
+// int8 quantization of an exported graph (what `export --int8` runs): calibrate ranges, then write QDQ.
+export { calibrate, quantizeModel, quantizeWeights, activationParams, activationsToQuantize, withCalibrationOutputs } from './quantize';
+export type { CalibrateOptions, CalibrationMethod, QuantizeReport, TensorRange } from './quantize';

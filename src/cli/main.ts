@@ -366,15 +366,18 @@ async function asRank<T>(work: () => Promise<T>): Promise<{ result: T; lead: boo
 program
   .command('launch')
   .description('run train, segment, dsd, mimic or prune as N data-parallel processes on this machine, like torchrun (a gloo process group; RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), e.g. tsvision launch --nproc 2 -- train --epochs 1')
-  .requiredOption('-n, --nproc <n>', 'worker processes', num('--nproc', { int: true, min: 1 }))
-  .option('--master-port <port>', 'port of the rendezvous store (default: a free one)', num('--master-port', { int: true, min: 1 }))
+  .requiredOption('-n, --nproc <n>', 'worker processes on this machine', num('--nproc', { int: true, min: 1 }))
+  .option('--nnodes <n>', 'machines taking part, each running this command with its own --node-rank (default 1)', num('--nnodes', { int: true, min: 1 }))
+  .option('--node-rank <r>', "this machine's place, 0 … nnodes − 1; node 0 holds rank 0 and the rendezvous store (default 0)", num('--node-rank', { int: true, min: 0 }))
+  .option('--master-addr <host>', "node 0's address, the same on every machine (default 127.0.0.1; required with --nnodes)")
+  .option('--master-port <port>', 'port of the rendezvous store on node 0 (default: a free one; required with --nnodes)', num('--master-port', { int: true, min: 1 }))
   .option('--script <file>', 'run this Node script in every worker instead of tsvision')
   .argument('<args...>', 'the command and its flags, after --')
   .action(async (args: string[], o) => {
     if (!o.script && !(DATA_PARALLEL as readonly string[]).includes(args[0])) {
       throw new InvalidArgumentError(`${args[0]} does not train data-parallel; launch runs ${DATA_PARALLEL.slice(0, -1).join(', ')} or ${DATA_PARALLEL.at(-1)} (run ${args[0]} on its own)`);
     }
-    const r = await launch({ nproc: o.nproc, script: o.script ?? __filename, args, masterPort: o.masterPort });
+    const r = await launch({ nproc: o.nproc, nnodes: o.nnodes, nodeRank: o.nodeRank, script: o.script ?? __filename, args, masterAddr: o.masterAddr, masterPort: o.masterPort });
     process.exitCode = r.exitCode;
   });
 

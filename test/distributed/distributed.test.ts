@@ -237,6 +237,29 @@ test('tsvision launch --nproc 2 -- train: rank 0 reports the global test accurac
   }
 });
 
+test('tsvision launch across two "machines" (two launchers, --nnodes 2, one rank each): global ranks, one world, node 0 reports and writes', async () => {
+  const dir = tmpDir('tsv-launch-nodes-');
+  try {
+    const port = await freePort();
+    const node = (rank: number) => run(process.execPath, [CLI, 'launch', '--nnodes', '2', '--node-rank', String(rank), '--master-addr', '127.0.0.1', '--master-port', String(port), '--nproc', '1', '--', 'train', '--epochs', '1', '--limit-batches', '2', '--batch-size', '64', '-o', dir], 120000);
+    const [n0, n1] = await Promise.all([node(0), node(1)]);
+    assert.equal(n0.code, 0, n0.stderr);
+    assert.equal(n1.code, 0, n1.stderr);
+    // One world of two processes: the global batch split in two, the accuracy printed once, by node 0.
+    assert.match(n0.stderr, /× 2 processes \(32 samples each\)/);
+    assert.equal((n0.stdout.match(/test accuracy: top-1/g) ?? []).length, 1);
+    assert.doesNotMatch(n1.stdout, /test accuracy/);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')).history.length, 1);
+    const bad = await run(process.execPath, [CLI, 'launch', '--nnodes', '2', '--nproc', '1', '--', 'train']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /with 2 nodes every launcher needs node 0's address and one port, the same on all: give --master-addr and --master-port/);
+    const outside = await run(process.execPath, [CLI, 'launch', '--nnodes', '2', '--node-rank', '2', '--master-addr', '127.0.0.1', '--master-port', String(port), '--nproc', '1', '--', 'train']);
+    assert.match(outside.stderr, /node rank must be an integer in \[0, 1\], got 2/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('SIGTERM to tsvision launch (a job system stopping it): the ranks end on the same step, rank 0 checkpoints it, exit code 143', async () => {
   const dir = tmpDir('tsv-launch-term-');
   try {

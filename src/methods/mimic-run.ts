@@ -9,7 +9,7 @@ import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
 import { Fidelity, fidelity, loadSegmentationTeacher, loadTeacher } from './mimic';
-import { PhaseResult, isLead, leadLog, leadWrites, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { PhaseResult, acrossRanks, isLead, leadLog, leadWrites, meanAcrossRanks, meet, pct, plotPhases, rankShare, rankSum, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 import { randn } from '../torch';
 import { loadWeights, readRunRecord } from '../train/checkpoint';
@@ -96,8 +96,9 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
     return { parameters: s.totalParams, multAdds: s.totalMultAdds };
   };
   log(`teacher ${teacher.name} from ${teacherFile}: evaluating on the test set`);
-  const tEval = await evaluate(teacher.model, loaders.test, base.limitBatches ?? 0);
-  const teacherFacts: ModelFacts = { name: teacher.name, ...facts(teacher.model), testTop1: tEval.top1 };
+  // Under launch each rank scores its share of the test images (here and for the students' fidelity).
+  const tEval = await evaluate(teacher.model, rankShare(loaders.test), base.limitBatches ?? 0);
+  const teacherFacts: ModelFacts = { name: teacher.name, ...facts(teacher.model), testTop1: meanAcrossRanks(tEval.top1, tEval.count) };
 
   // How the student learned, in each place the run names it: the paper's L2 mimicry, or distillation at T.
   const T = c.temperature;
@@ -120,13 +121,15 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const follows = async (phase: PhaseResult): Promise<Fidelity> => {
     const m = createClassifier(base.model!, base.modelOptions ?? {}, loaders);
     loadWeights(phase.weights, m);
-    return fidelity(m, teacher.model, loaders.test, base.limitBatches ?? 0);
+    const f = await fidelity(m, teacher.model, rankShare(loaders.test), base.limitBatches ?? 0);
+    const [same, l2, images] = acrossRanks([f.agreement * f.images, f.l2 * f.images, f.images]);
+    return { agreement: same / Math.max(1, images), l2: l2 / Math.max(1, images), images };
   };
   const mimicFidelity = await follows(mimic);
   const labelsFidelity = labels && (await follows(labels));
   const [curves, report, md] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(c.outDir, f));
   await leadWrites(async () => {
-    await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(tEval.top1)})`, [
+    await plotPhases(curves, `${base.model} student: mimic vs labels (teacher ${teacher.name} ${pct(teacherFacts.testTop1)})`, [
       { name: `student, ${words.curve}${w ? ` + ${w} × labels` : ''}`, start: 0, phase: mimic, ...(steps ? { stepsPerEpoch: steps.mimic } : {}) },
       ...(labels ? [{ name: 'student, labels (cross-entropy)', start: 0, phase: labels, ...(steps ? { stepsPerEpoch: steps.labels } : {}) }] : []),
     ]);
@@ -146,7 +149,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
         '',
         '| model | parameters | mult-adds | test top-1 | agrees with the teacher | ½‖g − z‖² to its logits | trained on |',
         '|---|---:|---:|---:|---:|---:|---|',
-        row(`teacher (${teacher.name})`, teacherFacts, tEval.top1, null, `labels${teacher.labelled ? ` (${teacher.labelled.toLocaleString('en-US')} labelled training images)` : ''}`),
+        row(`teacher (${teacher.name})`, teacherFacts, teacherFacts.testTop1, null, `labels${teacher.labelled ? ` (${teacher.labelled.toLocaleString('en-US')} labelled training images)` : ''}`),
         row(`student (${base.model})`, student, mimic.testTop1, mimicFidelity, `${words.target}${w ? ` + ${w} × labels` : ''}${unlabelled ? `, + ${unlabelled} (transfer set)` : ''} (${mimic.dir})`),
         labels ? row(`student (${base.model})`, student, labels.testTop1, labelsFidelity, `labels, cross-entropy${labelled} (${labels.dir})`) : '',
         '',
@@ -158,7 +161,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
       ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'),
     );
   });
-  log(`test top-1: teacher ${pct(tEval.top1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
+  log(`test top-1: teacher ${pct(teacherFacts.testTop1)} · student ${words.student} ${pct(mimic.testTop1)}${labels ? ` · student on labels ${pct(labels.testTop1)}` : ''}`);
   return { teacher: teacherFacts, student, mimic, labels, fidelity: { mimic: mimicFidelity, labels: labelsFidelity }, report, summary: md, curves };
 }
 
@@ -272,7 +275,7 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
   try {
     const teacher = loadSegmentationTeacher(teacherSpec, { classes: probe.classes, inChannels: probe.inChannels, folders: Boolean(t.folders) });
     log(`teacher ${t.model} from ${c.teacher}: evaluating on the test set`);
-    const tEval = await evaluateSegmentation(teacher.model, probe.test, probe.classes.length, null, c.student.limitBatches ?? 0);
+    const tEval = await evaluateSegmentation(teacher.model, rankShare(probe.test), probe.classes.length, null, c.student.limitBatches ?? 0, { crossReplicaSum: rankSum() });
     const input = [1, probe.inChannels, ...probe.inputSize];
     log(`measuring CPU latency at ${input.slice(2).join('×')}, batch 1 (teacher and student in turns)`);
     // Under \`launch\`, rank 0 alone times them, once every rank is done evaluating: nothing else runs meanwhile.

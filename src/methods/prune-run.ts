@@ -16,7 +16,7 @@ import { SegmentationModelName, SegmentationModelOptions, createClassifier, crea
 import { Classifier } from '../models/common';
 import { SegmentationNet } from '../models/segmentation';
 import { FilterPrunable, FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
-import { isLead, leadLog, leadWrites, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { isLead, leadLog, leadWrites, meanAcrossRanks, meet, pct, plotPhases, rankShare, rankSum, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
 
 /** ICNet keeps half of each layer's kernels; fine-tuning recovers the accuracy. */
@@ -178,7 +178,11 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
     lr: cfg.lr,
     input: [1, loaders.inChannels, size, size],
     build,
-    score: async (m) => (await evaluate(m as unknown as Classifier, loaders.test, c.recipe?.limitBatches ?? 0)).top1,
+    // Under launch each rank scores its share of the test set.
+    score: async (m) => {
+      const e = await evaluate(m as unknown as Classifier, rankShare(loaders.test), c.recipe?.limitBatches ?? 0);
+      return meanAcrossRanks(e.top1, e.count);
+    },
     async finetune(options, init, epochs, lr) {
       // Distilled: the original's logits are the targets, so the labels' mixing and weighting have no place,
       // and a transfer set the original learned from (a student by mimicry's) serves again. On labels: the
@@ -207,7 +211,7 @@ async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointCont
     lr: cfg.lr,
     input: [1, inChannels, ...inputSize],
     build,
-    score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, test, classes.length, null, limit)).mIoU,
+    score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, rankShare(test), classes.length, null, limit, { crossReplicaSum: rankSum() })).mIoU,
     async finetune(options, init, epochs, lr, dir) {
       const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, teacher: c.distil ? { file: c.checkpoint } : undefined, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit, ...(c.recipe?.accumulate ? { accumulate: c.recipe.accumulate } : {}) };
       // A rerun (say, to measure latency on a quiet machine) continues or reuses the same fine-tuning.

@@ -318,6 +318,16 @@ test('tsvision launch --nproc 2 -- dsd, -- mimic and -- prune: every phase train
       assert.deepEqual(files(`${name}-par`), files(`${name}-one`));
       assert.ok(files(`${name}-par`).includes('SUMMARY.md'));
     }
+    // The teacher and the students' fidelity are scored on the ranks' shares of the test set, added up: with
+    // --limit-batches 2 (batches of 500) each rank scored every other image of the first 2,000, one process
+    // the first 1,000; the teacher's top-1 is one process's on those 2,000.
+    const mimicReport = (d: string) => JSON.parse(fs.readFileSync(path.join(dir, d, 'report.json'), 'utf8')) as { teacher: { testTop1: number }; fidelity: { mimic: { images: number } } };
+    const [mpar, mone] = [mimicReport('mimic-par'), mimicReport('mimic-one')];
+    assert.deepEqual([mpar.fidelity.mimic.images, mone.fidelity.mimic.images], [2000, 1000]);
+    const { test: testLoader } = makeLoaders({ kind: 'fashion-mnist' }, { batchSize: 500, seed: 0, augment: false });
+    const onFirst2000 = await evaluate(teacher.model, testLoader, 4);
+    assert.ok(Math.abs(mpar.teacher.testTop1 - onFirst2000.top1) < 1e-12, `${mpar.teacher.testTop1} vs ${onFirst2000.top1}`);
+
     // Filter pruning: the fine-tuning data-parallel; rank 0 alone writes the pruned weights, times and reports.
     const prune = await run(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'prune', '-c', teacher.checkpoint, '--finetune-epochs', '1', '--limit-batches', '2', '--threads', '1', '-o', path.join(dir, 'prune')], 240000);
     assert.equal(prune.code, 0, prune.stderr);

@@ -18,10 +18,10 @@ test('the grid: flags with or without dashes, | for values with commas, every co
     { flag: 'color-jitter', values: ['0.4,0.4,0.4,0.1', '0.2,0.2,0.2,0'] },
   ]);
   assert.deepEqual(combinations(axes), [
-    { name: 'lr-0.1_color-jitter-0.4_0.4_0.4_0.1', flags: ['--lr', '0.1', '--color-jitter', '0.4,0.4,0.4,0.1'] },
-    { name: 'lr-0.1_color-jitter-0.2_0.2_0.2_0', flags: ['--lr', '0.1', '--color-jitter', '0.2,0.2,0.2,0'] },
-    { name: 'lr-0.02_color-jitter-0.4_0.4_0.4_0.1', flags: ['--lr', '0.02', '--color-jitter', '0.4,0.4,0.4,0.1'] },
-    { name: 'lr-0.02_color-jitter-0.2_0.2_0.2_0', flags: ['--lr', '0.02', '--color-jitter', '0.2,0.2,0.2,0'] },
+    { name: 'lr-0.1_color-jitter-0.4_0.4_0.4_0.1', flags: ['--lr', '0.1', '--color-jitter', '0.4,0.4,0.4,0.1'], values: ['0.1', '0.4,0.4,0.4,0.1'] },
+    { name: 'lr-0.1_color-jitter-0.2_0.2_0.2_0', flags: ['--lr', '0.1', '--color-jitter', '0.2,0.2,0.2,0'], values: ['0.1', '0.2,0.2,0.2,0'] },
+    { name: 'lr-0.02_color-jitter-0.4_0.4_0.4_0.1', flags: ['--lr', '0.02', '--color-jitter', '0.4,0.4,0.4,0.1'], values: ['0.02', '0.4,0.4,0.4,0.1'] },
+    { name: 'lr-0.02_color-jitter-0.2_0.2_0.2_0', flags: ['--lr', '0.02', '--color-jitter', '0.2,0.2,0.2,0'], values: ['0.02', '0.2,0.2,0.2,0'] },
   ]);
   assert.throws(() => parseGrid(['lr']), /--grid 'lr': expected flag=value1,value2/);
   assert.throws(() => parseGrid(['lr=0.1,']), /an empty value/);

@@ -334,10 +334,6 @@ export const DEFAULT_SEGMENT_CONFIG: SegmentConfig = {
 
 export interface SegmentEpoch {
   epoch: number;
-  /** The moving average of the weights (`ema`) on the test and validation images; absent without one. */
-  emaTestMIoU?: number;
-  emaTestPixelAccuracy?: number;
-  emaValMIoU?: number;
   trainLoss: number;
   testLoss: number;
   testMIoU: number;
@@ -349,6 +345,10 @@ export interface SegmentEpoch {
   valLoss?: number;
   valMIoU?: number;
   valPixelAccuracy?: number;
+  /** The moving average of the weights (`ema`) on the test and validation images; absent without one. */
+  emaTestMIoU?: number;
+  emaTestPixelAccuracy?: number;
+  emaValMIoU?: number;
 }
 
 /**
@@ -588,6 +588,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
       let [lossSum, seen] = startBatch ? carried : [0, 0];
       const seenBefore = seen;
       let b = startBatch;
+      let lastYield = Date.now();
       for await (const batch of trainLoader.epoch(epoch, { startBatch })) {
         if (b >= stepsPerEpoch) {
           disposeBatch(batch);
@@ -616,8 +617,12 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         lossSum += loss * n;
         seen += n;
         progress.update(epoch, b, seen - seenBefore, `loss ${(lossSum / seen).toFixed(4)}`);
-        // Let the event loop breathe (Ctrl-C, prefetch) now and then.
-        if (b % 20 === 0) await new Promise((r) => setImmediate(r));
+        // Let the event loop breathe (Ctrl-C and SIGTERM arrive there, prefetch runs) every 200 ms: a job
+        // system's grace period before SIGKILL may be as short as 10 s.
+        if (Date.now() - lastYield > 200) {
+          await new Promise((r) => setImmediate(r));
+          lastYield = Date.now();
+        }
         if (stop) {
           interrupted = true;
           // Where the step left everything (weights, optimizer, RNG, the epoch's loss so far): --resume

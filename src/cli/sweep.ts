@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { RunFacts, bestFirst, comparisonTable, plotComparison, readRun } from '../report/compare';
 import { markdownTable } from '../report/markdown';
+import type { PlotOptions } from '../report/plot';
 import { meanStd, seedsCell } from '../reproduce/common';
 import { writeFileAtomic } from '../util/fs';
 
@@ -159,7 +160,7 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
         ? `Chosen by best validation ${metric}: **${winner.dir}**, ${pct(winner.best!.val)} at epoch ${winner.best!.epoch} (test ${pct(winner.best!.test)}; its weights are ${path.join(winner.dir, 'best.safetensors')}).`
         : `Chosen by last-epoch test ${metric}: **${winner.dir}**, ${pct(winner.test)}. ${noValidation}`;
   if (done.length) {
-    await plotComparison(plot, ranked);
+    await plotComparison(plot, ranked, over ? [over.plot] : []);
     const grid = o.axes.map((a) => `\`--${a.flag}\` ${a.values.join(', ')}`).join('; ');
     writeFileAtomic(
       summary,
@@ -184,7 +185,7 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
  * With seed on the grid: every setting of the other flags over its finished seeds, mean ± sample std (and
  * the values), best mean first, and the setting chosen by that mean — a single seed's luck no longer picks.
  */
-function overSeeds(axes: readonly SweepAxis[], runs: readonly { values: string[]; run?: RunFacts }[], byValidation: boolean, metric: string): { table: string; choice: string } {
+function overSeeds(axes: readonly SweepAxis[], runs: readonly { values: string[]; run?: RunFacts }[], byValidation: boolean, metric: string): { table: string; choice: string; plot: PlotOptions } {
   const s = axes.findIndex((a) => a.flag === 'seed');
   const others = axes.filter((_, i) => i !== s);
   const groups = new Map<string, { values: string[]; runs: RunFacts[] }>();
@@ -204,7 +205,18 @@ function overSeeds(axes: readonly SweepAxis[], runs: readonly { values: string[]
   const choice = best?.runs.length
     ? `Chosen by mean ${byValidation ? 'best validation' : 'last-epoch test'} ${metric} over ${best.runs.length} seed${best.runs.length === 1 ? '' : 's'}: **${what}**, ${seedsCell(best.runs.map(score))} (%).`
     : 'No run has finished yet.';
-  return { table: `Over the seeds (mean ± sample standard deviation, then each seed's value):\n\n${markdownTable(header, rows)}`, choice };
+  // Each setting's seeds as points in a column: the spread that the means and deviations summarize.
+  const seedRuns = (g: (typeof ranked)[number]) => g.runs.map((r, i) => ({ seed: runs.find((x) => x.run === r)?.values[s] ?? String(i), score: score(r) }));
+  const seedValues = axes[s].values;
+  const plot: PlotOptions = {
+    title: `${byValidation ? 'best validation' : 'test'} ${metric} per setting, one point per seed`,
+    xLabel: others.map((a) => a.flag).join(', ') || 'setting',
+    yLabel: `${byValidation ? 'best validation' : 'test'} ${metric} (%)`,
+    categories: ranked.map((g) => g.values.join(', ') || 'all'),
+    scatter: true,
+    series: seedValues.map((seed) => ({ name: `seed ${seed}`, points: ranked.flatMap((g, k) => seedRuns(g).filter((x) => x.seed === seed).map((x): [number, number] => [k + 1, 100 * x.score])) })),
+  };
+  return { table: `Over the seeds (mean ± sample standard deviation, then each seed's value):\n\n${markdownTable(header, rows)}`, choice, plot };
 }
 
 /** A run that trained all its epochs (or stopped early by --patience) and wrote its weights. */

@@ -200,8 +200,11 @@ export function comparisonTable(runs: readonly RunFacts[]): string {
   return `${markdownTable(header, rows)}${runs.length > 1 && same.length ? `\n\nThe same in every run: ${shown}${rest}.` : ''}`;
 }
 
-/** Every run's test score and training loss per epoch, one colour per run (a pair of plots per kind). */
-export async function plotComparison(file: string, runs: readonly RunFacts[]): Promise<void> {
+/**
+ * Every run's test score and training loss per epoch, one colour per run (a pair of plots per kind), and
+ * any `extra` plots after them.
+ */
+export async function plotComparison(file: string, runs: readonly RunFacts[], extra: readonly PlotOptions[] = []): Promise<void> {
   const plots: PlotOptions[] = (['classification', 'segmentation'] as const).flatMap((kind) => {
     const of = runs.filter((r) => r.kind === kind);
     if (!of.length) return [];
@@ -212,5 +215,5 @@ export async function plotComparison(file: string, runs: readonly RunFacts[]): P
       { title: 'training loss per epoch', xLabel: 'epoch', yLabel: 'loss', series: series((p) => p.trainLoss) },
     ];
   });
-  await savePlotsPng(file, plots);
+  await savePlotsPng(file, [...plots, ...extra]);
 }

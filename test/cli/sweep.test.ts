@@ -108,4 +108,9 @@ test('sweep with seed on the grid: each setting over its seeds, mean ± sample s
     return [lr, '2', `${p2(m)} ± ${p2(s)} (${p2(a)}, ${p2(b)})`];
   }));
   assert.match(md, new RegExp(`Chosen by mean best validation top-1 over 2 seeds: \\*\\*--lr ${order[0].replace('.', '\\.')}\\*\\*`));
+  // The curves' two plots and a third: each setting's seeds as points.
+  assert.equal(pngWidth(fs.readFileSync(path.join(out, 'sweep.png'))), 3 * 640);
 });
+
+/** A PNG's width, from its IHDR chunk. */
+const pngWidth = (png: Buffer): number => png.readUInt32BE(16);

@@ -41,12 +41,15 @@ export interface RunFacts {
 }
 
 /**
- * Settings never listed as a difference: where or how fast a run went, not what it trained, and the model,
- * which has its own column.
+ * Settings never listed as a difference: where or how fast a run went, not what it trained, and the model
+ * and epochs, which have their own columns.
  */
-const NOT_SETTINGS = new Set(['outDir', 'threads', 'resume', 'stopAfterSteps', 'model']);
-/** Kept whole, as `key=value` pairs: different networks have different options, one column says it all. */
-const WHOLE = new Set(['modelOptions']);
+const NOT_SETTINGS = new Set(['outDir', 'threads', 'resume', 'stopAfterSteps', 'model', 'epochs']);
+/**
+ * Kept whole, as `key=value` pairs: different networks have different options, and different training
+ * methods (dsd's phases, mimic) other settings; one column says it all.
+ */
+const WHOLE = new Set(['modelOptions', 'method']);
 
 interface Report {
   model?: string;
@@ -101,7 +104,7 @@ export function findRuns(paths: readonly string[]): string[] {
 function flatten(o: Record<string, unknown>, prefix = '', out: Record<string, string> = {}): Record<string, string> {
   for (const [k, v] of Object.entries(o)) {
     const key = prefix + k;
-    if (v === undefined || NOT_SETTINGS.has(key)) continue;
+    if (v === undefined || NOT_SETTINGS.has(key) || (v === null && WHOLE.has(key))) continue;
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       if (!WHOLE.has(key)) flatten(v as Record<string, unknown>, `${key}.`, out);
       else if (Object.keys(v).length) out[key] = Object.entries(flatten(v as Record<string, unknown>)).map(([k, x]) => `${k}=${x}`).join(' ');

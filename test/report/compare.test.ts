@@ -62,7 +62,7 @@ test('compare: the runs\' scores as their reports hold them, a column per differ
     assert.equal(row[col('seed')], String(rep.config.seed));
   });
   assert.ok(!cls.header.some((h) => h.startsWith('best validation')), 'no validation split, no best-epoch column');
-  assert.match(r.stdout, /The same in every run: .*epochs 2/);
+  assert.match(r.stdout, /The same in every run: .*batchSize 32/);
 
   const s = tables[1];
   const segReport = JSON.parse(fs.readFileSync(path.join(seg, 'report.json'), 'utf8'));

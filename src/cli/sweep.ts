@@ -83,6 +83,7 @@ const ARGS_FILE = 'sweep-args.json';
 export async function sweep(o: SweepOptions): Promise<SweepResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (o.args.some((a) => a === '-o' || a === '--out' || a.startsWith('--out=') || a === '--resume')) throw new Error('sweep: the sweep gives each run its output folder and resumes them itself; leave -o/--out and --resume out of the command');
+  for (const a of o.axes) if (['o', 'out', 'resume'].includes(a.flag)) throw new Error(`sweep: --${a.flag} cannot be on the grid; the sweep gives each run its folder and resumes it`);
   // (--opt is repeatable: `--grid opt=alpha=0.5,alpha=1` adds one more model option beside the command's own.)
   for (const a of o.axes) if (a.flag !== 'opt' && o.args.includes(`--${a.flag}`)) throw new Error(`sweep: --${a.flag} is on the grid; leave it out of the command`);
   const runs = combinations(o.axes);

@@ -1122,11 +1122,19 @@ program
   .description('a grid search: one train or segment run per combination of the --grid values, one after another, each in its own folder under --out; then the runs side by side (SWEEP.md, sweep.png) and the one chosen by validation score (--val-split) or else test score. Run the same command again to continue a stopped sweep. E.g. tsvision sweep --grid lr=0.01,0.05 -- train --val-split 0.1')
   .requiredOption('-g, --grid <flag=values>', "a flag of the command and its values, comma-separated (or |-separated when a value has commas), e.g. lr=0.01,0.05; repeatable: every combination runs", (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('-o, --out <dir>', 'where the runs (one folder each), SWEEP.md and sweep.png go', 'runs/sweep')
+  .option('--dry-run', 'list the runs (their commands, and whether each is new, resumed or finished) and run nothing', false)
   .argument('<args...>', 'train or segment and its flags, after --: the same for every run')
-  .action(async (args: string[], o: { grid: string[]; out: string }) => {
-    const { SWEEPABLE, parseGrid, sweep } = await import('./sweep');
+  .action(async (args: string[], o: { grid: string[]; out: string; dryRun: boolean }) => {
+    const { SWEEPABLE, parseGrid, planSweep, sweep } = await import('./sweep');
     const [command, ...rest] = args;
     if (!(SWEEPABLE as readonly string[]).includes(command)) throw new InvalidArgumentError(`sweep runs ${SWEEPABLE.join(' or ')}, not '${command}'`);
+    if (o.dryRun) {
+      const plan = planSweep({ command: command as (typeof SWEEPABLE)[number], args: rest, axes: parseGrid(o.grid), out: o.out });
+      const word = { new: 'new     ', resume: 'resume  ', finished: 'finished' } as const;
+      console.log(plan.map((p) => `${word[p.state]}  tsvision ${command} ${[...(p.state === 'resume' ? ['--resume', `${p.dir}/checkpoint.safetensors`] : p.args), '-o', p.dir].join(' ')}`).join('\n'));
+      console.log(`${plan.length} runs: ${plan.filter((p) => p.state === 'new').length} new, ${plan.filter((p) => p.state === 'resume').length} to resume, ${plan.filter((p) => p.state === 'finished').length} finished`);
+      return;
+    }
     const r = await sweep({ command: command as (typeof SWEEPABLE)[number], args: rest, axes: parseGrid(o.grid), out: o.out, cli: __filename });
     if (fs.existsSync(r.summary)) console.log(`\n${fs.readFileSync(r.summary, 'utf8').split('\n').slice(2).join('\n').replace(/!\[[^\]]*\]\([^)]*\)\n?/, '').trim()}\n\nsummary: ${r.summary}\nplot:    ${r.plot}`);
     if (r.stopped) process.exitCode = r.stopped === 'SIGINT' ? 130 : 143;

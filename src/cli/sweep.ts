@@ -80,13 +80,44 @@ export interface SweepResult {
 /** The record of the flags a run folder was made with, so that a rerun with other flags cannot reuse it. */
 const ARGS_FILE = 'sweep-args.json';
 
-export async function sweep(o: SweepOptions): Promise<SweepResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+/** One run of a sweep: its folder, the command's flags, and what the sweep will do with it. */
+export interface PlannedRun {
+  name: string;
+  dir: string;
+  args: string[];
+  /** The grid's value per axis. */
+  values: string[];
+  /** 'new': not started; 'resume': stopped, its checkpoint continues; 'finished': kept as it is. */
+  state: 'new' | 'resume' | 'finished';
+}
+
+/**
+ * What the sweep would run, without running anything (`--dry-run`): every combination's folder, flags and
+ * state. A folder made by another command or with other flags is an error naming both.
+ */
+export function planSweep(o: Pick<SweepOptions, 'command' | 'args' | 'axes' | 'out'>): PlannedRun[] {
   if (o.args.some((a) => a === '-o' || a === '--out' || a.startsWith('--out=') || a === '--resume')) throw new Error('sweep: the sweep gives each run its output folder and resumes them itself; leave -o/--out and --resume out of the command');
   for (const a of o.axes) if (['o', 'out', 'resume'].includes(a.flag)) throw new Error(`sweep: --${a.flag} cannot be on the grid; the sweep gives each run its folder and resumes it`);
   // (--opt is repeatable: `--grid opt=alpha=0.5,alpha=1` adds one more model option beside the command's own.)
   for (const a of o.axes) if (a.flag !== 'opt' && o.args.includes(`--${a.flag}`)) throw new Error(`sweep: --${a.flag} is on the grid; leave it out of the command`);
-  const runs = combinations(o.axes);
+  return combinations(o.axes).map((c) => {
+    const dir = path.join(o.out, c.name);
+    const args = [...o.args, ...c.flags];
+    const record = path.join(dir, ARGS_FILE);
+    if (fs.existsSync(record)) {
+      const before = JSON.parse(fs.readFileSync(record, 'utf8')) as { command: string; args: string[] };
+      if (before.command !== o.command || JSON.stringify(before.args) !== JSON.stringify(args)) {
+        throw new Error(`${dir} holds a run of \`${before.command} ${before.args.join(' ')}\`, not of this sweep's \`${o.command} ${args.join(' ')}\`: remove it or choose another --out`);
+      }
+    }
+    const state = finished(dir) ? 'finished' : fs.existsSync(path.join(dir, 'checkpoint.safetensors')) ? 'resume' : 'new';
+    return { name: c.name, dir, args, values: c.values, state };
+  });
+}
+
+export async function sweep(o: SweepOptions): Promise<SweepResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const runs = planSweep(o);
   fs.mkdirSync(o.out, { recursive: true });
   let stopped: SweepResult['stopped'] = null;
   let child: ReturnType<typeof spawn> | null = null;
@@ -101,27 +132,20 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   process.on('SIGTERM', onSigterm);
   const failed: string[] = [];
   try {
-    for (const [k, run] of runs.entries()) {
+    for (const [k, { name, dir, args, state }] of runs.entries()) {
       if (stopped) break;
-      const dir = path.join(o.out, run.name);
-      const args = [...o.args, ...run.flags];
-      const tag = `[${k + 1}/${runs.length} ${run.name}]`;
+      const tag = `[${k + 1}/${runs.length} ${name}]`;
+      if (state === 'finished') {
+        log(`${tag} finished earlier, reusing ${dir}`);
+        continue;
+      }
       const record = path.join(dir, ARGS_FILE);
-      if (fs.existsSync(record)) {
-        const before = JSON.parse(fs.readFileSync(record, 'utf8')) as { command: string; args: string[] };
-        if (before.command !== o.command || JSON.stringify(before.args) !== JSON.stringify(args)) {
-          throw new Error(`${dir} holds a run of \`${before.command} ${before.args.join(' ')}\`, not of this sweep's \`${o.command} ${args.join(' ')}\`: remove it or choose another --out`);
-        }
-        if (finished(dir)) {
-          log(`${tag} finished earlier, reusing ${dir}`);
-          continue;
-        }
-      } else {
+      if (!fs.existsSync(record)) {
         fs.mkdirSync(dir, { recursive: true });
         writeFileAtomic(record, JSON.stringify({ command: o.command, args }, null, 2) + '\n');
       }
       const ckpt = path.join(dir, 'checkpoint.safetensors');
-      const resume = fs.existsSync(ckpt) ? ['--resume', ckpt] : [];
+      const resume = state === 'resume' ? ['--resume', ckpt] : [];
       log(`${tag} tsvision ${o.command} ${[...args, ...resume, '-o', dir].join(' ')}`);
       const code = await new Promise<number | null>((resolve) => {
         child = spawn(process.execPath, [o.cli, o.command, ...(resume.length ? resume : args), '-o', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -143,7 +167,7 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);
   }
-  const done = runs.map((r) => path.join(o.out, r.name)).filter((d) => fs.existsSync(path.join(d, 'report.json'))).map(readRun);
+  const done = runs.map((r) => r.dir).filter((d) => fs.existsSync(path.join(d, 'report.json'))).map(readRun);
   const byValidation = done.length > 0 && done.every((r) => r.best);
   const ranked = bestFirst(done);
   const winner = ranked.find((r) => finished(r.dir)) ?? null;
@@ -152,7 +176,7 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   const metric = done[0]?.kind === 'segmentation' ? 'mIoU' : 'top-1';
   const seeds = o.axes.find((a) => a.flag === 'seed');
   const noValidation = 'No validation split (--val-split): the test set chose, so this score flatters the winner; hold out a validation split to choose without it.';
-  const over = seeds && seeds.values.length > 1 ? overSeeds(o.axes, runs.map((r) => ({ ...r, run: done.find((d) => d.dir === path.join(o.out, r.name) && finished(d.dir)) })), byValidation, metric) : null;
+  const over = seeds && seeds.values.length > 1 ? overSeeds(o.axes, runs.map((r) => ({ ...r, run: done.find((d) => d.dir === r.dir && finished(d.dir)) })), byValidation, metric) : null;
   const choice = over
     ? `${over.table}\n\n${over.choice}${byValidation ? '' : ` ${noValidation}`}`
     : !winner

@@ -46,6 +46,13 @@ test('sweep: SIGTERM stops it inside a run, which the same command then resumes;
   assert.equal(code, 143, err.slice(-800));
   assert.ok(fs.existsSync(path.join(out, 'lr-0.01', 'checkpoint.safetensors')), 'the run saved where it stopped');
   assert.ok(!fs.existsSync(path.join(out, 'lr-0.1')), 'the sweep went no further');
+  // --dry-run says what the next run of the command will do, and does nothing.
+  const plan = spawnSync(process.execPath, [CLI, ...args.slice(0, 1), '--dry-run', ...args.slice(1)], { encoding: 'utf8' });
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.deepEqual(plan.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]), ['resume', 'new', '2']);
+  assert.match(plan.stdout, /resume +tsvision train --resume .*lr-0\.01\/checkpoint\.safetensors -o /);
+  assert.match(plan.stdout, /2 runs: 1 new, 1 to resume, 0 finished/);
+  assert.ok(!fs.existsSync(path.join(out, 'lr-0.1')));
 
   const again = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
   assert.equal(again.status, 0, again.stderr.slice(-800));

@@ -45,6 +45,22 @@ const num = (name: string, { int = false, min = -Infinity, max = Infinity } = {}
   return n;
 };
 
+const MASK_NAME_HELP = 'mask file name = image name with from replaced by to, .png (Cityscapes: _leftImg8bit=_gtFine_labelIds)';
+const maskNameArg = (v: string): [string, string] => {
+  const i = v.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`--mask-name takes from=to, got '${v}'`);
+  return [v.slice(0, i), v.slice(i + 1)];
+};
+const LABEL_MAP_HELP = "mask value → class, others ignored: 'cityscapes' (label ids → the 19 train ids) or a JSON file {\"7\": 0, …}";
+const labelMapArg = (v: string): 'cityscapes' | Record<number, number> => {
+  if (v === 'cityscapes') return v;
+  try {
+    return JSON.parse(fs.readFileSync(v, 'utf8')) as Record<number, number>;
+  } catch (e) {
+    throw new InvalidArgumentError(`--label-map takes 'cityscapes' or a JSON file: ${(e as Error).message}`);
+  }
+};
+
 const fraction = (name: string) => (v: string): number => {
   const n = Number(v);
   if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a fraction in [0, 1), got '${v}'`);
@@ -535,19 +551,8 @@ program
   .option('--no-sync-bn', 'under `tsvision launch`: BatchNorm over each process\'s share only (default: over the global batch)')
   .option('--channels <n>', 'your images as 1 (grey) or 3 (RGB) channels', num('--channels', { int: true }), 3)
   .option('--num-classes <n>', 'classes of your masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
-  .option('--mask-name <from=to>', 'mask file name = image name with from replaced by to, .png (Cityscapes: _leftImg8bit=_gtFine_labelIds)', (v: string): [string, string] => {
-    const i = v.indexOf('=');
-    if (i <= 0) throw new InvalidArgumentError(`--mask-name takes from=to, got '${v}'`);
-    return [v.slice(0, i), v.slice(i + 1)];
-  })
-  .option('--label-map <map>', "mask value → class, others ignored: 'cityscapes' (label ids → the 19 train ids) or a JSON file {\"7\": 0, …}", (v: string): 'cityscapes' | Record<number, number> => {
-    if (v === 'cityscapes') return v;
-    try {
-      return JSON.parse(fs.readFileSync(v, 'utf8')) as Record<number, number>;
-    } catch (e) {
-      throw new InvalidArgumentError(`--label-map takes 'cityscapes' or a JSON file: ${(e as Error).message}`);
-    }
-  })
+  .option('--mask-name <from=to>', MASK_NAME_HELP, maskNameArg)
+  .option('--label-map <map>', LABEL_MAP_HELP, labelMapArg)
   .option('-o, --out <dir>', 'output folder (default: runs/segment-<model>)')
   .option('--backbone-init <file>', 'ImageNet ResNet weights for the backbone (deeplabv3, pspnet, icnet): torchvision\'s converted by scripts/pth2safetensors.py, or a `train` checkpoint')
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (its settings; exact position, mid-epoch too)')
@@ -1197,6 +1202,35 @@ program
         `models   ${listModels().join(', ')}`,
       ].join('\n'),
     );
+  });
+
+program
+  .command('check-data')
+  .description('check a dataset before training on it: every image decoded, masks\' labels against the classes, images (or labelled pixels) per class, image sizes, and identical files under two classes or in both the training and the test folder; changes nothing, exits 1 when it finds errors')
+  .argument('<dir>', 'class sub-folders of images (or images with --labels), or images/ and masks/ folders (segmentation)')
+  .option('--test-dir <dir>', 'the test folder, laid out alike: checked too, and against the training folder for identical files')
+  .option('--labels <csv>', "the classes of <dir>'s images in a CSV file, as train --labels")
+  .option('--test-labels <csv>', "the same for --test-dir's images")
+  .option('--num-classes <n>', 'segmentation: classes of the masks when the folder has no classes.txt', num('--num-classes', { int: true, min: 2 }))
+  .option('--mask-name <from=to>', MASK_NAME_HELP, maskNameArg)
+  .option('--label-map <map>', LABEL_MAP_HELP, labelMapArg)
+  .option('--json', 'print the check as JSON', false)
+  .action(async (dir: string, o: { testDir?: string; labels?: string; testLabels?: string; numClasses?: number; maskName?: [string, string]; labelMap?: 'cityscapes' | Record<number, number>; json: boolean }) => {
+    const { checkData, describeCheck } = await import('../data/check');
+    const { progressReporter } = await import('./predict');
+    // One progress line per folder (images decoded of its total), on stderr for long checks.
+    const bar = { total: -1, line: null as ReturnType<typeof progressReporter> };
+    const onProgress = (done: number, total: number): void => {
+      if (bar.total !== total || done === 1) {
+        bar.line?.end();
+        [bar.total, bar.line] = [total, progressReporter(total)];
+      }
+      bar.line?.update(done);
+    };
+    const c = await checkData(dir, o.testDir ?? null, { labels: o.labels, segmentation: { numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap }, onProgress }, o.testLabels);
+    bar.line?.end();
+    console.log(o.json ? JSON.stringify(c, null, 2) : describeCheck(c));
+    if (c.errors) process.exitCode = 1;
   });
 
 // `tsvision … | head` closes the pipe early: stop quietly, as Unix tools do, not with an EPIPE stack trace.

@@ -24,3 +24,5 @@ export { SegmentationFolder, SegmentationFiles, UnlabelledImages, IGNORE_LABEL }
 export { segmentationAugment, warpSegmentation } from './segmentation-augment';
 export type { SegmentationAugmentOptions, AugmentDraw } from './segmentation-augment';
 export type { SegmentationFolderOptions } from './segmentation-folder';
+export { checkData, describeCheck, isSegmentationFolder } from './check';
+export type { DataCheck, SplitCheck, DataProblem, CheckDataOptions } from './check';

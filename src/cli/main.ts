@@ -273,6 +273,7 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
 function addLabelOptions(cmd: Command): Command {
   return cmd
     .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
+    .option('--val-seed <n>', 'draw the validation split by this seed instead of --seed: runs of different seeds then hold out the same images (for sweeps over seeds)', num('--val-seed', { int: true, min: 0 }))
     .addOption(new Option('--class-weights <mode>', 'weigh each class\'s cross-entropy by N / (K · its count) of the training images, for imbalanced data (sklearn\'s "balanced")').choices(['balanced']))
     .option('--mixup <alpha>', 'mixup (Zhang et al. 2018): each training image blended with another of its batch, λ ~ Beta(α, α), labels weighted alike (e.g. 0.2)', num('--mixup', { min: 0 }))
     .option('--cutmix <alpha>', 'CutMix (Yun et al. 2019): a box of another image of the batch pasted in, its area 1 − λ, λ ~ Beta(α, α) (e.g. 1); with --mixup, one or the other per batch', num('--cutmix', { min: 0 }));
@@ -283,7 +284,7 @@ function labelRecipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
   const recipe = recipeFrom(o);
   return {
     ...recipe,
-    ...(o.valSplit ? { data: { ...recipe.data!, valSplit: o.valSplit as number } } : {}),
+    ...(o.valSplit ? { data: { ...recipe.data!, valSplit: o.valSplit as number, ...(o.valSeed !== undefined ? { valSeed: o.valSeed as number } : {}) } } : {}),
     ...(o.mixup ? { mixup: o.mixup as number } : {}),
     ...(o.cutmix ? { cutmix: o.cutmix as number } : {}),
     ...(o.classWeights ? { classWeights: o.classWeights as 'balanced' } : {}),
@@ -311,6 +312,7 @@ addLabelOptions(addRecipeOptions(
   .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
+    if (o.valSeed !== undefined && !o.valSplit) throw new InvalidArgumentError('--val-seed draws the validation split: give --val-split too');
     if (o.freezeEpochs && !o.init) throw new InvalidArgumentError('--freeze-epochs keeps the weights --init loads frozen: give --init too');
     if (o.backboneLr !== undefined && !o.init) throw new InvalidArgumentError('--backbone-lr sets the rate of the weights --init loads: give --init too');
     const cfg: Partial<TrainConfig> & { resume?: string } = {
@@ -558,6 +560,7 @@ program
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (its settings; exact position, mid-epoch too)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
+  .option('--val-seed <n>', 'draw the validation split by this seed instead of --seed: runs of different seeds then hold out the same images (for sweeps over seeds)', num('--val-seed', { int: true, min: 0 }))
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
   .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
   .option('--teacher <file>', "learn from a trained `segment` network's logits at every pixel (mimic learning, Ba & Caruana 2014) instead of the labels: a checkpoint or its weights, trained on data normalized alike with the same classes")
@@ -568,6 +571,7 @@ program
   .option('--lr-find', `instead of training: the learning-rate range test (Smith 2017) with this run's network, data, optimizer and loss — ${LR_FIND_DEFAULTS.steps} steps from ${LR_FIND_DEFAULTS.start} to ${LR_FIND_DEFAULTS.end}; suggests --lr and writes <out>/lr-find.png and lr-find.json`)
   .action(async (o) => {
     if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
+    if (o.valSeed !== undefined && !o.valSplit) throw new InvalidArgumentError('--val-seed draws the validation split: give --val-split too');
     if ((o.temperature !== undefined || o.labelWeight !== undefined) && !o.teacher) throw new InvalidArgumentError(`${o.temperature !== undefined ? '--temperature' : '--label-weight'} sets how a student learns from --teacher: give --teacher too`);
     if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
     if (o.teacher && o.resume) throw new InvalidArgumentError('--resume continues a run with its own settings (its teacher included): leave out --teacher');
@@ -601,6 +605,7 @@ program
       threads: o.threads ?? 0,
       limitBatches: o.limitBatches ?? 0,
       valSplit: o.valSplit || undefined,
+      ...(o.valSplit && o.valSeed !== undefined ? { valSeed: o.valSeed as number } : {}),
       patience: o.patience,
       ...(o.ema ? { ema: o.ema as number } : {}),
       teacher: o.teacher ? { file: o.teacher, ...(o.temperature ? { temperature: o.temperature as number } : {}), ...(o.labelWeight ? { labelWeight: o.labelWeight as number } : {}) } : undefined,
@@ -763,7 +768,7 @@ program
       if (!cfg.data.valSplit) throw new InvalidArgumentError(`${file}'s run held out no validation images: train with --val-split (e.g. 0.1), or give held-out labelled images with --images (image-folder runs)`);
       loaders = makeLoaders(withoutTransferSet(cfg.data), { batchSize: 256, seed: cfg.seed, augment: false });
       held = loaders.val!;
-      source = `the run's validation split (${cfg.data.valSplit} of the training images, seed ${cfg.seed})`;
+      source = `the run's validation split (${cfg.data.valSplit} of the training images, seed ${cfg.data.valSeed ?? cfg.seed})`;
     }
     const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
     fitWeights(model, weights, `weights ${file} do not fit the model`);
@@ -803,7 +808,7 @@ async function calibrateSegmentation(file: string, out: string, recorded: Segmen
     const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
     await finishCalibration({
       fit,
-      fittedOn: `${fit.samples.toLocaleString('en-US')} pixels of ${fit.images} images: the run's validation split (${cfg.valSplit}, seed ${cfg.seed})`,
+      fittedOn: `${fit.samples.toLocaleString('en-US')} pixels of ${fit.images} images: the run's validation split (${cfg.valSplit}, seed ${cfg.valSeed ?? cfg.seed})`,
       heldOut: 'held-out pixels',
       test: `test pixels (${data.test.dataset.length} images): NLL ${before.loss.toFixed(4)} → ${after.loss.toFixed(4)}, ECE ${pct(before.calibration!.ece)} → ${pct(after.calibration!.ece)}; mIoU ${pct(before.mIoU)} → ${pct(after.mIoU)}`,
       out,

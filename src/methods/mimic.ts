@@ -227,7 +227,7 @@ function normalizeData(d: DataSpec): DataSpec {
   // Which images and how they are fed; neither a validation split (valSplit), the range of training's
   // random crops (cropScale) nor which images have labels (labelled, unlabelled) changes them: the teacher
   // answers the student's batches.
-  const { valSplit: _, cropScale: __, labelled: ___, unlabelled: ____, ...images } = d;
+  const { valSplit: _, valSeed: _s, cropScale: __, labelled: ___, unlabelled: ____, ...images } = d;
   return { ...images, size: images.size ?? 32, channels: images.channels ?? 3 };
 }
 

@@ -5,7 +5,9 @@ import { tensor } from '../torch';
 
 /**
  * `valSplit` (absent: 0): that share of every class of the training images is held out as a validation set
- * (`stratifiedSplit`, drawn by the run's seed), trained on never, evaluated after every epoch.
+ * (`stratifiedSplit`, drawn by `valSeed`, else the run's seed), trained on never, evaluated after every epoch.
+ * A fixed `valSeed` holds out the same images whatever the run's seed: runs that differ only in their seed
+ * are then chosen on one validation set.
  */
 export type DataSpec = (
   | { kind: 'fashion-mnist'; root?: string; valSplit?: number }
@@ -18,7 +20,7 @@ export type DataSpec = (
    * their classes (data/label-csv.ts) instead of class sub-folders.
    */
   | { kind: 'image-folder'; train: string; test?: string; testSplit?: number; size?: number; channels?: 1 | 3; valSplit?: number; normalize?: FolderNormalization; resize?: FolderResize; cropScale?: number; labels?: string; testLabels?: string }
-) & LabelledPart;
+) & LabelledPart & { valSeed?: number };
 
 /**
  * How much of the training images a run has labels for, and what it reads without them. Images without
@@ -166,7 +168,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
     const norm = normalize([FASHION_MNIST_MEAN], [FASHION_MNIST_STD]);
     const aug = o.augment ? [randomCrop(28, 2), randomHorizontalFlip()] : [];
     const labels = Array.from(train.labels.toArray(), Number);
-    const val = spec.valSplit ? splitOff(labels, allOf(labels.length), spec.valSplit, o.seed) : null;
+    const val = spec.valSplit ? splitOff(labels, allOf(labels.length), spec.valSplit, spec.valSeed ?? o.seed) : null;
     const kept = val ? val.keep : allOf(labels.length);
     const { labelled, rest } = labelledPart(spec, labels, kept);
     // The rest without their labels: the same images under a copy of the labels with theirs dropped.
@@ -212,7 +214,7 @@ export function makeLoaders(spec: DataSpec, o: { batchSize: number; seed: number
   const crops = resizedCrops ? { sampleTransform: randomResizedCrop(size, { scale: [cropScale, 1] }) } : {};
   const aug = o.augment ? [...(resizedCrops ? [] : [randomCrop(size, Math.max(1, Math.round(size / 8)))]), randomHorizontalFlip()] : [];
   const notHeld = held ? held.keep : allOf(labels.length);
-  const val = spec.valSplit ? splitOff(labels, notHeld, spec.valSplit, o.seed) : null;
+  const val = spec.valSplit ? splitOff(labels, notHeld, spec.valSplit, spec.valSeed ?? o.seed) : null;
   const kept = val ? val.keep : notHeld;
   const { labelled, rest } = labelledPart(spec, labels, kept);
   const source = spec.unlabelled?.rest ? train.withoutLabels(rest) : train;

@@ -107,6 +107,8 @@ export interface SegmentConfig {
    * trained on, scored after every epoch; the best epoch by validation mIoU goes to best.safetensors. Absent: 0.
    */
   valSplit?: number;
+  /** The seed that draws the validation split (default: `seed`): fixed, every seed's run holds out the same images. */
+  valSeed?: number;
   /** Early stopping: end once this many epochs have passed without a better validation mIoU (needs valSplit). */
   patience?: number;
   /**
@@ -161,7 +163,7 @@ export const segmentationNormalization = (cfg: Pick<SegmentConfig, 'folders'>): 
   !cfg.folders ? { mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] } : statsOf(cfg.folders.channels === 3 ? IMAGENET : IMAGENET_GREY);
 const statsOf = (s: { mean: readonly number[]; std: readonly number[] }): { mean: number[]; std: number[] } => ({ mean: [...s.mean], std: [...s.std] });
 
-type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment' | 'colorJitter' | 'valSplit'>>;
+type DataConfig = Pick<SegmentConfig, 'scenes' | 'seed' | 'folders'> & Partial<Pick<SegmentConfig, 'batchSize' | 'augment' | 'colorJitter' | 'valSplit' | 'valSeed'>>;
 
 /** A share of `indices` (of n images) held out, drawn by seed. Images have no class: one label for all. */
 const splitImages = (n: number, indices: Int32Array, fraction: number, seed: number): { keep: Int32Array; out: Int32Array } => splitOff(new Array<number>(n).fill(0), indices, fraction, seed);
@@ -199,7 +201,7 @@ function sceneData(cfg: DataConfig, { transform, trainTransform }: { transform: 
   const trainSet = train ? new FashionScenes({ split: 'train', count: trainCount, ...opts }) : null;
   const testSet = new FashionScenes({ split: 'test', count: testCount, ...opts });
   const aug = cfg.augment ? compose(trainTransform, augmentation(cfg.augment, [size, size])) : trainTransform;
-  const split = trainSet && cfg.valSplit ? splitImages(trainSet.length, allOf(trainSet.length), cfg.valSplit, cfg.seed) : null;
+  const split = trainSet && cfg.valSplit ? splitImages(trainSet.length, allOf(trainSet.length), cfg.valSplit, cfg.valSeed ?? cfg.seed) : null;
   const labelled = trainSet && split ? new BatchSubset(trainSet, split.keep) : trainSet;
   // The transfer set: scenes of their own layouts (another seed's stream), their labels all "ignore".
   const unlabelled = labelled && cfg.scenes.unlabelled ? new FashionScenes({ split: 'train', count: cfg.scenes.unlabelled, ...opts, seed: cfg.seed + UNLABELLED_SCENES_SEED }) : null;
@@ -261,7 +263,7 @@ async function folderData(cfg: DataConfig, f: NonNullable<SegmentConfig['folders
   const crop = cfg.augment ? cfg.augment.crop ?? f.size ?? firstSize : null;
   const trainTf = cfg.augment ? { sampleTransform: compose(trainTransform, augmentation(cfg.augment, crop!)), transform: (b: BatchData) => b } : { transform: trainTransform };
   const rest = held ? held.keep : allOf(n);
-  const val = train && cfg.valSplit ? splitImages(n, rest, cfg.valSplit, cfg.seed) : null;
+  const val = train && cfg.valSplit ? splitImages(n, rest, cfg.valSplit, cfg.valSeed ?? cfg.seed) : null;
   const trainIndices = val ? val.keep : rest;
   const labelled = train && trainSet ? (trainIndices.length === trainSet.length ? trainSet : new SampleSubset(trainSet, trainIndices)) : null;
   const transfer = labelled && f.unlabelled ? UnlabelledImages.open(f.unlabelled, { size: f.size, channels: f.channels }) : null;

@@ -64,6 +64,34 @@ test('Fashion-MNIST with a validation split: a tenth of each class held out of t
   assert.deepEqual(counts, new Array(10).fill(600));
 });
 
+test('--val-seed holds out the same validation images whatever the run\'s seed (classifiers and segmentation); without it the seed draws them', async () => {
+  // The first validation batch stands for the split (its images in the subset's order).
+  const firstVal = async (l: { epoch(e: number): AsyncGenerator<{ x: T.Tensor; y: T.Tensor }> }): Promise<T.Tensor> => {
+    for await (const b of l.epoch(0)) {
+      b.y.dispose();
+      return b.x;
+    }
+    throw new Error('no validation batch');
+  };
+  const same = (a: T.Tensor, b: T.Tensor): boolean => a.shape.join() === b.shape.join() && a.sub(b).abs().max().item() === 0;
+  const cls = async (seed: number, valSeed?: number) => firstVal(makeLoaders({ kind: 'fashion-mnist', valSplit: 0.1, ...(valSeed === undefined ? {} : { valSeed }) }, { batchSize: 500, seed, augment: false }).val!);
+  assert.ok(same(await cls(0, 3), await cls(5, 3)), 'valSeed fixed: the same images');
+  assert.ok(same(await cls(3), await cls(7, 3)), 'valSeed 3 is seed 3\'s split');
+  assert.ok(!same(await cls(0), await cls(5)), 'without it, each seed its own');
+  // Segmentation on folders (the scenes' layouts follow the seed, so their images would differ anyway): the
+  // validation files by their grey value, 12 pairs of 8×8 images with value 20·k.
+  const root = tmpDir('tsv-valseed-');
+  for (const sub of ['images', 'masks']) fs.mkdirSync(path.join(root, sub), { recursive: true });
+  for (let k = 0; k < 12; k++) {
+    await sharp(Buffer.alloc(8 * 8 * 3, 20 * k), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(root, 'images', `${k}.png`));
+    await sharp(Buffer.alloc(8 * 8, 0), { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(path.join(root, 'masks', `${k}.png`));
+  }
+  const folders = { train: root, test: root, channels: 3 as const, numClasses: 2 };
+  const seg = async (seed: number, valSeed?: number) => firstVal((await segmentationData({ valSplit: 0.5, ...(valSeed === undefined ? {} : { valSeed }), folders, scenes: { size: 8, trainCount: 0, testCount: 0, maxItems: 1 }, seed, batchSize: 6 }, { train: true })).val!);
+  assert.ok(same(await seg(0, 1), await seg(4, 1)));
+  assert.ok(!same(await seg(0), await seg(4)));
+});
+
 const small = (outDir: string): Partial<TrainConfig> => ({
   model: 'cnn',
   modelOptions: { widths: [8, 16], hidden: 32 },

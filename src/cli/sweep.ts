@@ -167,6 +167,11 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);
   }
+  return summarize(o, runs, failed, stopped);
+}
+
+/** The runs that reported so far, ranked, the choice, SWEEP.md and sweep.png. */
+async function summarize(o: SweepOptions, runs: readonly PlannedRun[], failed: string[], stopped: SweepResult['stopped']): Promise<SweepResult> {
   const done = runs.map((r) => r.dir).filter((d) => fs.existsSync(path.join(d, 'report.json'))).map(readRun);
   const byValidation = done.length > 0 && done.every((r) => r.best);
   const ranked = bestFirst(done);

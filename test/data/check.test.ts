@@ -89,3 +89,15 @@ test('segmentation folders: labelled pixels per class by hand, a mask label outs
   assert.match(r.stdout, /labelled pixels per class: class 0 48 \(33\.3%\), class 1 96 \(66\.7%\), class 2 0 \(0\.0%\)/);
   assert.match(r.stdout, /no labelled pixels of: class 2/);
 });
+
+test('images listed in a CSV of labels (--labels): counted by their listed classes, a missing file named by the CSV', async () => {
+  const root = tmpDir('tsv-check-csv-');
+  for (let i = 0; i < 5; i++) await png(path.join(root, `${i}.png`), 8, 8, i);
+  fs.writeFileSync(path.join(root, 'labels.csv'), 'file,label\n0.png,b\n1.png,a\n2.png,b\n3,b\n4.png,a\n');
+  const c = await checkData(root, null, { labels: path.join(root, 'labels.csv') });
+  assert.deepEqual([c.train.classes, c.train.counts, c.errors], [['a', 'b'], [2, 3], 0]);
+  fs.appendFileSync(path.join(root, 'labels.csv'), 'gone.png,a\n');
+  const r = spawnSync(process.execPath, [CLI, 'check-data', root, '--labels', path.join(root, 'labels.csv')], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /labels\.csv.*line 7.*gone\.png/);
+});

@@ -60,8 +60,8 @@ export async function checkData(trainDir: string, testDir: string | null, o: Che
   const test = testDir ? await checkSplit(testDir, { ...o, labels: testLabels }) : null;
   const leaked: DataCheck['leaked'] = [];
   if (test) {
-    const trainHashes = new Map(hashes(train.dir, filesOf(train)).map(([h, f]) => [h, f]));
-    for (const [h, f] of hashes(test.dir, filesOf(test))) {
+    const trainHashes = new Map(hashesOf(train));
+    for (const [h, f] of hashesOf(test)) {
       const other = trainHashes.get(h);
       if (other) leaked.push({ test: f, train: other });
     }
@@ -77,9 +77,9 @@ export async function checkData(trainDir: string, testDir: string | null, o: Che
   };
 }
 
-// The files behind each split, for hashing (kept beside the check, not in its report).
-const fileLists = new WeakMap<SplitCheck, { file: string; label: string }[]>();
-const filesOf = (s: SplitCheck): { file: string; label: string }[] => fileLists.get(s) ?? [];
+// Each split's files by content hash, [hash, file] (kept beside the check, not in its report).
+const fileHashes = new WeakMap<SplitCheck, [string, string][]>();
+const hashesOf = (s: SplitCheck): [string, string][] => fileHashes.get(s) ?? [];
 
 function hashes(dir: string, files: readonly { file: string }[]): [string, string][] {
   return files.map(({ file }) => [createHash('sha1').update(fs.readFileSync(path.join(dir, file))).digest('hex'), file]);
@@ -136,8 +136,9 @@ async function checkSplit(dir: string, o: CheckDataOptions): Promise<SplitCheck>
   };
   await Promise.all(Array.from({ length: o.concurrency ?? 8 }, worker));
   unreadable.sort((a, b) => a.file.localeCompare(b.file));
+  const hashed = hashes(dir, files);
   const byHash = new Map<string, { files: string[]; classes: string[] }>();
-  for (const [[h, file], { label }] of hashes(dir, files).map((x, i) => [x, files[i]] as const)) {
+  for (const [[h, file], { label }] of hashed.map((x, i) => [x, files[i]] as const)) {
     const d = byHash.get(h) ?? byHash.set(h, { files: [], classes: [] }).get(h)!;
     d.files.push(file);
     d.classes.push(label);
@@ -156,7 +157,7 @@ async function checkSplit(dir: string, o: CheckDataOptions): Promise<SplitCheck>
     sizes: heights.length ? { height: spread(heights), width: spread(widths), distinct: distinct.size } : null,
     duplicates: [...byHash.values()].filter((d) => d.files.length > 1),
   };
-  fileLists.set(check, files);
+  fileHashes.set(check, hashed);
   return check;
 }
 

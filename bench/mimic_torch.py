@@ -1,28 +1,18 @@
 """PyTorch-eager peer of bench/mimic.ts: the shallow student regressing the CNN teacher's logits (L2), the
 teacher run on every batch under no_grad, as a distillation loop usually is; data loading included."""
-import gzip
 import json
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fashion_torch import cnn, normalize, train_images
+
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 torch.manual_seed(0)
-root = "/usr/share/datasets/fashion-mnist"
-
-
-def idx(name, offset):
-    with gzip.open(f"{root}/{name}", "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-
-def cbr(i, o):
-    return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
 
 
 class Shallow(nn.Module):
@@ -39,9 +29,8 @@ class Shallow(nn.Module):
         return self.fc(F.relu(self.hidden(x)))
 
 
-images = torch.from_numpy(idx("train-images-idx3-ubyte.gz", 16).copy()).reshape(-1, 1, 28, 28)
-teacher = nn.Sequential(cbr(1, 32), cbr(32, 32), nn.MaxPool2d(2), cbr(32, 64), cbr(64, 64), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(7),
-                        nn.Flatten(), nn.Linear(64 * 49, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10)).eval()
+images = train_images()
+teacher = cnn().eval()
 student = Shallow()
 opt = torch.optim.Adam(student.parameters(), lr=1e-3)
 bs = args["batch"]
@@ -53,7 +42,7 @@ for epoch in range(args["epochs"]):
     for k in range(0, images.shape[0], bs):
         if limit and n >= limit:
             break
-        x = (images.index_select(0, perm[k:k + bs]).float() / 255 - 0.286) / 0.353
+        x = normalize(images.index_select(0, perm[k:k + bs]))
         with torch.no_grad():
             z = teacher(x)
         loss = 0.5 * (student(x) - z).square().sum(1).mean()

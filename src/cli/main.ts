@@ -18,6 +18,7 @@ import { countZeroParameters } from '../methods/prune';
 import { destroyProcessGroup, initFromEnvironment, launch } from '../distributed';
 import { PhaseInterrupted, isLead } from '../methods/phases';
 import { interruptExitCode } from '../train/progress';
+import { STOP_SIGNALS } from '../util/signals';
 import { DEFAULT_SEGMENT_CONFIG, PAPER_AUGMENT, SEGMENT_RECIPES, SegmentConfig, evaluateSegmentCheckpoint, isSegmentConfig, trainSegmentation } from '../train/segment';
 import { SegmentationModelName, SegmentationModelOptions, createSegmentationModel, describeSegmentationModel, isSegmentationModelName, listSegmentationModels } from '../models/registry';
 import { measureLatency } from '../metrics/speed';
@@ -45,6 +46,7 @@ const num = (name: string, { int = false, min = -Infinity, max = Infinity } = {}
   return n;
 };
 
+const VAL_SEED_HELP = 'draw the validation split by this seed instead of --seed: runs of different seeds then hold out the same images (for sweeps over seeds)';
 const MASK_NAME_HELP = 'mask file name = image name with from replaced by to, .png (Cityscapes: _leftImg8bit=_gtFine_labelIds)';
 const maskNameArg = (v: string): [string, string] => {
   const i = v.indexOf('=');
@@ -273,7 +275,7 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
 function addLabelOptions(cmd: Command): Command {
   return cmd
     .option('--val-split <f>', 'hold out this share of every class of the training images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights go to best.safetensors', fraction('--val-split'), 0)
-    .option('--val-seed <n>', 'draw the validation split by this seed instead of --seed: runs of different seeds then hold out the same images (for sweeps over seeds)', num('--val-seed', { int: true, min: 0 }))
+    .option('--val-seed <n>', VAL_SEED_HELP, num('--val-seed', { int: true, min: 0 }))
     .addOption(new Option('--class-weights <mode>', 'weigh each class\'s cross-entropy by N / (K · its count) of the training images, for imbalanced data (sklearn\'s "balanced")').choices(['balanced']))
     .option('--mixup <alpha>', 'mixup (Zhang et al. 2018): each training image blended with another of its batch, λ ~ Beta(α, α), labels weighted alike (e.g. 0.2)', num('--mixup', { min: 0 }))
     .option('--cutmix <alpha>', 'CutMix (Yun et al. 2019): a box of another image of the batch pasted in, its area 1 − λ, λ ~ Beta(α, α) (e.g. 1); with --mixup, one or the other per batch', num('--cutmix', { min: 0 }));
@@ -560,7 +562,7 @@ program
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (its settings; exact position, mid-epoch too)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
-  .option('--val-seed <n>', 'draw the validation split by this seed instead of --seed: runs of different seeds then hold out the same images (for sweeps over seeds)', num('--val-seed', { int: true, min: 0 }))
+  .option('--val-seed <n>', VAL_SEED_HELP, num('--val-seed', { int: true, min: 0 }))
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
   .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
   .option('--teacher <file>', "learn from a trained `segment` network's logits at every pixel (mimic learning, Ba & Caruana 2014) instead of the labels: a checkpoint or its weights, trained on data normalized alike with the same classes")
@@ -1146,8 +1148,8 @@ program
       return;
     }
     const r = await sweep({ command: command as (typeof SWEEPABLE)[number], args: rest, axes: parseGrid(o.grid), out: o.out, cli: __filename });
-    if (fs.existsSync(r.summary)) console.log(`\n${fs.readFileSync(r.summary, 'utf8').split('\n').slice(2).join('\n').replace(/!\[[^\]]*\]\([^)]*\)\n?/, '').trim()}\n\nsummary: ${r.summary}\nplot:    ${r.plot}`);
-    if (r.stopped) process.exitCode = r.stopped === 'SIGINT' ? 130 : 143;
+    if (r.report) console.log(`\n${r.report}\n\nsummary: ${r.summary}\nplot:    ${r.plot}`);
+    if (r.stopped) process.exitCode = 128 + STOP_SIGNALS[r.stopped];
     else if (r.failed.length) process.exitCode = 1;
   });
 
@@ -1232,7 +1234,7 @@ program
       }
       bar.line?.update(done);
     };
-    const c = await checkData(dir, o.testDir ?? null, { labels: o.labels, segmentation: { numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap }, onProgress }, o.testLabels);
+    const c = await checkData(dir, o.testDir ?? null, { labels: o.labels, testLabels: o.testLabels, segmentation: { numClasses: o.numClasses, maskName: o.maskName, labelMap: o.labelMap }, onProgress });
     bar.line?.end();
     console.log(o.json ? JSON.stringify(c, null, 2) : describeCheck(c));
     if (c.errors) process.exitCode = 1;

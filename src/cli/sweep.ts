@@ -12,6 +12,7 @@ import { markdownTable } from '../report/markdown';
 import type { PlotOptions } from '../report/plot';
 import { meanStd, seedsCell } from '../reproduce/common';
 import { writeFileAtomic } from '../util/fs';
+import { StopSignal, onStopSignal } from '../util/signals';
 
 /** The commands a sweep runs: those whose output folder holds a report.json with per-epoch scores. */
 export const SWEEPABLE = ['train', 'segment'] as const;
@@ -72,7 +73,9 @@ export interface SweepResult {
   byValidation: boolean;
   /** Runs that failed (their folders), and whether a signal stopped the sweep. */
   failed: string[];
-  stopped: 'SIGINT' | 'SIGTERM' | null;
+  stopped: StopSignal | null;
+  /** The table and the choice, as SWEEP.md holds them (null: no run has reported yet). */
+  report: string | null;
   summary: string;
   plot: string;
 }
@@ -123,13 +126,10 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   let child: ReturnType<typeof spawn> | null = null;
   // Ctrl-C reaches the running child directly (one process group): it saves and exits; the sweep then stops.
   // SIGTERM (a job system) is passed on to it.
-  const onSigint = (): void => void (stopped = 'SIGINT');
-  const onSigterm = (): void => {
-    stopped = 'SIGTERM';
-    child?.kill('SIGTERM');
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigterm);
+  const stopWatching = onStopSignal((signal) => {
+    stopped = signal;
+    if (signal === 'SIGTERM') child?.kill('SIGTERM');
+  });
   const failed: string[] = [];
   try {
     for (const [k, { name, dir, args, state }] of runs.entries()) {
@@ -164,8 +164,7 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
       }
     }
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigterm);
+    stopWatching();
   }
   return summarize(o, runs, failed, stopped);
 }
@@ -175,13 +174,14 @@ async function summarize(o: SweepOptions, runs: readonly PlannedRun[], failed: s
   const done = runs.map((r) => r.dir).filter((d) => fs.existsSync(path.join(d, 'report.json'))).map(readRun);
   const byValidation = done.length > 0 && done.every((r) => r.best);
   const ranked = bestFirst(done);
-  const winner = ranked.find((r) => finished(r.dir)) ?? null;
+  const complete = new Set(done.filter(isFinished));
+  const winner = ranked.find((r) => complete.has(r)) ?? null;
   const summary = path.join(o.out, 'SWEEP.md');
   const plot = path.join(o.out, 'sweep.png');
   const metric = done[0]?.kind === 'segmentation' ? 'mIoU' : 'top-1';
   const seeds = o.axes.find((a) => a.flag === 'seed');
   const noValidation = 'No validation split (--val-split): the test set chose, so this score flatters the winner; hold out a validation split to choose without it.';
-  const over = seeds && seeds.values.length > 1 ? overSeeds(o.axes, runs.map((r) => ({ ...r, run: done.find((d) => d.dir === r.dir && finished(d.dir)) })), byValidation, metric) : null;
+  const over = seeds && seeds.values.length > 1 ? overSeeds(o.axes, runs.map((r) => ({ ...r, run: [...complete].find((d) => d.dir === r.dir) })), byValidation, metric) : null;
   const choice = over
     ? `${over.table}\n\n${over.choice}${byValidation ? '' : ` ${noValidation}`}`
     : !winner
@@ -189,26 +189,20 @@ async function summarize(o: SweepOptions, runs: readonly PlannedRun[], failed: s
       : byValidation
         ? `Chosen by best validation ${metric}: **${winner.dir}**, ${pct(winner.best!.val)} at epoch ${winner.best!.epoch} (test ${pct(winner.best!.test)}; its weights are ${path.join(winner.dir, 'best.safetensors')}).`
         : `Chosen by last-epoch test ${metric}: **${winner.dir}**, ${pct(winner.test)}. ${noValidation}`;
+  // What SWEEP.md says between its title and the plot, and the command prints.
+  const grid = o.axes.map((a) => `\`--${a.flag}\` ${a.values.join(', ')}`).join('; ');
+  const report = [
+    `Grid: ${grid} — ${runs.length} runs, ${complete.size} finished${failed.length ? `, ${failed.length} failed` : ''}${stopped ? `; stopped by ${stopped} (run the same command again to continue)` : ''}. Best first:`,
+    '',
+    comparisonTable(ranked),
+    '',
+    choice,
+  ].join('\n');
   if (done.length) {
     await plotComparison(plot, ranked, over ? [over.plot] : []);
-    const grid = o.axes.map((a) => `\`--${a.flag}\` ${a.values.join(', ')}`).join('; ');
-    writeFileAtomic(
-      summary,
-      [
-        `# Sweep: tsvision ${o.command} ${o.args.join(' ')}`,
-        '',
-        `Grid: ${grid} — ${runs.length} runs, ${done.filter((r) => finished(r.dir)).length} finished${failed.length ? `, ${failed.length} failed` : ''}${stopped ? `; stopped by ${stopped} (run the same command again to continue)` : ''}. Best first:`,
-        '',
-        comparisonTable(ranked),
-        '',
-        choice,
-        '',
-        `![test score and training loss per epoch](${path.basename(plot)})`,
-        '',
-      ].join('\n'),
-    );
+    writeFileAtomic(summary, `# Sweep: tsvision ${o.command} ${o.args.join(' ')}\n\n${report}\n\n![test score and training loss per epoch](${path.basename(plot)})\n`);
   }
-  return { runs: ranked, winner, byValidation, failed, stopped, summary, plot };
+  return { runs: ranked, winner, byValidation, failed, stopped, report: done.length ? report : null, summary, plot };
 }
 
 /**
@@ -251,9 +245,9 @@ function overSeeds(axes: readonly SweepAxis[], runs: readonly { values: string[]
 
 /** A run that trained all its epochs (or stopped early by --patience) and wrote its weights. */
 function finished(dir: string): boolean {
-  if (!fs.existsSync(path.join(dir, 'report.json')) || !fs.existsSync(path.join(dir, 'model.safetensors'))) return false;
-  const r = readRun(dir);
-  return r.epochs >= r.plannedEpochs || r.stoppedEarly !== null;
+  return fs.existsSync(path.join(dir, 'report.json')) && isFinished(readRun(dir));
 }
+
+const isFinished = (r: RunFacts): boolean => fs.existsSync(path.join(r.dir, 'model.safetensors')) && (r.epochs >= r.plannedEpochs || r.stoppedEarly !== null);
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;

@@ -42,8 +42,9 @@ export interface DataCheck {
 }
 
 export interface CheckDataOptions {
-  /** A CSV of labels instead of class folders (classification), as --labels. */
+  /** A CSV of labels instead of class folders (classification), as --labels; `testLabels` for the test folder. */
   labels?: string;
+  testLabels?: string;
   /** Segmentation folders (images/, masks/): their options, as `segment` takes them. */
   segmentation?: Omit<SegmentationFolderOptions, 'size'>;
   /** Files decoded at once. Default 8. */
@@ -55,9 +56,9 @@ export interface CheckDataOptions {
 export const isSegmentationFolder = (dir: string): boolean => ['images', 'masks'].every((d) => fs.existsSync(path.join(dir, d)) && fs.statSync(path.join(dir, d)).isDirectory());
 
 /** Checks a training folder, and a test folder beside it when given (see the file's opening comment). */
-export async function checkData(trainDir: string, testDir: string | null, o: CheckDataOptions = {}, testLabels?: string): Promise<DataCheck> {
+export async function checkData(trainDir: string, testDir: string | null, o: CheckDataOptions = {}): Promise<DataCheck> {
   const train = await checkSplit(trainDir, o);
-  const test = testDir ? await checkSplit(testDir, { ...o, labels: testLabels }) : null;
+  const test = testDir ? await checkSplit(testDir, { ...o, labels: o.testLabels }) : null;
   const leaked: DataCheck['leaked'] = [];
   if (test) {
     const trainHashes = new Map(hashesOf(train));

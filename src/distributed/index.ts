@@ -23,4 +23,4 @@ export { shardOrder, shardLoader } from './sampler';
 export type { ShardOptions } from './sampler';
 export { launch, freePort } from './launch';
 export type { LaunchOptions, LaunchResult } from './launch';
-export { sumAcrossRanks } from './metrics';
+export { evalShare, rankSum, sumAcrossRanks } from './metrics';

@@ -8,6 +8,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as readline from 'node:readline';
+import { StopSignal, onStopSignal } from '../util/signals';
 
 export interface LaunchOptions {
   /** Worker processes (ranks) on this machine. */
@@ -78,14 +79,11 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   // on a last step and save it (job systems wait 10–30 s before SIGKILL); after a rank's failure the others
   // have no step to agree on, so they get 5 s.
   // A rank that exits on such a signal (130, 143) has stopped as asked, not failed.
-  let stopping: 'SIGINT' | 'SIGTERM' | null = null;
-  const onSigint = (): void => void (stopping = 'SIGINT');
-  const onSigterm = (): void => {
-    stopping = 'SIGTERM';
-    stopOthers(60_000);
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigterm);
+  let stopping: StopSignal | null = null;
+  const stopWatching = onStopSignal((signal) => {
+    stopping = signal;
+    if (signal === 'SIGTERM') stopOthers(60_000);
+  });
 
   try {
     return await new Promise<LaunchResult>((resolve) => {
@@ -128,7 +126,6 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       }
     });
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigterm);
+    stopWatching();
   }
 }

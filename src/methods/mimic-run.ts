@@ -9,8 +9,9 @@ import { summary } from '../metrics/summary';
 import { Module } from '../nn';
 import { ModelName, createClassifier } from '../models/registry';
 import { Fidelity, fidelity, loadSegmentationTeacher, loadTeacher } from './mimic';
-import { PhaseResult, acrossRanks, isLead, leadLog, leadWrites, meanAcrossRanks, meet, pct, plotPhases, rankShare, rankSum, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { PhaseResult, isLead, leadLog, leadWrites, meanAcrossRanks, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
+import * as dist from '../distributed';
 import { randn } from '../torch';
 import { loadWeights, readRunRecord } from '../train/checkpoint';
 import { DEFAULT_SEGMENT_CONFIG, SegmentConfig, SegmentEpoch, SegmentResult, evaluateSegmentation, isSegmentConfig, resolveSegmentConfig, segmentationData } from '../train/segment';
@@ -97,7 +98,7 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   };
   log(`teacher ${teacher.name} from ${teacherFile}: evaluating on the test set`);
   // Under launch each rank scores its share of the test images (here and for the students' fidelity).
-  const tEval = await evaluate(teacher.model, rankShare(loaders.test), base.limitBatches ?? 0);
+  const tEval = await evaluate(teacher.model, dist.evalShare(loaders.test), base.limitBatches ?? 0);
   const teacherFacts: ModelFacts = { name: teacher.name, ...facts(teacher.model), testTop1: meanAcrossRanks(tEval.top1, tEval.count) };
 
   // How the student learned, in each place the run names it: the paper's L2 mimicry, or distillation at T.
@@ -121,8 +122,8 @@ export async function runMimic(c: MimicConfig, log: Logger = (l) => console.log(
   const follows = async (phase: PhaseResult): Promise<Fidelity> => {
     const m = createClassifier(base.model!, base.modelOptions ?? {}, loaders);
     loadWeights(phase.weights, m);
-    const f = await fidelity(m, teacher.model, rankShare(loaders.test), base.limitBatches ?? 0);
-    const [same, l2, images] = acrossRanks([f.agreement * f.images, f.l2 * f.images, f.images]);
+    const f = await fidelity(m, teacher.model, dist.evalShare(loaders.test), base.limitBatches ?? 0);
+    const [same, l2, images] = dist.sumAcrossRanks([f.agreement * f.images, f.l2 * f.images, f.images]);
     return { agreement: same / Math.max(1, images), l2: l2 / Math.max(1, images), images };
   };
   const mimicFidelity = await follows(mimic);
@@ -275,7 +276,7 @@ export async function runSegmentMimic(c: SegmentMimicConfig, log: Logger = (l) =
   try {
     const teacher = loadSegmentationTeacher(teacherSpec, { classes: probe.classes, inChannels: probe.inChannels, folders: Boolean(t.folders) });
     log(`teacher ${t.model} from ${c.teacher}: evaluating on the test set`);
-    const tEval = await evaluateSegmentation(teacher.model, rankShare(probe.test), probe.classes.length, null, c.student.limitBatches ?? 0, { crossReplicaSum: rankSum() });
+    const tEval = await evaluateSegmentation(teacher.model, dist.evalShare(probe.test), probe.classes.length, null, c.student.limitBatches ?? 0, { crossReplicaSum: dist.rankSum() });
     const input = [1, probe.inChannels, ...probe.inputSize];
     log(`measuring CPU latency at ${input.slice(2).join('×')}, batch 1 (teacher and student in turns)`);
     // Under \`launch\`, rank 0 alone times them, once every rank is done evaluating: nothing else runs meanwhile.

@@ -9,8 +9,6 @@ import { SegmentConfig, SegmentEpoch, SegmentResult, trainSegmentation } from '.
 import { savePlotsPng, Series } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 import * as dist from '../distributed';
-import type { DataLoader } from '../data';
-import type { Tensor } from '../torch';
 
 export interface PhaseResult {
   name: string;
@@ -39,30 +37,12 @@ export const isLead = (): boolean => !dist.isInitialized() || dist.getRank() ===
  * are there when the others read them, and at a method's end, so that all ranks finish together.
  */
 export function meet(): void {
-  if (parallel()) dist.barrier();
+  if (dist.isInitialized() && dist.getWorldSize() > 1) dist.barrier();
 }
 
-const parallel = (): boolean => dist.isInitialized() && dist.getWorldSize() > 1;
-
-/**
- * An evaluation loader's share for this rank under \`launch\` (the ranks' shares are disjoint and cover the
- * set, without padding), else the loader itself: each rank scores its share and `acrossRanks` adds the
- * counts up, so N ranks score a set in 1/N of the time instead of each scoring all of it. (`limitBatches`
- * then counts a rank's batches, as in train.)
- */
-export function rankShare(loader: DataLoader): DataLoader {
-  return parallel() ? dist.shardLoader(loader, { rank: dist.getRank(), worldSize: dist.getWorldSize(), pad: false }) : loader;
-}
-
-/** Element-wise sums over the ranks of per-rank counts (float64, exact for counts), or the counts alone. */
-export const acrossRanks = (counts: number[]): number[] => (parallel() ? dist.sumAcrossRanks(counts) : counts);
-
-/** For evaluateSegmentation over rank shares: its meters' tensors summed over the ranks (alone: undefined). */
-export const rankSum = (): ((t: Tensor) => Tensor) | undefined => (parallel() ? (t: Tensor) => dist.allReduce(t, 'sum') : undefined);
-
-/** A score over every rank's share: the mean `value` weighted by each rank's `count`. */
+/** A score over every rank's share (dist.evalShare): the mean `value` weighted by each rank's `count`. */
 export function meanAcrossRanks(value: number, count: number): number {
-  const [sum, n] = acrossRanks([value * count, count]);
+  const [sum, n] = dist.sumAcrossRanks([value * count, count]);
   return sum / Math.max(1, n);
 }
 

@@ -16,8 +16,9 @@ import { SegmentationModelName, SegmentationModelOptions, createClassifier, crea
 import { Classifier } from '../models/common';
 import { SegmentationNet } from '../models/segmentation';
 import { FilterPrunable, FilterPruneLayer, isFilterPrunable, pruneFilters } from './prune';
-import { isLead, leadLog, leadWrites, meanAcrossRanks, meet, pct, plotPhases, rankShare, rankSum, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { isLead, leadLog, leadWrites, meanAcrossRanks, meet, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
 import { writeFileAtomic } from '../util/fs';
+import * as dist from '../distributed';
 
 /** ICNet keeps half of each layer's kernels; fine-tuning recovers the accuracy. */
 export const FILTER_PRUNE_DEFAULTS = { keepRate: 0.5, finetuneEpochs: 2, lrScale: 0.1, latencyBatch: 1 } as const;
@@ -180,7 +181,7 @@ function classificationTask(c: FilterPruneConfig, checkpoint: CheckpointContents
     build,
     // Under launch each rank scores its share of the test set.
     score: async (m) => {
-      const e = await evaluate(m as unknown as Classifier, rankShare(loaders.test), c.recipe?.limitBatches ?? 0);
+      const e = await evaluate(m as unknown as Classifier, dist.evalShare(loaders.test), c.recipe?.limitBatches ?? 0);
       return meanAcrossRanks(e.top1, e.count);
     },
     async finetune(options, init, epochs, lr) {
@@ -211,7 +212,7 @@ async function segmentationTask(c: FilterPruneConfig, checkpoint: CheckpointCont
     lr: cfg.lr,
     input: [1, inChannels, ...inputSize],
     build,
-    score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, rankShare(test), classes.length, null, limit, { crossReplicaSum: rankSum() })).mIoU,
+    score: async (m) => (await evaluateSegmentation(m as unknown as SegmentationNet, dist.evalShare(test), classes.length, null, limit, { crossReplicaSum: dist.rankSum() })).mIoU,
     async finetune(options, init, epochs, lr, dir) {
       const want: SegmentConfig = { ...cfg, modelOptions: { ...cfg.modelOptions, ...options }, init, epochs, lr, outDir: dir, teacher: c.distil ? { file: c.checkpoint } : undefined, threads: c.recipe?.threads ?? cfg.threads, limitBatches: limit, ...(c.recipe?.accumulate ? { accumulate: c.recipe.accumulate } : {}) };
       // A rerun (say, to measure latency on a quiet machine) continues or reuses the same fine-tuning.

@@ -12,7 +12,7 @@ import { summary } from '../metrics/summary';
 import { evaluate } from '../train/trainer';
 import { makeOptimizer } from '../train/optimizers';
 import { writeFileAtomic } from '../util/fs';
-import { STOP_SIGNALS, StopSignal } from '../train/progress';
+import { STOP_SIGNALS, onStopSignal } from '../util/signals';
 export { markdownTable, parseMarkdownTables } from '../report/markdown';
 
 export type Net = Module & { forward(x: Tensor): Tensor };
@@ -66,20 +66,16 @@ export interface Fitted {
 export async function inWorkDir<T>(prefix: string, fn: (work: string) => Promise<T>): Promise<T> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const remove = (): void => fs.rmSync(work, { recursive: true, force: true });
-  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((signal) => {
-    const on = (): void => {
-      remove();
-      process.stderr.write(`\n${signal}: stopped; removed the work folder ${work} (a reproduction starts over when run again)\n`);
-      process.exit(128 + STOP_SIGNALS[signal]);
-    };
-    // Before any listener the training loop adds, so that this one runs first.
-    process.prependListener(signal, on);
-    return [signal, on] as const;
-  });
+  // Ahead of the listeners the training loop adds, so that this one runs first.
+  const stopWatching = onStopSignal((signal) => {
+    remove();
+    process.stderr.write(`\n${signal}: stopped; removed the work folder ${work} (a reproduction starts over when run again)\n`);
+    process.exit(128 + STOP_SIGNALS[signal]);
+  }, { first: true });
   try {
     return await fn(work);
   } finally {
-    handlers.forEach(([signal, on]) => process.off(signal, on));
+    stopWatching();
     remove();
   }
 }

@@ -1,11 +1,10 @@
 // The progress line every long run prints: position, loss, a metric, samples/s and the time left. On a
 // terminal it redraws once a second; in a log file a line every 15 s is enough.
 
+import { STOP_SIGNALS, StopSignal, onStopSignal } from '../util/signals';
+
 export type Logger = (line: string, transient?: boolean) => void;
 
-/** The signals that ask a run to stop: Ctrl-C, and what job systems, containers and `timeout` send. */
-export const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
-export type StopSignal = keyof typeof STOP_SIGNALS;
 let lastStop: StopSignal = 'SIGINT';
 
 /**
@@ -27,21 +26,17 @@ export function interruptExitCode(): number {
  */
 export function watchInterrupt(log: Logger, message: string): { readonly requested: boolean; dispose(): void } {
   let requested = false;
-  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((signal) => {
-    const on = (): void => {
-      if (requested) process.exit(128 + STOP_SIGNALS[signal]);
-      requested = true;
-      lastStop = signal;
-      log(`\n${signal === 'SIGINT' ? 'interrupt' : 'SIGTERM'}: ${message} (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again to quit at once)`);
-    };
-    process.on(signal, on);
-    return [signal, on] as const;
+  const dispose = onStopSignal((signal) => {
+    if (requested) process.exit(128 + STOP_SIGNALS[signal]);
+    requested = true;
+    lastStop = signal;
+    log(`\n${signal === 'SIGINT' ? 'interrupt' : 'SIGTERM'}: ${message} (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again to quit at once)`);
   });
   return {
     get requested() {
       return requested;
     },
-    dispose: () => handlers.forEach(([signal, on]) => process.off(signal, on)),
+    dispose,
   };
 }
 

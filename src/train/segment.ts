@@ -426,8 +426,12 @@ export function resolveSegmentConfig(cfgIn: Partial<SegmentConfig>): SegmentConf
  * A run's network for `data`: built for its classes and channels, its backbone (ImageNet) or all of its
  * weights loaded where the config says, and the training size checked against the network's strides.
  */
+/** The run's network, freshly initialized, for its data's classes and channels. */
+const newNetwork = (cfg: SegmentConfig, data: Pick<SegmentationData, 'classes' | 'inChannels'>): SegmentationNet =>
+  createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+
 export function buildSegmentationModel(cfg: SegmentConfig, data: Pick<SegmentationData, 'classes' | 'inChannels' | 'inputSize'>, log: Logger): SegmentationNet {
-  const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+  const model = newNetwork(cfg, data);
   if (cfg.backboneInit) {
     const n = loadBackbone(model, cfg.backboneInit);
     log(`backbone initialized from ${cfg.backboneInit} (${n} tensors)`);
@@ -507,9 +511,8 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   if (!data.train) throw new Error('unreachable: no training set');
   const { classes } = data;
   const trainLoader = world > 1 ? dist.shardLoader(data.train, { rank, worldSize: world }) : data.train;
-  const evalShard = (l: DataLoader) => (world > 1 ? dist.shardLoader(l, { rank, worldSize: world, pad: false }) : l);
-  const testLoader = evalShard(data.test);
-  const valLoader = data.val && evalShard(data.val);
+  const testLoader = dist.evalShare(data.test);
+  const valLoader = data.val && dist.evalShare(data.val);
   if (cfg.patience && !valLoader) throw new Error('segment: early stopping (patience) watches the validation mIoU: give a validation split (--val-split)');
   if ((cfg.folders?.unlabelled || cfg.scenes.unlabelled) && !cfg.teacher) throw new Error('segment: unlabelled images teach only through a teacher\'s logits: give a teacher (--teacher)');
   log(data.describe);
@@ -569,13 +572,13 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   // The average lives in a second network built as the first (its initialization drawn from a forked
   // generator, so that the run's random stream is not moved) and starts from the weights training starts
   // from; made after DDP and SyncBatchNorm have settled the model's tensors, which it pairs once.
-  const emaModel = cfg.ema ? forkRng(cfg.seed, () => createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName])) : null;
+  const emaModel = cfg.ema ? forkRng(cfg.seed, () => newNetwork(cfg, data)) : null;
   const ema = cfg.ema && emaModel ? new ExponentialMovingAverage(model, cfg.ema, emaModel) : null;
   if (ema && resumed) {
     if (!Object.keys(resumed.ema).length) throw new Error(`${cfgIn.resume} holds no moving average of the weights, though its run kept one`);
     ema.load(resumed.ema);
   }
-  const crossReplicaSum = ddp ? (t: Tensor): Tensor => dist.allReduce(t, 'sum') : undefined;
+  const crossReplicaSum = dist.rankSum();
   // The teacher's logits once per training image, where every image is fed alike (its logits are float32
   // outside autocast in any case); over the whole set on every rank, whose shard differs each epoch.
   const cached = teacher && (await cacheTeacherLogits({ model: teacher.model, logitsOf: teacher.logits, train: data.train, fixedInputs: !cfg.augment && !cfg.colorJitter, imagesSeen: stepsPerEpoch * (cfg.epochs - first) * (cfg.batchSize / world), perImage: classes.length * data.inputSize[0] * data.inputSize[1], enabled: cfg.teacher?.cacheTeacher !== false, log }));

@@ -302,9 +302,8 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   }
   const { numClasses, inChannels } = loaders;
   const trainLoader = world > 1 ? dist.shardLoader(loaders.train, { rank, worldSize: world }) : loaders.train;
-  const evalShard = (l: DataLoader) => (world > 1 ? dist.shardLoader(l, { rank, worldSize: world, pad: false }) : l);
-  const testLoader = evalShard(loaders.test);
-  const valLoader = loaders.val && evalShard(loaders.val);
+  const testLoader = dist.evalShare(loaders.test);
+  const valLoader = loaders.val && dist.evalShare(loaders.val);
   if (cfg.patience && !valLoader) throw new Error('early stopping (patience) watches the validation accuracy: give a validation split (--val-split)');
   const freezeEpochs = cfg.freezeEpochs ?? 0;
   if (freezeEpochs && !cfg.init) throw new Error('freezing the backbone keeps the weights training starts from: give them (--init)');

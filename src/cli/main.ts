@@ -46,6 +46,12 @@ const num = (name: string, { int = false, min = -Infinity, max = Infinity } = {}
   return n;
 };
 
+/** --patience and --val-seed act on the validation split: without --val-split they would do nothing. */
+function needsValSplit(o: { patience?: number; valSeed?: number; valSplit?: number }, score: 'accuracy' | 'mIoU'): void {
+  if (o.patience && !o.valSplit) throw new InvalidArgumentError(`--patience watches the validation ${score}: give --val-split too`);
+  if (o.valSeed !== undefined && !o.valSplit) throw new InvalidArgumentError('--val-seed draws the validation split: give --val-split too');
+}
+
 const VAL_SEED_HELP = 'draw the validation split by this seed instead of --seed: runs of different seeds then hold out the same images (for sweeps over seeds)';
 const MASK_NAME_HELP = 'mask file name = image name with from replaced by to, .png (Cityscapes: _leftImg8bit=_gtFine_labelIds)';
 const maskNameArg = (v: string): [string, string] => {
@@ -313,8 +319,7 @@ addLabelOptions(addRecipeOptions(
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation top-1', num('--patience', { int: true, min: 1 }))
   .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
   .action(async (o) => {
-    if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation accuracy: give --val-split too');
-    if (o.valSeed !== undefined && !o.valSplit) throw new InvalidArgumentError('--val-seed draws the validation split: give --val-split too');
+    needsValSplit(o, 'accuracy');
     if (o.freezeEpochs && !o.init) throw new InvalidArgumentError('--freeze-epochs keeps the weights --init loads frozen: give --init too');
     if (o.backboneLr !== undefined && !o.init) throw new InvalidArgumentError('--backbone-lr sets the rate of the weights --init loads: give --init too');
     const cfg: Partial<TrainConfig> & { resume?: string } = {
@@ -572,8 +577,7 @@ program
   .option('--unlabelled-scenes <n>', 'with --teacher on the scenes: this many more training scenes (their own layouts) without labels, taught by the teacher alone', num('--unlabelled-scenes', { int: true, min: 1 }))
   .option('--lr-find', `instead of training: the learning-rate range test (Smith 2017) with this run's network, data, optimizer and loss — ${LR_FIND_DEFAULTS.steps} steps from ${LR_FIND_DEFAULTS.start} to ${LR_FIND_DEFAULTS.end}; suggests --lr and writes <out>/lr-find.png and lr-find.json`)
   .action(async (o) => {
-    if (o.patience && !o.valSplit) throw new InvalidArgumentError('--patience watches the validation mIoU: give --val-split too');
-    if (o.valSeed !== undefined && !o.valSplit) throw new InvalidArgumentError('--val-seed draws the validation split: give --val-split too');
+    needsValSplit(o, 'mIoU');
     if ((o.temperature !== undefined || o.labelWeight !== undefined) && !o.teacher) throw new InvalidArgumentError(`${o.temperature !== undefined ? '--temperature' : '--label-weight'} sets how a student learns from --teacher: give --teacher too`);
     if (o.temperature === 0) throw new InvalidArgumentError('--temperature must be above 0');
     if (o.teacher && o.resume) throw new InvalidArgumentError('--resume continues a run with its own settings (its teacher included): leave out --teacher');

@@ -3,6 +3,7 @@
 // (grey value = class, the training masks' convention) and an overlay per image. --json prints one JSON
 // document on stdout instead; progress (images/s) goes to stderr when there are many images.
 import { FolderResize, folderFit } from '../train/datasets';
+import { imageProblem } from '../data/decode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromArray, tidy, keep } from '../torch';
@@ -104,7 +105,7 @@ export class SkippedImages {
       return await fn();
     } catch (e) {
       if (!isImageError(e)) throw e;
-      const error = e.message.replace(`cannot decode ${file}: `, '').replace(`cannot read ${file}: `, '');
+      const error = imageProblem(e.message, file);
       this.failed.push({ file, error });
       process.stderr.write(`tsvision: skipped ${file}: ${error}\n`);
       return undefined;

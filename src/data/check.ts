@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { imageProblem } from './decode';
 import { Dataset, PixelSample, Sample } from './loader';
 import { ImageFolder } from './image-folder';
 import { labelCounts } from './pixel-labels';
@@ -129,8 +130,7 @@ async function checkSplit(dir: string, o: CheckDataOptions): Promise<SplitCheck>
         s.x.dispose();
       } catch (e) {
         // The file is named beside the problem: its path in the message once is enough.
-        const full = path.join(dir, files[i].file);
-        unreadable.push({ file: files[i].file, problem: (e as Error).message.replace(/^SegmentationFolder: |^ImageFolder: /, '').replace(`cannot decode ${full}: `, '').replace(`cannot read ${full}: `, '') });
+        unreadable.push({ file: files[i].file, problem: imageProblem((e as Error).message, path.join(dir, files[i].file)) });
       }
       o.onProgress?.(++done, files.length);
     }

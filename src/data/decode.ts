@@ -82,4 +82,12 @@ export async function decodeRaw(input: string | Buffer, o: DecodeOptions): Promi
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
+/**
+ * A decoding error's message without the reader's prefix naming `file` ("ImageFolder: cannot decode <file>: ",
+ * "cannot read <file>: "), for lists that name each file beside its problem.
+ */
+export function imageProblem(message: string, file: string): string {
+  return message.replace(/^(SegmentationFolder|ImageFolder|UnlabelledImages): /, '').replace(`cannot decode ${file}: `, '').replace(`cannot read ${file}: `, '');
+}
+
 const pair = (s: { width: number; height: number }): [number, number] => [s.height, s.width];

@@ -9,6 +9,8 @@ export * as distributed from './distributed';
 export * as onnx from './export';
 export * as infer from './infer';
 export { summary, formatSummary } from './metrics/summary';
+export { profileLayers, formatProfile } from './metrics/profile';
+export type { Profile, ProfileOptions, LayerTime, LayerTypeTime } from './metrics/profile';
 export { ClassificationMeter, topkHits, recallPerClass, classificationReport, mostConfused } from './metrics/classification';
 export type { ClassScores, ConfusedPair } from './metrics/classification';
 export { CalibrationMeter, CALIBRATION_BINS, fitTemperature } from './metrics/calibration';

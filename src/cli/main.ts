@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Tensor, engineInfo, getNumThreads, keep, randn, setNumThreads, stack, tensor, tidy } from '../torch';
 import { ModelName, createClassifier, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
+import { formatProfile, profileLayers } from '../metrics/profile';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
 import { DataSpec, FolderResize, imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
@@ -1101,9 +1102,13 @@ program
   .option('--time', 'also time eval-mode forward passes, as built and optimized for inference: median ms and images per second', false)
   .option('--bf16', 'with --time, also time the optimized network in bfloat16', false)
   .option('--rounds <n>', 'timed rounds with --time (each: 2 warm-up and 5 timed passes)', num('--rounds', { int: true, min: 1 }), 3)
+  .option('--profile', 'also time every layer of the network as built (eval mode, medians of --passes passes): the slowest layers, the time per layer type, and multiply-adds per second (compute-bound or memory-bound)', false)
+  .option('--passes <n>', 'timed passes with --profile (after 2 untimed)', num('--passes', { int: true, min: 1 }), 10)
+  .option('--top <n>', 'with --profile: how many of the slowest layers to list (0: all)', num('--top', { int: true, min: 0 }), 15)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
-  .action(async (name: string, o) => {
+  .action(async (name: string, o, cmd: Command) => {
     if (o.bf16 && !o.time) throw new InvalidArgumentError('--bf16 adds a timing: give --time too');
+    for (const flag of ['passes', 'top'] as const) if (cmd.getOptionValueSource(flag) === 'cli' && !o.profile) throw new InvalidArgumentError(`--${flag} sets the profile: give --profile too`);
     const segmentation = isSegmentationModelName(name);
     if (!segmentation && !isModelName(name)) throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...listModels(), ...listSegmentationModels()].join(', ')}`);
     if (o.threads) setNumThreads(o.threads);
@@ -1129,6 +1134,11 @@ program
       const lines = [`  as built:                 ${line(t)}`, `  optimized for inference:  ${line(f[0])} (${how(runs[0].layout)}; as Predictor runs it)`];
       if (o.bf16) lines.push(`  optimized, bfloat16:      ${line(f[1])} (${how(runs[1].layout)}; Predictor's precision 'bfloat16', predict --bf16)`);
       console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads, the ${runs.length === 1 ? 'two' : 'three'} taking turns:\n${lines.join('\n')}`);
+      x.dispose();
+    }
+    if (o.profile) {
+      const x = randn(shape);
+      console.log(`\n${formatProfile(profileLayers(model, x, { passes: o.passes }), { top: o.top })}`);
       x.dispose();
     }
   });

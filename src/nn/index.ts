@@ -2,7 +2,7 @@
 export * from './module';
 export * from './layers';
 export { foldBatchNorm } from './fold';
-export { withForwardHooks } from './hooks';
+export { withForwardHooks, withForwardWrappers } from './hooks';
 export type { FoldReport } from './fold';
 export * as init from './init';
 export * as F from '../torch/functional';

@@ -1,8 +1,10 @@
 // Free functions over tensors: joining, selection and the neural-network operators the nine architectures
 // and their training need. Keyword arguments of torch.nn.functional become option objects.
 import { Handle, NativeArg, isHandle } from './native';
-import { Reduction, ReductionName, op } from './ops';
+import { Reduction, ReductionName, isTracing, op } from './ops';
 import { bfloat16Support } from './runtime';
+import { fromArray } from './creation';
+import { tidy } from './memory';
 import { autocast, isAutocastEnabled } from './autograd';
 import { DType, Tensor, TensorOrScalar, handles, wrap, wrapList } from './tensor';
 
@@ -92,6 +94,8 @@ export interface ConvTranspose2dOptions {
 }
 
 export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvTranspose2dOptions = {}): Tensor {
+  const fast = convTranspose2dAsSubpixel(x, weight, bias, o);
+  if (fast) return fast;
   // libtorch 1.13 sends bfloat16 CPU convolutions to oneDNN without telling it the convolution is transposed:
   // it returns a plain strided convolution (an 8×16 input gives 4×8, not 16×32; PyTorch 1.13 does the same).
   // So in float32, rounded back: the answer a correct bfloat16 kernel would give, up to one rounding. (Under
@@ -101,6 +105,82 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
     op('aten::conv_transpose2d.input').handle(x.h, weight.h, opt(bias), o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1),
   );
 }
+
+/**
+ * Below this many output elements a transposed convolution keeps libtorch's own kernel: the sub-pixel form's
+ * few extra calls (weight rearranged, input padded, pixels shuffled) cost more than they save on small maps.
+ */
+export const SUBPIXEL_MIN_OUTPUT = 65536;
+
+/**
+ * One dimension of a stride-s transposed convolution as s phases of an ordinary one: output position
+ * q·s + r receives x[q + off]·w[a] for the kernel taps a ≡ (r + p) mod s, at offsets off = ⌊(r + p)/s⌋ − t
+ * (a = (r + p) mod s + s·t). All phases share the offsets lo…lo + width − 1; `taps[r·width + j]` is the tap at
+ * offset lo + j of phase r, or k (a zero) where the phase has none.
+ */
+function subpixelAxis(k: number, s: number, p: number): { lo: number; width: number; taps: number[] } {
+  const used: { r: number; off: number; a: number }[] = [];
+  for (let r = 0; r < s; r++) {
+    for (let a = (r + p) % s, t = 0; a < k; a += s, t++) used.push({ r, off: Math.floor((r + p) / s) - t, a });
+  }
+  const lo = Math.min(...used.map((u) => u.off));
+  const width = Math.max(...used.map((u) => u.off)) - lo + 1;
+  const taps = new Array<number>(s * width).fill(k);
+  for (const u of used) taps[u.r * width + u.off - lo] = u.a;
+  return { lo, width, taps };
+}
+
+/**
+ * A strided transposed convolution as the sub-pixel convolution it equals (Shi et al. 2016): one ordinary
+ * convolution at the input's resolution with s² filters per output channel — each phase of the output grid
+ * gets the kernel taps that reach it — then pixel_shuffle interleaves the phases. libtorch 1.13's CPU kernel
+ * for transposed convolutions (im2col's inverse, col2im) runs at a tenth of an ordinary convolution's
+ * speed; ENet's decoder spent a quarter of its inference time there. The weight is rearranged by
+ * differentiable ops on every call, so autograd sees the same function (test/engine/subpixel.test.ts checks
+ * values and gradients against aten::conv_transpose2d).
+ *
+ * Null where libtorch's own call stays: other devices, groups or dilation, stride 1, small outputs, an output
+ * not a whole number of phases, and while an ONNX export traces (onnxruntime has its own ConvTranspose).
+ */
+export function convTranspose2dAsSubpixel(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, o: ConvTranspose2dOptions = {}): Tensor | null {
+  const pair2 = (v: Pair | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+  const [sh, sw] = pair2(o.stride, 1);
+  const [ph, pw] = pair2(o.padding, 0);
+  const [oh, ow] = pair2(o.outputPadding, 0);
+  const [dh, dw] = pair2(o.dilation, 1);
+  if (x.device !== 'cpu' || x.dim() !== 4 || (o.groups ?? 1) !== 1 || dh !== 1 || dw !== 1 || sh * sw < 2 || isTracing()) return null;
+  if (x.dtype !== 'float32' && x.dtype !== 'float64') return null;
+  const [n, , h, w] = x.shape;
+  const [, cout, kh, kw] = weight.shape;
+  const outH = (h - 1) * sh - 2 * ph + kh + oh;
+  const outW = (w - 1) * sw - 2 * pw + kw + ow;
+  if (outH % sh || outW % sw || n * cout * outH * outW < SUBPIXEL_MIN_OUTPUT || sh !== sw) return null;
+  const s = sh;
+  const ay = subpixelAxis(kh, s, ph);
+  const ax = subpixelAxis(kw, s, pw);
+  // Input padding (negative: cropping) so that the convolution's output is exactly outH/s × outW/s.
+  const pads = [-ax.lo, outW / s - w + ax.lo + ax.width - 1, -ay.lo, outH / s - h + ay.lo + ay.width - 1];
+  // As libtorch's own, in the input's precision: autocast leaves transposed convolutions alone.
+  return autocast(
+    () =>
+      tidy(() => {
+        // [in, out, kh, kw] → [out·s², in, height, width]: filter o·s² + ry·s + rx serves phase (ry, rx).
+        const cin = weight.shape[0];
+        const k = pad(weight.transpose(0, 1), [0, 1, 0, 1]) // the zero at index k stands for a missing tap
+          .indexSelect(2, tensorOf(ay.taps))
+          .indexSelect(3, tensorOf(ax.taps))
+          .view(cout, cin, s, ay.width, s, ax.width)
+          .permute(0, 2, 4, 1, 3, 5)
+          .reshape(cout * s * s, cin, ay.width, ax.width);
+        const input = pads.some((v) => v !== 0) ? pad(x, pads) : x;
+        const phases = conv2d(input, k, bias ? bias.unsqueeze(1).expand(cout, s * s).reshape(-1) : null);
+        return wrap(op('aten::pixel_shuffle').handle(phases.h, s));
+      }),
+    { enabled: false },
+  );
+}
+
+const tensorOf = (v: number[]): Tensor => fromArray(BigInt64Array.from(v, BigInt));
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (bfloat16InFloat32(x)) return inFloat32((a, w, b) => linear(a!, w!, b), x, weight, bias);

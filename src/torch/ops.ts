@@ -19,6 +19,11 @@ export function setOpTracer(t: OpTracer | null): OpTracer | null {
   return previous;
 }
 
+/** Whether an ONNX export is tracing: ops with faster compositions keep their one ATen call then. */
+export function isTracing(): boolean {
+  return tracer !== null;
+}
+
 /**
  * Runs instead of the plain call while oneDNN-layout inference is on (onednn.ts), to convert arguments
  * between layouts where an op lacks a oneDNN kernel. Null otherwise: one more null check on the hot path.

@@ -1,0 +1,88 @@
+// Max pooling without autograd runs channels-last (src/torch/functional.ts: libtorch 1.13's NCHW kernel is
+// several times slower): the same values and indices as PyTorch's F.max_pool2d on the NCHW tensor, NaN included;
+// with autograd, in ONNX export and for few channels the plain call stays.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as T from '../../src/torch';
+import { Op, setOpInterceptor, setOpTracer } from '../../src/torch/ops';
+import { runTorch } from '../helpers/pytorch';
+
+/** The ops fn calls, by schema name. */
+function opsOf(fn: () => void): string[] {
+  const seen: string[] = [];
+  const previous = setOpInterceptor((o: Op, args, inPlace) => (seen.push(o.spec), o.direct(args, inPlace)));
+  try {
+    T.tidy(fn);
+  } finally {
+    setOpInterceptor(previous);
+  }
+  return seen;
+}
+
+const CASES = [
+  { name: '3×3, stride 2, padding 1 (ResNet, Xception)', shape: [2, 32, 37, 41], k: 3, o: { stride: 2, padding: 1 } },
+  { name: '2×2, stride 2 (ENet, the CNN)', shape: [3, 16, 20, 30], k: 2, o: { stride: 2 } },
+  { name: '3×3, stride 2, ceil mode, odd size', shape: [1, 24, 15, 17], k: 3, o: { stride: 2, ceilMode: true } },
+  { name: '3×3, dilation 2, stride 1', shape: [1, 16, 12, 12], k: 3, o: { stride: 1, padding: 1, dilation: 2 } },
+] as const;
+
+test('max pooling without autograd: the values and indices of PyTorch on the NCHW tensor, NaN included, through the channels-last kernel', () => {
+  T.manualSeed(5);
+  const inputs: Record<string, T.Tensor> = {};
+  const ours: Record<string, T.Tensor> = {};
+  for (const [i, c] of CASES.entries()) {
+    // Ties (ReLU's zeros) decide which index is kept; a NaN must come through.
+    const values = T.randn([...c.shape]).relu().toArray() as Float32Array;
+    values[7] = NaN;
+    const x = T.fromArray(values, [...c.shape]);
+    inputs[`x${i}`] = x;
+    const seen = opsOf(() => {
+      const y = T.maxPool2d(x, c.k, c.o);
+      const r = T.maxPool2dWithIndices(x, c.k, c.o);
+      ours[`y${i}`] = y.keep();
+      ours[`v${i}`] = r.output.keep();
+      ours[`i${i}`] = r.indices.keep();
+    });
+    assert.ok(seen.filter((s) => s === 'aten::contiguous').length >= 4, `${c.name}: reordered to channels-last and back (${seen.join(', ')})`);
+  }
+  for (const [i, c] of CASES.entries()) {
+    for (const k of ['y', 'v']) assert.ok(ours[`${k}${i}`].isnan().sum().item() > 0, `${c.name}: the NaN comes through`);
+  }
+  const ref = runTorch(
+    `
+import json
+cases = json.loads(${JSON.stringify(JSON.stringify(CASES.map((c) => [c.k, c.o])))})
+for i, (k, o) in enumerate(cases):
+    y, idx = F.max_pool2d(I[f'x{i}'], k, o.get('stride'), o.get('padding', 0), o.get('dilation', 1), o.get('ceilMode', False), return_indices=True)
+    O[f'y{i}'], O[f'i{i}'] = y, idx
+`,
+    inputs,
+  );
+  // Equal element by element, NaN where the other has NaN.
+  const same = (a: T.Tensor, b: T.Tensor): boolean => {
+    const [x, y] = [a.toArray() as Float32Array, b.toArray() as Float32Array];
+    return a.shape.join() === b.shape.join() && x.every((v, j) => Object.is(v, y[j]) || v === y[j]);
+  };
+  for (const [i, c] of CASES.entries()) {
+    assert.ok(same(ours[`y${i}`], ref[`y${i}`]), `${c.name}: maxPool2d's values`);
+    assert.ok(same(ours[`v${i}`], ref[`y${i}`]), `${c.name}: maxPool2dWithIndices' values`);
+    assert.ok(ours[`i${i}`].eq(ref[`i${i}`]).all().item() === 1, `${c.name}: the indices`);
+  }
+});
+
+test('max pooling keeps the plain NCHW call with autograd, for few channels, and in ONNX export', () => {
+  const x = T.randn([1, 16, 8, 8]);
+  const w = x.detach().requiresGrad_();
+  assert.deepEqual(opsOf(() => void T.maxPool2d(w, 2)), ['aten::max_pool2d'], 'autograd: the NCHW backward is the faster one');
+  assert.deepEqual(opsOf(() => void T.maxPool2dWithIndices(w, 2)), ['aten::max_pool2d_with_indices']);
+  assert.ok(opsOf(() => T.noGrad(() => void T.maxPool2d(w, 2)))[0] === 'aten::contiguous', 'the same tensor without autograd: channels-last');
+  assert.deepEqual(opsOf(() => void T.maxPool2d(T.randn([1, 3, 8, 8]), 2)), ['aten::randn', 'aten::max_pool2d'], '3 channels');
+  const seen: string[] = [];
+  const previous = setOpTracer({ record: (o) => seen.push(o.spec) });
+  try {
+    T.tidy(() => void T.maxPool2d(x, 2));
+  } finally {
+    setOpTracer(previous);
+  }
+  assert.deepEqual(seen, ['aten::max_pool2d']);
+});

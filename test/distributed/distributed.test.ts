@@ -260,6 +260,19 @@ test('tsvision launch across two "machines" (two launchers, --nnodes 2, one rank
   }
 });
 
+test('a rank failing on one machine stops the ranks on the other: their collective fails and both launchers exit non-zero', async () => {
+  const port = await freePort();
+  const node = (rank: number) =>
+    run(process.execPath, [CLI, 'launch', '--nnodes', '2', '--node-rank', String(rank), '--master-addr', '127.0.0.1', '--master-port', String(port), '--nproc', '1', '--script', WORKER, '--', 'fail-in-collectives', '{}'], 90000);
+  const [n0, n1] = await Promise.all([node(0), node(1)]);
+  assert.equal(n1.code, 3, n1.stderr);
+  assert.match(n1.stderr, /tsvision launch: rank 1 failed \(exit code 3\); stopping the other ranks on this machine/);
+  // Node 0's rank 0 learns of it from gloo, not from a launcher: its all-reduce fails and it exits non-zero.
+  assert.notEqual(n0.code, 0, n0.stderr);
+  assert.match(n0.stderr, /tsvision launch: rank 0 failed \(exit code \d+\)/);
+  assert.ok(n0.seconds < 60, `rank 0 kept waiting (${n0.seconds} s)`);
+});
+
 test('SIGTERM to tsvision launch (a job system stopping it): the ranks end on the same step, rank 0 checkpoints it, exit code 143', async () => {
   const dir = tmpDir('tsv-launch-term-');
   try {

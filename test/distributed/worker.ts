@@ -113,6 +113,16 @@ async function main(): Promise<void> {
       process.exit(3);
     }
     await new Promise((r) => setTimeout(r, 120000));
+  } else if (scenario === 'fail-in-collectives') {
+    // Across machines: the last rank fails while the others are inside collectives with it. No launcher can
+    // stop ranks on another machine: their next collective must fail on its own, and the rank exit non-zero.
+    if (rank === world - 1) {
+      dist.barrier();
+      process.stderr.write(`rank ${rank} fails on purpose\n`);
+      process.exit(3);
+    }
+    dist.barrier();
+    for (;;) tidy(() => void dist.allReduce(fromArray(new Float32Array([rank])), 'sum'));
   } else {
     throw new Error(`worker: unknown scenario '${scenario}'`);
   }

@@ -5,7 +5,7 @@ import { Reduction, ReductionName, isTracing, op } from './ops';
 import { bfloat16Support } from './runtime';
 import { fromArray } from './creation';
 import { tidy } from './memory';
-import { autocast, isAutocastEnabled, isGradEnabled } from './autograd';
+import { autocast, isAutocastEnabled, isGradEnabled, noGrad } from './autograd';
 import { DType, Tensor, TensorOrScalar, handles, wrap, wrapList } from './tensor';
 
 export type Pair = number | [number, number];
@@ -248,30 +248,48 @@ export interface Pool2dOptions {
 
 /**
  * Whether max pooling runs channels-last. libtorch 1.13's CPU max pooling is many times slower on NCHW tensors
- * than on channels-last ones (a 3×3, stride-2 pool of 128×147×147, Xception's first: 9.8 against 0.8 ms). So
- * without autograd the input is reordered, pooled channels-last and the result reordered back: the same
- * values and indices (a maximum is exact; NaN propagates alike), about 3× faster in all
- * (test/engine/maxpool.test.ts). With autograd the channels-last backward is slower than NCHW's, so training
- * keeps the plain call, as do few channels (3: the reorders cost more), oneDNN-layout tensors (their own
- * kernel) and ONNX export (one MaxPool).
+ * than on channels-last ones (a 3×3, stride-2 pool of 128×147×147, Xception's first: 9.8 against 0.8 ms), so
+ * the input is reordered and pooled channels-last (pooledChannelsLast). Few channels (3: the reorders cost
+ * more), oneDNN-layout tensors (their own kernel), other dtypes and devices, and ONNX export (one MaxPool)
+ * keep the plain call.
  */
 function poolChannelsLast(x: Tensor): boolean {
-  return (
-    x.device === 'cpu' && x.dim() === 4 && x.size(1) >= 16 && (x.dtype === 'float32' || x.dtype === 'float64') &&
-    !(x.requiresGrad && isGradEnabled()) && !isTracing() && native.layout(x.h) === 'strided'
-  );
+  return x.device === 'cpu' && x.dim() === 4 && x.size(1) >= 16 && (x.dtype === 'float32' || x.dtype === 'float64') && !isTracing() && native.layout(x.h) === 'strided';
+}
+
+/**
+ * Max pooling's values and indices through the channels-last kernel, returned in NCHW: the same values and
+ * indices (a maximum is exact; NaN propagates alike). With autograd the values are instead gathered from x at
+ * those indices, whose backward (a scatter-add of the gradient to the argmax positions) is what
+ * max_pool2d's backward computes, and faster than the channels-last backward: a training step's pooling,
+ * forward and backward, takes 0.5–0.7× of the NCHW kernel's (test/engine/maxpool.test.ts checks values,
+ * indices and gradients against PyTorch's).
+ */
+function pooledChannelsLast(x: Tensor, pool: (t: Tensor) => Tensor[]): [Tensor, Tensor] {
+  const [output, indices] = noGrad(() => tidy(() => pool(x.contiguous('channels_last')).map((t) => t.contiguous())));
+  if (!(x.requiresGrad && isGradEnabled())) return [output, indices];
+  output.dispose();
+  const [n, c, h, w] = indices.shape;
+  return [tidy(() => x.flatten(2).gather(2, indices.flatten(2)).view(n, c, h, w)), indices];
 }
 
 export function maxPool2d(x: Tensor, kernelSize: Pair, o: Pool2dOptions = {}): Tensor {
   const pool = (t: Tensor): Tensor => wrap(op('aten::max_pool2d').handle(t.h, kernelSize, o.stride ?? [], o.padding ?? 0, o.dilation ?? 1, o.ceilMode ?? false));
-  return poolChannelsLast(x) ? tidy(() => pool(x.contiguous('channels_last')).contiguous()) : pool(x);
+  if (!poolChannelsLast(x)) return pool(x);
+  // Without autograd no indices are needed: the values alone are quicker still.
+  if (!(x.requiresGrad && isGradEnabled())) return tidy(() => pool(x.contiguous('channels_last')).contiguous());
+  const [output, indices] = pooledChannelsLast(x, (t) => maxPool2dWithIndicesCall(t, kernelSize, o));
+  indices.dispose();
+  return output;
 }
 /** Max pooling that also returns the argmax positions, which ENet's decoder feeds to maxUnpool2d. */
 export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, o: Pool2dOptions = {}): { output: Tensor; indices: Tensor } {
-  const pool = (t: Tensor): Tensor[] => wrapList(op('aten::max_pool2d_with_indices').call(t.h, kernelSize, o.stride ?? [], o.padding ?? 0, o.dilation ?? 1, o.ceilMode ?? false));
-  const [output, indices] = poolChannelsLast(x) ? tidy(() => pool(x.contiguous('channels_last')).map((t) => t.contiguous())) : pool(x);
+  const pool = (t: Tensor): Tensor[] => maxPool2dWithIndicesCall(t, kernelSize, o);
+  const [output, indices] = poolChannelsLast(x) ? pooledChannelsLast(x, pool) : pool(x);
   return { output, indices };
 }
+const maxPool2dWithIndicesCall = (x: Tensor, kernelSize: Pair, o: Pool2dOptions): Tensor[] =>
+  wrapList(op('aten::max_pool2d_with_indices').call(x.h, kernelSize, o.stride ?? [], o.padding ?? 0, o.dilation ?? 1, o.ceilMode ?? false));
 /** Scatters values back to the positions maxPool2dWithIndices recorded; outputSize is (H, W). */
 export function maxUnpool2d(x: Tensor, indices: Tensor, outputSize: [number, number]): Tensor {
   // libtorch 1.13 has no bfloat16 kernel on CPU. Unpooling only moves values, and bfloat16 → float32 → bfloat16

@@ -1,6 +1,7 @@
-// Max pooling without autograd runs channels-last (src/torch/functional.ts: libtorch 1.13's NCHW kernel is
-// several times slower): the same values and indices as PyTorch's F.max_pool2d on the NCHW tensor, NaN included;
-// with autograd, in ONNX export and for few channels the plain call stays.
+// Max pooling runs channels-last (src/torch/functional.ts: libtorch 1.13's NCHW kernel is several times
+// slower), with autograd through a gather at the argmax positions: the same values, indices and gradients as
+// PyTorch's F.max_pool2d on the NCHW tensor, NaN included; in ONNX export and for few channels the plain call
+// stays.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';
@@ -70,12 +71,49 @@ for i, (k, o) in enumerate(cases):
   }
 });
 
-test('max pooling keeps the plain NCHW call with autograd, for few channels, and in ONNX export', () => {
+test('max pooling with autograd: values gathered at the channels-last argmax, gradients as PyTorch computes them', () => {
+  T.manualSeed(6);
+  const inputs: Record<string, T.Tensor> = {};
+  const ours: Record<string, T.Tensor> = {};
+  for (const [i, c] of CASES.entries()) {
+    // ReLU's zeros make ties: the gradient must go to the same one of them as PyTorch's.
+    const x = T.randn([...c.shape]).relu().requiresGrad_();
+    const g = T.randn(T.noGrad(() => T.maxPool2d(x, c.k, c.o)).shape);
+    const seen = opsOf(() => {
+      T.maxPool2d(x, c.k, c.o).mul(g).sum().backward();
+      ours[`gy${i}`] = x.grad!.clone().keep();
+      x.grad = null;
+      const r = T.maxPool2dWithIndices(x, c.k, c.o);
+      r.output.mul(g).sum().backward();
+      ours[`gv${i}`] = x.grad!.clone().keep();
+      ours[`i${i}`] = r.indices.keep();
+    });
+    assert.ok(seen.includes('aten::gather') && !seen.includes('aten::max_pool2d'), `${c.name}: gathered at the channels-last argmax (${seen.join(', ')})`);
+    Object.assign(inputs, { [`x${i}`]: x.detach(), [`g${i}`]: g });
+  }
+  const ref = runTorch(
+    `
+import json
+cases = json.loads(${JSON.stringify(JSON.stringify(CASES.map((c) => [c.k, c.o])))})
+for i, (k, o) in enumerate(cases):
+    x = I[f'x{i}'].requires_grad_()
+    y, idx = F.max_pool2d(x, k, o.get('stride'), o.get('padding', 0), o.get('dilation', 1), o.get('ceilMode', False), return_indices=True)
+    (y * I[f'g{i}']).sum().backward()
+    O[f'gx{i}'], O[f'i{i}'] = x.grad, idx
+`,
+    inputs,
+  );
+  for (const [i, c] of CASES.entries()) {
+    assert.ok(ours[`i${i}`].eq(ref[`i${i}`]).all().item() === 1, `${c.name}: the indices`);
+    for (const k of ['gy', 'gv']) {
+      const e = ours[`${k}${i}`].sub(ref[`gx${i}`]).abs().max().item();
+      assert.ok(e <= 1e-6, `${c.name}, ${k}: the gradient differs from PyTorch's by ${e}`);
+    }
+  }
+});
+
+test('max pooling keeps the plain NCHW call for few channels and in ONNX export', () => {
   const x = T.randn([1, 16, 8, 8]);
-  const w = x.detach().requiresGrad_();
-  assert.deepEqual(opsOf(() => void T.maxPool2d(w, 2)), ['aten::max_pool2d'], 'autograd: the NCHW backward is the faster one');
-  assert.deepEqual(opsOf(() => void T.maxPool2dWithIndices(w, 2)), ['aten::max_pool2d_with_indices']);
-  assert.ok(opsOf(() => T.noGrad(() => void T.maxPool2d(w, 2)))[0] === 'aten::contiguous', 'the same tensor without autograd: channels-last');
   assert.deepEqual(opsOf(() => void T.maxPool2d(T.randn([1, 3, 8, 8]), 2)), ['aten::randn', 'aten::max_pool2d'], '3 channels');
   const seen: string[] = [];
   const previous = setOpTracer({ record: (o) => seen.push(o.spec) });

@@ -1,7 +1,7 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
 import { Pair } from '../torch/functional';
-import { Tensor, arange, bfloat16Support, empty, full, getNumThreads, isGradEnabled, isHalfFloat, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor } from '../torch';
+import { Tensor, arange, bfloat16Support, empty, full, getNumThreads, isGradEnabled, isHalfFloat, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor, tidy } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
 
@@ -11,6 +11,14 @@ export interface Conv2dOptions extends F.Conv2dOptions {
   bias?: boolean;
   /** 'zeros' (default), 'reflect' or 'replicate'. */
   paddingMode?: 'zeros' | 'reflect' | 'replicate';
+}
+
+/**
+ * Whether a convolution keeps its prepacked weights, timed at `withPacked` ms against `perCall` ms with the
+ * weights reordered by each call (Conv2d.packedIsFaster): yes unless more than 3× and 1 ms slower.
+ */
+export function keepPrepacked(withPacked: number, perCall: number): boolean {
+  return !(withPacked > 3 * perCall && withPacked - perCall > 1);
 }
 
 export class Conv2d extends Module {
@@ -49,7 +57,8 @@ export class Conv2d extends Module {
    */
   static prepackForInference = true;
   private static oneDnnWorks = true;
-  private prepacked: { weight: Tensor; source: Tensor; version: number } | null = null;
+  /** The reordered weights, and per input shape whether they are the faster (see packedIsFaster). */
+  private prepacked: { weight: Tensor; source: Tensor; version: number; faster: Map<string, boolean> } | null = null;
 
   forward(x: Tensor): Tensor {
     if (this.training || isGradEnabled()) this.dropPrepacked();
@@ -82,13 +91,42 @@ export class Conv2d extends Module {
         const dense = F.callOp('aten::to_mkldnn', w) as Tensor;
         const weight = (F.callOp('aten::mkldnn_reorder_conv2d_weight', dense, this.padding, this.stride, this.dilation, this.groups) as Tensor).keep();
         dense.dispose();
-        this.prepacked = { weight, source: w, version };
+        this.prepacked = { weight, source: w, version, faster: new Map() };
       } catch {
         Conv2d.oneDnnWorks = false; // a libtorch built without oneDNN: the plain path from now on
         return this.forward(x);
       }
     }
-    return F.callOp('aten::mkldnn_convolution', x, this.prepacked.weight, this.bias, this.padding, this.stride, this.dilation, this.groups) as Tensor;
+    const key = x.shape.join('x');
+    let packed = this.prepacked.faster.get(key);
+    if (packed === undefined) this.prepacked.faster.set(key, (packed = this.packedIsFaster(x, this.prepacked.weight)));
+    return packed ? this.convolveOneDnn(x, this.prepacked.weight) : this.convolveOneDnn(x, null);
+  }
+
+  /** oneDNN's convolution of x with the reordered weights, or (null) with this.weight, reordered by the call. */
+  private convolveOneDnn(x: Tensor, packed: Tensor | null): Tensor {
+    if (packed) return F.callOp('aten::mkldnn_convolution', x, packed, this.bias, this.padding, this.stride, this.dilation, this.groups) as Tensor;
+    return tidy(() => F.callOp('aten::mkldnn_convolution', x, F.callOp('aten::to_mkldnn', this.weight) as Tensor, this.bias, this.padding, this.stride, this.dilation, this.groups) as Tensor);
+  }
+
+  /**
+   * libtorch 1.13 reorders the weights without knowing the input's size (its mkldnn_reorder_conv2d_weight
+   * has no input_size), and for some shapes oneDNN then runs the convolution in a kernel tens of times slower:
+   * Xception's 1×1 convolutions on 10×10 maps in bfloat16 took 127 ms prepacked against 2 ms reordered per
+   * call (PyTorch's torch.jit.freeze, which prepacks alike, meets the same). So the first call of each input
+   * shape times both, after one untimed call each, and keeps the prepacked weights unless they are more than
+   * 3× and 1 ms slower (keepPrepacked): nothing else loses by it, and noise cannot flip so wide a margin.
+   * Either way the answer is the same oneDNN convolution's.
+   */
+  private packedIsFaster(x: Tensor, packed: Tensor): boolean {
+    const time = (w: Tensor | null): number => {
+      const t0 = process.hrtime.bigint();
+      this.convolveOneDnn(x, w).dispose();
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    time(packed);
+    time(null);
+    return keepPrepacked(time(packed), time(null));
   }
 
   /**

@@ -82,3 +82,26 @@ test('prepacked weights follow in-place updates and loadStateDict, and are dropp
   T.noGrad(() => l.forward(x)).dispose();
   assert.equal(T.liveTensors(), held - 1, 'and in training mode');
 });
+
+test('each input shape decides once whether the prepacked weights are kept: only where they are far slower', () => {
+  // Both ways compute the same oneDNN convolution; the choice is speed alone (1×1 convolutions on 10×10
+  // maps in bfloat16 ran 60× slower prepacked on an AVX-512 BF16 host).
+  assert.equal(nn.keepPrepacked(2, 2), true);
+  assert.equal(nn.keepPrepacked(5.9, 2), true, 'under 3×');
+  assert.equal(nn.keepPrepacked(0.5, 0.1), true, '5× but 0.4 ms: noise on a small layer');
+  assert.equal(nn.keepPrepacked(127, 2), false);
+  const l = new nn.Conv2d(8, 16, 3, { padding: 1 }).eval();
+  const decisions = (): Map<string, boolean> => (l as unknown as { prepacked: { faster: Map<string, boolean> } }).prepacked.faster;
+  const [a, b] = [T.randn([1, 8, 64, 64]), T.randn([2, 8, 12, 16])];
+  const ya = T.noGrad(() => l.forward(a));
+  T.noGrad(() => l.forward(a)).dispose();
+  const yb = T.noGrad(() => l.forward(b));
+  assert.deepEqual([...decisions().keys()], ['1x8x64x64', '2x8x12x16']);
+  nn.Conv2d.prepackForInference = false;
+  try {
+    assert.equal(T.noGrad(() => l.forward(a)).sub(ya).abs().max().item(), 0);
+    assert.equal(T.noGrad(() => l.forward(b)).sub(yb).abs().max().item(), 0);
+  } finally {
+    nn.Conv2d.prepackForInference = true;
+  }
+});

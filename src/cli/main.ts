@@ -1102,13 +1102,15 @@ program
   .option('--time', 'also time eval-mode forward passes, as built and optimized for inference: median ms and images per second', false)
   .option('--bf16', 'with --time, also time the optimized network in bfloat16', false)
   .option('--rounds <n>', 'timed rounds with --time (each: 2 warm-up and 5 timed passes)', num('--rounds', { int: true, min: 1 }), 3)
-  .option('--profile', 'also time every layer of the network as built (eval mode, medians of --passes passes): the slowest layers, the time per layer type, and multiply-adds per second (compute-bound or memory-bound)', false)
+  .option('--profile [network]', "also time every layer (eval mode, medians of --passes passes): the slowest layers, the time per layer type, and multiply-adds per second (compute-bound or memory-bound) — of the network as built (default), 'optimized' as Predictor runs it (BatchNorm folded, the faster layout), or 'bfloat16' (optimized, as predict --bf16)")
   .option('--passes <n>', 'timed passes with --profile (after 2 untimed)', num('--passes', { int: true, min: 1 }), 10)
   .option('--top <n>', 'with --profile: how many of the slowest layers to list (0: all)', num('--top', { int: true, min: 0 }), 15)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
   .action(async (name: string, o, cmd: Command) => {
     if (o.bf16 && !o.time) throw new InvalidArgumentError('--bf16 adds a timing: give --time too');
     for (const flag of ['passes', 'top'] as const) if (cmd.getOptionValueSource(flag) === 'cli' && !o.profile) throw new InvalidArgumentError(`--${flag} sets the profile: give --profile too`);
+    const profiled = o.profile === true ? 'built' : o.profile;
+    if (profiled !== undefined && !['built', 'optimized', 'bfloat16'].includes(profiled)) throw new InvalidArgumentError(`--profile takes 'built', 'optimized' or 'bfloat16', got '${profiled}'`);
     const segmentation = isSegmentationModelName(name);
     if (!segmentation && !isModelName(name)) throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...listModels(), ...listSegmentationModels()].join(', ')}`);
     if (o.threads) setNumThreads(o.threads);
@@ -1118,16 +1120,16 @@ program
     const model = segmentation ? createSegmentationModel(name, options) : createModel(name as ModelName, options);
     const describe = segmentation ? describeSegmentationModel(name) : describeModel(name as ModelName);
     console.log(formatSummary(summary(model, shape), { title: `${name}: ${describe}` }));
+    // The same weights optimized for inference (BatchNorm folded, oneDNN layout), as Predictor runs them.
+    const optimized = (precision: InferencePrecision, x: Tensor) => {
+      const twin = segmentation ? createSegmentationModel(name, options) : createModel(name as ModelName, options);
+      twin.loadStateDict(model.stateDict());
+      const fast = optimizeForInference(twin, x, { precision });
+      return { fast, layout: fast.settle(x) }; // 'auto' chooses its layout before the timing
+    };
     if (o.time) {
       const x = randn(shape);
-      // The same weights optimized for inference (BatchNorm folded, oneDNN layout), as Predictor runs them.
-      const optimized = (precision: InferencePrecision) => {
-        const twin = segmentation ? createSegmentationModel(name, options) : createModel(name as ModelName, options);
-        twin.loadStateDict(model.stateDict());
-        const fast = optimizeForInference(twin, x, { precision });
-        return { fast, layout: fast.settle(x) }; // 'auto' chooses its layout before the timing
-      };
-      const runs = [optimized('float32'), ...(o.bf16 ? [optimized('bfloat16')] : [])];
+      const runs = [optimized('float32', x), ...(o.bf16 ? [optimized('bfloat16', x)] : [])];
       const [t, ...f] = measureLatency([model, ...runs.map((r) => r.fast)], x, { rounds: o.rounds, reps: 5, warmup: 2 });
       const line = (l: { ms: number; imagesPerSecond: number }): string => `${l.ms.toFixed(1)} ms median (${o.rounds * 5} passes), ${l.imagesPerSecond.toFixed(1)} images/s`;
       const how = (layout: string): string => `BatchNorm folded, ${layout === 'onednn' ? "oneDNN's" : 'the ordinary'} layout`;
@@ -1136,9 +1138,11 @@ program
       console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads, the ${runs.length === 1 ? 'two' : 'three'} taking turns:\n${lines.join('\n')}`);
       x.dispose();
     }
-    if (o.profile) {
+    if (profiled) {
       const x = randn(shape);
-      console.log(`\n${formatProfile(profileLayers(model, x, { passes: o.passes }), { top: o.top })}`);
+      const run = profiled === 'built' ? null : optimized(profiled === 'bfloat16' ? 'bfloat16' : 'float32', x);
+      const network = run ? `the network optimized${profiled === 'bfloat16' ? ' in bfloat16' : ''} (${run.layout === 'onednn' ? "oneDNN's" : 'the ordinary'} layout)` : 'the network as built';
+      console.log(`\n${formatProfile(profileLayers(run?.fast ?? model, x, { passes: o.passes }), { top: o.top, network })}`);
       x.dispose();
     }
   });

@@ -140,12 +140,15 @@ function table(head: string[], body: string[][]): string[] {
   return [line(head), rule, ...body.map(line)];
 }
 
-/** The slowest `top` layers (all with top ≤ 0), the table by layer type, and the time between layers. */
-export function formatProfile(p: Profile, o: { top?: number } = {}): string {
+/**
+ * The slowest `top` layers (all with top ≤ 0), the table by layer type, and the time between layers;
+ * `network` names what was profiled (e.g. 'the network as built').
+ */
+export function formatProfile(p: Profile, o: { top?: number; network?: string } = {}): string {
   const top = o.top ?? 15;
   const slowest = [...p.layers].sort((a, b) => b.ms - a.ms).slice(0, top > 0 ? top : undefined);
   return [
-    `time per layer: eval mode, batch ${p.batch}, medians of ${p.passes} passes; a pass ${p.ms.toFixed(2)} ms (medians: the rows need not add up to it)`,
+    `time per layer${o.network ? ` of ${o.network}` : ''}: eval mode, batch ${p.batch}, medians of ${p.passes} passes; a pass ${p.ms.toFixed(2)} ms (medians: the rows need not add up to it)`,
     '',
     `${slowest.length < p.layers.length ? `the ${slowest.length} slowest of ${p.layers.length} layer calls` : `all ${p.layers.length} layer calls, slowest first`}:`,
     ...table(

@@ -1,11 +1,9 @@
 // The layers the nine architectures are built from, with PyTorch's defaults and initializations.
 import * as F from '../torch/functional';
-import { Pair } from '../torch/functional';
+import { Pair, pairOf as pair } from '../torch/functional';
 import { Tensor, arange, bfloat16Support, empty, full, getNumThreads, isGradEnabled, isHalfFloat, isOneDnnLayout, noGrad, oneDnnLayoutActive, ones, toOneDnnLayout, zeros, tensor, tidy } from '../torch';
 import { defaultLayerInit } from './init';
 import { Buffer, Module, Parameter } from './module';
-
-const pair = (p: Pair): [number, number] => (typeof p === 'number' ? [p, p] : p);
 
 export interface Conv2dOptions extends F.Conv2dOptions {
   bias?: boolean;

@@ -9,6 +9,10 @@ import { autocast, isAutocastEnabled, isGradEnabled, noGrad } from './autograd';
 import { DType, Tensor, TensorOrScalar, handles, wrap, wrapList } from './tensor';
 
 export type Pair = number | [number, number];
+/** A Pair as its two values (height, width). */
+export const pairOf = (p: Pair): [number, number] => (typeof p === 'number' ? [p, p] : [p[0], p[1]]);
+/** Whether autograd will record an op on x. */
+const recordsGrad = (x: Tensor): boolean => x.requiresGrad && isGradEnabled();
 
 const opt = (t: Tensor | null | undefined): Handle | null => (t ? t.h : null);
 
@@ -143,11 +147,10 @@ function subpixelAxis(k: number, s: number, p: number): { lo: number; width: num
  * not a whole number of phases, and while an ONNX export traces (onnxruntime has its own ConvTranspose).
  */
 export function convTranspose2dAsSubpixel(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, o: ConvTranspose2dOptions = {}): Tensor | null {
-  const pair2 = (v: Pair | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [v[0], v[1]]);
-  const [sh, sw] = pair2(o.stride, 1);
-  const [ph, pw] = pair2(o.padding, 0);
-  const [oh, ow] = pair2(o.outputPadding, 0);
-  const [dh, dw] = pair2(o.dilation, 1);
+  const [sh, sw] = pairOf(o.stride ?? 1);
+  const [ph, pw] = pairOf(o.padding ?? 0);
+  const [oh, ow] = pairOf(o.outputPadding ?? 0);
+  const [dh, dw] = pairOf(o.dilation ?? 1);
   if (x.device !== 'cpu' || x.dim() !== 4 || (o.groups ?? 1) !== 1 || dh !== 1 || dw !== 1 || sh * sw < 2 || isTracing()) return null;
   if (x.dtype !== 'float32' && x.dtype !== 'float64') return null;
   const [n, , h, w] = x.shape;
@@ -267,7 +270,7 @@ function poolChannelsLast(x: Tensor): boolean {
  */
 function pooledChannelsLast(x: Tensor, pool: (t: Tensor) => Tensor[]): [Tensor, Tensor] {
   const [output, indices] = noGrad(() => tidy(() => pool(x.contiguous('channels_last')).map((t) => t.contiguous())));
-  if (!(x.requiresGrad && isGradEnabled())) return [output, indices];
+  if (!recordsGrad(x)) return [output, indices];
   output.dispose();
   const [n, c, h, w] = indices.shape;
   return [tidy(() => x.flatten(2).gather(2, indices.flatten(2)).view(n, c, h, w)), indices];
@@ -277,7 +280,7 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, o: Pool2dOptions = {}): T
   const pool = (t: Tensor): Tensor => wrap(op('aten::max_pool2d').handle(t.h, kernelSize, o.stride ?? [], o.padding ?? 0, o.dilation ?? 1, o.ceilMode ?? false));
   if (!poolChannelsLast(x)) return pool(x);
   // Without autograd no indices are needed: the values alone are quicker still.
-  if (!(x.requiresGrad && isGradEnabled())) return tidy(() => pool(x.contiguous('channels_last')).contiguous());
+  if (!recordsGrad(x)) return tidy(() => pool(x.contiguous('channels_last')).contiguous());
   const [output, indices] = pooledChannelsLast(x, (t) => maxPool2dWithIndicesCall(t, kernelSize, o));
   indices.dispose();
   return output;

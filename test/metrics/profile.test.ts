@@ -64,8 +64,14 @@ test('summary --profile on the command line', () => {
   const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
   const r = run('summary', 'cnn', '--input', '1,1,28,28', '--profile', '--passes', '2', '--top', '3', '--threads', '1');
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /time per layer: eval mode, batch 1, medians of 2 passes/);
+  assert.match(r.stdout, /time per layer of the network as built: eval mode, batch 1, medians of 2 passes/);
   assert.match(r.stdout, /the 3 slowest of \d+ layer calls:/);
   assert.match(r.stdout, /^Conv2d +\d+ +\d+\.\d{3} +\d+\.\d% +\d+\.\d$/m);
   for (const flag of ['--passes', '--top']) assert.match(run('summary', 'cnn', flag, '3').stderr, new RegExp(`${flag} sets the profile: give --profile too`));
+  // The network as Predictor runs it (optimizeForInference's wrapper holds it as `network`).
+  const o = run('summary', 'cnn', '--input', '1,1,28,28', '--profile', 'optimized', '--passes', '2', '--top', '0', '--threads', '1');
+  assert.equal(o.status, 0, o.stderr);
+  assert.match(o.stdout, /time per layer of the network optimized \((oneDNN's|the ordinary) layout\): eval mode/);
+  assert.match(o.stdout, /^network\.features\.0\.0 \(Conv2d\)/m);
+  assert.match(run('summary', 'cnn', '--profile', 'fast').stderr, /--profile takes 'built', 'optimized' or 'bfloat16', got 'fast'/);
 });

@@ -558,6 +558,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
 #undef fn
   initDispatch(env, exports);
   initDistributed(env, exports);
+  initProfiler(env, exports);
   return exports;
 }
 

@@ -61,6 +61,7 @@ struct AllocatorStats {
 AllocatorStats allocatorStats();
 void initDispatch(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);
+void initProfiler(Napi::Env env, Napi::Object exports);
 Napi::Object Init(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsv

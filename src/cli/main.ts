@@ -3,10 +3,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Tensor, engineInfo, getNumThreads, keep, randn, setNumThreads, stack, tensor, tidy } from '../torch';
+import { Tensor, engineInfo, getNumThreads, keep, noGrad, randn, setNumThreads, stack, tensor, tidy } from '../torch';
 import { ModelName, createClassifier, createModel, describeModel, isModelName, listModels } from '../models/registry';
 import { formatSummary, summary } from '../metrics/summary';
 import { formatProfile, profileLayers } from '../metrics/profile';
+import { OpProfile, formatOpProfile, profileOps } from '../torch/profiler';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
 import { DataSpec, FolderResize, imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
@@ -1093,6 +1094,31 @@ program
     process.once('SIGTERM', stop);
   });
 
+/**
+ * libtorch's operator profile of `passes` passes of the network on x, after 2 unprofiled: eval-mode forward
+ * passes without autograd, or training steps' forward and backward (train mode; the loss a mean of squares of
+ * the first output, whose own cost is negligible next to the network's).
+ */
+function profileNetworkOps(model: Module & { forward(x: Tensor): unknown }, x: Tensor, train: boolean, passes: number): OpProfile {
+  const first = (out: unknown): Tensor => (out instanceof Tensor ? out : Array.isArray(out) ? first(out[0]) : first(Object.values(out as object)[0]));
+  const pass = (): void =>
+    tidy(() => {
+      if (!train) return void noGrad(() => model.forward(x));
+      for (const p of model.parameters()) p.grad = null;
+      first(model.forward(x)).float().square().mean().backward();
+    });
+  model.train(train);
+  try {
+    for (let i = 0; i < 2; i++) pass();
+    return profileOps(() => {
+      for (let i = 0; i < passes; i++) pass();
+    }).profile;
+  } finally {
+    model.train(false);
+    for (const p of model.parameters()) p.grad = null;
+  }
+}
+
 program
   .command('summary')
   .description('per-layer output shapes, parameters and mult-adds of a registered model (like torchinfo); with --time, its inference latency and frames per second')
@@ -1102,7 +1128,7 @@ program
   .option('--time', 'also time eval-mode forward passes, as built and optimized for inference: median ms and images per second', false)
   .option('--bf16', 'with --time, also time the optimized network in bfloat16', false)
   .option('--rounds <n>', 'timed rounds with --time (each: 2 warm-up and 5 timed passes)', num('--rounds', { int: true, min: 1 }), 3)
-  .option('--profile [network]', "also time every layer (eval mode, medians of --passes passes): the slowest layers, the time per layer type, and multiply-adds per second (compute-bound or memory-bound) — of the network as built (default), 'optimized' as Predictor runs it (BatchNorm folded, the faster layout), or 'bfloat16' (optimized, as predict --bf16)")
+  .option('--profile [what]', "also time every layer (eval mode, medians of --passes passes): the slowest layers, the time per layer type, and multiply-adds per second (compute-bound or memory-bound) — of the network as built (default), 'optimized' as Predictor runs it (BatchNorm folded, the faster layout), or 'bfloat16' (optimized, as predict --bf16); or per libtorch operator (its profiler, as torch.autograd.profiler): 'ops' for an eval pass, 'train' for a training step's forward and backward")
   .option('--passes <n>', 'timed passes with --profile (after 2 untimed)', num('--passes', { int: true, min: 1 }), 10)
   .option('--top <n>', 'with --profile: how many of the slowest layers to list (0: all)', num('--top', { int: true, min: 0 }), 15)
   .option('--threads <n>', 'libtorch threads (default: all cores)', num('--threads', { int: true, min: 1 }))
@@ -1110,7 +1136,7 @@ program
     if (o.bf16 && !o.time) throw new InvalidArgumentError('--bf16 adds a timing: give --time too');
     for (const flag of ['passes', 'top'] as const) if (cmd.getOptionValueSource(flag) === 'cli' && !o.profile) throw new InvalidArgumentError(`--${flag} sets the profile: give --profile too`);
     const profiled = o.profile === true ? 'built' : o.profile;
-    if (profiled !== undefined && !['built', 'optimized', 'bfloat16'].includes(profiled)) throw new InvalidArgumentError(`--profile takes 'built', 'optimized' or 'bfloat16', got '${profiled}'`);
+    if (profiled !== undefined && !['built', 'optimized', 'bfloat16', 'ops', 'train'].includes(profiled)) throw new InvalidArgumentError(`--profile takes 'built', 'optimized', 'bfloat16', 'ops' or 'train', got '${profiled}'`);
     const segmentation = isSegmentationModelName(name);
     if (!segmentation && !isModelName(name)) throw new InvalidArgumentError(`unknown model '${name}'; known: ${[...listModels(), ...listSegmentationModels()].join(', ')}`);
     if (o.threads) setNumThreads(o.threads);
@@ -1138,7 +1164,11 @@ program
       console.log(`\ninference at ${shape.join('×')} on ${getNumThreads()} CPU threads, the ${runs.length === 1 ? 'two' : 'three'} taking turns:\n${lines.join('\n')}`);
       x.dispose();
     }
-    if (profiled) {
+    if (profiled === 'ops' || profiled === 'train') {
+      const x = randn(shape);
+      console.log(`\n${formatOpProfile(profileNetworkOps(model, x, profiled === 'train', o.passes), { top: o.top, passes: o.passes, title: profiled === 'train' ? 'time per operator of a training step (train mode, forward and backward)' : 'time per operator of an eval pass' })}`);
+      x.dispose();
+    } else if (profiled) {
       const x = randn(shape);
       const run = profiled === 'built' ? null : optimized(profiled === 'bfloat16' ? 'bfloat16' : 'float32', x);
       const network = run ? `the network optimized${profiled === 'bfloat16' ? ' in bfloat16' : ''} (${run.layout === 'onednn' ? "oneDNN's" : 'the ordinary'} layout)` : 'the network as built';

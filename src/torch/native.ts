@@ -94,6 +94,19 @@ export interface Native {
   info(): NativeInfo;
   liveTensors(): number;
   allocatorStats(): AllocatorStats;
+  /** libtorch's operator profiler (profiler.ts): on, optionally recording input shapes. */
+  profilerStart(shapes: boolean): void;
+  profilerStop(): ProfilerEvents;
+}
+
+/** The profiler's events as parallel arrays: kinds 0 push, 1 pop, 2 other; times in µs. */
+export interface ProfilerEvents {
+  names: string[];
+  kinds: Uint8Array;
+  threads: Float64Array;
+  handles: Float64Array;
+  us: Float64Array;
+  shapes: string[];
 }
 
 /** Where the addon was loaded from (shown by `tsvision info`). */

@@ -73,5 +73,11 @@ test('summary --profile on the command line', () => {
   assert.equal(o.status, 0, o.stderr);
   assert.match(o.stdout, /time per layer of the network optimized \((oneDNN's|the ordinary) layout\): eval mode/);
   assert.match(o.stdout, /^network\.features\.0\.0 \(Conv2d\)/m);
-  assert.match(run('summary', 'cnn', '--profile', 'fast').stderr, /--profile takes 'built', 'optimized' or 'bfloat16', got 'fast'/);
+  assert.match(run('summary', 'cnn', '--profile', 'fast').stderr, /--profile takes 'built', 'optimized', 'bfloat16', 'ops' or 'train', got 'fast'/);
+  // Per libtorch operator, a training step: the CNN's 4 convolutions forward and backward, per pass.
+  const t = run('summary', 'cnn', '--input', '2,1,28,28', '--profile', 'train', '--passes', '2', '--top', '0', '--threads', '1');
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /time per operator of a training step \(train mode, forward and backward\): [\d.]+ ms wall, [\d.]+ ms in operators per pass \(2 passes\)/);
+  assert.match(t.stdout, /^aten::conv2d +4 +[\d.]+ +[\d.]+% +[\d.]+$/m);
+  assert.match(t.stdout, /^ConvolutionBackward0 +4 /m);
 });

@@ -1,0 +1,102 @@
+// What a piece of code spends in each libtorch operator, forward and backward (torch.autograd.profiler's
+// key_averages table): libtorch's own profiler records a push and a pop event per ATen op and per autograd
+// backward function (native/src/profiler.cc); here they are paired per thread, nested, and summed by name.
+// Self time is an op's time minus the ops it called (aten::conv2d → aten::convolution → … → the kernel),
+// so self times add up to the time spent in operators without counting any twice.
+import { ProfilerEvents, native } from './native';
+
+export interface OpStat {
+  /** The operator ('aten::conv2d') or backward function ('autograd::engine::evaluate_function: ConvolutionBackward0'). */
+  name: string;
+  calls: number;
+  /** Milliseconds in the op itself, its callees' time taken out. */
+  selfMs: number;
+  /** Milliseconds from its start to its end, callees included. */
+  totalMs: number;
+  /** With `shapes`: the input shapes of its calls, most frequent first ('8x3x32x32;16x3x3x3'). */
+  inputShapes?: string[];
+}
+
+export interface OpProfile {
+  /** By self time, largest first. */
+  ops: OpStat[];
+  /** Wall-clock milliseconds of the profiled function. */
+  wallMs: number;
+  /** Σ self time: the time inside operators (on all threads that recorded any). */
+  opMs: number;
+}
+
+/**
+ * Runs fn (synchronous: libtorch records the thread it runs on and the tasks it launches) under libtorch's
+ * profiler and returns its result with the time per operator. A backward pass inside fn is recorded too, with
+ * its backward functions. The profiler adds about a microsecond per op.
+ */
+export function profileOps<T>(fn: () => T, o: { shapes?: boolean } = {}): { result: T; profile: OpProfile } {
+  native.profilerStart(o.shapes ?? false);
+  const t0 = process.hrtime.bigint();
+  let result: T;
+  let events: ProfilerEvents;
+  try {
+    result = fn();
+  } finally {
+    // Also when fn throws: the profiler must not stay on.
+    events = native.profilerStop();
+  }
+  const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const stats = new Map<string, { calls: number; self: number; total: number; shapes: Map<string, number> }>();
+  // Per thread, the ops open now (innermost last), each with the time its finished callees took.
+  const open = new Map<number, { name: string; handle: number; start: number; children: number; shape: string }[]>();
+  for (let i = 0; i < events.names.length; i++) {
+    const kind = events.kinds[i];
+    if (kind === 2) continue;
+    const thread = events.threads[i];
+    let stack = open.get(thread);
+    if (!stack) open.set(thread, (stack = []));
+    if (kind === 0) {
+      // Non-tensor arguments record empty shapes: '8x3x32x32;16x3x3x3;;;' → '8x3x32x32;16x3x3x3'.
+      stack.push({ name: events.names[i], handle: events.handles[i], start: events.us[i], children: 0, shape: events.shapes[i].replace(/;+$/, '') });
+      continue;
+    }
+    const at = stack.map((e) => e.handle).lastIndexOf(events.handles[i]);
+    if (at < 0) continue; // a pop whose push came before the profiler started
+    const [e] = stack.splice(at, 1);
+    const total = events.us[i] - e.start;
+    if (at > 0) stack[at - 1].children += total;
+    const s = stats.get(e.name) ?? { calls: 0, self: 0, total: 0, shapes: new Map<string, number>() };
+    s.calls += 1;
+    s.self += total - e.children;
+    s.total += total;
+    if (e.shape) s.shapes.set(e.shape, (s.shapes.get(e.shape) ?? 0) + 1);
+    stats.set(e.name, s);
+  }
+  const ops = [...stats].map(([name, s]) => ({
+    name,
+    calls: s.calls,
+    selfMs: s.self / 1000,
+    totalMs: s.total / 1000,
+    ...(o.shapes ? { inputShapes: [...s.shapes].sort((a, b) => b[1] - a[1]).map(([k]) => k) } : {}),
+  }));
+  ops.sort((a, b) => b.selfMs - a.selfMs);
+  return { result: result!, profile: { ops, wallMs, opMs: ops.reduce((a, s) => a + s.selfMs, 0) } };
+}
+
+/**
+ * The ops with the most self time (`top`; all with 0), as a text table. With `passes`, fn ran that many
+ * passes of the same work: calls and times are shown per pass.
+ */
+export function formatOpProfile(p: OpProfile, o: { top?: number; title?: string; passes?: number } = {}): string {
+  const top = o.top ?? 20;
+  const k = o.passes ?? 1;
+  const rows = p.ops.slice(0, top > 0 ? top : undefined);
+  const head = ['Operator', k > 1 ? 'calls/pass' : 'calls', 'self ms', 'self %', 'total ms'];
+  const calls = (n: number): string => (Number.isInteger(n / k) ? String(n / k) : (n / k).toFixed(1));
+  const body = rows.map((s) => [s.name, calls(s.calls), (s.selfMs / k).toFixed(3), `${((100 * s.selfMs) / p.opMs).toFixed(1)}%`, (s.totalMs / k).toFixed(3)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ');
+  return [
+    `${o.title ?? 'time per operator'}: ${(p.wallMs / k).toFixed(2)} ms wall, ${(p.opMs / k).toFixed(2)} ms in operators${k > 1 ? ` per pass (${k} passes)` : ''}; by self time, ${rows.length < p.ops.length ? `the ${rows.length} largest of ${p.ops.length} operators` : `all ${p.ops.length} operators`}:`,
+    line(head),
+    '-'.repeat(widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1)),
+    ...body.map(line),
+  ].join('\n');
+}

@@ -7,6 +7,7 @@
 import { Tensor, cuda, noGrad, tidy } from '../torch';
 import { Module, withForwardWrappers } from '../nn';
 import { multAddsOf } from './summary';
+import { median } from '../util/stats';
 
 export interface ProfileOptions {
   /** Timed passes; each layer's time is its median over them. */
@@ -51,11 +52,6 @@ export interface Profile {
   passes: number;
   batch: number;
 }
-
-const median = (t: number[]): number => {
-  const s = [...t].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /**
  * Eval-mode, no-autograd forward passes of `model` on x with every leaf module timed (on CUDA each call is

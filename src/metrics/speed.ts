@@ -2,6 +2,7 @@
 // in every round (so a slow spell hits all of them), each round is warmed up, and the median is reported.
 import { Tensor, cuda, noGrad, tidy } from '../torch';
 import { Module } from '../nn';
+import { median } from '../util/stats';
 
 export interface LatencyOptions {
   /** Rounds of turns; the median over all timed calls is reported. */
@@ -46,8 +47,7 @@ export function measureLatency(models: (Module & { forward(x: Tensor): unknown }
   }
   const batch = x.shape[0];
   return times.map((t) => {
-    const s = [...t].sort((a, b) => a - b);
-    const ms = s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    const ms = median(t);
     return { ms, imagesPerSecond: (1000 * batch) / ms };
   });
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { markdownTable } from './markdown';
 import { PlotOptions, Series, savePlotsPng } from './plot';
+import { median } from '../util/stats';
 
 export type RunKind = 'classification' | 'segmentation';
 
@@ -113,11 +114,6 @@ function flatten(o: Record<string, unknown>, prefix = '', out: Record<string, st
   }
   return out;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
-};
 
 /** Reads one run folder's report.json. */
 export function readRun(dir: string): RunFacts {

@@ -8,6 +8,7 @@ import { ModelName, createClassifier, createModel, describeModel, isModelName, l
 import { formatSummary, summary } from '../metrics/summary';
 import { formatProfile, profileLayers } from '../metrics/profile';
 import { OpProfile, formatOpProfile, profileOps } from '../torch/profiler';
+import { PROFILE_AFTER_STEPS } from '../train/step-profile';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
 import { DataSpec, FolderResize, imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
@@ -318,6 +319,7 @@ addLabelOptions(addRecipeOptions(
   .option('--freeze-epochs <n>', 'with --init: for the first n epochs only the head and the BatchNorm layers train, every other layer frozen (fastai\'s freeze; n ≥ --epochs: frozen throughout)', num('--freeze-epochs', { int: true, min: 1 }))
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (same config, exact position)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
+  .option('--profile-steps <n>', `profile n training steps after the first ${PROFILE_AFTER_STEPS} with libtorch's profiler (their batches' loading included): time per operator, forward and backward, logged and written to <out>/ops.txt`, num('--profile-steps', { int: true, min: 1 }))
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation top-1', num('--patience', { int: true, min: 1 }))
   .option('--ema <decay>', 'also keep an exponential moving average of the weights (e.g. 0.999), scored every epoch and written to ema.safetensors', fraction('--ema'))
   .action(async (o) => {
@@ -336,7 +338,7 @@ addLabelOptions(addRecipeOptions(
       resume: o.resume,
       stopAfterSteps: o.stopAfterSteps ?? 0,
     };
-    const { result: r, lead } = await asRank(() => train(cfg, stderrLog));
+    const { result: r, lead } = await asRank(() => train({ ...cfg, profileSteps: o.profileSteps }, stderrLog));
     if (!lead) return;
     if (r.status === 'interrupted') {
       process.exitCode = interruptExitCode();
@@ -568,6 +570,7 @@ program
   .option('--backbone-init <file>', 'ImageNet ResNet weights for the backbone (deeplabv3, pspnet, icnet): torchvision\'s converted by scripts/pth2safetensors.py, or a `train` checkpoint')
   .option('--resume <checkpoint>', 'continue a run from its checkpoint.safetensors (its settings; exact position, mid-epoch too)')
   .option('--stop-after-steps <n>', 'stop and checkpoint after this many steps, as if interrupted', num('--stop-after-steps', { int: true, min: 1 }))
+  .option('--profile-steps <n>', `profile n training steps after the first ${PROFILE_AFTER_STEPS} with libtorch's profiler (their batches' loading included): time per operator, forward and backward, logged and written to <out>/ops.txt`, num('--profile-steps', { int: true, min: 1 }))
   .option('--val-split <f>', 'hold out this share of the training scenes or images as a validation set (e.g. 0.1), scored after every epoch; the best epoch\'s weights by validation mIoU go to best.safetensors', fraction('--val-split'), 0)
   .option('--val-seed <n>', VAL_SEED_HELP, num('--val-seed', { int: true, min: 0 }))
   .option('--patience <n>', 'with --val-split: stop once this many epochs have passed without a better validation mIoU', num('--patience', { int: true, min: 1 }))
@@ -628,7 +631,7 @@ program
       console.log(`${saved.summary}\nplot:   ${saved.plot}\nreport: ${saved.json}`);
       return;
     }
-    const { result: r, lead } = await asRank(() => trainSegmentation({ ...settings, resume: o.resume, stopAfterSteps: o.stopAfterSteps }, stderrLog));
+    const { result: r, lead } = await asRank(() => trainSegmentation({ ...settings, resume: o.resume, stopAfterSteps: o.stopAfterSteps, profileSteps: o.profileSteps }, stderrLog));
     if (!lead) return;
     const f = r.final;
     if (r.status === 'interrupted' || !f) {

@@ -6,7 +6,7 @@ export * from './autograd';
 export * from './runtime';
 export { tidy, keep, scope, Scope, scopeDepth } from './memory';
 export { op, Op, Reduction } from './ops';
-export { profileOps, formatOpProfile } from './profiler';
+export { OpProfiler, profileOps, formatOpProfile } from './profiler';
 export type { OpProfile, OpStat } from './profiler';
 export type { ReductionName } from './ops';
 export * from './serialization';

@@ -27,22 +27,50 @@ export interface OpProfile {
 }
 
 /**
+ * libtorch's profiler, on from start() to stop(): what the calling thread (and the tasks it launches) spends
+ * in each operator meanwhile, across awaits too — for a training loop's steps with their data loading.
+ * Only one runs at a time.
+ */
+export class OpProfiler {
+  private stopped = false;
+  private constructor(
+    private readonly shapes: boolean,
+    private readonly t0: bigint,
+  ) {}
+
+  static start(o: { shapes?: boolean } = {}): OpProfiler {
+    native.profilerStart(o.shapes ?? false);
+    return new OpProfiler(o.shapes ?? false, process.hrtime.bigint());
+  }
+
+  /** Turns the profiler off and sums what it recorded. */
+  stop(): OpProfile {
+    if (this.stopped) throw new Error('OpProfiler: already stopped');
+    this.stopped = true;
+    const events = native.profilerStop();
+    return summarize(events, Number(process.hrtime.bigint() - this.t0) / 1e6, this.shapes);
+  }
+}
+
+/**
  * Runs fn (synchronous: libtorch records the thread it runs on and the tasks it launches) under libtorch's
  * profiler and returns its result with the time per operator. A backward pass inside fn is recorded too, with
  * its backward functions. The profiler adds about a microsecond per op.
  */
 export function profileOps<T>(fn: () => T, o: { shapes?: boolean } = {}): { result: T; profile: OpProfile } {
-  native.profilerStart(o.shapes ?? false);
-  const t0 = process.hrtime.bigint();
+  const profiler = OpProfiler.start(o);
   let result: T;
-  let events: ProfilerEvents;
   try {
     result = fn();
-  } finally {
-    // Also when fn throws: the profiler must not stay on.
-    events = native.profilerStop();
+  } catch (e) {
+    profiler.stop(); // the profiler must not stay on
+    throw e;
   }
-  const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  return { result, profile: profiler.stop() };
+}
+
+/** Pairs each thread's push and pop events, nests them, and sums them by name. */
+function summarize(events: ProfilerEvents, wallMs: number, shapes: boolean): OpProfile {
   const stats = new Map<string, { calls: number; self: number; total: number; shapes: Map<string, number> }>();
   // Per thread, the ops open now (innermost last), each with the time its finished callees took.
   const open = new Map<number, { name: string; handle: number; start: number; children: number; shape: string }[]>();
@@ -74,27 +102,28 @@ export function profileOps<T>(fn: () => T, o: { shapes?: boolean } = {}): { resu
     calls: s.calls,
     selfMs: s.self / 1000,
     totalMs: s.total / 1000,
-    ...(o.shapes ? { inputShapes: [...s.shapes].sort((a, b) => b[1] - a[1]).map(([k]) => k) } : {}),
+    ...(shapes ? { inputShapes: [...s.shapes].sort((a, b) => b[1] - a[1]).map(([k]) => k) } : {}),
   }));
   ops.sort((a, b) => b.selfMs - a.selfMs);
-  return { result: result!, profile: { ops, wallMs, opMs: ops.reduce((a, s) => a + s.selfMs, 0) } };
+  return { ops, wallMs, opMs: ops.reduce((a, s) => a + s.selfMs, 0) };
 }
 
 /**
  * The ops with the most self time (`top`; all with 0), as a text table. With `passes`, fn ran that many
- * passes of the same work: calls and times are shown per pass.
+ * passes of the same work: calls and times are shown per pass (or per `per`, e.g. 'step').
  */
-export function formatOpProfile(p: OpProfile, o: { top?: number; title?: string; passes?: number } = {}): string {
+export function formatOpProfile(p: OpProfile, o: { top?: number; title?: string; passes?: number; per?: string } = {}): string {
   const top = o.top ?? 20;
   const k = o.passes ?? 1;
+  const per = o.per ?? 'pass';
   const rows = p.ops.slice(0, top > 0 ? top : undefined);
-  const head = ['Operator', k > 1 ? 'calls/pass' : 'calls', 'self ms', 'self %', 'total ms'];
+  const head = ['Operator', k > 1 ? `calls/${per}` : 'calls', 'self ms', 'self %', 'total ms'];
   const calls = (n: number): string => (Number.isInteger(n / k) ? String(n / k) : (n / k).toFixed(1));
   const body = rows.map((s) => [s.name, calls(s.calls), (s.selfMs / k).toFixed(3), `${((100 * s.selfMs) / p.opMs).toFixed(1)}%`, (s.totalMs / k).toFixed(3)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ');
   return [
-    `${o.title ?? 'time per operator'}: ${(p.wallMs / k).toFixed(2)} ms wall, ${(p.opMs / k).toFixed(2)} ms in operators${k > 1 ? ` per pass (${k} passes)` : ''}; by self time, ${rows.length < p.ops.length ? `the ${rows.length} largest of ${p.ops.length} operators` : `all ${p.ops.length} operators`}:`,
+    `${o.title ?? 'time per operator'}: ${(p.wallMs / k).toFixed(2)} ms wall, ${(p.opMs / k).toFixed(2)} ms in operators${k > 1 ? ` per ${per} (${k} ${per === 'pass' ? 'passes' : `${per}s`})` : ''}; by self time, ${rows.length < p.ops.length ? `the ${rows.length} largest of ${p.ops.length} operators` : `all ${p.ops.length} operators`}:`,
     line(head),
     '-'.repeat(widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1)),
     ...body.map(line),

@@ -28,6 +28,7 @@ import { OptimizerName, makeOptimizer } from './optimizers';
 import { CheckpointContents, applyCheckpoint, fitWeights, loadWeights, readCheckpoint, readWeights, saveCheckpoint, saveWeights } from './checkpoint';
 import { ResNet } from '../models/resnet';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
+import { StepProfiler, stepProfileReport } from './step-profile';
 import { NonFiniteLossError, describePrecision } from './trainer';
 import * as dist from '../distributed';
 import { firstBest, patienceSpent } from './selection';
@@ -487,8 +488,10 @@ export function runTeacher(cfg: Pick<SegmentConfig, 'teacher' | 'folders'>, data
   return teacher;
 }
 
-export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string; stopAfterSteps?: number }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
-  let cfg = resolveSegmentConfig(cfgIn);
+export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume?: string; stopAfterSteps?: number; profileSteps?: number }, log: Logger = (l) => console.log(l)): Promise<SegmentResult> {
+  // profileSteps watches the run (step-profile.ts); it is no part of the recipe the checkpoint records.
+  const { profileSteps = 0, ...recipe } = cfgIn;
+  let cfg = resolveSegmentConfig(recipe);
   const resumed = cfgIn.resume ? readCheckpoint(cfgIn.resume) : null;
   if (resumed) {
     const before = resumed.state.config as SegmentConfig;
@@ -584,6 +587,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
   const cached = teacher && (await cacheTeacherLogits({ model: teacher.model, logitsOf: teacher.logits, train: data.train, fixedInputs: !cfg.augment && !cfg.colorJitter, imagesSeen: stepsPerEpoch * (cfg.epochs - first) * (cfg.batchSize / world), perImage: classes.length * data.inputSize[0] * data.inputSize[1], enabled: cfg.teacher?.cacheTeacher !== false, log }));
   const objective = segmentationObjective(model, cfg, weight, teacher, cached, log);
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
+  const stepProfile = new StepProfiler(profileSteps, rank === 0 ? stepProfileReport(cfg.outDir, log) : () => {});
   let interrupted = false;
   try {
     for (let epoch = first; epoch < cfg.epochs; epoch++, startBatch = 0) {
@@ -601,6 +605,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         }
         // Without synchronized BatchNorm, rank 0's statistics before every step, as PyTorch's DDP does.
         if (ddp && !syncBn) ddp.syncBuffers();
+        stepProfile.beforeStep();
         opt.zeroGrad();
         const part = (start: number, length: number): PartLoss => ({ loss: objective(batch.x.narrow(0, start, length), batch.y.narrow(0, start, length), batch.samples.subarray(start, start + length)) });
         let { loss } = backwardInParts(batch.x.size(0), cfg.accumulate ?? 1, part);
@@ -611,6 +616,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         ema?.update(epoch * stepsPerEpoch + b);
         const n = batch.x.size(0) * world;
         disposeBatch(batch);
+        stepProfile.afterStep();
         b++;
         // Every rank stops at the same step (Ctrl-C reaches them at different moments): one tiny all-reduce.
         let stop = interrupt.requested || (stopAfterSteps > 0 && epoch * stepsPerEpoch + b >= stopAfterSteps);
@@ -636,6 +642,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
           break;
         }
       }
+      stepProfile.finish(); // before the evaluation, or at a stop
       if (interrupted) {
         log(`saved ${files.checkpoint} at epoch ${epoch + 1}, batch ${b}; continue with: tsvision segment --resume ${files.checkpoint}`);
         return result('interrupted');
@@ -688,6 +695,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
       }
     }
   } finally {
+    stepProfile.close();
     interrupt.dispose();
     cached?.dispose();
   }

@@ -15,6 +15,7 @@ import { Calibration, CalibrationMeter } from '../metrics/calibration';
 import { savePlotsPng } from '../report/plot';
 import { writeFileAtomic } from '../util/fs';
 import { Logger, Progress, fmtTime, watchInterrupt } from './progress';
+import { StepProfiler, stepProfileReport } from './step-profile';
 import { OptimizerName, ScheduleName, Trainable, makeOptimizer } from './optimizers';
 import { DataSpec, balancedClassWeights, makeLoaders } from './datasets';
 import { applyCheckpoint, readCheckpoint, saveCheckpoint, saveWeights } from './checkpoint';
@@ -271,8 +272,10 @@ function wrongOnes(probs: Tensor, labels: Tensor, offset: number): Mistake[] {
  * Trains a registered model. With `resume`, continues from a checkpoint (model, optimizer, schedule, RNG,
  * position within the epoch) so that the run ends as if it had never stopped.
  */
-export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, log: Logger = (l) => console.log(l)): Promise<TrainResult> {
-  let cfg: TrainConfig = { ...DEFAULT_CONFIG, ...cfgIn };
+export async function train(cfgIn: Partial<TrainConfig> & { resume?: string; profileSteps?: number }, log: Logger = (l) => console.log(l)): Promise<TrainResult> {
+  // profileSteps watches the run (step-profile.ts); it is no part of the recipe the checkpoint records.
+  const { profileSteps = 0, ...recipe } = cfgIn;
+  let cfg: TrainConfig = { ...DEFAULT_CONFIG, ...recipe };
   const ckptFile = path.join(cfg.outDir, 'checkpoint.safetensors');
   let resumed: ReturnType<typeof readCheckpoint> | null = null;
   if (cfgIn.resume) {
@@ -366,6 +369,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
   const interrupt = watchInterrupt(log, 'finishing this step, then saving a checkpoint');
   log(`training ${cfg.model} (${model.numParameters().toLocaleString('en-US')} parameters) on ${describeData(cfg.data)}${describeAugment(cfg)}: ${cfg.epochs} epochs × ${stepsPerEpoch} batches of ${cfg.batchSize}${describeAccumulate(cfg.accumulate, cfg.batchSize / world)}, ${cfg.optimizer} lr ${cfg.lr}, ${getNumThreads()} threads${world > 1 ? ` × ${world} processes (${cfg.batchSize / world} samples each)` : ''}${describePrecision(cfg.precision)}`);
   const progress = new Progress(log, stepsPerEpoch, cfg.epochs, cfg.batchSize);
+  const stepProfile = new StepProfiler(profileSteps, rank === 0 ? stepProfileReport(cfg.outDir, log) : () => {});
   try {
     // Over the whole training set on every rank: a rank's shard holds any of its images in some epoch.
     await method?.prepare?.({ train: loaders.train, fixedInputs, imagesSeen: stepsPerEpoch * (cfg.epochs - epoch) * (cfg.batchSize / world), log });
@@ -396,9 +400,11 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
           await new Promise((r) => setImmediate(r));
           lastYield = Date.now();
         }
+        stepProfile.beforeStep();
         let loss = trainStep(model, opt, batch, cfg, ce, meter, method, ddp, step);
         ema?.update(step);
         disposeBatch(batch);
+        stepProfile.afterStep();
         b++;
         step++;
         // Every rank must stop at the same step (Ctrl-C reaches them at different moments; a NaN may appear
@@ -415,11 +421,13 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
         progress.update(epoch, b, (meter.count - carriedCount) * world, `loss ${meter.loss.toFixed(4)} top-1 ${(100 * meter.accuracy()).toFixed(2)}%`);
         if (stop) {
           await batches.return(undefined);
+          stepProfile.finish();
           save(epoch, b, world > 1 ? dist.sumAcrossRanks(meter.sums()) : meter.sums());
           log(`saved ${ckptFile} at epoch ${epoch + 1}, batch ${b}; continue with: tsvision train --resume ${ckptFile}`);
           return finish('interrupted');
         }
       }
+      stepProfile.finish(); // before the evaluation
       const trainSeconds = progress.seconds;
       // Each rank's BatchNorm statistics moved with its own last batch: evaluate rank 0's model everywhere.
       ddp?.syncBuffers();
@@ -475,6 +483,7 @@ export async function train(cfgIn: Partial<TrainConfig> & { resume?: string }, l
     }
     return finish('finished');
   } finally {
+    stepProfile.close();
     interrupt.dispose();
     ce.weight?.dispose();
     method?.dispose?.();

@@ -124,3 +124,17 @@ test('max pooling keeps the plain NCHW call for few channels and in ONNX export'
   }
   assert.deepEqual(seen, ['aten::max_pool2d']);
 });
+
+test('adaptive average pooling to the input\'s own size is a copy: the same values and gradient as PyTorch\'s pooling', () => {
+  const x = T.randn([4, 16, 7, 7]).requiresGrad_();
+  const g = T.randn([4, 16, 7, 7]);
+  let y: T.Tensor | null = null;
+  assert.deepEqual(opsOf(() => {
+    y = T.adaptiveAvgPool2d(x, 7).keep();
+    y.mul(g).sum().backward();
+  }).filter((s) => s.includes('pool') || s === 'aten::clone'), ['aten::clone']);
+  const ref = runTorch("x = I['x'].requires_grad_()\ny = F.adaptive_avg_pool2d(x, 7)\n(y * I['g']).sum().backward()\nO['y'], O['gx'] = y, x.grad", { x: x.detach(), g });
+  assert.equal(y!.sub(ref.y).abs().max().item(), 0);
+  assert.equal(x.grad!.sub(ref.gx).abs().max().item(), 0);
+  assert.deepEqual(opsOf(() => void T.adaptiveAvgPool2d(x.detach(), [7, 3])), ['aten::detach', 'aten::adaptive_avg_pool2d'], 'another size pools');
+});

@@ -1,9 +1,9 @@
 // bench/kernels: the layers where tsvision replaces libtorch 1.13's CPU kernel (src/torch/functional.ts) —
 // strided transposed convolutions as sub-pixel convolutions (one convolution and a pixel shuffle, where
-// libtorch runs col2im), max pooling channels-last (where libtorch's NCHW kernel is several times slower) —
-// and the whole ENet, which holds both. Three sides per layer: tsvision, libtorch's own kernel called from
-// tsvision (what tsvision ran before), and PyTorch eager (F.conv_transpose2d, F.max_pool2d: the same kernel as
-// the second); the network: tsvision against PyTorch eager on scripts/reference_models.py's ENet with the
+// libtorch runs col2im), max pooling channels-last (where libtorch's NCHW kernel is several times slower),
+// adaptive average pooling to the input's own size as a copy — and the whole ENet, which holds the first two.
+// Three sides per layer: tsvision, libtorch's own kernel called from tsvision (what tsvision ran before), and
+// PyTorch eager (F.conv_transpose2d, F.max_pool2d, F.adaptive_avg_pool2d: the same kernels as the second); the network: tsvision against PyTorch eager on scripts/reference_models.py's ENet with the
 // same weights. Forward alone (no grad) and forward + backward. Answers compared first; interleaved rounds,
 // medians.
 //   node dist/bench/kernels.js [--rounds 5] [--n 10] [--no-write]
@@ -21,7 +21,8 @@ const IMAGE: [number, number] = [256, 512];
 
 type Case =
   | { kind: 'convt'; label: string; input: number[]; out: number; k: number; stride: number; padding: number; outputPadding: number }
-  | { kind: 'pool'; label: string; input: number[]; k: number; stride: number; padding: number };
+  | { kind: 'pool'; label: string; input: number[]; k: number; stride: number; padding: number }
+  | { kind: 'adaptive'; label: string; input: number[]; size: number };
 
 /** ENet's transposed convolutions at a 256×512 input; the max pools of Xception, a ResNet stem and `npm start`'s CNN. */
 const CASES: Record<string, Case> = {
@@ -31,13 +32,14 @@ const CASES: Record<string, Case> = {
   xception: { kind: 'pool', label: "Xception's first max pool: 3×3 stride 2, 1×128×147×147", input: [1, 128, 147, 147], k: 3, stride: 2, padding: 1 },
   stem: { kind: 'pool', label: 'a ResNet stem max pool: 3×3 stride 2, 8×64×112×112', input: [8, 64, 112, 112], k: 3, stride: 2, padding: 1 },
   cnn: { kind: 'pool', label: "`npm start`'s CNN, first max pool: 2×2, 128×32×28×28", input: [128, 32, 28, 28], k: 2, stride: 2, padding: 0 },
+  cnnAdaptive: { kind: 'adaptive', label: "`npm start`'s CNN, adaptive average pool to its input's 7×7: 128×64×7×7", input: [128, 64, 7, 7], size: 7 },
 };
 type Side = 'ours' | 'aten' | 'torch';
 
 function outputShape(c: Case): number[] {
   const [b, ch, h, w] = c.input;
   const size = (d: number): number =>
-    c.kind === 'convt' ? (d - 1) * c.stride - 2 * c.padding + c.k + c.outputPadding : Math.floor((d + 2 * c.padding - c.k) / c.stride) + 1;
+    c.kind === 'convt' ? (d - 1) * c.stride - 2 * c.padding + c.k + c.outputPadding : c.kind === 'adaptive' ? c.size : Math.floor((d + 2 * c.padding - c.k) / c.stride) + 1;
   return [b, c.kind === 'convt' ? c.out : ch, size(h), size(w)];
 }
 
@@ -47,6 +49,7 @@ function layer(c: Case, side: 'ours' | 'aten'): (x: T.Tensor, ...p: T.Tensor[]) 
     const o = { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding };
     return side === 'ours' ? (x, w, b) => T.convTranspose2d(x, w, b, o) : (x, w, b) => T.callOp('aten::conv_transpose2d.input', x, w, b, c.stride, c.padding, c.outputPadding, 1, 1) as T.Tensor;
   }
+  if (c.kind === 'adaptive') return side === 'ours' ? (x) => T.adaptiveAvgPool2d(x, c.size) : (x) => T.callOp('aten::adaptive_avg_pool2d', x, [c.size, c.size]) as T.Tensor;
   return side === 'ours' ? (x) => T.maxPool2d(x, c.k, { stride: c.stride, padding: c.padding }) : (x) => T.callOp('aten::max_pool2d', x, c.k, c.stride, c.padding, 1, false) as T.Tensor;
 }
 
@@ -58,7 +61,7 @@ async function main(): Promise<void> {
   const params: Record<string, T.Tensor[]> = {};
   for (const [name, c] of Object.entries(CASES)) {
     // ReLU'd inputs, as pooling meets them (ties included).
-    tensors[`${name}.x`] = c.kind === 'pool' ? T.randn(c.input).relu() : T.randn(c.input);
+    tensors[`${name}.x`] = c.kind !== 'convt' ? T.randn(c.input).relu() : T.randn(c.input);
     tensors[`${name}.g`] = T.randn(outputShape(c));
     if (c.kind === 'convt') {
       tensors[`${name}.w`] = T.randn([c.input[1], c.out, c.k, c.k]).mul(0.1);
@@ -72,7 +75,12 @@ async function main(): Promise<void> {
   const file = path.join(dir, 'tensors.safetensors');
   const out = path.join(dir, 'peer.safetensors');
   T.saveSafetensors(file, tensors);
-  const peerCases = Object.fromEntries(Object.entries(CASES).map(([k, c]) => [k, c.kind === 'convt' ? { kind: c.kind, stride: c.stride, padding: c.padding, outputPadding: c.outputPadding } : { kind: c.kind, kernel: c.k, stride: c.stride, padding: c.padding }]));
+  const peerCases = Object.fromEntries(
+    Object.entries(CASES).map(([k, c]) => [
+      k,
+      c.kind === 'convt' ? { kind: c.kind, stride: c.stride, padding: c.padding, outputPadding: c.outputPadding } : c.kind === 'adaptive' ? { kind: c.kind, size: c.size } : { kind: c.kind, kernel: c.k, stride: c.stride, padding: c.padding },
+    ]),
+  );
   const { peer } = await LivePeer.start<{ ready: boolean }>('kernels_torch.py', { tensors: file, out, cases: peerCases, classes: CLASSES, threads });
   const theirs = T.loadSafetensors(out).tensors;
 
@@ -146,7 +154,7 @@ async function main(): Promise<void> {
   const cmd = ['node dist/bench/kernels.js', ...process.argv.slice(2)].join(' ');
   writeSection(
     'kernels-cpu',
-    `## Kernels tsvision replaces (cpu): transposed convolutions, max pooling, and ENet\n\n\`${cmd}\` — ${machineLine('cpu')}; ${rounds} interleaved rounds, each timing ${n} calls of a layer (${Math.max(2, n >> 2)} of the network) after 1 untimed on every side, the order alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. Random inputs and weights, the same on both sides; the layers' answers agree with PyTorch's to ${worst.toExponential(1)} and ENet's to ${enetError.toExponential(1)} (relative). tsvision computes a strided transposed convolution as one ordinary convolution with s² filters per output channel and a pixel shuffle, and max pooling in the channels-last layout (with autograd, the values gathered at its argmax). "libtorch's kernel" is aten::conv_transpose2d or aten::max_pool2d called from tsvision: what tsvision ran before, and what PyTorch eager runs. The ratio is tsvision's time over PyTorch's: below 1.0 tsvision is faster.\n\n${table}`,
+    `## Kernels tsvision replaces (cpu): transposed convolutions, max and adaptive pooling, and ENet\n\n\`${cmd}\` — ${machineLine('cpu')}; ${rounds} interleaved rounds, each timing ${n} calls of a layer (${Math.max(2, n >> 2)} of the network) after 1 untimed on every side, the order alternating; medians; measured ${new Date().toISOString().slice(0, 10)}. Random inputs and weights, the same on both sides; the layers' answers agree with PyTorch's to ${worst.toExponential(1)} and ENet's to ${enetError.toExponential(1)} (relative). tsvision computes a strided transposed convolution as one ordinary convolution with s² filters per output channel and a pixel shuffle, max pooling in the channels-last layout (with autograd, the values gathered at its argmax), and adaptive average pooling to the input's own size as a copy. "libtorch's kernel" is aten::conv_transpose2d, aten::max_pool2d or aten::adaptive_avg_pool2d called from tsvision: what tsvision ran before, and what PyTorch eager runs. The ratio is tsvision's time over PyTorch's: below 1.0 tsvision is faster.\n\n${table}`,
   );
 }
 

@@ -1,5 +1,5 @@
 """PyTorch peer of bench/kernels.ts: the layers whose libtorch kernels tsvision replaces (ENet's transposed
-convolutions with F.conv_transpose2d, max pooling with F.max_pool2d) and the whole ENet
+convolutions with F.conv_transpose2d, max pooling with F.max_pool2d, adaptive average pooling) and the whole ENet
 (scripts/reference_models.py), on tsvision's tensors and weights, eager, forward alone or with backward."""
 import json
 import os
@@ -26,6 +26,9 @@ def layer_fn(name):
     if c["kind"] == "convt":
         s, p, op = c["stride"], c["padding"], c["outputPadding"]
         return (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op)), [t[f"{name}.w"], t[f"{name}.b"]]
+    if c["kind"] == "adaptive":
+        size = c["size"]
+        return (lambda x: F.adaptive_avg_pool2d(x, size)), []
     k, s, p = c["kernel"], c["stride"], c["padding"]
     return (lambda x: F.max_pool2d(x, k, s, p)), []
 

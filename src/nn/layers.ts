@@ -55,6 +55,8 @@ export class Conv2d extends Module {
    */
   static prepackForInference = true;
   private static oneDnnWorks = true;
+  /** Input shapes per layer whose first call times prepacked against per-call weights (packedIsFaster). */
+  static readonly PREPACK_TRIALS = 8;
   /** The reordered weights, and per input shape whether they are the faster (see packedIsFaster). */
   private prepacked: { weight: Tensor; source: Tensor; version: number; faster: Map<string, boolean> } | null = null;
 
@@ -97,7 +99,11 @@ export class Conv2d extends Module {
     }
     const key = x.shape.join('x');
     let packed = this.prepacked.faster.get(key);
-    if (packed === undefined) this.prepacked.faster.set(key, (packed = this.packedIsFaster(x, this.prepacked.weight)));
+    if (packed === undefined) {
+      // A layer fed ever new sizes would time every one: past PREPACK_TRIALS shapes the prepacked weights serve.
+      packed = this.prepacked.faster.size < Conv2d.PREPACK_TRIALS ? this.packedIsFaster(x, this.prepacked.weight) : true;
+      if (this.prepacked.faster.size < Conv2d.PREPACK_TRIALS) this.prepacked.faster.set(key, packed);
+    }
     return packed ? this.convolveOneDnn(x, this.prepacked.weight) : this.convolveOneDnn(x, null);
   }
 

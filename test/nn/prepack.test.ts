@@ -104,4 +104,7 @@ test('each input shape decides once whether the prepacked weights are kept: only
   } finally {
     nn.Conv2d.prepackForInference = true;
   }
+  // Fed ever new sizes, a layer times only its first PREPACK_TRIALS of them.
+  for (let i = 0; i < nn.Conv2d.PREPACK_TRIALS + 2; i++) T.noGrad(() => l.forward(T.randn([1, 8, 64, 65 + i]))).dispose();
+  assert.equal(decisions().size, nn.Conv2d.PREPACK_TRIALS);
 });

@@ -1,7 +1,7 @@
 // Max pooling runs channels-last (src/torch/functional.ts: libtorch 1.13's NCHW kernel is several times
 // slower), with autograd through a gather at the argmax positions: the same values, indices and gradients as
 // PyTorch's F.max_pool2d on the NCHW tensor, NaN included; in ONNX export and for few channels the plain call
-// stays.
+// stays. Adaptive average pooling to the input's own size is a copy, bit for bit PyTorch's pooling.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as T from '../../src/torch';

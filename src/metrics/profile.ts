@@ -8,6 +8,7 @@ import { Tensor, cuda, noGrad, tidy } from '../torch';
 import { Module, withForwardWrappers } from '../nn';
 import { multAddsOf } from './summary';
 import { median } from '../util/stats';
+import { textTable } from '../util/text-table';
 
 export interface ProfileOptions {
   /** Timed passes; each layer's time is its median over them. */
@@ -129,13 +130,6 @@ export function profileLayers(model: Module & { forward(x: Tensor): unknown }, x
 const gmacs = (multAdds: number, ms: number): string => (multAdds && ms > 0 ? (multAdds / ms / 1e6).toFixed(1) : '--');
 const pct = (ms: number, of: number): string => `${((100 * ms) / of).toFixed(1)}%`;
 
-function table(head: string[], body: string[][]): string[] {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ');
-  const rule = '-'.repeat(widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1));
-  return [line(head), rule, ...body.map(line)];
-}
-
 /**
  * The slowest `top` layers (all with top ≤ 0), the table by layer type, and the time between layers;
  * `network` names what was profiled (e.g. 'the network as built').
@@ -147,13 +141,13 @@ export function formatProfile(p: Profile, o: { top?: number; network?: string } 
     `time per layer${o.network ? ` of ${o.network}` : ''}: eval mode, batch ${p.batch}, medians of ${p.passes} passes; a pass ${p.ms.toFixed(2)} ms (medians: the rows need not add up to it)`,
     '',
     `${slowest.length < p.layers.length ? `the ${slowest.length} slowest of ${p.layers.length} layer calls` : `all ${p.layers.length} layer calls, slowest first`}:`,
-    ...table(
+    ...textTable(
       ['Layer (type)', 'Output shape', 'ms', 'share', 'GMAC/s'],
       slowest.map((l) => [`${l.name} (${l.type})`, `[${l.outputShape.join(', ')}]`, l.ms.toFixed(3), pct(l.ms, p.ms), gmacs(l.multAdds, l.ms)]),
     ),
     '',
     'by layer type:',
-    ...table(
+    ...textTable(
       ['Type', 'calls', 'ms', 'share', 'GMAC/s'],
       [
         ...p.byType.map((t) => [t.type, String(t.calls), t.ms.toFixed(3), pct(t.ms, p.ms), gmacs(t.multAdds, t.ms)]),

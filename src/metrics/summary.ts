@@ -2,6 +2,7 @@
 // mult-adds, found by running one forward pass and watching every leaf module.
 import { noGrad, randn, tidy, Tensor } from '../torch';
 import { Conv2d, ConvTranspose2d, Linear, Module, withForwardHooks } from '../nn';
+import { textTable } from '../util/text-table';
 
 export interface SummaryRow {
   /** Dotted module path, the state-dict prefix (`layer1.0.conv1`). */
@@ -93,24 +94,21 @@ const scaled = (n: number, unit: 'M' | 'G'): string => (unit === 'G' ? (n / 1e9)
 export function formatSummary(r: SummaryResult, opts: { title?: string } = {}): string {
   const head = ['Layer (type)', 'Output shape', 'Param #', 'Mult-adds'];
   const body = r.rows.map((x) => [`${x.name} (${x.type})`, shape(x.outputShape), x.params ? thousands(x.params) : '--', x.multAdds ? thousands(x.multAdds) : '--']);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ');
-  const total = widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1);
-  const rule = (ch: string): string => ch.repeat(total);
+  const [header, rule, ...rows] = textTable(head, body, '=');
   const ma = r.totalMultAdds >= 1e9 ? scaled(r.totalMultAdds, 'G') : scaled(r.totalMultAdds, 'M');
   return [
     ...(opts.title ? [opts.title] : []),
-    rule('='),
-    line(head),
-    rule('='),
-    ...body.map(line),
-    rule('='),
+    rule,
+    header,
+    rule,
+    ...rows,
+    rule,
     `Total params: ${thousands(r.totalParams)} (${scaled(r.totalParams, 'M')})`,
     `Trainable params: ${thousands(r.trainableParams)}`,
     `Non-trainable params: ${thousands(r.totalParams - r.trainableParams)}`,
     // Only where a layer never ran in eval mode (PSPNet's auxiliary head): what a deployed copy holds.
     ...(r.usedParams !== r.totalParams ? [`Params used at inference: ${thousands(r.usedParams)} (${thousands(r.totalParams - r.usedParams)} only in training)`] : []),
     `Mult-adds per sample: ${thousands(r.totalMultAdds)} (${ma})`,
-    rule('='),
+    rule,
   ].join('\n');
 }

@@ -4,6 +4,7 @@
 // Self time is an op's time minus the ops it called (aten::conv2d → aten::convolution → … → the kernel),
 // so self times add up to the time spent in operators without counting any twice.
 import { ProfilerEvents, native } from './native';
+import { textTable } from '../util/text-table';
 
 export interface OpStat {
   /** The operator ('aten::conv2d') or backward function ('autograd::engine::evaluate_function: ConvolutionBackward0'). */
@@ -120,12 +121,8 @@ export function formatOpProfile(p: OpProfile, o: { top?: number; title?: string;
   const head = ['Operator', k > 1 ? `calls/${per}` : 'calls', 'self ms', 'self %', 'total ms'];
   const calls = (n: number): string => (Number.isInteger(n / k) ? String(n / k) : (n / k).toFixed(1));
   const body = rows.map((s) => [s.name, calls(s.calls), (s.selfMs / k).toFixed(3), `${((100 * s.selfMs) / p.opMs).toFixed(1)}%`, (s.totalMs / k).toFixed(3)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ');
   return [
     `${o.title ?? 'time per operator'}: ${(p.wallMs / k).toFixed(2)} ms wall, ${(p.opMs / k).toFixed(2)} ms in operators${k > 1 ? ` per ${per} (${k} ${per === 'pass' ? 'passes' : `${per}s`})` : ''}; by self time, ${rows.length < p.ops.length ? `the ${rows.length} largest of ${p.ops.length} operators` : `all ${p.ops.length} operators`}:`,
-    line(head),
-    '-'.repeat(widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1)),
-    ...body.map(line),
+    ...textTable(head, body),
   ].join('\n');
 }

@@ -13,9 +13,13 @@ const busy = (ms: number): void => {
   while (process.hrtime.bigint() < end);
 };
 
+// Waits long enough that no real layer of this tiny network comes near, even on a loaded machine.
+const SLOW_MS = 30;
+const BETWEEN_MS = 15;
+
 class Slow extends Module {
   forward(x: T.Tensor): T.Tensor {
-    busy(6);
+    busy(SLOW_MS);
     return x.relu();
   }
 }
@@ -26,7 +30,7 @@ class Net extends Module {
   slow = new Slow();
   forward(x: T.Tensor): T.Tensor {
     const y = this.act.forward(this.conv.forward(x));
-    busy(3); // between layers: in no module
+    busy(BETWEEN_MS); // between layers: in no module
     return this.act.forward(this.slow.forward(y));
   }
 }
@@ -39,10 +43,10 @@ test('profileLayers times each layer call, per type and between the layers, and 
   // A module called twice (the shared ReLU) has a row per call, in execution order.
   assert.deepEqual(p.layers.map((l) => `${l.name} ${l.type}`), ['conv Conv2d', 'act ReLU', 'slow Slow', 'act#2 ReLU']);
   const slow = p.layers.find((l) => l.name === 'slow')!;
-  assert.ok(slow.ms >= 6, `the 6 ms layer measured ${slow.ms} ms`);
+  assert.ok(slow.ms >= SLOW_MS, `the ${SLOW_MS} ms layer measured ${slow.ms} ms`);
   assert.ok(p.layers.every((l) => l === slow || l.ms < slow.ms), 'the busy layer is the slowest');
-  assert.ok(p.betweenMs >= 3 && p.betweenMs < p.ms - 6, `3 ms between the layers, measured ${p.betweenMs} of ${p.ms} ms`);
-  assert.ok(p.ms >= 9, `a pass holds 9 ms of waiting, measured ${p.ms}`);
+  assert.ok(p.betweenMs >= BETWEEN_MS && p.betweenMs < p.ms - SLOW_MS, `${BETWEEN_MS} ms between the layers, measured ${p.betweenMs} of ${p.ms} ms`);
+  assert.ok(p.ms >= SLOW_MS + BETWEEN_MS, `a pass holds ${SLOW_MS + BETWEEN_MS} ms of waiting, measured ${p.ms}`);
   // Mult-adds for the batch: 2 images × 10·12 pixels × 4 filters × 1·3·3 taps.
   assert.equal(p.layers[0].multAdds, 2 * 10 * 12 * 4 * 9);
   assert.deepEqual(p.layers[0].outputShape, [2, 4, 10, 12]);

@@ -1100,15 +1100,14 @@ program
 /**
  * libtorch's operator profile of `passes` passes of the network on x, after 2 unprofiled: eval-mode forward
  * passes without autograd, or training steps' forward and backward (train mode; the loss a mean of squares of
- * the first output, whose own cost is negligible next to the network's).
+ * the output, whose own cost is negligible next to the network's).
  */
-function profileNetworkOps(model: Module & { forward(x: Tensor): unknown }, x: Tensor, train: boolean, passes: number): OpProfile {
-  const first = (out: unknown): Tensor => (out instanceof Tensor ? out : Array.isArray(out) ? first(out[0]) : first(Object.values(out as object)[0]));
+function profileNetworkOps(model: Module & { forward(x: Tensor): Tensor }, x: Tensor, train: boolean, passes: number): OpProfile {
   const pass = (): void =>
     tidy(() => {
       if (!train) return void noGrad(() => model.forward(x));
       for (const p of model.parameters()) p.grad = null;
-      first(model.forward(x)).float().square().mean().backward();
+      model.forward(x).float().square().mean().backward();
     });
   model.train(train);
   try {

@@ -318,7 +318,7 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   return wrap(op('aten::adaptive_avg_pool2d').handle(x.h, size));
 }
 export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
-  const [out] = wrapList(op('aten::adaptive_max_pool2d').call(x.h, typeof outputSize === 'number' ? [outputSize, outputSize] : outputSize));
+  const [out] = wrapList(op('aten::adaptive_max_pool2d').call(x.h, pairOf(outputSize)));
   return out;
 }
 

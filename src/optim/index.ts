@@ -2,6 +2,7 @@
 export * from './optimizer';
 export * from './sgd';
 export * from './adam';
+export * from './rmsprop';
 export * from './schedule';
 export * from './clip';
 export * from './ema';

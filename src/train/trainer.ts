@@ -39,6 +39,9 @@ export interface TrainConfig {
   weightDecay: number;
   schedule: ScheduleName;
   warmupEpochs: number;
+  /** The `exp` schedule's staircase: the rate times decayRate every decayEpochs epochs (absent: EXP_DECAY, 0.94 every 2). */
+  decayRate?: number;
+  decayEpochs?: number;
   labelSmoothing: number;
   /**
    * 'balanced': each class's cross-entropy weighted by N / (K · n_c) over the training images (sklearn's

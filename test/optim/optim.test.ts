@@ -13,12 +13,15 @@ import {
   OptimizerLike,
   OptimizerStateDict,
   PolyLR,
+  RMSprop,
+  RMSpropTF,
   SGD,
   StepLR,
   ConstantLR,
   clipGradNorm_,
   clipGradValue_,
 } from '../../src/optim';
+import { makeOptimizer } from '../../src/train/optimizers';
 import { assertClose, runTorchWithMeta } from '../helpers/pytorch';
 
 // ---- models: the same two on both sides -----------------------------------------------------------------
@@ -49,6 +52,31 @@ const PY_MODELS = [
   '    def __init__(s): super().__init__(); s.conv = nn.Conv2d(2, 4, 3, padding=1); s.bn = nn.BatchNorm2d(4); s.fc = nn.Linear(4, 3)',
   '    def forward(s, x): return s.fc(F.adaptive_avg_pool2d(F.relu(s.bn(s.conv(x))), 1).flatten(1))',
   'def sub(prefix): return {k[len(prefix):]: v for k, v in I.items() if k.startswith(prefix)}',
+  // TensorFlow's RMSprop, written from its kernels' documented updates (ApplyRMSProp, ApplyCenteredRMSProp):
+  // ms starts at 1; ms += (g² − ms)(1 − ρ); mom = μ·mom + lr·g/√(ms − mg² + ε); var −= mom.
+  'class TFRMSprop(torch.optim.Optimizer):',
+  '    def __init__(s, params, lr, rho=0.9, momentum=0.9, eps=1.0, weight_decay=0.0, centered=False):',
+  '        super().__init__(params, dict(lr=lr, rho=rho, momentum=momentum, eps=eps, weight_decay=weight_decay, centered=centered))',
+  '    @torch.no_grad()',
+  '    def step(s):',
+  '        for g in s.param_groups:',
+  '            for p in g["params"]:',
+  '                if p.grad is None: continue',
+  '                st = s.state[p]',
+  '                if not st:',
+  '                    st["step"] = torch.tensor(0.0); st["square_avg"] = torch.ones_like(p)',
+  '                    if g["momentum"] > 0: st["momentum_buffer"] = torch.zeros_like(p)',
+  '                    if g["centered"]: st["grad_avg"] = torch.zeros_like(p)',
+  '                st["step"] += 1',
+  '                grad = p.grad + g["weight_decay"] * p',
+  '                ms = st["square_avg"]; ms += (grad * grad - ms) * (1 - g["rho"])',
+  '                denom = ms + g["eps"]',
+  '                if g["centered"]:',
+  '                    mg = st["grad_avg"]; mg += (grad - mg) * (1 - g["rho"]); denom = denom - mg * mg',
+  '                update = g["lr"] * grad / denom.sqrt()',
+  '                if g["momentum"] > 0:',
+  '                    mom = st["momentum_buffer"]; mom.mul_(g["momentum"]).add_(update); update = mom',
+  '                p -= update',
 ];
 const models: { name: string; make: () => Net; input: number[]; py: string }[] = [
   { name: 'mlp', make: () => new MLP(), input: [16, 6], py: 'MLP()' },
@@ -81,6 +109,23 @@ const configs: { name: string; make: Make; py: string }[] = [
     name: 'AdamW amsgrad parameter groups',
     make: (m) => { const [w, b] = split(m); return new AdamW([{ params: w }, { params: b, weightDecay: 0, betas: [0.5, 0.9] }], { lr: 0.02, amsgrad: true }); },
     py: `(lambda w, b: torch.optim.AdamW([{"params": w}, {"params": b, "weight_decay": 0, "betas": (0.5, 0.9)}], lr=0.02, amsgrad=True))(${PY_SPLIT})`,
+  },
+  { name: 'RMSprop', make: (m) => new RMSprop(m.parameters(), { lr: 0.01 }), py: 'torch.optim.RMSprop(m.parameters(), lr=0.01)' },
+  {
+    name: 'RMSprop centered momentum weight decay',
+    make: (m) => new RMSprop(m.parameters(), { lr: 0.005, alpha: 0.9, eps: 1e-6, momentum: 0.9, centered: true, weightDecay: 0.1 }),
+    py: 'torch.optim.RMSprop(m.parameters(), lr=0.005, alpha=0.9, eps=1e-6, momentum=0.9, centered=True, weight_decay=0.1)',
+  },
+  {
+    name: 'RMSprop parameter groups',
+    make: (m) => { const [w, b] = split(m); return new RMSprop([{ params: w }, { params: b, lr: 0.02, momentum: 0 }], { lr: 0.01, momentum: 0.5 }); },
+    py: `(lambda w, b: torch.optim.RMSprop([{"params": w}, {"params": b, "lr": 0.02, "momentum": 0}], lr=0.01, momentum=0.5))(${PY_SPLIT})`,
+  },
+  { name: 'RMSpropTF', make: (m) => new RMSpropTF(m.parameters(), { lr: 0.02 }), py: 'TFRMSprop(m.parameters(), lr=0.02)' },
+  {
+    name: 'RMSpropTF centered weight decay without momentum',
+    make: (m) => new RMSpropTF(m.parameters(), { lr: 0.01, eps: 0.1, momentum: 0, centered: true, weightDecay: 0.05 }),
+    py: 'TFRMSprop(m.parameters(), lr=0.01, eps=0.1, momentum=0, centered=True, weight_decay=0.05)',
   },
 ];
 const STEPS = 20;
@@ -193,7 +238,14 @@ models.forEach((md, mi) => {
       const sd = opt.stateDict();
       const theirs = Object.keys(ref).filter((k) => k.startsWith(`${key}.state.`)).map((k) => k.slice(key.length + 1));
       assert.deepEqual(Object.keys(sd.tensors).sort(), theirs.sort(), 'state tensor keys');
-      for (const k of theirs) assertClose(sd.tensors[k], ref[`${key}.${k}`], 1e-5, k);
+      for (const k of theirs) {
+        const want = ref[`${key}.${k}`];
+        // The conv bias in front of BatchNorm has a gradient of rounding noise (BN removes the mean): where
+        // TensorFlow's RMSprop scales it by lr/√(1 + ε) instead of normalizing it, its momentum stays noise
+        // (~1e-9) on both sides, to be compared absolutely.
+        if (want.abs().max().item() < 1e-6) assert.ok(sd.tensors[k].sub(want).abs().max().item() < 1e-8, `${k}: noise beyond 1e-8`);
+        else assertClose(sd.tensors[k], want, 1e-5, k);
+      }
       const steps = (sd.meta as { steps: Record<string, number> }).steps;
       const theirSteps = Object.fromEntries(Object.entries(meta).filter(([k]) => k.startsWith(`${key}.step.`)).map(([k, v]) => [k.slice(`${key}.step.`.length), Number(v)]));
       assert.deepEqual(steps, theirSteps, 'step counts');
@@ -213,7 +265,7 @@ function throughCheckpoint(s: OptimizerStateDict): OptimizerStateDict {
 }
 
 test('state round trip through safetensors + JSON: 10 + 10 steps equal 20 uninterrupted, bitwise', () => {
-  const cases = [2, 3, 6, 8]; // nesterov, SGD groups, amsgrad, AdamW groups + amsgrad
+  const cases = [2, 3, 6, 8, 10, 11, 12]; // nesterov, SGD groups, amsgrad, AdamW groups + amsgrad, RMSprop centered, RMSprop groups, RMSpropTF
   for (const mi of [0, 1]) {
     for (const ci of cases) {
       const make = (o: OptimizerLike) => new PolyLR(o, 20, 0.9, 3);
@@ -266,7 +318,7 @@ test('loadStateDict refuses a mismatched state and changes nothing', () => {
 
 // ---- step hygiene ----------------------------------------------------------------------------------------
 test('step leaves no tensors behind, keeps gradients as they were, and skips parameters without one', () => {
-  for (const ci of [2, 3, 6, 8]) {
+  for (const ci of [2, 3, 6, 8, 10, 12, 13]) {
     const m = fresh(1);
     const opt = configs[ci].make(m);
     trainSteps(1, m, opt, 2); // state exists from here on
@@ -297,6 +349,9 @@ test('invalid hyperparameters are refused', () => {
   assert.throws(() => new Adam(ps, { betas: [1, 0.9] }), /betas/);
   assert.throws(() => new Adam(ps, { eps: -1 }), /eps/);
   assert.throws(() => new AdamW([...ps, ps[0]]), /more than once/);
+  assert.throws(() => new RMSprop(ps, { alpha: 1 }), /alpha/);
+  assert.throws(() => new RMSpropTF(ps, { momentum: -0.1 }), /RMSpropTF: momentum/);
+  assert.throws(() => new RMSprop(ps, { eps: -1 }), /eps/);
 });
 
 // ---- schedules ------------------------------------------------------------------------------------------
@@ -343,6 +398,22 @@ test('a schedule sets the rate from the first step and resumes exactly from its 
   const c = make(groupsOpt());
   c.loadStateDict(saved);
   assert.deepEqual(lrs(c, 12), all.slice(8));
+});
+
+test("makeOptimizer: rmsprop and rmsprop-tf, and the exp schedule's staircase (×0.94 every 2 epochs by default)", () => {
+  const one = () => [nn.Parameter.from(T.zeros([1]))];
+  const recipe = { lr: 0.045, momentum: 0.9, weightDecay: 4e-5, warmupEpochs: 0 };
+  const tf = makeOptimizer(one(), { ...recipe, optimizer: 'rmsprop-tf', schedule: 'exp' }, 100, 5);
+  assert.ok(tf.optimizer instanceof RMSpropTF);
+  assert.deepEqual({ ...tf.optimizer.paramGroups[0], params: [] }, { params: [], lr: 0.045, alpha: 0.9, eps: 1, momentum: 0.9, weightDecay: 4e-5, centered: false });
+  const rates = (t: typeof tf, n: number) => Array.from({ length: n }, () => { const v = t.optimizer.paramGroups[0].lr; t.schedule.step(); return v; });
+  rates(tf, 35).forEach((v, i) => assert.ok(Math.abs(v - 0.045 * 0.94 ** Math.floor(i / 10)) < 1e-15, `step ${i}: ${v}`));
+  const torchForm = makeOptimizer(one(), { ...recipe, optimizer: 'rmsprop', schedule: 'exp', decayRate: 0.5, decayEpochs: 0.4, warmupEpochs: 0.8 }, 100, 5);
+  assert.ok(torchForm.optimizer instanceof RMSprop && !(torchForm.optimizer instanceof RMSpropTF));
+  assert.equal(torchForm.optimizer.paramGroups[0].momentum, 0.9);
+  // 2 steps per decay; 4 steps of warm-up in front: (t + 1)/4 for t < 3.
+  const want = [0.25, 0.5, 0.75 * 0.5, 0.5, 0.25, 0.25];
+  rates(torchForm, 6).forEach((v, i) => assert.ok(Math.abs(v - 0.045 * want[i]) < 1e-15, `step ${i}: ${v} vs ${0.045 * want[i]}`));
 });
 
 // ---- clipping -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { OpProfile, formatOpProfile, profileOps } from '../torch/profiler';
 import { PROFILE_AFTER_STEPS } from '../train/step-profile';
 import { DEFAULT_CONFIG, NonFiniteLossError, TrainConfig, evaluate, train } from '../train/trainer';
 import { LR_FIND_DEFAULTS } from '../train/lr-find';
+import { EXP_DECAY, OPTIMIZER_NAMES, SCHEDULE_NAMES } from '../train/optimizers';
 import { DataSpec, FolderResize, imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
 import { CheckpointContents, RunRecord, fitWeights, readWeights, saveWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
@@ -221,10 +222,16 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--channels <n>', 'image-folder channels: 1 (grey) or 3 (RGB)', num('--channels', { int: true }), 3)
     .option('-b, --batch-size <n>', 'samples per optimizer step', num('--batch-size', { int: true, min: 1 }), DEFAULT_CONFIG.batchSize)
     .option('--lr <rate>', 'peak learning rate', num('--lr', { min: 0 }), d.lr)
-    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default(d.optimizer))
-    .option('--momentum <m>', 'SGD momentum', num('--momentum', { min: 0 }), DEFAULT_CONFIG.momentum)
+    .addOption(new Option('--optimizer <name>', OPTIMIZER_HELP).choices(OPTIMIZER_NAMES).default(d.optimizer))
+    .option('--momentum <m>', 'momentum of sgd and rmsprop', num('--momentum', { min: 0 }), DEFAULT_CONFIG.momentum)
     .option('--weight-decay <wd>', 'L2 penalty (decoupled for adamw)', num('--weight-decay', { min: 0 }), d.weightDecay)
-    .addOption(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'poly', 'step', 'none']).default(DEFAULT_CONFIG.schedule))
+    .addOption(new Option('--schedule <name>', `learning-rate schedule over all steps (step: ×0.1 at each third; exp: ×--decay-rate every --decay-epochs epochs)`).choices(SCHEDULE_NAMES).default(DEFAULT_CONFIG.schedule))
+    .option('--decay-rate <r>', `with --schedule exp: the factor of each decay (Inception v3's and Xception's ${EXP_DECAY.rate})`, num('--decay-rate', { min: 0 }))
+    .option('--decay-epochs <n>', `with --schedule exp: epochs between decays (default ${EXP_DECAY.epochs})`, (v: string): number => {
+      const n = Number(v);
+      if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError(`--decay-epochs must be a number of epochs > 0, got '${v}'`);
+      return n;
+    })
     .option('--warmup-epochs <n>', 'linear learning-rate warm-up at the start', num('--warmup-epochs', { min: 0 }), DEFAULT_CONFIG.warmupEpochs)
     .option('--label-smoothing <e>', 'cross-entropy label smoothing', num('--label-smoothing', { min: 0 }), DEFAULT_CONFIG.labelSmoothing)
     .option('--clip-grad-norm <n>', 'clip the global gradient norm (0: off)', num('--clip-grad-norm', { min: 0 }), DEFAULT_CONFIG.clipGradNorm)
@@ -243,12 +250,16 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
     .option('--bf16', BF16_TRAINING_HELP, false);
 }
 
+const OPTIMIZER_HELP =
+  "optimizer: sgd (Nesterov when --momentum > 0), adam, adamw, rmsprop (torch.optim.RMSprop: α 0.99, ε 1e-8), rmsprop-tf (TensorFlow's, as Inception v3, MobileNet v1 and Xception's JFT runs: ρ 0.9, ε 1 inside the root, mean square from 1, the rate inside the momentum; with --lr 0.045 --schedule exp, their recipe)";
+
 const ACCUMULATE_HELP = 'gradient accumulation: backpropagate each batch in n micro-batches, one after the other, then step once — the batch\'s gradient at the memory of a micro-batch\'s activations (BatchNorm normalizes over micro-batches)';
 
 const BF16_TRAINING_HELP = 'mixed precision: forward pass and loss under autocast, convolutions in bfloat16 (faster on CPUs with AVX-512 BF16; weights and optimizer stay float32)';
 
 /** The shared recipe from parsed options (epochs only where the command has --epochs). */
 function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
+  if ((o.decayRate !== undefined || o.decayEpochs !== undefined) && o.schedule !== 'exp') throw new InvalidArgumentError('--decay-rate and --decay-epochs shape the exp schedule: give --schedule exp too');
   const r: Partial<TrainConfig> = {
     modelOptions: o.opt as Record<string, unknown>,
     data: dataSpec(o as Parameters<typeof dataSpec>[0]),
@@ -259,6 +270,8 @@ function recipeFrom(o: Record<string, unknown>): Partial<TrainConfig> {
     weightDecay: o.weightDecay as number,
     schedule: o.schedule as TrainConfig['schedule'],
     warmupEpochs: o.warmupEpochs as number,
+    ...(o.decayRate !== undefined ? { decayRate: o.decayRate as number } : {}),
+    ...(o.decayEpochs !== undefined ? { decayEpochs: o.decayEpochs as number } : {}),
     labelSmoothing: o.labelSmoothing as number,
     clipGradNorm: o.clipGradNorm as number,
     augment: o.augment as boolean,
@@ -466,7 +479,7 @@ addRecipeOptions(
     const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
     if (isSegmentationRun(o.teacher)) {
       // The students read the teacher's data and follow their own paper's recipe: classifier-data flags have no place.
-      const classifierOnly = ['trainDir', 'testDir', 'testSplit', 'labels', 'testLabels', 'imageSize', 'resize', 'cropScale', 'normalize', 'channels', 'schedule', 'warmupEpochs', 'labelSmoothing', 'clipGradNorm', 'augment', 'colorJitter', 'trivialAugment', 'randomErase', 'teacherModel', 'teacherOpt', 'labelled', 'unlabelledRest'];
+      const classifierOnly = ['trainDir', 'testDir', 'testSplit', 'labels', 'testLabels', 'imageSize', 'resize', 'cropScale', 'normalize', 'channels', 'schedule', 'warmupEpochs', 'decayRate', 'decayEpochs', 'labelSmoothing', 'clipGradNorm', 'augment', 'colorJitter', 'trivialAugment', 'randomErase', 'teacherModel', 'teacherOpt', 'labelled', 'unlabelledRest'];
       const wrong = classifierOnly.filter(given);
       if (wrong.length) throw new InvalidArgumentError(`${wrong.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: ${o.teacher} is a segmentation network, whose students read its own data (scenes or folders) with their paper's recipe`);
       const model = given('model') ? o.model : SEGMENT_MIMIC_DEFAULTS.student;
@@ -531,7 +544,7 @@ program
   .option('--opt <key=value>', 'model option, repeatable (e.g. --opt backbone=resnet50 --opt outputStride=16); merged over the scene defaults', collectOpt, {})
   .option('-e, --epochs <n>', 'passes over the training scenes', num('--epochs', { int: true, min: 1 }), DEFAULT_SEGMENT_CONFIG.epochs)
   .option('-b, --batch-size <n>', 'scenes per optimizer step', num('--batch-size', { int: true, min: 2 }), DEFAULT_SEGMENT_CONFIG.batchSize)
-  .addOption(new Option('--optimizer <name>', "optimizer (default: the model's paper: adam for enet, sgd for the others)").choices(['sgd', 'adam', 'adamw']))
+  .addOption(new Option('--optimizer <name>', "optimizer (default: the model's paper: adam for enet, sgd for the others)").choices(OPTIMIZER_NAMES))
   .option('--lr <rate>', `learning rate (default: ${listSegmentationModels().map((m) => `${m} ${SEGMENT_RECIPES[m].lr}`).join(', ')})`, num('--lr', { min: 0 }))
   .option('--momentum <m>', 'SGD momentum (default 0.9 for sgd)', num('--momentum', { min: 0 }))
   .option('--weight-decay <wd>', 'L2 weight decay (default: enet 2e-4, others 1e-4)', num('--weight-decay', { min: 0 }))
@@ -651,7 +664,7 @@ slideOptions(program
   .description('evaluate a checkpoint or the weights file of a run (other plain weights with --model) on the test set: loss, top-1, top-5')
   .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors from `train`, or model.safetensors weights')
   .option('-m, --model <name>', 'model of plain weights (checkpoints name their own)', modelName)
-  .option('--opt <key=value>', 'model option for plain weights, repeatable', collectOpt, {})
+  .option('--opt <key=value>', "model option, repeatable: plain weights' options, or one over a checkpoint's own that keeps its weights (ICNet's cut cascades: --opt output=sub4 or sub24)", collectOpt, {})
   .option('--train-dir <dir>', 'image-folder training set (for class names; without --test-dir, the test images are held out of it)')
   .option('--test-dir <dir>', 'image-folder test set')
   .option('--test-split <f>', `without --test-dir: the share of --train-dir held out as the test set (default ${DEFAULT_TEST_SPLIT})`, fraction('--test-split'))
@@ -679,9 +692,10 @@ slideOptions(program
       const contents: CheckpointContents = checkpoint ?? { model: weights, optimizer: null, method: {}, ema: {}, rng: null, state: { epoch: 0, batch: 0, step: 0, config: recorded } };
       const worstPng = o.out && o.worst ? path.join(o.out, 'worst.png') : undefined;
       if (worstPng) fs.mkdirSync(o.out, { recursive: true });
-      const r = await withProgress((progress) => evaluateSegmentCheckpoint(o.checkpoint, { scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision, progress, calibration: true, ...(worstPng ? { worst: o.worst as number, worstPng } : {}) }, contents));
+      const r = await withProgress((progress) => evaluateSegmentCheckpoint(o.checkpoint, { modelOptions: o.opt, scales: o.scales, flip: o.flip, ...slide, testDir: o.testDir, optimize, precision, progress, calibration: true, ...(worstPng ? { worst: o.worst as number, worstPng } : {}) }, contents));
       const windows = slide.crop ? `, ${slide.crop.join('×')} windows${slide.stride ? ` every ${slide.stride.join('×')}` : ''}` : '';
-      const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}`;
+      const opts = Object.entries(o.opt as Record<string, unknown>).map(([k, v]) => `, ${k}=${String(v)}`).join('');
+      const how = `${o.scales ? `scales ${o.scales.join(', ')}` : 'single scale'}${o.flip ? ', mirrored' : ''}${windows}${shipped}${opts}`;
       console.log(`${r.model} on ${r.count} test images (${how}): loss (unweighted) ${r.loss.toFixed(4)}, mIoU ${(100 * r.mIoU).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}%`);
       console.log(r.classes.map((c, i) => `  ${c.padEnd(12)} IoU ${(100 * r.iou[i]).toFixed(2)}%`).join('\n'));
       if (r.calibration) console.log(`calibration (per pixel): ECE ${(100 * r.calibration.ece).toFixed(2)}%, MCE ${(100 * r.calibration.mce).toFixed(2)}% (15 bins of top-1 confidence; Guo et al. 2017)`);
@@ -699,6 +713,7 @@ slideOptions(program
     if (!recorded && !o.model) throw new InvalidArgumentError(`${o.checkpoint} holds plain weights: name the model with --model`);
     // A checkpoint names its model; a weights file's record does unless --model says otherwise.
     const cfg: TrainConfig = checkpoint || (recorded && !o.model) ? { ...DEFAULT_CONFIG, ...(recorded as TrainConfig) } : { ...DEFAULT_CONFIG, model: o.model, modelOptions: o.opt, data: dataSpec(o) };
+    cfg.modelOptions = { ...cfg.modelOptions, ...o.opt };
     const loaders = makeLoaders(withoutTransferSet(cfg.data), { batchSize: 256, seed: 0, augment: false });
     const model = createClassifier(cfg.model, cfg.modelOptions, loaders);
     fitWeights(model, weights, `weights ${o.checkpoint} do not fit the model`);

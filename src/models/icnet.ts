@@ -8,7 +8,9 @@
 // (§3.3): each CFF's upsampled coarse input also predicts labels, supervised by the ground truth at its own
 // scale (1/16, 1/8), and the final 1×1 classifier at 1/4; the loss weights these terms λ1, λ2, λ3. At test
 // time only the 1/4 logits are computed and upsampled ×4. The pyramid pooling sums its levels, as the
-// authors' released model does (PSPNet concatenates them).
+// authors' released model does (PSPNet concatenates them). Table 3's cut cascades are inference choices of
+// the same trained network (`output`): 'sub4' predicts from the 1/4 branch alone, 'sub24' from the 1/4 and
+// 1/2 branches, through the label-guidance classifiers that cascade label guidance trained.
 import { Tensor } from '../torch';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ModuleList, Sequential } from '../nn';
 import { ResNet } from './resnet';
@@ -27,7 +29,12 @@ export const ICNET_DEFAULTS = {
   cffChannels: 128,
   /** Cascade label guidance weights λ1, λ2, λ3 for the 1/16, 1/8 and 1/4 predictions (the authors' 0.16, 0.4, 1). */
   lambdas: [0.16, 0.4, 1],
+  output: 'sub124',
 } as const;
+
+/** Where inference ends (Table 3): the 1/4 branch alone, the 1/4 and 1/2 branches, or the whole cascade. */
+export const ICNET_OUTPUTS = ['sub4', 'sub24', 'sub124'] as const;
+export type ICNetOutput = (typeof ICNET_OUTPUTS)[number];
 
 export interface ICNetOptions extends BackboneOptions {
   numClasses?: number;
@@ -37,6 +44,13 @@ export interface ICNetOptions extends BackboneOptions {
   pspChannels?: number;
   cffChannels?: number;
   lambdas?: [number, number, number];
+  /**
+   * Inference's prediction (Table 3): 'sub124' (default) the whole cascade at 1/4; 'sub24' CFF12's guidance
+   * classifier at 1/8, without the full-resolution branch; 'sub4' CFF24's at 1/16, the 1/4 branch alone.
+   * Training computes, and trains, all three whatever this says; cut predictions are worth using only after
+   * training with cascade label guidance (λ1, λ2 > 0), which is what trains their classifiers.
+   */
+  output?: ICNetOutput;
 }
 
 /** Fig. 3: fuses a coarse map F1 into a finer F2 (twice its resolution); also predicts labels from F1 upsampled. */
@@ -77,6 +91,7 @@ export class ICNet extends SegmentationNet {
   readonly sizeMultiple = 1;
   readonly lastLayer = 'classifier';
   readonly lambdas: [number, number, number];
+  readonly output: ICNetOutput;
   /** Full resolution → 1/8. */
   sub1: Sequential;
   /** Its stem..layer2 serve the 1/2 image (→ 1/16), layer3..layer4 (dilated) the 1/4 branch (→ 1/32). */
@@ -91,6 +106,8 @@ export class ICNet extends SegmentationNet {
     super();
     this.numClasses = o.numClasses ?? 19;
     this.lambdas = o.lambdas ?? [...ICNET_DEFAULTS.lambdas];
+    this.output = o.output ?? ICNET_DEFAULTS.output;
+    if (!ICNET_OUTPUTS.includes(this.output)) throw new Error(`ICNet: output must be one of ${ICNET_OUTPUTS.join(', ')}, got '${String(this.output)}'`);
     const [a, b, c] = o.sub1Channels ?? ICNET_DEFAULTS.sub1Channels;
     const inC = o.inChannels ?? 3;
     this.sub1 = new Sequential(convBnRelu(inC, a, 3, { stride: 2 }), convBnRelu(a, b, 3, { stride: 2 }), convBnRelu(b, c, 3, { stride: 2 }));
@@ -119,22 +136,37 @@ export class ICNet extends SegmentationNet {
     ];
   }
 
+  /** The heavy part: the 1/2 image's features at 1/16, and the 1/4 branch's at 1/32 after the pyramid. */
+  private coarseBranches(x: Tensor): { f2: Tensor; f4: Tensor } {
+    const half = (t: Tensor): Tensor => upsample(t, t.shape.slice(-2).map((s) => Math.ceil(s / 2)));
+    const bb = this.backbone;
+    const f2 = bb.layer2.forward(bb.layer1.forward(bb.stem(half(x)))); // 1/16
+    const f4 = this.pspReduce.forward(this.ppm.forward(bb.layer4.forward(bb.layer3.forward(half(f2))))); // 1/32
+    return { f2, f4 };
+  }
+
   /** The 1/4 logits and, in training, the guidance logits at 1/16 and 1/8. */
   forwardCascade(x: Tensor): { logits: Tensor; guides: [Tensor | null, Tensor | null] } {
     const [h, w] = x.shape.slice(-2);
-    const half = (t: Tensor): Tensor => upsample(t, t.shape.slice(-2).map((s) => Math.ceil(s / 2)));
-    const bb = this.backbone;
     const f1 = this.sub1.forward(x); // 1/8
-    const f2 = bb.layer2.forward(bb.layer1.forward(bb.stem(half(x)))); // 1/16
-    const f4 = this.pspReduce.forward(this.ppm.forward(bb.layer4.forward(bb.layer3.forward(half(f2))))); // 1/32
+    const { f2, f4 } = this.coarseBranches(x);
     const c24 = this.cff24.forward(f4, f2);
     const c12 = this.cff12.forward(c24.fused, f1);
     const logits = this.classifier.forward(upsample(c12.fused, [Math.ceil(h / 4), Math.ceil(w / 4)]));
     return { logits, guides: [c24.guide, c12.guide] };
   }
 
+  /** Table 3's cut cascades: the guidance classifier of the last branch kept, the finer branches not run. */
+  private forwardCut(x: Tensor, cut: 'sub4' | 'sub24'): Tensor {
+    const { f2, f4 } = this.coarseBranches(x);
+    if (cut === 'sub4') return this.cff24.classifier.forward(upsample(f4, f2.shape.slice(-2)));
+    // CFF12 upsamples to the full-resolution branch's size, which its three stride-2 3×3 convs (padding 1) make ⌈n/8⌉.
+    const [h, w] = x.shape.slice(-2);
+    return this.cff12.classifier.forward(upsample(this.cff24.forward(f4, f2).fused, [Math.ceil(h / 8), Math.ceil(w / 8)]));
+  }
+
   forward(x: Tensor): Tensor {
-    return upsample(this.forwardCascade(x).logits, x.shape.slice(-2));
+    return upsample(this.output === 'sub124' ? this.forwardCascade(x).logits : this.forwardCut(x, this.output), x.shape.slice(-2));
   }
 
   /** §3.3: λ1·L(1/16) + λ2·L(1/8) + λ3·L(1/4), each against the labels resized (nearest) to its scale. */

@@ -7,7 +7,7 @@ import { SegmentationModelName, SegmentationModelOptions, createSegmentationMode
 import { summary } from '../metrics/summary';
 import { savePlotsPng } from '../report/plot';
 import { SEGMENT_RECIPES, trainSegmentation } from '../train/segment';
-import { FASHION_SCENES_DEFAULTS } from '../data/fashion-scenes';
+import { FASHION_SCENES_DEFAULTS, SCENE_CLASSES } from '../data/fashion-scenes';
 import { Log, inWorkDir, int, mAdds, markdownTable, pairedDifference, pct, seedsCell } from './common';
 
 export interface AblationBudget {
@@ -31,12 +31,22 @@ export interface Ablation<V extends string> {
   options: Record<V, Record<string, unknown>>;
   /** Each variant's name in the table and the log. */
   words: Record<V, string>;
+  /**
+   * More scores of a variant's trained network, taken from its checkpoint before the work folder goes (on
+   * the same test scenes, `limitBatches` as the run's own evaluation).
+   */
+  evaluate?: Partial<Record<V, (checkpoint: string, limitBatches: number) => Promise<Record<string, Scores>>>>;
 }
 
-export interface AblationRun {
-  seed: number;
+export interface Scores {
   mIoU: number;
   pixelAccuracy: number;
+}
+
+export interface AblationRun extends Scores {
+  seed: number;
+  /** What the ablation's `evaluate` measured of this run's network, by name. */
+  extra?: Record<string, Scores>;
 }
 
 export interface AblationCost {
@@ -81,7 +91,8 @@ export async function runAblation<V extends string>(a: Ablation<V>, quick: boole
         );
         const final = r.final!;
         classes = r.classes.length;
-        results[v].push({ seed, mIoU: final.testMIoU, pixelAccuracy: final.testPixelAccuracy });
+        const extra = await a.evaluate?.[v]?.(path.join(work, `seed-${seed}`, v, 'checkpoint.safetensors'), b.limitBatches);
+        results[v].push({ seed, mIoU: final.testMIoU, pixelAccuracy: final.testPixelAccuracy, ...(extra ? { extra } : {}) });
         log(`  seed ${seed}, ${a.words[v]}: test mIoU ${pct(final.testMIoU)}%, pixel accuracy ${pct(final.testPixelAccuracy)}%`);
       }
     }
@@ -90,10 +101,15 @@ export async function runAblation<V extends string>(a: Ablation<V>, quick: boole
   });
 }
 
-/** A variant's network as its runs built it (the scenes are grey, 64×64). */
+/** A variant's network as its runs built it. */
 function costOf<V extends string>(a: Ablation<V>, v: V, numClasses: number): AblationCost {
-  const options = { ...SEGMENT_RECIPES[a.model].modelOptions, ...a.options[v], numClasses, inChannels: 1 };
-  const s = summary(createSegmentationModel(a.model, options as SegmentationModelOptions[typeof a.model]), [1, 1, FASHION_SCENES_DEFAULTS.size, FASHION_SCENES_DEFAULTS.size]);
+  return sceneCost(a.model, a.options[v], numClasses);
+}
+
+/** Size and mult-adds of `model` with `options` over its scene recipe's, as a run on the scenes (grey, 64×64) builds it. */
+export function sceneCost(model: SegmentationModelName, options: Record<string, unknown>, numClasses: number = SCENE_CLASSES.length): AblationCost {
+  const all = { ...SEGMENT_RECIPES[model].modelOptions, ...options, numClasses, inChannels: 1 };
+  const s = summary(createSegmentationModel(model, all as SegmentationModelOptions[typeof model]), [1, 1, FASHION_SCENES_DEFAULTS.size, FASHION_SCENES_DEFAULTS.size]);
   return { parameters: s.usedParams, trainingParameters: s.totalParams - s.usedParams, multAdds: s.totalMultAdds };
 }
 

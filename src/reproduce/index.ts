@@ -1,5 +1,5 @@
-// `tsvision reproduce senet|mobilenet|xception|transfer|mimic|dsd|pspnet|deeplabv3`: eight papers' central claims,
-// measured at small scale on Fashion-MNIST (PSPNet's and DeepLab-V3's on its scenes), each written to <outDir>/REPORT.md with a PNG plot.
+// `tsvision reproduce senet|mobilenet|xception|transfer|mimic|dsd|pspnet|deeplabv3|icnet`: nine papers' central claims,
+// measured at small scale on Fashion-MNIST (PSPNet's, DeepLab-V3's and ICNet's on its scenes), each written to <outDir>/REPORT.md with a PNG plot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Log, REPRODUCTION_THREADS, releaseData, withThreads } from './common';
@@ -11,8 +11,9 @@ import { reproduceMimic } from './mimic';
 import { reproduceDsd } from './dsd';
 import { reproducePspnet } from './pspnet';
 import { reproduceDeeplabv3 } from './deeplabv3';
+import { reproduceIcnet } from './icnet';
 
-export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic', 'dsd', 'pspnet', 'deeplabv3'] as const;
+export const REPRODUCTIONS = ['senet', 'mobilenet', 'xception', 'transfer', 'mimic', 'dsd', 'pspnet', 'deeplabv3', 'icnet'] as const;
 export type ReproductionName = (typeof REPRODUCTIONS)[number];
 
 export interface ReproductionOptions {
@@ -44,6 +45,7 @@ export async function runReproduction(name: ReproductionName, opts: Reproduction
       if (name === 'dsd') return reproduceDsd(outDir, quick, log);
       if (name === 'pspnet') return reproducePspnet(outDir, quick, log);
       if (name === 'deeplabv3') return reproduceDeeplabv3(outDir, quick, log);
+      if (name === 'icnet') return reproduceIcnet(outDir, quick, log);
       throw new Error(`runReproduction: unknown reproduction '${String(name)}'; known: ${REPRODUCTIONS.join(', ')}`);
     });
   } finally {

@@ -774,6 +774,8 @@ export const isSegmentConfig = (config: unknown): config is SegmentConfig => typ
  * folder of a folder-trained run, at the scales and mirroring asked.
  */
 export interface SegmentEvalOptions extends MultiScaleOptions {
+  /** Model options over the recorded ones, for choices that leave the weights as they are (ICNet's `output`). */
+  modelOptions?: Record<string, unknown>;
   /** Another test folder (runs trained on folders). */
   testDir?: string;
   limitBatches?: number;
@@ -803,7 +805,7 @@ export async function evaluateSegmentCheckpoint(file: string, o: SegmentEvalOpti
   const folders = cfg.folders && o.testDir ? { ...cfg.folders, test: o.testDir, testSplit: undefined } : cfg.folders;
   const data = await segmentationData({ ...cfg, folders }, { train: false });
   try {
-    const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
+    const model = createSegmentationModel(cfg.model, { ...cfg.modelOptions, ...o.modelOptions, numClasses: data.classes.length, inChannels: data.inChannels } as SegmentationModelOptions[SegmentationModelName]);
     fitWeights(model, c.model, `checkpoint ${file} does not fit the model`);
     const precision = o.precision ?? 'float32';
     // Any input the network takes shows which convolution feeds which BatchNorm.

@@ -55,6 +55,13 @@ O['${i}.rv'] = m.backbone.layer4[1].bn2.running_var
 m.eval()
 with torch.no_grad():
     O['${i}.eval'] = m(x)
+if isinstance(m, R.ICNet):
+    # Table 3's cut cascades: the two CFF modules (not their BatchNorms) made to return their guidance
+    # logits, read off the reference's own cascade in eval mode.
+    m.cff24.training = m.cff12.training = True
+    with torch.no_grad():
+        _, g24, g4 = m.cascade(x)
+    O['${i}.sub4'], O['${i}.sub24'] = R.up(g4, x.shape[-2:]), R.up(g24, x.shape[-2:])
 `,
 ).join('\n');
 
@@ -90,6 +97,12 @@ CASES.forEach((c, i) => {
     const out = T.noGrad(() => m.forward(x));
     assert.deepEqual(out.shape, [2, m.numClasses, ...c.size]);
     assertClose(out, ref[`${i}.eval`], 1e-4, 'eval-mode logits');
+    for (const cut of ['sub4', 'sub24'] as const) {
+      if (!ref[`${i}.${cut}`]) continue;
+      const net = createSegmentationModel('icnet', { ...c.ts, output: cut }).eval();
+      net.loadStateDict(m.stateDict());
+      assertClose(T.noGrad(() => net.forward(x)), ref[`${i}.${cut}`], 1e-4, `eval-mode logits of output '${cut}'`);
+    }
   });
 });
 
@@ -106,6 +119,7 @@ test('segmentation registry and options fail clearly', () => {
   assert.throws(() => createSegmentationModel('pspnet', { backbone: 'resnet19' as 'resnet18' }), /unknown backbone 'resnet19'/);
   assert.throws(() => createSegmentationModel('pspnet', { bins: [] }), /PSPNet: bins must be positive whole numbers, got \[\]/);
   assert.throws(() => createSegmentationModel('icnet', { bins: [1, 2.5] }), /ICNet: bins must be positive whole numbers, got \[1, 2.5\]/);
+  assert.throws(() => createSegmentationModel('icnet', { output: 'sub2' as 'sub4' }), /ICNet: output must be one of sub4, sub24, sub124, got 'sub2'/);
   // One number is one level (what \`--opt bins=2\` gives).
   assert.equal(createSegmentationModel('pspnet', { backbone: 'resnet18', width: 16, bins: 2 }).numParameters(), createSegmentationModel('pspnet', { backbone: 'resnet18', width: 16, bins: [2] }).numParameters());
   assert.throws(() => createSegmentationModel('enet').forward(T.zeros([1, 3, 30, 40])), /ENet: input height and width must be multiples of 8, got 30×40/);

@@ -19,6 +19,7 @@ import { MIMIC_QUICK_BUDGET, MIMIC_VARIANTS, reproduceMimic } from '../../src/re
 import { DSD_PHASES, DSD_QUICK_BUDGET, reproduceDsd } from '../../src/reproduce/dsd';
 import { PSPNET_VARIANTS, reproducePspnet } from '../../src/reproduce/pspnet';
 import { DEEPLABV3_VARIANTS, reproduceDeeplabv3 } from '../../src/reproduce/deeplabv3';
+import { reproduceIcnet } from '../../src/reproduce/icnet';
 import { tmpDir } from '../helpers/tmp';
 
 const tmp = (): string => tmpDir('tsv-repro-');
@@ -229,6 +230,38 @@ test('deeplabv3 (quick): ASPP alone, + multi-grid, + image-level features, with 
   assert.deepEqual([r.cost.multigrid.parameters, r.cost.multigrid.multAdds], [r.cost.aspp.parameters, r.cost.aspp.multAdds]);
   assert.ok(DEEPLABV3_VARIANTS.every((v) => r.cost[v].trainingParameters === 0), 'no training-only layers');
   assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'deeplabv3.png']);
+});
+
+test('icnet (quick): the loss ablation, the cut cascades scored from the runs\' checkpoints, and the paper-sized costs', async () => {
+  const dir = tmp();
+  const r = await withThreads(REPRODUCTION_THREADS, () => reproduceIcnet(dir, true, quiet));
+  const md = await checkReportAndPng(dir, r.reportPath, 'icnet', 'icnet.png');
+  const t = tableWith(md, 'network');
+  assert.deepEqual(t.rows.map((row) => row[1]), ['`--opt lambdas=0,0,1`', '(defaults)']);
+  const [final] = r.results.final;
+  const [clg] = r.results.clg;
+  assert.deepEqual(t.rows[1].slice(4), [`${pct(clg.mIoU)} ± 0.00 (${pct(clg.mIoU)})`, `${pct(clg.pixelAccuracy)} ± 0.00 (${pct(clg.pixelAccuracy)})`]);
+  assert.equal(final.extra, undefined, 'no guidance, so no cut cascades to score');
+  // The whole cascade scored again from the run's checkpoint, as `eval` does, is the run's own final score.
+  assert.ok(Math.abs(clg.extra!.sub124.mIoU - clg.mIoU) < 1e-12 && Math.abs(clg.extra!.sub124.pixelAccuracy - clg.pixelAccuracy) < 1e-12, JSON.stringify(clg));
+  const cuts = tableWith(md, 'prediction');
+  assert.deepEqual(cuts.rows.map((row) => row[1]), ['`--opt output=sub4`', '`--opt output=sub24`', '(defaults)']);
+  (['sub4', 'sub24', 'sub124'] as const).forEach((c, k) => assert.equal(cuts.rows[k][3], `${pct(clg.extra![c].mIoU)} ± 0.00 (${pct(clg.extra![c].mIoU)})`));
+  const cost = tableWith(md, `network at ${r.timing.size.join('×')}`);
+  assert.equal(cost.rows.length, 4);
+  const used = r.cost1024.map((c) => c.parameters);
+  assert.deepEqual(cost.rows.map((row) => count(row[1])), used);
+  // By hand: sub24 adds CFF24's 3×3 dilated conv 256→128 and 1×1 conv 512→128, each with BN, and CFF12's
+  // classifier 128→19 instead of CFF24's 256→19; sub124 adds the full-resolution branch (3×3 convs 3→32,
+  // 32→32, 32→64 with BN) and CFF12's 3×3 conv 128→128 and 1×1 conv 64→128 with BN, and the final
+  // classifier 128→19 instead of CFF12's.
+  assert.equal(used[1] - used[0], 256 * 128 * 9 + 256 + 512 * 128 + 256 + (128 - 256) * 19);
+  assert.equal(used[2] - used[1], 3 * 32 * 9 + 64 + 32 * 32 * 9 + 64 + 32 * 64 * 9 + 128 + 128 * 128 * 9 + 256 + 64 * 128 + 256);
+  assert.ok(r.cost1024[2].multAdds < r.cost1024[3].multAdds / 10, 'ICNet runs its heavy layers on the 1/4 image');
+  assert.ok(r.cost1024.every((c) => c.ms > 0));
+  const full = r.cost1024[2];
+  assert.ok(md.includes(`and ICNet takes ${pct(full.ms / r.cost1024[3].ms)}% of PSPNet's time (${pct(full.multAdds / r.cost1024[3].multAdds)}% of its mult-adds)`), md);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['REPORT.md', 'icnet.png'], 'the runs are gone with their work folder');
 });
 
 test('SIGTERM during a reproduction removes its work folder at once and exits with code 143, writing no report', async () => {

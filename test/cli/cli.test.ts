@@ -63,6 +63,22 @@ test('--color-jitter is in train\'s and segment\'s help; bad values are refused 
   }
 });
 
+test('--optimizer rmsprop and rmsprop-tf and --schedule exp are in train\'s help; the staircase flags need --schedule exp', () => {
+  const help = run('train', '--help').stdout;
+  for (const s of ['rmsprop', 'rmsprop-tf', 'exp', '--decay-rate <r>', '--decay-epochs <n>']) assert.ok(help.includes(s), s);
+  assert.ok(run('segment', '--help').stdout.includes('rmsprop-tf'));
+  const bad: [string[], RegExp][] = [
+    [['train', '--decay-rate', '0.9'], /--decay-rate and --decay-epochs shape the exp schedule: give --schedule exp too/],
+    [['train', '--schedule', 'exp', '--decay-epochs', '0'], /--decay-epochs must be a number of epochs > 0, got '0'/],
+    [['train', '--optimizer', 'rmsprop-x'], /argument 'rmsprop-x' is invalid. Allowed choices are sgd, adam, adamw, rmsprop, rmsprop-tf/],
+  ];
+  for (const [args, msg] of bad) {
+    const r = run(...args);
+    assert.notEqual(r.status, 0, args.join(' '));
+    assert.match(r.stderr, msg);
+  }
+});
+
 test('--slide and --stride (sliding-window segmentation) are in eval\'s and predict\'s help, --bf16 in predict\'s; bad uses are refused naming the flag', () => {
   for (const cmd of ['eval', 'predict']) {
     const r = run(cmd, '--help');

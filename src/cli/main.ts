@@ -15,7 +15,7 @@ import { EXP_DECAY, OPTIMIZER_NAMES, SCHEDULE_NAMES } from '../train/optimizers'
 import { DataSpec, FolderResize, imageSize, makeLoaders, withoutTransferSet } from '../train/datasets';
 import { CheckpointContents, RunRecord, fitWeights, readWeights, saveWeights } from '../train/checkpoint';
 import { REPRODUCTIONS, ReproductionName, runReproduction } from '../reproduce';
-import { DSD_DEFAULTS, runDsd } from '../methods/dsd';
+import { DSD_DEFAULTS, runDsd, runSegmentDsd } from '../methods/dsd';
 import { MIMIC_DEFAULTS, SEGMENT_MIMIC_DEFAULTS, isSegmentationRun, runMimic, runSegmentMimic } from '../methods/mimic-run';
 import { FILTER_PRUNE_DEFAULTS, runFilterPrune } from '../methods/prune-run';
 import { countZeroParameters } from '../methods/prune';
@@ -253,6 +253,11 @@ function addRecipeOptions(cmd: Command, d: { lr: number; optimizer: string; weig
 const OPTIMIZER_HELP =
   "optimizer: sgd (Nesterov when --momentum > 0), adam, adamw, rmsprop (torch.optim.RMSprop: α 0.99, ε 1e-8), rmsprop-tf (TensorFlow's, as Inception v3, MobileNet v1 and Xception's JFT runs: ρ 0.9, ε 1 inside the root, mean square from 1, the rate inside the momentum; with --lr 0.045 --schedule exp, their recipe)";
 
+/** The shared recipe's flags that only classifiers' runs take (segmentation runs follow their paper's data and recipe). */
+const CLASSIFIER_ONLY = ['trainDir', 'testDir', 'testSplit', 'labels', 'testLabels', 'imageSize', 'resize', 'cropScale', 'normalize', 'channels', 'schedule', 'warmupEpochs', 'decayRate', 'decayEpochs', 'labelSmoothing', 'clipGradNorm', 'augment', 'colorJitter', 'trivialAugment', 'randomErase'];
+/** Option keys as the flags a user typed: trainDir → --train-dir. */
+const flagNames = (keys: readonly string[]): string => keys.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
+
 const ACCUMULATE_HELP = 'gradient accumulation: backpropagate each batch in n micro-batches, one after the other, then step once — the batch\'s gradient at the memory of a micro-batch\'s activations (BatchNorm normalizes over micro-batches)';
 
 const BF16_TRAINING_HELP = 'mixed precision: forward pass and loss under autocast, convolutions in bfloat16 (faster on CPUs with AVX-512 BF16; weights and optimizer stay float32)';
@@ -426,8 +431,8 @@ program
 addLabelOptions(addRecipeOptions(
   program
     .command('dsd')
-    .description('Dense-Sparse-Dense training (Han et al. 2017): dense, prune by magnitude and retrain with masks held, re-dense at lr/10; with the paper\'s control (dense at lr/10). Writes SUMMARY.md, report.json, curves.png')
-    .addOption(new Option('-m, --model <name>', `model: ${listModels().join(', ')}`).default(DEFAULT_CONFIG.model).argParser(modelName)),
+    .description('Dense-Sparse-Dense training (Han et al. 2017): dense, prune by magnitude and retrain with masks held, re-dense at lr/10; with the paper\'s control (dense at lr/10). A segmentation network (-m enet, or --dense from `tsvision segment`) goes through `segment` phases scored by mIoU. Writes SUMMARY.md, report.json, curves.png')
+    .addOption(new Option('-m, --model <name>', `model: ${listModels().join(', ')}; or a segmentation network, ${listSegmentationModels().join(', ')}, on the scenes with its paper's recipe`).default(DEFAULT_CONFIG.model).argParser((v: string): string => (isSegmentationModelName(v) ? v : modelName(v)))),
 ))
   .option('--sparsity <s>', 'fraction of each layer\'s weights pruned in the S phase (paper: 0.25–0.5)', fraction('--sparsity'), DSD_DEFAULTS.sparsity)
   .option('--prune-first', 'prune the first layer too (the paper leaves it dense)', false)
@@ -437,23 +442,27 @@ addLabelOptions(addRecipeOptions(
   .option('--redense-lr-scale <f>', 're-D learning rate as a fraction of --lr', num('--redense-lr-scale', { min: 0 }), DSD_DEFAULTS.redenseLrScale)
   .option('--dense <weights>', 'a trained dense model (checkpoint or weights) to start from; skips the D phase')
   .option('--no-control', 'skip the control run (dense, S + re-D more epochs at the re-D learning rate)')
-  .option('-o, --out <dir>', 'output folder (one sub-folder per phase; a rerun reuses finished phases)', 'runs/dsd')
-  .action(async (o) => {
-    const { result: r, lead } = await asRank(() => runDsd(
-      {
-        base: { ...labelRecipeFrom(o), model: o.model },
-        outDir: o.out,
-        sparsity: o.sparsity,
-        skipFirst: !o.pruneFirst,
-        denseEpochs: o.denseEpochs,
-        sparseEpochs: o.sparseEpochs,
-        redenseEpochs: o.redenseEpochs,
-        redenseLrScale: o.redenseLrScale,
-        dense: o.dense,
-        control: o.control,
-      },
-      stderrLog,
-    ));
+  .option('-o, --out <dir>', 'output folder (one sub-folder per phase; a rerun reuses finished phases; default runs/dsd, runs/dsd-segment for segmentation)')
+  .action(async (o, cmd: Command) => {
+    const phases = { sparsity: o.sparsity, skipFirst: !o.pruneFirst, denseEpochs: o.denseEpochs, sparseEpochs: o.sparseEpochs, redenseEpochs: o.redenseEpochs, redenseLrScale: o.redenseLrScale, dense: o.dense, control: o.control };
+    const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
+    if (isSegmentationModelName(o.model) || (o.dense && isSegmentationRun(o.dense))) {
+      // The phases are `segment` runs: the scenes (or the dense run's own data) and the network's paper's recipe.
+      const wrong = [...CLASSIFIER_ONLY, 'labelled', 'valSplit', 'valSeed', 'classWeights', 'mixup', 'cutmix'].filter(given);
+      if (wrong.length) throw new InvalidArgumentError(`${flagNames(wrong)}: DSD of a segmentation network trains it as \`tsvision segment\` does, on ${o.dense ? 'its dense run\'s data' : 'the scenes'}`);
+      const recipe = Object.fromEntries((['lr', 'batchSize', 'optimizer', 'momentum', 'weightDecay', 'seed', 'limitBatches'] as const).filter(given).map((k) => [k, o[k]]));
+      const { result: r, lead } = await asRank(() => runSegmentDsd(
+        {
+          ...phases,
+          base: { ...recipe, ...(given('model') ? { model: o.model as SegmentationModelName } : {}), ...(given('opt') ? { modelOptions: o.opt } : {}), threads: o.threads ?? 0, ...(o.accumulate > 1 ? { accumulate: o.accumulate as number } : {}), ...(o.bf16 ? { precision: 'bfloat16' as const } : {}) },
+          outDir: o.out ?? 'runs/dsd-segment',
+        },
+        stderrLog,
+      ));
+      if (lead) console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.redense.weights}`);
+      return;
+    }
+    const { result: r, lead } = await asRank(() => runDsd({ ...phases, base: { ...labelRecipeFrom(o), model: o.model }, outDir: o.out ?? 'runs/dsd' }, stderrLog));
     if (lead) console.log(`summary: ${r.summary}\nreport:  ${r.report}\ncurves:  ${r.curves}\nweights: ${r.redense.weights}`);
   });
 
@@ -479,9 +488,8 @@ addRecipeOptions(
     const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
     if (isSegmentationRun(o.teacher)) {
       // The students read the teacher's data and follow their own paper's recipe: classifier-data flags have no place.
-      const classifierOnly = ['trainDir', 'testDir', 'testSplit', 'labels', 'testLabels', 'imageSize', 'resize', 'cropScale', 'normalize', 'channels', 'schedule', 'warmupEpochs', 'decayRate', 'decayEpochs', 'labelSmoothing', 'clipGradNorm', 'augment', 'colorJitter', 'trivialAugment', 'randomErase', 'teacherModel', 'teacherOpt', 'labelled', 'unlabelledRest'];
-      const wrong = classifierOnly.filter(given);
-      if (wrong.length) throw new InvalidArgumentError(`${wrong.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: ${o.teacher} is a segmentation network, whose students read its own data (scenes or folders) with their paper's recipe`);
+      const wrong = [...CLASSIFIER_ONLY, 'teacherModel', 'teacherOpt', 'labelled', 'unlabelledRest'].filter(given);
+      if (wrong.length) throw new InvalidArgumentError(`${flagNames(wrong)}: ${o.teacher} is a segmentation network, whose students read its own data (scenes or folders) with their paper's recipe`);
       const model = given('model') ? o.model : SEGMENT_MIMIC_DEFAULTS.student;
       if (!isSegmentationModelName(model)) throw new InvalidArgumentError(`a segmentation teacher's student is a segmentation network (${listSegmentationModels().join(', ')}), got '${model}'`);
       const recipe = Object.fromEntries((['epochs', 'lr', 'batchSize', 'optimizer', 'momentum', 'weightDecay', 'seed'] as const).filter(given).map((k) => [k, o[k]]));

@@ -7,7 +7,10 @@
 // ("LLR"): DSD's gain counts only if it beats that. `runDsd` trains both and writes the comparison.
 import * as path from 'node:path';
 import { TrainConfig, Logger } from '../train/trainer';
-import { PhaseResult, leadLog, leadWrites, pct, plotPhases, runPhase, writeJsonAtomic } from './phases';
+import { SegmentConfig, isSegmentConfig, resolveSegmentConfig } from '../train/segment';
+import { readRunRecord } from '../train/checkpoint';
+import { PhaseResult, leadLog, leadWrites, pct, plotPhases, runPhase, runSegmentPhase, writeJsonAtomic } from './phases';
+import { overallSparsity } from './prune';
 import { writeFileAtomic } from '../util/fs';
 
 /** The paper's hyperparameters: 30% sparsity for its CNNs (GoogLeNet, VGG-16, ResNet), re-D at lr/10. */
@@ -94,6 +97,109 @@ function summarize(o: { sparsity: number; skipFirst: boolean; redenseLrScale: nu
     '![test top-1 through the phases](curves.png)',
     '',
   ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n');
+}
+
+export interface SegmentDsdConfig extends Omit<DsdConfig, 'base'> {
+  /**
+   * The \`segment\` settings every phase shares (model, data, recipe). With \`dense\`, that run's recorded
+   * ones: its data and recipe, with what is given here over them.
+   */
+  base: Partial<SegmentConfig>;
+}
+
+/** One phase of segmentation DSD, scored by mIoU. */
+export interface SegmentPhaseResult {
+  name: string;
+  dir: string;
+  epochs: number;
+  lr: number;
+  testMIoU: number;
+  testPixelAccuracy: number;
+  /** Test mIoU after each epoch. */
+  curve: number[];
+  /** The share of conv weights that are zero at the end. */
+  sparsity: number;
+  weights: string;
+}
+
+export interface SegmentDsdResult {
+  dense: SegmentPhaseResult | null;
+  sparse: SegmentPhaseResult;
+  redense: SegmentPhaseResult;
+  control: SegmentPhaseResult | null;
+  report: string;
+  summary: string;
+  curves: string;
+}
+
+/**
+ * DSD for segmentation networks: the same phases as runDsd, each a \`segment\` run (its paper's loss and poly
+ * schedule, restarted from each phase's learning rate), scored by test mIoU. From a trained \`segment\` run
+ * (\`dense\`) the phases read its data and follow its recipe.
+ */
+export async function runSegmentDsd(c: SegmentDsdConfig, log: Logger = (l) => console.log(l)): Promise<SegmentDsdResult> {
+  log = leadLog(log);
+  const o = { ...DSD_DEFAULTS, ...stripUndefined(c), outDir: c.outDir };
+  let base = c.base;
+  if (c.dense) {
+    const { run } = readRunRecord(c.dense);
+    if (!isSegmentConfig(run?.config)) throw new Error(`${c.dense} is not a checkpoint (or weights) of \`tsvision segment\``);
+    // Its data and recipe; not where it went, what it started from or was taught by, nor its transfer set.
+    const { outDir: _o, init: _i, backboneInit: _b, teacher: _t, sparse: _s, ema: _e, patience: _p, ...recorded } = run.config;
+    const folders = recorded.folders && (Object.fromEntries(Object.entries(recorded.folders).filter(([k]) => k !== 'unlabelled')) as SegmentConfig['folders']);
+    const { unlabelled: _u, ...scenes } = recorded.scenes;
+    if (c.base.model && c.base.model !== recorded.model) throw new Error(`${c.dense} is a ${recorded.model}, not a ${c.base.model}`);
+    base = { ...recorded, scenes, folders, ...c.base };
+  }
+  const lr = resolveSegmentConfig(base).lr;
+  const lowLr = Number((lr * o.redenseLrScale).toPrecision(12));
+  const phase = async (name: string, extra: Partial<SegmentConfig>): Promise<SegmentPhaseResult> => {
+    const cfg = resolveSegmentConfig({ ...base, ...extra, outDir: path.join(o.outDir, name) });
+    const r = await runSegmentPhase(cfg, log, `${name} phase`);
+    return { name, dir: cfg.outDir, epochs: r.history.length, lr: cfg.lr, testMIoU: r.final.testMIoU, testPixelAccuracy: r.final.testPixelAccuracy, curve: r.history.map((h) => h.testMIoU), sparsity: overallSparsity(r.model), weights: r.weights };
+  };
+  const dense = o.dense ? null : await phase('dense', { epochs: o.denseEpochs });
+  const denseWeights = o.dense ?? dense!.weights;
+  const sparse = await phase('sparse', { epochs: o.sparseEpochs, init: denseWeights, sparse: { sparsity: o.sparsity, skipFirst: o.skipFirst } });
+  const redense = await phase('redense', { epochs: o.redenseEpochs, lr: lowLr, init: sparse.weights });
+  const control = o.control ? await phase('control', { epochs: o.sparseEpochs + o.redenseEpochs, lr: lowLr, init: denseWeights }) : null;
+
+  const model = resolveSegmentConfig(base).model;
+  const d0 = dense ? dense.epochs : 0;
+  const [curves, report, summary] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(o.outDir, f));
+  await leadWrites(async () => {
+    await plotPhases(curves, `DSD on ${model}: test mIoU through the phases`, [
+      ...(dense ? [{ name: 'D (dense)', start: 0, phase: dense }] : []),
+      { name: `S (${pct(o.sparsity)} sparse)`, start: d0, phase: sparse },
+      { name: 're-D (lr/10)', start: d0 + sparse.epochs, phase: redense },
+      ...(control ? [{ name: 'control: dense, lr/10', start: d0, phase: control }] : []),
+    ], 'test mIoU (%)');
+    writeJsonAtomic(report, { method: 'DSD (Han et al. 2017) on a segmentation network', settings: { ...o, base }, phases: { dense, sparse, redense, control } });
+    const row = (label: string, p: SegmentPhaseResult | null, note: string): string =>
+      p ? `| ${label} | ${p.epochs} | ${p.lr} | ${pct(p.testMIoU)} | ${pct(p.testPixelAccuracy)} | ${pct(p.sparsity)} | ${note} |` : '';
+    const gain = control ? redense.testMIoU - control.testMIoU : null;
+    writeFileAtomic(summary, [
+      `# DSD on ${model}`,
+      '',
+      `Sparsity ${pct(o.sparsity)} per layer${o.skipFirst ? ' (first layer dense)' : ''}; re-D at ${o.redenseLrScale} × the learning rate; every phase \`segment\`'s loss and poly schedule.`,
+      `Dense start: ${dense ? `trained here (${dense.dir})` : o.dense}.`,
+      '',
+      '| phase | epochs | lr | test mIoU | pixel accuracy | conv weights zero | note |',
+      '|---|---:|---:|---:|---:|---:|---|',
+      row('D', dense, 'dense baseline'),
+      row('S', sparse, 'masks held'),
+      row('re-D', redense, 'pruned weights restored at zero'),
+      row('control', control, 'dense, same extra epochs at the re-D lr'),
+      '',
+      gain === null ? '' : `re-D − control: ${(100 * gain).toFixed(2)} points of mIoU (${gain > 0 ? 'DSD ahead' : 'DSD not ahead'} in this run; one seed).`,
+      '',
+      '![test mIoU through the phases](curves.png)',
+      '',
+    ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'));
+  });
+  const line = (p: SegmentPhaseResult | null, label: string): string => (p ? `${label} ${pct(p.testMIoU)}` : '');
+  log(['DSD test mIoU:', line(dense, 'D'), line(sparse, '· S'), line(redense, '· re-D'), line(control, '· control (dense, lr/10)')].filter(Boolean).join(' '));
+  return { dense, sparse, redense, control, report, summary, curves };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -111,10 +111,10 @@ export class PhaseInterrupted extends Error {
  * Test top-1 per epoch of phases, each from its `start` epoch; with `stepsPerEpoch` against optimizer steps
  * instead, for phases whose epochs differ in length (a student with a transfer set beside its control).
  */
-export async function plotPhases(file: string, title: string, lines: { name: string; start: number; phase: PhaseResult; stepsPerEpoch?: number }[]): Promise<void> {
+export async function plotPhases(file: string, title: string, lines: { name: string; start: number; phase: { curve: number[] }; stepsPerEpoch?: number }[], yLabel = 'test top-1 (%)'): Promise<void> {
   const steps = lines.some((l) => l.stepsPerEpoch !== undefined);
   const series: Series[] = lines.map(({ name, start, phase, stepsPerEpoch = 1 }) => ({ name, points: phase.curve.map((a, i): [number, number] => [(start + i + 1) * stepsPerEpoch, 100 * a]) }));
-  await savePlotsPng(file, [{ title, xLabel: steps ? 'optimizer steps' : 'epoch', yLabel: 'test top-1 (%)', series }]);
+  await savePlotsPng(file, [{ title, xLabel: steps ? 'optimizer steps' : 'epoch', yLabel, series }]);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
@@ -134,7 +134,7 @@ export async function runSegmentPhase(want: SegmentConfig, log: Logger, what = '
     const state = readRunRecord(ckpt).state!;
     const before = state.config as SegmentConfig;
     const same = (k: keyof SegmentConfig): boolean => JSON.stringify(before[k]) === JSON.stringify(want[k]);
-    const differ = (['model', 'modelOptions', 'init', 'epochs', 'lr', 'scenes', 'folders', 'seed', 'teacher', 'limitBatches'] as const).filter((k) => !same(k));
+    const differ = (['model', 'modelOptions', 'init', 'epochs', 'lr', 'scenes', 'folders', 'seed', 'teacher', 'sparse', 'limitBatches'] as const).filter((k) => !same(k));
     if (differ.length) throw new Error(`${want.outDir} holds a ${what} with other settings (${differ.join(', ')}); remove it or choose another output folder`);
     log(state.epoch >= want.epochs ? `${what}: finished earlier in ${want.outDir}, reusing it` : `continuing the ${what} in ${want.outDir}`);
     resume = ckpt;

@@ -36,6 +36,7 @@ import { ExponentialMovingAverage } from '../optim/ema';
 import { PartLoss, backwardInParts, checkAccumulate, describeAccumulate } from './accumulate';
 import { evalPass } from './eval-pass';
 import { CachedLogits, SegmentTeacherSpec, SegmentationTeacher, cacheTeacherLogits, loadSegmentationTeacher } from '../methods/mimic';
+import { MagnitudeMasks, overallSparsity } from '../methods/prune';
 
 export interface SegmentConfig {
   model: SegmentationModelName;
@@ -122,6 +123,12 @@ export interface SegmentConfig {
    * temperature) instead of the labels, or beside them (labelWeight). The test loss stays the labels'.
    */
   teacher?: SegmentTeacherSpec;
+  /**
+   * DSD's sparse step (methods/dsd.ts): at the start, each conv layer but the first (unless skipFirst is false)
+   * keeps only its top-K |w|, and the masks hold through training (gradients masked, weights re-masked after
+   * every step); they travel in the checkpoint, so a resumed run keeps them. Absent: dense training.
+   */
+  sparse?: { sparsity: number; skipFirst?: boolean };
 }
 
 export interface SegmentAugment {
@@ -567,6 +574,13 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     carried = (resumed.state.epochSums as number[] | undefined) ?? carried;
     log(startBatch ? `resumed from ${cfgIn.resume}: epoch ${first + 1}, batch ${startBatch}` : `resumed from ${cfgIn.resume} after epoch ${first}`);
   }
+  // From the weights training starts from (init, or the checkpoint's, whose masks a resumed run takes up).
+  const masks = cfg.sparse ? (resumed && Object.keys(resumed.method).length ? MagnitudeMasks.fromStateDict(model, resumed.method) : MagnitudeMasks.topK(model, { sparsity: cfg.sparse.sparsity, skipFirst: cfg.sparse.skipFirst ?? true })) : null;
+  if (masks && cfg.sparse) {
+    masks.apply();
+    log(`sparse training (DSD's S step): ${(100 * cfg.sparse.sparsity).toFixed(0)}% of each ${cfg.sparse.skipFirst === false ? '' : 'but the first '}conv layer's weights pruned by magnitude, masks held (${(100 * overallSparsity(model)).toFixed(1)}% of conv weights zero)`);
+  }
+  const methodState = (): Record<string, Tensor> => masks?.stateDict() ?? {};
   const stopAfterSteps = cfgIn.stopAfterSteps ?? 0;
   // Rank 0's weights everywhere, gradients averaged; statistics global.
   const ddp = world > 1 ? new dist.DistributedDataParallel(model) : null;
@@ -611,7 +625,9 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
         let { loss } = backwardInParts(batch.x.size(0), cfg.accumulate ?? 1, part);
         tidy(() => {
           ddp?.syncGradients();
+          masks?.maskGradients();
           opt.clipAndStep(0);
+          masks?.apply();
         });
         ema?.update(epoch * stepsPerEpoch + b);
         const n = batch.x.size(0) * world;
@@ -638,7 +654,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
           interrupted = true;
           // Where the step left everything (weights, optimizer, RNG, the epoch's loss so far): --resume
           // takes up the next batch and ends as the uninterrupted run would.
-          if (rank === 0) saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch, batch: b, step: epoch * stepsPerEpoch + b, config: cfg, history, classes, epochSums: [lossSum, seen] }, {}, ema?.shadow ?? {});
+          if (rank === 0) saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch, batch: b, step: epoch * stepsPerEpoch + b, config: cfg, history, classes, epochSums: [lossSum, seen] }, methodState(), ema?.shadow ?? {});
           break;
         }
       }
@@ -680,8 +696,9 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
           saveWeights(files.best, best.ema && emaModel ? emaModel : model, { config: cfg, classes, epoch: rec.epoch, ...(best.ema ? { ema: true } : {}) });
           log(`new best validation mIoU${best.ema ? ' (the moving average)' : ''}: ${files.best}`);
         }
-        saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes }, {}, ema?.shadow ?? {});
-        writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history, ...(best ? { best } : {}), ...(stoppedEarly ? { stoppedEarly } : {}) }, null, 2) + '\n');
+        saveCheckpoint(files.checkpoint, model, opt.stateDict(), { epoch: epoch + 1, batch: 0, step: (epoch + 1) * stepsPerEpoch, config: cfg, history, classes }, methodState(), ema?.shadow ?? {});
+        const method = masks ? { method: { kind: 'sparse', overallSparsity: overallSparsity(model), layers: masks.report() } } : {};
+        writeFileAtomic(files.report, JSON.stringify({ model: cfg.model, config: cfg, parameters: model.numParameters(), classes, classWeights: weight?.toNumbers() ?? null, history, ...(best ? { best } : {}), ...(stoppedEarly ? { stoppedEarly } : {}), ...method }, null, 2) + '\n');
         const withVal = history.some((h) => h.valMIoU !== undefined);
         await savePlotsPng(files.curves, [
           { title: teacher ? `Loss (train: ${cfg.teacher?.temperature ? 'distillation' : 'mimic L2'}${cfg.teacher?.labelWeight ? ' + labels' : ''}; test: cross-entropy)` : 'Loss', xLabel: 'epoch', yLabel: teacher ? 'loss' : 'weighted cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }, ...(withVal ? [{ name: 'validation', points: history.map((h): [number, number] => [h.epoch, h.valLoss ?? NaN]) }] : []), { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) }] },
@@ -698,6 +715,7 @@ export async function trainSegmentation(cfgIn: Partial<SegmentConfig> & { resume
     stepProfile.close();
     interrupt.dispose();
     cached?.dispose();
+    masks?.dispose();
   }
   if (rank === 0) {
     saveWeights(files.weights, model, { config: cfg, classes });

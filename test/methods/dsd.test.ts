@@ -6,9 +6,11 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '../../src/torch';
-import { runDsd } from '../../src/methods/dsd';
+import { runDsd, runSegmentDsd } from '../../src/methods/dsd';
+import { SEGMENT_RECIPES, SegmentConfig, trainSegmentation } from '../../src/train/segment';
+import { fitWeights, readCheckpoint, readWeights } from '../../src/train/checkpoint';
 import { countZeroParameters, prunableWeights } from '../../src/methods/prune';
-import { createModel } from '../../src/models/registry';
+import { createModel, createSegmentationModel } from '../../src/models/registry';
 import { spawnSync } from 'node:child_process';
 import { writeLeftRightFolder } from '../helpers/folders';
 import { tmpDir } from '../helpers/tmp';
@@ -95,4 +97,62 @@ test('tsvision dsd takes train\'s label options: every phase weighs classes, mix
   assert.notEqual(m.status, 0);
   assert.match(m.stderr, /unknown option '--class-weights'/);
   fs.rmSync(root, { recursive: true, force: true });
+});
+
+test('DSD of a segmentation network: segment phases from a trained ENet, its data and recipe, masks held and checkpointed, scored by mIoU', async () => {
+  const out = tmpDir('tsv-dsd-seg-');
+  const scenes = { size: 64, trainCount: 48, testCount: 32, maxItems: 2 };
+  const quick = { limitBatches: 3, threads: 1 };
+  const dense = await trainSegmentation({ model: 'enet', scenes, epochs: 1, seed: 3, outDir: path.join(out, 'enet'), ...quick }, () => {});
+  const r = await runSegmentDsd({ base: quick, dense: dense.checkpoint, outDir: path.join(out, 'dsd'), sparsity: 0.5, sparseEpochs: 1, redenseEpochs: 1 }, () => {});
+  assert.equal(r.dense, null, 'D is the given run');
+  assert.ok(r.control);
+  const enetLr = SEGMENT_RECIPES.enet.lr;
+  assert.deepEqual([r.sparse.lr, r.redense.lr, r.control.lr], [enetLr, enetLr / 10, enetLr / 10]);
+  const cfgOf = (dir: string): SegmentConfig => JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')).config;
+  for (const p of [r.sparse, r.redense, r.control]) {
+    const c = cfgOf(p.dir);
+    assert.deepEqual([c.model, c.scenes, c.seed, c.optimizer], ['enet', { ...scenes }, 3, SEGMENT_RECIPES.enet.optimizer], `${p.name}: the dense run's data and recipe`);
+  }
+  assert.equal(cfgOf(r.sparse.dir).init, dense.checkpoint);
+  assert.equal(cfgOf(r.redense.dir).init, r.sparse.weights);
+  assert.equal(cfgOf(r.redense.dir).sparse, undefined);
+
+  const layers = (file: string): Map<string, T.Tensor> => {
+    const m = createSegmentationModel('enet', { numClasses: 11, inChannels: 1 });
+    fitWeights(m, readWeights(file).weights, file);
+    return new Map(prunableWeights(m));
+  };
+  const [d, s, rd] = [layers(dense.weights), layers(r.sparse.weights), layers(r.redense.weights)];
+  let pruned = 0;
+  for (const [i, [n, w]] of [...s.entries()].entries()) {
+    const zeros = (t: T.Tensor): number => t.eq(0).sum().item();
+    if (i === 0) {
+      assert.equal(zeros(w), 0, 'the initial block\'s conv left dense');
+      continue;
+    }
+    assert.equal(zeros(w), Math.floor(0.5 * w.numel()), `${n}: half of the weights exactly zero after S`);
+    const a = d.get(n)!.abs();
+    assert.ok(a.maskedSelect(w.eq(0)).max().item() <= a.maskedSelect(w.ne(0)).min().item(), `${n}: pruned by magnitude of the dense weights`);
+    assert.ok(zeros(rd.get(n)!) < zeros(w), `${n}: re-D trains pruned connections again`);
+    pruned += zeros(w);
+  }
+  const total = [...s.values()].reduce((a, w) => a + w.numel(), 0);
+  assert.equal(r.sparse.sparsity, pruned / total, 'the S phase\'s reported sparsity is its zeros');
+  const summary = fs.readFileSync(r.summary, 'utf8');
+  for (const p of [r.sparse, r.redense, r.control]) assert.ok(summary.includes(`| ${(100 * p.testMIoU).toFixed(2)}% | ${(100 * p.testPixelAccuracy).toFixed(2)}% |`), `${p.name} row: ${summary}`);
+  assert.ok(fs.statSync(r.curves).size > 1000);
+
+  // The S phase stopped after a step and resumed ends as the uninterrupted one, its masks read from the checkpoint.
+  const sCfg = { ...cfgOf(r.sparse.dir), outDir: path.join(out, 's-stopped') };
+  const stopped = await trainSegmentation({ ...sCfg, stopAfterSteps: 1 }, () => {});
+  assert.equal(stopped.status, 'interrupted');
+  assert.deepEqual(Object.keys(readCheckpoint(stopped.checkpoint).method).sort(), [...s.keys()].slice(1).sort(), 'the checkpoint holds every mask');
+  const resumed = await trainSegmentation({ resume: stopped.checkpoint, outDir: sCfg.outDir, threads: 1 }, () => {});
+  const [x, y] = [T.loadSafetensors(resumed.weights).tensors, T.loadSafetensors(r.sparse.weights).tensors];
+  for (const k of Object.keys(y)) assert.deepEqual(x[k].toNumbers(), y[k].toNumbers(), k);
+
+  const cli = spawnSync(process.execPath, [CLI, 'dsd', '-m', 'enet', '--augment'], { encoding: 'utf8' });
+  assert.notEqual(cli.status, 0);
+  assert.match(cli.stderr, /--augment: DSD of a segmentation network trains it as `tsvision segment` does, on the scenes/);
 });

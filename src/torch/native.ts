@@ -33,6 +33,7 @@ export interface NativeInfo {
   cudaDevices: number;
   threads: number;
   allocator: string;
+  flushDenormals: boolean;
   parallel: string;
   config: string;
 }

@@ -52,6 +52,12 @@ export interface EngineInfo {
   cores: number;
   allocator: string;
   /**
+   * Whether float denormals are flushed to zero and read as zero (FTZ/DAZ) on every libtorch thread: on by
+   * default, because trained weights drift into them and each costs a slow multiply (an ENet training step
+   * ran 2.5× slower from trained weights); TSV_DENORMALS=keep in the environment keeps IEEE behaviour.
+   */
+  flushDenormals: boolean;
+  /**
    * bfloat16 on this CPU: 'native' (AVX-512 BF16 or AMX instructions), 'emulated' (AVX-512 without them:
    * oneDNN converts in software, and float32 is usually as fast), or 'slow' (no AVX-512: oneDNN has no
    * bfloat16 kernels, and libtorch 1.13's own sum in bfloat16 — many times slower than float32 and ~3% off
@@ -78,6 +84,7 @@ export function engineInfo(): EngineInfo {
     threads: i.threads,
     cores: os.cpus().length,
     allocator: i.allocator,
+    flushDenormals: i.flushDenormals,
     bfloat16: bfloat16Support(),
     int8: int8Support(),
   };

@@ -522,8 +522,8 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   // gradients and Adam's moments drift into them, and an ENet training step was measured 2.5x slower from
   // trained weights than from fresh ones. Flush them to zero (FTZ) and read them as zero (DAZ), as TensorFlow
   // does on CPUs. The mode is per thread: set here, before libtorch starts its OpenMP pool, every thread the
-  // pool (and libuv) starts later inherits it. TSV_DENORMALS=keep keeps IEEE behaviour, PyTorch's default.
-  const char* denormals = std::getenv("TSV_DENORMALS");
+  // pool (and libuv) starts later inherits it. TSVISION_DENORMALS=keep keeps IEEE behaviour, PyTorch's default.
+  const char* denormals = std::getenv("TSVISION_DENORMALS");
   flushDenormals = !(denormals && std::string(denormals) == "keep") && at::globalContext().setFlushDenormal(true);
   installAllocator();
   // libtorch picks a single thread on some machines; default to the cores the process may use.

@@ -1277,7 +1277,7 @@ program
         `CUDA     ${i.cuda ? `available, ${i.cudaDevices} device(s)` : 'not available'}`,
         `threads  ${i.threads} (of ${i.cores} cores)`,
         `allocator ${i.allocator}`,
-        `denormals ${i.flushDenormals ? 'flushed to zero (FTZ/DAZ) on every thread: trained weights that drift below 1.2e-38 cost no slow multiplies (TSV_DENORMALS=keep for IEEE denormals)' : 'kept (IEEE; TSV_DENORMALS=keep, or a CPU without FTZ/DAZ)'}`,
+        `denormals ${i.flushDenormals ? 'flushed to zero (FTZ/DAZ) on every thread: trained weights that drift below 1.2e-38 cost no slow multiplies (TSVISION_DENORMALS=keep for IEEE denormals)' : 'kept (IEEE; TSVISION_DENORMALS=keep, or a CPU without FTZ/DAZ)'}`,
         `bfloat16 ${{ native: 'native (AVX-512 BF16 / AMX): --bf16 speeds up convolution-heavy networks (summary <model> --time --bf16 shows which)', emulated: 'emulated by oneDNN (AVX-512 without BF16): --bf16 is seldom faster', slow: 'no AVX-512: oneDNN has no bfloat16 kernels here, so bfloat16 convolutions and linear layers sum in float32 and --bf16 (predict or train) is no faster' }[i.bfloat16]}`,
         `int8     ${{ vnni: 'VNNI: onnxruntime sums int8 convolutions exactly in 32 bits', saturating: 'no VNNI: onnxruntime sums uint8 × int8 products in 16-bit pairs, which can clip (export --int8 --reduce-range avoids it)', unknown: 'not an x86 CPU with readable flags' }[i.int8]}`,
         `models   ${listModels().join(', ')}`,

@@ -54,7 +54,7 @@ export interface EngineInfo {
   /**
    * Whether float denormals are flushed to zero and read as zero (FTZ/DAZ) on every libtorch thread: on by
    * default, because trained weights drift into them and each costs a slow multiply (an ENet training step
-   * ran 2.5× slower from trained weights); TSV_DENORMALS=keep in the environment keeps IEEE behaviour.
+   * ran 2.5× slower from trained weights); TSVISION_DENORMALS=keep in the environment keeps IEEE behaviour.
    */
   flushDenormals: boolean;
   /**

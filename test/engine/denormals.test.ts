@@ -1,5 +1,5 @@
 // Denormal floats are flushed to zero and read as zero (FTZ/DAZ) on every libtorch thread from load on
-// (native/src/addon.cc); TSV_DENORMALS=keep keeps IEEE behaviour. The expectations are IEEE's, by hand:
+// (native/src/addon.cc); TSVISION_DENORMALS=keep keeps IEEE behaviour. The expectations are IEEE's, by hand:
 // 1e-39 is a float32 denormal (the smallest normal is 2^-126 ≈ 1.18e-38), and 1e-20 · 1e-20 = 1e-40 would be one.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -30,8 +30,8 @@ function probe(env: NodeJS.ProcessEnv): { flush: boolean; input: number[]; poole
 }
 
 test('denormals are flushed to zero on every thread by default, in elementwise ops and convolutions', () => {
-  const { TSV_DENORMALS: _, ...env } = process.env;
-  const r = probe({ ...env, TSV_DENORMALS: '' });
+  const { TSVISION_DENORMALS: _, ...env } = process.env;
+  const r = probe({ ...env, TSVISION_DENORMALS: '' });
   assert.equal(r.flush, true);
   assert.deepEqual(r.input, [0, 0], 'a denormal input reads as zero (DAZ)');
   assert.equal(r.pooledInput, 0, 'on the thread pool too');
@@ -42,8 +42,8 @@ test('denormals are flushed to zero on every thread by default, in elementwise o
   assert.equal(T.tidy(() => T.tensor([1e-39]).mul(1).item()), 0);
 });
 
-test('TSV_DENORMALS=keep keeps IEEE denormals, as PyTorch does by default', () => {
-  const r = probe({ TSV_DENORMALS: 'keep' });
+test('TSVISION_DENORMALS=keep keeps IEEE denormals, as PyTorch does by default', () => {
+  const r = probe({ TSVISION_DENORMALS: 'keep' });
   assert.equal(r.flush, false);
   for (const v of r.input) assert.ok(Math.abs(Math.abs(v) - 1e-39) < 1e-45 && Math.abs(v) < SMALLEST_NORMAL, `${v}`);
   assert.ok(Math.abs(r.pooledInput - 3e-39) < 1e-44, `${r.pooledInput}`);

@@ -34,38 +34,31 @@ export interface DsdConfig {
   control?: boolean;
 }
 
-export interface DsdResult {
-  dense: PhaseResult | null;
-  sparse: PhaseResult;
-  redense: PhaseResult;
-  control: PhaseResult | null;
+/** DSD's phases (D null when a dense model was given; the control null without it) and the files written. */
+export interface DsdOutcome<P> {
+  dense: P | null;
+  sparse: P;
+  redense: P;
+  control: P | null;
   report: string;
   summary: string;
   curves: string;
 }
+export type DsdResult = DsdOutcome<PhaseResult>;
 
 export async function runDsd(c: DsdConfig, log: Logger = (l) => console.log(l)): Promise<DsdResult> {
   log = leadLog(log);
   const o = { ...DSD_DEFAULTS, ...stripUndefined(c), outDir: c.outDir, base: c.base };
   const lr = c.base.lr ?? 0.05;
   // Rounded so that 0.05 × 0.1 reads 0.005 in logs and reports, not 0.005000000000000001.
-  const lowLr = Number((lr * o.redenseLrScale).toPrecision(12));
   const base: Partial<TrainConfig> = { ...c.base, lr, init: '', method: null };
-  const dense = o.dense ? null : await runPhase(o.outDir, 'dense', { ...base, epochs: o.denseEpochs }, log);
-  const denseWeights = o.dense ?? dense!.weights;
-  const sparse = await runPhase(o.outDir, 'sparse', { ...base, epochs: o.sparseEpochs, init: denseWeights, method: { kind: 'sparse', sparsity: o.sparsity, skipFirst: o.skipFirst } }, log);
-  const redense = await runPhase(o.outDir, 'redense', { ...base, epochs: o.redenseEpochs, lr: lowLr, init: sparse.weights }, log);
-  const control = o.control ? await runPhase(o.outDir, 'control', { ...base, epochs: o.sparseEpochs + o.redenseEpochs, lr: lowLr, init: denseWeights }, log) : null;
+  const { dense, sparse, redense, control } = await dsdPhases(o, lr, (name, p) =>
+    runPhase(o.outDir, name, { ...base, epochs: p.epochs, lr: p.lr, ...(p.init ? { init: p.init } : {}), ...(p.sparse ? { method: { kind: 'sparse', ...p.sparse } } : {}) }, log),
+  );
 
-  const d0 = dense ? dense.epochs : 0;
   const [curves, report, summary] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(o.outDir, f));
   await leadWrites(async () => {
-    await plotPhases(curves, 'DSD: test top-1 through the phases', [
-      ...(dense ? [{ name: 'D (dense)', start: 0, phase: dense }] : []),
-      { name: `S (${pct(o.sparsity)} sparse)`, start: d0, phase: sparse },
-      { name: 're-D (lr/10)', start: d0 + sparse.epochs, phase: redense },
-      ...(control ? [{ name: 'control: dense, lr/10', start: d0, phase: control }] : []),
-    ]);
+    await plotPhases(curves, 'DSD: test top-1 through the phases', phaseLines(o.sparsity, { dense, sparse, redense, control }));
     writeJsonAtomic(report, { method: 'DSD (Han et al. 2017)', settings: { ...o, base: c.base }, phases: { dense, sparse, redense, control } });
     writeFileAtomic(summary, summarize(o, dense, sparse, redense, control));
   });
@@ -122,15 +115,7 @@ export interface SegmentPhaseResult {
   weights: string;
 }
 
-export interface SegmentDsdResult {
-  dense: SegmentPhaseResult | null;
-  sparse: SegmentPhaseResult;
-  redense: SegmentPhaseResult;
-  control: SegmentPhaseResult | null;
-  report: string;
-  summary: string;
-  curves: string;
-}
+export type SegmentDsdResult = DsdOutcome<SegmentPhaseResult>;
 
 /**
  * DSD for segmentation networks: the same phases as runDsd, each a \`segment\` run (its paper's loss and poly
@@ -151,29 +136,15 @@ export async function runSegmentDsd(c: SegmentDsdConfig, log: Logger = (l) => co
     if (c.base.model && c.base.model !== recorded.model) throw new Error(`${c.dense} is a ${recorded.model}, not a ${c.base.model}`);
     base = { ...recorded, scenes, folders, ...c.base };
   }
-  const lr = resolveSegmentConfig(base).lr;
-  const lowLr = Number((lr * o.redenseLrScale).toPrecision(12));
-  const phase = async (name: string, extra: Partial<SegmentConfig>): Promise<SegmentPhaseResult> => {
-    const cfg = resolveSegmentConfig({ ...base, ...extra, outDir: path.join(o.outDir, name) });
+  const { model, lr } = resolveSegmentConfig(base);
+  const { dense, sparse, redense, control } = await dsdPhases(o, lr, async (name, p): Promise<SegmentPhaseResult> => {
+    const cfg = resolveSegmentConfig({ ...base, ...p, outDir: path.join(o.outDir, name) });
     const r = await runSegmentPhase(cfg, log, `${name} phase`);
     return { name, dir: cfg.outDir, epochs: r.history.length, lr: cfg.lr, testMIoU: r.final.testMIoU, testPixelAccuracy: r.final.testPixelAccuracy, curve: r.history.map((h) => h.testMIoU), sparsity: overallSparsity(r.model), weights: r.weights };
-  };
-  const dense = o.dense ? null : await phase('dense', { epochs: o.denseEpochs });
-  const denseWeights = o.dense ?? dense!.weights;
-  const sparse = await phase('sparse', { epochs: o.sparseEpochs, init: denseWeights, sparse: { sparsity: o.sparsity, skipFirst: o.skipFirst } });
-  const redense = await phase('redense', { epochs: o.redenseEpochs, lr: lowLr, init: sparse.weights });
-  const control = o.control ? await phase('control', { epochs: o.sparseEpochs + o.redenseEpochs, lr: lowLr, init: denseWeights }) : null;
-
-  const model = resolveSegmentConfig(base).model;
-  const d0 = dense ? dense.epochs : 0;
+  });
   const [curves, report, summary] = ['curves.png', 'report.json', 'SUMMARY.md'].map((f) => path.join(o.outDir, f));
   await leadWrites(async () => {
-    await plotPhases(curves, `DSD on ${model}: test mIoU through the phases`, [
-      ...(dense ? [{ name: 'D (dense)', start: 0, phase: dense }] : []),
-      { name: `S (${pct(o.sparsity)} sparse)`, start: d0, phase: sparse },
-      { name: 're-D (lr/10)', start: d0 + sparse.epochs, phase: redense },
-      ...(control ? [{ name: 'control: dense, lr/10', start: d0, phase: control }] : []),
-    ], 'test mIoU (%)');
+    await plotPhases(curves, `DSD on ${model}: test mIoU through the phases`, phaseLines(o.sparsity, { dense, sparse, redense, control }), 'test mIoU (%)');
     writeJsonAtomic(report, { method: 'DSD (Han et al. 2017) on a segmentation network', settings: { ...o, base }, phases: { dense, sparse, redense, control } });
     const row = (label: string, p: SegmentPhaseResult | null, note: string): string =>
       p ? `| ${label} | ${p.epochs} | ${p.lr} | ${pct(p.testMIoU)} | ${pct(p.testPixelAccuracy)} | ${pct(p.sparsity)} | ${note} |` : '';
@@ -200,6 +171,44 @@ export async function runSegmentDsd(c: SegmentDsdConfig, log: Logger = (l) => co
   const line = (p: SegmentPhaseResult | null, label: string): string => (p ? `${label} ${pct(p.testMIoU)}` : '');
   log(['DSD test mIoU:', line(dense, 'D'), line(sparse, '· S'), line(redense, '· re-D'), line(control, '· control (dense, lr/10)')].filter(Boolean).join(' '));
   return { dense, sparse, redense, control, report, summary, curves };
+}
+
+/** What a phase is asked to do: its epochs and rate, the weights it starts from (none: fresh), S's masks. */
+interface PhaseSpec {
+  epochs: number;
+  lr: number;
+  init?: string;
+  sparse?: { sparsity: number; skipFirst: boolean };
+}
+
+/**
+ * DSD's phases in order, each run by `run`: D (unless a dense model is given), S from D's weights with the
+ * masks, re-D from S's at the lower rate, and the control from D's at that rate for S + re-D's epochs.
+ */
+async function dsdPhases<P extends { weights: string }>(
+  o: { sparsity: number; skipFirst: boolean; denseEpochs: number; sparseEpochs: number; redenseEpochs: number; redenseLrScale: number; dense?: string; control: boolean },
+  lr: number,
+  run: (name: string, p: PhaseSpec) => Promise<P>,
+): Promise<Omit<DsdOutcome<P>, 'report' | 'summary' | 'curves'>> {
+  // Rounded so that 0.05 × 0.1 reads 0.005 in logs and reports, not 0.005000000000000001.
+  const lowLr = Number((lr * o.redenseLrScale).toPrecision(12));
+  const dense = o.dense ? null : await run('dense', { epochs: o.denseEpochs, lr });
+  const denseWeights = o.dense ?? dense!.weights;
+  const sparse = await run('sparse', { epochs: o.sparseEpochs, lr, init: denseWeights, sparse: { sparsity: o.sparsity, skipFirst: o.skipFirst } });
+  const redense = await run('redense', { epochs: o.redenseEpochs, lr: lowLr, init: sparse.weights });
+  const control = o.control ? await run('control', { epochs: o.sparseEpochs + o.redenseEpochs, lr: lowLr, init: denseWeights }) : null;
+  return { dense, sparse, redense, control };
+}
+
+/** The phases' test curves on one epoch axis: S and the control from D's end, re-D from S's. */
+function phaseLines<P extends { epochs: number; curve: number[] }>(sparsity: number, p: Omit<DsdOutcome<P>, 'report' | 'summary' | 'curves'>): { name: string; start: number; phase: P }[] {
+  const d0 = p.dense ? p.dense.epochs : 0;
+  return [
+    ...(p.dense ? [{ name: 'D (dense)', start: 0, phase: p.dense }] : []),
+    { name: `S (${pct(sparsity)} sparse)`, start: d0, phase: p.sparse },
+    { name: 're-D (lr/10)', start: d0 + p.sparse.epochs, phase: p.redense },
+    ...(p.control ? [{ name: 'control: dense, lr/10', start: d0, phase: p.control }] : []),
+  ];
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

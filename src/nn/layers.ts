@@ -101,8 +101,9 @@ export class Conv2d extends Module {
     let packed = this.prepacked.faster.get(key);
     if (packed === undefined) {
       // A layer fed ever new sizes would time every one: past PREPACK_TRIALS shapes the prepacked weights serve.
-      packed = this.prepacked.faster.size < Conv2d.PREPACK_TRIALS ? this.packedIsFaster(x, this.prepacked.weight) : true;
-      if (this.prepacked.faster.size < Conv2d.PREPACK_TRIALS) this.prepacked.faster.set(key, packed);
+      const trial = this.prepacked.faster.size < Conv2d.PREPACK_TRIALS;
+      packed = trial ? this.packedIsFaster(x, this.prepacked.weight) : true;
+      if (trial) this.prepacked.faster.set(key, packed);
     }
     return packed ? this.convolveOneDnn(x, this.prepacked.weight) : this.convolveOneDnn(x, null);
   }
